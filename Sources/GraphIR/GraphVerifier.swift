@@ -1,0 +1,127 @@
+/// A structural fault in a graph. Messages name the node and the value at fault.
+public enum GraphError: Error, Equatable, CustomStringConvertible {
+    case unproducedInput(node: String, input: String, graph: String)
+    case unproducedOutput(output: String, graph: String)
+    case duplicateDefinition(value: String, graph: String)
+    case cycle(nodes: [String], graph: String)
+    case emptyOutputName(node: String, graph: String)
+
+    public var description: String {
+        switch self {
+        case .unproducedInput(let node, let input, let graph):
+            return "node \(node) reads '\(input)', which no node, initializer or input of graph '\(graph)' produces"
+        case .unproducedOutput(let output, let graph):
+            return "graph '\(graph)' output '\(output)' is not produced by any node, initializer or input"
+        case .duplicateDefinition(let value, let graph):
+            return "value '\(value)' is defined more than once in graph '\(graph)'"
+        case .cycle(let nodes, let graph):
+            let shown = nodes.prefix(5).joined(separator: ", ") + (nodes.count > 5 ? ", …" : "")
+            return "graph '\(graph)' has a cycle through \(nodes.count) node(s): \(shown)"
+        case .emptyOutputName(let node, let graph):
+            return "node \(node) in graph '\(graph)' has an output with an empty name"
+        }
+    }
+}
+
+/// Checks that a graph is well formed — every value defined once, every input produced (here or in an enclosing
+/// graph), no cycle — and puts its nodes in topological order, keeping the file's order wherever it is already valid.
+public enum GraphVerifier {
+    /// Returns `graph` with the nodes of it and of every subgraph topologically ordered, or throws the first fault.
+    public static func verified(_ graph: Graph, outerScope: Set<String> = []) throws -> Graph {
+        var graph = graph
+        var defined = Set<String>()
+        func define(_ name: String) throws {
+            guard defined.insert(name).inserted else {
+                throw GraphError.duplicateDefinition(value: name, graph: graph.name)
+            }
+        }
+        // Before IR 4, initializers were listed as inputs too: a name may be both.
+        let initializerNames = Set(graph.initializers.map(\.name)).union(graph.sparseInitializers.map(\.name))
+        for input in graph.inputs where !initializerNames.contains(input.name) { try define(input.name) }
+        for tensor in graph.initializers { try define(tensor.name) }
+        for tensor in graph.sparseInitializers { try define(tensor.name) }
+        for (index, node) in graph.nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty { try define(output) }
+            if node.outputs.isEmpty == false, node.outputs.allSatisfy(\.isEmpty) {
+                throw GraphError.emptyOutputName(node: node.label(index: index), graph: graph.name)
+            }
+        }
+        let visible = defined.union(outerScope)
+
+        // Subgraphs see every name of this graph and of the enclosing ones.
+        for n in graph.nodes.indices {
+            for a in graph.nodes[n].attributes.indices {
+                switch graph.nodes[n].attributes[a].value {
+                case .graph(let sub):
+                    graph.nodes[n].attributes[a].value = .graph(try verified(sub, outerScope: visible))
+                case .graphs(let subs):
+                    graph.nodes[n].attributes[a].value = .graphs(try subs.map { try verified($0, outerScope: visible) })
+                default:
+                    break
+                }
+            }
+        }
+
+        for (index, node) in graph.nodes.enumerated() {
+            for input in node.inputs where !input.isEmpty && !visible.contains(input) {
+                throw GraphError.unproducedInput(node: node.label(index: index), input: input, graph: graph.name)
+            }
+        }
+        for output in graph.outputs where !visible.contains(output.name) {
+            throw GraphError.unproducedOutput(output: output.name, graph: graph.name)
+        }
+        graph.nodes = try topologicalOrder(graph)
+        return graph
+    }
+
+    /// The nodes in an order where each comes after the producers of everything it reads (including values its
+    /// subgraphs capture), as close to the original order as possible.
+    static func topologicalOrder(_ graph: Graph) throws -> [Node] {
+        let nodes = graph.nodes
+        var producer = [String: Int]()
+        for (i, node) in nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty { producer[output] = i }
+        }
+        let dependencies: [[Int]] = nodes.map { node in
+            var names = Set(node.inputs.filter { !$0.isEmpty })
+            for attribute in node.attributes {
+                for sub in attribute.value.subgraphs { names.formUnion(sub.outerScopeReferences) }
+            }
+            return names.compactMap { producer[$0] }.sorted()
+        }
+        if dependencies.enumerated().allSatisfy({ i, deps in deps.allSatisfy { $0 < i } }) { return nodes }
+
+        // Iterative depth-first post-order from each node in file order; a node met while on the stack is a cycle.
+        enum Mark { case unvisited, onStack, done }
+        var marks = [Mark](repeating: .unvisited, count: nodes.count)
+        var order: [Int] = []
+        order.reserveCapacity(nodes.count)
+        for root in nodes.indices where marks[root] == .unvisited {
+            var stack: [(node: Int, next: Int)] = [(root, 0)]
+            marks[root] = .onStack
+            while let top = stack.last {
+                let deps = dependencies[top.node]
+                if top.next < deps.count {
+                    stack[stack.count - 1].next += 1
+                    let dep = deps[top.next]
+                    switch marks[dep] {
+                    case .unvisited:
+                        marks[dep] = .onStack
+                        stack.append((dep, 0))
+                    case .onStack:
+                        let cycleStart = stack.firstIndex { $0.node == dep } ?? 0
+                        let members = stack[cycleStart...].map { nodes[$0.node].label(index: $0.node) }
+                        throw GraphError.cycle(nodes: members, graph: graph.name)
+                    case .done:
+                        break
+                    }
+                } else {
+                    marks[top.node] = .done
+                    order.append(top.node)
+                    stack.removeLast()
+                }
+            }
+        }
+        return order.map { nodes[$0] }
+    }
+}

@@ -1,0 +1,82 @@
+/// One operator application. Input names are "" where an optional input is left out.
+public struct Node: Sendable {
+    public var name: String
+    public var opType: String
+    /// "" is the default ONNX domain (importers normalise "ai.onnx" to "").
+    public var domain: String
+    public var overload: String
+    public var inputs: [String]
+    public var outputs: [String]
+    public var attributes: [Attribute]
+    public var docString: String
+    public var metadata: [MetadataEntry]
+
+    public init(name: String = "", opType: String, domain: String = "", overload: String = "", inputs: [String],
+                outputs: [String], attributes: [Attribute] = [], docString: String = "", metadata: [MetadataEntry] = []) {
+        self.name = name
+        self.opType = opType
+        self.domain = domain
+        self.overload = overload
+        self.inputs = inputs
+        self.outputs = outputs
+        self.attributes = attributes
+        self.docString = docString
+        self.metadata = metadata
+    }
+
+    public func attribute(_ name: String) -> Attribute? { attributes.first { $0.name == name } }
+
+    /// How errors and reports name the node: its name, or its op type and position when it has none.
+    public func label(index: Int) -> String {
+        name.isEmpty ? "#\(index) (\(opType))" : "'\(name)' (\(opType))"
+    }
+
+    public var isConstant: Bool { opType == "Constant" && domain.isEmpty }
+
+    /// The dense tensor a `Constant` node produces, from whichever of its value attributes is set
+    /// (`value`, `value_float(s)`, `value_int(s)`, `value_string(s)`); nil for `sparse_value` and non-Constant nodes.
+    public var constantTensor: Tensor? {
+        guard isConstant, let attr = attributes.first else { return nil }
+        let name = outputs.first ?? ""
+        switch (attr.name, attr.value) {
+        case ("value", .tensor(var t)):
+            t.name = name
+            return t
+        case ("value_float", .float(let f)):
+            return Tensor(name: name, dataType: .float, dims: [], data: .bytes(LittleEndian.bytes(of: [f])))
+        case ("value_floats", .floats(let fs)):
+            return Tensor(name: name, dataType: .float, dims: [fs.count], data: .bytes(LittleEndian.bytes(of: fs)))
+        case ("value_int", .int(let i)):
+            return Tensor(name: name, dataType: .int64, dims: [], data: .bytes(LittleEndian.bytes(of: [i])))
+        case ("value_ints", .ints(let values)):
+            return Tensor(name: name, dataType: .int64, dims: [values.count], data: .bytes(LittleEndian.bytes(of: values)))
+        case ("value_string", .string(let s)):
+            return Tensor(name: name, dataType: .string, dims: [], data: .strings([s]))
+        case ("value_strings", .strings(let ss)):
+            return Tensor(name: name, dataType: .string, dims: [ss.count], data: .strings(ss))
+        default:
+            return nil
+        }
+    }
+
+    /// The sparse tensor of a `Constant` node's `sparse_value`.
+    public var constantSparseTensor: SparseTensor? {
+        guard isConstant, let attr = attribute("sparse_value"), case .sparseTensor(var s) = attr.value else { return nil }
+        s.values.name = outputs.first ?? s.values.name
+        return s
+    }
+}
+
+/// Little-endian packing of fixed-width numbers into bytes mlpkg owns.
+public enum LittleEndian {
+    public static func bytes<T: FixedWidthInteger>(of values: [T]) -> ByteView {
+        let buffer = OwnedBuffer(count: values.count * MemoryLayout<T>.size)
+        for (i, v) in values.enumerated() {
+            buffer.mutableBytes.storeBytes(of: v.littleEndian, toByteOffset: i * MemoryLayout<T>.size, as: T.self)
+        }
+        return buffer.view
+    }
+
+    public static func bytes(of values: [Float]) -> ByteView { bytes(of: values.map(\.bitPattern)) }
+    public static func bytes(of values: [Double]) -> ByteView { bytes(of: values.map(\.bitPattern)) }
+}

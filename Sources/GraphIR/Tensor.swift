@@ -1,0 +1,69 @@
+/// Where a tensor's bytes came from: inside the model file, or an external data file beside it.
+public enum TensorLocation: Sendable, Hashable {
+    case embedded
+    /// `location` as written in the model (relative to the model's folder), byte offset and length in that file.
+    case external(location: String, offset: Int, length: Int)
+
+    public var isExternal: Bool {
+        if case .external = self { return true }
+        return false
+    }
+}
+
+/// A constant tensor: an initializer, a Constant node's value or a tensor attribute.
+/// `dims` are validated (non-negative, element count fits in `Int`) and `data` holds exactly the bytes they need.
+public struct Tensor: Sendable {
+    public var name: String
+    public var dataType: DataType
+    public var dims: [Int]
+    public var data: TensorData
+    public var location: TensorLocation
+    public var docString: String
+    public var metadata: [MetadataEntry]
+
+    public init(name: String, dataType: DataType, dims: [Int], data: TensorData, location: TensorLocation = .embedded,
+                docString: String = "", metadata: [MetadataEntry] = []) {
+        self.name = name
+        self.dataType = dataType
+        self.dims = dims
+        self.data = data
+        self.location = location
+        self.docString = docString
+        self.metadata = metadata
+    }
+
+    /// Product of the dims (1 for a scalar). Valid tensors never overflow: importers check it.
+    public var elementCount: Int { dims.reduce(1, *) }
+
+    /// Size of the elements in storage: packed bytes, or the summed UTF-8 lengths of a string tensor.
+    public var byteCount: Int { data.byteCount }
+
+    public var type: TensorType { TensorType(elementType: dataType, shape: dims.map { .value($0) }) }
+
+    /// Element count of `dims`, or nil when a dim is negative or the product overflows `Int`.
+    public static func elementCount(of dims: [Int]) -> Int? {
+        var count = 1
+        for d in dims {
+            guard d >= 0 else { return nil }
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            count = product
+        }
+        return count
+    }
+}
+
+/// An ONNX sparse tensor: `values` [NNZ] at `indices` ([NNZ] linear or [NNZ, rank] coordinates) of a dense `dims` shape.
+public struct SparseTensor: Sendable {
+    public var values: Tensor
+    public var indices: Tensor
+    public var dims: [Int]
+
+    public init(values: Tensor, indices: Tensor, dims: [Int]) {
+        self.values = values
+        self.indices = indices
+        self.dims = dims
+    }
+
+    public var name: String { values.name }
+}

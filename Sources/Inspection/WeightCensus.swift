@@ -1,0 +1,40 @@
+import GraphIR
+
+/// One weight tensor of a model and where it sits.
+public struct WeightRecord: Sendable {
+    public enum Kind: Sendable { case initializer, sparseInitializer, constantNode }
+    public var name: String
+    public var dataType: DataType
+    public var dims: [Int]
+    /// Stored elements (the values of a sparse tensor).
+    public var elementCount: Int
+    /// Stored bytes (values plus indices for a sparse tensor).
+    public var byteCount: Int
+    public var location: TensorLocation
+    public var kind: Kind
+}
+
+extension Model {
+    /// Every weight held in the model: dense and sparse initializers and Constant node values, in the main graph and
+    /// in all subgraphs (function bodies are templates and are not counted).
+    public var weightRecords: [WeightRecord] {
+        var records: [WeightRecord] = []
+        func dense(_ t: Tensor, _ kind: WeightRecord.Kind) -> WeightRecord {
+            WeightRecord(name: t.name, dataType: t.dataType, dims: t.dims, elementCount: t.elementCount,
+                         byteCount: t.byteCount, location: t.location, kind: kind)
+        }
+        func sparse(_ s: SparseTensor, _ kind: WeightRecord.Kind) -> WeightRecord {
+            WeightRecord(name: s.name, dataType: s.values.dataType, dims: s.dims, elementCount: s.values.elementCount,
+                         byteCount: s.values.byteCount + s.indices.byteCount, location: s.values.location, kind: kind)
+        }
+        graph.forEachGraph { g, _ in
+            records += g.initializers.map { dense($0, .initializer) }
+            records += g.sparseInitializers.map { sparse($0, .sparseInitializer) }
+            for node in g.nodes where node.isConstant {
+                if let t = node.constantTensor { records.append(dense(t, .constantNode)) }
+                if let s = node.constantSparseTensor { records.append(sparse(s, .constantNode)) }
+            }
+        }
+        return records
+    }
+}

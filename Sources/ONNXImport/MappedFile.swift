@@ -1,0 +1,56 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A whole file mapped read-only into memory; unmapped when the last tensor viewing it goes away.
+final class MappedFile: @unchecked Sendable {
+    let bytes: UnsafeRawBufferPointer
+    private let mapping: UnsafeMutableRawPointer?
+
+    enum Failure: Error {
+        case open(errno: Int32)
+        case notRegular
+        case map(errno: Int32)
+    }
+
+    /// Maps the regular file at `path`. Refuses devices, FIFOs and directories.
+    init(path: String) throws(Failure) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else { throw .open(errno: errno) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .open(errno: errno) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .notRegular }
+        let size = Int(info.st_size)
+        if size == 0 {
+            mapping = nil
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let address, address != MAP_FAILED else { throw .map(errno: errno) }
+        mapping = address
+        bytes = UnsafeRawBufferPointer(start: address, count: size)
+    }
+
+    deinit {
+        if let mapping { munmap(mapping, bytes.count) }
+    }
+
+    static func describe(errno code: Int32) -> String {
+        String(cString: strerror(code))
+    }
+}
+
+extension MappedFile.Failure {
+    /// How errors finish the sentence "FILE ...".
+    var reason: String {
+        switch self {
+        case .notRegular: return "is not a regular file"
+        case .open(let code): return "cannot be opened: \(MappedFile.describe(errno: code))"
+        case .map(let code): return "cannot be mapped: \(MappedFile.describe(errno: code))"
+        }
+    }
+}

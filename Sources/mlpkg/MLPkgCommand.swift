@@ -1,0 +1,80 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The `mlpkg` command line: a thin shell over the library. Exit codes (a contract): 0 success, 1 the input or the
+/// work failed, 2 usage error, 3 a quality gate failed.
+@main
+struct MLPkgCommand: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "mlpkg",
+        abstract: "Turn ONNX models into small, self-describing packages for Apple Silicon.",
+        version: version,
+        subcommands: [Inspect.self]
+    )
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let failure as CommandFailure {
+            fail(failure.message, code: 1)
+        } catch let code as ExitCode {
+            Glibc.exit(code.rawValue)
+        } catch {
+            // Help, version and usage errors from the argument parser.
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Glibc.exit(0)
+            }
+            fail(message(for: error), code: 2, usage: true)
+        }
+    }
+
+    /// Prints one `error:` line on stderr and exits.
+    static func fail(_ message: String, code: Int32, usage: Bool = false) -> Never {
+        let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmedSpaces }
+            .filter { !$0.isEmpty }.joined(separator: " ")
+        var text = "error: \(oneLine)\n"
+        if usage { text += "Run 'mlpkg --help' for usage.\n" }
+        FileHandleOutput.standardError.write(text)
+        Glibc.exit(code)
+    }
+}
+
+/// A failure of the input or the work (exit code 1); `message` names the file and the tensor or node at fault.
+struct CommandFailure: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+    init(_ error: any Error) { self.message = "\(error)" }
+}
+
+/// Unbuffered writes to stdout/stderr.
+enum FileHandleOutput {
+    case standardOutput, standardError
+
+    func write(_ text: String) {
+        let fd: Int32 = self == .standardOutput ? 1 : 2
+        var remaining = Array(text.utf8)[...]
+        while !remaining.isEmpty {
+            let written = remaining.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written <= 0 { return }
+            remaining = remaining.dropFirst(written)
+        }
+    }
+}
+
+extension StringProtocol {
+    var trimmedSpaces: String {
+        var s = Substring(self)
+        while s.first == " " { s.removeFirst() }
+        while s.last == " " { s.removeLast() }
+        return String(s)
+    }
+}
