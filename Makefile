@@ -1,0 +1,59 @@
+# mlpkg — build, test and demo. `make demo` and `make test` work on a fresh Debian machine: they install what they need.
+SWIFT      ?= swift
+PYTHON     ?= python3
+BUILD_DIR  ?= .build
+BIN        := $(BUILD_DIR)/debug/mlpkg
+RELEASE_BIN:= $(BUILD_DIR)/release/mlpkg
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build release deps pydeps test unit oracle demo bench proto fixtures clean
+
+all: build
+
+## System packages: libprotobuf-c (linked by the C layer) and pkg-config (finds it).
+deps:
+	@if ! pkg-config --exists libprotobuf-c 2>/dev/null; then \
+	  echo "installing libprotobuf-c-dev and pkg-config"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libprotobuf-c-dev pkg-config >/dev/null; \
+	fi
+
+## Python test oracles (onnx, onnxruntime, numpy, pytest): test-only, never needed by mlpkg itself.
+pydeps:
+	@$(PYTHON) -c "import onnx, onnxruntime, numpy, pytest" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+
+build: deps
+	$(SWIFT) build --build-path $(BUILD_DIR)
+
+release: deps
+	$(SWIFT) build -c release --build-path $(BUILD_DIR)
+
+## Unit and end-to-end tests (Swift Testing), then the cross-checks against the onnx Python package.
+test: deps pydeps build unit oracle
+
+unit:
+	$(SWIFT) test --build-path $(BUILD_DIR)
+
+oracle:
+	MLPKG=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/oracle
+
+## The main job on a bundled model.
+demo: deps build
+	$(BIN) inspect fixtures/transformer.onnx
+
+## Benchmarks: generates its models at run time (nothing big is committed).
+bench: deps pydeps release
+	$(PYTHON) bench/import_bench.py --mlpkg $(RELEASE_BIN) --out bench/out
+
+## Regenerate the C code from proto/onnx.proto (needs protoc-c: Debian's protobuf-c-compiler).
+proto:
+	@command -v protoc-c >/dev/null || $(SUDO) apt-get install -y -qq protobuf-c-compiler >/dev/null
+	protoc-c --proto_path=proto --c_out=Sources/ONNXProto proto/onnx.proto
+	mv Sources/ONNXProto/onnx.pb-c.h Sources/ONNXProto/include/onnx.pb-c.h
+
+## Regenerate the committed fixtures (deterministic).
+fixtures: pydeps
+	$(PYTHON) fixtures/generate.py
+
+clean:
+	rm -rf $(BUILD_DIR) bench/out
