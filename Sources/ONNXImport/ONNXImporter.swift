@@ -27,7 +27,10 @@ public enum ONNXImporter {
         }
         let slash = path.lastIndex(of: "/")
         let folder = slash.map { String(path[..<$0]) } ?? "."
-        return try load(bytes: mapped.bytes, file: file, folder: folder.isEmpty ? "/" : folder)
+        // protobuf-c copies what it keeps, so the mapping can go as soon as parsing is done.
+        return try withExtendedLifetime(mapped) { () throws(ImportError) -> Model in
+            try load(bytes: mapped.bytes, file: file, folder: folder.isEmpty ? "/" : folder)
+        }
     }
 
     /// Parses a model held in memory. `folder` is where relative external-data locations are looked up.
