@@ -6,10 +6,11 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "mlpkg", targets: ["mlpkg"]),
-        .library(name: "MLPkgKit", targets: ["GraphIR", "ONNXImport", "Inspection"]),
+        .library(name: "MLPkgKit", targets: ["GraphIR", "ONNXImport", "Inspection", "Quantization", "MLPackage", "ONNXExport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libprotobuf-c (Debian: libprotobuf-c-dev).
@@ -22,15 +23,27 @@ let package = Package(
         .target(name: "ONNXProto", dependencies: ["CProtobufC"]),
         .target(name: "GraphIR"),
         .target(name: "ONNXImport", dependencies: ["GraphIR", "ONNXProto", "CProtobufC"]),
-        .target(name: "Inspection", dependencies: ["GraphIR"]),
+        // Small POSIX calls Swift's Glibc overlay does not expose (renameat2).
+        .target(name: "CSystem"),
+        // Atomic, symlink-safe output: temporary siblings renamed into place.
+        .target(name: "SafeOutput", dependencies: ["CSystem"]),
+        .target(name: "Inspection", dependencies: ["GraphIR", "MLPackage", "Quantization"]),
+        .target(name: "Quantization", dependencies: ["GraphIR"]),
+        .target(name: "ONNXExport", dependencies: ["GraphIR", "Quantization", "SafeOutput"]),
+        .target(
+            name: "MLPackage",
+            dependencies: ["GraphIR", "ONNXImport", "Quantization", "SafeOutput", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "mlpkg",
             dependencies: [
-                "GraphIR", "ONNXImport", "Inspection",
+                "GraphIR", "ONNXImport", "Inspection", "Quantization", "MLPackage", "ONNXExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "GraphIRTests", dependencies: ["GraphIR"]),
         .testTarget(name: "ONNXImportTests", dependencies: ["ONNXImport", "GraphIR", "Inspection"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GraphIR"]),
+        .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "ONNXExport", "ONNXImport", "GraphIR", "Quantization"]),
     ]
 )

@@ -78,7 +78,7 @@ public struct QuantizationAnnotation: Sendable {
 }
 
 /// A domain and version the model's nodes are written against.
-public struct OpsetImport: Sendable, Hashable {
+public struct OpsetImport: Sendable, Hashable, Codable {
     /// "" for the default ONNX domain.
     public var domain: String
     public var version: Int64

@@ -25,8 +25,9 @@ public struct TensorType: Sendable, Hashable {
         self.shape = shape
     }
 
+    /// `[batch, 3, ?]`; `[...]` when even the rank is unknown.
     public var shapeDescription: String {
-        guard let shape else { return "?" }
+        guard let shape else { return "[...]" }
         return "[" + shape.map(\.description).joined(separator: ", ") + "]"
     }
 }
@@ -70,7 +71,7 @@ public struct ValueInfo: Sendable, Hashable {
 }
 
 /// A key/value pair (ONNX `StringStringEntryProto`), kept in file order.
-public struct MetadataEntry: Sendable, Hashable {
+public struct MetadataEntry: Sendable, Hashable, Codable {
     public var key: String
     public var value: String
     public init(key: String, value: String) {

@@ -10,23 +10,50 @@ public enum TensorLocation: Sendable, Hashable {
     }
 }
 
+/// How a tensor's bytes encode its values. The graph always sees `dataType`; an encoding other than `.raw` is a
+/// compressed storage form that readers decode (or export as a cast / dequantize node).
+public enum WeightEncoding: Sendable, Hashable {
+    /// Stored exactly as ONNX `raw_data` of `dataType` (strings: one byte string per element).
+    case raw
+    /// float32 values stored as IEEE 754 half precision.
+    case float16
+
+    public var name: String {
+        switch self {
+        case .raw: return "raw"
+        case .float16: return "float16"
+        }
+    }
+
+    /// The element type of the stored bytes, for a tensor of logical type `dataType`.
+    public func storageType(for dataType: DataType) -> DataType {
+        switch self {
+        case .raw: return dataType
+        case .float16: return .float16
+        }
+    }
+}
+
 /// A constant tensor: an initializer, a Constant node's value or a tensor attribute.
-/// `dims` are validated (non-negative, element count fits in `Int`) and `data` holds exactly the bytes they need.
+/// `dims` are validated (non-negative, element count fits in `Int`) and `data` holds exactly the bytes they need in
+/// `encoding` (for `.raw`, ONNX's raw little-endian layout of `dataType`).
 public struct Tensor: Sendable {
     public var name: String
     public var dataType: DataType
     public var dims: [Int]
     public var data: TensorData
+    public var encoding: WeightEncoding
     public var location: TensorLocation
     public var docString: String
     public var metadata: [MetadataEntry]
 
-    public init(name: String, dataType: DataType, dims: [Int], data: TensorData, location: TensorLocation = .embedded,
-                docString: String = "", metadata: [MetadataEntry] = []) {
+    public init(name: String, dataType: DataType, dims: [Int], data: TensorData, encoding: WeightEncoding = .raw,
+                location: TensorLocation = .embedded, docString: String = "", metadata: [MetadataEntry] = []) {
         self.name = name
         self.dataType = dataType
         self.dims = dims
         self.data = data
+        self.encoding = encoding
         self.location = location
         self.docString = docString
         self.metadata = metadata

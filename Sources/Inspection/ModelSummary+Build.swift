@@ -47,8 +47,8 @@ extension ModelSummary {
             domain: model.domain,
             modelVersion: model.modelVersion,
             opsetImports: model.opsetImports.sorted { $0.domain < $1.domain }.map { Opset(domain: $0.domain, version: $0.version) },
-            inputs: graph.runtimeInputs.map { Value(name: $0.name, type: TypeSummary($0.type)) },
-            outputs: graph.outputs.map { Value(name: $0.name, type: TypeSummary($0.type)) },
+            inputs: graph.runtimeInputs.map { Value(name: $0.name, type: $0.type) },
+            outputs: graph.outputs.map { Value(name: $0.name, type: $0.type) },
             nodes: NodeCounts(total: total, mainGraph: graph.nodes.count),
             opCounts: opCounts.keys.sorted().flatMap { domain in
                 opCounts[domain]!.keys.sorted().map { OpCount(domain: domain, opType: $0, count: opCounts[domain]![$0]!) }
@@ -61,7 +61,8 @@ extension ModelSummary {
             largestTensors: Array(largest),
             externalDataFiles: external.keys.sorted().map { external[$0]! },
             functions: model.functions.map { FunctionEntry(domain: $0.domain, name: $0.name, nodes: $0.nodes.count) },
-            metadata: Dictionary(model.metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+            metadata: Dictionary(model.metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last }),
+            package: nil
         )
     }
 }

@@ -8,9 +8,18 @@ public enum SummaryText {
                    + (s.modelVersion != 0 ? ", model version \(s.modelVersion)" : ""))
         out.append("  opsets: " + s.opsetImports.map { "\($0.domain.isEmpty ? "ai.onnx" : $0.domain) \($0.version)" }
             .joined(separator: ", "))
+        if let p = s.package {
+            out.append("  package format \(p.formatVersion), made by \(p.producer.name) \(p.producer.version) from "
+                       + "\(p.source.file) (\(bytes(p.source.bytes)), sha256 \(p.source.sha256.prefix(12))…)")
+            out.append("  options: " + p.options.keys.sorted().map { "\($0)=\(p.options[$0]!)" }.joined(separator: ", "))
+        }
         out.append("")
-        out += table(title: "Inputs", header: ["name", "type"], rows: s.inputs.map { [$0.name, $0.type.text] })
-        out += table(title: "Outputs", header: ["name", "type"], rows: s.outputs.map { [$0.name, $0.type.text] })
+        if let p = s.package {
+            out += table(title: "Stored weights: \(bytes(p.weightsBytes)) in weights.bin", header: ["encoding", "tensors", "bytes"],
+                         rows: p.encodings.map { [$0.encoding, String($0.tensors), bytes($0.bytes)] }, rightAligned: [1, 2])
+        }
+        out += table(title: "Inputs", header: ["name", "type"], rows: s.inputs.map { [$0.name, $0.type.description] })
+        out += table(title: "Outputs", header: ["name", "type"], rows: s.outputs.map { [$0.name, $0.type.description] })
 
         let nodeTitle = "Nodes: \(s.nodes.total)" + (s.subgraphCount > 0
             ? " (\(s.nodes.mainGraph) in the main graph, the rest in \(s.subgraphCount) subgraph\(s.subgraphCount == 1 ? "" : "s"))"

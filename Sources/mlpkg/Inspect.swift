@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GraphIR
 import Inspection
+import MLPackage
 import ONNXImport
 
 struct Inspect: ParsableCommand {
@@ -14,23 +15,25 @@ struct Inspect: ParsableCommand {
             """
     )
 
-    @Argument(help: "The ONNX model to read.")
+    @Argument(help: "The ONNX model or .mlpkg package to read.")
     var model: String
 
     @Flag(help: "Print one JSON document on stdout instead of the table.")
     var json = false
 
     func run() throws {
-        if model.hasSuffix(".mlpkg") {
-            throw CommandFailure("\(model): reading .mlpkg packages is not supported yet")
-        }
-        let loaded: Model
+        let summary: ModelSummary
         do {
-            loaded = try ONNXImporter.load(path: model)
+            if PackageReader.isPackage(path: model) {
+                let package = try PackageReader.load(path: model, checksums: false)
+                summary = ModelSummary(model: package.model, file: model)
+                    .with(package: PackageSummary(package.manifest))
+            } else {
+                summary = ModelSummary(model: try ONNXImporter.load(path: model), file: model)
+            }
         } catch {
             throw CommandFailure(error)
         }
-        let summary = ModelSummary(model: loaded, file: model)
         if json {
             try JSONOutput.print(summary)
         } else {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MLPackage
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -9,13 +10,13 @@ import Darwin
 /// work failed, 2 usage error, 3 a quality gate failed.
 @main
 struct MLPkgCommand: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = MLPkgVersion.current
 
     static let configuration = CommandConfiguration(
         commandName: "mlpkg",
         abstract: "Turn ONNX models into small, self-describing packages for Apple Silicon.",
         version: version,
-        subcommands: [Inspect.self]
+        subcommands: [Inspect.self, Convert.self, Verify.self, Export.self]
     )
 
     static func main() {

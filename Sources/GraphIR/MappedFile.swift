@@ -5,18 +5,18 @@ import Darwin
 #endif
 
 /// A whole file mapped read-only into memory; unmapped when the last tensor viewing it goes away.
-final class MappedFile: @unchecked Sendable {
-    let bytes: UnsafeRawBufferPointer
+public final class MappedFile: @unchecked Sendable {
+    public let bytes: UnsafeRawBufferPointer
     private let mapping: UnsafeMutableRawPointer?
 
-    enum Failure: Error {
+    public enum Failure: Error, Sendable {
         case open(errno: Int32)
         case notRegular
         case map(errno: Int32)
     }
 
     /// Maps the regular file at `path`. Refuses devices, FIFOs and directories.
-    init(path: String) throws(Failure) {
+    public init(path: String) throws(Failure) {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         guard fd >= 0 else { throw .open(errno: errno) }
         defer { close(fd) }
@@ -39,14 +39,21 @@ final class MappedFile: @unchecked Sendable {
         if let mapping { munmap(mapping, bytes.count) }
     }
 
-    static func describe(errno code: Int32) -> String {
+    /// A view of `range` that keeps this mapping alive.
+    public func view(_ range: Range<Int>) -> ByteView {
+        ByteView(bytes: UnsafeRawBufferPointer(rebasing: bytes[range]), owner: self)
+    }
+
+    public var view: ByteView { ByteView(bytes: bytes, owner: self) }
+
+    public static func describe(errno code: Int32) -> String {
         String(cString: strerror(code))
     }
 }
 
 extension MappedFile.Failure {
     /// How errors finish the sentence "FILE ...".
-    var reason: String {
+    public var reason: String {
         switch self {
         case .notRegular: return "is not a regular file"
         case .open(let code): return "cannot be opened: \(MappedFile.describe(errno: code))"

@@ -1,0 +1,41 @@
+#define _GNU_SOURCE
+#include "csystem.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <unistd.h>
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+#endif
+
+static int rename_flags(const char *a, const char *b, unsigned int flags) {
+#if defined(__linux__) && defined(SYS_renameat2)
+    return (int)syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, flags);
+#else
+    (void)a; (void)b; (void)flags;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int mlpkg_rename_exchange(const char *a, const char *b) {
+#ifdef __linux__
+    return rename_flags(a, b, RENAME_EXCHANGE);
+#else
+    return rename_flags(a, b, 0);
+#endif
+}
+
+int mlpkg_rename_noreplace(const char *from, const char *to) {
+#ifdef __linux__
+    return rename_flags(from, to, RENAME_NOREPLACE);
+#else
+    return rename_flags(from, to, 0);
+#endif
+}

@@ -1,0 +1,11 @@
+#ifndef MLPKG_CSYSTEM_H
+#define MLPKG_CSYSTEM_H
+
+/// Atomically exchanges the directory entries `a` and `b` (Linux renameat2 with RENAME_EXCHANGE).
+/// Returns 0, or -1 with errno set (ENOSYS/EINVAL where the kernel or file system cannot do it).
+int mlpkg_rename_exchange(const char *a, const char *b);
+
+/// Renames `from` to `to` only if `to` does not exist (RENAME_NOREPLACE). Returns 0, or -1 with errno set.
+int mlpkg_rename_noreplace(const char *from, const char *to);
+
+#endif

@@ -1,0 +1,39 @@
+import Quantization
+
+/// The terminal summary of a conversion.
+public enum ConversionText {
+    public static func render(_ r: ConversionReport, source: String, sourceBytes: Int, package: String,
+                              packageBytes: Int) -> String {
+        let t = r.totals
+        var lines = ["\(source) → \(package) (weights \(r.weights))"]
+        lines.append("  weights: \(SummaryText.bytes(t.bytesBefore)) → \(SummaryText.bytes(t.bytesAfter)) "
+                     + "(\(String(format2: t.ratio))×), \(t.convertedTensors) tensor(s) converted, \(t.keptTensors) kept")
+        if let snr = t.weightedMeanSNRDB {
+            lines.append("  accuracy: weighted mean SNR \(String(format1: snr)) dB; \(t.clampedValues) value(s) clamped")
+        }
+        lines.append("  files: \(SummaryText.bytes(sourceBytes)) ONNX → \(SummaryText.bytes(packageBytes)) package")
+        lines.append("")
+        let shown = r.converted.sorted { $0.bytesBefore != $1.bytesBefore ? $0.bytesBefore > $1.bytesBefore : $0.name < $1.name }
+        let limit = 15
+        lines += SummaryText.table(
+            title: "Converted tensors" + (shown.count > limit ? " (largest \(limit) of \(shown.count); all in report.json)" : ""),
+            header: ["name", "shape", "encoding", "before", "after", "SNR dB", "max |err|", "clamped"],
+            rows: shown.prefix(limit).map {
+                [$0.name, "[" + $0.shape.map(String.init).joined(separator: ", ") + "]", $0.encoding,
+                 SummaryText.bytes($0.bytesBefore), SummaryText.bytes($0.bytesAfter),
+                 $0.snrDB.map { String(format1: $0) } ?? "exact", String(describing: $0.maxAbsError), String($0.clamped)]
+            }, rightAligned: [3, 4, 5, 6, 7])
+        if !r.kept.isEmpty {
+            lines += SummaryText.table(title: "Kept as they are", header: ["name", "dtype", "bytes", "reason"],
+                                       rows: r.kept.prefix(limit).map { [$0.name, $0.dtype, SummaryText.bytes($0.bytes), $0.reason] },
+                                       rightAligned: [2])
+        }
+        while lines.last == "" { lines.removeLast() }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    init(format1 value: Double) { self = String((value * 10).rounded() / 10) }
+    init(format2 value: Double) { self = String((value * 100).rounded() / 100) }
+}

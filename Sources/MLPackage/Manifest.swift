@@ -1,0 +1,201 @@
+import GraphIR
+
+/// The manifest of a `.mlpkg` package (manifest.json), format version 1.0. docs/FORMAT.md is its specification.
+///
+/// JSON keys are written sorted, so `format` and `formatVersion` come first (every other top-level key sorts after
+/// them): a reader checks those two before anything else.
+public struct Manifest: Codable, Sendable, Equatable {
+    public static let formatName = "mlpkg"
+    public static let version = FormatVersion(major: 1, minor: 0)
+    public static let alignment = 64
+    public static let weightsFileName = "weights.bin"
+    public static let manifestFileName = "manifest.json"
+    public static let reportFileName = "report.json"
+
+    public var format: String
+    public var formatVersion: String
+    public var functions: [FunctionRecord]
+    public var graph: GraphRecord
+    public var metadata: [MetadataEntry]
+    public var model: ModelInfo
+    public var opsetImports: [OpsetImport]
+    public var provenance: Provenance
+    /// Every tensor of the package, referenced by index from the graph.
+    public var tensors: [TensorRecord]
+    public var weights: WeightsFile
+}
+
+public struct FormatVersion: Sendable, Equatable, CustomStringConvertible {
+    public var major: Int
+    public var minor: Int
+
+    public init(major: Int, minor: Int) {
+        self.major = major
+        self.minor = minor
+    }
+
+    /// Parses "MAJOR.MINOR".
+    public init?(_ text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let major = Int(parts[0]), let minor = Int(parts[1]), major >= 0, minor >= 0 else { return nil }
+        self.init(major: major, minor: minor)
+    }
+
+    public var description: String { "\(major).\(minor)" }
+}
+
+public struct ModelInfo: Codable, Sendable, Equatable {
+    public var irVersion: Int64
+    public var producerName: String
+    public var producerVersion: String
+    public var domain: String
+    public var modelVersion: Int64
+    public var docString: String
+}
+
+public struct Provenance: Codable, Sendable, Equatable {
+    public struct Source: Codable, Sendable, Equatable {
+        /// File name only (no folder), so the same model converts to the same package wherever it lies.
+        public var file: String
+        public var bytes: Int
+        public var sha256: String
+        /// External data files the model read, by location.
+        public var externalData: [ExternalFile]
+    }
+
+    public struct ExternalFile: Codable, Sendable, Equatable {
+        public var location: String
+        public var bytes: Int
+    }
+
+    public struct Producer: Codable, Sendable, Equatable {
+        public var name: String
+        public var version: String
+    }
+
+    public var source: Source
+    public var producer: Producer
+    /// Every option the package was made with, by name.
+    public var options: [String: String]
+}
+
+public struct WeightsFile: Codable, Sendable, Equatable {
+    public var file: String
+    public var bytes: Int
+    public var alignment: Int
+}
+
+/// One blob of weights.bin.
+public struct TensorRecord: Codable, Sendable, Equatable {
+    public var name: String
+    /// The element type the graph sees.
+    public var dtype: DataType
+    public var shape: [Int]
+    public var encoding: EncodingRecord
+    public var offset: Int
+    public var length: Int
+    public var sha256: String
+    public var docString: String?
+    public var metadata: [MetadataEntry]?
+}
+
+/// How a blob's bytes encode the tensor's values. `kind`: "raw" (ONNX raw layout of `dtype`; strings as
+/// length-prefixed UTF-8) or "float16" (float32 values stored as IEEE half). Readers refuse kinds they do not know.
+public struct EncodingRecord: Codable, Sendable, Equatable {
+    public var kind: String
+
+    public init(kind: String) {
+        self.kind = kind
+    }
+}
+
+public struct GraphRecord: Codable, Sendable, Equatable {
+    public var name: String
+    public var docString: String?
+    public var inputs: [ValueRecord]
+    public var outputs: [ValueRecord]
+    public var valueInfo: [ValueRecord]
+    /// Tensor indices.
+    public var initializers: [Int]
+    public var sparseInitializers: [SparseRecord]
+    /// In topological order.
+    public var nodes: [NodeRecord]
+    public var quantizationAnnotations: [AnnotationRecord]?
+    public var metadata: [MetadataEntry]?
+}
+
+public struct ValueRecord: Codable, Sendable, Equatable {
+    public var name: String
+    public var type: ValueType
+    public var docString: String?
+    public var metadata: [MetadataEntry]?
+}
+
+public struct SparseRecord: Codable, Sendable, Equatable {
+    public var values: Int
+    public var indices: Int
+    public var dims: [Int]
+}
+
+public struct AnnotationRecord: Codable, Sendable, Equatable {
+    public var tensorName: String
+    public var parameters: [MetadataEntry]
+}
+
+public struct NodeRecord: Codable, Sendable, Equatable {
+    public var name: String
+    public var opType: String
+    public var domain: String
+    public var overload: String?
+    public var inputs: [String]
+    public var outputs: [String]
+    public var attributes: [AttributeRecord]
+    public var docString: String?
+    public var metadata: [MetadataEntry]?
+}
+
+/// A node attribute. `type` is ONNX's attribute type name; exactly the field that type names is set, with ONNX's
+/// field names: f, i, s, t, g, sparseTensor, tp, floats, ints, strings, tensors, graphs, sparseTensors, typeProtos.
+/// Byte strings that are not valid UTF-8 go in `sBase64` / `stringsBase64` instead. Tensors are tensor indices.
+public struct AttributeRecord: Codable, Sendable, Equatable {
+    public var name: String
+    public var type: String
+    public var f: Float?
+    public var i: Int64?
+    public var s: String?
+    public var sBase64: String?
+    public var t: Int?
+    public var g: GraphRecord?
+    public var sparseTensor: SparseRecord?
+    public var tp: ValueType?
+    public var floats: [Float]?
+    public var ints: [Int64]?
+    public var strings: [String]?
+    public var stringsBase64: [String]?
+    public var tensors: [Int]?
+    public var graphs: [GraphRecord]?
+    public var sparseTensors: [SparseRecord]?
+    public var typeProtos: [ValueType]?
+    public var refAttrName: String?
+    public var docString: String?
+
+    public init(name: String, type: String) {
+        self.name = name
+        self.type = type
+    }
+}
+
+public struct FunctionRecord: Codable, Sendable, Equatable {
+    public var name: String
+    public var domain: String
+    public var overload: String?
+    public var inputs: [String]
+    public var outputs: [String]
+    public var attributeNames: [String]
+    public var attributeDefaults: [AttributeRecord]
+    public var nodes: [NodeRecord]
+    public var opsetImports: [OpsetImport]
+    public var valueInfo: [ValueRecord]
+    public var docString: String?
+    public var metadata: [MetadataEntry]?
+}

@@ -1,0 +1,91 @@
+import Foundation
+import GraphIR
+
+/// Builds the graph part of a manifest from a model, collecting every tensor (initializers, sparse parts, tensor
+/// attributes such as Constant values) into one table in the order met: main graph first, subgraphs where they occur.
+struct ManifestEncoder {
+    private(set) var tensors: [Tensor] = []
+
+    mutating func add(_ tensor: Tensor) -> Int {
+        tensors.append(tensor)
+        return tensors.count - 1
+    }
+
+    mutating func graph(_ g: Graph) -> GraphRecord {
+        GraphRecord(
+            name: g.name, docString: g.docString.nonEmpty,
+            inputs: g.inputs.map(value), outputs: g.outputs.map(value), valueInfo: g.valueInfo.map(value),
+            initializers: g.initializers.map { add($0) },
+            sparseInitializers: g.sparseInitializers.map { sparse($0) },
+            nodes: g.nodes.map { node($0) },
+            quantizationAnnotations: g.quantizationAnnotations.isEmpty ? nil : g.quantizationAnnotations.map {
+                AnnotationRecord(tensorName: $0.tensorName, parameters: $0.parameters)
+            },
+            metadata: g.metadata.nonEmpty)
+    }
+
+    func value(_ v: ValueInfo) -> ValueRecord {
+        ValueRecord(name: v.name, type: v.type, docString: v.docString.nonEmpty, metadata: v.metadata.nonEmpty)
+    }
+
+    mutating func sparse(_ s: SparseTensor) -> SparseRecord {
+        SparseRecord(values: add(s.values), indices: add(s.indices), dims: s.dims)
+    }
+
+    mutating func node(_ n: Node) -> NodeRecord {
+        NodeRecord(name: n.name, opType: n.opType, domain: n.domain, overload: n.overload.nonEmpty, inputs: n.inputs,
+                   outputs: n.outputs, attributes: n.attributes.map { attribute($0) }, docString: n.docString.nonEmpty,
+                   metadata: n.metadata.nonEmpty)
+    }
+
+    mutating func attribute(_ a: Attribute) -> AttributeRecord {
+        var r = AttributeRecord(name: a.name, type: a.value.typeName)
+        r.refAttrName = a.referencedAttribute
+        r.docString = a.docString.nonEmpty
+        switch a.value {
+        case .float(let v): r.f = v
+        case .int(let v): r.i = v
+        case .string(let bytes):
+            if let text = String(validatingUTF8Bytes: bytes) { r.s = text } else { r.sBase64 = Data(bytes).base64EncodedString() }
+        case .tensor(let t): r.t = add(t)
+        case .graph(let g): r.g = graph(g)
+        case .sparseTensor(let s): r.sparseTensor = sparse(s)
+        case .type(let t): r.tp = t
+        case .floats(let v): r.floats = v
+        case .ints(let v): r.ints = v
+        case .strings(let list):
+            let texts = list.map { String(validatingUTF8Bytes: $0) }
+            if texts.allSatisfy({ $0 != nil }) {
+                r.strings = texts.map { $0! }
+            } else {
+                r.stringsBase64 = list.map { Data($0).base64EncodedString() }
+            }
+        case .tensors(let ts): r.tensors = ts.map { add($0) }
+        case .graphs(let gs): r.graphs = gs.map { graph($0) }
+        case .sparseTensors(let ss): r.sparseTensors = ss.map { sparse($0) }
+        case .types(let ts): r.typeProtos = ts
+        }
+        return r
+    }
+
+    mutating func function(_ f: Function) -> FunctionRecord {
+        FunctionRecord(name: f.name, domain: f.domain, overload: f.overload.nonEmpty, inputs: f.inputs, outputs: f.outputs,
+                       attributeNames: f.attributeNames, attributeDefaults: f.attributeDefaults.map { attribute($0) },
+                       nodes: f.nodes.map { node($0) }, opsetImports: f.opsetImports, valueInfo: f.valueInfo.map(value),
+                       docString: f.docString.nonEmpty, metadata: f.metadata.nonEmpty)
+    }
+}
+
+extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
+
+    /// The string these bytes spell in UTF-8, or nil if they are not valid UTF-8.
+    init?(validatingUTF8Bytes bytes: [UInt8]) {
+        guard let text = String(bytes: bytes, encoding: .utf8) else { return nil }
+        self = text
+    }
+}
+
+extension Array {
+    var nonEmpty: [Element]? { isEmpty ? nil : self }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import GraphIR
+import ONNXImport
+import Quantization
+
+/// `mlpkg convert` as a library call: import an ONNX model, re-encode its weights, write the package.
+public enum PackageConverter {
+    public struct Options: Sendable, Equatable {
+        public var weights: WeightFormat
+        public var minElements: Int?
+
+        public init(weights: WeightFormat, minElements: Int? = nil) {
+            self.weights = weights
+            self.minElements = minElements
+        }
+
+        /// Every option, by name, as provenance records it.
+        var recorded: [String: String] {
+            let converter = WeightConverter.Options(format: weights, minElements: minElements)
+            return ["weights": weights.rawValue, "minElements": String(converter.minElements)]
+        }
+    }
+
+    public struct Result: Sendable {
+        public var manifest: Manifest
+        public var report: ConversionReport
+        public var sourceBytes: Int
+        public var packageBytes: Int
+    }
+
+    public static func convert(input: String, output: String, options: Options) throws -> Result {
+        try refuseOverwritingInput(input: input, output: output)
+        let model = try ONNXImporter.load(path: input)
+        let source = try sourceDescription(input: input, model: model)
+        let converter = WeightConverter(options: .init(format: options.weights, minElements: options.minElements))
+        let (converted, report) = converter.convert(model)
+        let provenance = Provenance(source: source,
+                                    producer: .init(name: "mlpkg", version: MLPkgVersion.current),
+                                    options: options.recorded)
+        let manifest = try PackageWriter.write(model: converted, provenance: provenance, report: report, to: output)
+        let packageBytes = [Manifest.manifestFileName, Manifest.weightsFileName, Manifest.reportFileName].reduce(0) {
+            $0 + ((try? FileManager.default.attributesOfItem(atPath: output + "/" + $1)[.size] as? Int) ?? 0)
+        }
+        return Result(manifest: manifest, report: report, sourceBytes: source.bytes, packageBytes: packageBytes)
+    }
+
+    /// The package must not replace the model it reads (or the folder holding it).
+    static func refuseOverwritingInput(input: String, output: String) throws(PackageError) {
+        let inputPath = URL(fileURLWithPath: input).resolvingSymlinksInPath().standardizedFileURL.path
+        let outputPath = URL(fileURLWithPath: output).resolvingSymlinksInPath().standardizedFileURL.path
+        if inputPath == outputPath || inputPath.hasPrefix(outputPath + "/") {
+            throw PackageError(path: output, "is the input model or contains it; refusing to write over the input")
+        }
+    }
+
+    static func sourceDescription(input: String, model: Model) throws(PackageError) -> Provenance.Source {
+        let file: MappedFile
+        do {
+            file = try MappedFile(path: input)
+        } catch {
+            throw PackageError(path: input, error.reason)
+        }
+        var external: [String: Int] = [:]
+        model.graph.forEachGraph { graph, _ in
+            for tensor in graph.initializers {
+                if case .external(let location, _, let length) = tensor.location { external[location, default: 0] += length }
+            }
+        }
+        return Provenance.Source(
+            file: URL(fileURLWithPath: input).lastPathComponent, bytes: file.bytes.count,
+            sha256: Checksum.sha256(file.bytes),
+            externalData: external.keys.sorted().map { Provenance.ExternalFile(location: $0, bytes: external[$0]!) })
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import GraphIR
+
+/// A package opened for reading: its manifest, the model it holds (tensors are views of the mapped weights.bin).
+public struct LoadedPackage: Sendable {
+    public var path: String
+    public var manifest: Manifest
+    public var model: Model
+}
+
+/// Opens `.mlpkg` packages. The manifest's `format` and `formatVersion` are checked before anything else is read:
+/// another format, or a newer major version, is refused with a clear message.
+public enum PackageReader {
+    /// Manifests larger than this are refused before parsing.
+    public static let maxManifestBytes = 1 << 30
+
+    /// Whether `path` names a package (a folder holding manifest.json, or any path ending in `.mlpkg`).
+    public static func isPackage(path: String) -> Bool {
+        if path.hasSuffix(".mlpkg") || path.hasSuffix(".mlpkg/") { return true }
+        return FileManager.default.fileExists(atPath: path + "/" + Manifest.manifestFileName)
+    }
+
+    public static func readManifest(path: String) throws(PackageError) -> Manifest {
+        let manifestPath = path + "/" + Manifest.manifestFileName
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw PackageError(path: path, "no such package")
+        }
+        guard isDirectory.boolValue else { throw PackageError(path: path, "not a package directory") }
+        let file: MappedFile
+        do {
+            file = try MappedFile(path: manifestPath)
+        } catch {
+            throw PackageError(path: path, "manifest.json \(error.reason)")
+        }
+        guard file.bytes.count <= maxManifestBytes else {
+            throw PackageError(path: path, "manifest.json is \(file.bytes.count) bytes, over the \(maxManifestBytes)-byte limit")
+        }
+        let data = Data(file.bytes)
+        try checkHeader(data, path: path)
+        do {
+            return try decoder.decode(Manifest.self, from: data)
+        } catch let error as DecodingError {
+            throw PackageError(path: path, "manifest.json does not match format \(Manifest.version): \(error.summary)")
+        } catch {
+            throw PackageError(path: path, "manifest.json cannot be read: \(error)")
+        }
+    }
+
+    /// Checks `format` and `formatVersion` alone, so a newer or foreign manifest gets a message about its version
+    /// rather than about whatever field changed.
+    static func checkHeader(_ data: Data, path: String) throws(PackageError) {
+        struct Header: Decodable {
+            var format: String?
+            var formatVersion: String?
+        }
+        let header: Header
+        do {
+            header = try JSONDecoder().decode(Header.self, from: data)
+        } catch {
+            throw PackageError(path: path, "manifest.json is not valid JSON (\(error.summary))")
+        }
+        guard header.format == Manifest.formatName else {
+            throw PackageError(path: path, "manifest.json format is \(header.format.map { "'\($0)'" } ?? "missing"), not '\(Manifest.formatName)'")
+        }
+        guard let text = header.formatVersion, let version = FormatVersion(text) else {
+            throw PackageError(path: path, "manifest.json formatVersion is missing or not MAJOR.MINOR")
+        }
+        guard version.major <= Manifest.version.major else {
+            throw PackageError(path: path, "package format version \(version) is newer than this mlpkg reads (\(Manifest.version.major).x); upgrade mlpkg to read it")
+        }
+    }
+
+    /// Reads the manifest, maps weights.bin and rebuilds the model. With `checksums`, every blob's SHA-256 is
+    /// checked first (the first mismatch is thrown, naming the tensor).
+    public static func load(path: String, checksums: Bool) throws(PackageError) -> LoadedPackage {
+        let manifest = try readManifest(path: path)
+        let weights = try mapWeights(path: path, manifest: manifest)
+        if checksums {
+            for (index, record) in manifest.tensors.enumerated() {
+                if let fault = ManifestDecoder.faults(of: record, index: index, weightsSize: weights.count, path: path).first {
+                    throw fault
+                }
+                let blob = weights.slice(record.offset..<(record.offset + record.length))
+                guard Checksum.sha256(blob) == record.sha256 else {
+                    throw PackageError(path: path, "tensor '\(record.name)': checksum mismatch (weights.bin is corrupt)", tensor: record.name)
+                }
+            }
+        }
+        let decoder = ManifestDecoder(manifest: manifest, weights: weights, path: path)
+        var model = try decoder.model()
+        do {
+            model.graph = try GraphVerifier.verified(model.graph)
+        } catch let error as GraphError {
+            throw PackageError(path: path, error.description)
+        } catch {
+            throw PackageError(path: path, "\(error)")
+        }
+        return LoadedPackage(path: path, manifest: manifest, model: model)
+    }
+
+    static func mapWeights(path: String, manifest: Manifest) throws(PackageError) -> ByteView {
+        let file: MappedFile
+        do {
+            file = try MappedFile(path: path + "/" + Manifest.weightsFileName)
+        } catch {
+            throw PackageError(path: path, "weights.bin \(error.reason)")
+        }
+        guard file.bytes.count == manifest.weights.bytes else {
+            throw PackageError(path: path, "weights.bin is \(file.bytes.count) bytes, the manifest says \(manifest.weights.bytes) (truncated or replaced)")
+        }
+        return file.view
+    }
+
+    static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity",
+                                                                         negativeInfinity: "-Infinity", nan: "NaN")
+        return decoder
+    }
+}
+
+extension Error {
+    /// One line about a decoding failure: what and where.
+    var summary: String {
+        guard let error = self as? DecodingError else { return "\(self)" }
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        }
+        switch error {
+        case .typeMismatch(_, let c): return "wrong type at \(path(c)): \(c.debugDescription)"
+        case .valueNotFound(_, let c): return "missing value at \(path(c))"
+        case .keyNotFound(let key, let c): return "missing key '\(key.stringValue)' at \(path(c).isEmpty ? "top level" : path(c))"
+        case .dataCorrupted(let c): return "\(c.debugDescription) \(path(c))".trimmingCharacters(in: .whitespaces)
+        @unknown default: return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import GraphIR
+
+/// What `mlpkg verify` found.
+public struct VerificationResult: Codable, Sendable, Equatable {
+    public struct Fault: Codable, Sendable, Equatable {
+        public var message: String
+        /// The tensor at fault, when there is one.
+        public var tensor: String?
+    }
+
+    public var package: String
+    public var ok: Bool
+    public var formatVersion: String?
+    public var tensors: Int
+    public var weightsBytes: Int
+    public var faults: [Fault]
+}
+
+/// Checks a package completely: format and version, manifest structure, weights.bin size, every blob's bounds,
+/// alignment, length and SHA-256, zero padding between blobs, tensor references, the graph (acyclic, every input
+/// produced) and report.json. Collects every fault rather than stopping at the first.
+public enum PackageVerifier {
+    public static func verify(path: String) -> VerificationResult {
+        var result = VerificationResult(package: path, ok: false, formatVersion: nil, tensors: 0, weightsBytes: 0, faults: [])
+        func fault(_ error: PackageError) {
+            result.faults.append(.init(message: error.description, tensor: error.tensor))
+        }
+        let manifest: Manifest
+        do {
+            manifest = try PackageReader.readManifest(path: path)
+        } catch {
+            fault(error)
+            return result
+        }
+        result.formatVersion = manifest.formatVersion
+        result.tensors = manifest.tensors.count
+
+        let weights: ByteView
+        do {
+            let file = try MappedFile(path: path + "/" + Manifest.weightsFileName)
+            weights = file.view
+        } catch {
+            fault(PackageError(path: path, "weights.bin \(error.reason)"))
+            return result
+        }
+        result.weightsBytes = weights.count
+        if weights.count != manifest.weights.bytes {
+            fault(PackageError(path: path, "weights.bin is \(weights.count) bytes, the manifest says \(manifest.weights.bytes) (truncated or replaced)"))
+        }
+
+        // Blobs: structure, checksum, and zero padding in the gaps between them.
+        var covered: [(Int, Int)] = []
+        for (index, record) in manifest.tensors.enumerated() {
+            let structural = ManifestDecoder.faults(of: record, index: index, weightsSize: weights.count, path: path)
+            structural.forEach(fault)
+            let end = record.offset &+ record.length
+            guard record.offset >= 0, record.length >= 0, end <= weights.count, end >= record.offset else { continue }
+            covered.append((record.offset, end))
+            if Checksum.sha256(weights.slice(record.offset..<end)) != record.sha256 {
+                fault(PackageError(path: path, "tensor '\(record.name)': checksum mismatch at bytes \(record.offset)..<\(end) of weights.bin",
+                                   tensor: record.name))
+            }
+        }
+        covered.sort { $0.0 < $1.0 }
+        var cursor = 0
+        for (start, end) in covered {
+            if start < cursor {
+                fault(PackageError(path: path, "blobs overlap at byte \(start) of weights.bin"))
+            } else if let bad = firstNonZero(weights, cursor..<start) {
+                fault(PackageError(path: path, "padding byte \(bad) of weights.bin is not zero (corrupt)"))
+            }
+            cursor = max(cursor, end)
+        }
+        if cursor < weights.count, let bad = firstNonZero(weights, cursor..<weights.count) {
+            fault(PackageError(path: path, "trailing byte \(bad) of weights.bin is not zero (corrupt)"))
+        }
+
+        // The graph: references and structure. Tensor faults above already name bad blobs, so only look further
+        // when the table is sound.
+        if result.faults.isEmpty {
+            do {
+                let model = try ManifestDecoder(manifest: manifest, weights: weights, path: path).model()
+                do {
+                    _ = try GraphVerifier.verified(model.graph)
+                } catch let error as GraphError {
+                    fault(PackageError(path: path, error.description))
+                }
+            } catch let error as PackageError {
+                fault(error)
+            } catch {
+                fault(PackageError(path: path, "\(error)"))
+            }
+        }
+
+        let reportPath = path + "/" + Manifest.reportFileName
+        if let data = FileManager.default.contents(atPath: reportPath) {
+            if (try? JSONSerialization.jsonObject(with: data)) == nil {
+                fault(PackageError(path: path, "report.json is not valid JSON"))
+            }
+        } else {
+            fault(PackageError(path: path, "report.json is missing"))
+        }
+        result.ok = result.faults.isEmpty
+        return result
+    }
+
+    private static func firstNonZero(_ view: ByteView, _ range: Range<Int>) -> Int? {
+        let bytes = view.bytes
+        for i in range where bytes[i] != 0 { return i }
+        return nil
+    }
+}

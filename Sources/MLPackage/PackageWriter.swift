@@ -1,0 +1,110 @@
+import Foundation
+import GraphIR
+import Quantization
+import SafeOutput
+
+/// The version mlpkg writes into provenance.
+public enum MLPkgVersion {
+    public static let current = "0.1.0"
+}
+
+/// The contents of report.json.
+public struct PackageReport: Codable, Sendable, Equatable {
+    public var format = "mlpkg-report"
+    public var formatVersion = Manifest.version.description
+    public var conversion: ConversionReport
+}
+
+/// Writes a model as a `.mlpkg` directory: manifest.json, weights.bin (blobs 64-byte aligned, zero padded) and
+/// report.json, atomically (see `AtomicDirectory`). The same model and provenance give byte-identical files.
+public enum PackageWriter {
+    public static func write(model: Model, provenance: Provenance, report: ConversionReport,
+                             to path: String) throws(PackageError) -> Manifest {
+        do {
+            return try writeFiles(model: model, provenance: provenance, report: report, to: path)
+        } catch {
+            throw PackageError(error)
+        }
+    }
+
+    private static func writeFiles(model: Model, provenance: Provenance, report: ConversionReport,
+                                   to path: String) throws(OutputError) -> Manifest {
+        var encoder = ManifestEncoder()
+        let graph = encoder.graph(model.graph)
+        let functions = model.functions.map { encoder.function($0) }
+        let directory = try AtomicDirectory(target: path) { existing in
+            FileManager.default.fileExists(atPath: existing + "/" + Manifest.manifestFileName)
+        }
+        do throws(OutputError) {
+            let records = try writeWeights(encoder.tensors, to: directory.path(Manifest.weightsFileName))
+            let weightsBytes = records.last.map { $0.offset + $0.length } ?? 0
+            let manifest = Manifest(
+                format: Manifest.formatName, formatVersion: Manifest.version.description, functions: functions,
+                graph: graph, metadata: model.metadata,
+                model: ModelInfo(irVersion: model.irVersion, producerName: model.producerName,
+                                 producerVersion: model.producerVersion, domain: model.domain,
+                                 modelVersion: model.modelVersion, docString: model.docString),
+                opsetImports: model.opsetImports, provenance: provenance, tensors: records,
+                weights: WeightsFile(file: Manifest.weightsFileName, bytes: weightsBytes, alignment: Manifest.alignment))
+            try writeJSON(manifest, pretty: false, to: directory.path(Manifest.manifestFileName))
+            try writeJSON(PackageReport(conversion: report), pretty: true, to: directory.path(Manifest.reportFileName))
+            try directory.commit()
+            return manifest
+        } catch {
+            directory.abandon()
+            throw error
+        }
+    }
+
+    /// Streams every blob into weights.bin, hashing as it goes.
+    static func writeWeights(_ tensors: [Tensor], to path: String) throws(OutputError) -> [TensorRecord] {
+        let file = try OutputFile(path: path)
+        var records: [TensorRecord] = []
+        records.reserveCapacity(tensors.count)
+        for tensor in tensors {
+            let padding = (Manifest.alignment - file.written % Manifest.alignment) % Manifest.alignment
+            try file.writeZeros(padding)
+            let offset = file.written
+            let digest: String
+            let length: Int
+            switch tensor.data {
+            case .bytes(let view):
+                try file.write(view.bytes)
+                digest = Checksum.sha256(view)
+                length = view.count
+            case .strings(let strings):
+                let blob = StringBlob.encode(strings)
+                try file.write(blob)
+                digest = Checksum.sha256(blob)
+                length = blob.count
+            }
+            records.append(TensorRecord(name: tensor.name, dtype: tensor.dataType, shape: tensor.dims,
+                                        encoding: EncodingRecord(kind: tensor.encoding.name), offset: offset,
+                                        length: length, sha256: digest, docString: tensor.docString.nonEmpty,
+                                        metadata: tensor.metadata.nonEmpty))
+        }
+        try file.finish()
+        return records
+    }
+
+    /// manifest.json is compact (it can list thousands of nodes); report.json is pretty-printed for people.
+    static func encoder(pretty: Bool) -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity",
+                                                                      negativeInfinity: "-Infinity", nan: "NaN")
+        return encoder
+    }
+
+    static func writeJSON<T: Encodable>(_ value: T, pretty: Bool, to path: String) throws(OutputError) {
+        let data: Data
+        do {
+            data = try encoder(pretty: pretty).encode(value)
+        } catch {
+            throw OutputError(path: path, "cannot encode: \(error)")
+        }
+        let file = try OutputFile(path: path)
+        try file.write(Array(data) + [0x0A])
+        try file.finish()
+    }
+}

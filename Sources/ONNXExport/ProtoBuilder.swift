@@ -1,0 +1,146 @@
+import GraphIR
+
+/// Builds protobuf wire-format bytes. Large byte fields are kept as views (never copied) and written out in order,
+/// so a model's weights go straight from their source to the output file.
+final class ProtoBuilder {
+    enum Segment {
+        case bytes([UInt8])
+        case view(ByteView)
+    }
+
+    private(set) var segments: [Segment] = []
+    private var current: [UInt8] = []
+    private(set) var size = 0
+
+    private enum WireType: UInt64 {
+        case varint = 0, fixed64 = 1, lengthDelimited = 2, fixed32 = 5
+    }
+
+    private func tag(_ field: Int, _ wire: WireType) {
+        appendVarint(UInt64(field) << 3 | wire.rawValue)
+    }
+
+    private func appendVarint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            current.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+            size += 1
+        }
+        current.append(UInt8(v))
+        size += 1
+    }
+
+    private func appendBytes<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        current.append(contentsOf: bytes)
+        size += bytes.count
+    }
+
+    /// A bare varint with no tag (inside packed fields).
+    func rawVarint(_ value: UInt64) {
+        appendVarint(value)
+    }
+
+    // MARK: Scalars
+
+    func int64(_ field: Int, _ value: Int64) {
+        tag(field, .varint)
+        appendVarint(UInt64(bitPattern: value))
+    }
+
+    /// int32 fields are sign-extended to 64 bits on the wire, as protobuf requires.
+    func int32(_ field: Int, _ value: Int32) {
+        int64(field, Int64(value))
+    }
+
+    func uint64(_ field: Int, _ value: UInt64) {
+        tag(field, .varint)
+        appendVarint(value)
+    }
+
+    func float(_ field: Int, _ value: Float) {
+        tag(field, .fixed32)
+        var bits = value.bitPattern.littleEndian
+        withUnsafeBytes(of: &bits) { appendBytes($0) }
+    }
+
+    /// Omitted when empty (proto2 optional strings read back as "").
+    func string(_ field: Int, _ value: String) {
+        guard !value.isEmpty else { return }
+        bytes(field, Array(value.utf8))
+    }
+
+    func bytes(_ field: Int, _ value: [UInt8]) {
+        tag(field, .lengthDelimited)
+        appendVarint(UInt64(value.count))
+        appendBytes(value)
+    }
+
+    /// A bytes field whose content is referenced, not copied.
+    func view(_ field: Int, _ value: ByteView) {
+        tag(field, .lengthDelimited)
+        appendVarint(UInt64(value.count))
+        guard value.count > 0 else { return }
+        if value.count < 4096 {
+            appendBytes(value.bytes)
+            return
+        }
+        flush()
+        segments.append(.view(value))
+        size += value.count
+    }
+
+    // MARK: Repeated
+
+    func repeatedStrings(_ field: Int, _ values: [String]) {
+        for v in values { bytes(field, Array(v.utf8)) }
+    }
+
+    /// Repeated int64 written one element per tag (the unpacked form ONNX's schema declares for attribute ints).
+    func repeatedInt64(_ field: Int, _ values: [Int64]) {
+        for v in values { int64(field, v) }
+    }
+
+    func repeatedFloat(_ field: Int, _ values: [Float]) {
+        for v in values { float(field, v) }
+    }
+
+    // MARK: Messages
+
+    func message(_ field: Int, _ build: (ProtoBuilder) -> Void) {
+        let child = ProtoBuilder()
+        build(child)
+        child.flush()
+        tag(field, .lengthDelimited)
+        appendVarint(UInt64(child.size))
+        for segment in child.segments {
+            switch segment {
+            case .bytes(let b): appendBytes(b)
+            case .view(let v):
+                flush()
+                segments.append(.view(v))
+                size += v.count
+            }
+        }
+    }
+
+    func flush() {
+        guard !current.isEmpty else { return }
+        segments.append(.bytes(current))
+        current = []
+    }
+
+    /// All bytes in one array (for small messages and tests).
+    var data: [UInt8] {
+        flush()
+        var out: [UInt8] = []
+        out.reserveCapacity(size)
+        for segment in segments {
+            switch segment {
+            case .bytes(let b): out.append(contentsOf: b)
+            case .view(let v): out.append(contentsOf: v.bytes)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,43 @@
+import GraphIR
+
+/// What a weight conversion did, tensor by tensor: written to report.json and summarised on the terminal.
+public struct ConversionReport: Codable, Sendable, Equatable {
+    public struct Converted: Codable, Sendable, Equatable {
+        public var name: String
+        public var dtype: String
+        public var shape: [Int]
+        public var encoding: String
+        public var bytesBefore: Int
+        public var bytesAfter: Int
+        /// Values beyond the format's range, clamped to its largest finite value.
+        public var clamped: Int
+        public var maxAbsError: Float
+        /// 10·log10(Σw² / Σ(w−ŵ)²); nil when the conversion is exact (infinite SNR) or the tensor is all zeros.
+        public var snrDB: Double?
+    }
+
+    public struct Kept: Codable, Sendable, Equatable {
+        public var name: String
+        public var dtype: String
+        public var shape: [Int]
+        public var bytes: Int
+        public var reason: String
+    }
+
+    public struct Totals: Codable, Sendable, Equatable {
+        /// All weight bytes, before and after conversion.
+        public var bytesBefore: Int
+        public var bytesAfter: Int
+        public var ratio: Double
+        public var convertedTensors: Int
+        public var keptTensors: Int
+        public var clampedValues: Int
+        /// Mean of the converted tensors' SNR weighted by element count (exact tensors excluded); nil if none.
+        public var weightedMeanSNRDB: Double?
+    }
+
+    public var weights: String
+    public var converted: [Converted]
+    public var kept: [Kept]
+    public var totals: Totals
+}

@@ -1,0 +1,214 @@
+import GraphIR
+
+/// Re-encodes a model's float32 weights in a `WeightFormat`, in place in the graph, and reports the error each
+/// tensor took. Weights are initializers and Constant-node tensors in the main graph and every subgraph.
+/// Tensors are converted in parallel; the graph the model computes is unchanged (an encoded tensor keeps its dtype).
+public struct WeightConverter: Sendable {
+    public struct Options: Sendable, Equatable {
+        public var format: WeightFormat
+        /// Float tensors with fewer elements stay as they are.
+        public var minElements: Int
+
+        public init(format: WeightFormat, minElements: Int? = nil) {
+            self.format = format
+            self.minElements = minElements ?? format.defaultMinElements
+        }
+    }
+
+    /// Inputs whose float values drive shapes, indices or quantization parameters: rounding them could change what
+    /// the graph computes beyond weight precision, so they keep full precision. (op type, input index or nil = all)
+    static let fullPrecisionInputs: [String: Set<Int>?] = [
+        "Resize": [1, 2], "Upsample": [1], "Range": nil, "QuantizeLinear": [1, 2], "DequantizeLinear": [1, 2],
+        "QLinearConv": nil, "QLinearMatMul": nil, "ConvInteger": nil, "MatMulInteger": nil, "DynamicQuantizeLinear": nil,
+        "RandomNormal": nil, "RandomUniform": nil, "Multinomial": nil,
+    ]
+
+    public let options: Options
+
+    public init(options: Options) {
+        self.options = options
+    }
+
+    /// Returns the converted model and the report.
+    public func convert(_ model: Model) -> (Model, ConversionReport) {
+        var model = model
+        var jobs: [Job] = []
+        var kept: [ConversionReport.Kept] = []
+        collect(&model.graph, path: [], jobs: &jobs, kept: &kept)
+
+        let tensors = jobs.map(\.tensor)
+        let results = Parallel.map(tensors) { [self] tensor in encode(tensor) }
+
+        var converted: [ConversionReport.Converted] = []
+        for (job, result) in zip(jobs, results) {
+            switch result {
+            case .converted(let tensor, let entry):
+                apply(tensor, at: job.place, in: &model.graph)
+                converted.append(entry)
+            case .kept(let entry):
+                kept.append(entry)
+            }
+        }
+        let before = model.weightBytes(original: true, converted: converted, kept: kept)
+        let after = model.weightBytes(original: false, converted: converted, kept: kept)
+        let snrElements = converted.filter { $0.snrDB != nil }
+        let weight = snrElements.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        let meanSNR = weight == 0 ? nil : snrElements.reduce(0.0) { $0 + $1.snrDB! * Double($1.shape.reduce(1, *)) } / Double(weight)
+        let report = ConversionReport(
+            weights: options.format.rawValue, converted: converted, kept: kept,
+            totals: .init(bytesBefore: before, bytesAfter: after, ratio: after == 0 ? 1 : Double(before) / Double(after),
+                          convertedTensors: converted.count, keptTensors: kept.count,
+                          clampedValues: converted.reduce(0) { $0 + $1.clamped }, weightedMeanSNRDB: meanSNR))
+        return (model, report)
+    }
+
+    // MARK: - Finding the weights
+
+    /// Where a weight sits: a path of (node index, attribute index, subgraph index) steps from the main graph, then
+    /// an initializer index or a Constant node's attribute.
+    struct Place: Sendable {
+        var path: [(node: Int, attribute: Int, graph: Int)]
+        var slot: Slot
+        enum Slot: Sendable { case initializer(Int), constant(node: Int, attribute: Int) }
+    }
+
+    struct Job: Sendable {
+        var tensor: Tensor
+        var place: Place
+    }
+
+    enum Result: Sendable {
+        case converted(Tensor, ConversionReport.Converted)
+        case kept(ConversionReport.Kept)
+    }
+
+    private func collect(_ graph: inout Graph, path: [(node: Int, attribute: Int, graph: Int)], jobs: inout [Job],
+                         kept: inout [ConversionReport.Kept]) {
+        let protected = protectedNames(in: graph)
+        for (i, tensor) in graph.initializers.enumerated() {
+            consider(tensor, Place(path: path, slot: .initializer(i)), protected[tensor.name], &jobs, &kept)
+        }
+        for (n, node) in graph.nodes.enumerated() {
+            for (a, attribute) in node.attributes.enumerated() {
+                if node.isConstant, attribute.name == "value", case .tensor(var tensor) = attribute.value {
+                    tensor.name = node.outputs.first ?? tensor.name
+                    consider(tensor, Place(path: path, slot: .constant(node: n, attribute: a)), protected[tensor.name],
+                             &jobs, &kept)
+                }
+                for (g, var sub) in attribute.value.subgraphs.enumerated() {
+                    collect(&sub, path: path + [(n, a, g)], jobs: &jobs, kept: &kept)
+                }
+            }
+        }
+    }
+
+    private func consider(_ tensor: Tensor, _ place: Place, _ protectedBy: String?, _ jobs: inout [Job],
+                          _ kept: inout [ConversionReport.Kept]) {
+        guard options.format.encoding != nil, tensor.dataType == .float, tensor.encoding == .raw else { return }
+        func keep(_ reason: String) {
+            kept.append(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount,
+                              reason: reason))
+        }
+        if let protectedBy { return keep("kept full precision: feeds \(protectedBy)") }
+        if tensor.elementCount < options.minElements {
+            return keep("too small: \(tensor.elementCount) elements < --min-elements \(options.minElements)")
+        }
+        jobs.append(Job(tensor: tensor, place: place))
+    }
+
+    /// Names read by inputs listed in `fullPrecisionInputs`, with a description of the reader.
+    private func protectedNames(in graph: Graph) -> [String: String] {
+        var names: [String: String] = [:]
+        for node in graph.nodes where node.domain.isEmpty {
+            guard let entry = Self.fullPrecisionInputs[node.opType] else { continue }
+            for (i, input) in node.inputs.enumerated() where !input.isEmpty && (entry == nil || entry!.contains(i)) {
+                names[input] = names[input] ?? "\(node.opType) input \(i)"
+            }
+        }
+        return names
+    }
+
+    // MARK: - Encoding one tensor
+
+    private func encode(_ tensor: Tensor) -> Result {
+        guard case .bytes(let view) = tensor.data, let encoding = options.format.encoding else {
+            return .kept(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount,
+                               reason: "not stored as bytes"))
+        }
+        let count = tensor.elementCount
+        // Copy out to aligned floats (mapped or protobuf bytes need not be 4-byte aligned).
+        let floats = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+        defer { floats.deallocate() }
+        UnsafeMutableRawBufferPointer(floats).copyMemory(from: view.bytes)
+        var nonFinite = 0
+        for v in floats where !v.isFinite { nonFinite += 1 }
+        if nonFinite > 0 {
+            return .kept(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount,
+                               reason: "contains \(nonFinite) inf/NaN value\(nonFinite == 1 ? "" : "s"); kept as float32"))
+        }
+        let output = OwnedBuffer(count: count * 2)
+        let stats = output.mutableBytes.withMemoryRebound(to: UInt16.self) { halves in
+            Float16Codec.encode(UnsafeBufferPointer(floats), into: halves)
+        }
+        var encoded = tensor
+        encoded.data = .bytes(output.view)
+        encoded.encoding = encoding
+        encoded.location = .embedded
+        let snr: Double? = stats.errorEnergy > 0 && stats.signalEnergy > 0
+            ? 10 * (stats.signalEnergy / stats.errorEnergy).log10 : nil
+        return .converted(encoded, .init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims,
+                                         encoding: encoding.name, bytesBefore: tensor.byteCount, bytesAfter: count * 2,
+                                         clamped: stats.clamped, maxAbsError: stats.maxAbsError, snrDB: snr))
+    }
+
+    private func apply(_ tensor: Tensor, at place: Place, in graph: inout Graph) {
+        guard let step = place.path.first else {
+            switch place.slot {
+            case .initializer(let i):
+                graph.initializers[i] = tensor
+            case .constant(let n, let a):
+                var stored = tensor
+                if case .tensor(let original) = graph.nodes[n].attributes[a].value { stored.name = original.name }
+                graph.nodes[n].attributes[a].value = .tensor(stored)
+            }
+            return
+        }
+        let rest = Place(path: Array(place.path.dropFirst()), slot: place.slot)
+        switch graph.nodes[step.node].attributes[step.attribute].value {
+        case .graph(var sub):
+            apply(tensor, at: rest, in: &sub)
+            graph.nodes[step.node].attributes[step.attribute].value = .graph(sub)
+        case .graphs(var subs):
+            apply(tensor, at: rest, in: &subs[step.graph])
+            graph.nodes[step.node].attributes[step.attribute].value = .graphs(subs)
+        default:
+            break
+        }
+    }
+}
+
+private extension Model {
+    /// Total weight bytes of the model before or after conversion.
+    func weightBytes(original: Bool, converted: [ConversionReport.Converted], kept: [ConversionReport.Kept]) -> Int {
+        var total = 0
+        graph.forEachGraph { g, _ in
+            for t in g.initializers { total += t.byteCount }
+            for node in g.nodes where node.isConstant { total += node.constantTensor?.byteCount ?? 0 }
+        }
+        // `self` holds converted tensors: add back what conversion saved to get the original size.
+        if original { total += converted.reduce(0) { $0 + $1.bytesBefore - $1.bytesAfter } }
+        return total
+    }
+}
+
+private extension Double {
+    var log10: Double { Foundation_log10(self) }
+}
+
+#if canImport(Glibc)
+import Glibc
+private func Foundation_log10(_ x: Double) -> Double { Glibc.log10(x) }
+#elseif canImport(Darwin)
+import Darwin
+private func Foundation_log10(_ x: Double) -> Double { Darwin.log10(x) }
+#endif

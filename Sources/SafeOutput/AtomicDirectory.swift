@@ -1,0 +1,198 @@
+import CSystem
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A failure to write output. `description` is one line naming the path.
+public struct OutputError: Error, CustomStringConvertible, Equatable {
+    public var path: String
+    public var message: String
+
+    public init(path: String, _ message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { "\(path): \(message)" }
+}
+
+/// Writes a directory atomically: files go into a hidden temporary sibling, which is renamed over the target only
+/// when complete (exchanged with an existing target, then the old one removed). On any failure the temporary is
+/// removed and the target is untouched; a process killed mid-write leaves only the hidden temporary, which the next
+/// write to the same target removes.
+public struct AtomicDirectory {
+    public let target: String
+    public let temporary: String
+
+    /// Prefix of temporary siblings: `.NAME.partial-PID`.
+    static func temporaryPrefix(for target: String) -> String {
+        let url = URL(fileURLWithPath: target)
+        return url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".partial-"
+    }
+
+    /// Checks the target can be written and creates the temporary directory.
+    /// `replaceable` says whether an existing directory at the target may be replaced.
+    public init(target: String, replaceable: (String) -> Bool) throws(OutputError) {
+        self.target = target
+        var info = stat()
+        if lstat(target, &info) == 0 {
+            if (info.st_mode & S_IFMT) == S_IFLNK {
+                throw OutputError(path: target, "is a symbolic link; refusing to write through it")
+            }
+            guard (info.st_mode & S_IFMT) == S_IFDIR, replaceable(target) else {
+                throw OutputError(path: target, "exists and is not an mlpkg package; refusing to replace it")
+            }
+        }
+        let parent = URL(fileURLWithPath: target).deletingLastPathComponent().path
+        var parentInfo = stat()
+        guard stat(parent, &parentInfo) == 0, (parentInfo.st_mode & S_IFMT) == S_IFDIR else {
+            throw OutputError(path: target, "the folder \(parent) does not exist")
+        }
+        Self.removeStaleTemporaries(prefix: Self.temporaryPrefix(for: target))
+        temporary = Self.temporaryPrefix(for: target) + String(getpid())
+        try? FileManager.default.removeItem(atPath: temporary)
+        guard mkdir(temporary, 0o755) == 0 else {
+            throw OutputError(path: target, "cannot create a temporary folder beside it: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Removes temporaries left by processes that no longer run.
+    private static func removeStaleTemporaries(prefix: String) {
+        let url = URL(fileURLWithPath: prefix)
+        let folder = url.deletingLastPathComponent().path
+        let stem = url.lastPathComponent
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+        for name in names where name.hasPrefix(stem) {
+            guard let pid = Int32(name.dropFirst(stem.count)), pid > 0 else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: folder + "/" + name)
+            }
+        }
+    }
+
+    public func path(_ file: String) -> String { temporary + "/" + file }
+
+    /// Moves the finished temporary into place.
+    public func commit() throws(OutputError) {
+        syncDirectory(temporary)
+        if mlpkg_rename_noreplace(temporary, target) != 0 {
+            let code = errno
+            if code == EEXIST || code == ENOTEMPTY {
+                try replaceExisting()
+            } else if code == ENOSYS || code == EINVAL {
+                try replaceExisting()
+            } else {
+                abandon()
+                throw OutputError(path: target, "cannot move the package into place: \(String(cString: strerror(code)))")
+            }
+        }
+        syncDirectory(URL(fileURLWithPath: target).deletingLastPathComponent().path)
+    }
+
+    private func replaceExisting() throws(OutputError) {
+        if mlpkg_rename_exchange(temporary, target) == 0 {
+            // The old package now sits at the temporary path.
+            try? FileManager.default.removeItem(atPath: temporary)
+            return
+        }
+        var info = stat()
+        if lstat(target, &info) != 0 {
+            // No target after all (or no exchange support and no target): a plain rename.
+            if rename(temporary, target) == 0 { return }
+        } else {
+            // No atomic exchange on this file system: move the old one aside, then the new one in.
+            let aside = temporary + ".old"
+            if rename(target, aside) == 0 {
+                if rename(temporary, target) == 0 {
+                    try? FileManager.default.removeItem(atPath: aside)
+                    return
+                }
+                _ = rename(aside, target)
+            }
+        }
+        let reason = String(cString: strerror(errno))
+        abandon()
+        throw OutputError(path: target, "cannot move the package into place: \(reason)")
+    }
+
+    /// Removes the temporary directory and everything in it.
+    public func abandon() {
+        try? FileManager.default.removeItem(atPath: temporary)
+    }
+
+    private func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+}
+
+/// A file written sequentially through a buffer; every failure (a full disk included) is thrown.
+public final class OutputFile {
+    public let path: String
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+    private static let bufferSize = 1 << 20
+    public private(set) var written = 0
+
+    public init(path: String) throws(OutputError) {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw OutputError(path: path, "cannot create: \(String(cString: strerror(errno)))") }
+        buffer.reserveCapacity(Self.bufferSize)
+    }
+
+    deinit { close(fd) }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(OutputError) {
+        if bytes.count >= Self.bufferSize {
+            try flush()
+            try writeAll(bytes)
+        } else {
+            if buffer.count + bytes.count > Self.bufferSize { try flush() }
+            buffer.append(contentsOf: bytes)
+        }
+        written += bytes.count
+    }
+
+    public func write(_ bytes: [UInt8]) throws(OutputError) {
+        let result = bytes.withUnsafeBytes { raw in Result { () throws(OutputError) in try write(raw) } }
+        try result.get()
+    }
+
+    public func writeZeros(_ count: Int) throws(OutputError) {
+        guard count > 0 else { return }
+        try write([UInt8](repeating: 0, count: count))
+    }
+
+    public func flush() throws(OutputError) {
+        guard !buffer.isEmpty else { return }
+        let pending = buffer
+        buffer.removeAll(keepingCapacity: true)
+        let result = pending.withUnsafeBytes { raw in Result { () throws(OutputError) in try writeAll(raw) } }
+        try result.get()
+    }
+
+    /// Flushes and syncs to disk.
+    public func finish() throws(OutputError) {
+        try flush()
+        guard fsync(fd) == 0 else { throw OutputError(path: path, "cannot sync: \(String(cString: strerror(errno)))") }
+    }
+
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) throws(OutputError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw OutputError(path: path, "write failed: \(String(cString: strerror(errno)))")
+            }
+            offset += n
+        }
+    }
+}

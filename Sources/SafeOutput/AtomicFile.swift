@@ -1,0 +1,49 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A regular file written atomically: into a hidden temporary sibling (`.NAME.partial-PID`), renamed over the target
+/// when complete. The target may be a missing path or an existing regular file; never a directory or a symlink.
+public final class AtomicFile {
+    public let target: String
+    public let file: OutputFile
+
+    public init(target: String) throws(OutputError) {
+        self.target = target
+        var info = stat()
+        if lstat(target, &info) == 0 {
+            if (info.st_mode & S_IFMT) == S_IFLNK {
+                throw OutputError(path: target, "is a symbolic link; refusing to write through it")
+            }
+            guard (info.st_mode & S_IFMT) == S_IFREG else {
+                throw OutputError(path: target, "exists and is not a regular file; refusing to replace it")
+            }
+        }
+        let url = URL(fileURLWithPath: target)
+        let parent = url.deletingLastPathComponent().path
+        var parentInfo = stat()
+        guard stat(parent, &parentInfo) == 0, (parentInfo.st_mode & S_IFMT) == S_IFDIR else {
+            throw OutputError(path: target, "the folder \(parent) does not exist")
+        }
+        let temporary = parent + "/." + url.lastPathComponent + ".partial-" + String(getpid())
+        unlink(temporary)
+        file = try OutputFile(path: temporary)
+    }
+
+    /// Syncs the temporary and renames it over the target.
+    public func commit() throws(OutputError) {
+        try file.finish()
+        guard rename(file.path, target) == 0 else {
+            let reason = String(cString: strerror(errno))
+            abandon()
+            throw OutputError(path: target, "cannot move the file into place: \(reason)")
+        }
+    }
+
+    public func abandon() {
+        unlink(file.path)
+    }
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import GraphIR
+import Inspection
+import MLPackage
+import Quantization
+
+extension WeightFormat: ExpressibleByArgument {}
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert an ONNX model into a .mlpkg package, re-encoding its float32 weights.",
+        discussion: """
+            Writes OUT.mlpkg/ (manifest.json, weights.bin, report.json) atomically: into a temporary folder beside \
+            it, renamed into place when complete. An existing package at OUT is replaced; anything else there is \
+            left alone and the command fails. The same model and options always give byte-identical packages.
+
+            --weights fp16 stores every float32 weight (initializers and Constant values, subgraphs included) as \
+            IEEE half precision, rounding to nearest even; values beyond ±65504 are clamped and counted; tensors \
+            holding inf or NaN stay float32 and are listed. Inputs that drive shapes or quantization (Resize \
+            scales, Range, QuantizeLinear/DequantizeLinear parameters) keep full precision.
+            """
+    )
+
+    @Argument(help: "The ONNX model to convert.")
+    var model: String
+
+    @Option(name: .shortAndLong, help: "The package to write (a folder, conventionally NAME.mlpkg).")
+    var output: String
+
+    @Option(help: "Weight format: fp32 (unchanged) or fp16.")
+    var weights: WeightFormat = .fp16
+
+    @Option(help: "Convert only float tensors with at least this many elements (default: every float tensor).")
+    var minElements: Int?
+
+    @Flag(help: "Print one JSON document on stdout instead of the summary.")
+    var json = false
+
+    @Flag(help: "Print nothing but errors.")
+    var quiet = false
+
+    func validate() throws {
+        if let minElements, minElements < 0 { throw ValidationError("--min-elements must be 0 or more") }
+    }
+
+    func run() throws {
+        let result: PackageConverter.Result
+        do {
+            result = try PackageConverter.convert(input: model, output: output,
+                                                  options: .init(weights: weights, minElements: minElements))
+        } catch {
+            throw CommandFailure(error)
+        }
+        if quiet { return }
+        if json {
+            try JSONOutput.print(ConvertOutput(package: output, source: model, sourceBytes: result.sourceBytes,
+                                               packageBytes: result.packageBytes, report: result.report))
+        } else {
+            print(ConversionText.render(result.report, source: model, sourceBytes: result.sourceBytes, package: output,
+                                        packageBytes: result.packageBytes))
+        }
+    }
+}
+
+struct ConvertOutput: Encodable {
+    var package: String
+    var source: String
+    var sourceBytes: Int
+    var packageBytes: Int
+    var report: ConversionReport
+}
+

@@ -1,0 +1,33 @@
+import ArgumentParser
+import MLPackage
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a package: format and version, structure, graph and every checksum.",
+        discussion: """
+            Exit 0 when the package is sound. Otherwise exit 1 with one error line naming the first fault; with \
+            --json, one JSON document listing every fault.
+            """
+    )
+
+    @Argument(help: "The package to check.")
+    var package: String
+
+    @Flag(help: "Print one JSON document listing every fault.")
+    var json = false
+
+    func run() throws {
+        let result = PackageVerifier.verify(path: package)
+        if json {
+            try JSONOutput.print(result)
+            if !result.ok { throw ExitCode(1) }
+            return
+        }
+        if let first = result.faults.first {
+            let more = result.faults.count > 1 ? " (and \(result.faults.count - 1) more fault(s); --json lists all)" : ""
+            throw CommandFailure(first.message + more)
+        }
+        print("\(package): ok — format \(result.formatVersion ?? "?"), \(result.tensors) tensors, "
+              + "\(result.weightsBytes) bytes of weights, every checksum matches")
+    }
+}
