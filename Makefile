@@ -37,9 +37,13 @@ unit:
 oracle:
 	MLPKG=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/oracle
 
-## The main job on a bundled model.
+## The main job on a bundled model: convert to fp16, verify the package, summarise it.
+DEMO_OUT ?= $(BUILD_DIR)/demo
 demo: deps build
-	$(BIN) inspect fixtures/transformer.onnx
+	@mkdir -p $(DEMO_OUT)
+	$(BIN) convert fixtures/transformer.onnx -o $(DEMO_OUT)/transformer.mlpkg --weights fp16
+	$(BIN) verify $(DEMO_OUT)/transformer.mlpkg
+	$(BIN) inspect $(DEMO_OUT)/transformer.mlpkg
 
 ## Benchmarks: generates its models at run time (nothing big is committed).
 bench: deps pydeps release

@@ -38,7 +38,7 @@ extension ModelSummary {
         let largest = weights.sorted { a, b in a.byteCount != b.byteCount ? a.byteCount > b.byteCount : a.name < b.name }
             .prefix(Self.largestTensorLimit)
             .map { TensorEntry(name: $0.name, dtype: $0.dataType.name, shape: $0.dims, bytes: $0.byteCount,
-                               external: $0.location.isExternal) }
+                               external: $0.location.isExternal, encoding: $0.encoding.name) }
 
         self.init(
             file: file,

@@ -48,6 +48,8 @@ public struct ModelSummary: Codable, Sendable, Equatable {
         public var shape: [Int]
         public var bytes: Int
         public var external: Bool
+        /// How the bytes are stored: "raw", or an encoding such as "float16" in a package.
+        public var encoding: String
     }
 
     public struct ExternalFile: Codable, Sendable, Equatable {

@@ -38,7 +38,7 @@ public enum SummaryText {
             out += table(title: "Largest tensors", header: ["name", "dtype", "shape", "bytes", "stored"],
                          rows: s.largestTensors.map {
                              [$0.name, $0.dtype, "[" + $0.shape.map(String.init).joined(separator: ", ") + "]", bytes($0.bytes),
-                              $0.external ? "external" : "embedded"]
+                              $0.encoding != "raw" ? $0.encoding : $0.external ? "external" : "embedded"]
                          }, rightAligned: [3])
         }
         if !s.externalDataFiles.isEmpty {

@@ -11,6 +11,7 @@ public struct WeightRecord: Sendable {
     /// Stored bytes (values plus indices for a sparse tensor).
     public var byteCount: Int
     public var location: TensorLocation
+    public var encoding: WeightEncoding
     public var kind: Kind
 }
 
@@ -21,11 +22,12 @@ extension Model {
         var records: [WeightRecord] = []
         func dense(_ t: Tensor, _ kind: WeightRecord.Kind) -> WeightRecord {
             WeightRecord(name: t.name, dataType: t.dataType, dims: t.dims, elementCount: t.elementCount,
-                         byteCount: t.byteCount, location: t.location, kind: kind)
+                         byteCount: t.byteCount, location: t.location, encoding: t.encoding, kind: kind)
         }
         func sparse(_ s: SparseTensor, _ kind: WeightRecord.Kind) -> WeightRecord {
             WeightRecord(name: s.name, dataType: s.values.dataType, dims: s.dims, elementCount: s.values.elementCount,
-                         byteCount: s.values.byteCount + s.indices.byteCount, location: s.values.location, kind: kind)
+                         byteCount: s.values.byteCount + s.indices.byteCount, location: s.values.location,
+                         encoding: s.values.encoding, kind: kind)
         }
         graph.forEachGraph { g, _ in
             records += g.initializers.map { dense($0, .initializer) }

@@ -378,6 +378,13 @@ def test_runnable_fixture_set():
 
 @pytest.mark.parametrize("weights", WEIGHTS)
 @pytest.mark.parametrize("name", RUNNABLE)
+def test_convert_then_verify(work, name, weights):
+    """convert exits 0 and `verify` accepts the fresh package (exit 0)."""
+    work.verify(name, weights)
+
+
+@pytest.mark.parametrize("weights", WEIGHTS)
+@pytest.mark.parametrize("name", RUNNABLE)
 def test_manifest_layout(work, name, weights):
     """manifest.json and weights.bin agree with the format contract, checked here without
     `mlpkg verify`: header keys, offsets aligned to 64, blobs inside weights.bin and not
@@ -611,7 +618,8 @@ def test_flipped_byte_names_tensor(mlpkg, cnn_pkg, tmp_path):
     faults = doc.get("faults")
     assert isinstance(faults, list) and faults, doc
     for f in faults:
-        assert isinstance(f.get("message"), str), f
+        assert isinstance(f, dict) and isinstance(f.get("message"), str), f
+        assert f.get("tensor") is None or isinstance(f.get("tensor"), str), f
     assert any(f.get("tensor") == name for f in faults), f"no fault with tensor {name!r}: {faults}"
 
 
@@ -707,6 +715,26 @@ def test_output_folder_missing(mlpkg, tmp_path):
     out = tmp_path / "no" / "such" / "dir" / "model.mlpkg"
     error_line(cli(mlpkg, "convert", FIXTURES / "cnn.onnx", "-o", out, "--weights", "fp32", cwd=tmp_path))
     assert not (tmp_path / "no").exists(), "convert created the missing folders"
+
+
+def test_convert_json_is_one_document(mlpkg, tmp_path):
+    proc = cli(mlpkg, "convert", FIXTURES / "cnn.onnx", "-o", tmp_path / "m.mlpkg", "--weights", "fp16",
+               "--json", cwd=tmp_path)
+    assert_ok(proc)
+    one_json(proc)
+
+
+@pytest.mark.parametrize("args", [
+    ["convert", "cnn.onnx", "--weights", "fp16"],                      # no -o
+    ["convert", "cnn.onnx", "-o", "x.mlpkg", "--weights", "fp8"],      # bad --weights value
+    ["verify"],                                                        # no package
+    ["export", "x.mlpkg"],                                             # no -o
+], ids=["convert-no-o", "convert-bad-weights", "verify-no-arg", "export-no-o"])
+def test_usage_errors_exit_2(mlpkg, tmp_path, args):
+    args = [FIXTURES / a if a == "cnn.onnx" else a for a in args]
+    proc = cli(mlpkg, *args, cwd=tmp_path)
+    assert proc.returncode == 2, describe(proc)
+    assert os.listdir(tmp_path) == [], f"usage error left files: {os.listdir(tmp_path)}"
 
 
 # ---------------------------------------------------------------------------
