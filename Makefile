@@ -47,7 +47,9 @@ demo: deps build
 
 ## Benchmarks: generates its models at run time (nothing big is committed).
 bench: deps pydeps release
-	$(PYTHON) bench/import_bench.py --mlpkg $(RELEASE_BIN) --out bench/out
+	@$(PYTHON) -c "import onnxconverter_common" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
+	$(PYTHON) bench/bench.py --mlpkg $(RELEASE_BIN) --out bench/out
 
 ## Regenerate the C code from proto/onnx.proto (needs protoc-c: Debian's protobuf-c-compiler).
 proto:

@@ -28,7 +28,9 @@ let package = Package(
         // Atomic, symlink-safe output: temporary siblings renamed into place.
         .target(name: "SafeOutput", dependencies: ["CSystem"]),
         .target(name: "Inspection", dependencies: ["GraphIR", "MLPackage", "Quantization"]),
-        .target(name: "Quantization", dependencies: ["GraphIR"]),
+        // SIMD numeric kernels (F16C where the CPU has it, chosen at run time; portable C otherwise).
+        .target(name: "CKernels"),
+        .target(name: "Quantization", dependencies: ["GraphIR", "CKernels"]),
         .target(name: "ONNXExport", dependencies: ["GraphIR", "Quantization", "SafeOutput"]),
         .target(
             name: "MLPackage",
@@ -43,7 +45,7 @@ let package = Package(
         ),
         .testTarget(name: "GraphIRTests", dependencies: ["GraphIR"]),
         .testTarget(name: "ONNXImportTests", dependencies: ["ONNXImport", "GraphIR", "Inspection"]),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GraphIR"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GraphIR", "CKernels"]),
         .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "ONNXExport", "ONNXImport", "GraphIR", "Quantization"]),
     ]
 )

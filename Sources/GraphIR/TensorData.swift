@@ -32,9 +32,15 @@ public struct ByteView: @unchecked Sendable {
 public final class OwnedBuffer: @unchecked Sendable {
     public let mutableBytes: UnsafeMutableRawBufferPointer
 
+    /// Zero-filled memory.
     public init(count: Int) {
         mutableBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 0), alignment: 16)
         mutableBytes.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    /// Memory the caller fills completely before anyone reads it (skips zeroing large outputs).
+    public init(uninitializedCount count: Int) {
+        mutableBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 0), alignment: 16)
     }
 
     deinit { mutableBytes.deallocate() }

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import GraphIR
 import ONNXImport
@@ -30,8 +31,10 @@ public enum PackageConverter {
 
     public static func convert(input: String, output: String, options: Options) throws -> Result {
         try refuseOverwritingInput(input: input, output: output)
+        // The source digest needs only the file: compute it on another core while the model is read and converted.
+        let digest = SourceDigest(path: input)
         let model = try ONNXImporter.load(path: input)
-        let source = try sourceDescription(input: input, model: model)
+        let source = try sourceDescription(input: input, model: model, digest: digest)
         let converter = WeightConverter(options: .init(format: options.weights, minElements: options.minElements))
         let (converted, report) = converter.convert(model)
         let provenance = Provenance(source: source,
@@ -53,13 +56,8 @@ public enum PackageConverter {
         }
     }
 
-    static func sourceDescription(input: String, model: Model) throws(PackageError) -> Provenance.Source {
-        let file: MappedFile
-        do {
-            file = try MappedFile(path: input)
-        } catch {
-            throw PackageError(path: input, error.reason)
-        }
+    static func sourceDescription(input: String, model: Model, digest: SourceDigest) throws(PackageError) -> Provenance.Source {
+        let (bytes, sha256) = try digest.result()
         var external: [String: Int] = [:]
         model.graph.forEachGraph { graph, _ in
             for tensor in graph.initializers {
@@ -67,8 +65,35 @@ public enum PackageConverter {
             }
         }
         return Provenance.Source(
-            file: URL(fileURLWithPath: input).lastPathComponent, bytes: file.bytes.count,
-            sha256: Checksum.sha256(file.bytes),
+            file: URL(fileURLWithPath: input).lastPathComponent, bytes: bytes, sha256: sha256,
             externalData: external.keys.sorted().map { Provenance.ExternalFile(location: $0, bytes: external[$0]!) })
+    }
+}
+
+/// SHA-256 of a file, computed on a background thread from the moment it is created.
+final class SourceDigest: @unchecked Sendable {
+    private let path: String
+    private let done = DispatchSemaphore(value: 0)
+    private var outcome: Swift.Result<(Int, String), PackageError> = .failure(PackageError(path: "", "not computed"))
+
+    init(path: String) {
+        self.path = path
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            do {
+                let file = try MappedFile(path: path)
+                outcome = .success((file.bytes.count, Checksum.sha256(file.bytes)))
+            } catch let error as MappedFile.Failure {
+                outcome = .failure(PackageError(path: path, error.reason))
+            } catch {
+                outcome = .failure(PackageError(path: path, "\(error)"))
+            }
+            done.signal()
+        }
+    }
+
+    /// Waits for the digest: (file size, hex SHA-256).
+    func result() throws(PackageError) -> (Int, String) {
+        done.wait()
+        return try outcome.get()
     }
 }

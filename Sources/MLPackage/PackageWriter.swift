@@ -56,35 +56,34 @@ public enum PackageWriter {
         }
     }
 
-    /// Streams every blob into weights.bin, hashing as it goes.
+    /// Streams every blob into weights.bin. Digests are computed first, in parallel over the tensors.
     static func writeWeights(_ tensors: [Tensor], to path: String) throws(OutputError) -> [TensorRecord] {
+        let blobs: [Blob] = tensors.map { tensor in
+            switch tensor.data {
+            case .bytes(let view): return Blob(view: view)
+            case .strings(let strings): return Blob(view: ByteView(copying: StringBlob.encode(strings)))
+            }
+        }
+        let digests = Parallel.map(blobs) { Checksum.sha256($0.view) }
         let file = try OutputFile(path: path)
         var records: [TensorRecord] = []
         records.reserveCapacity(tensors.count)
-        for tensor in tensors {
+        for (i, tensor) in tensors.enumerated() {
             let padding = (Manifest.alignment - file.written % Manifest.alignment) % Manifest.alignment
             try file.writeZeros(padding)
             let offset = file.written
-            let digest: String
-            let length: Int
-            switch tensor.data {
-            case .bytes(let view):
-                try file.write(view.bytes)
-                digest = Checksum.sha256(view)
-                length = view.count
-            case .strings(let strings):
-                let blob = StringBlob.encode(strings)
-                try file.write(blob)
-                digest = Checksum.sha256(blob)
-                length = blob.count
-            }
+            try file.write(blobs[i].view.bytes)
             records.append(TensorRecord(name: tensor.name, dtype: tensor.dataType, shape: tensor.dims,
                                         encoding: EncodingRecord(kind: tensor.encoding.name), offset: offset,
-                                        length: length, sha256: digest, docString: tensor.docString.nonEmpty,
-                                        metadata: tensor.metadata.nonEmpty))
+                                        length: blobs[i].view.count, sha256: digests[i],
+                                        docString: tensor.docString.nonEmpty, metadata: tensor.metadata.nonEmpty))
         }
         try file.finish()
         return records
+    }
+
+    struct Blob: Sendable {
+        var view: ByteView
     }
 
     /// manifest.json is compact (it can list thousands of nodes); report.json is pretty-printed for people.

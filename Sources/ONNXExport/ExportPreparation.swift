@@ -88,14 +88,8 @@ public struct ExportPreparation {
     /// Decodes an encoded tensor to its dtype's raw layout.
     func decoded(_ tensor: Tensor) -> Tensor {
         guard tensor.encoding == .float16, case .bytes(let view) = tensor.data else { return tensor }
-        let count = tensor.elementCount
-        let out = OwnedBuffer(count: count * 4)
-        let halves = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: count)
-        defer { halves.deallocate() }
-        UnsafeMutableRawBufferPointer(halves).copyMemory(from: view.bytes)
-        out.mutableBytes.withMemoryRebound(to: Float.self) { floats in
-            Float16Codec.decode(UnsafeBufferPointer(halves), into: floats)
-        }
+        let out = OwnedBuffer(uninitializedCount: tensor.elementCount * 4)
+        Float16Codec.decode(view, into: out)
         var result = tensor
         result.data = .bytes(out.view)
         result.encoding = .raw

@@ -1,4 +1,8 @@
-/// float32 ⇄ IEEE 754 half precision.
+import CKernels
+import GraphIR
+
+/// float32 ⇄ IEEE 754 half precision. `encode(_:into:)` and `decode` run the SIMD kernels (F16C where the CPU has
+/// it); `halfBits` and `float(fromHalf:)` are the scalar reference the kernels are tested against.
 public enum Float16Codec {
     /// Largest finite half.
     public static let maxFinite: Float = 65504
@@ -6,14 +10,41 @@ public enum Float16Codec {
     /// Error statistics of one encoding pass, summed in double precision.
     public struct Stats: Sendable, Equatable {
         public var clamped = 0
+        /// inf or NaN inputs; when non-zero the output is not a faithful encoding and must not be used.
+        public var nonFinite = 0
         public var maxAbsError: Float = 0
         public var signalEnergy: Double = 0
         public var errorEnergy: Double = 0
         public init() {}
     }
 
-    /// Writes the half-precision bit patterns of `source` (all finite) into `destination`, rounding to nearest even
-    /// and clamping magnitudes beyond 65504.
+    /// Encodes the little-endian float32 values in `source` into `destination` (2 bytes per value) with the kernel.
+    public static func encode(_ source: ByteView, into destination: OwnedBuffer) -> Stats {
+        let count = source.count / 4
+        precondition(destination.mutableBytes.count == count * 2)
+        var raw = mlpkg_f16_stats()
+        // The kernel reads unaligned floats; the source may be a mapped file at any offset.
+        mlpkg_f32_to_f16(source.bytes.baseAddress?.assumingMemoryBound(to: Float.self),
+                         destination.mutableBytes.baseAddress?.assumingMemoryBound(to: UInt16.self), count, &raw)
+        var stats = Stats()
+        stats.clamped = raw.clamped
+        stats.nonFinite = raw.non_finite
+        stats.maxAbsError = raw.max_abs_error
+        stats.signalEnergy = raw.signal_energy
+        stats.errorEnergy = raw.error_energy
+        return stats
+    }
+
+    /// Widens little-endian half values in `source` to float32 in `destination` (4 bytes per value).
+    public static func decode(_ source: ByteView, into destination: OwnedBuffer) {
+        let count = source.count / 2
+        precondition(destination.mutableBytes.count == count * 4)
+        mlpkg_f16_to_f32(source.bytes.baseAddress?.assumingMemoryBound(to: UInt16.self),
+                         destination.mutableBytes.baseAddress?.assumingMemoryBound(to: Float.self), count)
+    }
+
+    /// Scalar reference: writes the half-precision bit patterns of `source` (all finite) into `destination`,
+    /// rounding to nearest even and clamping magnitudes beyond 65504.
     public static func encode(_ source: UnsafeBufferPointer<Float>, into destination: UnsafeMutableBufferPointer<UInt16>) -> Stats {
         precondition(source.count == destination.count)
         var stats = Stats()

@@ -136,19 +136,11 @@ public struct WeightConverter: Sendable {
                                reason: "not stored as bytes"))
         }
         let count = tensor.elementCount
-        // Copy out to aligned floats (mapped or protobuf bytes need not be 4-byte aligned).
-        let floats = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
-        defer { floats.deallocate() }
-        UnsafeMutableRawBufferPointer(floats).copyMemory(from: view.bytes)
-        var nonFinite = 0
-        for v in floats where !v.isFinite { nonFinite += 1 }
-        if nonFinite > 0 {
+        let output = OwnedBuffer(uninitializedCount: count * 2)
+        let stats = Float16Codec.encode(view, into: output)
+        if stats.nonFinite > 0 {
             return .kept(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount,
-                               reason: "contains \(nonFinite) inf/NaN value\(nonFinite == 1 ? "" : "s"); kept as float32"))
-        }
-        let output = OwnedBuffer(count: count * 2)
-        let stats = output.mutableBytes.withMemoryRebound(to: UInt16.self) { halves in
-            Float16Codec.encode(UnsafeBufferPointer(floats), into: halves)
+                               reason: "contains \(stats.nonFinite) inf/NaN value\(stats.nonFinite == 1 ? "" : "s"); kept as float32"))
         }
         var encoded = tensor
         encoded.data = .bytes(output.view)

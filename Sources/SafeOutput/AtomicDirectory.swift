@@ -77,7 +77,6 @@ public struct AtomicDirectory {
 
     /// Moves the finished temporary into place.
     public func commit() throws(OutputError) {
-        syncDirectory(temporary)
         if mlpkg_rename_noreplace(temporary, target) != 0 {
             let code = errno
             if code == EEXIST || code == ENOTEMPTY {
@@ -89,7 +88,6 @@ public struct AtomicDirectory {
                 throw OutputError(path: target, "cannot move the package into place: \(String(cString: strerror(code)))")
             }
         }
-        syncDirectory(URL(fileURLWithPath: target).deletingLastPathComponent().path)
     }
 
     private func replaceExisting() throws(OutputError) {
@@ -121,14 +119,6 @@ public struct AtomicDirectory {
     /// Removes the temporary directory and everything in it.
     public func abandon() {
         try? FileManager.default.removeItem(atPath: temporary)
-    }
-
-    private func syncDirectory(_ path: String) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
     }
 }
 
@@ -178,10 +168,11 @@ public final class OutputFile {
         try result.get()
     }
 
-    /// Flushes and syncs to disk.
+    /// Writes out what is buffered. There is no fsync: like cp and compilers, mlpkg leaves durability against power
+    /// loss to the file system (an fsync of a 1 GB package costs seconds); the rename into place already makes the
+    /// output all-or-nothing for every other failure, a killed process included.
     public func finish() throws(OutputError) {
         try flush()
-        guard fsync(fd) == 0 else { throw OutputError(path: path, "cannot sync: \(String(cString: strerror(errno)))") }
     }
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws(OutputError) {

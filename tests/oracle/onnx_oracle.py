@@ -208,7 +208,8 @@ def expected_report(path: Path) -> dict[str, Any]:
             params.append(tensor_param(t))
             named.append({"name": t.name, "dtype": dtype_name(t.data_type),
                           "shape": list(t.dims), "bytes": tensor_param(t)[2],
-                          "external": t.data_location == TensorProto.EXTERNAL})
+                          "external": t.data_location == TensorProto.EXTERNAL,
+                          "encoding": "raw"})
             note_external(t)
         for s in gr.sparse_initializer:
             params.append(sparse_param(s))

@@ -347,6 +347,18 @@ def cast_to_float_inputs(model: onnx.ModelProto) -> set[str]:
     return names
 
 
+def float16_constants(model: onnx.ModelProto) -> set[str]:
+    """Outputs of Constant nodes (any graph) whose `value` is a float16 tensor."""
+    out = set()
+    for g in graphs(model):
+        for n in g.node:
+            if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+                for a in n.attribute:
+                    if a.name == "value" and a.t.data_type == TensorProto.FLOAT16:
+                        out.update(n.output)
+    return out
+
+
 def array_of(t: TensorProto, base: Path) -> np.ndarray:
     return numpy_helper.to_array(t, base_dir=str(base))
 
@@ -508,9 +520,9 @@ def test_export_passes_checker(work, name, weights, dequantize):
 
 @pytest.mark.parametrize("name", RUNNABLE)
 def test_fp16_export_structure(work, name):
-    """fp16 export: float16 initializers feed Cast(to=float) (at least one where the original
-    has float32 weights of >= 16 elements). --dequantize export: no float16 initializer
-    unless the original had that one."""
+    """fp16 export: float16 tensors feed Cast(to=float) — initializers, or the values of Constant
+    nodes, which stay Constant nodes (at least one where the original has float32 weights of
+    >= 16 elements). --dequantize export: no float16 tensor unless the original had that one."""
     orig = onnx.load(str(FIXTURES / name), load_external_data=False)
     orig_f16 = {n for n, t in dense_initializers(orig).items() if t.data_type == TensorProto.FLOAT16}
 
@@ -518,13 +530,18 @@ def test_fp16_export_structure(work, name):
     f16 = {n for n, t in dense_initializers(plain).items() if t.data_type == TensorProto.FLOAT16}
     casted = f16 & cast_to_float_inputs(plain)
     if name in HAS_BIG_FLOAT_WEIGHTS:
-        assert casted, (f"{name}: fp16 export has no float16 initializer feeding Cast(to=float) "
-                        f"(float16 initializers: {sorted(f16)})")
+        const_casted = sorted(float16_constants(plain) & cast_to_float_inputs(plain))
+        assert casted or const_casted, (f"{name}: fp16 export has no float16 initializer feeding Cast(to=float) "
+                        f"(float16 initializers: {sorted(f16)}; float16 Constant nodes feeding "
+                        f"Cast: {const_casted})")
 
     deq = onnx.load(str(work.export(name, "fp16", dequantize=True)), load_external_data=False)
     deq_f16 = {n for n, t in dense_initializers(deq).items() if t.data_type == TensorProto.FLOAT16}
     extra = sorted(deq_f16 - orig_f16)
     assert not extra, f"{name}: --dequantize export still has float16 initializers {extra}"
+    # the same for float16 tensors held by Constant nodes
+    extra = sorted(float16_constants(deq) - float16_constants(orig))
+    assert not extra, f"{name}: --dequantize export still has float16 Constant values {extra}"
 
 
 @pytest.mark.parametrize("weights,dequantize", [("fp32", False), ("fp16", True)],
