@@ -23,6 +23,8 @@ public enum PackageConverter {
     }
 
     public struct Result: Sendable {
+        /// Wall time of each step, in order.
+        public var timings: [(step: String, seconds: Double)]
         public var manifest: Manifest
         public var report: ConversionReport
         public var sourceBytes: Int
@@ -31,20 +33,26 @@ public enum PackageConverter {
 
     public static func convert(input: String, output: String, options: Options) throws -> Result {
         try refuseOverwritingInput(input: input, output: output)
+        var clock = StepClock()
         // The source digest needs only the file: compute it on another core while the model is read and converted.
         let digest = SourceDigest(path: input)
         let model = try ONNXImporter.load(path: input)
-        let source = try sourceDescription(input: input, model: model, digest: digest)
+        clock.lap("import")
         let converter = WeightConverter(options: .init(format: options.weights, minElements: options.minElements))
         let (converted, report) = converter.convert(model)
+        clock.lap("convert weights (\(options.weights.rawValue))")
+        let source = try sourceDescription(input: input, model: model, digest: digest)
+        clock.lap("source digest (wait)")
         let provenance = Provenance(source: source,
                                     producer: .init(name: "mlpkg", version: MLPkgVersion.current),
                                     options: options.recorded)
         let manifest = try PackageWriter.write(model: converted, provenance: provenance, report: report, to: output)
+        clock.lap("write package")
         let packageBytes = [Manifest.manifestFileName, Manifest.weightsFileName, Manifest.reportFileName].reduce(0) {
             $0 + ((try? FileManager.default.attributesOfItem(atPath: output + "/" + $1)[.size] as? Int) ?? 0)
         }
-        return Result(manifest: manifest, report: report, sourceBytes: source.bytes, packageBytes: packageBytes)
+        return Result(timings: clock.laps, manifest: manifest, report: report, sourceBytes: source.bytes,
+                      packageBytes: packageBytes)
     }
 
     /// The package must not replace the model it reads (or the folder holding it).
@@ -95,5 +103,19 @@ final class SourceDigest: @unchecked Sendable {
     func result() throws(PackageError) -> (Int, String) {
         done.wait()
         return try outcome.get()
+    }
+}
+
+/// Wall-clock laps for `--verbose`.
+public struct StepClock: Sendable {
+    private var last = DispatchTime.now()
+    public private(set) var laps: [(step: String, seconds: Double)] = []
+
+    public init() {}
+
+    public mutating func lap(_ step: String) {
+        let now = DispatchTime.now()
+        laps.append((step, Double(now.uptimeNanoseconds - last.uptimeNanoseconds) / 1e9))
+        last = now
     }
 }

@@ -9,8 +9,9 @@ import ONNXProto
 
 /// Reads an ONNX model file into the graph IR.
 ///
-/// The file is mapped, parsed by protobuf-c and unmapped again; tensors in `raw_data` keep pointing into the parsed
-/// message (no copy) and external data files are mapped, so a model costs about its own size in memory.
+/// The file is mapped and its structure parsed by protobuf-c; large `raw_data` payloads are never copied (see
+/// `WireScanner`): tensors view them in the mapping, as they view external data files, so importing costs little
+/// memory beyond the graph and pages are read only when a tensor is used.
 /// Every fault — malformed protobuf, bad tensor, unsafe external data, broken graph — comes back as an `ImportError`
 /// naming the file and the tensor or node at fault.
 public enum ONNXImporter {
@@ -27,16 +28,29 @@ public enum ONNXImporter {
         }
         let slash = path.lastIndex(of: "/")
         let folder = slash.map { String(path[..<$0]) } ?? "."
-        // protobuf-c copies what it keeps, so the mapping can go as soon as parsing is done.
-        return try withExtendedLifetime(mapped) { () throws(ImportError) -> Model in
-            try load(bytes: mapped.bytes, file: file, folder: folder.isEmpty ? "/" : folder)
-        }
+        return try load(bytes: mapped.bytes, mapping: mapped, file: file, folder: folder.isEmpty ? "/" : folder)
     }
 
     /// Parses a model held in memory. `folder` is where relative external-data locations are looked up.
+    /// Parses a model held in memory (copied: `bytes` may go away afterwards). `folder` is where relative
+    /// external-data locations are looked up.
     public static func load(bytes: UnsafeRawBufferPointer, file: String, folder: String) throws(ImportError) -> Model {
-        guard let unpacked = UnpackedModel(bytes: bytes) else {
-            throw ImportError(file: file, "not a valid ONNX protobuf (truncated, corrupt or not a model file; \(bytes.count) bytes)")
+        try load(bytes: bytes, mapping: nil, file: file, folder: folder)
+    }
+
+    /// With `mapping` (the file `bytes` lie in), large tensors are views of the mapping instead of copies.
+    static func load(bytes: UnsafeRawBufferPointer, mapping: MappedFile?, file: String,
+                     folder: String) throws(ImportError) -> Model {
+        let unpacked: UnpackedModel
+        do {
+            unpacked = try UnpackedModel(bytes: bytes, file: mapping)
+        } catch {
+            switch error {
+            case .framing(let reason):
+                throw ImportError(file: file, "not a valid ONNX protobuf: \(reason)")
+            case .rejected:
+                throw ImportError(file: file, "not a valid ONNX protobuf (truncated, corrupt or not a model file; \(bytes.count) bytes)")
+            }
         }
         var reader = ProtoReader(decoder: TensorDecoder(owner: unpacked, external: ExternalDataResolver(modelFolder: folder)))
         do {

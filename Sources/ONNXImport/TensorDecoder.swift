@@ -118,9 +118,9 @@ struct TensorDecoder {
         }
         switch field {
         case "raw_data":
-            guard t.raw_data.len == expected else { throw mismatch(t.raw_data.len, "bytes", need: expected) }
-            guard expected > 0, let base = t.raw_data.data else { return .bytes(.empty) }
-            return .bytes(ByteView(bytes: UnsafeRawBufferPointer(start: base, count: expected), owner: owner))
+            let view = t.has_raw_data != 0 ? owner.rawData(t.raw_data) : .empty
+            guard view.count == expected else { throw mismatch(view.count, "bytes", need: expected) }
+            return .bytes(view)
         case "float_data":
             let values = cArray(t.float_data, t.n_float_data)
             let need = dataType == .complex64 ? elements * 2 : elements

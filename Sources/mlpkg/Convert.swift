@@ -39,6 +39,9 @@ struct Convert: ParsableCommand {
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
+    @Flag(help: "Print the time each step took, on stderr.")
+    var verbose = false
+
     func validate() throws {
         if let minElements, minElements < 0 { throw ValidationError("--min-elements must be 0 or more") }
     }
@@ -50,6 +53,11 @@ struct Convert: ParsableCommand {
                                                   options: .init(weights: weights, minElements: minElements))
         } catch {
             throw CommandFailure(error)
+        }
+        if verbose {
+            for (step, seconds) in result.timings {
+                FileHandleOutput.standardError.write("\(step): \(Int((seconds * 1000).rounded())) ms\n")
+            }
         }
         if quiet { return }
         if json {
