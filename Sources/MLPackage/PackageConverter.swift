@@ -34,14 +34,15 @@ public enum PackageConverter {
     public static func convert(input: String, output: String, options: Options) throws -> Result {
         try refuseOverwritingInput(input: input, output: output)
         var clock = StepClock()
-        // The source digest needs only the file: compute it on another core while the model is read and converted.
-        let digest = SourceDigest(path: input)
-        let model = try ONNXImporter.load(path: input)
+        // One mapping serves the importer and the source digest, which runs on another core meanwhile.
+        let mapped = try ONNXImporter.map(path: input)
+        let digest = SourceDigest(file: mapped)
+        let model = try ONNXImporter.load(mapped: mapped, path: input)
         clock.lap("import")
         let converter = WeightConverter(options: .init(format: options.weights, minElements: options.minElements))
         let (converted, report) = converter.convert(model)
         clock.lap("convert weights (\(options.weights.rawValue))")
-        let source = try sourceDescription(input: input, model: model, digest: digest)
+        let source = sourceDescription(input: input, model: model, digest: digest)
         clock.lap("source digest (wait)")
         let provenance = Provenance(source: source,
                                     producer: .init(name: "mlpkg", version: MLPkgVersion.current),
@@ -64,8 +65,8 @@ public enum PackageConverter {
         }
     }
 
-    static func sourceDescription(input: String, model: Model, digest: SourceDigest) throws(PackageError) -> Provenance.Source {
-        let (bytes, sha256) = try digest.result()
+    static func sourceDescription(input: String, model: Model, digest: SourceDigest) -> Provenance.Source {
+        let (bytes, sha256) = digest.result()
         var external: [String: Int] = [:]
         model.graph.forEachGraph { graph, _ in
             for tensor in graph.initializers {
@@ -78,31 +79,24 @@ public enum PackageConverter {
     }
 }
 
-/// SHA-256 of a file, computed on a background thread from the moment it is created.
+/// SHA-256 of a mapped file, computed on a background thread from the moment it is created.
 final class SourceDigest: @unchecked Sendable {
-    private let path: String
     private let done = DispatchSemaphore(value: 0)
-    private var outcome: Swift.Result<(Int, String), PackageError> = .failure(PackageError(path: "", "not computed"))
+    private var digest = ""
+    private let size: Int
 
-    init(path: String) {
-        self.path = path
+    init(file: MappedFile) {
+        size = file.bytes.count
         DispatchQueue.global(qos: .userInitiated).async { [self] in
-            do {
-                let file = try MappedFile(path: path)
-                outcome = .success((file.bytes.count, Checksum.sha256(file.bytes)))
-            } catch let error as MappedFile.Failure {
-                outcome = .failure(PackageError(path: path, error.reason))
-            } catch {
-                outcome = .failure(PackageError(path: path, "\(error)"))
-            }
+            digest = Checksum.sha256(file.bytes)
             done.signal()
         }
     }
 
     /// Waits for the digest: (file size, hex SHA-256).
-    func result() throws(PackageError) -> (Int, String) {
+    func result() -> (Int, String) {
         done.wait()
-        return try outcome.get()
+        return (size, digest)
     }
 }
 

@@ -19,16 +19,24 @@ public enum ONNXImporter {
     public static let maxSubgraphDepth = 64
 
     public static func load(path: String) throws(ImportError) -> Model {
-        let file = MappedFile.displayName(path)
-        let mapped: MappedFile
+        try load(mapped: try map(path: path), path: path)
+    }
+
+    /// Maps a model file for `load(mapped:path:)`; callers that also hash or copy the file share the one mapping.
+    public static func map(path: String) throws(ImportError) -> MappedFile {
         do {
-            mapped = try MappedFile(path: path)
+            return try MappedFile(path: path)
         } catch {
-            throw ImportError(file: file, error.reason)
+            throw ImportError(file: path, error.reason)
         }
+    }
+
+    /// Reads the model in `mapped`, the mapping of the file at `path` (errors name `path`; external data is looked
+    /// up beside it).
+    public static func load(mapped: MappedFile, path: String) throws(ImportError) -> Model {
         let slash = path.lastIndex(of: "/")
         let folder = slash.map { String(path[..<$0]) } ?? "."
-        return try load(bytes: mapped.bytes, mapping: mapped, file: file, folder: folder.isEmpty ? "/" : folder)
+        return try load(bytes: mapped.bytes, mapping: mapped, file: path, folder: folder.isEmpty ? "/" : folder)
     }
 
     /// Parses a model held in memory. `folder` is where relative external-data locations are looked up.
@@ -78,11 +86,6 @@ public enum ONNXImporter {
                          nodes: function.nodes)
         return try GraphVerifier.verified(body).nodes
     }
-}
-
-extension MappedFile {
-    /// The path as the user gave it, for error messages.
-    static func displayName(_ path: String) -> String { path }
 }
 
 /// Walks the parsed protobuf structs and builds IR values.
