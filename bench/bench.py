@@ -147,6 +147,12 @@ def main() -> None:
         f"with {fp16[0]['peak_rss_bytes'] / fp16[1]['peak_rss_bytes']:.2f}x its peak RSS (target <= 0.5x); "
         f"{fp16[0]['best_s'] / fp16[2]['best_s']:.1f}x the time of cp.",
     ]
+    lines += [
+        "",
+        "Notes: peak RSS is wait4's ru_maxrss of each command; a child forked from this Python process starts from",
+        "its RSS (about 44 MiB), so that is the floor of the column. mlpkg inspect maps the model and parses only its",
+        "structure (weights are read when used); convert reads every weight.",
+    ]
     table = "\n".join(lines)
     print(table)
     (out / "bench.md").write_text(table + "\n")
