@@ -11,18 +11,26 @@ public enum TensorLocation: Sendable, Hashable {
 }
 
 /// How a tensor's bytes encode its values. The graph always sees `dataType`; an encoding other than `.raw` is a
-/// compressed storage form that readers decode (or export as a cast / dequantize node).
-public enum WeightEncoding: Sendable, Hashable {
+/// compressed storage form that readers decode (or export as a Cast / DequantizeLinear node).
+public indirect enum WeightEncoding: Sendable {
     /// Stored exactly as ONNX `raw_data` of `dataType` (strings: one byte string per element).
     case raw
     /// float32 values stored as IEEE 754 half precision.
     case float16
+    /// float32 values stored as integers: w ≈ scale · (q − zeroPoint).
+    case linear(LinearQuantization)
 
     public var name: String {
         switch self {
         case .raw: return "raw"
         case .float16: return "float16"
+        case .linear: return "linear"
         }
+    }
+
+    public var isRaw: Bool {
+        if case .raw = self { return true }
+        return false
     }
 
     /// The element type of the stored bytes, for a tensor of logical type `dataType`.
@@ -30,7 +38,34 @@ public enum WeightEncoding: Sendable, Hashable {
         switch self {
         case .raw: return dataType
         case .float16: return .float16
+        case .linear(let q): return q.storage
         }
+    }
+}
+
+/// Linear (affine) quantization parameters, in the layout of ONNX `DequantizeLinear`:
+/// - per tensor: `axis` nil, `scale` a scalar;
+/// - per channel: `axis` the channel axis, `scale` 1-D of that dim;
+/// - per block: `axis` the blocked axis, `blockSize` B, `scale` the weight's shape with that axis' dim ⌈d/B⌉.
+/// `zeroPoint` has the scale's shape and the storage type; nil means zero (symmetric).
+public struct LinearQuantization: Sendable {
+    /// int8, uint8, int4 or uint4.
+    public var storage: DataType
+    public var axis: Int?
+    public var blockSize: Int?
+    public var scale: Tensor
+    public var zeroPoint: Tensor?
+
+    public init(storage: DataType, axis: Int?, blockSize: Int?, scale: Tensor, zeroPoint: Tensor?) {
+        self.storage = storage
+        self.axis = axis
+        self.blockSize = blockSize
+        self.scale = scale
+        self.zeroPoint = zeroPoint
+    }
+
+    public var granularity: String {
+        blockSize != nil ? "per-block" : axis != nil ? "per-channel" : "per-tensor"
     }
 }
 

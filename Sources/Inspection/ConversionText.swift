@@ -11,18 +11,24 @@ public enum ConversionText {
         if let snr = t.weightedMeanSNRDB {
             lines.append("  accuracy: weighted mean SNR \(String(format1: snr)) dB; \(t.clampedValues) value(s) clamped")
         }
+        let searched = r.converted.filter { $0.rtnSNRDB != nil && $0.snrDB != nil }
+        if !searched.isEmpty {
+            let gain = searched.reduce(0.0) { $0 + $1.snrDB! - $1.rtnSNRDB! } / Double(searched.count)
+            lines.append("  clipping search: +\(String(format2: gain)) dB SNR over round-to-nearest (mean over \(searched.count) tensors)")
+        }
         lines.append("  files: \(SummaryText.bytes(sourceBytes)) ONNX → \(SummaryText.bytes(packageBytes)) package")
         lines.append("")
         let shown = r.converted.sorted { $0.bytesBefore != $1.bytesBefore ? $0.bytesBefore > $1.bytesBefore : $0.name < $1.name }
         let limit = 15
         lines += SummaryText.table(
             title: "Converted tensors" + (shown.count > limit ? " (largest \(limit) of \(shown.count); all in report.json)" : ""),
-            header: ["name", "shape", "encoding", "before", "after", "SNR dB", "max |err|", "clamped"],
+            header: ["name", "shape", "encoding", "before", "after", "SNR dB", "RTN dB", "max |err|", "clamped"],
             rows: shown.prefix(limit).map {
-                [$0.name, "[" + $0.shape.map(String.init).joined(separator: ", ") + "]", $0.encoding,
+                [$0.name, "[" + $0.shape.map(String.init).joined(separator: ", ") + "]", describe($0),
                  SummaryText.bytes($0.bytesBefore), SummaryText.bytes($0.bytesAfter),
-                 $0.snrDB.map { String(format1: $0) } ?? "exact", String(describing: $0.maxAbsError), String($0.clamped)]
-            }, rightAligned: [3, 4, 5, 6, 7])
+                 $0.snrDB.map { String(format1: $0) } ?? "exact", $0.rtnSNRDB.map { String(format1: $0) } ?? "",
+                 String(describing: $0.maxAbsError), String($0.clamped)]
+            }, rightAligned: [3, 4, 5, 6, 7, 8])
         if !r.kept.isEmpty {
             lines += SummaryText.table(title: "Kept as they are", header: ["name", "dtype", "bytes", "reason"],
                                        rows: r.kept.prefix(limit).map { [$0.name, $0.dtype, SummaryText.bytes($0.bytes), $0.reason] },
@@ -31,6 +37,15 @@ public enum ConversionText {
         while lines.last == "" { lines.removeLast() }
         return lines.joined(separator: "\n")
     }
+}
+
+/// "int4 per-block 32 (axis 0)", "int8 per-channel (axis 1)", "float16".
+func describe(_ c: ConversionReport.Converted) -> String {
+    guard let storage = c.storage else { return c.encoding }
+    var text = "\(storage) \(c.granularity ?? "")"
+    if let b = c.blockSize { text += " \(b)" }
+    if let a = c.axis { text += " (axis \(a))" }
+    return text
 }
 
 extension String {

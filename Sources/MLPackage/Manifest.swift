@@ -100,12 +100,25 @@ public struct TensorRecord: Codable, Sendable, Equatable {
 }
 
 /// How a blob's bytes encode the tensor's values. `kind`: "raw" (ONNX raw layout of `dtype`; strings as
-/// length-prefixed UTF-8) or "float16" (float32 values stored as IEEE half). Readers refuse kinds they do not know.
+/// length-prefixed UTF-8), "float16" (float32 values stored as IEEE half) or "linear" (integers q with
+/// w = scale · (q − zeroPoint); `storage`, `axis`, `blockSize`, and the table indices of `scale` and `zeroPoint`).
+/// Readers refuse kinds they do not know.
 public struct EncodingRecord: Codable, Sendable, Equatable {
     public var kind: String
+    public var storage: DataType?
+    public var axis: Int?
+    public var blockSize: Int?
+    public var scale: Int?
+    public var zeroPoint: Int?
 
-    public init(kind: String) {
+    public init(kind: String, storage: DataType? = nil, axis: Int? = nil, blockSize: Int? = nil, scale: Int? = nil,
+                zeroPoint: Int? = nil) {
         self.kind = kind
+        self.storage = storage
+        self.axis = axis
+        self.blockSize = blockSize
+        self.scale = scale
+        self.zeroPoint = zeroPoint
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GraphIR
+import Quantization
 
 /// Rebuilds a model from a manifest and the mapped weights.bin: tensors become views of their blobs (no copy).
 /// Every structural fault — a blob out of bounds or misaligned, a length that does not match the shape and encoding,
@@ -9,8 +10,10 @@ struct ManifestDecoder {
     let weights: ByteView
     let path: String
 
-    /// The faults of one tensor record, without reading its bytes (checksums are checked elsewhere).
-    static func faults(of record: TensorRecord, index: Int, weightsSize: Int, path: String) -> [PackageError] {
+    /// The faults of one tensor record, without reading its bytes (checksums are checked elsewhere). `table` lets
+    /// linear encodings check their scale and zero-point entries.
+    static func faults(of record: TensorRecord, index: Int, weightsSize: Int, path: String,
+                       table: [TensorRecord]) -> [PackageError] {
         var faults: [PackageError] = []
         func fault(_ message: String) {
             faults.append(PackageError(path: path, "tensor #\(index) '\(record.name)': \(message)", tensor: record.name))
@@ -35,8 +38,38 @@ struct ManifestDecoder {
             if elements * 2 != record.length {
                 fault("length \(record.length) bytes, but shape \(record.shape) stored as float16 needs \(elements * 2)")
             }
+        case "linear":
+            linearFaults(record, elements: elements, table: table, index: index).forEach(fault)
         default:
             fault("unknown encoding '\(record.encoding.kind)'")
+        }
+        return faults
+    }
+
+    private static func linearFaults(_ record: TensorRecord, elements: Int, table: [TensorRecord], index: Int) -> [String] {
+        let e = record.encoding
+        guard record.dtype == .float else { return ["linear encoding of a \(record.dtype.name) tensor (only float)"] }
+        guard let storage = e.storage, [.int8, .uint8, .int4, .uint4].contains(storage) else {
+            return ["linear encoding needs storage int8, uint8, int4 or uint4"]
+        }
+        var faults: [String] = []
+        if let need = storage.storageBytes(elements: elements), need != record.length {
+            faults.append("length \(record.length) bytes, but shape \(record.shape) stored as \(storage.name) needs \(need)")
+        }
+        if let axis = e.axis, !(0..<record.shape.count).contains(axis) {
+            return faults + ["axis \(axis) is outside shape \(record.shape)"]
+        }
+        if let b = e.blockSize, b <= 0 || e.axis == nil { faults.append("block size \(b) needs a positive size and an axis") }
+        let granularity: Granularity = e.blockSize != nil ? .perBlock : e.axis != nil ? .perChannel : .perTensor
+        let layout = GroupLayout(dims: record.shape, granularity: granularity, axis: e.axis, blockSize: e.blockSize)
+        guard let s = e.scale, table.indices.contains(s), s != index else { return faults + ["scale index is missing or out of range"] }
+        if table[s].dtype != .float || table[s].shape != layout.scaleShape || table[s].encoding.kind != "raw" {
+            faults.append("scale tensor #\(s) must be raw float of shape \(layout.scaleShape)")
+        }
+        if let z = e.zeroPoint {
+            if !table.indices.contains(z) || table[z].dtype != storage || table[z].shape != layout.scaleShape {
+                faults.append("zero point tensor #\(z) must be \(storage.name) of shape \(layout.scaleShape)")
+            }
         }
         return faults
     }
@@ -47,9 +80,18 @@ struct ManifestDecoder {
             throw PackageError(path: path, "tensor index \(index) is out of range (the table has \(manifest.tensors.count))")
         }
         let record = manifest.tensors[index]
-        if let fault = Self.faults(of: record, index: index, weightsSize: weights.count, path: path).first { throw fault }
+        if let fault = Self.faults(of: record, index: index, weightsSize: weights.count, path: path,
+                                   table: manifest.tensors).first { throw fault }
         let blob = weights.slice(record.offset..<(record.offset + record.length))
-        let encoding: WeightEncoding = record.encoding.kind == "float16" ? .float16 : .raw
+        let encoding: WeightEncoding
+        switch record.encoding.kind {
+        case "float16": encoding = .float16
+        case "linear":
+            let e = record.encoding
+            encoding = .linear(LinearQuantization(storage: e.storage!, axis: e.axis, blockSize: e.blockSize,
+                                                  scale: try tensor(e.scale!), zeroPoint: try e.zeroPoint.map { i throws(PackageError) in try tensor(i) }))
+        default: encoding = .raw
+        }
         let data: TensorData
         if record.dtype == .string {
             guard let strings = StringBlob.decode(blob, count: Tensor.elementCount(of: record.shape)!) else {

@@ -5,10 +5,20 @@ import GraphIR
 /// attributes such as Constant values) into one table in the order met: main graph first, subgraphs where they occur.
 struct ManifestEncoder {
     private(set) var tensors: [Tensor] = []
+    /// The encoding record of each table entry (linear ones refer to their scale and zero-point entries).
+    private(set) var encodings: [EncodingRecord] = []
 
     mutating func add(_ tensor: Tensor) -> Int {
+        let index = tensors.count
         tensors.append(tensor)
-        return tensors.count - 1
+        encodings.append(EncodingRecord(kind: tensor.encoding.name))
+        if case .linear(let q) = tensor.encoding {
+            let scale = add(q.scale)
+            let zeroPoint = q.zeroPoint.map { add($0) }
+            encodings[index] = EncodingRecord(kind: "linear", storage: q.storage, axis: q.axis, blockSize: q.blockSize,
+                                              scale: scale, zeroPoint: zeroPoint)
+        }
+        return index
     }
 
     mutating func graph(_ g: Graph) -> GraphRecord {

@@ -9,16 +9,34 @@ public enum PackageConverter {
     public struct Options: Sendable, Equatable {
         public var weights: WeightFormat
         public var minElements: Int?
+        public var granularity: Granularity?
+        public var blockSize: Int?
+        public var symmetric: Bool
 
-        public init(weights: WeightFormat, minElements: Int? = nil) {
+        public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
+                    blockSize: Int? = nil, symmetric: Bool = true) {
             self.weights = weights
             self.minElements = minElements
+            self.granularity = granularity
+            self.blockSize = blockSize
+            self.symmetric = symmetric
         }
 
-        /// Every option, by name, as provenance records it.
+        var converter: WeightConverter.Options {
+            WeightConverter.Options(format: weights, minElements: minElements, granularity: granularity,
+                                    blockSize: blockSize, symmetric: symmetric)
+        }
+
+        /// Every option in effect, by name, as provenance records it.
         var recorded: [String: String] {
-            let converter = WeightConverter.Options(format: weights, minElements: minElements)
-            return ["weights": weights.rawValue, "minElements": String(converter.minElements)]
+            let c = converter
+            var options = ["weights": weights.rawValue, "minElements": String(c.minElements)]
+            if weights.isLinear {
+                options["granularity"] = c.granularity.rawValue
+                options["symmetric"] = String(c.symmetric)
+                if c.granularity == .perBlock { options["blockSize"] = String(c.blockSize) }
+            }
+            return options
         }
     }
 
@@ -39,7 +57,7 @@ public enum PackageConverter {
         let digest = SourceDigest(file: mapped)
         let model = try ONNXImporter.load(mapped: mapped, path: input)
         clock.lap("import")
-        let converter = WeightConverter(options: .init(format: options.weights, minElements: options.minElements))
+        let converter = WeightConverter(options: options.converter)
         let (converted, report) = converter.convert(model)
         clock.lap("convert weights (\(options.weights.rawValue))")
         let source = sourceDescription(input: input, model: model, digest: digest)

@@ -78,7 +78,8 @@ public enum PackageReader {
         let weights = try mapWeights(path: path, manifest: manifest)
         if checksums {
             for (index, record) in manifest.tensors.enumerated() {
-                if let fault = ManifestDecoder.faults(of: record, index: index, weightsSize: weights.count, path: path).first {
+                if let fault = ManifestDecoder.faults(of: record, index: index, weightsSize: weights.count, path: path,
+                                                           table: manifest.tensors).first {
                     throw fault
                 }
                 let blob = weights.slice(record.offset..<(record.offset + record.length))

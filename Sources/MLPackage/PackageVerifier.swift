@@ -52,7 +52,8 @@ public enum PackageVerifier {
         // Blobs: structure, checksum, and zero padding in the gaps between them.
         var covered: [(Int, Int)] = []
         for (index, record) in manifest.tensors.enumerated() {
-            let structural = ManifestDecoder.faults(of: record, index: index, weightsSize: weights.count, path: path)
+            let structural = ManifestDecoder.faults(of: record, index: index, weightsSize: weights.count, path: path,
+                                                           table: manifest.tensors)
             structural.forEach(fault)
             let end = record.offset &+ record.length
             guard record.offset >= 0, record.length >= 0, end <= weights.count, end >= record.offset else { continue }

@@ -36,7 +36,8 @@ public enum PackageWriter {
             FileManager.default.fileExists(atPath: existing + "/" + Manifest.manifestFileName)
         }
         do throws(OutputError) {
-            let records = try writeWeights(encoder.tensors, to: directory.path(Manifest.weightsFileName))
+            let records = try writeWeights(encoder.tensors, encodings: encoder.encodings,
+                                           to: directory.path(Manifest.weightsFileName))
             let weightsBytes = records.last.map { $0.offset + $0.length } ?? 0
             let manifest = Manifest(
                 format: Manifest.formatName, formatVersion: Manifest.version.description, functions: functions,
@@ -57,7 +58,8 @@ public enum PackageWriter {
     }
 
     /// Streams every blob into weights.bin. Digests are computed first, in parallel over the tensors.
-    static func writeWeights(_ tensors: [Tensor], to path: String) throws(OutputError) -> [TensorRecord] {
+    static func writeWeights(_ tensors: [Tensor], encodings: [EncodingRecord],
+                             to path: String) throws(OutputError) -> [TensorRecord] {
         let blobs: [Blob] = tensors.map { tensor in
             switch tensor.data {
             case .bytes(let view): return Blob(view: view)
@@ -74,7 +76,7 @@ public enum PackageWriter {
             let offset = file.written
             try file.write(blobs[i].view.bytes)
             records.append(TensorRecord(name: tensor.name, dtype: tensor.dataType, shape: tensor.dims,
-                                        encoding: EncodingRecord(kind: tensor.encoding.name), offset: offset,
+                                        encoding: encodings[i], offset: offset,
                                         length: blobs[i].view.count, sha256: digests[i],
                                         docString: tensor.docString.nonEmpty, metadata: tensor.metadata.nonEmpty))
         }

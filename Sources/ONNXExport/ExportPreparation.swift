@@ -14,21 +14,61 @@ public struct ExportPreparation {
         self.dequantize = dequantize
     }
 
-    public func prepare(_ model: Model) -> Model {
+    /// What the preparation could not do as asked (e.g. an opset too old for DequantizeLinear's features).
+    public private(set) var notes: [String] = []
+
+    public mutating func prepare(_ model: Model) -> Model {
         var model = model
         var names = NameAllocator(model: model)
+        var quantized = !dequantize
+        let needed = Self.requiredOpset(model)
+        if quantized, needed > 0 {
+            switch OpsetUpgrade.upgrade(model, to: needed, names: &names) {
+            case .success(let upgraded):
+                if upgraded.opsetVersion(domain: "") != model.opsetVersion(domain: "") {
+                    notes.append("ai.onnx opset raised from \(model.opsetVersion(domain: "") ?? 0) to \(needed) for DequantizeLinear")
+                }
+                model = upgraded
+            case .failure(let refusal):
+                notes.append("quantized weights written as float32: DequantizeLinear needs ai.onnx opset \(needed), and \(refusal.reason)")
+                quantized = false
+            }
+        }
         let castAllowed = !dequantize && (model.opsetVersion(domain: "") ?? 0) >= 6
-        model.graph = prepare(model.graph, castAllowed: castAllowed, names: &names)
+        model.graph = prepare(model.graph, castAllowed: castAllowed, quantized: quantized, names: &names)
         return model
     }
 
-    private func prepare(_ graph: Graph, castAllowed: Bool, names: inout NameAllocator) -> Graph {
+    /// The ai.onnx opset the model's linear tensors need as DequantizeLinear: 10 per tensor, 13 per channel,
+    /// 21 for int4/uint4 or blocked scales; 0 when there are none.
+    static func requiredOpset(_ model: Model) -> Int64 {
+        var needed: Int64 = 0
+        model.graph.forEachGraph { g, _ in
+            var tensors = g.initializers
+            for node in g.nodes {
+                for a in node.attributes { if case .tensor(let t) = a.value { tensors.append(t) } }
+            }
+            for t in tensors {
+                guard case .linear(let q) = t.encoding else { continue }
+                let v: Int64 = q.blockSize != nil || q.storage == .int4 || q.storage == .uint4 ? 21 : q.axis != nil ? 13 : 10
+                needed = max(needed, v)
+            }
+        }
+        return needed
+    }
+
+    private func prepare(_ graph: Graph, castAllowed: Bool, quantized: Bool, names: inout NameAllocator) -> Graph {
         var graph = graph
         var casts: [Node] = []
         let inputNames = Set(graph.inputs.map(\.name))
-        for i in graph.initializers.indices where graph.initializers[i].encoding != .raw {
+        for i in graph.initializers.indices where !graph.initializers[i].encoding.isRaw {
             let tensor = graph.initializers[i]
-            if castAllowed && !inputNames.contains(tensor.name), let stored = storedForm(tensor) {
+            if quantized, !inputNames.contains(tensor.name), case .linear(let q) = tensor.encoding {
+                let (stored, node) = dequantizeNode(tensor, q, output: tensor.name, names: &names)
+                graph.initializers[i] = stored[0]
+                graph.initializers += stored.dropFirst()
+                casts.append(node)
+            } else if castAllowed && !inputNames.contains(tensor.name), let stored = storedForm(tensor) {
                 let storedName = names.fresh(tensor.name + "_fp16")
                 graph.initializers[i] = stored.renamed(storedName)
                 casts.append(castNode(from: storedName, to: tensor.name, names: &names))
@@ -40,6 +80,18 @@ public struct ExportPreparation {
         nodes.reserveCapacity(graph.nodes.count + casts.count)
         nodes += casts
         for var node in graph.nodes {
+            // A Constant holding a quantized value keeps the integers; scale and zero point become initializers.
+            if quantized, node.isConstant, let output = node.outputs.first,
+               let a = node.attributes.firstIndex(where: { $0.name == "value" }),
+               case .tensor(let t) = node.attributes[a].value, case .linear(let q) = t.encoding {
+                let (stored, dq) = dequantizeNode(t, q, output: output, names: &names)
+                node.attributes[a].value = .tensor(stored[0].renamed(t.name))
+                node.outputs[0] = stored[0].name
+                graph.initializers += stored.dropFirst()
+                nodes.append(node)
+                nodes.append(dq)
+                continue
+            }
             // A Constant holding a float16-stored value keeps it and hands its output name to a Cast.
             if castAllowed, node.isConstant, let output = node.outputs.first,
                let a = node.attributes.firstIndex(where: { $0.name == "value" }),
@@ -53,14 +105,16 @@ public struct ExportPreparation {
             }
             for a in node.attributes.indices {
                 switch node.attributes[a].value {
-                case .tensor(let t) where t.encoding != .raw:
+                case .tensor(let t) where !t.encoding.isRaw:
                     node.attributes[a].value = .tensor(decoded(t))
                 case .tensors(let ts):
-                    node.attributes[a].value = .tensors(ts.map { $0.encoding == .raw ? $0 : decoded($0) })
+                    node.attributes[a].value = .tensors(ts.map { $0.encoding.isRaw ? $0 : decoded($0) })
                 case .graph(let g):
-                    node.attributes[a].value = .graph(prepare(g, castAllowed: castAllowed, names: &names))
+                    node.attributes[a].value = .graph(prepare(g, castAllowed: castAllowed, quantized: quantized, names: &names))
                 case .graphs(let gs):
-                    node.attributes[a].value = .graphs(gs.map { prepare($0, castAllowed: castAllowed, names: &names) })
+                    node.attributes[a].value = .graphs(gs.map {
+                        prepare($0, castAllowed: castAllowed, quantized: quantized, names: &names)
+                    })
                 default:
                     break
                 }
@@ -73,11 +127,33 @@ public struct ExportPreparation {
 
     /// The tensor as ONNX can hold it directly (float16-encoded float → a float16 tensor), if it has such a form.
     private func storedForm(_ tensor: Tensor) -> Tensor? {
-        guard tensor.encoding == .float16, tensor.dataType == .float else { return nil }
+        guard case .float16 = tensor.encoding, tensor.dataType == .float else { return nil }
         var stored = tensor
         stored.dataType = .float16
         stored.encoding = .raw
         return stored
+    }
+
+    /// The stored integers, scale and zero point as plain tensors (integers first), and the DequantizeLinear node
+    /// that rebuilds `output` from them.
+    private func dequantizeNode(_ tensor: Tensor, _ q: LinearQuantization, output: String,
+                                names: inout NameAllocator) -> ([Tensor], Node) {
+        var values = tensor
+        values.name = names.fresh(output + "_quantized")
+        values.dataType = q.storage
+        values.encoding = .raw
+        var stored = [values, q.scale.renamed(names.fresh(output + "_scale"))]
+        var inputs = [stored[0].name, stored[1].name]
+        if let zp = q.zeroPoint {
+            stored.append(zp.renamed(names.fresh(output + "_zero_point")))
+            inputs.append(stored[2].name)
+        }
+        var attributes: [Attribute] = []
+        if let axis = q.axis { attributes.append(Attribute(name: "axis", value: .int(Int64(axis)))) }
+        if let block = q.blockSize { attributes.append(Attribute(name: "block_size", value: .int(Int64(block)))) }
+        let node = Node(name: names.fresh("mlpkg_dequantize_" + output), opType: "DequantizeLinear", inputs: inputs,
+                        outputs: [output], attributes: attributes)
+        return (stored, node)
     }
 
     private func castNode(from input: String, to output: String, names: inout NameAllocator) -> Node {
@@ -87,7 +163,13 @@ public struct ExportPreparation {
 
     /// Decodes an encoded tensor to its dtype's raw layout.
     func decoded(_ tensor: Tensor) -> Tensor {
-        guard tensor.encoding == .float16, case .bytes(let view) = tensor.data else { return tensor }
+        if case .linear = tensor.encoding, let floats = LinearCodec.dequantize(tensor) {
+            var result = tensor
+            result.data = .bytes(floats)
+            result.encoding = .raw
+            return result
+        }
+        guard case .float16 = tensor.encoding, case .bytes(let view) = tensor.data else { return tensor }
         let out = OwnedBuffer(uninitializedCount: tensor.elementCount * 4)
         Float16Codec.decode(view, into: out)
         var result = tensor

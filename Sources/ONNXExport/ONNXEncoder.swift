@@ -118,7 +118,7 @@ struct ONNXEncoder {
     }
 
     func tensor(_ t: Tensor, into p: ProtoBuilder) {
-        precondition(t.encoding == .raw, "export needs raw tensors; run ExportPreparation first")
+        precondition(t.encoding.isRaw, "export needs raw tensors; run ExportPreparation first")
         p.repeatedInt64Packed(1, t.dims.map(Int64.init))
         p.int32(2, t.dataType.rawValue)
         p.string(8, t.name)

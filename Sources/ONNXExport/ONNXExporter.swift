@@ -25,10 +25,13 @@ public enum ONNXExporter {
         public var modelBytes: Int
         public var externalDataFile: String?
         public var externalDataBytes: Int
+        /// What could not be exported as asked, e.g. quantized weights written as float32 for an old opset.
+        public var notes: [String]
     }
 
     public static func export(_ model: Model, to path: String, options: Options) throws(OutputError) -> Result {
-        let prepared = ExportPreparation(dequantize: options.dequantize).prepare(model)
+        var preparation = ExportPreparation(dequantize: options.dequantize)
+        let prepared = preparation.prepare(model)
         var embedded = ONNXEncoder(external: nil).model(prepared)
         var plan: ONNXEncoder.ExternalDataPlan?
         if options.forceExternalData || embedded.size >= embeddedLimit {
@@ -79,6 +82,7 @@ public enum ONNXExporter {
             modelFile.abandon()
             throw error
         }
-        return Result(modelBytes: embedded.size, externalDataFile: dataPath, externalDataBytes: plan?.size ?? 0)
+        return Result(modelBytes: embedded.size, externalDataFile: dataPath, externalDataBytes: plan?.size ?? 0,
+                      notes: preparation.notes)
     }
 }

@@ -14,6 +14,14 @@ public struct ConversionReport: Codable, Sendable, Equatable {
         public var maxAbsError: Float
         /// 10·log10(Σw² / Σ(w−ŵ)²); nil when the conversion is exact (infinite SNR) or the tensor is all zeros.
         public var snrDB: Double?
+        /// Linear formats: storage type, granularity, axis and block size of the scales, symmetric or not.
+        public var storage: String?
+        public var granularity: String?
+        public var axis: Int?
+        public var blockSize: Int?
+        public var symmetric: Bool?
+        /// Formats with a clipping search: the SNR plain round-to-nearest gets on the same tensor.
+        public var rtnSNRDB: Double?
     }
 
     public struct Kept: Codable, Sendable, Equatable {

@@ -8,10 +8,18 @@ public struct WeightConverter: Sendable {
         public var format: WeightFormat
         /// Float tensors with fewer elements stay as they are.
         public var minElements: Int
+        /// Linear formats only.
+        public var granularity: Granularity
+        public var blockSize: Int
+        public var symmetric: Bool
 
-        public init(format: WeightFormat, minElements: Int? = nil) {
+        public init(format: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
+                    blockSize: Int? = nil, symmetric: Bool = true) {
             self.format = format
             self.minElements = minElements ?? format.defaultMinElements
+            self.granularity = granularity ?? format.defaultGranularity
+            self.blockSize = blockSize ?? 32
+            self.symmetric = symmetric
         }
     }
 
@@ -31,13 +39,15 @@ public struct WeightConverter: Sendable {
 
     /// Returns the converted model and the report.
     public func convert(_ model: Model) -> (Model, ConversionReport) {
+        let before = model.weightBytes
         var model = model
         var jobs: [Job] = []
         var kept: [ConversionReport.Kept] = []
         collect(&model.graph, path: [], jobs: &jobs, kept: &kept)
 
-        let tensors = jobs.map(\.tensor)
-        let results = Parallel.map(tensors) { [self] tensor in encode(tensor) }
+        let results = Parallel.map(jobs) { [self] job in
+            options.format.isLinear ? quantize(job.tensor, axes: job.axes!) : encode(job.tensor)
+        }
 
         var converted: [ConversionReport.Converted] = []
         for (job, result) in zip(jobs, results) {
@@ -49,8 +59,7 @@ public struct WeightConverter: Sendable {
                 kept.append(entry)
             }
         }
-        let before = model.weightBytes(original: true, converted: converted, kept: kept)
-        let after = model.weightBytes(original: false, converted: converted, kept: kept)
+        let after = before - converted.reduce(0) { $0 + $1.bytesBefore - $1.bytesAfter }
         let snrElements = converted.filter { $0.snrDB != nil }
         let weight = snrElements.reduce(0) { $0 + $1.shape.reduce(1, *) }
         let meanSNR = weight == 0 ? nil : snrElements.reduce(0.0) { $0 + $1.snrDB! * Double($1.shape.reduce(1, *)) } / Double(weight)
@@ -75,6 +84,8 @@ public struct WeightConverter: Sendable {
     struct Job: Sendable {
         var tensor: Tensor
         var place: Place
+        /// Channel and reduction axes, for linear formats.
+        var axes: WeightUses.Axes?
     }
 
     enum Result: Sendable {
@@ -85,15 +96,16 @@ public struct WeightConverter: Sendable {
     private func collect(_ graph: inout Graph, path: [(node: Int, attribute: Int, graph: Int)], jobs: inout [Job],
                          kept: inout [ConversionReport.Kept]) {
         let protected = protectedNames(in: graph)
+        let uses = WeightUses(graph: graph)
         for (i, tensor) in graph.initializers.enumerated() {
-            consider(tensor, Place(path: path, slot: .initializer(i)), protected[tensor.name], &jobs, &kept)
+            consider(tensor, Place(path: path, slot: .initializer(i)), protected[tensor.name], uses, &jobs, &kept)
         }
         for (n, node) in graph.nodes.enumerated() {
             for (a, attribute) in node.attributes.enumerated() {
                 if node.isConstant, attribute.name == "value", case .tensor(var tensor) = attribute.value {
                     tensor.name = node.outputs.first ?? tensor.name
                     consider(tensor, Place(path: path, slot: .constant(node: n, attribute: a)), protected[tensor.name],
-                             &jobs, &kept)
+                             uses, &jobs, &kept)
                 }
                 for (g, var sub) in attribute.value.subgraphs.enumerated() {
                     collect(&sub, path: path + [(n, a, g)], jobs: &jobs, kept: &kept)
@@ -102,18 +114,30 @@ public struct WeightConverter: Sendable {
         }
     }
 
-    private func consider(_ tensor: Tensor, _ place: Place, _ protectedBy: String?, _ jobs: inout [Job],
-                          _ kept: inout [ConversionReport.Kept]) {
-        guard options.format.encoding != nil, tensor.dataType == .float, tensor.encoding == .raw else { return }
+    private func consider(_ tensor: Tensor, _ place: Place, _ protectedBy: String?, _ uses: WeightUses,
+                          _ jobs: inout [Job], _ kept: inout [ConversionReport.Kept]) {
+        guard options.format != .fp32, tensor.encoding.isRaw else { return }
         func keep(_ reason: String) {
             kept.append(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount,
                               reason: reason))
         }
+        guard tensor.dataType == .float else {
+            if options.format.isLinear, uses.role(of: tensor.name, rank: tensor.dims.count).layout != nil {
+                keep("not float32 (\(tensor.dataType.name))")
+            }
+            return
+        }
         if let protectedBy { return keep("kept full precision: feeds \(protectedBy)") }
+        var layout: WeightUses.Axes?
+        if options.format.weightInputsOnly {
+            let role = uses.role(of: tensor.name, rank: tensor.dims.count)
+            guard let axes = role.layout else { return keep(role.reason) }
+            layout = axes
+        }
         if tensor.elementCount < options.minElements {
             return keep("too small: \(tensor.elementCount) elements < --min-elements \(options.minElements)")
         }
-        jobs.append(Job(tensor: tensor, place: place))
+        jobs.append(Job(tensor: tensor, place: place, axes: layout))
     }
 
     /// Names read by inputs listed in `fullPrecisionInputs`, with a description of the reader.
@@ -131,7 +155,7 @@ public struct WeightConverter: Sendable {
     // MARK: - Encoding one tensor
 
     private func encode(_ tensor: Tensor) -> Result {
-        guard case .bytes(let view) = tensor.data, let encoding = options.format.encoding else {
+        guard case .bytes(let view) = tensor.data, let encoding = options.format.floatEncoding else {
             return .kept(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount,
                                reason: "not stored as bytes"))
         }
@@ -151,6 +175,49 @@ public struct WeightConverter: Sendable {
         return .converted(encoded, .init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims,
                                          encoding: encoding.name, bytesBefore: tensor.byteCount, bytesAfter: count * 2,
                                          clamped: stats.clamped, maxAbsError: stats.maxAbsError, snrDB: snr))
+    }
+
+    private func quantize(_ tensor: Tensor, axes: WeightUses.Axes) -> Result {
+        func keep(_ reason: String) -> Result {
+            .kept(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount,
+                        reason: reason))
+        }
+        guard case .bytes(let view) = tensor.data else { return keep("not stored as bytes") }
+        let count = tensor.elementCount
+        // Mapped weights may sit at any offset: copy to aligned floats when they are not 4-byte aligned.
+        let aligned = Int(bitPattern: view.bytes.baseAddress) % 4 == 0
+        let copy = aligned ? nil : OwnedBuffer(uninitializedCount: count * 4)
+        if let copy { copy.mutableBytes.copyMemory(from: view.bytes) }
+        let raw = copy.map { UnsafeRawBufferPointer($0.mutableBytes) } ?? view.bytes
+        let floats = UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: Float.self), count: count)
+        let nonFinite = floats.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+        if nonFinite > 0 { return keep("contains \(nonFinite) inf/NaN value\(nonFinite == 1 ? "" : "s"); kept as float32") }
+
+        let granularity = options.granularity
+        let axis: Int? = granularity == .perChannel ? axes.channel : granularity == .perBlock ? axes.reduction : nil
+        let layout = GroupLayout(dims: tensor.dims, granularity: granularity, axis: axis, blockSize: options.blockSize)
+        let quantizer = LinearQuantizer(format: options.format, symmetric: options.symmetric)
+        let outcome = withExtendedLifetime(copy) { quantizer.quantize(floats, layout: layout, name: tensor.name) }
+        var encoded = tensor
+        encoded.data = .bytes(outcome.values.view)
+        encoded.encoding = .linear(outcome.encoding)
+        encoded.location = .embedded
+        let q = outcome.encoding
+        let after = outcome.values.view.count + q.scale.byteCount + (q.zeroPoint?.byteCount ?? 0)
+        func snr(_ error: Double) -> Double? {
+            error > 0 && outcome.signalEnergy > 0 ? 10 * (outcome.signalEnergy / error).log10 : nil
+        }
+        var entry = ConversionReport.Converted(
+            name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, encoding: "linear",
+            bytesBefore: tensor.byteCount, bytesAfter: after, clamped: 0, maxAbsError: outcome.maxAbsError,
+            snrDB: snr(outcome.errorEnergy))
+        entry.storage = q.storage.name
+        entry.granularity = granularity.rawValue
+        entry.axis = q.axis
+        entry.blockSize = q.blockSize
+        entry.symmetric = options.symmetric
+        if options.format.searchesClipping { entry.rtnSNRDB = snr(outcome.roundToNearestErrorEnergy) }
+        return .converted(encoded, entry)
     }
 
     private func apply(_ tensor: Tensor, at place: Place, in graph: inout Graph) {
@@ -180,15 +247,13 @@ public struct WeightConverter: Sendable {
 }
 
 private extension Model {
-    /// Total weight bytes of the model before or after conversion.
-    func weightBytes(original: Bool, converted: [ConversionReport.Converted], kept: [ConversionReport.Kept]) -> Int {
+    /// Total bytes of the model's dense weights: initializers and Constant values in every graph.
+    var weightBytes: Int {
         var total = 0
         graph.forEachGraph { g, _ in
             for t in g.initializers { total += t.byteCount }
             for node in g.nodes where node.isConstant { total += node.constantTensor?.byteCount ?? 0 }
         }
-        // `self` holds converted tensors: add back what conversion saved to get the original size.
-        if original { total += converted.reduce(0) { $0 + $1.bytesBefore - $1.bytesAfter } }
         return total
     }
 }

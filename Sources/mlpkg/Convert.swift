@@ -5,6 +5,7 @@ import MLPackage
 import Quantization
 
 extension WeightFormat: ExpressibleByArgument {}
+extension Granularity: ExpressibleByArgument {}
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,10 +28,19 @@ struct Convert: ParsableCommand {
     @Option(name: .shortAndLong, help: "The package to write (a folder, conventionally NAME.mlpkg).")
     var output: String
 
-    @Option(help: "Weight format: fp32 (unchanged) or fp16.")
+    @Option(help: "Weight format: fp32 (unchanged), fp16, int8 or int4.")
     var weights: WeightFormat = .fp16
 
-    @Option(help: "Convert only float tensors with at least this many elements (default: every float tensor).")
+    @Option(help: "int8/int4 scales: per-tensor, per-channel (int8 default) or per-block (int4 default).")
+    var granularity: Granularity?
+
+    @Option(help: "Elements per block along the reduction axis, with per-block scales (default 32).")
+    var blockSize: Int?
+
+    @Flag(exclusivity: .exclusive, help: "int8/int4: symmetric (int8/int4, the default) or asymmetric (uint8/uint4 with zero points).")
+    var symmetry: Symmetry = .symmetric
+
+    @Option(help: "Convert only float tensors with at least this many elements (default: every float tensor for fp16, 2048 for int8/int4).")
     var minElements: Int?
 
     @Flag(help: "Print one JSON document on stdout instead of the summary.")
@@ -42,15 +52,28 @@ struct Convert: ParsableCommand {
     @Flag(help: "Print the time each step took, on stderr.")
     var verbose = false
 
+    enum Symmetry: String, EnumerableFlag {
+        case symmetric, asymmetric
+    }
+
     func validate() throws {
         if let minElements, minElements < 0 { throw ValidationError("--min-elements must be 0 or more") }
+        if let blockSize, blockSize < 1 || blockSize > 1 << 20 { throw ValidationError("--block-size must be 1 to 1048576") }
+        if !weights.isLinear && (granularity != nil || blockSize != nil || symmetry == .asymmetric) {
+            throw ValidationError("--granularity, --block-size and --asymmetric apply to --weights int8 and int4 only")
+        }
+        if blockSize != nil && (granularity ?? weights.defaultGranularity) != .perBlock {
+            throw ValidationError("--block-size needs --granularity per-block")
+        }
     }
 
     func run() throws {
         let result: PackageConverter.Result
         do {
             result = try PackageConverter.convert(input: model, output: output,
-                                                  options: .init(weights: weights, minElements: minElements))
+                                                  options: .init(weights: weights, minElements: minElements,
+                                                                 granularity: granularity, blockSize: blockSize,
+                                                                 symmetric: symmetry == .symmetric))
         } catch {
             throw CommandFailure(error)
         }

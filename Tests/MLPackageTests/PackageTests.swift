@@ -90,7 +90,8 @@ private func fingerprint(_ g: Graph) -> [String] {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         _ = try PackageConverter.convert(input: Paths.fixture("cnn.onnx"), output: folder + "/m.mlpkg", options: .init(weights: .fp16))
         let package = try PackageReader.load(path: folder + "/m.mlpkg", checksums: true)
-        let prepared = ExportPreparation(dequantize: false).prepare(package.model)
+        var preparation = ExportPreparation(dequantize: false)
+        let prepared = preparation.prepare(package.model)
         let halves = prepared.graph.initializers.filter { $0.dataType == .float16 }
         #expect(halves.count == 10)
         let casts = prepared.graph.nodes.filter { $0.opType == "Cast" }
@@ -98,7 +99,8 @@ private func fingerprint(_ g: Graph) -> [String] {
         #expect(Set(casts.flatMap(\.outputs)) == Set(package.model.graph.initializers.map(\.name)))
         _ = try GraphVerifier.verified(prepared.graph)
 
-        let dequantized = ExportPreparation(dequantize: true).prepare(package.model)
+        var dequantizing = ExportPreparation(dequantize: true)
+        let dequantized = dequantizing.prepare(package.model)
         #expect(dequantized.graph.initializers.allSatisfy { $0.dataType == .float && $0.encoding == .raw })
         #expect(!dequantized.graph.nodes.contains { $0.opType == "Cast" })
     }

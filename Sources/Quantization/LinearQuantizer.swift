@@ -1,0 +1,259 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import GraphIR
+
+/// Which elements share a scale. The tensor is viewed as [outer, axisDim, inner] around `axis`:
+/// per tensor one group; per channel the group of element (o, d, i) is d; per block it is (o·nb + d/B)·inner + i,
+/// the row-major index into a scale of the weight's shape with the blocked axis cut to nb = ⌈axisDim/B⌉ — the layout
+/// ONNX DequantizeLinear uses.
+public struct GroupLayout: Sendable, Equatable {
+    public let dims: [Int]
+    public let granularity: Granularity
+    public let axis: Int?
+    public let blockSize: Int?
+    let outer: Int
+    let axisDim: Int
+    let inner: Int
+
+    public init(dims: [Int], granularity: Granularity, axis: Int?, blockSize: Int?) {
+        self.dims = dims
+        self.granularity = granularity
+        self.axis = granularity == .perTensor ? nil : axis
+        self.blockSize = granularity == .perBlock ? blockSize : nil
+        if let a = self.axis {
+            outer = dims[..<a].reduce(1, *)
+            axisDim = dims[a]
+            inner = dims[(a + 1)...].reduce(1, *)
+        } else {
+            outer = 1
+            axisDim = dims.reduce(1, *)
+            inner = 1
+        }
+    }
+
+    var blocks: Int { blockSize.map { (axisDim + $0 - 1) / $0 } ?? 1 }
+
+    public var groupCount: Int {
+        switch granularity {
+        case .perTensor: return 1
+        case .perChannel: return axisDim
+        case .perBlock: return outer * blocks * inner
+        }
+    }
+
+    /// The shape of the scale (and zero point) tensor.
+    public var scaleShape: [Int] {
+        switch granularity {
+        case .perTensor: return []
+        case .perChannel: return [axisDim]
+        case .perBlock:
+            var shape = dims
+            shape[axis!] = blocks
+            return shape
+        }
+    }
+
+    /// Calls `body(element, group)` for every element in memory order.
+    @inline(__always)
+    public func forEach(_ body: (Int, Int) -> Void) {
+        var e = 0
+        switch granularity {
+        case .perTensor:
+            for i in 0..<axisDim { body(i, 0) }
+        case .perChannel:
+            for _ in 0..<outer {
+                for d in 0..<axisDim {
+                    for _ in 0..<inner {
+                        body(e, d)
+                        e += 1
+                    }
+                }
+            }
+        case .perBlock:
+            let b = blockSize!
+            let nb = blocks
+            for o in 0..<outer {
+                for d in 0..<axisDim {
+                    let rowGroup = (o * nb + d / b) * inner
+                    for i in 0..<inner {
+                        body(e, rowGroup + i)
+                        e += 1
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Quantizes float32 tensors linearly (w ≈ scale · (q − zero point)) in a `WeightFormat`, and dequantizes them.
+public struct LinearQuantizer: Sendable {
+    public var format: WeightFormat
+    public var symmetric: Bool
+
+    public init(format: WeightFormat, symmetric: Bool) {
+        precondition(format.isLinear)
+        self.format = format
+        self.symmetric = symmetric
+    }
+
+    public struct Outcome: Sendable {
+        public var values: OwnedBuffer
+        public var encoding: LinearQuantization
+        public var maxAbsError: Float
+        public var signalEnergy: Double
+        public var errorEnergy: Double
+        /// Error energy of plain round-to-nearest with the max-range scale (the search's starting point).
+        public var roundToNearestErrorEnergy: Double
+    }
+
+    /// Scale multipliers tried per group, relative to the round-to-nearest scale (first): the search keeps, per group,
+    /// the one with the least squared error. 1/7 → 1/8 use int4's −8; the rest clip the largest values.
+    var candidates: [Float] {
+        guard format.searchesClipping else { return [1] }
+        return symmetric ? [1, 7 / 7.25, 7 / 7.5, 7 / 7.75, 7 / 8, 0.95, 0.9, 0.85, 0.8, 0.75]
+                         : [1, 0.95, 0.9, 0.85, 0.8, 0.75]
+    }
+
+    /// Quantizes `count` little-endian float32 values laid out as `layout.dims`; all values must be finite.
+    public func quantize(_ floats: UnsafeBufferPointer<Float>, layout: GroupLayout, name: String) -> Outcome {
+        let groups = layout.groupCount
+        let range = format.range(symmetric: symmetric)
+        let qmin = Float(range.lowerBound), qmax = Float(range.upperBound)
+        let storage = format.storage(symmetric: symmetric)!
+
+        // Per-group range.
+        var low = [Float](repeating: 0, count: groups)
+        var high = [Float](repeating: 0, count: groups)
+        low.withUnsafeMutableBufferPointer { lo in
+            high.withUnsafeMutableBufferPointer { hi in
+                layout.forEach { e, g in
+                    let w = floats[e]
+                    if w < lo[g] { lo[g] = w }
+                    if w > hi[g] { hi[g] = w }
+                }
+            }
+        }
+        // Round-to-nearest scale and zero point per group (ranges include 0, so zero is exact).
+        var baseScale = [Float](repeating: 1, count: groups)
+        var zero = [Float](repeating: 0, count: groups)
+        for g in 0..<groups {
+            if symmetric {
+                let amax = max(-low[g], high[g])
+                baseScale[g] = amax > 0 ? amax / Float(range.upperBound == 7 ? 7 : range.upperBound) : 0
+            } else {
+                let span = high[g] - low[g]
+                baseScale[g] = span > 0 ? span / (qmax - qmin) : 0
+                zero[g] = span > 0 ? min(max((qmin - low[g] / baseScale[g]).rounded(.toNearestOrEven), qmin), qmax) : 0
+            }
+        }
+
+        // Search: per group, the candidate scale with the least squared error.
+        let multipliers = candidates
+        var bestScale = baseScale
+        var rtnError = 0.0
+        if multipliers.count > 1 {
+            var bestError = [Double](repeating: .infinity, count: groups)
+            var error = [Double](repeating: 0, count: groups)
+            for (k, m) in multipliers.enumerated() {
+                for g in 0..<groups { error[g] = 0 }
+                let scales = baseScale.map { $0 * m }
+                let inverse = scales.map { $0 > 0 ? 1 / $0 : 0 }
+                error.withUnsafeMutableBufferPointer { err in
+                    layout.forEach { e, g in
+                        let w = floats[e]
+                        let q = min(max((w * inverse[g]).rounded(.toNearestOrEven) + zero[g], qmin), qmax)
+                        let d = w - scales[g] * (q - zero[g])
+                        err[g] += Double(d * d)
+                    }
+                }
+                if k == 0 { rtnError = error.reduce(0, +) }
+                for g in 0..<groups where error[g] < bestError[g] {
+                    bestError[g] = error[g]
+                    bestScale[g] = scales[g]
+                }
+            }
+        }
+
+        // Final pass: store q, measure error.
+        let count = floats.count
+        let values = OwnedBuffer(count: storage.storageBytes(elements: count)!)
+        let inverse = bestScale.map { $0 > 0 ? 1 / $0 : 0 }
+        var maxError: Float = 0
+        var signal = 0.0, errorEnergy = 0.0
+        let packed = format.bits == 4
+        let out = values.mutableBytes
+        layout.forEach { e, g in
+            let w = floats[e]
+            let q = min(max((w * inverse[g]).rounded(.toNearestOrEven) + zero[g], qmin), qmax)
+            let d = abs(w - bestScale[g] * (q - zero[g]))
+            if d > maxError { maxError = d }
+            signal += Double(w) * Double(w)
+            errorEnergy += Double(d) * Double(d)
+            let bits = UInt8(truncatingIfNeeded: Int(q))
+            if packed {
+                out[e >> 1] |= (bits & 0x0F) << UInt8((e & 1) * 4)
+            } else {
+                out[e] = bits
+            }
+        }
+        if multipliers.count == 1 { rtnError = errorEnergy }
+
+        // Zero-range groups store scale 1 (any positive value reconstructs their zeros).
+        let storedScale = bestScale.map { $0 > 0 ? $0 : 1 }
+        let scaleTensor = Tensor(name: name + "_scale", dataType: .float, dims: layout.scaleShape,
+                                 data: .bytes(LittleEndian.bytes(of: storedScale)))
+        var zeroTensor: Tensor?
+        if !symmetric {
+            let zp = OwnedBuffer(count: storage.storageBytes(elements: groups)!)
+            for (g, z) in zero.enumerated() {
+                let bits = UInt8(truncatingIfNeeded: Int(z))
+                if packed { zp.mutableBytes[g >> 1] |= (bits & 0x0F) << UInt8((g & 1) * 4) } else { zp.mutableBytes[g] = bits }
+            }
+            zeroTensor = Tensor(name: name + "_zero_point", dataType: storage, dims: layout.scaleShape, data: .bytes(zp.view))
+        }
+        let encoding = LinearQuantization(storage: storage, axis: layout.axis, blockSize: layout.blockSize,
+                                          scale: scaleTensor, zeroPoint: zeroTensor)
+        return Outcome(values: values, encoding: encoding, maxAbsError: maxError, signalEnergy: signal,
+                       errorEnergy: errorEnergy, roundToNearestErrorEnergy: rtnError)
+    }
+}
+
+/// Decodes linear-quantized tensors back to float32.
+public enum LinearCodec {
+    /// The float32 values of a tensor with a `.linear` encoding, as little-endian bytes.
+    public static func dequantize(_ tensor: Tensor) -> ByteView? {
+        guard case .linear(let q) = tensor.encoding, case .bytes(let values) = tensor.data,
+              case .bytes(let scaleBytes) = q.scale.data else { return nil }
+        let granularity: Granularity = q.blockSize != nil ? .perBlock : q.axis != nil ? .perChannel : .perTensor
+        let layout = GroupLayout(dims: tensor.dims, granularity: granularity, axis: q.axis, blockSize: q.blockSize)
+        let groups = layout.groupCount
+        let scales = (0..<groups).map { scaleBytes.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        var zeros = [Float](repeating: 0, count: groups)
+        if let zp = q.zeroPoint, case .bytes(let zb) = zp.data {
+            for g in 0..<groups { zeros[g] = Float(element(zb.bytes, g, q.storage)) }
+        }
+        let out = OwnedBuffer(uninitializedCount: tensor.elementCount * 4)
+        let floats = out.mutableBytes.bindMemory(to: Float.self)
+        layout.forEach { e, g in
+            floats[e] = scales[g] * (Float(element(values.bytes, e, q.storage)) - zeros[g])
+        }
+        return out.view
+    }
+
+    /// Element `i` of packed integer storage.
+    @inline(__always)
+    static func element(_ bytes: UnsafeRawBufferPointer, _ i: Int, _ type: DataType) -> Int {
+        switch type {
+        case .int8: return Int(Int8(bitPattern: bytes[i]))
+        case .uint8: return Int(bytes[i])
+        case .int4:
+            let nibble = (bytes[i >> 1] >> UInt8((i & 1) * 4)) & 0x0F
+            return nibble >= 8 ? Int(nibble) - 16 : Int(nibble)
+        case .uint4: return Int((bytes[i >> 1] >> UInt8((i & 1) * 4)) & 0x0F)
+        default: return 0
+        }
+    }
+}
