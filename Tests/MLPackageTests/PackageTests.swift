@@ -101,7 +101,7 @@ private func fingerprint(_ g: Graph) -> [String] {
 
         var dequantizing = ExportPreparation(dequantize: true)
         let dequantized = dequantizing.prepare(package.model)
-        #expect(dequantized.graph.initializers.allSatisfy { $0.dataType == .float && $0.encoding == .raw })
+        #expect(dequantized.graph.initializers.allSatisfy { $0.dataType == .float && $0.encoding.isRaw })
         #expect(!dequantized.graph.nodes.contains { $0.opType == "Cast" })
     }
 

@@ -1,0 +1,85 @@
+import GraphIR
+import Testing
+@testable import Quantization
+
+/// Every linear format × granularity × symmetry, on a tensor whose last block is partial and which holds an
+/// all-zero channel, a constant channel and an outlier: the round trip keeps the bounds kept in the format's row.
+@Suite struct LinearQuantizerTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        var format: WeightFormat
+        var granularity: Granularity
+        var symmetric: Bool
+        var testDescription: String { "\(format) \(granularity.rawValue) \(symmetric ? "sym" : "asym")" }
+    }
+
+    static let cases: [Case] = WeightFormat.allCases.filter(\.isLinear).flatMap { f in
+        Granularity.allCases.flatMap { g in [true, false].map { Case(format: f, granularity: g, symmetric: $0) } }
+    }
+
+    /// [6, 40]: channel axis 0, blocks of 16 along axis 1 (the last block is partial: 40 = 16 + 16 + 8).
+    static func weights() -> [Float] {
+        var rng = SplitMix(seed: 21)
+        var w = (0..<240).map { _ in Float(Int64(bitPattern: rng.next()) % 10_000) / 10_000 }
+        for i in 40..<80 { w[i] = 0 }          // channel 1: all zero
+        for i in 80..<120 { w[i] = -0.375 }    // channel 2: constant
+        w[200] = 9                             // an outlier in channel 5
+        return w
+    }
+
+    @Test("round trip within the row's bound; stored values in range", arguments: cases)
+    func roundTrip(c: Case) throws {
+        let w = Self.weights()
+        let axis = c.granularity == .perChannel ? 0 : c.granularity == .perBlock ? 1 : nil
+        let layout = GroupLayout(dims: [6, 40], granularity: c.granularity, axis: axis, blockSize: 16)
+        let quantizer = LinearQuantizer(format: c.format, symmetric: c.symmetric)
+        let outcome = w.withUnsafeBufferPointer { quantizer.quantize($0, layout: layout, name: "w") }
+        var tensor = Tensor(name: "w", dataType: .float, dims: [6, 40], data: .bytes(outcome.values.view))
+        tensor.encoding = .linear(outcome.encoding)
+        #expect(outcome.encoding.scale.dims == layout.scaleShape)
+        #expect(outcome.values.view.count == c.format.storage(symmetric: c.symmetric)!.storageBytes(elements: 240))
+        let back = try #require(LinearCodec.dequantize(tensor))
+        guard case .bytes(let scaleBytes) = outcome.encoding.scale.data else { return }
+        let scales = (0..<layout.groupCount).map { scaleBytes.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        let range = c.format.range(symmetric: c.symmetric)
+        var zeros = [Float](repeating: 0, count: layout.groupCount)
+        if let zp = outcome.encoding.zeroPoint, case .bytes(let zb) = zp.data {
+            for g in zeros.indices { zeros[g] = Float(LinearCodec.element(zb.bytes, g, zp.dataType)) }
+        }
+        var errorEnergy = 0.0
+        layout.forEach { e, g in
+            let q = LinearCodec.element(outcome.values.view.bytes, e, c.format.storage(symmetric: c.symmetric)!)
+            #expect(range.contains(q))
+            let restored = back.bytes.loadUnaligned(fromByteOffset: e * 4, as: Float.self)
+            let low = scales[g] * (Float(range.lowerBound) - zeros[g]), high = scales[g] * (Float(range.upperBound) - zeros[g])
+            let error = abs(w[e] - restored)
+            errorEnergy += Double(error * error)
+            if w[e] >= low && w[e] <= high {
+                #expect(error <= scales[g] * c.format.scaleErrorBound * 1.0001 + 1e-7, "element \(e): \(w[e]) → \(restored)")
+            } else {
+                #expect(restored == (w[e] < low ? low : high), "clamped to the nearest end")
+            }
+        }
+        // Zero and constant channels come back exactly wherever a group covers only them.
+        if c.granularity != .perTensor {
+            for e in 40..<80 { #expect(back.bytes.loadUnaligned(fromByteOffset: e * 4, as: Float.self) == 0) }
+        }
+        #expect(abs(errorEnergy - outcome.errorEnergy) <= 1e-9 + 1e-6 * errorEnergy)
+        #expect(outcome.errorEnergy <= outcome.roundToNearestErrorEnergy * (1 + 1e-9), "the search never loses to RTN")
+        if c.format == .int8 && c.symmetric {
+            #expect(outcome.errorEnergy == outcome.roundToNearestErrorEnergy, "int8 is plain round-to-nearest")
+        }
+    }
+
+    @Test("the clipping search gains on Gaussian-like weights (int4 per-block)")
+    func clippingGain() {
+        var rng = SplitMix(seed: 4)
+        // Sum of uniforms ≈ normal: heavy enough tails for clipping to pay.
+        let w = (0..<(64 * 256)).map { _ in (0..<4).reduce(Float(0)) { s, _ in s + Float(rng.next() % 10_000) / 10_000 - 0.5 } }
+        let layout = GroupLayout(dims: [64, 256], granularity: .perBlock, axis: 0, blockSize: 32)
+        let outcome = w.withUnsafeBufferPointer { LinearQuantizer(format: .int4, symmetric: true).quantize($0, layout: layout, name: "w") }
+        let gain = 10 * log10(outcome.roundToNearestErrorEnergy / outcome.errorEnergy)
+        #expect(gain > 0.5, "gain \(gain) dB")
+    }
+}
+
+import Foundation
