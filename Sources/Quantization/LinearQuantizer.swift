@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKernels
 import GraphIR
 
 /// Which elements share a scale. The tensor is viewed as [outer, axisDim, inner] around `axis`:
@@ -53,6 +54,20 @@ public struct GroupLayout: Sendable, Equatable {
             var shape = dims
             shape[axis!] = blocks
             return shape
+        }
+    }
+
+    /// The same grouping as [outer, depth, inner] with blocks of `block` along depth, the form the SIMD kernel
+    /// takes; nil for per-channel scales on a middle axis (both outer and inner > 1).
+    var kernelView: (outer: Int, depth: Int, inner: Int, block: Int)? {
+        switch granularity {
+        case .perTensor: return (1, axisDim, 1, max(axisDim, 1))
+        case .perBlock: return (outer, axisDim, inner, blockSize!)
+        case .perChannel:
+            // Channel axis first: one contiguous run per channel. Last: channels are the contiguous inner dimension.
+            if outer == 1 { return (axisDim, inner, 1, max(inner, 1)) }
+            if inner == 1 { return (1, outer, axisDim, max(outer, 1)) }
+            return nil
         }
     }
 
@@ -119,10 +134,77 @@ public struct LinearQuantizer: Sendable {
 
     /// Quantizes `count` little-endian float32 values laid out as `layout.dims`; all values must be finite.
     public func quantize(_ floats: UnsafeBufferPointer<Float>, layout: GroupLayout, name: String) -> Outcome {
+        if let view = layout.kernelView {
+            precondition(view.outer * ((view.depth + view.block - 1) / view.block) * view.inner == layout.groupCount)
+            return quantizeWithKernel(floats, layout: layout, view: view, name: name)
+        }
+        return quantizeGeneric(floats, layout: layout, name: name)
+    }
+
+    /// The SIMD kernel path (every layout but per-channel on a middle axis).
+    func quantizeWithKernel(_ floats: UnsafeBufferPointer<Float>, layout: GroupLayout,
+                            view: (outer: Int, depth: Int, inner: Int, block: Int), name: String) -> Outcome {
+        let groups = layout.groupCount
+        let range = format.range(symmetric: symmetric)
+        let count = floats.count
+        var q = [Int8](repeating: 0, count: count)
+        var scales = [Float](repeating: 0, count: groups)
+        var zeros = [Float](repeating: 0, count: groups)
+        var work = [Float](repeating: 0, count: 8 * max(view.inner, 1))
+        var stats = mlpkg_quant_stats()
+        let multipliers = candidates
+        q.withUnsafeMutableBufferPointer { qp in
+            scales.withUnsafeMutableBufferPointer { sp in
+                zeros.withUnsafeMutableBufferPointer { zp in
+                    work.withUnsafeMutableBufferPointer { wp in
+                        multipliers.withUnsafeBufferPointer { mp in
+                            mlpkg_quantize_blocked(floats.baseAddress, view.outer, view.depth, view.inner, view.block,
+                                                   symmetric ? 1 : 0, Int32(range.lowerBound), Int32(range.upperBound),
+                                                   mp.baseAddress, mp.count, qp.baseAddress, sp.baseAddress,
+                                                   zp.baseAddress, wp.baseAddress, &stats)
+                        }
+                    }
+                }
+            }
+        }
+        return outcome(q: q, scales: scales, zeros: zeros, layout: layout, name: name, maxAbsError: stats.max_abs_error,
+                       signal: stats.signal_energy, error: stats.error_energy, rtnError: stats.rtn_error_energy)
+    }
+
+    /// Packs stored values and builds the encoding.
+    private func outcome(q: [Int8], scales: [Float], zeros: [Float], layout: GroupLayout, name: String, maxAbsError: Float,
+                         signal: Double, error: Double, rtnError: Double) -> Outcome {
+        let storage = format.storage(symmetric: symmetric)!
+        let packed = format.bits == 4
+        let values = OwnedBuffer(count: storage.storageBytes(elements: q.count)!)
+        let out = values.mutableBytes
+        if packed {
+            for (e, v) in q.enumerated() { out[e >> 1] |= (UInt8(bitPattern: v) & 0x0F) << UInt8((e & 1) * 4) }
+        } else {
+            q.withUnsafeBytes { out.copyMemory(from: $0) }
+        }
+        let scaleTensor = Tensor(name: name + "_scale", dataType: .float, dims: layout.scaleShape,
+                                 data: .bytes(LittleEndian.bytes(of: scales.map { $0 > 0 ? $0 : 1 })))
+        var zeroTensor: Tensor?
+        if !symmetric {
+            let zp = OwnedBuffer(count: storage.storageBytes(elements: zeros.count)!)
+            for (g, z) in zeros.enumerated() {
+                let bits = UInt8(truncatingIfNeeded: Int(z))
+                if packed { zp.mutableBytes[g >> 1] |= (bits & 0x0F) << UInt8((g & 1) * 4) } else { zp.mutableBytes[g] = bits }
+            }
+            zeroTensor = Tensor(name: name + "_zero_point", dataType: storage, dims: layout.scaleShape, data: .bytes(zp.view))
+        }
+        let encoding = LinearQuantization(storage: storage, axis: layout.axis, blockSize: layout.blockSize,
+                                          scale: scaleTensor, zeroPoint: zeroTensor)
+        return Outcome(values: values, encoding: encoding, maxAbsError: maxAbsError, signalEnergy: signal,
+                       errorEnergy: error, roundToNearestErrorEnergy: rtnError)
+    }
+
+    /// Reference path in Swift, for layouts the kernel does not take.
+    func quantizeGeneric(_ floats: UnsafeBufferPointer<Float>, layout: GroupLayout, name: String) -> Outcome {
         let groups = layout.groupCount
         let range = format.range(symmetric: symmetric)
         let qmin = Float(range.lowerBound), qmax = Float(range.upperBound)
-        let storage = format.storage(symmetric: symmetric)!
 
         // Per-group range.
         var low = [Float](repeating: 0, count: groups)
@@ -178,46 +260,22 @@ public struct LinearQuantizer: Sendable {
         }
 
         // Final pass: store q, measure error.
-        let count = floats.count
-        let values = OwnedBuffer(count: storage.storageBytes(elements: count)!)
+        var q = [Int8](repeating: 0, count: floats.count)
         let inverse = bestScale.map { $0 > 0 ? 1 / $0 : 0 }
         var maxError: Float = 0
         var signal = 0.0, errorEnergy = 0.0
-        let packed = format.bits == 4
-        let out = values.mutableBytes
         layout.forEach { e, g in
             let w = floats[e]
-            let q = min(max((w * inverse[g]).rounded(.toNearestOrEven) + zero[g], qmin), qmax)
-            let d = abs(w - bestScale[g] * (q - zero[g]))
+            let v = min(max((w * inverse[g]).rounded(.toNearestOrEven) + zero[g], qmin), qmax)
+            let d = abs(w - bestScale[g] * (v - zero[g]))
             if d > maxError { maxError = d }
             signal += Double(w) * Double(w)
             errorEnergy += Double(d) * Double(d)
-            let bits = UInt8(truncatingIfNeeded: Int(q))
-            if packed {
-                out[e >> 1] |= (bits & 0x0F) << UInt8((e & 1) * 4)
-            } else {
-                out[e] = bits
-            }
+            q[e] = Int8(truncatingIfNeeded: Int(v))
         }
         if multipliers.count == 1 { rtnError = errorEnergy }
-
-        // Zero-range groups store scale 1 (any positive value reconstructs their zeros).
-        let storedScale = bestScale.map { $0 > 0 ? $0 : 1 }
-        let scaleTensor = Tensor(name: name + "_scale", dataType: .float, dims: layout.scaleShape,
-                                 data: .bytes(LittleEndian.bytes(of: storedScale)))
-        var zeroTensor: Tensor?
-        if !symmetric {
-            let zp = OwnedBuffer(count: storage.storageBytes(elements: groups)!)
-            for (g, z) in zero.enumerated() {
-                let bits = UInt8(truncatingIfNeeded: Int(z))
-                if packed { zp.mutableBytes[g >> 1] |= (bits & 0x0F) << UInt8((g & 1) * 4) } else { zp.mutableBytes[g] = bits }
-            }
-            zeroTensor = Tensor(name: name + "_zero_point", dataType: storage, dims: layout.scaleShape, data: .bytes(zp.view))
-        }
-        let encoding = LinearQuantization(storage: storage, axis: layout.axis, blockSize: layout.blockSize,
-                                          scale: scaleTensor, zeroPoint: zeroTensor)
-        return Outcome(values: values, encoding: encoding, maxAbsError: maxError, signalEnergy: signal,
-                       errorEnergy: errorEnergy, roundToNearestErrorEnergy: rtnError)
+        return outcome(q: q, scales: bestScale, zeros: zero, layout: layout, name: name, maxAbsError: maxError,
+                       signal: signal, error: errorEnergy, rtnError: rtnError)
     }
 }
 

@@ -26,3 +26,22 @@ void mlpkg_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 int mlpkg_f16c_available(void);
 
 #endif
+
+/// Linear quantization of a float32 tensor viewed as [outer, depth, inner], with one scale (and zero point) per
+/// group (o, d / block, i) — ONNX DequantizeLinear's blocked layout; per-tensor and per-channel scales are the
+/// cases block == depth with outer or inner 1. For each group it tries `scale = base · multipliers[k]` (base:
+/// max|w| / qmax when symmetric, (max' − min') / (qmax − qmin) otherwise, ranges widened to include 0) and keeps the
+/// one with the least squared error; k = 0 is plain round-to-nearest. Values must be finite.
+typedef struct {
+    double signal_energy;       ///< Σ w²
+    double error_energy;        ///< Σ (w − ŵ)² with the chosen scales
+    double rtn_error_energy;    ///< the same with multiplier 0 (round to nearest)
+    float max_abs_error;
+} mlpkg_quant_stats;
+
+/// `q` receives one int8 per element (values in [qmin, qmax]); `scales` and `zeros` one float per group, in
+/// row-major [outer, ceil(depth / block), inner] order (zeros are whole numbers; all 0 when symmetric).
+/// Zero-range groups get scale 0 (callers store 1). `work` needs 8 · inner floats.
+void mlpkg_quantize_blocked(const float *w, size_t outer, size_t depth, size_t inner, size_t block, int symmetric,
+                            int qmin, int qmax, const float *multipliers, size_t multiplier_count, int8_t *q,
+                            float *scales, float *zeros, float *work, mlpkg_quant_stats *stats);

@@ -1,0 +1,119 @@
+// Blocked linear quantization with a per-group clipping search. The inner dimension is contiguous, so the loops
+// over it vectorize; an AVX2 build of the same code is chosen at run time where the CPU has it.
+#include "ckernels.h"
+#include <math.h>
+#include <string.h>
+
+#define MLPKG_QUANTIZE_BODY                                                                                        \
+    const size_t blocks = (depth + block - 1) / block;                                                            \
+    float *lo = work, *hi = work + inner, *base = work + 2 * inner, *zero = work + 3 * inner;                      \
+    float *err = work + 4 * inner, *best = work + 5 * inner, *sc = work + 6 * inner, *iv = work + 7 * inner;      \
+    const float fqmin = (float)qmin, fqmax = (float)qmax;                                                          \
+    for (size_t o = 0; o < outer; o++) {                                                                           \
+        for (size_t kb = 0; kb < blocks; kb++) {                                                                   \
+            const size_t d0 = kb * block, d1 = d0 + block < depth ? d0 + block : depth;                            \
+            const float *rows = w + (o * depth + d0) * inner;                                                      \
+            float *gscale = scales + (o * blocks + kb) * inner, *gzero = zeros + (o * blocks + kb) * inner;        \
+            for (size_t i = 0; i < inner; i++) { lo[i] = 0; hi[i] = 0; }                                           \
+            for (size_t d = d0; d < d1; d++) {                                                                     \
+                const float *row = rows + (d - d0) * inner;                                                        \
+                for (size_t i = 0; i < inner; i++) {                                                               \
+                    float v = row[i];                                                                              \
+                    lo[i] = v < lo[i] ? v : lo[i];                                                                 \
+                    hi[i] = v > hi[i] ? v : hi[i];                                                                 \
+                }                                                                                                  \
+            }                                                                                                      \
+            for (size_t i = 0; i < inner; i++) {                                                                   \
+                if (symmetric) {                                                                                   \
+                    float amax = -lo[i] > hi[i] ? -lo[i] : hi[i];                                                  \
+                    base[i] = amax / fqmax;                                                                        \
+                    zero[i] = 0;                                                                                   \
+                } else {                                                                                           \
+                    float span = hi[i] - lo[i];                                                                    \
+                    base[i] = span / (fqmax - fqmin);                                                              \
+                    float z = span > 0 ? rintf(fqmin - lo[i] / base[i]) : 0;                                       \
+                    zero[i] = z < fqmin ? fqmin : (z > fqmax ? fqmax : z);                                         \
+                }                                                                                                  \
+                best[i] = INFINITY;                                                                                \
+                gscale[i] = base[i];                                                                               \
+                gzero[i] = zero[i];                                                                                \
+            }                                                                                                      \
+            if (multiplier_count > 1) {                                                                            \
+                for (size_t k = 0; k < multiplier_count; k++) {                                                    \
+                    const float m = multipliers[k];                                                                \
+                    for (size_t i = 0; i < inner; i++) {                                                           \
+                        err[i] = 0;                                                                                \
+                        sc[i] = base[i] * m;                                                                       \
+                        iv[i] = sc[i] > 0 ? 1.0f / sc[i] : 0.0f;                                                   \
+                    }                                                                                              \
+                    for (size_t d = d0; d < d1; d++) {                                                             \
+                        const float *row = rows + (d - d0) * inner;                                                \
+                        for (size_t i = 0; i < inner; i++) {                                                       \
+                            float qv = rintf(row[i] * iv[i]) + zero[i];                                            \
+                            qv = qv < fqmin ? fqmin : (qv > fqmax ? fqmax : qv);                                   \
+                            float diff = row[i] - sc[i] * (qv - zero[i]);                                          \
+                            err[i] += diff * diff;                                                                 \
+                        }                                                                                          \
+                    }                                                                                              \
+                    double total = 0;                                                                              \
+                    for (size_t i = 0; i < inner; i++) {                                                           \
+                        total += err[i];                                                                           \
+                        if (err[i] < best[i]) { best[i] = err[i]; gscale[i] = base[i] * m; }                       \
+                    }                                                                                              \
+                    if (k == 0) stats->rtn_error_energy += total;                                                  \
+                }                                                                                                  \
+            }                                                                                                      \
+            for (size_t i = 0; i < inner; i++) iv[i] = gscale[i] > 0 ? 1.0f / gscale[i] : 0.0f;                     \
+            double signal = 0, error = 0;                                                                          \
+            for (size_t d = d0; d < d1; d++) {                                                                     \
+                const float *row = rows + (d - d0) * inner;                                                        \
+                int8_t *qrow = q + (o * depth + d) * inner;                                                        \
+                float row_signal = 0, row_error = 0, row_max = 0;                                                  \
+                for (size_t i = 0; i < inner; i++) {                                                               \
+                    float s = gscale[i];                                                                           \
+                    float qv = rintf(row[i] * iv[i]) + gzero[i];                                                   \
+                    qv = qv < fqmin ? fqmin : (qv > fqmax ? fqmax : qv);                                           \
+                    qrow[i] = (int8_t)(uint8_t)(int)qv;                                                            \
+                    float diff = fabsf(row[i] - s * (qv - gzero[i]));                                              \
+                    row_max = diff > row_max ? diff : row_max;                                                     \
+                    row_signal += row[i] * row[i];                                                                 \
+                    row_error += diff * diff;                                                                      \
+                }                                                                                                  \
+                signal += row_signal;                                                                              \
+                error += row_error;                                                                                \
+                if (row_max > stats->max_abs_error) stats->max_abs_error = row_max;                                \
+            }                                                                                                      \
+            stats->signal_energy += signal;                                                                        \
+            stats->error_energy += error;                                                                          \
+            if (multiplier_count <= 1) stats->rtn_error_energy += error;                                           \
+        }                                                                                                          \
+    }
+
+#define MLPKG_QUANTIZE_PARAMS                                                                                      \
+    const float *w, size_t outer, size_t depth, size_t inner, size_t block, int symmetric, int qmin, int qmax,     \
+        const float *multipliers, size_t multiplier_count, int8_t *q, float *scales, float *zeros, float *work,    \
+        mlpkg_quant_stats *stats
+
+static void quantize_generic(MLPKG_QUANTIZE_PARAMS) { MLPKG_QUANTIZE_BODY }
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static void quantize_avx2(MLPKG_QUANTIZE_PARAMS) { MLPKG_QUANTIZE_BODY }
+#endif
+
+void mlpkg_quantize_blocked(MLPKG_QUANTIZE_PARAMS) {
+    memset(stats, 0, sizeof *stats);
+#if defined(__x86_64__)
+    static int avx2 = -1;
+    if (avx2 < 0) {
+        __builtin_cpu_init();
+        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    if (avx2) {
+        quantize_avx2(w, outer, depth, inner, block, symmetric, qmin, qmax, multipliers, multiplier_count, q, scales,
+                      zeros, work, stats);
+        return;
+    }
+#endif
+    quantize_generic(w, outer, depth, inner, block, symmetric, qmin, qmax, multipliers, multiplier_count, q, scales,
+                     zeros, work, stats);
+}
