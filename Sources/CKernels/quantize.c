@@ -8,6 +8,7 @@
     const size_t blocks = (depth + block - 1) / block;                                                            \
     float *lo = work, *hi = work + inner, *base = work + 2 * inner, *zero = work + 3 * inner;                      \
     float *err = work + 4 * inner, *best = work + 5 * inner, *sc = work + 6 * inner, *iv = work + 7 * inner;      \
+    float *sig = work + 8 * inner, *er2 = work + 9 * inner, *mx = work + 10 * inner;                              \
     const float fqmin = (float)qmin, fqmax = (float)qmax;                                                          \
     for (size_t o = 0; o < outer; o++) {                                                                           \
         for (size_t kb = 0; kb < blocks; kb++) {                                                                   \
@@ -44,7 +45,7 @@
                     for (size_t i = 0; i < inner; i++) {                                                           \
                         err[i] = 0;                                                                                \
                         sc[i] = base[i] * m;                                                                       \
-                        iv[i] = sc[i] > 0 ? 1.0f / sc[i] : 0.0f;                                                   \
+                        iv[i] = (sc[i] > 0 ? 1.0f : 0.0f) / (sc[i] > 0 ? sc[i] : 1.0f);                            \
                     }                                                                                              \
                     for (size_t d = d0; d < d1; d++) {                                                             \
                         const float *row = rows + (d - d0) * inner;                                                \
@@ -62,26 +63,67 @@
                     }                                                                                              \
                     if (k == 0) stats->rtn_error_energy += total;                                                  \
                 }                                                                                                  \
+                /* Refit: the least-squares scale for the chosen integers, Σ w·(q−z) / Σ (q−z)², kept if better. */ \
+                for (size_t i = 0; i < inner; i++) {                                                               \
+                    iv[i] = (gscale[i] > 0 ? 1.0f : 0.0f) / (gscale[i] > 0 ? gscale[i] : 1.0f);                    \
+                    sc[i] = 0;                                                                                     \
+                    err[i] = 0;                                                                                    \
+                }                                                                                                  \
+                for (size_t d = d0; d < d1; d++) {                                                                 \
+                    const float *row = rows + (d - d0) * inner;                                                    \
+                    for (size_t i = 0; i < inner; i++) {                                                           \
+                        float qv = rintf(row[i] * iv[i]) + zero[i];                                                \
+                        qv = (qv < fqmin ? fqmin : (qv > fqmax ? fqmax : qv)) - zero[i];                           \
+                        sc[i] += row[i] * qv;                                                                      \
+                        err[i] += qv * qv;                                                                         \
+                    }                                                                                              \
+                }                                                                                                  \
+                for (size_t i = 0; i < inner; i++) {                                                               \
+                    float refit = err[i] > 0 ? sc[i] / err[i] : 0.0f;                                              \
+                    sc[i] = refit > 0 ? refit : gscale[i];                                                         \
+                    iv[i] = (sc[i] > 0 ? 1.0f : 0.0f) / (sc[i] > 0 ? sc[i] : 1.0f);                                \
+                    err[i] = 0;                                                                                    \
+                }                                                                                                  \
+                for (size_t d = d0; d < d1; d++) {                                                                 \
+                    const float *row = rows + (d - d0) * inner;                                                    \
+                    for (size_t i = 0; i < inner; i++) {                                                           \
+                        float qv = rintf(row[i] * iv[i]) + zero[i];                                                \
+                        qv = qv < fqmin ? fqmin : (qv > fqmax ? fqmax : qv);                                       \
+                        float diff = row[i] - sc[i] * (qv - zero[i]);                                              \
+                        err[i] += diff * diff;                                                                     \
+                    }                                                                                              \
+                }                                                                                                  \
+                for (size_t i = 0; i < inner; i++) {                                                               \
+                    if (err[i] < best[i]) { best[i] = err[i]; gscale[i] = sc[i]; }                                 \
+                }                                                                                                  \
             }                                                                                                      \
-            for (size_t i = 0; i < inner; i++) iv[i] = gscale[i] > 0 ? 1.0f / gscale[i] : 0.0f;                     \
-            double signal = 0, error = 0;                                                                          \
+            for (size_t i = 0; i < inner; i++) {                                                                   \
+                iv[i] = (gscale[i] > 0 ? 1.0f : 0.0f) / (gscale[i] > 0 ? gscale[i] : 1.0f);                        \
+                sig[i] = 0;                                                                                        \
+                er2[i] = 0;                                                                                        \
+                mx[i] = 0;                                                                                         \
+            }                                                                                                      \
+            /* Element-wise accumulators (no reductions inside the loop), so it vectorizes without fast-math. */   \
             for (size_t d = d0; d < d1; d++) {                                                                     \
                 const float *row = rows + (d - d0) * inner;                                                        \
                 int8_t *qrow = q + (o * depth + d) * inner;                                                        \
-                float row_signal = 0, row_error = 0, row_max = 0;                                                  \
                 for (size_t i = 0; i < inner; i++) {                                                               \
-                    float s = gscale[i];                                                                           \
                     float qv = rintf(row[i] * iv[i]) + gzero[i];                                                   \
                     qv = qv < fqmin ? fqmin : (qv > fqmax ? fqmax : qv);                                           \
-                    qrow[i] = (int8_t)(uint8_t)(int)qv;                                                            \
-                    float diff = fabsf(row[i] - s * (qv - gzero[i]));                                              \
-                    row_max = diff > row_max ? diff : row_max;                                                     \
-                    row_signal += row[i] * row[i];                                                                 \
-                    row_error += diff * diff;                                                                      \
+                    err[i] = qv;                                                                                   \
+                    float diff = row[i] - gscale[i] * (qv - gzero[i]);                                             \
+                    diff = diff < 0 ? -diff : diff;                                                                \
+                    mx[i] = diff > mx[i] ? diff : mx[i];                                                           \
+                    sig[i] += row[i] * row[i];                                                                     \
+                    er2[i] += diff * diff;                                                                         \
                 }                                                                                                  \
-                signal += row_signal;                                                                              \
-                error += row_error;                                                                                \
-                if (row_max > stats->max_abs_error) stats->max_abs_error = row_max;                                \
+                for (size_t i = 0; i < inner; i++) qrow[i] = (int8_t)(int32_t)err[i];                              \
+            }                                                                                                      \
+            double signal = 0, error = 0;                                                                          \
+            for (size_t i = 0; i < inner; i++) {                                                                   \
+                signal += sig[i];                                                                                  \
+                error += er2[i];                                                                                   \
+                if (mx[i] > stats->max_abs_error) stats->max_abs_error = mx[i];                                    \
             }                                                                                                      \
             stats->signal_energy += signal;                                                                        \
             stats->error_energy += error;                                                                          \
@@ -116,4 +158,23 @@ void mlpkg_quantize_blocked(MLPKG_QUANTIZE_PARAMS) {
 #endif
     quantize_generic(w, outer, depth, inner, block, symmetric, qmin, qmax, multipliers, multiplier_count, q, scales,
                      zeros, work, stats);
+}
+
+size_t mlpkg_count_nonfinite(const float *values, size_t n) {
+    size_t count = 0;
+    const uint32_t *bits = (const uint32_t *)values;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, bits + i, 4);
+        count += (b & 0x7F800000u) == 0x7F800000u;
+    }
+    return count;
+}
+
+void mlpkg_pack_nibbles(const int8_t *values, uint8_t *out, size_t n) {
+    size_t pairs = n / 2;
+    for (size_t i = 0; i < pairs; i++) {
+        out[i] = (uint8_t)(((uint8_t)values[2 * i] & 0x0F) | (((uint8_t)values[2 * i + 1] & 0x0F) << 4));
+    }
+    if (n & 1) out[pairs] = (uint8_t)values[n - 1] & 0x0F;
 }

@@ -125,10 +125,11 @@ public struct LinearQuantizer: Sendable {
     }
 
     /// Scale multipliers tried per group, relative to the round-to-nearest scale (first): the search keeps, per group,
-    /// the one with the least squared error. 1/7 → 1/8 use int4's −8; the rest clip the largest values.
+    /// the one with the least squared error, then refits the scale by least squares for the integers it chose
+    /// (kernel path). 7/7.5 and 7/8 reach int4's −8; the rest clip the largest values.
     var candidates: [Float] {
         guard format.searchesClipping else { return [1] }
-        return symmetric ? [1, 7 / 7.25, 7 / 7.5, 7 / 7.75, 7 / 8, 0.95, 0.9, 0.85, 0.8, 0.75]
+        return symmetric ? [1, 7 / 7.5, 7 / 8, 0.95, 0.9, 0.85, 0.8]
                          : [1, 0.95, 0.9, 0.85, 0.8, 0.75]
     }
 
@@ -147,10 +148,10 @@ public struct LinearQuantizer: Sendable {
         let groups = layout.groupCount
         let range = format.range(symmetric: symmetric)
         let count = floats.count
-        var q = [Int8](repeating: 0, count: count)
+        var q = [Int8](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
         var scales = [Float](repeating: 0, count: groups)
         var zeros = [Float](repeating: 0, count: groups)
-        var work = [Float](repeating: 0, count: 8 * max(view.inner, 1))
+        var work = [Float](repeating: 0, count: 11 * max(view.inner, 1))
         var stats = mlpkg_quant_stats()
         let multipliers = candidates
         q.withUnsafeMutableBufferPointer { qp in
@@ -176,10 +177,10 @@ public struct LinearQuantizer: Sendable {
                          signal: Double, error: Double, rtnError: Double) -> Outcome {
         let storage = format.storage(symmetric: symmetric)!
         let packed = format.bits == 4
-        let values = OwnedBuffer(count: storage.storageBytes(elements: q.count)!)
+        let values = OwnedBuffer(uninitializedCount: storage.storageBytes(elements: q.count)!)
         let out = values.mutableBytes
         if packed {
-            for (e, v) in q.enumerated() { out[e >> 1] |= (UInt8(bitPattern: v) & 0x0F) << UInt8((e & 1) * 4) }
+            q.withUnsafeBufferPointer { mlpkg_pack_nibbles($0.baseAddress, out.baseAddress?.assumingMemoryBound(to: UInt8.self), $0.count) }
         } else {
             q.withUnsafeBytes { out.copyMemory(from: $0) }
         }

@@ -1,3 +1,4 @@
+import CKernels
 import GraphIR
 
 /// Re-encodes a model's float32 weights in a `WeightFormat`, in place in the graph, and reports the error each
@@ -190,7 +191,7 @@ public struct WeightConverter: Sendable {
         if let copy { copy.mutableBytes.copyMemory(from: view.bytes) }
         let raw = copy.map { UnsafeRawBufferPointer($0.mutableBytes) } ?? view.bytes
         let floats = UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: Float.self), count: count)
-        let nonFinite = floats.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+        let nonFinite = mlpkg_count_nonfinite(floats.baseAddress, count)
         if nonFinite > 0 { return keep("contains \(nonFinite) inf/NaN value\(nonFinite == 1 ? "" : "s"); kept as float32") }
 
         let granularity = options.granularity

@@ -95,8 +95,11 @@ import Foundation
         let fast = w.withUnsafeBufferPointer { quantizer.quantizeWithKernel($0, layout: layout, view: view, name: "w") }
         let slow = w.withUnsafeBufferPointer { quantizer.quantizeGeneric($0, layout: layout, name: "w") }
         let snr = { (o: LinearQuantizer.Outcome) in 10 * log10(o.signalEnergy / o.errorEnergy) }
-        #expect(abs(snr(fast) - snr(slow)) < 0.01)
-        if !c.format.searchesClipping {
+        if c.format.searchesClipping {
+            // The kernel also refits each group's scale by least squares: never worse than the reference search.
+            #expect(snr(fast) >= snr(slow) - 0.01)
+        } else {
+            #expect(abs(snr(fast) - snr(slow)) < 0.01)
             #expect(fast.values.view.array == slow.values.view.array)
         }
     }

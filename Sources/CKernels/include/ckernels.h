@@ -25,6 +25,13 @@ void mlpkg_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 /// 1 when the fast path (F16C + AVX) is in use on this CPU.
 int mlpkg_f16c_available(void);
 
+
+/// How many of `values` are inf or NaN (`values` need not be aligned).
+size_t mlpkg_count_nonfinite(const float *values, size_t n);
+
+/// Packs 4-bit values two per byte, element 2i in the low nibble; `out` holds ⌈n/2⌉ bytes.
+void mlpkg_pack_nibbles(const int8_t *values, uint8_t *out, size_t n);
+
 #endif
 
 /// Linear quantization of a float32 tensor viewed as [outer, depth, inner], with one scale (and zero point) per
@@ -41,7 +48,7 @@ typedef struct {
 
 /// `q` receives one int8 per element (values in [qmin, qmax]); `scales` and `zeros` one float per group, in
 /// row-major [outer, ceil(depth / block), inner] order (zeros are whole numbers; all 0 when symmetric).
-/// Zero-range groups get scale 0 (callers store 1). `work` needs 8 · inner floats.
+/// Zero-range groups get scale 0 (callers store 1). `work` needs 11 · inner floats.
 void mlpkg_quantize_blocked(const float *w, size_t outer, size_t depth, size_t inner, size_t block, int symmetric,
                             int qmin, int qmax, const float *multipliers, size_t multiplier_count, int8_t *q,
                             float *scales, float *zeros, float *work, mlpkg_quant_stats *stats);
