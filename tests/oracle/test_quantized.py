@@ -36,14 +36,14 @@ Tolerances (OUTPUT_TOL): per float output and input run, cosine similarity of th
 outputs (float64) >= COS, and max|exported - original| <= REL * max|original|. Measured by
 running these tests (a) against a numpy implementation of this contract (symmetric int4 scale
 max|w|/7 with q in [-8, 7], per-group MSE search over 50 shrink factors for int4) exported
-exactly as specified, and (b) against mlpkg at commit 053195e; onnxruntime 1.32, default
+exactly as specified, and (b) against mlpkg at commit b27c747; onnxruntime 1.32, default
 session options, the same inputs. Worst case over the 8 fixture cases, 1 - cos / rel, (a) | (b):
     int8 per-channel sym   6.2e-5 / 8.8e-3 | same      (external_data; cnn 1.5e-6, transformer 3.9e-6)
     int8 per-channel asym  4.6e-5 / 1.2e-2 | same      (external_data)
     int8 per-tensor        8.2e-5 / 1.3e-2 | same      (external_data)
-    int4 block 32 sym      1.4e-2 / 1.8e-1 | 1.4e-2 / 1.9e-1  (cnn --min-elements 16; external_data 9.4e-3)
-    int4 block 32 asym     7.1e-3 / 1.7e-1 | 5.8e-3 / 1.7e-1  (cnn / gru --min-elements 16)
-    int4 per-channel sym   1.6e-2 / 2.0e-1 | 1.7e-2 / 2.4e-1  (cnn --min-elements 16)
+    int4 block 32 sym      1.4e-2 / 1.8e-1 | 1.4e-2 / 1.8e-1  (cnn --min-elements 16; external_data 9.4e-3)
+    int4 block 32 asym     7.1e-3 / 1.7e-1 | 4.6e-3 / 1.7e-1  (cnn / gru --min-elements 16)
+    int4 per-channel sym   1.6e-2 / 2.0e-1 | 1.8e-2 / 2.3e-1  (cnn --min-elements 16)
 external_data is the worst int8 case: two stacked MatMuls with a ReLU and random (not
 trained) weights, so relative weight noise passes straight to the output; the int4 worst
 cases quantize cnn's first conv (27 weights per output channel). The bounds leave >= 10x
