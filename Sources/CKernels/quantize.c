@@ -8,7 +8,7 @@
     const size_t blocks = (depth + block - 1) / block;                                                            \
     float *lo = work, *hi = work + inner, *base = work + 2 * inner, *zero = work + 3 * inner;                      \
     float *err = work + 4 * inner, *best = work + 5 * inner, *sc = work + 6 * inner, *iv = work + 7 * inner;      \
-    float *sig = work + 8 * inner, *er2 = work + 9 * inner, *mx = work + 10 * inner;                              \
+    float *sig = work + 8 * inner, *er2 = work + 9 * inner, *mx = work + 10 * inner, *ext = work + 11 * inner;    \
     const float fqmin = (float)qmin, fqmax = (float)qmax;                                                          \
     for (size_t o = 0; o < outer; o++) {                                                                           \
         for (size_t kb = 0; kb < blocks; kb++) {                                                                   \
@@ -28,8 +28,10 @@
                 if (symmetric) {                                                                                   \
                     float amax = -lo[i] > hi[i] ? -lo[i] : hi[i];                                                  \
                     base[i] = amax / fqmax;                                                                        \
+                    ext[i] = -lo[i] > hi[i] ? lo[i] : hi[i];                                                       \
                     zero[i] = 0;                                                                                   \
                 } else {                                                                                           \
+                    ext[i] = 0;                                                                                    \
                     float span = hi[i] - lo[i];                                                                    \
                     base[i] = span / (fqmax - fqmin);                                                              \
                     float z = span > 0 ? rintf(fqmin - lo[i] / base[i]) : 0;                                       \
@@ -44,8 +46,9 @@
                     const float m = multipliers[k];                                                                \
                     for (size_t i = 0; i < inner; i++) {                                                           \
                         err[i] = 0;                                                                                \
-                        sc[i] = base[i] * m;                                                                       \
-                        iv[i] = (sc[i] > 0 ? 1.0f : 0.0f) / (sc[i] > 0 ? sc[i] : 1.0f);                            \
+                        /* m < 0: a signed scale that maps the largest-magnitude weight to qmin (−8), either sign. */ \
+                        sc[i] = m > 0 ? base[i] * m : ext[i] / fqmin * -m;                                         \
+                        iv[i] = (sc[i] != 0 ? 1.0f : 0.0f) / (sc[i] != 0 ? sc[i] : 1.0f);                          \
                     }                                                                                              \
                     for (size_t d = d0; d < d1; d++) {                                                             \
                         const float *row = rows + (d - d0) * inner;                                                \
@@ -59,13 +62,13 @@
                     double total = 0;                                                                              \
                     for (size_t i = 0; i < inner; i++) {                                                           \
                         total += err[i];                                                                           \
-                        if (err[i] < best[i]) { best[i] = err[i]; gscale[i] = base[i] * m; }                       \
+                        if (err[i] < best[i]) { best[i] = err[i]; gscale[i] = sc[i]; }                               \
                     }                                                                                              \
                     if (k == 0) stats->rtn_error_energy += total;                                                  \
                 }                                                                                                  \
                 /* Refit: the least-squares scale for the chosen integers, Σ w·(q−z) / Σ (q−z)², kept if better. */ \
                 for (size_t i = 0; i < inner; i++) {                                                               \
-                    iv[i] = (gscale[i] > 0 ? 1.0f : 0.0f) / (gscale[i] > 0 ? gscale[i] : 1.0f);                    \
+                    iv[i] = (gscale[i] != 0 ? 1.0f : 0.0f) / (gscale[i] != 0 ? gscale[i] : 1.0f);                    \
                     sc[i] = 0;                                                                                     \
                     err[i] = 0;                                                                                    \
                 }                                                                                                  \
@@ -80,8 +83,8 @@
                 }                                                                                                  \
                 for (size_t i = 0; i < inner; i++) {                                                               \
                     float refit = err[i] > 0 ? sc[i] / err[i] : 0.0f;                                              \
-                    sc[i] = refit > 0 ? refit : gscale[i];                                                         \
-                    iv[i] = (sc[i] > 0 ? 1.0f : 0.0f) / (sc[i] > 0 ? sc[i] : 1.0f);                                \
+                    sc[i] = refit != 0 ? refit : gscale[i];                                                        \
+                    iv[i] = (sc[i] != 0 ? 1.0f : 0.0f) / (sc[i] != 0 ? sc[i] : 1.0f);                              \
                     err[i] = 0;                                                                                    \
                 }                                                                                                  \
                 for (size_t d = d0; d < d1; d++) {                                                                 \
@@ -98,7 +101,7 @@
                 }                                                                                                  \
             }                                                                                                      \
             for (size_t i = 0; i < inner; i++) {                                                                   \
-                iv[i] = (gscale[i] > 0 ? 1.0f : 0.0f) / (gscale[i] > 0 ? gscale[i] : 1.0f);                        \
+                iv[i] = (gscale[i] != 0 ? 1.0f : 0.0f) / (gscale[i] != 0 ? gscale[i] : 1.0f);                        \
                 sig[i] = 0;                                                                                        \
                 er2[i] = 0;                                                                                        \
                 mx[i] = 0;                                                                                         \

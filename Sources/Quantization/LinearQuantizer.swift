@@ -124,12 +124,13 @@ public struct LinearQuantizer: Sendable {
         public var roundToNearestErrorEnergy: Double
     }
 
-    /// Scale multipliers tried per group, relative to the round-to-nearest scale (first): the search keeps, per group,
-    /// the one with the least squared error, then refits the scale by least squares for the integers it chose
-    /// (kernel path). 7/7.5 and 7/8 reach int4's −8; the rest clip the largest values.
+    /// Scale multipliers tried per group, relative to the round-to-nearest scale max|w|/7 (first): the search keeps,
+    /// per group, the one with the least squared error, then refits the scale by least squares for the integers it
+    /// chose (kernel path). Below 1 they clip the largest values; negative ones are signed scales that map the
+    /// largest-magnitude weight to −8 whatever its sign (llama.cpp's Q4_0 idea; ONNX allows negative scales).
     var candidates: [Float] {
         guard format.searchesClipping else { return [1] }
-        return symmetric ? [1, 7 / 7.5, 7 / 8, 0.95, 0.9, 0.85, 0.8]
+        return symmetric ? [1, 7 / 7.5, 0.95, 0.9, 0.85, -1, -0.95, -0.9]
                          : [1, 0.95, 0.9, 0.85, 0.8, 0.75]
     }
 
@@ -151,7 +152,7 @@ public struct LinearQuantizer: Sendable {
         var q = [Int8](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
         var scales = [Float](repeating: 0, count: groups)
         var zeros = [Float](repeating: 0, count: groups)
-        var work = [Float](repeating: 0, count: 11 * max(view.inner, 1))
+        var work = [Float](repeating: 0, count: 12 * max(view.inner, 1))
         var stats = mlpkg_quant_stats()
         let multipliers = candidates
         q.withUnsafeMutableBufferPointer { qp in
@@ -185,7 +186,7 @@ public struct LinearQuantizer: Sendable {
             q.withUnsafeBytes { out.copyMemory(from: $0) }
         }
         let scaleTensor = Tensor(name: name + "_scale", dataType: .float, dims: layout.scaleShape,
-                                 data: .bytes(LittleEndian.bytes(of: scales.map { $0 > 0 ? $0 : 1 })))
+                                 data: .bytes(LittleEndian.bytes(of: scales.map { $0 != 0 ? $0 : 1 })))
         var zeroTensor: Tensor?
         if !symmetric {
             let zp = OwnedBuffer(count: storage.storageBytes(elements: zeros.count)!)
@@ -242,8 +243,12 @@ public struct LinearQuantizer: Sendable {
             var error = [Double](repeating: 0, count: groups)
             for (k, m) in multipliers.enumerated() {
                 for g in 0..<groups { error[g] = 0 }
-                let scales = baseScale.map { $0 * m }
-                let inverse = scales.map { $0 > 0 ? 1 / $0 : 0 }
+                let scales = (0..<groups).map { g -> Float in
+                    if m > 0 || !symmetric { return baseScale[g] * abs(m) }
+                    let extreme = -low[g] > high[g] ? low[g] : high[g]
+                    return extreme / qmin * -m
+                }
+                let inverse = scales.map { $0 != 0 ? 1 / $0 : 0 }
                 error.withUnsafeMutableBufferPointer { err in
                     layout.forEach { e, g in
                         let w = floats[e]
@@ -262,7 +267,7 @@ public struct LinearQuantizer: Sendable {
 
         // Final pass: store q, measure error.
         var q = [Int8](repeating: 0, count: floats.count)
-        let inverse = bestScale.map { $0 > 0 ? 1 / $0 : 0 }
+        let inverse = bestScale.map { $0 != 0 ? 1 / $0 : 0 }
         var maxError: Float = 0
         var signal = 0.0, errorEnergy = 0.0
         layout.forEach { e, g in

@@ -50,11 +50,13 @@ import Testing
             let q = LinearCodec.element(outcome.values.view.bytes, e, c.format.storage(symmetric: c.symmetric)!)
             #expect(range.contains(q))
             let restored = back.bytes.loadUnaligned(fromByteOffset: e * 4, as: Float.self)
-            let low = scales[g] * (Float(range.lowerBound) - zeros[g]), high = scales[g] * (Float(range.upperBound) - zeros[g])
+            // Scales may be negative (signed int4 scales): the representable interval runs either way.
+            let a = scales[g] * (Float(range.lowerBound) - zeros[g]), b = scales[g] * (Float(range.upperBound) - zeros[g])
+            let low = min(a, b), high = max(a, b)
             let error = abs(w[e] - restored)
             errorEnergy += Double(error * error)
             if w[e] >= low && w[e] <= high {
-                #expect(error <= scales[g] * c.format.scaleErrorBound * 1.0001 + 1e-7, "element \(e): \(w[e]) → \(restored)")
+                #expect(error <= abs(scales[g]) * c.format.scaleErrorBound * 1.0001 + 1e-7, "element \(e): \(w[e]) → \(restored)")
             } else {
                 #expect(restored == (w[e] < low ? low : high), "clamped to the nearest end")
             }

@@ -38,7 +38,9 @@ void mlpkg_pack_nibbles(const int8_t *values, uint8_t *out, size_t n);
 /// group (o, d / block, i) — ONNX DequantizeLinear's blocked layout; per-tensor and per-channel scales are the
 /// cases block == depth with outer or inner 1. For each group it tries `scale = base · multipliers[k]` (base:
 /// max|w| / qmax when symmetric, (max' − min') / (qmax − qmin) otherwise, ranges widened to include 0) and keeps the
-/// one with the least squared error; k = 0 is plain round-to-nearest. Values must be finite.
+/// one with the least squared error, then refits it by least squares; k = 0 is plain round-to-nearest. A negative
+/// multiplier m (symmetric only) means the signed scale extreme / qmin · |m|, which maps the largest-magnitude weight
+/// to qmin whatever its sign (so scales may be negative). Values must be finite.
 typedef struct {
     double signal_energy;       ///< Σ w²
     double error_energy;        ///< Σ (w − ŵ)² with the chosen scales
@@ -48,7 +50,7 @@ typedef struct {
 
 /// `q` receives one int8 per element (values in [qmin, qmax]); `scales` and `zeros` one float per group, in
 /// row-major [outer, ceil(depth / block), inner] order (zeros are whole numbers; all 0 when symmetric).
-/// Zero-range groups get scale 0 (callers store 1). `work` needs 11 · inner floats.
+/// Zero-range groups get scale 0 (callers store 1). `work` needs 12 · inner floats.
 void mlpkg_quantize_blocked(const float *w, size_t outer, size_t depth, size_t inner, size_t block, int symmetric,
                             int qmin, int qmax, const float *multipliers, size_t multiplier_count, int8_t *q,
                             float *scales, float *zeros, float *work, mlpkg_quant_stats *stats);
