@@ -47,7 +47,7 @@ demo: deps build
 
 ## Benchmarks: generates its models at run time (nothing big is committed).
 bench: deps pydeps release
-	@$(PYTHON) -c "import onnxconverter_common" 2>/dev/null || \
+	@$(PYTHON) -c "import onnxconverter_common, onnx_ir" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
 	$(PYTHON) bench/bench.py --mlpkg $(RELEASE_BIN) --out bench/out
 

@@ -194,7 +194,10 @@ public struct WeightConverter: Sendable {
         let nonFinite = mlpkg_count_nonfinite(floats.baseAddress, count)
         if nonFinite > 0 { return keep("contains \(nonFinite) inf/NaN value\(nonFinite == 1 ? "" : "s"); kept as float32") }
 
-        let granularity = options.granularity
+        var granularity = options.granularity
+        // A reduction axis shorter than one block (a first Conv layer's 3 input channels) would give blocks of a few
+        // elements, each with its own scale: per-channel scales are then smaller and as accurate.
+        if granularity == .perBlock && tensor.dims[axes.reduction] < options.blockSize { granularity = .perChannel }
         let axis: Int? = granularity == .perChannel ? axes.channel : granularity == .perBlock ? axes.reduction : nil
         let layout = GroupLayout(dims: tensor.dims, granularity: granularity, axis: axis, blockSize: options.blockSize)
         let quantizer = LinearQuantizer(format: options.format, symmetric: options.symmetric)

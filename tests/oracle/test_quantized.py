@@ -166,7 +166,12 @@ def channel_axis(op: str, rank: int, attrs: dict) -> int:
 
 
 def block_axis(op: str, rank: int, attrs: dict) -> int | None:
-    """The contract's blocked axis; None where the contract leaves it open (Conv, ConvTranspose)."""
+    """The blocked (reduction) axis: docs/CLI.md. Conv W blocks along its input channels (1), ConvTranspose W
+    along axis 0."""
+    if op == "Conv":
+        return 1
+    if op == "ConvTranspose":
+        return 0
     if op == "MatMul":
         return rank - 2
     if op == "Gemm":
@@ -347,6 +352,13 @@ def test_selection_and_encoding(qwork, case):
             want = channel_axis(w.op, rank, w.attrs)
             if blk is not None or axis is None or normalize_axis(axis, rank) != want:
                 errors.append(f"{v} ({w.op}): per-channel axis {axis!r} blockSize {blk!r}, expected axis {want}")
+        elif (block_axis(w.op, rank, w.attrs) is not None
+              and w.array.shape[block_axis(w.op, rank, w.attrs)] < c.block):
+            # Documented fallback: a blocked axis shorter than one block gets per-channel scales.
+            want = channel_axis(w.op, rank, w.attrs)
+            if blk is not None or axis is None or normalize_axis(axis, rank) != want:
+                errors.append(f"{v} ({w.op}): blocked axis shorter than a block should fall back to per-channel "
+                              f"axis {want}, got axis {axis!r} blockSize {blk!r}")
         else:
             want = block_axis(w.op, rank, w.attrs)
             if blk != c.block:
