@@ -1,8 +1,20 @@
 // Blocked linear quantization with a per-group clipping search. The inner dimension is contiguous, so the loops
 // over it vectorize; an AVX2 build of the same code is chosen at run time where the CPU has it.
 #include "ckernels.h"
+#include "f16_scalar.h"
 #include <math.h>
 #include <string.h>
+
+/// A scale as float16 will hold it: rounded to nearest even, never flushed to zero (a non-zero scale that would
+/// underflow becomes the smallest half of its sign) and never infinite (clamped to ±65504).
+static inline float mlpkg_half_scale(float s) {
+    if (s == 0) return 0;
+    float h = float_from_half(half_from_float(s > 65504.0f ? 65504.0f : (s < -65504.0f ? -65504.0f : s)));
+    if (h == 0) h = s > 0 ? 5.9604644775390625e-8f : -5.9604644775390625e-8f;
+    return h;
+}
+
+float mlpkg_round_scale_to_half(float s) { return mlpkg_half_scale(s); }
 
 #define MLPKG_QUANTIZE_BODY                                                                                        \
     const size_t blocks = (depth + block - 1) / block;                                                            \
@@ -100,6 +112,9 @@
                     if (err[i] < best[i]) { best[i] = err[i]; gscale[i] = sc[i]; }                                 \
                 }                                                                                                  \
             }                                                                                                      \
+            if (half_scales) {                                                                                     \
+                for (size_t i = 0; i < inner; i++) gscale[i] = mlpkg_half_scale(gscale[i]);                        \
+            }                                                                                                      \
             for (size_t i = 0; i < inner; i++) {                                                                   \
                 iv[i] = (gscale[i] != 0 ? 1.0f : 0.0f) / (gscale[i] != 0 ? gscale[i] : 1.0f);                        \
                 sig[i] = 0;                                                                                        \
@@ -136,8 +151,8 @@
 
 #define MLPKG_QUANTIZE_PARAMS                                                                                      \
     const float *w, size_t outer, size_t depth, size_t inner, size_t block, int symmetric, int qmin, int qmax,     \
-        const float *multipliers, size_t multiplier_count, int8_t *q, float *scales, float *zeros, float *work,    \
-        mlpkg_quant_stats *stats
+        const float *multipliers, size_t multiplier_count, int half_scales, int8_t *q, float *scales,              \
+        float *zeros, float *work, mlpkg_quant_stats *stats
 
 static void quantize_generic(MLPKG_QUANTIZE_PARAMS) { MLPKG_QUANTIZE_BODY }
 
@@ -154,13 +169,13 @@ void mlpkg_quantize_blocked(MLPKG_QUANTIZE_PARAMS) {
         avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
     if (avx2) {
-        quantize_avx2(w, outer, depth, inner, block, symmetric, qmin, qmax, multipliers, multiplier_count, q, scales,
-                      zeros, work, stats);
+        quantize_avx2(w, outer, depth, inner, block, symmetric, qmin, qmax, multipliers, multiplier_count,
+                      half_scales, q, scales, zeros, work, stats);
         return;
     }
 #endif
-    quantize_generic(w, outer, depth, inner, block, symmetric, qmin, qmax, multipliers, multiplier_count, q, scales,
-                     zeros, work, stats);
+    quantize_generic(w, outer, depth, inner, block, symmetric, qmin, qmax, multipliers, multiplier_count,
+                     half_scales, q, scales, zeros, work, stats);
 }
 
 size_t mlpkg_count_nonfinite(const float *values, size_t n) {

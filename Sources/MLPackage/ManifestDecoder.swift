@@ -63,8 +63,8 @@ struct ManifestDecoder {
         let granularity: Granularity = e.blockSize != nil ? .perBlock : e.axis != nil ? .perChannel : .perTensor
         let layout = GroupLayout(dims: record.shape, granularity: granularity, axis: e.axis, blockSize: e.blockSize)
         guard let s = e.scale, table.indices.contains(s), s != index else { return faults + ["scale index is missing or out of range"] }
-        if table[s].dtype != .float || table[s].shape != layout.scaleShape || table[s].encoding.kind != "raw" {
-            faults.append("scale tensor #\(s) must be raw float of shape \(layout.scaleShape)")
+        if ![.float, .float16].contains(table[s].dtype) || table[s].shape != layout.scaleShape || table[s].encoding.kind != "raw" {
+            faults.append("scale tensor #\(s) must be raw float or float16 of shape \(layout.scaleShape)")
         }
         if let z = e.zeroPoint {
             if !table.indices.contains(z) || table[z].dtype != storage || table[z].shape != layout.scaleShape {

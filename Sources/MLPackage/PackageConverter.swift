@@ -12,19 +12,21 @@ public enum PackageConverter {
         public var granularity: Granularity?
         public var blockSize: Int?
         public var symmetric: Bool
+        public var scaleType: DataType
 
         public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
-                    blockSize: Int? = nil, symmetric: Bool = true) {
+                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType = .float) {
             self.weights = weights
             self.minElements = minElements
             self.granularity = granularity
             self.blockSize = blockSize
             self.symmetric = symmetric
+            self.scaleType = scaleType
         }
 
         var converter: WeightConverter.Options {
             WeightConverter.Options(format: weights, minElements: minElements, granularity: granularity,
-                                    blockSize: blockSize, symmetric: symmetric)
+                                    blockSize: blockSize, symmetric: symmetric, scaleType: scaleType)
         }
 
         /// Every option in effect, by name, as provenance records it.
@@ -34,6 +36,7 @@ public enum PackageConverter {
             if weights.isLinear {
                 options["granularity"] = c.granularity.rawValue
                 options["symmetric"] = String(c.symmetric)
+                options["scaleType"] = c.scaleType == .float16 ? "fp16" : "fp32"
                 if c.granularity == .perBlock { options["blockSize"] = String(c.blockSize) }
             }
             return options

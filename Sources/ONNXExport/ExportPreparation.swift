@@ -64,10 +64,10 @@ public struct ExportPreparation {
         for i in graph.initializers.indices where !graph.initializers[i].encoding.isRaw {
             let tensor = graph.initializers[i]
             if quantized, !inputNames.contains(tensor.name), case .linear(let q) = tensor.encoding {
-                let (stored, node) = dequantizeNode(tensor, q, output: tensor.name, names: &names)
+                let (stored, dequantize) = dequantizeNode(tensor, q, output: tensor.name, names: &names)
                 graph.initializers[i] = stored[0]
                 graph.initializers += stored.dropFirst()
-                casts.append(node)
+                casts += dequantize
             } else if castAllowed && !inputNames.contains(tensor.name), let stored = storedForm(tensor) {
                 let storedName = names.fresh(tensor.name + "_fp16")
                 graph.initializers[i] = stored.renamed(storedName)
@@ -89,7 +89,7 @@ public struct ExportPreparation {
                 node.outputs[0] = stored[0].name
                 graph.initializers += stored.dropFirst()
                 nodes.append(node)
-                nodes.append(dq)
+                nodes += dq
                 continue
             }
             // A Constant holding a float16-stored value keeps it and hands its output name to a Cast.
@@ -137,13 +137,21 @@ public struct ExportPreparation {
     /// The stored integers, scale and zero point as plain tensors (integers first), and the DequantizeLinear node
     /// that rebuilds `output` from them.
     private func dequantizeNode(_ tensor: Tensor, _ q: LinearQuantization, output: String,
-                                names: inout NameAllocator) -> ([Tensor], Node) {
+                                names: inout NameAllocator) -> ([Tensor], [Node]) {
         var values = tensor
         values.name = names.fresh(output + "_quantized")
         values.dataType = q.storage
         values.encoding = .raw
         var stored = [values, q.scale.renamed(names.fresh(output + "_scale"))]
-        var inputs = [stored[0].name, stored[1].name]
+        var nodes: [Node] = []
+        var scaleInput = stored[1].name
+        if q.scale.dataType == .float16 {
+            // float16 scales are widened first, so DequantizeLinear computes scale · (q − zero point) in float32,
+            // exactly as the package decodes it.
+            scaleInput = names.fresh(output + "_scale_float")
+            nodes.append(castNode(from: stored[1].name, to: scaleInput, names: &names))
+        }
+        var inputs = [stored[0].name, scaleInput]
         if let zp = q.zeroPoint {
             stored.append(zp.renamed(names.fresh(output + "_zero_point")))
             inputs.append(stored[2].name)
@@ -151,9 +159,9 @@ public struct ExportPreparation {
         var attributes: [Attribute] = []
         if let axis = q.axis { attributes.append(Attribute(name: "axis", value: .int(Int64(axis)))) }
         if let block = q.blockSize { attributes.append(Attribute(name: "block_size", value: .int(Int64(block)))) }
-        let node = Node(name: names.fresh("mlpkg_dequantize_" + output), opType: "DequantizeLinear", inputs: inputs,
-                        outputs: [output], attributes: attributes)
-        return (stored, node)
+        nodes.append(Node(name: names.fresh("mlpkg_dequantize_" + output), opType: "DequantizeLinear", inputs: inputs,
+                          outputs: [output], attributes: attributes))
+        return (stored, nodes)
     }
 
     private func castNode(from input: String, to output: String, names: inout NameAllocator) -> Node {

@@ -107,11 +107,15 @@ public struct GroupLayout: Sendable, Equatable {
 public struct LinearQuantizer: Sendable {
     public var format: WeightFormat
     public var symmetric: Bool
+    /// The element type scales are stored in: float, or float16 (half the bytes; scales are rounded before the
+    /// integers are chosen, so the reported error is the stored result's).
+    public var scaleType: DataType
 
-    public init(format: WeightFormat, symmetric: Bool) {
-        precondition(format.isLinear)
+    public init(format: WeightFormat, symmetric: Bool, scaleType: DataType = .float) {
+        precondition(format.isLinear && (scaleType == .float || scaleType == .float16))
         self.format = format
         self.symmetric = symmetric
+        self.scaleType = scaleType
     }
 
     public struct Outcome: Sendable {
@@ -162,7 +166,8 @@ public struct LinearQuantizer: Sendable {
                         multipliers.withUnsafeBufferPointer { mp in
                             mlpkg_quantize_blocked(floats.baseAddress, view.outer, view.depth, view.inner, view.block,
                                                    symmetric ? 1 : 0, Int32(range.lowerBound), Int32(range.upperBound),
-                                                   mp.baseAddress, mp.count, qp.baseAddress, sp.baseAddress,
+                                                   mp.baseAddress, mp.count, scaleType == .float16 ? 1 : 0,
+                                                   qp.baseAddress, sp.baseAddress,
                                                    zp.baseAddress, wp.baseAddress, &stats)
                         }
                     }
@@ -185,8 +190,10 @@ public struct LinearQuantizer: Sendable {
         } else {
             q.withUnsafeBytes { out.copyMemory(from: $0) }
         }
-        let scaleTensor = Tensor(name: name + "_scale", dataType: .float, dims: layout.scaleShape,
-                                 data: .bytes(LittleEndian.bytes(of: scales.map { $0 != 0 ? $0 : 1 })))
+        let stored = scales.map { $0 != 0 ? $0 : 1 }
+        let scaleData = scaleType == .float16 ? LittleEndian.bytes(of: stored.map(Float16Codec.halfBits))
+                                              : LittleEndian.bytes(of: stored)
+        let scaleTensor = Tensor(name: name + "_scale", dataType: scaleType, dims: layout.scaleShape, data: .bytes(scaleData))
         var zeroTensor: Tensor?
         if !symmetric {
             let zp = OwnedBuffer(count: storage.storageBytes(elements: zeros.count)!)
@@ -266,6 +273,7 @@ public struct LinearQuantizer: Sendable {
         }
 
         // Final pass: store q, measure error.
+        if scaleType == .float16 { bestScale = bestScale.map(mlpkg_round_scale_to_half) }
         var q = [Int8](repeating: 0, count: floats.count)
         let inverse = bestScale.map { $0 != 0 ? 1 / $0 : 0 }
         var maxError: Float = 0
@@ -294,7 +302,11 @@ public enum LinearCodec {
         let granularity: Granularity = q.blockSize != nil ? .perBlock : q.axis != nil ? .perChannel : .perTensor
         let layout = GroupLayout(dims: tensor.dims, granularity: granularity, axis: q.axis, blockSize: q.blockSize)
         let groups = layout.groupCount
-        let scales = (0..<groups).map { scaleBytes.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        let scales = (0..<groups).map { g -> Float in
+            q.scale.dataType == .float16
+                ? Float16Codec.float(fromHalf: scaleBytes.bytes.loadUnaligned(fromByteOffset: g * 2, as: UInt16.self))
+                : scaleBytes.bytes.loadUnaligned(fromByteOffset: g * 4, as: Float.self)
+        }
         var zeros = [Float](repeating: 0, count: groups)
         if let zp = q.zeroPoint, case .bytes(let zb) = zp.data {
             for g in 0..<groups { zeros[g] = Float(element(zb.bytes, g, q.storage)) }

@@ -13,14 +13,17 @@ public struct WeightConverter: Sendable {
         public var granularity: Granularity
         public var blockSize: Int
         public var symmetric: Bool
+        /// float or float16.
+        public var scaleType: DataType
 
         public init(format: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
-                    blockSize: Int? = nil, symmetric: Bool = true) {
+                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType = .float) {
             self.format = format
             self.minElements = minElements ?? format.defaultMinElements
             self.granularity = granularity ?? format.defaultGranularity
             self.blockSize = blockSize ?? 32
             self.symmetric = symmetric
+            self.scaleType = scaleType
         }
     }
 
@@ -200,7 +203,7 @@ public struct WeightConverter: Sendable {
         if granularity == .perBlock && tensor.dims[axes.reduction] < options.blockSize { granularity = .perChannel }
         let axis: Int? = granularity == .perChannel ? axes.channel : granularity == .perBlock ? axes.reduction : nil
         let layout = GroupLayout(dims: tensor.dims, granularity: granularity, axis: axis, blockSize: options.blockSize)
-        let quantizer = LinearQuantizer(format: options.format, symmetric: options.symmetric)
+        let quantizer = LinearQuantizer(format: options.format, symmetric: options.symmetric, scaleType: options.scaleType)
         let outcome = withExtendedLifetime(copy) { quantizer.quantize(floats, layout: layout, name: tensor.name) }
         var encoded = tensor
         encoded.data = .bytes(outcome.values.view)

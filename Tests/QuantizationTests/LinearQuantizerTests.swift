@@ -9,11 +9,16 @@ import Testing
         var format: WeightFormat
         var granularity: Granularity
         var symmetric: Bool
-        var testDescription: String { "\(format) \(granularity.rawValue) \(symmetric ? "sym" : "asym")" }
+        var scaleType: DataType = .float
+        var testDescription: String {
+            "\(format) \(granularity.rawValue) \(symmetric ? "sym" : "asym") \(scaleType.name) scales"
+        }
     }
 
     static let cases: [Case] = WeightFormat.allCases.filter(\.isLinear).flatMap { f in
-        Granularity.allCases.flatMap { g in [true, false].map { Case(format: f, granularity: g, symmetric: $0) } }
+        Granularity.allCases.flatMap { g in
+            [true, false].flatMap { sym in [DataType.float, .float16].map { Case(format: f, granularity: g, symmetric: sym, scaleType: $0) } }
+        }
     }
 
     /// [6, 40]: channel axis 0, blocks of 16 along axis 1 (the last block is partial: 40 = 16 + 16 + 8).
@@ -31,15 +36,20 @@ import Testing
         let w = Self.weights()
         let axis = c.granularity == .perChannel ? 0 : c.granularity == .perBlock ? 1 : nil
         let layout = GroupLayout(dims: [6, 40], granularity: c.granularity, axis: axis, blockSize: 16)
-        let quantizer = LinearQuantizer(format: c.format, symmetric: c.symmetric)
+        let quantizer = LinearQuantizer(format: c.format, symmetric: c.symmetric, scaleType: c.scaleType)
         let outcome = w.withUnsafeBufferPointer { quantizer.quantize($0, layout: layout, name: "w") }
+        #expect(outcome.encoding.scale.dataType == c.scaleType)
         var tensor = Tensor(name: "w", dataType: .float, dims: [6, 40], data: .bytes(outcome.values.view))
         tensor.encoding = .linear(outcome.encoding)
         #expect(outcome.encoding.scale.dims == layout.scaleShape)
         #expect(outcome.values.view.count == c.format.storage(symmetric: c.symmetric)!.storageBytes(elements: 240))
         let back = try #require(LinearCodec.dequantize(tensor))
         guard case .bytes(let scaleBytes) = outcome.encoding.scale.data else { return }
-        let scales = (0..<layout.groupCount).map { scaleBytes.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        let scales = (0..<layout.groupCount).map { g -> Float in
+            c.scaleType == .float16
+                ? Float16Codec.float(fromHalf: scaleBytes.bytes.loadUnaligned(fromByteOffset: g * 2, as: UInt16.self))
+                : scaleBytes.bytes.loadUnaligned(fromByteOffset: g * 4, as: Float.self)
+        }
         let range = c.format.range(symmetric: c.symmetric)
         var zeros = [Float](repeating: 0, count: layout.groupCount)
         if let zp = outcome.encoding.zeroPoint, case .bytes(let zb) = zp.data {
@@ -93,7 +103,7 @@ import Foundation
         let axis = c.granularity == .perChannel ? 0 : c.granularity == .perBlock ? 1 : nil
         let layout = GroupLayout(dims: [6, 40], granularity: c.granularity, axis: axis, blockSize: 16)
         let view = try #require(layout.kernelView)
-        let quantizer = LinearQuantizer(format: c.format, symmetric: c.symmetric)
+        let quantizer = LinearQuantizer(format: c.format, symmetric: c.symmetric, scaleType: c.scaleType)
         let fast = w.withUnsafeBufferPointer { quantizer.quantizeWithKernel($0, layout: layout, view: view, name: "w") }
         let slow = w.withUnsafeBufferPointer { quantizer.quantizeGeneric($0, layout: layout, name: "w") }
         let snr = { (o: LinearQuantizer.Outcome) in 10 * log10(o.signalEnergy / o.errorEnergy) }

@@ -51,6 +51,11 @@ typedef struct {
 /// `q` receives one int8 per element (values in [qmin, qmax]); `scales` and `zeros` one float per group, in
 /// row-major [outer, ceil(depth / block), inner] order (zeros are whole numbers; all 0 when symmetric).
 /// Zero-range groups get scale 0 (callers store 1). `work` needs 12 · inner floats.
+/// With `half_scales`, the chosen scales are rounded to what float16 holds before the integers are chosen, so the
+/// statistics describe the stored result.
 void mlpkg_quantize_blocked(const float *w, size_t outer, size_t depth, size_t inner, size_t block, int symmetric,
-                            int qmin, int qmax, const float *multipliers, size_t multiplier_count, int8_t *q,
-                            float *scales, float *zeros, float *work, mlpkg_quant_stats *stats);
+                            int qmin, int qmax, const float *multipliers, size_t multiplier_count, int half_scales,
+                            int8_t *q, float *scales, float *zeros, float *work, mlpkg_quant_stats *stats);
+
+/// A scale as float16 holds it (nearest even; non-zero never becomes zero; clamped to ±65504).
+float mlpkg_round_scale_to_half(float s);
