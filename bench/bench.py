@@ -319,13 +319,20 @@ def quant_section(args, model: Path, out: Path, bits: int) -> list[dict]:
                                                     PEER_INT4, out / "mlp256.nbits-int4.onnx", "matmul_nbits")
     peer_runs = max(1, min(2, args.runs // 2))
     results = []
-    for name, argv, runs, warm, path, snr_kind in (
-            (f"mlpkg convert --weights {kind}",
-             [args.mlpkg, "convert", str(model), "-o", str(pkg), "--weights", kind, "--quiet"], args.runs, True, pkg,
-             "mlpkg"),
-            # the model is in the page cache already; a slow peer gets no warm-up run
-            (peer_name, [sys.executable, "-c", peer_code, str(model), str(peer_out)], peer_runs, False, peer_out,
-             peer_snr)):
+    tools = [
+        (f"mlpkg convert --weights {kind}",
+         [args.mlpkg, "convert", str(model), "-o", str(pkg), "--weights", kind, "--quiet"], args.runs, True, pkg,
+         "mlpkg"),
+        # the model is in the page cache already; a slow peer gets no warm-up run
+        (peer_name, [sys.executable, "-c", peer_code, str(model), str(peer_out)], peer_runs, False, peer_out,
+         peer_snr)]
+    if bits == 4:
+        # The peer's 5 bits per weight (block 32, fp32 scales) spent as blocks of 16 with fp16 scales.
+        equal = out / "mlp256.int4-b16-fp16.mlpkg"
+        tools.append(("mlpkg convert --weights int4 --block-size 16 --scale-type fp16 (equal size)",
+                      [args.mlpkg, "convert", str(model), "-o", str(equal), "--weights", kind, "--block-size", "16",
+                       "--scale-type", "fp16", "--quiet"], args.runs, True, equal, "mlpkg"))
+    for name, argv, runs, warm, path, snr_kind in tools:
         if path.exists() and path.is_file():
             path.unlink()  # a stale output must not be measured as this run's
         print(f"  {kind}: {name} ...", flush=True)
@@ -355,7 +362,7 @@ def quant_lines(title: str, results: list[dict], size: int, snr_margin_db: float
                      f"{f'{out_b / 2**20:.1f}' if out_b else '(none)'} | {snr} | "
                      f"{'' if rep is None else f'{rep:.2f}'} |")
     lines.append("")
-    ours, peer = results
+    ours, peer = results[0], results[1]
     checks = []
     if "error" in ours or "error" in peer:
         checks.append("targets not evaluated: " + "; ".join(f"{r['tool']} failed" for r in results if "error" in r))
@@ -375,6 +382,15 @@ def quant_lines(title: str, results: list[dict], size: int, snr_margin_db: float
             checks.append(f"report.json weightedMeanSNRDB {rep:.3f} vs recomputed per-tensor weighted mean "
                           f"{ours['snr_weighted_mean_snr_db']:.3f} dB")
     lines += [f"{title}: " + "; ".join(checks) + ".", ""]
+    for extra in results[2:]:
+        if "error" in extra or "error" in peer or "snr_snr_db" not in extra or "snr_snr_db" not in peer:
+            continue
+        ratio = extra["output_bytes"] / peer["output_bytes"]
+        gain = extra["snr_snr_db"] - peer["snr_snr_db"]
+        lines += [f"{extra['tool']}: speed {peer['best_s'] / extra['best_s']:.1f}x the peer; output "
+                  f"{extra['output_bytes']:,} B = {ratio:.4f}x the peer's; weight SNR {gain:+.4f} dB over the peer "
+                  f"(target at equal size >= {snr_margin_db:+.0f} dB: {'met' if gain >= snr_margin_db else 'NOT met'}).",
+                  ""]
     return lines
 
 

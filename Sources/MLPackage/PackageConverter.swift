@@ -12,10 +12,10 @@ public enum PackageConverter {
         public var granularity: Granularity?
         public var blockSize: Int?
         public var symmetric: Bool
-        public var scaleType: DataType
+        public var scaleType: DataType?
 
         public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
-                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType = .float) {
+                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil) {
             self.weights = weights
             self.minElements = minElements
             self.granularity = granularity

@@ -17,13 +17,13 @@ public struct WeightConverter: Sendable {
         public var scaleType: DataType
 
         public init(format: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
-                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType = .float) {
+                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil) {
             self.format = format
             self.minElements = minElements ?? format.defaultMinElements
             self.granularity = granularity ?? format.defaultGranularity
             self.blockSize = blockSize ?? 32
             self.symmetric = symmetric
-            self.scaleType = scaleType
+            self.scaleType = scaleType ?? format.defaultScaleType
         }
     }
 

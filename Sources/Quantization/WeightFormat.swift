@@ -67,6 +67,10 @@ public enum WeightFormat: String, CaseIterable, Sendable, Codable {
         }
     }
 
+    /// The type scales are stored in unless `--scale-type` says otherwise. int4's per-block scales are an eighth of
+    /// its bytes, so it stores them as float16 (as ggml's Q4_0 and Core ML's fp16 models do); int8 keeps float32.
+    public var defaultScaleType: DataType { self == .int4 ? .float16 : .float }
+
     /// Whether the format searches clipping scales per group (round-to-nearest otherwise).
     public var searchesClipping: Bool { self == .int4 }
 

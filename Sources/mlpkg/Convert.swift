@@ -40,8 +40,8 @@ struct Convert: ParsableCommand {
     @Flag(exclusivity: .exclusive, help: "int8/int4: symmetric (int8/int4, the default) or asymmetric (uint8/uint4 with zero points).")
     var symmetry: Symmetry = .symmetric
 
-    @Option(help: "int8/int4: store scales as fp32 (default) or fp16 (half the scale bytes; export adds a Cast).")
-    var scaleType: ScaleType = .fp32
+    @Option(help: "int8/int4: store scales as fp32 (int8 default) or fp16 (int4 default; export adds a Cast).")
+    var scaleType: ScaleType?
 
     enum ScaleType: String, ExpressibleByArgument {
         case fp32, fp16
@@ -66,7 +66,7 @@ struct Convert: ParsableCommand {
     func validate() throws {
         if let minElements, minElements < 0 { throw ValidationError("--min-elements must be 0 or more") }
         if let blockSize, blockSize < 1 || blockSize > 1 << 20 { throw ValidationError("--block-size must be 1 to 1048576") }
-        if !weights.isLinear && (granularity != nil || blockSize != nil || symmetry == .asymmetric || scaleType == .fp16) {
+        if !weights.isLinear && (granularity != nil || blockSize != nil || symmetry == .asymmetric || scaleType != nil) {
             throw ValidationError("--granularity, --block-size, --asymmetric and --scale-type apply to --weights int8 and int4 only")
         }
         if blockSize != nil && (granularity ?? weights.defaultGranularity) != .perBlock {
@@ -81,7 +81,7 @@ struct Convert: ParsableCommand {
                                                   options: .init(weights: weights, minElements: minElements,
                                                                  granularity: granularity, blockSize: blockSize,
                                                                  symmetric: symmetry == .symmetric,
-                                                                 scaleType: scaleType == .fp16 ? .float16 : .float))
+                                                                 scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float }))
         } catch {
             throw CommandFailure(error)
         }

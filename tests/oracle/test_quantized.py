@@ -165,6 +165,14 @@ def channel_axis(op: str, rank: int, attrs: dict) -> int:
     return 1  # LSTM/GRU/RNN [dirs, G*H, in]
 
 
+def scale_dtype(storage: str) -> str:
+    """Default scale dtype (docs/CLI.md --scale-type): float16 for int4/uint4, float for int8/uint8."""
+    return "float16" if storage in ("int4", "uint4") else "float"
+
+
+SCALE_BYTES = {"float": 4, "float16": 2}
+
+
 def block_axis(op: str, rank: int, attrs: dict) -> int | None:
     """The blocked (reduction) axis: docs/CLI.md. Conv W blocks along its input channels (1), ConvTranspose W
     along axis 0."""
@@ -378,9 +386,10 @@ def test_selection_and_encoding(qwork, case):
         pshape = expected_param_shape(list(w.array.shape), q.axis, q.block)
         st = pkg.tensors[q.scale_index]
         aux.add(q.scale_index)
-        if st["dtype"] != "float" or (st.get("encoding") or {}).get("kind") != "raw" or list(st["shape"]) != pshape:
+        want_dtype = scale_dtype(c.storage)
+        if st["dtype"] != want_dtype or (st.get("encoding") or {}).get("kind") != "raw" or list(st["shape"]) != pshape:
             errors.append(f"{v}: scale entry {st['name']!r} is {st['dtype']}{st['shape']} "
-                          f"{(st.get('encoding') or {}).get('kind')}, expected raw float{pshape}")
+                          f"{(st.get('encoding') or {}).get('kind')}, expected raw {want_dtype}{pshape}")
         if q.zero_point_index is None:
             if not c.symmetric:
                 errors.append(f"{v}: asymmetric quantization without zeroPoint")
@@ -538,8 +547,9 @@ def test_sizes(qwork, case):
             errors.append(f"{v}: values blob {t['length']} bytes, expected ceil({n}*{bits}/8)")
         n_params = math.prod(expected_param_shape(list(q.shape), q.axis, q.block))
         s_len = pkg.tensors[q.scale_index]["length"]
-        if s_len != 4 * n_params:
-            errors.append(f"{v}: scale blob {s_len} bytes, expected 4*{n_params}")
+        s_bytes = SCALE_BYTES[pkg.tensors[q.scale_index]["dtype"]]
+        if s_len != s_bytes * n_params:
+            errors.append(f"{v}: scale blob {s_len} bytes, expected {s_bytes}*{n_params}")
         z_len = 0
         if q.zero_point_index is not None:
             z_len = pkg.tensors[q.zero_point_index]["length"]
@@ -666,8 +676,16 @@ def test_export_structure(qwork, case):
         if x[1].shape != q.shape or not np.array_equal(x[1].astype(np.int32), q.q.astype(np.int32)):
             errors.append(f"{v}: quantized values differ from the package's")
         s = values(ins[1])
-        if s is None or s[0].data_type != TensorProto.FLOAT or s[1].shape != q.scale.shape \
-                or s[1].tobytes() != q.scale.astype(np.float32).tobytes():
+        scale_dt = pkg.tensors[q.scale_index]["dtype"]
+        if s is None and scale_dt == "float16" and ins[1] in producers \
+                and producers[ins[1]].op_type == "Cast" and _attr(producers[ins[1]], "to", 0) == TensorProto.FLOAT:
+            # float16 scales are widened by a Cast before DequantizeLinear (docs/CLI.md export)
+            s = values(producers[ins[1]].input[0])
+            if s is not None and s[0].data_type != TensorProto.FLOAT16:
+                s = None
+        want_dt = TensorProto.FLOAT16 if scale_dt == "float16" else TensorProto.FLOAT
+        if s is None or s[0].data_type != want_dt or s[1].shape != q.scale.shape \
+                or s[1].astype(np.float32).tobytes() != q.scale.astype(np.float32).tobytes():
             errors.append(f"{v}: scale {ins[1]!r} missing or differs from the package's")
         if ins[2]:
             z = values(ins[2])
