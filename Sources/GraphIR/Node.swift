@@ -69,14 +69,21 @@ public struct Node: Sendable {
 
 /// Little-endian packing of fixed-width numbers into bytes mlpkg owns.
 public enum LittleEndian {
+    @inlinable
     public static func bytes<T: FixedWidthInteger>(of values: [T]) -> ByteView {
-        let buffer = OwnedBuffer(count: values.count * MemoryLayout<T>.size)
+        let buffer = OwnedBuffer(uninitializedCount: values.count * MemoryLayout<T>.size)
+        #if _endian(little)
+        values.withUnsafeBytes { buffer.mutableBytes.copyMemory(from: $0) }
+        #else
         for (i, v) in values.enumerated() {
             buffer.mutableBytes.storeBytes(of: v.littleEndian, toByteOffset: i * MemoryLayout<T>.size, as: T.self)
         }
+        #endif
         return buffer.view
     }
 
+    @inlinable
     public static func bytes(of values: [Float]) -> ByteView { bytes(of: values.map(\.bitPattern)) }
+    @inlinable
     public static func bytes(of values: [Double]) -> ByteView { bytes(of: values.map(\.bitPattern)) }
 }
