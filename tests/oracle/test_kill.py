@@ -1,0 +1,91 @@
+"""A `convert` killed with SIGKILL at any moment leaves either the old package, untouched, or the new one,
+complete — never a half-written package at the output path (docs/CLI.md, atomic writes).
+
+The model is generated here (48 MiB of weights; nothing big is committed). Kill times are spread uniformly over
+one measured run, so the test exercises reading, converting, writing weights.bin and the final rename; whatever the
+timing, the invariants below must hold, so the test does not depend on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import run
+
+KILLS = 20
+
+
+def make_model(path: Path) -> None:
+    rng = np.random.default_rng(1)
+    nodes, inits, x = [], [], "x"
+    for b in range(6):
+        w = f"w{b}"
+        inits.append(numpy_helper.from_array(rng.standard_normal((1024, 2048), dtype=np.float32)
+                                             if b % 2 == 0 else rng.standard_normal((2048, 1024), dtype=np.float32), w))
+        nodes.append(helper.make_node("MatMul", [x, w], [f"h{b}"], name=f"mm{b}"))
+        x = f"h{b}"
+    graph = helper.make_graph(nodes, "kill", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1024])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 1024])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    onnx.save_model(model, str(path))
+
+
+def digest(package: Path) -> dict[str, str]:
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(package.iterdir())}
+
+
+def test_kill_during_convert_leaves_old_or_new(mlpkg, tmp_path):
+    model = tmp_path / "model.onnx"
+    make_model(model)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = out_dir / "m.mlpkg"
+    assert run([str(mlpkg), "convert", str(model), "-o", str(target), "--weights", "fp32", "--quiet"],
+               tmp_path).returncode == 0
+    old = digest(target)
+    argv = [str(mlpkg), "convert", str(model), "-o", str(target), "--weights", "int8", "--quiet"]
+
+    # One full run of the new conversion: its duration spreads the kill times, its result is "new".
+    start = time.perf_counter()
+    assert run(argv, tmp_path).returncode == 0
+    duration = time.perf_counter() - start
+    new = digest(target)
+    assert new != old
+
+    rng = random.Random(7)
+    outcomes = {"old": 0, "new": 0}
+    for i in range(KILLS):
+        # Alternate which package is in place before the killed run, so both "keep" and "replace" are tested.
+        before_args = ["--weights", "fp32"] if i % 2 == 0 else ["--weights", "int8"]
+        assert run([str(mlpkg), "convert", str(model), "-o", str(target), "--quiet", *before_args],
+                   tmp_path).returncode == 0
+        before = digest(target)
+        proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0, duration * 1.2))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert target.is_dir(), f"kill {i}: no package at the output path"
+        after = digest(target)
+        assert after in (before, new), f"kill {i}: the package at the output path is neither the old nor the new one"
+        outcomes["old" if after == before and before != new else "new"] += 1
+        assert run([str(mlpkg), "verify", str(target)], tmp_path).returncode == 0, f"kill {i}: package fails verify"
+        visible = [p.name for p in out_dir.iterdir() if not p.name.startswith(".")]
+        assert visible == ["m.mlpkg"], f"kill {i}: unexpected files {visible}"
+        hidden = [p.name for p in out_dir.iterdir() if p.name.startswith(".")]
+        assert all(h.startswith(".m.mlpkg.partial-") for h in hidden), f"kill {i}: stray files {hidden}"
+
+    # The next convert removes what killed runs left behind.
+    assert run(argv, tmp_path).returncode == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["m.mlpkg"]
+    print(f"{KILLS} kills over a {duration:.2f} s run: {outcomes}")
