@@ -6,7 +6,7 @@ BIN        := $(BUILD_DIR)/debug/mlpkg
 RELEASE_BIN:= $(BUILD_DIR)/release/mlpkg
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release deps pydeps test unit oracle demo bench proto fixtures clean
+.PHONY: all build release deps pydeps test unit oracle replay demo bench fuzz fuzz-build proto fixtures clean
 
 all: build
 
@@ -29,13 +29,38 @@ release: deps
 	$(SWIFT) build -c release --build-path $(BUILD_DIR)
 
 ## Unit and end-to-end tests (Swift Testing), then the cross-checks against the onnx Python package.
-test: deps pydeps build unit oracle
+test: deps pydeps build unit oracle replay
 
 unit:
 	$(SWIFT) test --build-path $(BUILD_DIR)
 
 oracle:
 	MLPKG=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/oracle
+
+## Every input a fuzzer ever crashed on (fuzz/regressions), the seeds and the fixtures, replayed through the fuzz
+## targets' normal builds: none may crash.
+replay: build
+	$(BUILD_DIR)/debug/mlpkg-fuzz-import fixtures/*.onnx fixtures/malformed/*.onnx fuzz/regressions/import/*
+	MLPKG_FUZZ_WEIGHTS=fuzz/package-weights.bin $(BUILD_DIR)/debug/mlpkg-fuzz-package fuzz/corpus/package/* fuzz/regressions/package/*
+
+## libFuzzer + AddressSanitizer runs of the importer and the package reader, FUZZ_SECONDS each (seeds: the fixtures
+## and fuzz/corpus; crashes land in fuzz/regressions, where `make test` replays them from then on).
+FUZZ_SECONDS ?= 600
+FUZZ_BUILD   ?= .build-fuzz
+FUZZ_FLAGS   := -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xcc -fsanitize=fuzzer-no-link,address
+fuzz-build: deps
+	$(SWIFT) build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product mlpkg-fuzz-import
+	$(SWIFT) build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product mlpkg-fuzz-package
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_BUILD)/corpus/import $(FUZZ_BUILD)/corpus/package
+	@cp fixtures/*.onnx fixtures/malformed/*.onnx $(FUZZ_BUILD)/corpus/import/
+	@cp fuzz/corpus/package/* $(FUZZ_BUILD)/corpus/package/
+	$(FUZZ_BUILD)/release/mlpkg-fuzz-import -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=300000 \
+	  -artifact_prefix=fuzz/regressions/import/ -print_final_stats=1 $(FUZZ_BUILD)/corpus/import
+	MLPKG_FUZZ_WEIGHTS=fuzz/package-weights.bin $(FUZZ_BUILD)/release/mlpkg-fuzz-package -max_total_time=$(FUZZ_SECONDS) \
+	  -rss_limit_mb=4096 -max_len=100000 -artifact_prefix=fuzz/regressions/package/ -print_final_stats=1 \
+	  $(FUZZ_BUILD)/corpus/package
 
 ## The main job on a bundled model: convert to fp16, verify the package, summarise it.
 DEMO_OUT ?= $(BUILD_DIR)/demo

@@ -43,6 +43,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Fuzz targets (make fuzz): libFuzzer entry points; without -DFUZZING they replay inputs given as arguments.
+        .executableTarget(name: "mlpkg-fuzz-import", dependencies: ["ONNXImport", "GraphIR", "Inspection", "CSystem"],
+                          path: "Sources/FuzzImport", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(name: "mlpkg-fuzz-package", dependencies: ["MLPackage", "GraphIR", "CSystem"],
+                          path: "Sources/FuzzPackage", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .testTarget(name: "GraphIRTests", dependencies: ["GraphIR"]),
         .testTarget(name: "ONNXImportTests", dependencies: ["ONNXImport", "GraphIR", "Inspection"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GraphIR", "CKernels"]),

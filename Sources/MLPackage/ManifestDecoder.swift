@@ -59,7 +59,9 @@ struct ManifestDecoder {
         if let axis = e.axis, !(0..<record.shape.count).contains(axis) {
             return faults + ["axis \(axis) is outside shape \(record.shape)"]
         }
-        if let b = e.blockSize, b <= 0 || e.axis == nil { faults.append("block size \(b) needs a positive size and an axis") }
+        if let b = e.blockSize, b <= 0 || e.axis == nil {
+            return faults + ["block size \(b) needs a positive size and an axis"]
+        }
         let granularity: Granularity = e.blockSize != nil ? .perBlock : e.axis != nil ? .perChannel : .perTensor
         let layout = GroupLayout(dims: record.shape, granularity: granularity, axis: e.axis, blockSize: e.blockSize)
         guard let s = e.scale, table.indices.contains(s), s != index else { return faults + ["scale index is missing or out of range"] }

@@ -36,7 +36,11 @@ public enum PackageReader {
         guard file.bytes.count <= maxManifestBytes else {
             throw PackageError(path: path, "manifest.json is \(file.bytes.count) bytes, over the \(maxManifestBytes)-byte limit")
         }
-        let data = Data(file.bytes)
+        return try decodeManifest(Data(file.bytes), path: path)
+    }
+
+    /// Checks the header, then decodes the manifest held in `data` (`path` names the package in errors).
+    public static func decodeManifest(_ data: Data, path: String) throws(PackageError) -> Manifest {
         try checkHeader(data, path: path)
         do {
             return try decoder.decode(Manifest.self, from: data)
@@ -76,6 +80,15 @@ public enum PackageReader {
     public static func load(path: String, checksums: Bool) throws(PackageError) -> LoadedPackage {
         let manifest = try readManifest(path: path)
         let weights = try mapWeights(path: path, manifest: manifest)
+        return try load(path: path, manifest: manifest, weights: weights, checksums: checksums)
+    }
+
+    /// Rebuilds the model from a decoded manifest and the bytes of weights.bin.
+    public static func load(path: String, manifest: Manifest, weights: ByteView,
+                            checksums: Bool) throws(PackageError) -> LoadedPackage {
+        guard weights.count == manifest.weights.bytes else {
+            throw PackageError(path: path, "weights.bin is \(weights.count) bytes, the manifest says \(manifest.weights.bytes) (truncated or replaced)")
+        }
         if checksums {
             for (index, record) in manifest.tensors.enumerated() {
                 if let fault = ManifestDecoder.faults(of: record, index: index, weightsSize: weights.count, path: path,

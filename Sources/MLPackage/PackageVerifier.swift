@@ -23,26 +23,31 @@ public struct VerificationResult: Codable, Sendable, Equatable {
 public enum PackageVerifier {
     public static func verify(path: String) -> VerificationResult {
         var result = VerificationResult(package: path, ok: false, formatVersion: nil, tensors: 0, weightsBytes: 0, faults: [])
-        func fault(_ error: PackageError) {
-            result.faults.append(.init(message: error.description, tensor: error.tensor))
-        }
         let manifest: Manifest
         do {
             manifest = try PackageReader.readManifest(path: path)
         } catch {
-            fault(error)
+            result.faults.append(.init(message: error.description, tensor: error.tensor))
             return result
         }
-        result.formatVersion = manifest.formatVersion
-        result.tensors = manifest.tensors.count
-
         let weights: ByteView
         do {
-            let file = try MappedFile(path: path + "/" + Manifest.weightsFileName)
-            weights = file.view
+            weights = try MappedFile(path: path + "/" + Manifest.weightsFileName).view
         } catch {
-            fault(PackageError(path: path, "weights.bin \(error.reason)"))
+            result.formatVersion = manifest.formatVersion
+            result.faults.append(.init(message: PackageError(path: path, "weights.bin \(error.reason)").description, tensor: nil))
             return result
+        }
+        return verify(path: path, manifest: manifest, weights: weights,
+                      report: FileManager.default.contents(atPath: path + "/" + Manifest.reportFileName))
+    }
+
+    /// Checks a package whose parts are in memory (`report` nil: report.json is missing).
+    public static func verify(path: String, manifest: Manifest, weights: ByteView, report: Data?) -> VerificationResult {
+        var result = VerificationResult(package: path, ok: false, formatVersion: manifest.formatVersion,
+                                        tensors: manifest.tensors.count, weightsBytes: 0, faults: [])
+        func fault(_ error: PackageError) {
+            result.faults.append(.init(message: error.description, tensor: error.tensor))
         }
         result.weightsBytes = weights.count
         if weights.count != manifest.weights.bytes {
@@ -94,8 +99,7 @@ public enum PackageVerifier {
             }
         }
 
-        let reportPath = path + "/" + Manifest.reportFileName
-        if let data = FileManager.default.contents(atPath: reportPath) {
+        if let data = report {
             if (try? JSONSerialization.jsonObject(with: data)) == nil {
                 fault(PackageError(path: path, "report.json is not valid JSON"))
             }

@@ -111,7 +111,9 @@ struct TensorDecoder {
             }
             return .strings(strings)
         }
-        let expected = dataType.storageBytes(elements: elements)!
+        guard let expected = dataType.storageBytes(elements: elements) else {
+            throw DecodeError("dims \(dims) of \(dataType.name) need more bytes than fit in 64 bits")
+        }
         let field = fields.first ?? "raw_data"
         func mismatch(_ have: Int, _ unit: String, need: Int) -> DecodeError {
             DecodeError("\(field) holds \(have) \(unit), but dims \(dims) of \(dataType.name) need \(need)")

@@ -35,7 +35,8 @@ public struct GroupLayout: Sendable, Equatable {
         }
     }
 
-    var blocks: Int { blockSize.map { (axisDim + $0 - 1) / $0 } ?? 1 }
+    /// ⌈axisDim / B⌉, without overflow for any positive B.
+    var blocks: Int { blockSize.map { axisDim == 0 ? 0 : (axisDim - 1) / $0 + 1 } ?? 1 }
 
     public var groupCount: Int {
         switch granularity {
@@ -141,7 +142,7 @@ public struct LinearQuantizer: Sendable {
     /// Quantizes `count` little-endian float32 values laid out as `layout.dims`; all values must be finite.
     public func quantize(_ floats: UnsafeBufferPointer<Float>, layout: GroupLayout, name: String) -> Outcome {
         if let view = layout.kernelView {
-            precondition(view.outer * ((view.depth + view.block - 1) / view.block) * view.inner == layout.groupCount)
+            precondition(view.outer * (view.depth == 0 ? 0 : (view.depth - 1) / view.block + 1) * view.inner == layout.groupCount)
             return quantizeWithKernel(floats, layout: layout, view: view, name: name)
         }
         return quantizeGeneric(floats, layout: layout, name: name)

@@ -1,0 +1,45 @@
+// Fuzz target for the ONNX importer (make fuzz). Built with -sanitize=fuzzer and -DFUZZING, libFuzzer drives
+// LLVMFuzzerTestOneInput; in a normal build the same binary replays the files named on its command line, which is
+// how `make test` re-runs every input that once crashed (fuzz/regressions/import).
+import CSystem
+import Foundation
+import GraphIR
+import Inspection
+import ONNXImport
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzImport(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+    // External data is looked up in a folder that does not exist: every reference fails cleanly.
+    if let model = try? ONNXImporter.load(bytes: bytes, file: "fuzz.onnx", folder: "/nonexistent-mlpkg-fuzz") {
+        _ = ModelSummary(model: model, file: "fuzz.onnx")
+        _ = model.weightRecords.reduce(0) { $0 + $1.byteCount }
+    }
+    return 0
+}
+
+#if FUZZING
+/// SwiftPM links an executable's entry point under this name; in a fuzz build it hands over to libFuzzer.
+@_cdecl("mlpkg_fuzz_import_main")
+public func fuzzerEntry(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    var count = argc
+    var arguments: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
+    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzzImport(data!, size) }
+}
+#else
+@main
+struct Replay {
+    static func main() {
+        var count = 0
+        for path in CommandLine.arguments.dropFirst() {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                FileHandle.standardError.write(Data("cannot read \(path)\n".utf8))
+                exit(2)
+            }
+            _ = data.withUnsafeBytes { fuzzImport($0.baseAddress!.assumingMemoryBound(to: UInt8.self), $0.count) }
+            count += 1
+        }
+        print("replayed \(count) input(s) through the importer without a crash")
+    }
+}
+#endif
