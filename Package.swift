@@ -44,9 +44,10 @@ let package = Package(
             ]
         ),
         // Fuzz targets (make fuzz): libFuzzer entry points; without -DFUZZING they replay inputs given as arguments.
-        .executableTarget(name: "mlpkg-fuzz-import", dependencies: ["ONNXImport", "GraphIR", "Inspection", "CSystem"],
+        .target(name: "FuzzSupport", dependencies: ["CSystem"]),
+        .executableTarget(name: "mlpkg-fuzz-import", dependencies: ["ONNXImport", "GraphIR", "Inspection", "FuzzSupport"],
                           path: "Sources/FuzzImport", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
-        .executableTarget(name: "mlpkg-fuzz-package", dependencies: ["MLPackage", "GraphIR", "CSystem"],
+        .executableTarget(name: "mlpkg-fuzz-package", dependencies: ["MLPackage", "GraphIR", "FuzzSupport"],
                           path: "Sources/FuzzPackage", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .testTarget(name: "GraphIRTests", dependencies: ["GraphIR"]),
         .testTarget(name: "ONNXImportTests", dependencies: ["ONNXImport", "GraphIR", "Inspection"]),

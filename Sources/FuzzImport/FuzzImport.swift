@@ -1,7 +1,7 @@
 // Fuzz target for the ONNX importer (make fuzz). Built with -sanitize=fuzzer and -DFUZZING, libFuzzer drives
 // LLVMFuzzerTestOneInput; in a normal build the same binary replays the files named on its command line, which is
 // how `make test` re-runs every input that once crashed (fuzz/regressions/import).
-import CSystem
+import FuzzSupport
 import Foundation
 import GraphIR
 import Inspection
@@ -22,24 +22,13 @@ public func fuzzImport(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 /// SwiftPM links an executable's entry point under this name; in a fuzz build it hands over to libFuzzer.
 @_cdecl("mlpkg_fuzz_import_main")
 public func fuzzerEntry(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    var count = argc
-    var arguments: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
-    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzzImport(data!, size) }
+    FuzzHarness.runFuzzer(argc, argv) { data, size in fuzzImport(data!, size) }
 }
 #else
 @main
 struct Replay {
     static func main() {
-        var count = 0
-        for path in CommandLine.arguments.dropFirst() {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                FileHandle.standardError.write(Data("cannot read \(path)\n".utf8))
-                exit(2)
-            }
-            _ = data.withUnsafeBytes { fuzzImport($0.baseAddress!.assumingMemoryBound(to: UInt8.self), $0.count) }
-            count += 1
-        }
-        print("replayed \(count) input(s) through the importer without a crash")
+        FuzzHarness.replay(Array(CommandLine.arguments.dropFirst()), through: "the importer") { data, size in fuzzImport(data!, size) }
     }
 }
 #endif

@@ -1,6 +1,6 @@
 // Fuzz target for the package reader and verifier (make fuzz). The input is a manifest.json, read against the
 // weights.bin of a seed package (fuzz/package-weights.bin): decoded, verified and loaded, all in memory. Without -DFUZZING the binary replays the files named on its command line (fuzz/regressions/package).
-import CSystem
+import FuzzSupport
 import Foundation
 import GraphIR
 import MLPackage
@@ -26,24 +26,13 @@ public func fuzzPackage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 /// SwiftPM links an executable's entry point under this name; in a fuzz build it hands over to libFuzzer.
 @_cdecl("mlpkg_fuzz_package_main")
 public func fuzzerEntry(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    var count = argc
-    var arguments: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
-    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzzPackage(data!, size) }
+    FuzzHarness.runFuzzer(argc, argv) { data, size in fuzzPackage(data!, size) }
 }
 #else
 @main
 struct Replay {
     static func main() {
-        var count = 0
-        for path in CommandLine.arguments.dropFirst() {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                FileHandle.standardError.write(Data("cannot read \(path)\n".utf8))
-                exit(2)
-            }
-            _ = data.withUnsafeBytes { fuzzPackage($0.baseAddress!.assumingMemoryBound(to: UInt8.self), $0.count) }
-            count += 1
-        }
-        print("replayed \(count) input(s) through the package reader without a crash")
+        FuzzHarness.replay(Array(CommandLine.arguments.dropFirst()), through: "the package reader") { data, size in fuzzPackage(data!, size) }
     }
 }
 #endif
