@@ -8,10 +8,11 @@ int mlpkg_rename_exchange(const char *a, const char *b);
 /// Renames `from` to `to` only if `to` does not exist (RENAME_NOREPLACE). Returns 0, or -1 with errno set.
 int mlpkg_rename_noreplace(const char *from, const char *to);
 
-
-
 #include <stddef.h>
 #include <stdint.h>
+
 /// libFuzzer's driver, linked only into fuzz builds (make fuzz), where the fuzz targets' entry points call it.
 int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *data, size_t size));
+
 #endif
+
