@@ -1,0 +1,100 @@
+"""Hostile inputs and outputs at the command line: every case exits 1 with one `error:` line naming the culprit,
+hangs on nothing, and writes nothing outside the output path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import FIXTURES, run
+
+
+def one_error_line(proc, *culprits: str) -> None:
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    for c in culprits:
+        assert c in lines[0], (c, lines[0])
+
+
+def external_model(folder: Path, location: str) -> Path:
+    """A MatMul whose weight W_hostile lives in external data at `location`."""
+    w = numpy_helper.from_array(np.ones((16, 16), np.float32), "W_hostile")
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", str(16 * 16 * 4))):
+        e = w.external_data.add()
+        e.key, e.value = k, v
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W_hostile"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    path = folder / "model.onnx"
+    onnx.save_model(model, str(path))
+    return path
+
+
+def test_model_path_is_a_fifo(mlpkg, tmp_path):
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)
+    one_error_line(run([str(mlpkg), "inspect", str(fifo)], tmp_path), "pipe.onnx", "not a regular file")
+
+
+def test_model_path_is_a_device(mlpkg, tmp_path):
+    one_error_line(run([str(mlpkg), "inspect", "/dev/zero"], tmp_path), "/dev/zero", "not a regular file")
+
+
+def test_external_data_is_a_fifo(mlpkg, tmp_path):
+    os.mkfifo(tmp_path / "weights.bin")
+    model = external_model(tmp_path, "weights.bin")
+    one_error_line(run([str(mlpkg), "inspect", str(model)], tmp_path), "W_hostile", "not a regular file")
+
+
+def test_external_data_symlink_inside_the_folder_is_fine(mlpkg, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "real.bin").write_bytes(np.ones(256, np.float32).tobytes())
+    os.symlink("data/real.bin", tmp_path / "weights.bin")
+    model = external_model(tmp_path, "weights.bin")
+    assert run([str(mlpkg), "inspect", str(model)], tmp_path).returncode == 0
+
+
+def test_external_data_symlink_to_a_device_is_refused(mlpkg, tmp_path):
+    os.symlink("/dev/zero", tmp_path / "weights.bin")
+    model = external_model(tmp_path, "weights.bin")
+    one_error_line(run([str(mlpkg), "inspect", str(model)], tmp_path), "W_hostile", "outside the model's folder")
+
+
+def test_output_symlink_is_not_followed(mlpkg, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("keep")
+    os.symlink(elsewhere, tmp_path / "out.mlpkg")
+    one_error_line(run([str(mlpkg), "convert", str(FIXTURES / "cnn.onnx"), "-o", str(tmp_path / "out.mlpkg")],
+                       tmp_path), "out.mlpkg", "symbolic link")
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
+    assert (tmp_path / "out.mlpkg").is_symlink()
+
+
+def test_export_output_symlink_is_not_followed(mlpkg, tmp_path):
+    assert run([str(mlpkg), "convert", str(FIXTURES / "cnn.onnx"), "-o", str(tmp_path / "m.mlpkg"), "--quiet"],
+               tmp_path).returncode == 0
+    target = tmp_path / "victim.txt"
+    target.write_text("victim")
+    os.symlink(target, tmp_path / "out.onnx")
+    one_error_line(run([str(mlpkg), "export", str(tmp_path / "m.mlpkg"), "-o", str(tmp_path / "out.onnx")],
+                       tmp_path), "out.onnx", "symbolic link")
+    assert target.read_text() == "victim"
+
+
+def test_convert_refuses_to_overwrite_its_input(mlpkg, tmp_path):
+    model = tmp_path / "model.onnx"
+    model.write_bytes((FIXTURES / "cnn.onnx").read_bytes())
+    before = model.read_bytes()
+    one_error_line(run([str(mlpkg), "convert", str(model), "-o", str(model)], tmp_path), "model.onnx")
+    assert model.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
