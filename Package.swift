@@ -39,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "mlpkg",
             dependencies: [
-                "GraphIR", "ONNXImport", "Inspection", "Quantization", "MLPackage", "ONNXExport",
+                "GraphIR", "ONNXImport", "Inspection", "Quantization", "MLPackage", "ONNXExport", "CSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -2,7 +2,10 @@
 #include "csystem.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 #ifdef __linux__
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -38,4 +41,27 @@ int mlpkg_rename_noreplace(const char *from, const char *to) {
 #else
     return rename_flags(from, to, 0);
 #endif
+}
+
+static char bus_error_message[1024];
+static size_t bus_error_length;
+
+static void on_bus_error(int signal_number) {
+    (void)signal_number;
+    ssize_t ignored = write(2, bus_error_message, bus_error_length);
+    (void)ignored;
+    _exit(1);
+}
+
+void mlpkg_install_bus_error_handler(const char *message) {
+    size_t length = strlen(message);
+    if (length > sizeof bus_error_message - 2) length = sizeof bus_error_message - 2;
+    memcpy(bus_error_message, message, length);
+    bus_error_message[length] = '\n';
+    bus_error_length = length + 1;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_bus_error;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGBUS, &action, NULL);
 }

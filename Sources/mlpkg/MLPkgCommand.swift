@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSystem
 import MLPackage
 #if canImport(Glibc)
 import Glibc
@@ -20,6 +21,10 @@ struct MLPkgCommand: ParsableCommand {
     )
 
     static func main() {
+        // Inputs are memory-mapped: if another process truncates one while it is read, the kernel raises SIGBUS.
+        // Fail like any other bad input (outputs are written to temporary siblings, so nothing half-written remains).
+        let input = CommandLine.arguments.dropFirst().filter { !$0.hasPrefix("-") }.dropFirst().first ?? "mlpkg"
+        mlpkg_install_bus_error_handler("error: \(input): an input file changed size while mlpkg was reading it; nothing was written")
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -98,3 +98,48 @@ def test_convert_refuses_to_overwrite_its_input(mlpkg, tmp_path):
     one_error_line(run([str(mlpkg), "convert", str(model), "-o", str(model)], tmp_path), "model.onnx")
     assert model.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_data_file_truncated_while_converting(mlpkg, tmp_path):
+    """Another process truncates the external data file at some moment of a convert. Whenever it happens, mlpkg
+    exits 0 (it had read everything) or 1 with one error line — never killed by a signal — and the output path
+    holds either nothing or a package that verifies."""
+    import random
+    import subprocess
+    import time
+
+    rng = np.random.default_rng(3)
+    weights = [numpy_helper.from_array(rng.standard_normal((1024, 1024), dtype=np.float32), f"W{i}") for i in range(24)]
+    nodes, x = [], "x"
+    for i, w in enumerate(weights):
+        nodes.append(helper.make_node("MatMul", [x, w.name], [f"h{i}"]))
+        x = f"h{i}"
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1024])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 1024])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    source = tmp_path / "src"
+    source.mkdir()
+    onnx.save_model(model, str(source / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="model.data", size_threshold=0)
+    data = (source / "model.data").read_bytes()
+    delays = random.Random(5)
+    for attempt in range(6):
+        work = tmp_path / f"run{attempt}"
+        work.mkdir()
+        (work / "model.onnx").write_bytes((source / "model.onnx").read_bytes())
+        (work / "model.data").write_bytes(data)
+        out = work / "out.mlpkg"
+        proc = subprocess.Popen([str(mlpkg), "convert", str(work / "model.onnx"), "-o", str(out), "--weights", "int8"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        time.sleep(delays.uniform(0.0, 0.3))
+        os.truncate(work / "model.data", 4096)
+        _, err = proc.communicate(timeout=120)
+        print(f"attempt {attempt}: exit {proc.returncode} {err.strip()[:150]}")
+        assert proc.returncode in (0, 1), f"attempt {attempt}: killed by signal {-proc.returncode}: {err}"
+        if proc.returncode == 1:
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error:"), err
+            assert not out.exists()
+        else:
+            assert run([str(mlpkg), "verify", str(out)], tmp_path).returncode == 0

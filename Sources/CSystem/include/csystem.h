@@ -11,6 +11,10 @@ int mlpkg_rename_noreplace(const char *from, const char *to);
 #include <stddef.h>
 #include <stdint.h>
 
+/// Installs a SIGBUS handler that writes `message` (copied; one line) to stderr and exits with status 1. Reading a
+/// memory-mapped input that another process truncated raises SIGBUS; this turns that into a clean failure.
+void mlpkg_install_bus_error_handler(const char *message);
+
 /// libFuzzer's driver, linked only into fuzz builds (make fuzz), where the fuzz targets' entry points call it.
 int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *data, size_t size));
 
