@@ -223,6 +223,7 @@ public struct WeightConverter: Sendable {
         entry.axis = q.axis
         entry.blockSize = q.blockSize
         entry.symmetric = options.symmetric
+        entry.scaleType = q.scale.dataType.name
         if options.format.searchesClipping { entry.rtnSNRDB = snr(outcome.roundToNearestErrorEnergy) }
         return .converted(encoded, entry)
     }
