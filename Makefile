@@ -6,7 +6,7 @@ BIN        := $(BUILD_DIR)/debug/mlpkg
 RELEASE_BIN:= $(BUILD_DIR)/release/mlpkg
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release deps pydeps test unit oracle replay demo bench fuzz fuzz-build proto fixtures clean
+.PHONY: all build release deps pydeps test unit oracle replay demo bench fuzz fuzz-ci fuzz-build proto fixtures clean
 
 all: build
 
@@ -29,7 +29,7 @@ release: deps
 	$(SWIFT) build -c release --build-path $(BUILD_DIR)
 
 ## Unit and end-to-end tests (Swift Testing), then the cross-checks against the onnx Python package.
-test: deps pydeps build unit oracle replay
+test: deps pydeps build unit oracle replay fuzz-ci
 
 unit:
 	$(SWIFT) test --build-path $(BUILD_DIR)
@@ -51,6 +51,25 @@ FUZZ_FLAGS   := -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING 
 fuzz-build: deps
 	$(SWIFT) build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product mlpkg-fuzz-import
 	$(SWIFT) build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product mlpkg-fuzz-package
+
+## The CI-sized fuzz run in `make test`: FUZZ_CI_SECONDS per target from a fixed seed, on copies of the seeds (the
+## repository's corpus is not grown). A crash fails the run; its input is left in $(FUZZ_BUILD)/ci-crashes/ to be
+## fixed and then moved to fuzz/regressions.
+FUZZ_CI_SECONDS ?= 50
+fuzz-ci: fuzz-build
+	@rm -rf $(FUZZ_BUILD)/ci-corpus && mkdir -p $(FUZZ_BUILD)/ci-corpus/import $(FUZZ_BUILD)/ci-corpus/package $(FUZZ_BUILD)/ci-crashes
+	@cp fixtures/*.onnx fixtures/malformed/*.onnx $(FUZZ_BUILD)/ci-corpus/import/
+	@cp fuzz/corpus/package/* $(FUZZ_BUILD)/ci-corpus/package/
+	@for target in import package; do \
+	  case $$target in import) len=300000 ;; package) len=100000 ;; esac; \
+	  echo "fuzzing $$target for $(FUZZ_CI_SECONDS) s"; \
+	  MLPKG_FUZZ_WEIGHTS=fuzz/package-weights.bin $(FUZZ_BUILD)/release/mlpkg-fuzz-$$target -seed=1 \
+	    -max_total_time=$(FUZZ_CI_SECONDS) -rss_limit_mb=4096 -max_len=$$len \
+	    -artifact_prefix=$(FUZZ_BUILD)/ci-crashes/$$target- -print_final_stats=1 $(FUZZ_BUILD)/ci-corpus/$$target \
+	    > $(FUZZ_BUILD)/ci-$$target.log 2>&1; status=$$?; \
+	  grep -E "^(stat::number_of_executed_units|stat::peak_rss|Done|SUMMARY)|ERROR|INFO: Seed" $(FUZZ_BUILD)/ci-$$target.log; \
+	  if [ $$status -ne 0 ]; then tail -40 $(FUZZ_BUILD)/ci-$$target.log; exit 1; fi; \
+	done
 
 fuzz: fuzz-build
 	@mkdir -p $(FUZZ_BUILD)/corpus/import $(FUZZ_BUILD)/corpus/package
