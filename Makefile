@@ -89,11 +89,14 @@ demo: deps build
 	$(BIN) verify $(DEMO_OUT)/transformer.mlpkg
 	$(BIN) inspect $(DEMO_OUT)/transformer.mlpkg
 
-## Benchmarks: generates its models at run time (nothing big is committed).
+## Benchmarks: generates its models at run time (nothing big is committed; about 6 GiB of disk in BENCH_OUT) and
+## writes bench.md, bench.json and bench.png there. BENCH_MODELS picks a subset (mlp256,transformer,mlp1g,mlp4g).
+BENCH_OUT    ?= bench/out
+BENCH_MODELS ?= mlp256,transformer,mlp1g,mlp4g
 bench: deps pydeps release
-	@$(PYTHON) -c "import onnxconverter_common, onnx_ir" 2>/dev/null || \
+	@$(PYTHON) -c "import onnxconverter_common, onnx_ir, matplotlib" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
-	$(PYTHON) bench/bench.py --mlpkg $(RELEASE_BIN) --out bench/out
+	$(PYTHON) bench/bench.py --mlpkg $(RELEASE_BIN) --out $(BENCH_OUT) --models $(BENCH_MODELS)
 
 ## Regenerate the C code from proto/onnx.proto (needs protoc-c: Debian's protobuf-c-compiler).
 proto:
