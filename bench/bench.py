@@ -473,6 +473,14 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
             clear(exported)
             add(try_tool("mlpkg export", [args.mlpkg, "export", str(pkg), "-o", str(exported)], 1, warmup=False),
                 fmt, "export", exported, None)
+            if fmt == "fp16" and exported.exists():
+                # The exported model runs in onnxruntime and agrees with the original (fp16 weights' error only).
+                print(f"  {fmt}: onnxruntime check of the export ...", flush=True)
+                check = subprocess.run([sys.executable, __file__, "--ort-check", str(model), str(exported)],
+                                       capture_output=True, text=True)
+                rows.append({"model": key, "format": fmt, "role": "ort-check", "tool": "onnxruntime: export vs original",
+                             **(json.loads(check.stdout) if check.returncode == 0
+                                else {"error": (check.stderr.strip().splitlines() or ["?"])[-1][:200]})})
             clear(exported)
         if key == "mlp256" and fmt == "int4":
             # The peer's 5 bits per weight (block 32, fp32 scales) spent as blocks of 16 with fp16 scales.
@@ -519,6 +527,11 @@ def markdown(results: list[dict]) -> str:
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         floor = next((r for r in m["rows"] if r["role"] == "floor" and "best_s" in r), None)
         for r in m["rows"]:
+            if r["role"] == "ort-check":
+                detail = (f"max |diff| / max |output| = {r['max_rel_diff']:.2e}" if "max_rel_diff" in r
+                          else "failed: " + r.get("error", "?").replace("|", "/"))
+                lines.append(f"| {r['format']} | {r['tool']} | {detail} | | | | | | | |")
+                continue
             if "skipped" in r or "error" in r:
                 lines.append(f"| {r['format']} | {r['tool']} | {('skipped: ' + r['skipped']) if 'skipped' in r else 'failed: ' + r['error'].replace('|', '/')} | | | | | | | |")
                 continue
@@ -584,6 +597,12 @@ def targets(results: list[dict]) -> list[str]:
         ok = all(any(r["role"] == role and r["format"] == fmt and "best_s" in r for r in by["mlp4g"]["rows"])
                  for fmt in ("fp16", "int8", "int4") for role in ("mlpkg", "verify", "export"))
         check("the 4 GiB model converts, verifies and exports (each format)", ok, "see the mlp4g table")
+        ort_check = next((r for r in by["mlp4g"]["rows"] if r["role"] == "ort-check"), None)
+        if ort_check:
+            diff = ort_check.get("max_rel_diff")
+            check("the 4 GiB model's fp16 export runs in onnxruntime and matches the original (≤ 2e-3 relative)",
+                  diff is not None and diff <= 2e-3, f"max relative difference {diff:.2e}" if diff is not None
+                  else ort_check.get("error", "failed"))
     out.append("")
     return out
 
@@ -629,11 +648,25 @@ def main() -> None:
     parser.add_argument("--snr-max-bytes", type=int, default=2**29, help="recompute weight SNR up to this size")
     parser.add_argument("--verify-export", action="store_true", help="also time verify and export on every model")
     parser.add_argument("--generate", nargs=2, metavar=("MODEL", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--ort-check", nargs=2, metavar=("ORIGINAL", "EXPORTED"), help=argparse.SUPPRESS)
     parser.add_argument("--weight-snr", nargs=3, metavar=("KIND", "ORIGINAL", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
         key, path = args.generate
         MODELS[key][1](Path(path))
+        return
+    if args.ort_check:
+        import onnxruntime as ort
+        original, exported = args.ort_check
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        first = ort.InferenceSession(original, options, providers=["CPUExecutionProvider"])
+        feed = {i.name: np.random.default_rng(0).standard_normal([2 if isinstance(d, str) else d for d in i.shape])
+                .astype(np.float32) for i in first.get_inputs()}
+        want = first.run(None, feed)[0]
+        del first
+        got = ort.InferenceSession(exported, options, providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        print(json.dumps({"max_rel_diff": float(np.abs(want - got).max() / np.abs(want).max())}))
         return
     if args.weight_snr:
         kind, original, output = args.weight_snr
