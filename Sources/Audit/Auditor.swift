@@ -4,7 +4,7 @@ import Profiles
 
 /// What an audit is asked: which unit coverage is measured for, which units are allowed, their profiles, the chip
 /// whose numbers the cost model uses.
-public struct AuditOptions: Sendable {
+public struct AuditOptions: Sendable, Equatable {
     public var target: ComputeUnit
     public var computeUnits: ComputeUnitSet
     /// A profile per compute unit (the built-in ones, or users' replacements).
@@ -151,7 +151,7 @@ struct AuditRun {
         if entry == nil {
             failures.insert(Finding(
                 rule: "no-rule", profile: profile.name, detail: "no rule for \(RuleEvaluator.opLabel(f.node))",
-                reason: "profile '\(profile.name)' (\(profile.chain.joined(separator: " → "))) has no support entry for this op, so it is not assumed to convert to Core ML",
+                reason: "no profile has a support entry for this op, so it is not assumed to convert to Core ML",
                 source: "", confidence: nil), at: 0)
         }
         let support = entry.map {

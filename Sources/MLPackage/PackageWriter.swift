@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import GraphIR
 import Quantization
@@ -11,25 +12,41 @@ public enum MLPkgVersion {
 /// The contents of report.json.
 public struct PackageReport: Codable, Sendable, Equatable {
     public var format = "mlpkg-report"
-    public var formatVersion = Manifest.version.description
+    public var formatVersion = Manifest.baseVersion.description
     public var conversion: ConversionReport
+    /// The compute-unit audit `convert --profile` ran (format 1.1); absent otherwise.
+    public var audit: PackageAudit?
+
+    public init(formatVersion: String = Manifest.baseVersion.description, conversion: ConversionReport,
+                audit: PackageAudit? = nil) {
+        self.formatVersion = formatVersion
+        self.conversion = conversion
+        self.audit = audit
+    }
 }
 
 /// Writes a model as a `.mlpkg` directory: manifest.json, weights.bin (blobs 64-byte aligned, zero padded) and
 /// report.json, atomically (see `AtomicDirectory`). The same model and provenance give byte-identical files.
 public enum PackageWriter {
+    /// `computeUnits` (by `NodePath.key`) and `audit` come from `convert --profile`; with them the package is
+    /// format 1.1, without them 1.0.
     public static func write(model: Model, provenance: Provenance, report: ConversionReport,
+                             computeUnits: [String: String] = [:], audit: PackageAudit? = nil,
                              to path: String) throws(PackageError) -> Manifest {
         do {
-            return try writeFiles(model: model, provenance: provenance, report: report, to: path)
+            return try writeFiles(model: model, provenance: provenance, report: report, computeUnits: computeUnits,
+                                  audit: audit, to: path)
         } catch {
             throw PackageError(error)
         }
     }
 
     private static func writeFiles(model: Model, provenance: Provenance, report: ConversionReport,
+                                   computeUnits: [String: String], audit: PackageAudit?,
                                    to path: String) throws(OutputError) -> Manifest {
+        let version = (computeUnits.isEmpty && audit == nil ? Manifest.baseVersion : Manifest.version).description
         var encoder = ManifestEncoder()
+        encoder.computeUnits = computeUnits
         let graph = encoder.graph(model.graph)
         let functions = model.functions.map { encoder.function($0) }
         let directory = try AtomicDirectory(target: path) { existing in
@@ -40,7 +57,7 @@ public enum PackageWriter {
                                            to: directory.path(Manifest.weightsFileName))
             let weightsBytes = records.last.map { $0.offset + $0.length } ?? 0
             let manifest = Manifest(
-                format: Manifest.formatName, formatVersion: Manifest.version.description, functions: functions,
+                format: Manifest.formatName, formatVersion: version, functions: functions,
                 graph: graph, metadata: model.metadata,
                 model: ModelInfo(irVersion: model.irVersion, producerName: model.producerName,
                                  producerVersion: model.producerVersion, domain: model.domain,
@@ -48,7 +65,8 @@ public enum PackageWriter {
                 opsetImports: model.opsetImports, provenance: provenance, tensors: records,
                 weights: WeightsFile(file: Manifest.weightsFileName, bytes: weightsBytes, alignment: Manifest.alignment))
             try writeJSON(manifest, pretty: false, to: directory.path(Manifest.manifestFileName))
-            try writeJSON(PackageReport(conversion: report), pretty: true, to: directory.path(Manifest.reportFileName))
+            try writeJSON(PackageReport(formatVersion: version, conversion: report, audit: audit), pretty: true,
+                          to: directory.path(Manifest.reportFileName))
             try directory.commit()
             return manifest
         } catch {
