@@ -157,7 +157,8 @@ enum RuleEvaluator {
             if case .value(let v) = d { if v > max { over.append(v) } } else { dynamic = true }
         }
         if !over.isEmpty {
-            return .fail("\(NodeFacts.label("input", 0, value)) spatial dims \(spatial.map(\.description)) > \(max)")
+            let text = spatial.map(\.description).joined(separator: ", ")
+            return .fail("\(NodeFacts.label("input", 0, value)) spatial dims [\(text)] > \(max)")
         }
         return dynamic ? .unchecked(value.name) : .pass
     }

@@ -33,6 +33,17 @@ public struct SupportEntry: Codable, Sendable, Equatable {
     public var source: String
     public var confidence: Confidence
     public var note: String?
+
+    public init(id: String, domain: String? = nil, ops: [String], maps: String? = nil, source: String,
+                confidence: Confidence, note: String? = nil) {
+        self.id = id
+        self.domain = domain
+        self.ops = ops
+        self.maps = maps
+        self.source = source
+        self.confidence = confidence
+        self.note = note
+    }
 }
 
 /// The precision a compute unit computes in.
@@ -42,6 +53,13 @@ public struct Precision: Codable, Sendable, Equatable {
     public var reason: String
     public var source: String
     public var confidence: Confidence
+
+    public init(compute: String, reason: String, source: String, confidence: Confidence) {
+        self.compute = compute
+        self.reason = reason
+        self.source = source
+        self.confidence = confidence
+    }
 }
 
 /// What handing a tensor from one compute unit to another costs (the cost model's transfer term).
@@ -53,6 +71,15 @@ public struct TransferCost: Codable, Sendable, Equatable {
     public var source: String
     public var confidence: Confidence
     public var note: String?
+
+    public init(latencyMicroseconds: Double, maxRunNodes: Int? = nil, source: String, confidence: Confidence,
+                note: String? = nil) {
+        self.latencyMicroseconds = latencyMicroseconds
+        self.maxRunNodes = maxRunNodes
+        self.source = source
+        self.confidence = confidence
+        self.note = note
+    }
 }
 
 /// Throughput and memory bandwidth of a compute unit, per named chip.
@@ -68,4 +95,12 @@ public struct ChipCost: Codable, Sendable, Equatable {
     public var source: String
     public var confidence: Confidence
     public var note: String?
+
+    public init(gflops: Double, bandwidthGBps: Double, source: String, confidence: Confidence, note: String? = nil) {
+        self.gflops = gflops
+        self.bandwidthGBps = bandwidthGBps
+        self.source = source
+        self.confidence = confidence
+        self.note = note
+    }
 }

@@ -39,6 +39,11 @@ public enum RuleKind: String, Codable, Sendable, CaseIterable {
 public struct RuleCondition: Codable, Sendable, Equatable {
     public var attribute: String
     public var equals: String
+
+    public init(attribute: String, equals: String) {
+        self.attribute = attribute
+        self.equals = equals
+    }
 }
 
 /// One rule: one entry of a profile file, naming its source and confidence.
