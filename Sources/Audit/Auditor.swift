@@ -152,7 +152,7 @@ struct AuditRun {
             failures.insert(Finding(
                 rule: "no-rule", profile: profile.name, detail: "no rule for \(RuleEvaluator.opLabel(f.node))",
                 reason: "no profile has a support entry for this op, so it is not assumed to convert to Core ML",
-                source: "", confidence: nil), at: 0)
+                source: "`mlpkg profiles core-ml` lists the ops that convert", confidence: nil), at: 0)
         }
         let support = entry.map {
             Finding(rule: $0.id, profile: profile.name, detail: "\(RuleEvaluator.opLabel(f.node)) converts to Core ML",

@@ -163,8 +163,9 @@ struct Work: Equatable {
              "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp", "ArgMax", "ArgMin":
             return elements(f.inputs.first)
         default:
-            // Element-wise: one result per output element (the largest input when the output shape is unknown).
-            let count = out ?? f.inputs.filter(\.isPresent).compactMap { elements($0) }.max()
+            // Element-wise: one result per output element (the largest non-constant input when the output shape is
+            // unknown; constants such as a bias are usually broadcast, so they say nothing about the size).
+            let count = out ?? f.inputs.filter { $0.isPresent && !$0.constant }.compactMap { elements($0) }.max()
             return count.map { $0 * (flopsPerElement[op] ?? 1) }
         }
     }
