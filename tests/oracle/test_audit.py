@@ -460,3 +460,14 @@ def test_ort_mobile_usability_cross_check(mlpkg, tmp_path):
         f"unexplained: {disagreements - set(ORT_DISAGREEMENTS)}; no longer seen: {set(ORT_DISAGREEMENTS) - disagreements}"
     for name, view in failing.items():
         assert view is None, f"ORT's checker now works on {name}: compare it"
+
+
+def test_docs_list_every_rule_with_its_confidence(mlpkg, tmp_path):
+    """docs/AUDIT.md's rule tables name every built-in rule next to its confidence."""
+    doc = (FIXTURES.parent / "docs" / "AUDIT.md").read_text(encoding="utf-8")
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([a-z0-9-]+)` \|.*$", doc, re.MULTILINE)}
+    for name in ("core-ml", "neural-engine", "gpu", "cpu"):
+        detail = json.loads(run([str(mlpkg), "profiles", name, "--json"], tmp_path).stdout)
+        for rule in detail["rules"]:
+            assert rule["id"] in rows, f"docs/AUDIT.md does not list rule {rule['id']}"
+            assert f"| {rule['confidence']} |" in rows[rule["id"]], (rule["id"], rule["confidence"])
