@@ -66,6 +66,7 @@ let package = Package(
         .testTarget(name: "ONNXImportTests", dependencies: ["ONNXImport", "GraphIR", "Inspection"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GraphIR", "CKernels"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Profiles", "GraphIR", "ONNXImport"]),
-        .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "ONNXExport", "ONNXImport", "GraphIR", "Quantization"]),
+        .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "ONNXExport", "ONNXImport", "GraphIR", "Quantization",
+                                                    "Audit", "Profiles"]),
     ]
 )
