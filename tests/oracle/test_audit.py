@@ -471,3 +471,59 @@ def test_docs_list_every_rule_with_its_confidence(mlpkg, tmp_path):
         for rule in detail["rules"]:
             assert rule["id"] in rows, f"docs/AUDIT.md does not list rule {rule['id']}"
             assert f"| {rule['confidence']} |" in rows[rule["id"]], (rule["id"], rule["confidence"])
+
+
+def test_rule_kinds_end_to_end(mlpkg, tmp_path):
+    """A model with one node per kind of fallback; each gets the unit and the concrete reason its rule gives."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    f32 = TensorProto.FLOAT
+    inits = [numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "conv.w"),
+             numpy_helper.from_array(np.array([1, 1, 4, 4], np.float32), "resize.scales"),
+             numpy_helper.from_array(np.array([1, 1, 1, 1, 2, 2], np.int64), "shape6"),
+             numpy_helper.from_array(np.zeros((2, 2), np.int64), "gather.idx")]
+    nodes = [
+        helper.make_node("Conv", ["img", "conv.w"], ["conv.y"], name="dilated", dilations=[2, 2]),
+        helper.make_node("MaxPool", ["img"], ["pool.y"], name="bigpool", kernel_shape=[14, 14]),
+        helper.make_node("Resize", ["img", "", "resize.scales"], ["resize.y"], name="upsample4x", mode="nearest"),
+        helper.make_node("Gemm", ["a", "b"], ["gemm.y"], name="gemm_dynamic_b"),
+        helper.make_node("Relu", ["wide"], ["wide.y"], name="wide_relu"),
+        helper.make_node("Reshape", ["small", "shape6"], ["rank6"], name="to_rank6"),
+        helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["selected"], name="nms"),
+        helper.make_node("FusedMatMul", ["a", "a2"], ["fused.y"], name="contrib", domain="com.microsoft"),
+        helper.make_node("GatherElements", ["table", "gather.idx"], ["gathered"], name="gather"),
+    ]
+    vi = helper.make_tensor_value_info
+    inputs = [vi("img", f32, [1, 3, 32, 32]), vi("a", f32, [2, 4]), vi("b", f32, [4, 4]), vi("a2", f32, [4, 4]),
+              vi("wide", f32, [1, 20000]), vi("small", f32, [4, 4]), vi("boxes", f32, [1, 8, 4]),
+              vi("scores", f32, [1, 1, 8]), vi("table", f32, [2, 2])]
+    outputs = [vi("conv.y", f32, [1, 4, 26, 26]), vi("pool.y", f32, [1, 3, 19, 19]), vi("resize.y", f32, [1, 3, 128, 128]),
+               vi("gemm.y", f32, [2, 4]), vi("wide.y", f32, [1, 20000]), vi("rank6", f32, [1, 1, 1, 1, 4, 4]),
+               vi("selected", TensorProto.INT64, [3, 3]), vi("fused.y", f32, [2, 4]), vi("gathered", f32, [2, 2])]
+    model = helper.make_model(helper.make_graph(nodes, "rules", inputs, outputs, inits),
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 10
+    path = tmp_path / "rules.onnx"
+    path.write_bytes(model.SerializeToString())
+
+    report = audit(mlpkg, path, cwd=tmp_path)
+    by_name = {n["name"]: n for n in report["nodes"]}
+    expected = {
+        "dilated": (GPU, "neural-engine: Conv dilations [2, 2] — dilated convolutions were reported not to run on the "
+                         "Neural Engine (community: https://github.com/hollance/neural-engine/blob/master/docs/unsupported-layers.md)"),
+        "bigpool": (GPU, "neural-engine: MaxPool kernel_shape [14, 14] — the Neural Engine's pooling kernel is at most 13 "
+                         "wide (observed: https://github.com/hollance/neural-engine/issues/2)"),
+        "upsample4x": (GPU, "neural-engine: Resize scale factors [1, 1, 4, 4] (from scales) > 2× — the Neural Engine "
+                            "upsamples by a factor of 2 at most (observed: https://github.com/hollance/neural-engine/issues/2)"),
+        "gemm_dynamic_b": (UNSUPPORTED, "neural-engine, gpu, cpu: input 1 'b' is not constant — Gemm input B must be constant"),
+        "wide_relu": (UNSUPPORTED, "neural-engine, gpu, cpu: dim 20000 > 16384 (input 0 'wide' [1, 20000])"),
+        "to_rank6": (UNSUPPORTED, "neural-engine, gpu, cpu: output 0 'rank6' has rank 6 > 5 — Core ML tensors have rank 5"),
+        "nms": (UNSUPPORTED, "neural-engine, gpu, cpu: NonMaxSuppression — ONNX NonMaxSuppression returns a data-dependent"),
+        "contrib": (UNSUPPORTED, "neural-engine, gpu, cpu: com.microsoft:FusedMatMul — com.microsoft contrib ops"),
+        "gather": (GPU, "neural-engine: GatherElements — gather was reported not to run on the Neural Engine (community:"),
+    }
+    for name, (unit, reason) in expected.items():
+        node = by_name[name]
+        assert node["unit"] == unit, (name, node["reasons"])
+        assert any(r.startswith(reason) for r in node["reasons"]), (name, reason, node["reasons"])
