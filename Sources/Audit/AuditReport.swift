@@ -18,6 +18,15 @@ public struct AuditReport: Codable, Sendable {
     public var nodes: [NodeReport]
     public var partitions: [Partition]
     public var summary: Summary
+    /// Every rule and support entry the findings name, by id: what it says and where it comes from.
+    public var rules: [String: RuleReference]
+
+    public struct RuleReference: Codable, Sendable, Equatable {
+        public var profile: String
+        public var reason: String
+        public var source: String
+        public var confidence: Confidence?
+    }
 
     public struct ProfileReference: Codable, Sendable, Equatable {
         public var name: String

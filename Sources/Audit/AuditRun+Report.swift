@@ -82,10 +82,18 @@ extension AuditRun {
             let p = profiles[unit]!
             return .init(name: p.name, unit: unit.rawValue, chain: p.chain, file: p.file, precision: p.precision?.compute)
         }
+        var rules: [String: AuditReport.RuleReference] = [:]
+        for e in entries {
+            for v in e.verdicts.values {
+                for f in v.failures + v.unchecked + (v.support.map { [$0] } ?? []) where rules[f.rule] == nil {
+                    rules[f.rule] = .init(profile: f.profile, reason: f.reason, source: f.source, confidence: f.confidence)
+                }
+            }
+        }
         return AuditReport(model: modelName, target: target.rawValue, computeUnits: options.computeUnits.rawValue,
                            allowedUnits: units.map(\.rawValue), chip: cost.chip,
                            inputShapes: options.inputShapes.map(\.description), profiles: references, nodes: nodes,
-                           partitions: partitions, summary: summary)
+                           partitions: partitions, summary: summary, rules: rules)
     }
 
     func nodeReport(_ e: Entry, target: ComputeUnit) -> AuditReport.NodeReport {

@@ -238,47 +238,59 @@ struct AuditRun {
     }
 
     /// Transition smoothing: a short run on unit u between two runs on unit v moves to v when the cost model says the
-    /// two switches it saves outweigh running it on v. Each move merges three runs into one, so the loop ends; the
-    /// iteration cap only guards against a bug.
+    /// two switches it saves outweigh running it on v. One pass left to right over the runs; after a move the merged
+    /// run is looked at again, since it may now be short and between two runs of one unit itself. Each move removes
+    /// two runs, so the pass ends; the step cap only guards against a bug.
     mutating func smooth(_ compute: [Int]) {
         guard compute.count >= 3 else { return }
-        // Producer of each value among these nodes, for the edges a move changes.
+        // Data edges between these nodes (producer, consumer, tensor), and the edges touching each node.
         var producer: [String: Int] = [:]
         for (k, i) in compute.enumerated() {
             for output in entries[i].node.outputs where !output.isEmpty { producer[output] = k }
         }
-        var consumers: [[(k: Int, tensor: String)]] = Array(repeating: [], count: compute.count)
+        var edges: [(p: Int, c: Int, tensor: String)] = []
+        var incident: [[Int]] = Array(repeating: [], count: compute.count)
         for (k, i) in compute.enumerated() {
-            for name in entries[i].node.inputs where !name.isEmpty {
-                if let p = producer[name], p != k { consumers[p].append((k, name)) }
+            for name in Set(entries[i].node.inputs) where !name.isEmpty {
+                guard let p = producer[name], p != k else { continue }
+                incident[p].append(edges.count)
+                incident[k].append(edges.count)
+                edges.append((p, k, name))
             }
         }
         var sequence = compute.map { entries[$0].unit }
-        for _ in 0..<(compute.count + 1) {
-            var moved = false
-            let runs = Self.runs(sequence)
-            for r in 1..<max(1, runs.count - 1) {
-                let run = runs[r]
-                guard let u = run.unit, let v = runs[r - 1].unit, runs[r + 1].unit == v, v != u,
-                      run.count <= cost.maxRunNodes,
-                      (run.start..<run.end).allSatisfy({ entries[compute[$0]].verdicts[v]?.supported == true }) else { continue }
-                var trial = sequence
-                for k in run.start..<run.end { trial[k] = v }
-                let members = Set(run.start..<run.end)
-                let stay = computeSeconds(run, on: u, compute) + 2 * cost.transferLatency
-                    + handOffSeconds(members, sequence, compute, consumers)
-                let move = computeSeconds(run, on: v, compute) + handOffSeconds(members, trial, compute, consumers)
-                guard move < stay else { continue }
-                for k in run.start..<run.end {
-                    entries[compute[k]].moveNote = "moved from \(u.rawValue) to \(v.rawValue) by transition smoothing: "
-                        + "\(Self.microseconds(move)) there vs \(Self.microseconds(stay)) staying, counting the two "
-                        + "switches saved (estimate for \(cost.chip); mlpkg cost model, docs/AUDIT.md)"
-                }
-                sequence = trial
-                moved = true
-                break
+        var runs = Self.runs(sequence)
+        var r = 1
+        var steps = 0
+        while r < runs.count - 1, steps < 4 * compute.count {
+            steps += 1
+            let run = runs[r]
+            guard let u = run.unit, let v = runs[r - 1].unit, runs[r + 1].unit == v, v != u,
+                  run.count <= cost.maxRunNodes,
+                  (run.start..<run.end).allSatisfy({ entries[compute[$0]].verdicts[v]?.supported == true }) else {
+                r += 1
+                continue
             }
-            if !moved { break }
+            var touching = Set<Int>()
+            for k in run.start..<run.end { touching.formUnion(incident[k]) }
+            var trial = sequence
+            for k in run.start..<run.end { trial[k] = v }
+            let stay = computeSeconds(run, on: u, compute) + 2 * cost.transferLatency
+                + handOffSeconds(touching, edges, sequence)
+            let move = computeSeconds(run, on: v, compute) + handOffSeconds(touching, edges, trial)
+            guard move < stay else {
+                r += 1
+                continue
+            }
+            for k in run.start..<run.end {
+                entries[compute[k]].moveNote = "moved from \(u.rawValue) to \(v.rawValue) by transition smoothing: "
+                    + "\(Self.microseconds(move)) there vs \(Self.microseconds(stay)) staying, counting the two "
+                    + "switches saved (estimate for \(cost.chip); mlpkg cost model, docs/AUDIT.md)"
+            }
+            sequence = trial
+            runs[r - 1].end = runs[r + 1].end
+            runs.removeSubrange(r...(r + 1))
+            r = max(1, r - 1)
         }
         for (k, i) in compute.enumerated() { entries[i].unit = sequence[k] }
     }
@@ -287,15 +299,14 @@ struct AuditRun {
         (run.start..<run.end).reduce(0) { $0 + (cost.seconds(entries[compute[$1]].work, on: unit) ?? 0) }
     }
 
-    /// Seconds spent handing tensors between units on the edges that touch `members`.
-    private func handOffSeconds(_ members: Set<Int>, _ sequence: [ComputeUnit?], _ compute: [Int],
-                                _ consumers: [[(k: Int, tensor: String)]]) -> Double {
+    /// Seconds spent handing tensors between units on these edges.
+    private func handOffSeconds(_ touching: Set<Int>, _ edges: [(p: Int, c: Int, tensor: String)],
+                                _ sequence: [ComputeUnit?]) -> Double {
         var total = 0.0
-        for p in 0..<compute.count {
-            for (c, tensor) in consumers[p] where members.contains(p) || members.contains(c) {
-                guard let a = sequence[p], let b = sequence[c], a != b else { continue }
-                total += cost.transferSeconds(TensorSize(input.types[tensor]), from: a, to: b)
-            }
+        for e in touching {
+            let edge = edges[e]
+            guard let a = sequence[edge.p], let b = sequence[edge.c], a != b else { continue }
+            total += cost.transferSeconds(TensorSize(input.types[edge.tensor]), from: a, to: b)
         }
         return total
     }

@@ -30,6 +30,26 @@ public struct Finding: Codable, Sendable, Equatable {
         self.init(rule: rule.id, profile: rule.profile, detail: detail, reason: rule.reason, source: rule.source,
                   confidence: rule.confidence)
     }
+
+    enum CodingKeys: String, CodingKey { case rule, profile, detail, reason, source, confidence, text }
+
+    /// A report holds thousands of findings of a few dozen rules: each is written as its rule id and detail; the
+    /// rule's reason, source and confidence are in the report's `rules` table (and the sentences in `reasons`).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(rule, forKey: .rule)
+        try c.encode(detail, forKey: .detail)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(rule: try c.decode(String.self, forKey: .rule),
+                  profile: try c.decodeIfPresent(String.self, forKey: .profile) ?? "",
+                  detail: try c.decode(String.self, forKey: .detail),
+                  reason: try c.decodeIfPresent(String.self, forKey: .reason) ?? "",
+                  source: try c.decodeIfPresent(String.self, forKey: .source) ?? "",
+                  confidence: try c.decodeIfPresent(Confidence.self, forKey: .confidence))
+    }
 }
 
 /// A rule's result for one node.
