@@ -51,6 +51,12 @@ public struct InputShapeError: Error, CustomStringConvertible, Sendable {
 }
 
 extension AuditInput {
+    /// The one place shape information enters the audit (`mlpkg audit`, `convert --profile`). Today it is what the
+    /// model declares (`fromDeclaredTypes`); when the shape inference pass lands, call it here instead.
+    public static func forModel(_ model: Model, pinning pins: [InputShapePin] = []) throws(InputShapeError) -> AuditInput {
+        try fromDeclaredTypes(model: model, pinning: pins)
+    }
+
     /// Stand-in for shape inference: the types the model itself declares (graph inputs, outputs and value_info of every
     /// graph, initializer and Constant shapes), with `pins` applied to the graph inputs. A symbolic dim a pin fixes
     /// (e.g. `batch` = 1) is replaced wherever the model uses that symbol, so annotated values become static too.

@@ -68,7 +68,8 @@ extension AuditRun {
             totalSeconds: secondsByUnit.values.reduce(0, +) + transferSeconds, nodesWithoutEstimate: withoutEstimate)
         let summary = AuditReport.Summary(
             nodes: counted.count, constantNodes: nodes.count - counted.count,
-            coverage: percent(Double(nodesByUnit[target.rawValue] ?? 0), Double(counted.count)),
+            // A graph with no node to run has nothing off the target.
+            coverage: counted.isEmpty ? 100 : percent(Double(nodesByUnit[target.rawValue] ?? 0), Double(counted.count)),
             coverageByUnit: coverageByUnit, nodesByUnit: nodesByUnit,
             flops: .init(knownNodes: knownFlops, total: totalFlops, byUnit: flopsByUnit,
                          coverage: totalFlops > 0 ? percent(flopsByUnit[target.rawValue] ?? 0, totalFlops) : nil),

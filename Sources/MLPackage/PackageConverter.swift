@@ -80,7 +80,7 @@ public enum PackageConverter {
         var audit: AuditReport?
         if let auditOptions = options.audit {
             do {
-                let shapes = try AuditInput.fromDeclaredTypes(model: model, pinning: auditOptions.inputShapes)
+                let shapes = try AuditInput.forModel(model, pinning: auditOptions.inputShapes)
                 audit = try Auditor.audit(shapes, modelName: URL(fileURLWithPath: input).lastPathComponent,
                                           options: auditOptions)
             } catch {

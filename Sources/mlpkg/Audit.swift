@@ -60,7 +60,7 @@ struct AuditCommand: ParsableCommand {
             }
             let input: AuditInput
             do {
-                input = try AuditInput.fromDeclaredTypes(model: graphModel, pinning: options.inputShapes)
+                input = try AuditInput.forModel(graphModel, pinning: options.inputShapes)
             } catch {
                 throw CommandFailure("\(model): \(error.message)")
             }
