@@ -89,17 +89,15 @@ public enum PackageConverter {
             clock.lap("audit compute units")
         }
         let converter = WeightConverter(options: options.converter)
-        let (converted, report) = converter.convert(model)
-        clock.lap("convert weights (\(options.weights.rawValue))")
-        let source = sourceDescription(input: input, model: model, digest: digest)
-        clock.lap("source digest (wait)")
-        let provenance = Provenance(source: source,
-                                    producer: .init(name: "mlpkg", version: MLPkgVersion.current),
-                                    options: options.recorded)
-        let manifest = try PackageWriter.write(model: converted, provenance: provenance, report: report,
-                                               computeUnits: audit?.unitsByNodeKey ?? [:],
-                                               audit: audit.map(PackageAudit.init), to: output)
-        clock.lap("write package")
+        let (manifest, report) = try PackageWriter.write(model: model, converting: converter, provenance: {
+            clock.lap("convert and write weights (\(options.weights.rawValue))")
+            let source = sourceDescription(input: input, model: model, digest: digest)
+            clock.lap("source digest (wait)")
+            return Provenance(source: source, producer: .init(name: "mlpkg", version: MLPkgVersion.current),
+                              options: options.recorded)
+        }, assignment: audit.map(PackageAssignment.init), to: output)
+        clock.lap("write manifest and report")
+        let source = manifest.provenance.source
         let packageBytes = [Manifest.manifestFileName, Manifest.weightsFileName, Manifest.reportFileName].reduce(0) {
             $0 + ((try? FileManager.default.attributesOfItem(atPath: output + "/" + $1)[.size] as? Int) ?? 0)
         }
