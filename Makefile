@@ -6,7 +6,7 @@ BIN        := $(BUILD_DIR)/debug/mlpkg
 RELEASE_BIN:= $(BUILD_DIR)/release/mlpkg
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release deps pydeps test unit oracle replay demo bench fuzz fuzz-ci fuzz-build proto fixtures clean
+.PHONY: all build release deps pydeps testdeps test unit oracle replay demo bench fuzz fuzz-ci fuzz-build proto fixtures clean
 
 all: build
 
@@ -28,8 +28,15 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --build-path $(BUILD_DIR)
 
+## Headless Chromium (Debian's chromium) renders the audit's HTML report in the oracle tests.
+testdeps:
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+	  echo "installing chromium (headless, for the HTML report test)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 ## Unit and end-to-end tests (Swift Testing), then the cross-checks against the onnx Python package.
-test: deps pydeps build unit oracle replay fuzz-ci
+test: deps pydeps testdeps build unit oracle replay fuzz-ci
 
 unit:
 	$(SWIFT) test --build-path $(BUILD_DIR)

@@ -6,7 +6,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "mlpkg", targets: ["mlpkg"]),
-        .library(name: "MLPkgKit", targets: ["GraphIR", "ONNXImport", "Inspection", "Quantization", "MLPackage", "ONNXExport"]),
+        .library(name: "MLPkgKit", targets: ["GraphIR", "ONNXImport", "Inspection", "Quantization", "MLPackage", "ONNXExport",
+                                            "Profiles", "Audit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,14 +33,26 @@ let package = Package(
         .target(name: "CKernels"),
         .target(name: "Quantization", dependencies: ["GraphIR", "CKernels"]),
         .target(name: "ONNXExport", dependencies: ["GraphIR", "Quantization", "SafeOutput"]),
+        // Compute-unit profiles as data: the JSON files are compiled into the binary (no resource bundle to ship).
+        .target(
+            name: "Profiles",
+            resources: [
+                .embedInCode("Resources/core-ml.json"), .embedInCode("Resources/neural-engine.json"),
+                .embedInCode("Resources/gpu.json"), .embedInCode("Resources/cpu.json"),
+            ]
+        ),
+        // Compatibility audit: rule evaluation, compute-unit assignment, cost model, reports.
+        .target(name: "Audit", dependencies: ["GraphIR", "Profiles"]),
         .target(
             name: "MLPackage",
-            dependencies: ["GraphIR", "ONNXImport", "Quantization", "SafeOutput", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["GraphIR", "ONNXImport", "Quantization", "SafeOutput", "Audit",
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "mlpkg",
             dependencies: [
                 "GraphIR", "ONNXImport", "Inspection", "Quantization", "MLPackage", "ONNXExport", "CSystem",
+                "Profiles", "Audit", "SafeOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,6 +65,8 @@ let package = Package(
         .testTarget(name: "GraphIRTests", dependencies: ["GraphIR"]),
         .testTarget(name: "ONNXImportTests", dependencies: ["ONNXImport", "GraphIR", "Inspection"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GraphIR", "CKernels"]),
-        .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "ONNXExport", "ONNXImport", "GraphIR", "Quantization"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "Profiles", "GraphIR", "ONNXImport"]),
+        .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "ONNXExport", "ONNXImport", "GraphIR", "Quantization",
+                                                    "Audit", "Profiles"]),
     ]
 )

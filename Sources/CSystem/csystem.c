@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <stdatomic.h>
 #include "csystem.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -46,8 +47,15 @@ int mlpkg_rename_noreplace(const char *from, const char *to) {
 static char bus_error_message[1024];
 static size_t bus_error_length;
 
+static atomic_flag bus_error_reported = ATOMIC_FLAG_INIT;
+
 static void on_bus_error(int signal_number) {
     (void)signal_number;
+    // Several threads can fault on the same truncated mapping at once: the first writes the one line and exits, the
+    // others wait for that exit (lock-free, so safe in a signal handler).
+    if (atomic_flag_test_and_set(&bus_error_reported)) {
+        for (;;) pause();
+    }
     ssize_t ignored = write(2, bus_error_message, bus_error_length);
     (void)ignored;
     _exit(1);

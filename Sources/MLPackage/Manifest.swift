@@ -6,7 +6,11 @@ import GraphIR
 /// them): a reader checks those two before anything else.
 public struct Manifest: Codable, Sendable, Equatable {
     public static let formatName = "mlpkg"
-    public static let version = FormatVersion(major: 1, minor: 0)
+    public static let version = FormatVersion(major: 1, minor: 1)
+    /// Packages that record no compute units are written as 1.0, byte for byte what 1.0 writers wrote.
+    public static let baseVersion = FormatVersion(major: 1, minor: 0)
+    /// The values `NodeRecord.computeUnit` may take.
+    public static let computeUnits: Set<String> = ["neural-engine", "gpu", "cpu", "unsupported"]
     public static let alignment = 64
     public static let weightsFileName = "weights.bin"
     public static let manifestFileName = "manifest.json"
@@ -165,6 +169,9 @@ public struct NodeRecord: Codable, Sendable, Equatable {
     public var attributes: [AttributeRecord]
     public var docString: String?
     public var metadata: [MetadataEntry]?
+    /// The compute unit `convert --profile` assigned (`neural-engine`, `gpu`, `cpu` or `unsupported`); absent when
+    /// the package was made without a profile (format 1.1; 1.0 readers ignore it).
+    public var computeUnit: String?
 }
 
 /// A node attribute. `type` is ONNX's attribute type name; exactly the field that type names is set, with ONNX's

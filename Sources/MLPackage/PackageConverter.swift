@@ -1,3 +1,4 @@
+import Audit
 import Dispatch
 import Foundation
 import GraphIR
@@ -13,9 +14,13 @@ public enum PackageConverter {
         public var blockSize: Int?
         public var symmetric: Bool
         public var scaleType: DataType?
+        /// With `convert --profile`: audit the model and record each node's compute unit and the audit summary.
+        public var audit: AuditOptions?
 
         public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
-                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil) {
+                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil,
+                    audit: AuditOptions? = nil) {
+            self.audit = audit
             self.weights = weights
             self.minElements = minElements
             self.granularity = granularity
@@ -39,6 +44,16 @@ public enum PackageConverter {
                 options["scaleType"] = c.scaleType == .float16 ? "fp16" : "fp32"
                 if c.granularity == .perBlock { options["blockSize"] = String(c.blockSize) }
             }
+            if let audit {
+                options["profile"] = audit.profiles[audit.target]?.name ?? audit.target.rawValue
+                options["computeUnits"] = audit.computeUnits.rawValue
+                options["chip"] = audit.chip
+                if !audit.inputShapes.isEmpty { options["inputShapes"] = audit.inputShapes.map(\.description).joined(separator: " ") }
+                let files = audit.preference.compactMap { audit.profiles[$0]?.file }
+                if !files.isEmpty {
+                    options["profileFiles"] = files.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: " ")
+                }
+            }
             return options
         }
     }
@@ -50,6 +65,8 @@ public enum PackageConverter {
         public var report: ConversionReport
         public var sourceBytes: Int
         public var packageBytes: Int
+        /// The compute-unit audit, with `Options.audit`.
+        public var audit: AuditReport?
     }
 
     public static func convert(input: String, output: String, options: Options) throws -> Result {
@@ -60,6 +77,17 @@ public enum PackageConverter {
         let digest = SourceDigest(file: mapped)
         let model = try ONNXImporter.load(mapped: mapped, path: input)
         clock.lap("import")
+        var audit: AuditReport?
+        if let auditOptions = options.audit {
+            do {
+                let shapes = try AuditInput.forModel(model, pinning: auditOptions.inputShapes)
+                audit = try Auditor.audit(shapes, modelName: URL(fileURLWithPath: input).lastPathComponent,
+                                          options: auditOptions)
+            } catch {
+                throw PackageError(path: input, "\(error)")
+            }
+            clock.lap("audit compute units")
+        }
         let converter = WeightConverter(options: options.converter)
         let (manifest, report) = try PackageWriter.write(model: model, converting: converter, provenance: {
             clock.lap("convert and write weights (\(options.weights.rawValue))")
@@ -67,14 +95,14 @@ public enum PackageConverter {
             clock.lap("source digest (wait)")
             return Provenance(source: source, producer: .init(name: "mlpkg", version: MLPkgVersion.current),
                               options: options.recorded)
-        }, to: output)
+        }, assignment: audit.map(PackageAssignment.init), to: output)
         clock.lap("write manifest and report")
         let source = manifest.provenance.source
         let packageBytes = [Manifest.manifestFileName, Manifest.weightsFileName, Manifest.reportFileName].reduce(0) {
             $0 + ((try? FileManager.default.attributesOfItem(atPath: output + "/" + $1)[.size] as? Int) ?? 0)
         }
         return Result(timings: clock.laps, manifest: manifest, report: report, sourceBytes: source.bytes,
-                      packageBytes: packageBytes)
+                      packageBytes: packageBytes, audit: audit)
     }
 
     /// The package must not replace the model it reads (or the folder holding it).

@@ -101,6 +101,20 @@ public enum PackageVerifier {
             }
         }
 
+        // Recorded compute units must be ones readers know.
+        func checkUnits(_ g: GraphRecord) {
+            for n in g.nodes {
+                if let unit = n.computeUnit, !Manifest.computeUnits.contains(unit) {
+                    fault(PackageError(path: path, "node '\(n.name.isEmpty ? n.opType : n.name)': unknown computeUnit '\(unit)' (neural-engine, gpu, cpu or unsupported)"))
+                }
+                for a in n.attributes {
+                    a.g.map(checkUnits)
+                    a.graphs?.forEach(checkUnits)
+                }
+            }
+        }
+        checkUnits(manifest.graph)
+
         if let data = report {
             if (try? JSONSerialization.jsonObject(with: data)) == nil {
                 fault(PackageError(path: path, "report.json is not valid JSON"))

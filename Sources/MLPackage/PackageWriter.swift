@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import GraphIR
 import Quantization
@@ -11,8 +12,33 @@ public enum MLPkgVersion {
 /// The contents of report.json.
 public struct PackageReport: Codable, Sendable, Equatable {
     public var format = "mlpkg-report"
-    public var formatVersion = Manifest.version.description
+    public var formatVersion = Manifest.baseVersion.description
     public var conversion: ConversionReport
+    /// The compute-unit audit `convert --profile` ran (format 1.1); absent otherwise.
+    public var audit: PackageAudit?
+
+    public init(formatVersion: String = Manifest.baseVersion.description, conversion: ConversionReport,
+                audit: PackageAudit? = nil) {
+        self.formatVersion = formatVersion
+        self.conversion = conversion
+        self.audit = audit
+    }
+}
+
+/// What `convert --profile` adds to a package: each node's compute unit (by `NodePath.key`) and the audit for
+/// report.json. With it the package is format 1.1; without it, 1.0.
+public struct PackageAssignment: Sendable, Equatable {
+    public var computeUnits: [String: String]
+    public var audit: PackageAudit
+
+    public init(computeUnits: [String: String], audit: PackageAudit) {
+        self.computeUnits = computeUnits
+        self.audit = audit
+    }
+
+    public init(_ report: AuditReport) {
+        self.init(computeUnits: report.unitsByNodeKey, audit: PackageAudit(report))
+    }
 }
 
 /// Writes a model as a `.mlpkg` directory: manifest.json, weights.bin (blobs 64-byte aligned, zero padded) and
@@ -20,9 +46,11 @@ public struct PackageReport: Codable, Sendable, Equatable {
 public enum PackageWriter {
     /// Writes `model` as it is (its weights already in their final encoding).
     public static func write(model: Model, provenance: Provenance, report: ConversionReport,
-                             to path: String) throws(PackageError) -> Manifest {
+                             assignment: PackageAssignment? = nil, to path: String) throws(PackageError) -> Manifest {
         do {
-            return try writeFiles(model: model, provenance: { provenance }, to: path) { _, _ in report }.manifest
+            return try writeFiles(model: model, provenance: { provenance }, assignment: assignment, to: path) { _, _ in
+                report
+            }.manifest
         } catch {
             throw PackageError(error)
         }
@@ -34,9 +62,11 @@ public enum PackageWriter {
     /// (`windowBytes`) whatever the model's size.
     /// `provenance` is asked for once the weights are written (so a source digest can be computed meanwhile).
     public static func write(model: Model, converting converter: WeightConverter, provenance: () -> Provenance,
+                             assignment: PackageAssignment? = nil,
                              to path: String) throws(PackageError) -> (manifest: Manifest, report: ConversionReport) {
         do {
-            return try writeFiles(model: model, provenance: provenance, to: path) { model, weights throws(OutputError) in
+            return try writeFiles(model: model, provenance: provenance, assignment: assignment,
+                                  to: path) { model, weights throws(OutputError) in
                 try streamConversion(&model, converter: converter, into: weights)
             }
         } catch {
@@ -67,9 +97,10 @@ public enum PackageWriter {
     /// `prepare` runs once weights.bin is open: it may stream blobs into it (marking those tensors `.stored`) and
     /// returns the report. The remaining blobs follow in table order.
     private static func writeFiles(
-        model: Model, provenance: () -> Provenance, to path: String,
+        model: Model, provenance: () -> Provenance, assignment: PackageAssignment?, to path: String,
         prepare: (inout Model, OutputFile) throws(OutputError) -> ConversionReport
     ) throws(OutputError) -> (manifest: Manifest, report: ConversionReport) {
+        let version = (assignment == nil ? Manifest.baseVersion : Manifest.version).description
         let directory = try AtomicDirectory(target: path) { existing in
             FileManager.default.fileExists(atPath: existing + "/" + Manifest.manifestFileName)
         }
@@ -78,12 +109,13 @@ public enum PackageWriter {
             var model = model
             let report = try prepare(&model, weights)
             var encoder = ManifestEncoder()
+            encoder.computeUnits = assignment?.computeUnits ?? [:]
             let graph = encoder.graph(model.graph)
             let functions = model.functions.map { encoder.function($0) }
             let records = try writeWeights(encoder.tensors, encodings: encoder.encodings, to: weights)
             try weights.finish()
             let manifest = Manifest(
-                format: Manifest.formatName, formatVersion: Manifest.version.description, functions: functions,
+                format: Manifest.formatName, formatVersion: version, functions: functions,
                 graph: graph, metadata: model.metadata,
                 model: ModelInfo(irVersion: model.irVersion, producerName: model.producerName,
                                  producerVersion: model.producerVersion, domain: model.domain,
@@ -91,7 +123,8 @@ public enum PackageWriter {
                 opsetImports: model.opsetImports, provenance: provenance(), tensors: records,
                 weights: WeightsFile(file: Manifest.weightsFileName, bytes: weights.written, alignment: Manifest.alignment))
             try writeJSON(manifest, pretty: false, to: directory.path(Manifest.manifestFileName))
-            try writeJSON(PackageReport(conversion: report), pretty: true, to: directory.path(Manifest.reportFileName))
+            try writeJSON(PackageReport(formatVersion: version, conversion: report, audit: assignment?.audit), pretty: true,
+                          to: directory.path(Manifest.reportFileName))
             try directory.commit()
             return (manifest, report)
         } catch {

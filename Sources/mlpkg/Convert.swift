@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import GraphIR
 import Inspection
 import MLPackage
@@ -50,6 +51,9 @@ struct Convert: ParsableCommand {
     @Option(help: "Convert only float tensors with at least this many elements (default: every float tensor for fp16, 2048 for int8/int4).")
     var minElements: Int?
 
+    @OptionGroup(title: "Compute units (with --profile: audit the model and record each node's unit)")
+    var profileOptions: ProfileOptions
+
     @Flag(help: "Print one JSON document on stdout instead of the summary.")
     var json = false
 
@@ -72,16 +76,22 @@ struct Convert: ParsableCommand {
         if blockSize != nil && (granularity ?? weights.defaultGranularity) != .perBlock {
             throw ValidationError("--block-size needs --granularity per-block")
         }
+        if !profileOptions.requested && (!profileOptions.inputShapes.isEmpty || profileOptions.computeUnits != .all
+                                         || profileOptions.chip != "M1") {
+            throw ValidationError("--input-shape, --compute-units and --chip apply with --profile (or --profile-file)")
+        }
     }
 
     func run() throws {
+        let audit = profileOptions.requested ? try profileOptions.auditOptions() : nil
         let result: PackageConverter.Result
         do {
             result = try PackageConverter.convert(input: model, output: output,
                                                   options: .init(weights: weights, minElements: minElements,
                                                                  granularity: granularity, blockSize: blockSize,
                                                                  symmetric: symmetry == .symmetric,
-                                                                 scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float }))
+                                                                 scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float },
+                                                                 audit: audit))
         } catch {
             throw CommandFailure(error)
         }
@@ -93,10 +103,16 @@ struct Convert: ParsableCommand {
         if quiet { return }
         if json {
             try JSONOutput.print(ConvertOutput(package: output, source: model, sourceBytes: result.sourceBytes,
-                                               packageBytes: result.packageBytes, report: result.report))
+                                               packageBytes: result.packageBytes, report: result.report,
+                                               audit: result.audit.map(PackageAudit.init)))
         } else {
             print(ConversionText.render(result.report, source: model, sourceBytes: result.sourceBytes, package: output,
                                         packageBytes: result.packageBytes))
+            if let a = result.audit {
+                let s = a.summary
+                print("compute units (\(a.computeUnits), chip \(a.chip)): \(ReportFormatting.percent(s.coverage)) of \(s.nodes) nodes on \(a.target), "
+                      + "\(s.partitions.count) partition(s), \(s.fallbacks) elsewhere; each node's unit is in manifest.json, the audit in report.json")
+            }
         }
     }
 }
@@ -107,5 +123,6 @@ struct ConvertOutput: Encodable {
     var sourceBytes: Int
     var packageBytes: Int
     var report: ConversionReport
+    var audit: PackageAudit?
 }
 

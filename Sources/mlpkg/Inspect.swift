@@ -45,9 +45,14 @@ struct Inspect: ParsableCommand {
 enum JSONOutput {
     /// One pretty-printed JSON document with sorted keys, so output is stable for scripts and diffs.
     static func print<T: Encodable>(_ value: T) throws {
+        FileHandleOutput.standardOutput.write(try string(value))
+    }
+
+    /// The document `print` writes, with its final newline.
+    static func string<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(value)
-        FileHandleOutput.standardOutput.write(String(decoding: data, as: UTF8.self) + "\n")
+        return String(decoding: data, as: UTF8.self) + "\n"
     }
 }

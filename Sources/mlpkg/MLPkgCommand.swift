@@ -17,7 +17,7 @@ struct MLPkgCommand: ParsableCommand {
         commandName: "mlpkg",
         abstract: "Turn ONNX models into small, self-describing packages for Apple Silicon.",
         version: version,
-        subcommands: [Inspect.self, Convert.self, Verify.self, Export.self]
+        subcommands: [Inspect.self, Convert.self, Verify.self, Export.self, AuditCommand.self, ProfilesCommand.self]
     )
 
     static func main() {
@@ -30,6 +30,8 @@ struct MLPkgCommand: ParsableCommand {
             try command.run()
         } catch let failure as CommandFailure {
             fail(failure.message, code: 1)
+        } catch let gate as GateFailure {
+            fail(gate.message, code: 3)
         } catch let code as ExitCode {
             Glibc.exit(code.rawValue)
         } catch {

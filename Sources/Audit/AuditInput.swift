@@ -1,0 +1,148 @@
+import Foundation
+import GraphIR
+
+/// What the audit reads: the model, the type of every value it knows (value name → type), and the values known to be
+/// constant. This is the interface shape inference provides; until that pass exists, `fromDeclaredTypes` fills it.
+public struct AuditInput: Sendable {
+    public var model: Model
+    public var types: [String: ValueType]
+    public var constants: Set<String>
+
+    public init(model: Model, types: [String: ValueType], constants: Set<String>) {
+        self.model = model
+        self.types = types
+        self.constants = constants
+    }
+}
+
+/// `--input-shape NAME=D0,D1,...`: fixes a graph input's shape (a dynamic model made static for the audit).
+public struct InputShapePin: Sendable, Equatable, CustomStringConvertible {
+    public var name: String
+    public var dims: [Int]
+
+    public init(name: String, dims: [Int]) {
+        self.name = name
+        self.dims = dims
+    }
+
+    /// Parses `NAME=D0,D1,...` (dims ≥ 1; `NAME=` alone pins a scalar). The name is everything before the last '='.
+    public init?(argument: String) {
+        guard let equals = argument.lastIndex(of: "=") else { return nil }
+        let name = String(argument[..<equals])
+        let list = argument[argument.index(after: equals)...]
+        guard !name.isEmpty else { return nil }
+        var dims: [Int] = []
+        if !list.isEmpty {
+            for part in list.split(separator: ",", omittingEmptySubsequences: false) {
+                guard let d = Int(part.trimmingCharacters(in: .whitespaces)), d >= 1, d <= 1 << 40 else { return nil }
+                dims.append(d)
+            }
+        }
+        self.init(name: name, dims: dims)
+    }
+
+    public var description: String { "\(name)=" + dims.map(String.init).joined(separator: ",") }
+}
+
+/// A pin that does not fit the model.
+public struct InputShapeError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}
+
+extension AuditInput {
+    /// The one place shape information enters the audit (`mlpkg audit`, `convert --profile`). Today it is what the
+    /// model declares (`fromDeclaredTypes`); when the shape inference pass lands, call it here instead.
+    public static func forModel(_ model: Model, pinning pins: [InputShapePin] = []) throws(InputShapeError) -> AuditInput {
+        try fromDeclaredTypes(model: model, pinning: pins)
+    }
+
+    /// Stand-in for shape inference: the types the model itself declares (graph inputs, outputs and value_info of every
+    /// graph, initializer and Constant shapes), with `pins` applied to the graph inputs. A symbolic dim a pin fixes
+    /// (e.g. `batch` = 1) is replaced wherever the model uses that symbol, so annotated values become static too.
+    /// Values the model does not annotate stay unknown. Constants: initializers and Constant node outputs.
+    ///
+    /// Replace this with the shape inference pass's result (same `types` / `constants` contract) when it lands.
+    public static func fromDeclaredTypes(model: Model, pinning pins: [InputShapePin] = []) throws(InputShapeError) -> AuditInput {
+        var types: [String: ValueType] = [:]
+        var constants = Set<String>()
+        func record(_ graph: Graph) {
+            for v in graph.inputs + graph.outputs + graph.valueInfo where v.type != .unknown { types[v.name] = v.type }
+            for t in graph.initializers {
+                types[t.name] = .tensor(t.type)
+                constants.insert(t.name)
+            }
+            for s in graph.sparseInitializers {
+                types[s.name] = .tensor(TensorType(elementType: s.values.dataType, shape: s.dims.map { .value($0) }))
+                constants.insert(s.name)
+            }
+            for node in graph.nodes where node.isConstant {
+                for output in node.outputs where !output.isEmpty { constants.insert(output) }
+                if let t = node.constantTensor, let output = node.outputs.first { types[output] = .tensor(t.type) }
+                if let s = node.constantSparseTensor, let output = node.outputs.first {
+                    types[output] = .tensor(TensorType(elementType: s.values.dataType, shape: s.dims.map { .value($0) }))
+                }
+            }
+        }
+        model.graph.forEachGraph { graph, _ in record(graph) }
+
+        var bindings: [String: Int] = [:]
+        let runtimeInputs = model.graph.runtimeInputs
+        for pin in pins {
+            guard let input = runtimeInputs.first(where: { $0.name == pin.name }) else {
+                let names = runtimeInputs.map(\.name).joined(separator: ", ")
+                throw InputShapeError(message: "--input-shape \(pin): the model has no input '\(pin.name)' (inputs: \(names.isEmpty ? "none" : names))")
+            }
+            guard case .tensor(let t) = input.type else {
+                throw InputShapeError(message: "--input-shape \(pin): input '\(pin.name)' is not a tensor (\(input.type))")
+            }
+            if let shape = t.shape {
+                guard shape.count == pin.dims.count else {
+                    throw InputShapeError(message: "--input-shape \(pin): input '\(pin.name)' has rank \(shape.count) (\(t.shapeDescription)), the pin gives \(pin.dims.count) dims")
+                }
+                for (dim, value) in zip(shape, pin.dims) {
+                    switch dim {
+                    case .value(let v) where v != value:
+                        throw InputShapeError(message: "--input-shape \(pin): input '\(pin.name)' has the fixed shape \(t.shapeDescription); the pin contradicts it")
+                    case .symbol(let s):
+                        if let bound = bindings[s], bound != value {
+                            throw InputShapeError(message: "--input-shape \(pin): symbol '\(s)' is already pinned to \(bound)")
+                        }
+                        bindings[s] = value
+                    default: break
+                    }
+                }
+            }
+            types[pin.name] = .tensor(TensorType(elementType: t.elementType, shape: pin.dims.map { .value($0) }))
+        }
+        if !bindings.isEmpty {
+            let pinned = Set(pins.map(\.name))
+            for (name, type) in types where !pinned.contains(name) { types[name] = type.binding(bindings) }
+        }
+        return AuditInput(model: model, types: types, constants: constants)
+    }
+}
+
+extension ValueType {
+    /// The type with symbolic dims replaced by the values `bindings` gives them.
+    func binding(_ bindings: [String: Int]) -> ValueType {
+        switch self {
+        case .tensor(let t): return .tensor(t.binding(bindings))
+        case .sparseTensor(let t): return .sparseTensor(t.binding(bindings))
+        case .sequence(let e): return .sequence(e.binding(bindings))
+        case .optional(let e): return .optional(e.binding(bindings))
+        case .map(let k, let v): return .map(key: k, value: v.binding(bindings))
+        case .opaque, .unknown: return self
+        }
+    }
+}
+
+extension TensorType {
+    func binding(_ bindings: [String: Int]) -> TensorType {
+        guard let shape else { return self }
+        return TensorType(elementType: elementType, shape: shape.map { dim in
+            if case .symbol(let s) = dim, let v = bindings[s] { return .value(v) }
+            return dim
+        })
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+
+/// Number formatting shared by the text, markdown and HTML reports.
+enum ReportFormat {
+    static func percent(_ p: Double) -> String { String(format: "%.1f%%", p) }
+
+    static func seconds(_ s: Double) -> String {
+        if s >= 1 { return String(format: "%.2f s", s) }
+        if s >= 1e-3 { return String(format: "%.2f ms", s * 1e3) }
+        return String(format: "%.1f µs", s * 1e6)
+    }
+
+    static func flops(_ f: Double) -> String {
+        if f >= 1e9 { return String(format: "%.2f GFLOP", f / 1e9) }
+        if f >= 1e6 { return String(format: "%.2f MFLOP", f / 1e6) }
+        if f >= 1e3 { return String(format: "%.1f kFLOP", f / 1e3) }
+        return String(format: "%.0f FLOP", f)
+    }
+
+    static func bytes(_ b: Double) -> String {
+        if b >= 1_048_576 { return String(format: "%.1f MiB", b / Double(1 << 20)) }
+        if b >= 1024 { return String(format: "%.1f KiB", b / Double(1 << 10)) }
+        return String(format: "%.0f B", b)
+    }
+
+    static let unitOrder = ["neural-engine", "gpu", "cpu", "unsupported"]
+
+    /// "neural-engine 88.9% (8) · gpu 11.1% (1)"
+    static func unitSplit(_ s: AuditReport.Summary) -> [(unit: String, nodes: Int, percent: Double)] {
+        unitOrder.compactMap { unit in
+            s.nodesByUnit[unit].map { (unit, $0, s.coverageByUnit[unit] ?? 0) }
+        }
+    }
+
+    static func estimateLine(_ e: AuditReport.Estimate) -> String {
+        var parts = unitOrder.compactMap { unit in e.secondsByUnit[unit].map { "\(unit) \(seconds($0))" } }
+        parts.append("transfers \(seconds(e.transferSeconds))")
+        var line = "estimate for \(e.chip): " + parts.joined(separator: ", ") + " → \(seconds(e.totalSeconds))"
+        if e.nodesWithoutEstimate > 0 { line += " (\(e.nodesWithoutEstimate) node(s) without known shapes left out)" }
+        return line
+    }
+
+    static func nodeName(_ n: AuditReport.NodeReport) -> String {
+        (n.graph.isEmpty ? "" : n.graph + "/") + (n.name.isEmpty ? "#\(n.index)" : n.name)
+    }
+}
+
+/// The terminal form of an audit: a compact table of nodes and units, the summary, and each fallback's reasons.
+/// Colour (ANSI) only when asked, i.e. on a TTY.
+public enum AuditText {
+    public static func render(_ r: AuditReport, color: Bool = false) -> String {
+        func paint(_ unit: String, _ text: String) -> String {
+            guard color else { return text }
+            let code = ["neural-engine": "32", "gpu": "34", "cpu": "33", "unsupported": "31"][unit] ?? "0"
+            return "\u{1B}[\(code)m\(text)\u{1B}[0m"
+        }
+        func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+
+        var out = "\(r.model): audit for \(r.target) (compute units \(r.computeUnits): \(r.allowedUnits.joined(separator: ", ")); "
+        out += "profiles \(r.profiles.map(\.name).joined(separator: ", ")); chip \(r.chip)"
+        if !r.inputShapes.isEmpty { out += "; --input-shape \(r.inputShapes.joined(separator: " "))" }
+        out += ")\n\n"
+
+        let names = r.nodes.map(ReportFormat.nodeName)
+        let nameWidth = min(40, max(4, names.map(\.count).max() ?? 4))
+        let opWidth = min(24, max(2, r.nodes.map { $0.domain.isEmpty ? $0.opType.count : $0.domain.count + 1 + $0.opType.count }.max() ?? 2))
+        out += pad("node", nameWidth) + "  " + pad("op", opWidth) + "  unit\n"
+        for (n, name) in zip(r.nodes, names) {
+            let op = n.domain.isEmpty ? n.opType : "\(n.domain):\(n.opType)"
+            var unit = paint(n.unit, n.unit)
+            if n.constant { unit += " (constant)" }
+            if let p = n.preferredUnit { unit += " (moved from \(p))" }
+            out += pad(String(name.prefix(nameWidth)), nameWidth) + "  " + pad(String(op.prefix(opWidth)), opWidth) + "  " + unit + "\n"
+        }
+
+        let s = r.summary
+        out += "\n\(s.nodes) nodes (+\(s.constantNodes) constant): "
+        out += ReportFormat.unitSplit(s).map { paint($0.unit, "\($0.unit) \(ReportFormat.percent($0.percent)) (\($0.nodes))") }
+            .joined(separator: " · ")
+        out += "\n\(r.target) coverage: \(ReportFormat.percent(s.coverage)) of nodes"
+        if let fc = s.flops.coverage { out += ", \(ReportFormat.percent(fc)) of \(ReportFormat.flops(s.flops.total)) (FLOPs known for \(s.flops.knownNodes) of \(s.nodes) nodes)" }
+        out += "\npartitions: \(s.partitions.count) \(s.partitions.sizes) · transitions: \(s.transitions)"
+        out += " · hand-offs: \(s.handOffs) (\(ReportFormat.bytes(s.handOffBytes)) known)"
+        if s.moved > 0 { out += " · moved by smoothing: \(s.moved)" }
+        out += "\n" + ReportFormat.estimateLine(s.estimate) + "\n"
+
+        let fallbacks = r.fallbacks
+        if !fallbacks.isEmpty {
+            out += "\nnot on \(r.target) (\(fallbacks.count)):\n"
+            for n in fallbacks {
+                out += "  \(ReportFormat.nodeName(n)) (\(n.opType)) → \(paint(n.unit, n.unit))\n"
+                for reason in n.reasons { out += "    - \(reason)\n" }
+            }
+        }
+        return out
+    }
+}

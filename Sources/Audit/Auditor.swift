@@ -1,0 +1,317 @@
+import Foundation
+import GraphIR
+import Profiles
+
+/// What an audit is asked: which unit coverage is measured for, which units are allowed, their profiles, the chip
+/// whose numbers the cost model uses.
+public struct AuditOptions: Sendable, Equatable {
+    public var target: ComputeUnit
+    public var computeUnits: ComputeUnitSet
+    /// A profile per compute unit (the built-in ones, or users' replacements).
+    public var profiles: [ComputeUnit: Profile]
+    public var chip: String
+    /// The `--input-shape` pins, as given (recorded in the report).
+    public var inputShapes: [InputShapePin]
+
+    public init(target: ComputeUnit = .neuralEngine, computeUnits: ComputeUnitSet = .all,
+                profiles: [ComputeUnit: Profile], chip: String = "M1", inputShapes: [InputShapePin] = []) {
+        self.target = target
+        self.computeUnits = computeUnits
+        self.profiles = profiles
+        self.chip = chip
+        self.inputShapes = inputShapes
+    }
+
+    /// The allowed units, target first, then the rest in preference order (Neural Engine, GPU, CPU).
+    public var preference: [ComputeUnit] {
+        let allowed = computeUnits.units
+        return [target] + ComputeUnit.preference.filter { $0 != target && allowed.contains($0) }
+    }
+}
+
+/// A request the audit cannot answer (the target is not an allowed unit, a chip has no numbers…).
+public struct AuditError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The audit: a verdict per node and allowed unit from the profiles' rules, then the assignment pass (preferred unit
+/// per node, then transition smoothing with the cost model).
+public enum Auditor {
+    public static func audit(_ input: AuditInput, modelName: String, options: AuditOptions) throws -> AuditReport {
+        guard options.computeUnits.units.contains(options.target) else {
+            throw AuditError("--profile \(options.target.rawValue) is not among --compute-units \(options.computeUnits.rawValue) (\(options.computeUnits.units.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let units = options.preference
+        var profiles: [ComputeUnit: Profile] = [:]
+        for unit in units {
+            guard let profile = options.profiles[unit] else { throw AuditError("no profile for \(unit.rawValue)") }
+            profiles[unit] = profile
+        }
+        let cost: CostModel
+        do {
+            cost = try CostModel(chip: options.chip, profiles: profiles)
+        } catch {
+            throw AuditError(error.description)
+        }
+        var run = AuditRun(input: input, units: units, profiles: profiles, cost: cost)
+        run.collect(graph: input.model.graph, path: "")
+        return run.report(modelName: modelName, options: options)
+    }
+}
+
+/// The state of one audit: the nodes collected so far and their verdicts.
+struct AuditRun {
+    struct Entry {
+        var node: Node
+        var graph: String
+        var index: Int
+        var verdicts: [ComputeUnit: AuditReport.UnitVerdict]
+        var work: Work
+        var facts: NodeFacts
+        var unit: ComputeUnit?
+        var preferred: ComputeUnit?
+        var moveNote: String?
+    }
+
+    let input: AuditInput
+    let units: [ComputeUnit]
+    let profiles: [ComputeUnit: Profile]
+    let cost: CostModel
+    let constantTensors: [String: Tensor]
+    var entries: [Entry] = []
+    /// Entry indices of each graph, in execution order, by graph path (in the order graphs were met).
+    var graphs: [(path: String, entries: [Int])] = []
+
+    init(input: AuditInput, units: [ComputeUnit], profiles: [ComputeUnit: Profile], cost: CostModel) {
+        self.input = input
+        self.units = units
+        self.profiles = profiles
+        self.cost = cost
+        var tensors: [String: Tensor] = [:]
+        input.model.graph.forEachGraph { graph, _ in
+            for t in graph.initializers { tensors[t.name] = t }
+            for node in graph.nodes where node.isConstant {
+                if let t = node.constantTensor { tensors[t.name] = t }
+            }
+        }
+        constantTensors = tensors
+    }
+
+    mutating func collect(graph: Graph, path: String) {
+        var indices: [Int] = []
+        graphs.append((path, []))
+        let slot = graphs.count - 1
+        for (index, node) in graph.nodes.enumerated() {
+            let facts = NodeFacts(node: node, types: input.types, constants: input.constants,
+                                  constantTensor: { [constantTensors] in constantTensors[$0] })
+            var verdicts: [ComputeUnit: AuditReport.UnitVerdict] = [:]
+            for unit in units { verdicts[unit] = verdict(facts, profile: profiles[unit]!, depth: 0) }
+            entries.append(Entry(node: node, graph: path, index: index, verdicts: verdicts, work: Work(facts),
+                                 facts: facts))
+            indices.append(entries.count - 1)
+            for attribute in node.attributes {
+                switch attribute.value {
+                case .graph(let g):
+                    collect(graph: g, path: NodePath.subgraph(parent: path, node: node, index: index,
+                                                              attribute: attribute.name, position: nil))
+                case .graphs(let gs):
+                    for (k, g) in gs.enumerated() {
+                        collect(graph: g, path: NodePath.subgraph(parent: path, node: node, index: index,
+                                                                  attribute: attribute.name, position: k))
+                    }
+                default: break
+                }
+            }
+        }
+        graphs[slot].entries = indices
+        assign(graph: slot)
+    }
+
+    // MARK: Verdicts
+
+    /// A node's verdict on one unit: the rules of its profile, or, for a call of a model-local function, the verdicts
+    /// of the function's body.
+    func verdict(_ f: NodeFacts, profile: Profile, depth: Int) -> AuditReport.UnitVerdict {
+        if let function = input.model.functions.first(where: { $0.domain == f.node.domain && $0.name == f.node.opType }),
+           depth < 8 {
+            return functionVerdict(f, function: function, profile: profile, depth: depth)
+        }
+        var failures: [Finding] = []
+        var unchecked: [Finding] = []
+        for rule in profile.rules(opType: f.node.opType, domain: f.node.domain) {
+            switch RuleEvaluator.evaluate(rule, f) {
+            case .pass: break
+            case .fail(let detail): failures.append(Finding(rule: rule, detail: detail))
+            case .unchecked(let what): unchecked.append(Finding(rule: rule, detail: "not checked (unknown: \(what))"))
+            }
+        }
+        let entry = profile.supportEntry(opType: f.node.opType, domain: f.node.domain)
+        if entry == nil {
+            failures.insert(Finding(
+                rule: "no-rule", profile: profile.name, detail: "no rule for \(RuleEvaluator.opLabel(f.node))",
+                reason: "no profile has a support entry for this op, so it is not assumed to convert to Core ML",
+                source: "`mlpkg profiles core-ml` lists the ops that convert", confidence: nil), at: 0)
+        }
+        let support = entry.map {
+            Finding(rule: $0.id, profile: profile.name, detail: "\(RuleEvaluator.opLabel(f.node)) converts to Core ML",
+                    reason: $0.maps ?? "declared convertible", source: $0.source, confidence: $0.confidence)
+        }
+        return .init(supported: entry != nil && failures.isEmpty, support: support, failures: failures, unchecked: unchecked)
+    }
+
+    /// A function call is supported where every node of the function's body is; body findings name the body node.
+    func functionVerdict(_ f: NodeFacts, function: Function, profile: Profile, depth: Int) -> AuditReport.UnitVerdict {
+        // The body sees the caller's input types under the function's formal names.
+        var types = input.types
+        var constants = input.constants
+        for (formal, actual) in zip(function.inputs, f.node.inputs) {
+            types[formal] = input.types[actual]
+            if input.constants.contains(actual) { constants.insert(formal) } else { constants.remove(formal) }
+        }
+        let label = "\(f.node.domain):\(f.node.opType)"
+        var failures: [Finding] = []
+        var unchecked: [Finding] = []
+        for (i, bodyNode) in function.nodes.enumerated() {
+            var resolved = bodyNode
+            resolved.attributes = bodyNode.attributes.compactMap { attribute in
+                guard let ref = attribute.referencedAttribute else { return attribute }
+                let value = f.node.attribute(ref)?.value ?? function.attributeDefaults.first { $0.name == ref }?.value
+                return value.map { Attribute(name: attribute.name, value: $0) }
+            }
+            let facts = NodeFacts(node: resolved, types: types, constants: constants,
+                                  constantTensor: { [constantTensors] in constantTensors[$0] })
+            let v = verdict(facts, profile: profile, depth: depth + 1)
+            let prefix = "in function \(label), body node \(bodyNode.label(index: i)): "
+            failures += v.failures.map { prefixed($0, prefix) }
+            unchecked += v.unchecked.map { prefixed($0, prefix) }
+        }
+        let support = Finding(rule: "function", profile: profile.name, detail: "\(label) expands",
+                              reason: "model-local function of \(function.nodes.count) node(s), each checked against the rules",
+                              source: "the model's FunctionProto", confidence: nil)
+        return .init(supported: failures.isEmpty, support: support, failures: failures, unchecked: unchecked)
+    }
+
+    private func prefixed(_ finding: Finding, _ prefix: String) -> Finding {
+        Finding(rule: finding.rule, profile: finding.profile, detail: prefix + finding.detail, reason: finding.reason,
+                source: finding.source, confidence: finding.confidence)
+    }
+
+    // MARK: Assignment
+
+    /// Picks each node's unit in one graph: the first unit in preference order that supports it, then smoothing.
+    mutating func assign(graph slot: Int) {
+        let members = graphs[slot].entries
+        for i in members {
+            entries[i].preferred = units.first { entries[i].verdicts[$0]?.supported == true }
+            entries[i].unit = entries[i].preferred
+        }
+        let compute = members.filter { !entries[$0].node.isConstant }
+        smooth(compute)
+        // Constant nodes go with their first consumer in the graph (they are weights and move with it).
+        for i in members where entries[i].node.isConstant {
+            let outputs = Set(entries[i].node.outputs)
+            let consumer = compute.first { c in entries[c].node.inputs.contains(where: outputs.contains) }
+            if let consumer, let unit = entries[consumer].unit, entries[i].verdicts[unit]?.supported == true {
+                entries[i].unit = unit
+            }
+        }
+    }
+
+    /// A run of consecutive nodes on one unit.
+    struct Run {
+        var start: Int
+        var end: Int
+        var unit: ComputeUnit?
+        var count: Int { end - start }
+    }
+
+    static func runs(_ sequence: [ComputeUnit?]) -> [Run] {
+        var runs: [Run] = []
+        for (k, unit) in sequence.enumerated() {
+            if let last = runs.last, last.unit == unit { runs[runs.count - 1].end = k + 1 } else {
+                runs.append(Run(start: k, end: k + 1, unit: unit))
+            }
+        }
+        return runs
+    }
+
+    /// Transition smoothing: a short run on unit u between two runs on unit v moves to v when the cost model says the
+    /// two switches it saves outweigh running it on v. One pass left to right over the runs; after a move the merged
+    /// run is looked at again, since it may now be short and between two runs of one unit itself. Each move removes
+    /// two runs, so the pass ends; the step cap only guards against a bug.
+    mutating func smooth(_ compute: [Int]) {
+        guard compute.count >= 3 else { return }
+        // Data edges between these nodes (producer, consumer, tensor), and the edges touching each node.
+        var producer: [String: Int] = [:]
+        for (k, i) in compute.enumerated() {
+            for output in entries[i].node.outputs where !output.isEmpty { producer[output] = k }
+        }
+        var edges: [(p: Int, c: Int, tensor: String)] = []
+        var incident: [[Int]] = Array(repeating: [], count: compute.count)
+        for (k, i) in compute.enumerated() {
+            for name in Set(entries[i].node.inputs) where !name.isEmpty {
+                guard let p = producer[name], p != k else { continue }
+                incident[p].append(edges.count)
+                incident[k].append(edges.count)
+                edges.append((p, k, name))
+            }
+        }
+        var sequence = compute.map { entries[$0].unit }
+        var runs = Self.runs(sequence)
+        var r = 1
+        var steps = 0
+        while r < runs.count - 1, steps < 4 * compute.count {
+            steps += 1
+            let run = runs[r]
+            guard let u = run.unit, let v = runs[r - 1].unit, runs[r + 1].unit == v, v != u,
+                  run.count <= cost.maxRunNodes,
+                  (run.start..<run.end).allSatisfy({ entries[compute[$0]].verdicts[v]?.supported == true }) else {
+                r += 1
+                continue
+            }
+            var touching = Set<Int>()
+            for k in run.start..<run.end { touching.formUnion(incident[k]) }
+            var trial = sequence
+            for k in run.start..<run.end { trial[k] = v }
+            let stay = computeSeconds(run, on: u, compute) + 2 * cost.transferLatency
+                + handOffSeconds(touching, edges, sequence)
+            let move = computeSeconds(run, on: v, compute) + handOffSeconds(touching, edges, trial)
+            guard move < stay else {
+                r += 1
+                continue
+            }
+            for k in run.start..<run.end {
+                entries[compute[k]].moveNote = "moved from \(u.rawValue) to \(v.rawValue) by transition smoothing: "
+                    + "\(Self.microseconds(move)) there vs \(Self.microseconds(stay)) staying, counting the two "
+                    + "switches saved (estimate for \(cost.chip); mlpkg cost model, docs/AUDIT.md)"
+            }
+            sequence = trial
+            runs[r - 1].end = runs[r + 1].end
+            runs.removeSubrange(r...(r + 1))
+            r = max(1, r - 1)
+        }
+        for (k, i) in compute.enumerated() { entries[i].unit = sequence[k] }
+    }
+
+    private func computeSeconds(_ run: Run, on unit: ComputeUnit, _ compute: [Int]) -> Double {
+        (run.start..<run.end).reduce(0) { $0 + (cost.seconds(entries[compute[$1]].work, on: unit) ?? 0) }
+    }
+
+    /// Seconds spent handing tensors between units on these edges.
+    private func handOffSeconds(_ touching: Set<Int>, _ edges: [(p: Int, c: Int, tensor: String)],
+                                _ sequence: [ComputeUnit?]) -> Double {
+        var total = 0.0
+        for e in touching {
+            let edge = edges[e]
+            guard let a = sequence[edge.p], let b = sequence[edge.c], a != b else { continue }
+            total += cost.transferSeconds(TensorSize(input.types[edge.tensor]), from: a, to: b)
+        }
+        return total
+    }
+
+    static func microseconds(_ seconds: Double) -> String {
+        seconds >= 1e-3 ? String(format: "%.2f ms", seconds * 1e3) : String(format: "%.1f µs", seconds * 1e6)
+    }
+}

@@ -1,0 +1,48 @@
+/// A profile with its `extends` chain resolved: the support entries and rules of every profile in the chain (base
+/// first), minus the rules a profile disables.
+public struct Profile: Sendable, Equatable {
+    public var name: String
+    public var description: String
+    public var unit: ComputeUnit?
+    /// Profile names from the base to this one, e.g. ["core-ml", "neural-engine"].
+    public var chain: [String]
+    /// The file the profile came from; nil for a built-in one.
+    public var file: String?
+    public var precision: Precision?
+    public var support: [SupportEntry]
+    public var rules: [Rule]
+    public var transfer: TransferCost?
+    public var chips: [String: ChipCost]
+
+    public init(name: String, description: String = "", unit: ComputeUnit?, chain: [String] = [], file: String? = nil,
+                precision: Precision? = nil, support: [SupportEntry] = [], rules: [Rule] = [],
+                transfer: TransferCost? = nil, chips: [String: ChipCost] = [:]) {
+        self.name = name
+        self.description = description
+        self.unit = unit
+        self.chain = chain.isEmpty ? [name] : chain
+        self.file = file
+        self.precision = precision
+        self.support = support
+        self.rules = rules
+        self.transfer = transfer
+        self.chips = chips
+    }
+
+    /// "" for the default ONNX domain, whichever way a model spells it.
+    public static func normalizedDomain(_ domain: String) -> String { domain == "ai.onnx" ? "" : domain }
+
+    /// The entry declaring the op convertible, or nil ("no rule").
+    public func supportEntry(opType: String, domain: String) -> SupportEntry? {
+        let domain = Self.normalizedDomain(domain)
+        return support.first { Self.normalizedDomain($0.domain ?? "") == domain && $0.ops.contains(opType) }
+    }
+
+    /// The rules covering a node of this op type and domain, in declaration order (base profile first).
+    public func rules(opType: String, domain: String) -> [Rule] {
+        rules.filter { $0.applies(opType: opType, domain: domain) }
+    }
+
+    /// The chip names the cost table knows, sorted.
+    public var chipNames: [String] { chips.keys.sorted() }
+}
