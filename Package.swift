@@ -6,7 +6,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "mlpkg", targets: ["mlpkg"]),
-        .library(name: "MLPkgKit", targets: ["GraphIR", "ONNXImport", "Inspection", "Quantization", "MLPackage", "ONNXExport"]),
+        .library(name: "MLPkgKit", targets: ["GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization", "MLPackage",
+                                            "ONNXExport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -23,6 +24,10 @@ let package = Package(
         .target(name: "ONNXProto", dependencies: ["CProtobufC"]),
         .target(name: "GraphIR"),
         .target(name: "ONNXImport", dependencies: ["GraphIR", "ONNXProto", "CProtobufC"]),
+        // One type per ONNX op family: type and shape inference, constant evaluation (docs/SHAPES.md).
+        .target(name: "Ops", dependencies: ["GraphIR"]),
+        // Graph passes (shape inference, constant folding, dead-node elimination) and their named pipelines.
+        .target(name: "Passes", dependencies: ["GraphIR", "Ops"]),
         // Small POSIX calls Swift's Glibc overlay does not expose (renameat2).
         .target(name: "CSystem"),
         // Atomic, symlink-safe output: temporary siblings renamed into place.
