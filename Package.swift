@@ -32,19 +32,20 @@ let package = Package(
         .target(name: "CSystem"),
         // Atomic, symlink-safe output: temporary siblings renamed into place.
         .target(name: "SafeOutput", dependencies: ["CSystem"]),
-        .target(name: "Inspection", dependencies: ["GraphIR", "MLPackage", "Quantization"]),
+        .target(name: "Inspection", dependencies: ["GraphIR", "MLPackage", "Passes", "Quantization"]),
         // SIMD numeric kernels (F16C where the CPU has it, chosen at run time; portable C otherwise).
         .target(name: "CKernels"),
         .target(name: "Quantization", dependencies: ["GraphIR", "CKernels"]),
         .target(name: "ONNXExport", dependencies: ["GraphIR", "Quantization", "SafeOutput"]),
         .target(
             name: "MLPackage",
-            dependencies: ["GraphIR", "ONNXImport", "Quantization", "SafeOutput", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "SafeOutput",
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "mlpkg",
             dependencies: [
-                "GraphIR", "ONNXImport", "Inspection", "Quantization", "MLPackage", "ONNXExport", "CSystem",
+                "GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization", "MLPackage", "ONNXExport", "CSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -55,6 +56,7 @@ let package = Package(
         .executableTarget(name: "mlpkg-fuzz-package", dependencies: ["MLPackage", "GraphIR", "FuzzSupport"],
                           path: "Sources/FuzzPackage", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .testTarget(name: "GraphIRTests", dependencies: ["GraphIR"]),
+        .testTarget(name: "PassesTests", dependencies: ["Passes", "Ops", "GraphIR", "ONNXImport"]),
         .testTarget(name: "ONNXImportTests", dependencies: ["ONNXImport", "GraphIR", "Inspection"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GraphIR", "CKernels"]),
         .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "ONNXExport", "ONNXImport", "GraphIR", "Quantization"]),

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import GraphIR
 import ONNXImport
+import Passes
 import Quantization
 
 /// `mlpkg convert` as a library call: import an ONNX model, re-encode its weights, write the package.
@@ -13,16 +14,27 @@ public enum PackageConverter {
         public var blockSize: Int?
         public var symmetric: Bool
         public var scaleType: DataType?
+        /// Fold constants and drop dead nodes before inferring shapes (`--no-fold` turns it off: the graph is
+        /// then kept exactly as imported, and only value_info gains the inferred types).
+        public var fold: Bool
+        /// Dims pinned on the model's inputs (`--input-shape`); the package's inputs take these shapes.
+        public var inputShapes: InputShapes
 
         public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
-                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil) {
+                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil, fold: Bool = true,
+                    inputShapes: InputShapes = InputShapes()) {
             self.weights = weights
             self.minElements = minElements
             self.granularity = granularity
             self.blockSize = blockSize
             self.symmetric = symmetric
             self.scaleType = scaleType
+            self.fold = fold
+            self.inputShapes = inputShapes
         }
+
+        /// The graph passes convert runs.
+        public var pipeline: Pipeline { fold ? .foldAndInfer : .infer }
 
         var converter: WeightConverter.Options {
             WeightConverter.Options(format: weights, minElements: minElements, granularity: granularity,
@@ -32,7 +44,8 @@ public enum PackageConverter {
         /// Every option in effect, by name, as provenance records it.
         var recorded: [String: String] {
             let c = converter
-            var options = ["weights": weights.rawValue, "minElements": String(c.minElements)]
+            var options = ["weights": weights.rawValue, "minElements": String(c.minElements), "fold": String(fold)]
+            if !inputShapes.isEmpty { options["inputShapes"] = inputShapes.recorded }
             if weights.isLinear {
                 options["granularity"] = c.granularity.rawValue
                 options["symmetric"] = String(c.symmetric)
@@ -48,6 +61,8 @@ public enum PackageConverter {
         public var timings: [(step: String, seconds: Double)]
         public var manifest: Manifest
         public var report: ConversionReport
+        /// What the graph passes did.
+        public var graph: GraphPassReport
         public var sourceBytes: Int
         public var packageBytes: Int
     }
@@ -58,8 +73,18 @@ public enum PackageConverter {
         // One mapping serves the importer and the source digest, which runs on another core meanwhile.
         let mapped = try ONNXImporter.map(path: input)
         let digest = SourceDigest(file: mapped)
-        let model = try ONNXImporter.load(mapped: mapped, path: input)
+        let imported = try ONNXImporter.load(mapped: mapped, path: input)
         clock.lap("import")
+        let pinned = try options.inputShapes.apply(to: imported)
+        let context = PassContext()
+        let model: Model
+        do {
+            model = try options.pipeline.run(pinned, context: context)
+        } catch {
+            throw PackageError(path: input, "\(error)")
+        }
+        let graphReport = GraphPassReport(pipeline: options.pipeline.name, context: context)
+        clock.lap(options.fold ? "fold constants, infer shapes" : "infer shapes")
         let converter = WeightConverter(options: options.converter)
         let (converted, report) = converter.convert(model)
         clock.lap("convert weights (\(options.weights.rawValue))")
@@ -68,12 +93,13 @@ public enum PackageConverter {
         let provenance = Provenance(source: source,
                                     producer: .init(name: "mlpkg", version: MLPkgVersion.current),
                                     options: options.recorded)
-        let manifest = try PackageWriter.write(model: converted, provenance: provenance, report: report, to: output)
+        let manifest = try PackageWriter.write(model: converted, provenance: provenance, report: report, graph: graphReport,
+                                               to: output)
         clock.lap("write package")
         let packageBytes = [Manifest.manifestFileName, Manifest.weightsFileName, Manifest.reportFileName].reduce(0) {
             $0 + ((try? FileManager.default.attributesOfItem(atPath: output + "/" + $1)[.size] as? Int) ?? 0)
         }
-        return Result(timings: clock.laps, manifest: manifest, report: report, sourceBytes: source.bytes,
+        return Result(timings: clock.laps, manifest: manifest, report: report, graph: graphReport, sourceBytes: source.bytes,
                       packageBytes: packageBytes)
     }
 

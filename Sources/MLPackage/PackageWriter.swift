@@ -1,5 +1,6 @@
 import Foundation
 import GraphIR
+import Passes
 import Quantization
 import SafeOutput
 
@@ -13,21 +14,69 @@ public struct PackageReport: Codable, Sendable, Equatable {
     public var format = "mlpkg-report"
     public var formatVersion = Manifest.version.description
     public var conversion: ConversionReport
+    /// What the graph passes did (absent in packages written before them).
+    public var graph: GraphPassReport?
+}
+
+/// The graph passes' part of report.json: the pipeline, what folding and dead-node elimination removed, and the
+/// nodes whose output shapes stayed unknown.
+public struct GraphPassReport: Codable, Sendable, Equatable {
+    public var pipeline: String
+    /// Rounds of folding and dead-node elimination until nothing changed.
+    public var rounds: Int
+    public var foldedNodes: Int
+    public var removedNodes: Int
+    public var removedInitializers: Int
+    /// Values whose type has a dtype and a rank, of all values; values with every dim a number.
+    public var typedValues: Int
+    public var staticValues: Int
+    public var values: Int
+    public var unresolved: [UnresolvedNode]
+
+    public init(pipeline: String, context: PassContext) {
+        self.pipeline = pipeline
+        rounds = context.rounds
+        foldedNodes = context.foldedNodes
+        removedNodes = context.removedNodes
+        removedInitializers = context.removedInitializers
+        let inferred = context.inference
+        let all = inferred?.values ?? []
+        values = all.count
+        typedValues = all.filter { $0.type.hasRank }.count
+        staticValues = all.filter { $0.type.isStatic }.count
+        unresolved = inferred?.unresolved ?? []
+    }
+}
+
+extension ValueType {
+    /// A tensor with a dtype and a known rank.
+    public var hasRank: Bool {
+        if case .tensor(let t) = self { return t.elementType != nil && t.shape != nil }
+        return false
+    }
+
+    /// A tensor with a dtype and every dim a number.
+    public var isStatic: Bool {
+        if case .tensor(let t) = self, t.elementType != nil, let s = t.shape {
+            return s.allSatisfy { if case .value = $0 { return true }; return false }
+        }
+        return false
+    }
 }
 
 /// Writes a model as a `.mlpkg` directory: manifest.json, weights.bin (blobs 64-byte aligned, zero padded) and
 /// report.json, atomically (see `AtomicDirectory`). The same model and provenance give byte-identical files.
 public enum PackageWriter {
-    public static func write(model: Model, provenance: Provenance, report: ConversionReport,
+    public static func write(model: Model, provenance: Provenance, report: ConversionReport, graph: GraphPassReport? = nil,
                              to path: String) throws(PackageError) -> Manifest {
         do {
-            return try writeFiles(model: model, provenance: provenance, report: report, to: path)
+            return try writeFiles(model: model, provenance: provenance, report: report, graph: graph, to: path)
         } catch {
             throw PackageError(error)
         }
     }
 
-    private static func writeFiles(model: Model, provenance: Provenance, report: ConversionReport,
+    private static func writeFiles(model: Model, provenance: Provenance, report: ConversionReport, graph passes: GraphPassReport?,
                                    to path: String) throws(OutputError) -> Manifest {
         var encoder = ManifestEncoder()
         let graph = encoder.graph(model.graph)
@@ -48,7 +97,7 @@ public enum PackageWriter {
                 opsetImports: model.opsetImports, provenance: provenance, tensors: records,
                 weights: WeightsFile(file: Manifest.weightsFileName, bytes: weightsBytes, alignment: Manifest.alignment))
             try writeJSON(manifest, pretty: false, to: directory.path(Manifest.manifestFileName))
-            try writeJSON(PackageReport(conversion: report), pretty: true, to: directory.path(Manifest.reportFileName))
+            try writeJSON(PackageReport(conversion: report, graph: passes), pretty: true, to: directory.path(Manifest.reportFileName))
             try directory.commit()
             return manifest
         } catch {

@@ -68,7 +68,9 @@ public enum LoopOp: Operator {
         var carried = (0..<carriedCount).map { ctx.type($0 + 2) ?? .unknown }
         var outs: [ValueState] = []
         for round in 0..<3 {
-            outs = try ctx.inferSubgraph("body", inputs: [tensorType(.int64, []), tensorType(.bool, nil)] + carried)
+            // The condition is a bool scalar, but runtimes pass the outer one as it is (often [1]).
+            let condition = ctx.has(1) ? (ctx.type(1) ?? tensorType(.bool, [])) : tensorType(.bool, [])
+            outs = try ctx.inferSubgraph("body", inputs: [tensorType(.int64, []), condition] + carried)
             guard outs.count >= 1 + carriedCount else {
                 throw ctx.fail("the body has \(outs.count) outputs for \(carriedCount) loop-carried values")
             }

@@ -1,9 +1,9 @@
 import GraphIR
 
 /// Dead-node elimination: removes every node none of whose outputs is read (by a later node, a subgraph, or as a
-/// graph output), Constant nodes included, in every graph. Initializers go too once nothing reads them — but only
-/// those that were read when the pipeline started or that folding created: an initializer the model itself left
-/// unused stays. Graph inputs and outputs never change.
+/// graph output), Constant nodes included, in every graph. Initializers that constant folding created go too once
+/// nothing reads them; the model's own initializers always stay (unread ones too: they are the model's data, and
+/// `export` gives every one of them back). Graph inputs and outputs never change.
 public struct DeadNodeElimination: GraphPass {
     public let name = "eliminate-dead-nodes"
 
@@ -12,7 +12,7 @@ public struct DeadNodeElimination: GraphPass {
     public func run(_ model: inout Model, context: PassContext) throws -> Bool {
         var removedNodes = 0
         var removedInitializers = 0
-        let removable = context.initializersInUse.union(context.foldedInitializers)
+        let removable = context.foldedInitializers
         model.graph = Self.eliminate(model.graph, removable: removable, nodes: &removedNodes, initializers: &removedInitializers)
         context.removedNodes += removedNodes
         context.removedInitializers += removedInitializers

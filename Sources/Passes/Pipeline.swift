@@ -21,8 +21,6 @@ public final class PassContext {
     /// Rounds of the fixed-point stages (folding and dead-node elimination), and whether a cap stopped one.
     public internal(set) var rounds = 0
     public internal(set) var reachedCap = false
-    /// Initializers a node read when the pipeline started; dead-node elimination may remove these once unread.
-    var initializersInUse = Set<String>()
     /// Initializers constant folding created.
     var foldedInitializers = Set<String>()
 
@@ -71,12 +69,6 @@ public struct Pipeline: Sendable {
     /// Runs every stage on `model` (which must already be a verified graph), verifying after each pass.
     public func run(_ model: Model, context: PassContext) throws -> Model {
         var model = model
-        var inUse = Set<String>()
-        model.graph.forEachGraph { g, _ in
-            for node in g.nodes { inUse.formUnion(node.inputs) }
-            inUse.formUnion(g.outputs.map(\.name))
-        }
-        context.initializersInUse = inUse
         for stage in stages {
             switch stage {
             case .once(let pass):

@@ -2,6 +2,7 @@ import ArgumentParser
 import GraphIR
 import Inspection
 import MLPackage
+import Passes
 import Quantization
 
 extension WeightFormat: ExpressibleByArgument {}
@@ -19,6 +20,11 @@ struct Convert: ParsableCommand {
             IEEE half precision, rounding to nearest even; values beyond ±65504 are clamped and counted; tensors \
             holding inf or NaN stay float32 and are listed. Inputs that drive shapes or quantization (Resize \
             scales, Range, QuantizeLinear/DequantizeLinear parameters) keep full precision.
+
+            Before the weights, the graph passes run: constant folding (Shape → Gather → Concat → Reshape \
+            chains and the like become initializers; dead nodes go) and shape inference, whose types the \
+            package records for every value (export writes them as ONNX value_info). --input-shape pins input \
+            dims first (the package's inputs take them). --no-fold keeps the graph exactly as imported.
             """
     )
 
@@ -49,6 +55,11 @@ struct Convert: ParsableCommand {
 
     @Option(help: "Convert only float tensors with at least this many elements (default: every float tensor for fp16, 2048 for int8/int4).")
     var minElements: Int?
+
+    @OptionGroup var inputShape: InputShapeOptions
+
+    @Flag(help: "Keep the graph as imported: no constant folding or dead-node elimination (shapes are still inferred).")
+    var noFold = false
 
     @Flag(help: "Print one JSON document on stdout instead of the summary.")
     var json = false
@@ -81,7 +92,10 @@ struct Convert: ParsableCommand {
                                                   options: .init(weights: weights, minElements: minElements,
                                                                  granularity: granularity, blockSize: blockSize,
                                                                  symmetric: symmetry == .symmetric,
-                                                                 scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float }))
+                                                                 scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float },
+                                                                 fold: !noFold, inputShapes: inputShape.pins))
+        } catch let error as InputShapeError {
+            throw UsageFailure(message: "\(model): \(error)")
         } catch {
             throw CommandFailure(error)
         }
@@ -93,10 +107,10 @@ struct Convert: ParsableCommand {
         if quiet { return }
         if json {
             try JSONOutput.print(ConvertOutput(package: output, source: model, sourceBytes: result.sourceBytes,
-                                               packageBytes: result.packageBytes, report: result.report))
+                                               packageBytes: result.packageBytes, report: result.report, graph: result.graph))
         } else {
             print(ConversionText.render(result.report, source: model, sourceBytes: result.sourceBytes, package: output,
-                                        packageBytes: result.packageBytes))
+                                        packageBytes: result.packageBytes, graph: result.graph))
         }
     }
 }
@@ -107,5 +121,6 @@ struct ConvertOutput: Encodable {
     var sourceBytes: Int
     var packageBytes: Int
     var report: ConversionReport
+    var graph: GraphPassReport
 }
 

@@ -30,6 +30,8 @@ struct MLPkgCommand: ParsableCommand {
             try command.run()
         } catch let failure as CommandFailure {
             fail(failure.message, code: 1)
+        } catch let failure as UsageFailure {
+            fail(failure.message, code: 2, usage: true)
         } catch let code as ExitCode {
             Glibc.exit(code.rawValue)
         } catch {
