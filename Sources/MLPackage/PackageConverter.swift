@@ -77,11 +77,14 @@ public enum PackageConverter {
         clock.lap("import")
         let pinned = try options.inputShapes.apply(to: imported)
         let context = PassContext()
-        let model: Model
+        var model: Model
         do {
             model = try options.pipeline.run(pinned, context: context)
         } catch {
             throw PackageError(path: input, "\(error)")
+        }
+        if !options.inputShapes.isEmpty, let inferred = context.inference {
+            model = ShapeInference.specializingOutputs(of: model, with: inferred)
         }
         let graphReport = GraphPassReport(pipeline: options.pipeline.name, context: context)
         clock.lap(options.fold ? "fold constants, infer shapes" : "infer shapes")

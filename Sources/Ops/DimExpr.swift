@@ -170,16 +170,23 @@ public struct DimExpr: Hashable, Sendable, CustomStringConvertible {
             return DimExpr(terms: terms.map { Term(atoms: $0.atoms, coefficient: $0.coefficient / d) }, constant: constant / d)
         }
         // A monomial divisor c·m divides every term that contains m with a coefficient divisible by c.
-        if divisor.constant == 0, divisor.terms.count == 1 {
+        if divisor.constant == 0, divisor.terms.count == 1, constant == 0 {
             let m = divisor.terms[0]
-            guard constant == 0 else { return nil }
             var quotient: [Term] = []
+            var quotientConstant = 0
+            var divides = true
             for term in terms {
-                guard term.coefficient % m.coefficient == 0, let rest = Self.removing(m.atoms, from: term.atoms) else { return nil }
-                if rest.isEmpty { return nil }  // only a constant would remain: handled below
-                quotient.append(Term(atoms: rest, coefficient: term.coefficient / m.coefficient))
+                guard term.coefficient % m.coefficient == 0, let rest = Self.removing(m.atoms, from: term.atoms) else {
+                    divides = false
+                    break
+                }
+                if rest.isEmpty {
+                    quotientConstant += term.coefficient / m.coefficient
+                } else {
+                    quotient.append(Term(atoms: rest, coefficient: term.coefficient / m.coefficient))
+                }
             }
-            if let q = DimExpr.normalized(quotient, constant: 0) { return q }
+            if divides, let q = DimExpr.normalized(quotient, constant: quotientConstant) { return q }
         }
         // General polynomial divisor: try the quotient the leading terms suggest, and check it.
         guard let lead = divisor.terms.first else { return nil }

@@ -66,11 +66,39 @@ public struct ShapeInference: GraphPass {
                                     conflicts: findings.conflicts, knownValues: known)
     }
 
+    /// The model with the main graph's declared output types made as specific as inference showed them to be: a
+    /// symbolic or unknown declared dim becomes the inferred number. Used once inputs are pinned (the interface is
+    /// specialised anyway); names, dtypes, ranks and known dims never change.
+    public static func specializingOutputs(of model: Model, with result: ShapeInferenceResult) -> Model {
+        var model = model
+        let inferred = Dictionary(result.values.filter { $0.graph == "main" }.map { ($0.name, $0.type) }, uniquingKeysWith: { a, _ in a })
+        for i in model.graph.outputs.indices {
+            guard case .tensor(let declared) = model.graph.outputs[i].type,
+                  case .tensor(let found)? = inferred[model.graph.outputs[i].name], let shape = found.shape else { continue }
+            let element = declared.elementType ?? found.elementType
+            guard let dims = declared.shape else {
+                model.graph.outputs[i].type = .tensor(TensorType(elementType: element, shape: shape.map { $0.isNumber ? $0 : .unknown }))
+                continue
+            }
+            guard dims.count == shape.count else { continue }
+            let merged = zip(dims, shape).map { d, f -> Dim in d.isNumber || !f.isNumber ? d : f }
+            model.graph.outputs[i].type = .tensor(TensorType(elementType: element, shape: merged))
+        }
+        return model
+    }
+
     /// The pass: annotates value_info; changes nothing else.
     public func run(_ model: inout Model, context: PassContext) throws -> Bool {
         let result = Self.infer(model, limits: context.limits)
         model = result.model
         context.inference = result
+        return false
+    }
+}
+
+extension Dim {
+    var isNumber: Bool {
+        if case .value = self { return true }
         return false
     }
 }
