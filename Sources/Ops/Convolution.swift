@@ -123,7 +123,9 @@ public enum ConvTransposeOp: Operator {
         }
         let window = try SlidingWindow(ctx, kernel: kernel)
         let outputPadding = try ctx.ints("output_padding") ?? Array(repeating: 0, count: spatial)
-        guard outputPadding.count == spatial else { throw ctx.fail("output_padding \(outputPadding) does not fit \(spatial) spatial axes") }
+        guard outputPadding.count == spatial, outputPadding.allSatisfy({ $0 >= 0 && $0 <= 1 << 30 }) else {
+            throw ctx.fail("output_padding \(outputPadding) does not fit \(spatial) spatial axes")
+        }
         let out: [Dim] = try (0..<spatial).map { i in
             let d = input[i + 2]
             if window.autoPad == "SAME_UPPER" || window.autoPad == "SAME_LOWER" { return alg.multiply(d, window.strides[i]) }

@@ -27,11 +27,21 @@ public final class DimAlgebra {
         }
     }
 
+    /// Renderings longer than this become one fresh symbol per expression (deep stacks of strided layers).
+    static let maxRendering = 96
+    private var abbreviations: [DimExpr: String] = [:]
+
     /// The dim of an expression: `.value` when constant, else a symbol whose text renders it.
     public func dim(_ expr: DimExpr) -> Dim {
         if let v = expr.constantValue { return .value(v) }
         if let name = expr.symbolName { return .symbol(name) }
+        if let short = abbreviations[expr] { return .symbol(short) }
         let text = expr.description
+        if text.count > Self.maxRendering {
+            guard case .symbol(let name) = fresh(lowerBound: expr.lowerBound(bounds) ?? 0) else { return .unknown }
+            abbreviations[expr] = name
+            return .symbol(name)
+        }
         expressions[text] = expr
         return .symbol(text)
     }

@@ -131,8 +131,14 @@ public struct DimExpr: Hashable, Sendable, CustomStringConvertible {
     public func floorDiv(_ divisor: Int) -> DimExpr? {
         guard divisor > 0 else { return nil }
         if divisor == 1 { return self }
+        // ⌊(⌊x/a⌋ + c) / b⌋ = ⌊(x + c·a) / (a·b)⌋.
+        if terms.count == 1, terms[0].coefficient == 1, terms[0].atoms.count == 1, case .floorDiv(let x, let a) = terms[0].atoms[0] {
+            let (ca, o1) = constant.multipliedReportingOverflow(by: a)
+            let (ab, o2) = a.multipliedReportingOverflow(by: divisor)
+            if !o1, !o2, let shifted = x + DimExpr(ca), let nested = shifted.floorDiv(ab) { return nested }
+        }
         func split(_ c: Int) -> (quotient: Int, remainder: Int) {
-            var q = c / divisor, r = c % divisor
+            var q = c / divisor, r = c % divisor  // divisor > 1: no overflow
             if r < 0 { q -= 1; r += divisor }
             return (q, r)
         }
@@ -165,9 +171,13 @@ public struct DimExpr: Hashable, Sendable, CustomStringConvertible {
     /// self / divisor when it divides exactly (as polynomials); nil otherwise.
     public func exactQuotient(_ divisor: DimExpr) -> DimExpr? {
         if let d = divisor.constantValue {
-            guard d != 0, constant % d == 0, terms.allSatisfy({ $0.coefficient % d == 0 }) else { return nil }
-            if d == -1 { return -self }
-            return DimExpr(terms: terms.map { Term(atoms: $0.atoms, coefficient: $0.coefficient / d) }, constant: constant / d)
+            guard let c = divide(constant, d), c.remainder == 0 else { return nil }
+            var quotient: [Term] = []
+            for term in terms {
+                guard let t = divide(term.coefficient, d), t.remainder == 0 else { return nil }
+                quotient.append(Term(atoms: term.atoms, coefficient: t.quotient))
+            }
+            return DimExpr.normalized(quotient, constant: c.quotient)
         }
         // A monomial divisor c·m divides every term that contains m with a coefficient divisible by c.
         if divisor.constant == 0, divisor.terms.count == 1, constant == 0 {
@@ -176,24 +186,28 @@ public struct DimExpr: Hashable, Sendable, CustomStringConvertible {
             var quotientConstant = 0
             var divides = true
             for term in terms {
-                guard term.coefficient % m.coefficient == 0, let rest = Self.removing(m.atoms, from: term.atoms) else {
+                guard let t = divide(term.coefficient, m.coefficient), t.remainder == 0,
+                      let rest = Self.removing(m.atoms, from: term.atoms) else {
                     divides = false
                     break
                 }
                 if rest.isEmpty {
-                    quotientConstant += term.coefficient / m.coefficient
+                    let (sum, overflow) = quotientConstant.addingReportingOverflow(t.quotient)
+                    if overflow { divides = false; break }
+                    quotientConstant = sum
                 } else {
-                    quotient.append(Term(atoms: rest, coefficient: term.coefficient / m.coefficient))
+                    quotient.append(Term(atoms: rest, coefficient: t.quotient))
                 }
             }
             if divides, let q = DimExpr.normalized(quotient, constant: quotientConstant) { return q }
         }
         // General polynomial divisor: try the quotient the leading terms suggest, and check it.
         guard let lead = divisor.terms.first else { return nil }
-        for term in terms where term.coefficient % lead.coefficient == 0 {
-            guard let rest = Self.removing(lead.atoms, from: term.atoms) else { continue }
-            let candidate = rest.isEmpty ? DimExpr(term.coefficient / lead.coefficient)
-                : DimExpr(terms: [Term(atoms: rest, coefficient: term.coefficient / lead.coefficient)], constant: 0)
+        for term in terms {
+            guard let t = divide(term.coefficient, lead.coefficient), t.remainder == 0,
+                  let rest = Self.removing(lead.atoms, from: term.atoms) else { continue }
+            let candidate = rest.isEmpty ? DimExpr(t.quotient)
+                : DimExpr(terms: [Term(atoms: rest, coefficient: t.quotient)], constant: 0)
             if let product = candidate * divisor, product == self { return candidate }
         }
         return nil
@@ -279,6 +293,7 @@ public struct DimExpr: Hashable, Sendable, CustomStringConvertible {
                 case .symbol(let name): v = values[name]
                 case .floorDiv(let e, let d):
                     guard let x = e.evaluate(values) else { return nil }
+                    guard x != Int.min else { return nil }
                     v = x >= 0 ? x / d : -((-x + d - 1) / d)
                 case .min(let a, let b):
                     guard let x = a.evaluate(values), let y = b.evaluate(values) else { return nil }
@@ -348,8 +363,17 @@ public struct DimExpr: Hashable, Sendable, CustomStringConvertible {
     private static func key(_ e: DimExpr) -> String { e.description }
 }
 
+/// The greatest common divisor of |a| and |b| (1 when it does not fit in Int, so nothing is reduced).
 func gcd(_ a: Int, _ b: Int) -> Int {
     var (x, y) = (a.magnitude, b.magnitude)
     while y != 0 { (x, y) = (y, x % y) }
-    return Int(x)
+    return Int(exactly: x) ?? 1
+}
+
+/// a / b and a % b, nil when b is 0 or the quotient overflows (Int.min / -1).
+func divide(_ a: Int, _ b: Int) -> (quotient: Int, remainder: Int)? {
+    guard b != 0 else { return nil }
+    let (q, overflow) = a.dividedReportingOverflow(by: b)
+    if overflow { return nil }
+    return (q, a - q * b)
 }

@@ -13,7 +13,7 @@ public enum ExpandOp: Operator {
         }
         // Unknown shape values but known length: an input dim other than 1 survives (the target's is 1 or equal).
         ctx.note("the target shape '\(ctx.node.inputs[1])' is not known before run time")
-        guard let lengthDims = ctx.shape(1), lengthDims.count == 1, case .value(let k) = lengthDims[0],
+        guard let lengthDims = ctx.shape(1), lengthDims.count == 1, case .value(let k) = lengthDims[0], k <= OpContext.maxRank,
               let input = ctx.shape(0) else { return [tensorType(type, nil)] }
         let rank = max(k, input.count)
         let padded = Array(repeating: Dim.value(1), count: rank - input.count) + input

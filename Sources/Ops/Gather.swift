@@ -68,7 +68,7 @@ public enum GatherNDOp: Operator {
             ctx.note("the last dim of the indices is not known")
             return [tensorType(type, nil)]
         }
-        guard batch >= 0, batch + k <= data.count, batch < indices.count else {
+        guard batch >= 0, k >= 1, k <= data.count, batch <= data.count - k, batch < indices.count else {
             throw ctx.fail("indices of depth \(k) with batch_dims \(batch) do not fit data of rank \(data.count)")
         }
         return [tensorType(type, Array(indices.dropLast()) + Array(data[(batch + k)...]))]

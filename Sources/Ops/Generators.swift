@@ -38,7 +38,7 @@ public enum ConstantOfShapeOp: Operator {
             return [tensorType(type, dims)]
         }
         ctx.note("the shape '\(ctx.node.inputs[0])' is not known before run time")
-        if let s = ctx.shape(0), s.count == 1, case .value(let n) = s[0] {
+        if let s = ctx.shape(0), s.count == 1, case .value(let n) = s[0], n <= OpContext.maxRank {
             return [tensorType(type, (0..<n).map { _ in ctx.algebra.fresh() })]
         }
         return [tensorType(type, nil)]
@@ -76,8 +76,8 @@ public enum RangeOp: Operator {
         }
         guard let start = ctx.scalarDim(0), let limit = ctx.scalarDim(1), case .value(let delta)? = ctx.scalarDim(2), delta != 0 else { return nil }
         if case .value(let a) = start, case .value(let b) = limit {
-            let span = b - a
-            let (n, r) = span.quotientAndRemainder(dividingBy: delta)
+            let (span, overflow) = b.subtractingReportingOverflow(a)
+            guard !overflow, let (n, r) = divide(span, delta) else { return nil }
             return .value(max(n + (r != 0 && (r > 0) == (delta > 0) ? 1 : 0), 0))
         }
         let span = delta > 0 ? alg.subtract(limit, start) : alg.subtract(start, limit)

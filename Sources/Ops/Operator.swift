@@ -93,6 +93,9 @@ public protocol SubgraphInferring: AnyObject {
 
 /// Everything an op sees of its node during inference.
 public struct OpContext {
+    /// Ranks beyond this are not believed (a shape vector declared with a million elements is malformed).
+    public static let maxRank = 1024
+
     public let node: Node
     /// The model's opset version for the node's domain.
     public let opsetVersion: Int

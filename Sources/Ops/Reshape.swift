@@ -16,7 +16,7 @@ public enum ReshapeOp: Operator {
             guard ctx.has(1) else { throw ctx.fail("input 1 (shape) is missing") }
             guard let s = ctx.dimsValue(1) else {
                 // The target's length gives the rank even when its elements are unknown.
-                if let length = ctx.shape(1), length.count == 1, case .value(let n) = length[0] {
+                if let length = ctx.shape(1), length.count == 1, case .value(let n) = length[0], n <= OpContext.maxRank {
                     ctx.note("the target shape '\(ctx.node.inputs[1])' is not known before run time")
                     return [tensorType(type, (0..<n).map { _ in ctx.algebra.fresh() })]
                 }

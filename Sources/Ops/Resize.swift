@@ -41,7 +41,11 @@ public enum ResizeOp: Operator {
             guard let inDims = ctx.concrete(axes.map { shape[$0] }), let wanted = ctx.concrete(sizes) else { return unknown() }
             let ratios = zip(wanted, inDims).map { Float($0) / Float($1) }
             guard let scale = policy == "not_larger" ? ratios.min() : ratios.max() else { return [tensorType(type, shape)] }
-            for (k, a) in axes.enumerated() { out[a] = .value(Int((scale * Float(inDims[k])).rounded(.toNearestOrEven))) }
+            for (k, a) in axes.enumerated() {
+                let v = (scale * Float(inDims[k])).rounded(.toNearestOrEven)
+                guard v.isFinite, v >= 0, v < 1e15 else { throw ctx.fail("sizes \(wanted) give an implausible scale") }
+                out[a] = .value(Int(v))
+            }
             return [tensorType(type, out)]
         }
         let scales: [Float]

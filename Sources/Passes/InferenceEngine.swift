@@ -174,6 +174,9 @@ final class InferenceEngine: SubgraphInferring {
             scope.states[tensor.name] = state
             if recording {
                 findings.values.append(InferredValue(graph: path, name: tensor.name, kind: .initializer, type: state.type, constant: !overridable))
+                if !overridable, tensor.elementCount <= limits.symbolicElements, let v = state.value(limit: limits.symbolicElements) {
+                    findings.known.append((tensor.name, v))
+                }
             }
         }
         for sparse in graph.sparseInitializers {
