@@ -125,6 +125,8 @@ def feeds_for(model: onnx.ModelProto, types: dict, env: dict[str, int], seed=0) 
             feeds[inp.name] = rng.integers(0, 4, shape).astype(np.int32)
         elif dt == "bool":
             feeds[inp.name] = np.ones(shape, bool)
+        elif dt in ("uint8", "int8"):
+            feeds[inp.name] = rng.integers(0, 4, shape).astype(np.uint8 if dt == "uint8" else np.int8)
         else:
             raise AssertionError(f"no feed for {dt}")
     return feeds
@@ -599,12 +601,128 @@ def built_models() -> dict[str, onnx.ModelProto]:
     out["qdq"] = model([N("QuantizeLinear", ["x", "s", "z"], ["q"]), N("DequantizeLinear", ["q", "s", "z"], ["y"]),
                         N("DynamicQuantizeLinear", ["x"], ["dq", "ds", "dz"])], x4, 13,
                        [f32("s", 0.1), numpy_helper.from_array(np.array(3, np.int8), "z")], outputs=["y", "dq", "ds", "dz"])
+    out.update(sweep_models())
+    return out
+
+
+UNARY = {  # op → opset (the newest the op's shape rule had to learn, or the op's first)
+    "Abs": 13, "Acos": 7, "Acosh": 9, "Asin": 7, "Asinh": 9, "Atan": 7, "Atanh": 9, "Ceil": 13, "Cos": 7, "Cosh": 9,
+    "Erf": 13, "Exp": 13, "Floor": 13, "Log": 13, "Neg": 13, "Reciprocal": 13, "Round": 11, "Sigmoid": 13, "Sign": 13,
+    "Sin": 7, "Sinh": 9, "Softplus": 1, "Softsign": 1, "Sqrt": 13, "Tan": 7, "Tanh": 13, "Relu": 14, "LeakyRelu": 16,
+    "Elu": 6, "Selu": 6, "Celu": 12, "ThresholdedRelu": 10, "HardSigmoid": 6, "HardSwish": 14, "Mish": 18, "Gelu": 20,
+    "Identity": 16, "Softmax": 13, "LogSoftmax": 13, "Hardmax": 13, "Shrink": 9, "IsNaN": 13, "IsInf": 10,
+    "MeanVarianceNormalization": 13, "LpNormalization": 1, "LRN": 13, "Dropout": 13,
+}
+BINARY = {"Add": 14, "Sub": 14, "Mul": 14, "Div": 14, "Pow": 15, "Max": 13, "Min": 13, "Sum": 13, "Mean": 13,
+          "Equal": 13, "Greater": 13, "Less": 13, "GreaterOrEqual": 16, "LessOrEqual": 16}
+
+
+def sweep_models() -> dict[str, onnx.ModelProto]:
+    out: dict[str, onnx.ModelProto] = {}
+    x3 = [tensor("x", F, ["N", 3, "W"])]
+    for op, opset in UNARY.items():
+        attrs = {"size": 3} if op == "LRN" else {}
+        outs = ["y", "mask"] if op == "Dropout" else ["y"]
+        out[f"unary_{op}"] = model([N(op, ["x"], outs, **attrs)], [tensor("x", F, ["N", 3, "W", 2])], opset, outputs=outs)
+    for op, opset in BINARY.items():
+        out[f"binary_{op}"] = model([N(op, ["x", "y"], ["z"])], [tensor("x", F, ["N", 1, "W"]), tensor("y", F, [3, 1])], opset)
+    B = TensorProto.BOOL
+    out["logic"] = model([N("And", ["a", "b"], ["c"]), N("Or", ["c", "a"], ["d"]), N("Xor", ["d", "b"], ["e"]), N("Not", ["e"], ["f"])],
+                         [tensor("a", B, ["N", 1]), tensor("b", B, [4])], 7)
+    i32 = lambda name, v: numpy_helper.from_array(np.array(v, np.int32), name)  # noqa: E731
+    I32 = TensorProto.INT32
+    out["integer_ops"] = model([N("Mod", ["x", "k"], ["m"]), N("BitwiseAnd", ["m", "k"], ["a"]), N("BitwiseOr", ["a", "k"], ["o"]),
+                                N("BitwiseXor", ["o", "k"], ["x2"]), N("BitwiseNot", ["x2"], ["y"])],
+                               [tensor("x", I32, ["N", 3])], 18, [i32("k", [3, 5, 7])])
+    out["prelu"] = model([N("PRelu", ["x", "s"], ["y"])], x3, 16, [f32("s", [[0.1], [0.2], [0.3]])])
+    out["clip_11"] = model([N("Clip", ["x", "lo", "hi"], ["y"])], x3, 11, [f32("lo", -1.0), f32("hi", 1.0)])
+    out["clip_6"] = model([N("Clip", ["x"], ["y"], min=-1.0, max=1.0)], x3, 6)
+    w = lambda name, shape: numpy_helper.from_array(RNG.standard_normal(shape).astype(np.float32), name)  # noqa: E731
+    x4 = [tensor("x", F, ["N", 3, "H", "W"])]
+    out["instance_group_norm"] = model([N("InstanceNormalization", ["x", "s", "b"], ["i"]),
+                                        N("GroupNormalization", ["i", "s", "b"], ["y"], num_groups=3)],
+                                       x4, 21, [w("s", (3,)), w("b", (3,))])
+    out["cumsum_reverse"] = model([N("CumSum", ["x", "a"], ["c"], reverse=1),
+                                   N("ReverseSequence", ["c", "lens"], ["y"], batch_axis=1, time_axis=0)],
+                                  [tensor("x", F, ["T", 2, 3])], 14, [i64("a", 0), i64("lens", [1, 2])])
+    out["grid_sample"] = model([N("GridSample", ["x", "g"], ["y"])], [tensor("x", F, ["N", 3, "H", "W"]), tensor("g", F, ["N", 5, 6, 2])], 16)
+    out["affine_grid"] = model([N("AffineGrid", ["t", "size"], ["y"])], [tensor("t", F, [2, 2, 3])], 20, [i64("size", [2, 3, 5, 6])])
+    out["roi_align"] = model([N("RoiAlign", ["x", "rois", "bi"], ["y"], output_height=3, output_width=2)],
+                             [tensor("x", F, [1, 3, "H", "W"])], 16,
+                             [f32("rois", [[0, 0, 2, 2], [1, 1, 3, 3]]), i64("bi", [0, 0])])
+    out["max_roi_pool"] = model([N("MaxRoiPool", ["x", "rois"], ["y"], pooled_shape=[2, 2])], [tensor("x", F, [1, 3, 8, 8])], 1,
+                                [f32("rois", [[0, 0, 0, 3, 3], [0, 2, 2, 5, 5]])])
+    out["det"] = model([N("Det", ["x"], ["y"])], [tensor("x", F, ["N", 3, 3])], 11)
+    out["center_crop_pad"] = model([N("CenterCropPad", ["x", "s"], ["y"], axes=[2, 3])], x4, 18, [i64("s", [4, 13])])
+    out["window"] = model([N("HannWindow", ["n"], ["y"], output_datatype=TensorProto.DOUBLE)], [], 17, [i64("n", 7)])
+    out["max_unpool"] = model([N("MaxPool", ["x"], ["p", "i"], kernel_shape=[2, 2], strides=[2, 2]),
+                               N("MaxUnpool", ["p", "i"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
+                              [tensor("x", F, ["N", 3, 8, 10])], 11)
+    out["global_lp_arg"] = model([N("GlobalLpPool", ["x"], ["g"]), N("ArgMin", ["x"], ["a"], axis=1)], x4, 13, outputs=["g", "a"])
+    out["scatter_elements"] = model([N("ScatterElements", ["x", "i", "u"], ["y"], axis=1)], [tensor("x", F, [3, 4])], 18,
+                                    [i64("i", [[1], [0], [3]]), f32("u", [[1.0], [2.0], [3.0]])])
+    out["random_like"] = model([N("RandomNormalLike", ["x"], ["r"]), N("RandomUniform", [], ["u"], shape=[2, 5]),
+                                N("Bernoulli", ["x"], ["b"], dtype=TensorProto.INT32)],
+                               [tensor("x", F, ["N", 3])], 15, outputs=["r", "u", "b"])
+    out["multinomial"] = model([N("Multinomial", ["x"], ["y"], sample_size=4)], [tensor("x", F, ["N", 5])], 7)
+    out["sequences"] = model([N("SequenceConstruct", ["x", "x"], ["s"]), N("SequenceAt", ["s", "k"], ["a"]),
+                              N("SequenceLength", ["s"], ["n"]), N("SplitToSequence", ["x"], ["sp"], axis=1),
+                              N("ConcatFromSequence", ["sp"], ["c"], axis=1, new_axis=1),
+                              N("SequenceInsert", ["s", "x"], ["s2"]), N("SequenceErase", ["s2"], ["s3"]),
+                              N("SequenceAt", ["s3", "k"], ["b"])],
+                             [tensor("x", F, ["N", 3])], 11, [i64("k", 0)], outputs=["a", "n", "c", "b"])
+    out["optional"] = model([N("Optional", ["x"], ["o"]), N("OptionalHasElement", ["o"], ["h"]), N("OptionalGetElement", ["o"], ["y"])],
+                            [tensor("x", F, ["N", 3])], 18, outputs=["h", "y"])
+    U8 = TensorProto.UINT8
+    out["integer_matmul_conv"] = model([N("MatMulInteger", ["a", "b"], ["m"]), N("ConvInteger", ["x", "w"], ["c"])],
+                                       [tensor("a", U8, ["N", 4]), tensor("x", U8, [1, 2, "H", "W"])], 10,
+                                       [numpy_helper.from_array(np.ones((4, 3), np.uint8), "b"),
+                                        numpy_helper.from_array(np.ones((5, 2, 3, 3), np.uint8), "w")], outputs=["m", "c"])
+    out["space_depth_dcr"] = model([N("DepthToSpace", ["x"], ["y"], blocksize=2)], [tensor("x", F, ["N", 8, "H", "W"])], 13)
+    out["tile_expand_sym"] = model([N("Shape", ["x"], ["s"]), N("Expand", ["one", "s"], ["e"]), N("Tile", ["x", "r"], ["t"]),
+                                    N("Expand", ["x", "s2"], ["f"])],
+                                   [tensor("x", F, ["N", 1, "W"])], 13, [f32("one", [1.0]), i64("r", [1, 2, 1]), i64("s2", [4, 1, 1, 1])],
+                                   outputs=["e", "t", "f"])
+    out["gather_shape_arith"] = model([
+        N("Shape", ["x"], ["s"]), N("Gather", ["s", "i"], ["w"]), N("Mul", ["w", "two"], ["w2"]), N("Sub", ["w2", "one"], ["w3"]),
+        N("Div", ["w3", "two"], ["w4"]), N("Unsqueeze", ["w4", "ax"], ["w5"]), N("Concat", ["m1", "w5"], ["shp"], axis=0),
+        N("Slice", ["x", "zero1", "w5", "ax2"], ["y"]), N("Reshape", ["y", "shp"], ["z"])],
+        [tensor("x", F, [2, "W"])], 13, [i64("i", 1), i64("two", 2), i64("one", 1), i64("ax", [0]), i64("m1", [-1]),
+                                         i64("zero1", [0]), i64("ax2", [1])], outputs=["z"])
+    for op in ("ReduceL1", "ReduceLogSum", "ReduceLogSumExp", "ReduceMin", "ReduceProd", "ReduceSumSquare"):
+        out[f"reduce_{op}_18"] = model([N(op, ["x", "ax"], ["y"], keepdims=0)], x4, 18, [i64("ax", [1])])
+    out["nms"] = model([N("NonMaxSuppression", ["b", "s", "m"], ["y"])], [tensor("b", F, [1, 6, 4]), tensor("s", F, [1, 2, 6])], 11,
+                       [i64("m", 3)])
+    out["bitshift"] = model([N("BitShift", ["x", "k"], ["y"], direction="LEFT")], [tensor("x", U8, ["N", 3])], 11,
+                            [numpy_helper.from_array(np.array([1, 2, 3], np.uint8), "k")])
+    u8 = lambda name, v: numpy_helper.from_array(np.array(v, np.uint8), name)  # noqa: E731
+    out["qlinear"] = model([N("QLinearMatMul", ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"], ["m"]),
+                            N("QLinearConv", ["x", "sa", "za", "w", "sb", "zb", "sy", "zy"], ["c"], pads=[1, 1, 1, 1])],
+                           [tensor("a", U8, ["N", 4]), tensor("x", U8, [1, 2, "H", "W"])], 10,
+                           [f32("sa", 0.1), u8("za", 1), u8("b", np.ones((4, 3))), f32("sb", 0.2), u8("zb", 0), f32("sy", 0.3),
+                            u8("zy", 2), u8("w", np.ones((5, 2, 3, 3)))], outputs=["m", "c"])
+    out["random_normal"] = model([N("RandomNormal", [], ["r"], shape=[3, 4], dtype=TensorProto.DOUBLE),
+                                  N("RandomUniformLike", ["x"], ["u"])], [tensor("x", F, ["N", 2])], 1, outputs=["r", "u"])
+    out["scatter_9"] = model([N("Scatter", ["x", "i", "u"], ["y"], axis=0)], [tensor("x", F, [3, 4])], 10,
+                             [i64("i", [[1, 0, 2, 0]]), f32("u", [[1.0, 2.0, 3.0, 4.0]])])
+    out["sequence_empty"] = model([N("SequenceEmpty", [], ["s"], dtype=TensorProto.FLOAT), N("SequenceInsert", ["s", "x"], ["s2"]),
+                                   N("SequenceAt", ["s2", "k"], ["y"])], [tensor("x", F, ["N", 3])], 11, [i64("k", 0)])
+    out["windows"] = model([N("HammingWindow", ["n"], ["h"]), N("BlackmanWindow", ["n"], ["b"], periodic=0)], [], 17, [i64("n", 9)],
+                           outputs=["h", "b"])
+    out["rms_rotary"] = model([N("RMSNormalization", ["x", "g"], ["r"], axis=-1)], [tensor("x", F, ["N", "T", 8])], 23, [w("g", (8,))])
+    out["swish"] = model([N("Swish", ["x"], ["y"])], x4, 24)
+    out["deform_conv"] = model([N("DeformConv", ["x", "w", "off"], ["y"], kernel_shape=[3, 3])],
+                               [tensor("x", F, [1, 2, 6, 6]), tensor("off", F, [1, 18, 4, 4])], 19, [w("w", (4, 2, 3, 3))])
     return out
 
 
 BUILT = built_models()
 # onnxruntime 1.32 has no kernel for these forms (batch-first recurrences): onnx is the only reference.
 ORT_CANNOT_RUN_BUILT = {"lstm_layout1"}
+# Known limitations: mlpkg leaves these unknown (and lists the nodes) where onnxruntime knows more.
+LIMITATIONS = {
+    "sequence_empty": "an empty sequence's elements have no shape; what is inserted joins with that to an unknown shape",
+}
 
 
 @pytest.mark.parametrize("case", sorted(BUILT))
@@ -616,7 +734,9 @@ def test_built_model(mlpkg, tmp_path, case):
     result = inferred(mlpkg, path)
     types = result["values"]
     errors = []
-    if result["unresolved"]:
+    if case in LIMITATIONS:
+        assert result["unresolved"], f"{case}: the limitation ({LIMITATIONS[case]}) is gone: update the test"
+    elif result["unresolved"]:
         errors.append(f"unresolved: {result['unresolved']}")
     try:
         reference = onnx_types(m)
@@ -624,7 +744,7 @@ def test_built_model(mlpkg, tmp_path, case):
         reference = None
     if reference is not None:
         errors += check_against_onnx(types, reference, case, input_symbols(m))
-    if case not in ORT_CANNOT_RUN_BUILT:
+    if case not in ORT_CANNOT_RUN_BUILT and case not in LIMITATIONS:
         env = input_env(m, types)
         feeds = feeds_for(m, types, env)
         errors += check_against_runtime(types, actual_shapes(m, feeds, types), env, case)
