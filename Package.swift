@@ -51,7 +51,7 @@ let package = Package(
         ),
         // Fuzz targets (make fuzz): libFuzzer entry points; without -DFUZZING they replay inputs given as arguments.
         .target(name: "FuzzSupport", dependencies: ["CSystem"]),
-        .executableTarget(name: "mlpkg-fuzz-import", dependencies: ["ONNXImport", "GraphIR", "Inspection", "FuzzSupport"],
+        .executableTarget(name: "mlpkg-fuzz-import", dependencies: ["ONNXImport", "GraphIR", "Inspection", "Passes", "FuzzSupport"],
                           path: "Sources/FuzzImport", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(name: "mlpkg-fuzz-package", dependencies: ["MLPackage", "GraphIR", "FuzzSupport"],
                           path: "Sources/FuzzPackage", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),

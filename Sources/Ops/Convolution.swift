@@ -106,11 +106,12 @@ public enum ConvTransposeOp: Operator {
         guard input.count >= 3 else { throw ctx.fail("X has rank \(input.count); ConvTranspose needs [N, C, spatial…]") }
         let spatial = input.count - 2
         let weights = ctx.shape(1)
+        if let weights, weights.count != input.count { throw ctx.fail("W has rank \(weights.count), X \(input.count)") }
         let group = try ctx.int("group", default: 1)
         guard group >= 1 else { throw ctx.fail("group \(group) is below 1") }
         let channels = weights.map { ctx.algebra.multiply($0[1], group) } ?? ctx.algebra.fresh()
         var kernel = try ctx.ints("kernel_shape")
-        if kernel == nil, let weights, weights.count == input.count { kernel = ctx.concrete(Array(weights[2...])) }
+        if kernel == nil, let weights { kernel = ctx.concrete(Array(weights[2...])) }
         let alg = ctx.algebra
         if let outputShape = try ctx.ints("output_shape") {
             let dims = outputShape.count == spatial ? outputShape : Array(outputShape.suffix(spatial))

@@ -14,23 +14,28 @@ public struct ShapeInferenceResult: Sendable {
     public var conflicts: [TypeConflict]
     /// The elements of small values known before run time (concrete only), by name.
     public var knownValues: [String: TensorValue]
-
     /// The type of every value by name (a name defined in two sibling subgraphs gets what both agree on).
-    public var types: [String: ValueType] {
-        var out: [String: ValueType] = [:]
+    public let types: [String: ValueType]
+    /// The names of values fixed before run time.
+    public let constants: Set<String>
+
+    init(model: Model, values: [InferredValue], unresolved: [UnresolvedNode], conflicts: [TypeConflict],
+         knownValues: [String: TensorValue]) {
+        self.model = model
+        self.values = values
+        self.unresolved = unresolved
+        self.conflicts = conflicts
+        self.knownValues = knownValues
+        var types: [String: ValueType] = [:]
         for v in values {
-            if let existing = out[v.name], existing != v.type {
-                out[v.name] = joinTypes(existing, v.type, fresh: { .unknown })
+            if let existing = types[v.name], existing != v.type {
+                types[v.name] = joinTypes(existing, v.type, fresh: { .unknown })
             } else {
-                out[v.name] = v.type
+                types[v.name] = v.type
             }
         }
-        return out
-    }
-
-    /// The names of values fixed before run time.
-    public var constants: Set<String> {
-        Set(values.filter(\.constant).map(\.name))
+        self.types = types
+        constants = Set(values.filter(\.constant).map(\.name))
     }
 
     /// The type of a value as text (`float[batch, seq*2]`), for tests and messages.
