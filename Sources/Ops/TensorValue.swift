@@ -93,6 +93,9 @@ public struct TensorValue: Sendable, Equatable, CustomStringConvertible {
 
     public var count: Int { elements.count }
 
+    /// Bytes the elements take as a tensor of `dataType` (Int.max when they cannot be stored).
+    public var byteCount: Int { dataType.storageBytes(elements: count) ?? Int.max }
+
     /// Every element is a number (no symbol).
     public var isConcrete: Bool {
         if case .symbolic = elements { return false }

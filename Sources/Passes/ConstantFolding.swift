@@ -6,7 +6,7 @@ import Ops
 /// names. Only ops with an evaluation hook fold (the shape-chain ops: Shape, Size, Gather, Concat, Slice, Squeeze,
 /// Unsqueeze, Reshape, Flatten, Transpose, Expand, Tile, Split, Cast, Range, ConstantOfShape, Where, the
 /// arithmetic and comparison ops, ReduceSum/Prod/Max/Min, Identity, If with a constant condition…); never random
-/// ops, never a node producing a graph output, never a result of more than `materializeElements` elements (those
+/// ops, never a node producing a graph output, never a result of more than `materializeBytes` (64 KiB; those
 /// stay computed at run time, though their values still drive inference). Dead producers are left to
 /// `DeadNodeElimination`.
 public struct ConstantFolding: GraphPass {
@@ -16,7 +16,7 @@ public struct ConstantFolding: GraphPass {
 
     public func run(_ model: inout Model, context: PassContext) throws -> Bool {
         let engine = InferenceEngine(model: model, limits: context.limits,
-                                     folding: FoldingPolicy(materializeElements: context.materializeElements))
+                                     folding: FoldingPolicy(materializeBytes: context.materializeBytes))
         let (folded, findings) = engine.run()
         guard findings.folded > 0 else { return false }
         // Every new initializer was a node output: note them so dead ones can go.

@@ -53,8 +53,8 @@ struct Findings {
 
 /// When constant folding replaces a node by initializers.
 struct FoldingPolicy {
-    /// Largest folded tensor written as an initializer; bigger results stay computed at run time.
-    var materializeElements: Int
+    /// Largest folded tensor written as an initializer, in bytes; bigger results stay computed at run time.
+    var materializeBytes: Int
 }
 
 /// Names visible in a graph: its own values, then the enclosing graphs'.
@@ -361,7 +361,7 @@ final class InferenceEngine: SubgraphInferring {
         // Folding: a deterministic default-domain node whose outputs are all known, small and not graph outputs.
         if frame.folding, let policy = folding, known, deterministic, !failed, domain.isEmpty, !node.isConstant,
            !hasSubgraphs || node.opType == "If", !states.isEmpty,
-           states.allSatisfy({ !graphOutputs.contains($0.0) && ($0.1.knownValue.map { $0.isConcrete && $0.count <= policy.materializeElements } ?? false) }) {
+           states.allSatisfy({ !graphOutputs.contains($0.0) && ($0.1.knownValue.map { $0.isConcrete && $0.byteCount <= policy.materializeBytes } ?? false) }) {
             let tensors = states.compactMap { name, state in state.knownValue?.tensor(named: name) }
             if tensors.count == states.count {
                 record(states, kind: .node, frame: frame, recording: recording, findings: &findings)

@@ -11,8 +11,8 @@ public protocol GraphPass: Sendable {
 /// Settings and bookkeeping shared by the passes of one pipeline run.
 public final class PassContext {
     public var limits: InferenceLimits
-    /// Largest folded tensor written as an initializer.
-    public var materializeElements: Int
+    /// Largest folded tensor written as an initializer, in bytes.
+    public var materializeBytes: Int
     /// The last shape inference result (set by `ShapeInference`).
     public internal(set) var inference: ShapeInferenceResult?
     public internal(set) var foldedNodes = 0
@@ -24,10 +24,10 @@ public final class PassContext {
     /// Initializers constant folding created.
     var foldedInitializers = Set<String>()
 
-    /// Defaults: values of up to 2^20 elements are evaluated; folded results of up to 65,536 elements are written.
-    public init(limits: InferenceLimits = InferenceLimits(), materializeElements: Int = 65_536) {
+    /// Defaults: values of up to 2^20 elements are evaluated; folded results of up to 64 KiB are written.
+    public init(limits: InferenceLimits = InferenceLimits(), materializeBytes: Int = 64 << 10) {
         self.limits = limits
-        self.materializeElements = materializeElements
+        self.materializeBytes = materializeBytes
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import GraphIR
 import Ops
 import Passes
@@ -459,5 +460,16 @@ import Testing
         b.node("NonZero", ["s"], ["n"])
         let first = try b.infer(), second = try b.infer()
         #expect(first.values == second.values)
+    }
+}
+
+@Suite struct DocumentationTests {
+    @Test func shapesDocListsEveryCoveredOp() throws {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        let text = try String(contentsOf: url.appendingPathComponent("docs/SHAPES.md"), encoding: .utf8)
+        let missing = OpRegistry.standard.schemas.map(\.opType).filter { !text.contains("`\($0)`") }
+        #expect(missing.isEmpty, "docs/SHAPES.md does not list \(missing)")
+        #expect(text.contains("Ops covered (\(OpRegistry.standard.schemas.count);"))
     }
 }
