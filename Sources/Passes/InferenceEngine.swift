@@ -212,7 +212,7 @@ final class InferenceEngine: SubgraphInferring {
         var written = Set<String>()
         for node in nodes {
             for name in node.outputs where !name.isEmpty && !graphOutputs.contains(name) && !written.contains(name) {
-                guard let state = scope.states[name], state.type != .unknown else {
+                guard let state = scope.states[name], Self.isWritable(state.type) else {
                     if let p = previous[name] { valueInfo.append(p); written.insert(name) }
                     continue
                 }
@@ -378,6 +378,17 @@ final class InferenceEngine: SubgraphInferring {
         for (name, state) in states {
             findings.values.append(InferredValue(graph: frame.path, name: name, kind: kind, type: state.type, constant: state.isConstant))
             if let v = state.knownValue, v.isConcrete { findings.known.append((name, v)) }
+        }
+    }
+
+    /// A type ONNX value_info can hold: tensors need their dtype (the shape may be unknown).
+    static func isWritable(_ type: ValueType) -> Bool {
+        switch type {
+        case .tensor(let t), .sparseTensor(let t): return t.elementType != nil
+        case .sequence(let e), .optional(let e): return isWritable(e)
+        case .map(let k, let v): return k != nil && isWritable(v)
+        case .unknown: return false
+        case .opaque: return true
         }
     }
 
