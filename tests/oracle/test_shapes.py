@@ -713,6 +713,15 @@ def sweep_models() -> dict[str, onnx.ModelProto]:
     out["swish"] = model([N("Swish", ["x"], ["y"])], x4, 24)
     out["deform_conv"] = model([N("DeformConv", ["x", "w", "off"], ["y"], kernel_shape=[3, 3])],
                                [tensor("x", F, [1, 2, 6, 6]), tensor("off", F, [1, 18, 4, 4])], 19, [w("w", (4, 2, 3, 3))])
+    grow = helper.make_graph([N("Identity", ["cin"], ["cout"]), N("Concat", ["v", "v"], ["v2"], axis=1)], "grow",
+                             [tensor("i", I, []), tensor("cin", TensorProto.BOOL, []), tensor("v", F, None)],
+                             [tensor("cout", TensorProto.BOOL, None), tensor("v2", F, None)])
+    out["loop_growing"] = model([N("Loop", ["m", "c", "x"], ["vf"], body=grow)], [tensor("x", F, ["N", 2])], 13,
+                                [i64("m", 3), numpy_helper.from_array(np.array(True), "c")])
+    scan8 = helper.make_graph([N("Add", ["s", "e"], ["s2"]), N("Identity", ["s2"], ["o"])], "sb8",
+                              [tensor("s", F, None), tensor("e", F, None)], [tensor("s2", F, None), tensor("o", F, None)])
+    out["scan_8_batched"] = model([N("Scan", ["", "s0", "xs"], ["sf", "ys"], body=scan8, num_scan_inputs=1)],
+                                  [tensor("s0", F, [2, 3]), tensor("xs", F, [2, "T", 3])], 8, outputs=["sf", "ys"])
     return out
 
 
