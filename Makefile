@@ -6,7 +6,7 @@ BIN        := $(BUILD_DIR)/debug/mlpkg
 RELEASE_BIN:= $(BUILD_DIR)/release/mlpkg
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release deps pydeps test unit oracle replay demo bench fuzz fuzz-build proto fixtures clean
+.PHONY: all build release deps pydeps test unit oracle replay demo bench fuzz fuzz-ci fuzz-build proto fixtures clean
 
 all: build
 
@@ -29,7 +29,7 @@ release: deps
 	$(SWIFT) build -c release --build-path $(BUILD_DIR)
 
 ## Unit and end-to-end tests (Swift Testing), then the cross-checks against the onnx Python package.
-test: deps pydeps build unit oracle replay
+test: deps pydeps build unit oracle replay fuzz-ci
 
 unit:
 	$(SWIFT) test --build-path $(BUILD_DIR)
@@ -52,6 +52,25 @@ fuzz-build: deps
 	$(SWIFT) build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product mlpkg-fuzz-import
 	$(SWIFT) build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product mlpkg-fuzz-package
 
+## The CI-sized fuzz run in `make test`: FUZZ_CI_SECONDS per target from a fixed seed, on copies of the seeds (the
+## repository's corpus is not grown). A crash fails the run; its input is left in $(FUZZ_BUILD)/ci-crashes/ to be
+## fixed and then moved to fuzz/regressions.
+FUZZ_CI_SECONDS ?= 50
+fuzz-ci: fuzz-build
+	@rm -rf $(FUZZ_BUILD)/ci-corpus && mkdir -p $(FUZZ_BUILD)/ci-corpus/import $(FUZZ_BUILD)/ci-corpus/package $(FUZZ_BUILD)/ci-crashes
+	@cp fixtures/*.onnx fixtures/malformed/*.onnx $(FUZZ_BUILD)/ci-corpus/import/
+	@cp fuzz/corpus/package/* $(FUZZ_BUILD)/ci-corpus/package/
+	@for target in import package; do \
+	  case $$target in import) len=300000 ;; package) len=100000 ;; esac; \
+	  echo "fuzzing $$target for $(FUZZ_CI_SECONDS) s"; \
+	  MLPKG_FUZZ_WEIGHTS=fuzz/package-weights.bin $(FUZZ_BUILD)/release/mlpkg-fuzz-$$target -seed=1 \
+	    -max_total_time=$(FUZZ_CI_SECONDS) -rss_limit_mb=4096 -max_len=$$len \
+	    -artifact_prefix=$(FUZZ_BUILD)/ci-crashes/$$target- -print_final_stats=1 $(FUZZ_BUILD)/ci-corpus/$$target \
+	    > $(FUZZ_BUILD)/ci-$$target.log 2>&1; status=$$?; \
+	  grep -E "^(stat::number_of_executed_units|stat::peak_rss|Done|SUMMARY)|ERROR|INFO: Seed" $(FUZZ_BUILD)/ci-$$target.log; \
+	  if [ $$status -ne 0 ]; then tail -40 $(FUZZ_BUILD)/ci-$$target.log; exit 1; fi; \
+	done
+
 fuzz: fuzz-build
 	@mkdir -p $(FUZZ_BUILD)/corpus/import $(FUZZ_BUILD)/corpus/package
 	@cp fixtures/*.onnx fixtures/malformed/*.onnx $(FUZZ_BUILD)/corpus/import/
@@ -70,11 +89,14 @@ demo: deps build
 	$(BIN) verify $(DEMO_OUT)/transformer.mlpkg
 	$(BIN) inspect $(DEMO_OUT)/transformer.mlpkg
 
-## Benchmarks: generates its models at run time (nothing big is committed).
+## Benchmarks: generates its models at run time (nothing big is committed; about 6 GiB of disk in BENCH_OUT) and
+## writes bench.md, bench.json and bench.png there. BENCH_MODELS picks a subset (mlp256,transformer,mlp1g,mlp4g).
+BENCH_OUT    ?= bench/out
+BENCH_MODELS ?= mlp256,transformer,mlp1g,mlp4g
 bench: deps pydeps release
-	@$(PYTHON) -c "import onnxconverter_common, onnx_ir" 2>/dev/null || \
+	@$(PYTHON) -c "import onnxconverter_common, onnx_ir, matplotlib" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
-	$(PYTHON) bench/bench.py --mlpkg $(RELEASE_BIN) --out bench/out
+	$(PYTHON) bench/bench.py --mlpkg $(RELEASE_BIN) --out $(BENCH_OUT) --models $(BENCH_MODELS)
 
 ## Regenerate the C code from proto/onnx.proto (needs protoc-c: Debian's protobuf-c-compiler).
 proto:

@@ -1,25 +1,29 @@
 #!/usr/bin/env python3
-"""mlpkg benchmarks, side by side with the tools people use today, on models generated at run time.
+"""mlpkg benchmarks, side by side with the tools people use today, on models generated at run time (nothing big is
+committed; generated models are kept in the output folder and reused by later runs).
 
-The model (nothing big is committed): an MLP of 8 blocks, each a MatMul by a [1024, 4096] and a [4096, 1024] float32
-weight — 256 MiB of weights embedded in the protobuf.
+Models: mlp256 (an MLP of 8 × [1024×4096, 4096×1024] float32 weights, 256 MiB embedded in the protobuf);
+transformer (a [32000×1024] embedding table read by Gather plus 4 attention/MLP layers, about 320 MiB embedded);
+mlp1g and mlp4g (MLPs of 1 GiB and 4 GiB with their weights in an external data file).
 
-- import: `mlpkg inspect` (parse + validate + summarise) vs `onnx.load`;
-- fp16: `mlpkg convert --weights fp16` vs onnxconverter_common's `convert_float_to_float16(keep_io_types=True)`
-  followed by `onnx.save` (what people run today to halve an ONNX file); `cp` of the input is the floor.
+Per model: `cp` of the input (the floor); `mlpkg inspect` vs `onnx.load`; and per format
+- fp16: `mlpkg convert --weights fp16` vs onnxconverter_common's `convert_float_to_float16(keep_io_types=True)` + save;
 - int8: `mlpkg convert --weights int8` (per-channel symmetric) vs onnxruntime's
-  `quantize_dynamic(weight_type=QuantType.QInt8, per_channel=True)`;
+  `quantize_dynamic(weight_type=QInt8, per_channel=True)`;
 - int4: `mlpkg convert --weights int4` (blocks of 32, symmetric) vs onnxruntime's
-  `MatMulNBitsQuantizer(block_size=32, is_symmetric=True, bits=4).process()` and save.
-  For both, the weight SNR 10·log10(Σw² / Σ(w − ŵ)²) over all quantized weights together is recomputed here from
-  each tool's output (the package read with tests/oracle/mlpkg_reader.py; the peers' stored integers, scales and zero
-  points dequantized per their operators' definitions) against the original float weights; mlpkg's report.json
-  figure (weightedMeanSNRDB) is shown beside it. A tool that fails is reported in the table, not fatal.
+  `MatMulNBitsQuantizer(block_size=32, is_symmetric=True, bits=4)`.
+On mlp4g, `mlpkg verify` and `mlpkg export` of each package are timed too. Peers run only on models up to
+--peer-max-bytes (they hold several copies of the weights in memory). Weight SNR 10·log10(Σw²/Σ(w−ŵ)²) over all
+quantized weights is recomputed from each tool's output (packages read with tests/oracle/mlpkg_reader.py) for models up
+to --snr-max-bytes.
 
-Each command runs in its own process, so its peak RSS (from wait4's rusage) is its own; times are wall-clock, best
-and median of several warm runs (the file is in the page cache after the first).
+Each command runs in its own process, so its peak RSS (wait4's rusage) is its own; times are wall-clock, best and
+median of several warm runs (one run for models over 1 GiB; peers get no warm-up run).
 
-Usage: bench/bench.py --mlpkg .build/release/mlpkg --out bench/out [--sections import,fp16,int8,int4]
+Writes bench.md (the table and the targets, met or not), bench.json (every number) and bench.png (time and memory per
+tool and format) into --out.
+
+Usage: bench/bench.py --mlpkg .build/release/mlpkg --out DIR [--models mlp256,transformer,mlp1g,mlp4g]
 """
 import argparse
 import json
@@ -299,204 +303,385 @@ def weight_snr(kind: str, original: Path, output: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# int8 / int4 sections
+# models
 
+def _mlp_graph(blocks: int, hidden: int, inner: int, inits: list) -> onnx.GraphProto:
+    nodes, x = [], "x"
+    for b in range(blocks):
+        h = f"block{b}.h"
+        nodes.append(helper.make_node("MatMul", [x, f"block{b}.w1"], [h], name=f"block{b}.mm1"))
+        nodes.append(helper.make_node("Relu", [h], [h + ".relu"], name=f"block{b}.relu"))
+        nodes.append(helper.make_node("MatMul", [h + ".relu", f"block{b}.w2"], [f"block{b}.y"], name=f"block{b}.mm2"))
+        x = f"block{b}.y"
+    return helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", hidden])],
+                             [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["batch", hidden])], inits)
+
+
+def make_mlp_external(path: Path, blocks: int, hidden: int, inner: int) -> None:
+    """An MLP whose weights live in one external data file, written tensor by tensor (never all in memory)."""
+    rng = np.random.default_rng(1)
+    data = path.with_suffix(".data")
+    inits, offset = [], 0
+    with open(data, "wb") as f:
+        for b in range(blocks):
+            for name, shape in ((f"block{b}.w1", (hidden, inner)), (f"block{b}.w2", (inner, hidden))):
+                w = rng.standard_normal(shape, dtype=np.float32)
+                w *= 0.02
+                w.tofile(f)
+                t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=list(shape),
+                                data_location=TensorProto.EXTERNAL)
+                for k, v in (("location", data.name), ("offset", str(offset)), ("length", str(w.nbytes))):
+                    e = t.external_data.add()
+                    e.key, e.value = k, v
+                offset += w.nbytes
+                inits.append(t)
+    model = helper.make_model(_mlp_graph(blocks, hidden, inner, inits), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    path.write_bytes(model.SerializeToString())
+
+
+def make_transformer(path: Path, vocab: int = 32000, dim: int = 1024, layers: int = 4) -> None:
+    """A decoder-like stack with a [vocab, dim] embedding table (Gather), attention projections and an MLP per layer,
+    LayerNormalization and Softmax; weights embedded (about 320 MiB)."""
+    rng = np.random.default_rng(2)
+    inits = [numpy_helper.from_array(rng.standard_normal((vocab, dim), dtype=np.float32) * 0.02, "embed.weight")]
+    nodes = [helper.make_node("Gather", ["embed.weight", "tokens"], ["h0"], name="embed")]
+    x = "h0"
+    for l in range(layers):
+        p = f"layer{l}."
+        def w(name, shape):
+            inits.append(numpy_helper.from_array(rng.standard_normal(shape, dtype=np.float32) * 0.02, p + name))
+            return p + name
+        def v(name, value):
+            inits.append(numpy_helper.from_array(np.full((dim,), value, np.float32), p + name))
+            return p + name
+        nodes.append(helper.make_node("LayerNormalization", [x, v("ln1.g", 1.0), v("ln1.b", 0.0)], [p + "n1"], axis=-1))
+        for proj in ("q", "k", "v"):
+            nodes.append(helper.make_node("MatMul", [p + "n1", w(proj, (dim, dim))], [p + proj + "_out"]))
+        nodes.append(helper.make_node("Transpose", [p + "k_out"], [p + "kT"], perm=[0, 2, 1]))
+        nodes.append(helper.make_node("MatMul", [p + "q_out", p + "kT"], [p + "scores"]))
+        nodes.append(helper.make_node("Softmax", [p + "scores"], [p + "probs"], axis=-1))
+        nodes.append(helper.make_node("MatMul", [p + "probs", p + "v_out"], [p + "ctx"]))
+        nodes.append(helper.make_node("MatMul", [p + "ctx", w("o", (dim, dim))], [p + "attn"]))
+        nodes.append(helper.make_node("Add", [x, p + "attn"], [p + "r1"]))
+        nodes.append(helper.make_node("LayerNormalization", [p + "r1", v("ln2.g", 1.0), v("ln2.b", 0.0)], [p + "n2"], axis=-1))
+        nodes.append(helper.make_node("MatMul", [p + "n2", w("up", (dim, 4 * dim))], [p + "u"]))
+        nodes.append(helper.make_node("Relu", [p + "u"], [p + "a"]))
+        nodes.append(helper.make_node("MatMul", [p + "a", w("down", (4 * dim, dim))], [p + "d"]))
+        nodes.append(helper.make_node("Add", [p + "r1", p + "d"], [p + "out"]))
+        x = p + "out"
+    graph = helper.make_graph(nodes, "transformer",
+                              [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "seq"])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["batch", "seq", dim])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    onnx.save_model(model, str(path))
+
+
+# name -> (file name, generator, description, external data?)
+MODELS = {
+    "mlp256": ("mlp256.onnx", make_mlp, f"MLP, {BLOCKS} x [{HIDDEN}x{INNER}, {INNER}x{HIDDEN}] float32, embedded", False),
+    "transformer": ("transformer.onnx", make_transformer,
+                    "transformer-like: [32000x1024] embedding + 4 layers (q/k/v/o 1024², MLP 1024x4096), embedded", False),
+    "mlp1g": ("mlp1g.onnx", lambda p: make_mlp_external(p, 16, 2048, 4096),
+              "MLP, 16 x [2048x4096, 4096x2048] float32, external data", True),
+    "mlp4g": ("mlp4g.onnx", lambda p: make_mlp_external(p, 16, 4096, 8192),
+              "MLP, 16 x [4096x8192, 8192x4096] float32, external data", True),
+}
+
+
+def model_bytes(path: Path) -> int:
+    data = path.with_suffix(".data")
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# tools
+
+PEER_FP16 = ("import onnx, sys; from onnxconverter_common import float16; m = onnx.load(sys.argv[1]); "
+             "m = float16.convert_float_to_float16(m, keep_io_types=True); "
+             "big = sum(t.ByteSize() for t in m.graph.initializer) > 2**30; "
+             "onnx.save(m, sys.argv[2], save_as_external_data=big, location=sys.argv[2].rsplit('/', 1)[-1] + '.data')")
 PEER_INT8 = ("import sys; from onnxruntime.quantization import quantize_dynamic, QuantType; "
-             "quantize_dynamic(sys.argv[1], sys.argv[2], weight_type=QuantType.QInt8, per_channel=True)")
+             "quantize_dynamic(sys.argv[1], sys.argv[2], weight_type=QuantType.QInt8, per_channel=True, "
+             "use_external_data_format=sys.argv[3] == 'external')")
 PEER_INT4 = ("import sys; from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer; "
              "q = MatMulNBitsQuantizer(sys.argv[1], block_size=32, is_symmetric=True, bits=4); q.process(); "
-             "q.model.save_model_to_file(sys.argv[2])")
+             "q.model.save_model_to_file(sys.argv[2], use_external_data_format=sys.argv[3] == 'external')")
+PEERS = {
+    "fp16": ("onnxconverter_common float16 (keep_io_types) + onnx.save", PEER_FP16, "fp16", None),
+    "int8": ("onnxruntime quantize_dynamic (QInt8, per_channel)", PEER_INT8, "qdyn-int8", "quantize_dynamic"),
+    "int4": ("onnxruntime MatMulNBitsQuantizer (4 bit, block 32, sym)", PEER_INT4, "nbits-int4", "matmul_nbits"),
+}
+TARGET_SNR_MARGIN = {"int8": 0.0, "int4": 1.0}
 
 
-def quant_section(args, model: Path, out: Path, bits: int) -> list[dict]:
-    kind = f"int{bits}"
-    pkg = out / f"mlp256.{kind}.mlpkg"
-    if bits == 8:
-        peer_name, peer_code, peer_out, peer_snr = ("onnxruntime quantize_dynamic (QInt8, per_channel)", PEER_INT8,
-                                                    out / "mlp256.qdyn-int8.onnx", "quantize_dynamic")
-    else:
-        peer_name, peer_code, peer_out, peer_snr = ("onnxruntime MatMulNBitsQuantizer (4 bit, block 32, sym)",
-                                                    PEER_INT4, out / "mlp256.nbits-int4.onnx", "matmul_nbits")
-    peer_runs = max(1, min(2, args.runs // 2))
-    results = []
-    tools = [
-        (f"mlpkg convert --weights {kind}",
-         [args.mlpkg, "convert", str(model), "-o", str(pkg), "--weights", kind, "--quiet"], args.runs, True, pkg,
-         "mlpkg"),
-        # the model is in the page cache already; a slow peer gets no warm-up run
-        (peer_name, [sys.executable, "-c", peer_code, str(model), str(peer_out)], peer_runs, False, peer_out,
-         peer_snr)]
-    if bits == 4:
-        # The peer's 5 bits per weight (block 32, fp32 scales) spent as blocks of 16 with fp16 scales.
-        equal = out / "mlp256.int4-b16-fp16.mlpkg"
-        tools.append(("mlpkg convert --weights int4 --block-size 16 --scale-type fp16 (equal size)",
-                      [args.mlpkg, "convert", str(model), "-o", str(equal), "--weights", kind, "--block-size", "16",
-                       "--scale-type", "fp16", "--quiet"], args.runs, True, equal, "mlpkg"))
-    for name, argv, runs, warm, path, snr_kind in tools:
-        if path.exists() and path.is_file():
-            path.unlink()  # a stale output must not be measured as this run's
-        print(f"  {kind}: {name} ...", flush=True)
-        r = try_tool(name, argv, runs, warm)
-        if "error" not in r:
-            r["output_bytes"] = output_bytes(path)
-            r.update({f"snr_{k}": v for k, v in weight_snr(snr_kind, model, path).items()})
-        results.append(r)
-    return results
+def clear(path: Path) -> None:
+    """Removes a previous output (file, its .data, or package folder) so a stale one is never measured."""
+    import shutil
+    if path.is_dir():
+        shutil.rmtree(path)
+    for p in (path, path.with_name(path.name + ".data")):
+        if p.is_file():
+            p.unlink()
 
 
-def quant_lines(title: str, results: list[dict], size: int, snr_margin_db: float) -> list[str]:
-    lines = [f"## {title}", "",
-             "| tool | best (s) | median (s) | peak RSS (MiB) | RSS / file | output (MiB) | weight SNR (dB) "
-             "| reported SNR (dB) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in results:
-        if "error" in r:
-            lines.append(f"| {r['tool']} | failed: {r['error'].replace('|', '/')} | | | | | | |")
-            continue
-        snr = (f"{r['snr_snr_db']:.2f}" if "snr_snr_db" in r
-               else f"error: {r.get('snr_error', '?')}".replace("|", "/"))
-        rep = r.get("snr_report_weighted_mean_snr_db")
-        out_b = r.get("output_bytes")
-        lines.append(f"| {r['tool']} | {r['best_s']:.3f} | {r['median_s']:.3f} | "
-                     f"{r['peak_rss_bytes'] / 2**20:.0f} | {r['peak_rss_bytes'] / size:.2f} | "
-                     f"{f'{out_b / 2**20:.1f}' if out_b else '(none)'} | {snr} | "
-                     f"{'' if rep is None else f'{rep:.2f}'} |")
-    lines.append("")
-    ours, peer = results[0], results[1]
-    checks = []
-    if "error" in ours or "error" in peer:
-        checks.append("targets not evaluated: " + "; ".join(f"{r['tool']} failed" for r in results if "error" in r))
-    else:
-        speed = peer["best_s"] / ours["best_s"]
-        checks.append(f"speed {speed:.1f}x the peer, best times (target >= 10x: {'met' if speed >= 10 else 'NOT met'})")
-        if ours.get("output_bytes") and peer.get("output_bytes"):
-            ratio = ours["output_bytes"] / peer["output_bytes"]
-            checks.append(f"output {ours['output_bytes']:,} B = {ratio:.4f}x the peer's {peer['output_bytes']:,} B "
-                          f"(target <= 1: {'met' if ratio <= 1 else 'NOT met'})")
-        if "snr_snr_db" in ours and "snr_snr_db" in peer:
-            gain = ours["snr_snr_db"] - peer["snr_snr_db"]  # met within 1e-6 dB: summation round-off on a tie
-            checks.append(f"weight SNR {ours['snr_snr_db']:.4f} vs {peer['snr_snr_db']:.4f} dB = {gain:+.4f} dB "
-                          f"(target >= {snr_margin_db:+.0f} dB: {'met' if gain >= snr_margin_db - 1e-6 else 'NOT met'})")
-        rep = ours.get("snr_report_weighted_mean_snr_db")
-        if rep is not None and "snr_weighted_mean_snr_db" in ours:
-            checks.append(f"report.json weightedMeanSNRDB {rep:.3f} vs recomputed per-tensor weighted mean "
-                          f"{ours['snr_weighted_mean_snr_db']:.3f} dB")
-    lines += [f"{title}: " + "; ".join(checks) + ".", ""]
-    for extra in results[2:]:
-        if "error" in extra or "error" in peer or "snr_snr_db" not in extra or "snr_snr_db" not in peer:
-            continue
-        ratio = extra["output_bytes"] / peer["output_bytes"]
-        gain = extra["snr_snr_db"] - peer["snr_snr_db"]
-        lines += [f"{extra['tool']}: speed {peer['best_s'] / extra['best_s']:.1f}x the peer; output "
-                  f"{extra['output_bytes']:,} B = {ratio:.4f}x the peer's; weight SNR {gain:+.4f} dB over the peer "
-                  f"(target at equal size >= {snr_margin_db:+.0f} dB: {'met' if gain >= snr_margin_db else 'NOT met'}).",
-                  ""]
-    return lines
+def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
+    file_name, generate, description, external = MODELS[key]
+    model = out / file_name
+    if not model.exists():
+        # In a child process: a forked child's peak RSS starts from its parent's, so the measuring process stays small.
+        print(f"generating {model} ...", flush=True)
+        subprocess.run([sys.executable, __file__, "--generate", key, str(model)], check=True)
+    size = model_bytes(model)
+    big = size > args.peer_max_bytes
+    runs = 1 if size > 2**30 else args.runs
+    peer_runs = 1 if size > 2**28 else max(1, min(2, args.runs // 2))
+    stem = model.stem
+    rows: list[dict] = []
+
+    def add(row: dict, fmt: str, role: str, path: Path | None, snr_kind: str | None) -> None:
+        row.update({"model": key, "format": fmt, "role": role})
+        if "error" not in row and path is not None:
+            row["output_bytes"] = output_bytes(path)
+            if snr_kind and size <= args.snr_max_bytes:
+                row.update({f"snr_{k}": v for k, v in weight_snr(snr_kind, model, path).items()})
+        rows.append(row)
+
+    print(f"{key}: {description}, {size / 2**20:.0f} MiB", flush=True)
+    copy_target = out / f"{stem}.copy"
+    src = model.with_suffix(".data") if external else model
+    add(try_tool("cp (floor)", ["cp", str(src), str(copy_target)], runs), "-", "floor", None, None)
+    copy_target.unlink(missing_ok=True)
+    if "import" in formats:
+        add(try_tool("mlpkg inspect", [args.mlpkg, "inspect", str(model), "--json"], runs), "import", "mlpkg", None, None)
+        if not big:
+            loader = "import onnx, sys; m = onnx.load(sys.argv[1]); print(len(m.graph.initializer))"
+            add(try_tool("python onnx.load", [sys.executable, "-c", loader, str(model)], peer_runs), "import", "peer",
+                None, None)
+    for fmt in (f for f in formats if f != "import"):
+        pkg = out / f"{stem}.{fmt}.mlpkg"
+        clear(pkg)
+        print(f"  {fmt}: mlpkg ...", flush=True)
+        add(try_tool(f"mlpkg convert --weights {fmt}",
+                     [args.mlpkg, "convert", str(model), "-o", str(pkg), "--weights", fmt, "--quiet"], runs),
+            fmt, "mlpkg", pkg, "mlpkg" if fmt != "fp16" else None)
+        if key == "mlp4g" or args.verify_export:
+            # The package verifies and exports (ONNX with external data past 2 GiB), timed like the rest.
+            add(try_tool("mlpkg verify", [args.mlpkg, "verify", str(pkg)], 1, warmup=False), fmt, "verify", None, None)
+            exported = out / f"{stem}.{fmt}.export.onnx"
+            clear(exported)
+            add(try_tool("mlpkg export", [args.mlpkg, "export", str(pkg), "-o", str(exported)], 1, warmup=False),
+                fmt, "export", exported, None)
+            if fmt == "fp16" and exported.exists():
+                # The exported model runs in onnxruntime and agrees with the original (fp16 weights' error only).
+                print(f"  {fmt}: onnxruntime check of the export ...", flush=True)
+                check = subprocess.run([sys.executable, __file__, "--ort-check", str(model), str(exported)],
+                                       capture_output=True, text=True)
+                rows.append({"model": key, "format": fmt, "role": "ort-check", "tool": "onnxruntime: export vs original",
+                             **(json.loads(check.stdout) if check.returncode == 0
+                                else {"error": (check.stderr.strip().splitlines() or ["?"])[-1][:200]})})
+            clear(exported)
+        if key == "mlp256" and fmt == "int4":
+            # The peer's 5 bits per weight (block 32, fp32 scales) spent as blocks of 16 with fp16 scales.
+            equal = out / f"{stem}.int4-b16-fp16.mlpkg"
+            clear(equal)
+            add(try_tool("mlpkg convert --weights int4 --block-size 16 --scale-type fp16 (equal size)",
+                         [args.mlpkg, "convert", str(model), "-o", str(equal), "--weights", "int4", "--block-size", "16",
+                          "--scale-type", "fp16", "--quiet"], runs), fmt, "mlpkg-equal-size", equal, "mlpkg")
+            clear(equal)
+        if big:
+            rows.append({"model": key, "format": fmt, "role": "peer", "tool": PEERS[fmt][0],
+                         "skipped": f"model over {args.peer_max_bytes / 2**30:.1f} GiB (--peer-max-bytes)"})
+        else:
+            name, code, suffix, snr_kind = PEERS[fmt]
+            peer_out = out / f"{stem}.{suffix}.onnx"
+            clear(peer_out)
+            print(f"  {fmt}: {name} ...", flush=True)
+            # the model is in the page cache already; a slow peer gets no warm-up run
+            add(try_tool(name, [sys.executable, "-c", code, str(model), str(peer_out),
+                                "external" if external else "embedded"], peer_runs, warmup=False),
+                fmt, "peer", peer_out, snr_kind)
+            clear(peer_out)
+        clear(pkg)
+    return {"model": key, "file": file_name, "description": description, "bytes": size, "external_data": external,
+            "rows": rows}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# report
+
+def _mib(b: float | None) -> str:
+    return "" if b is None else f"{b / 2**20:.1f}"
+
+
+def markdown(results: list[dict]) -> str:
+    lines = ["# mlpkg benchmarks", "",
+             "One `make bench` run: every tool on the same files, each command in its own process. Time is wall-clock "
+             "(best of the runs; the file is in the page cache), peak RSS is wait4's ru_maxrss.", ""]
+    for m in results:
+        size = m["bytes"]
+        lines += [f"## {m['model']}: {m['description']} ({size / 2**20:.0f} MiB)", "",
+                  "| format | tool | best (s) | median (s) | × cp | peak RSS (MiB) | RSS / file | output (MiB) "
+                  "| weight SNR (dB) | vs peer |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        floor = next((r for r in m["rows"] if r["role"] == "floor" and "best_s" in r), None)
+        for r in m["rows"]:
+            if r["role"] == "ort-check":
+                detail = (f"max |diff| / max |output| = {r['max_rel_diff']:.2e}" if "max_rel_diff" in r
+                          else "failed: " + r.get("error", "?").replace("|", "/"))
+                lines.append(f"| {r['format']} | {r['tool']} | {detail} | | | | | | | |")
+                continue
+            if "skipped" in r or "error" in r:
+                lines.append(f"| {r['format']} | {r['tool']} | {('skipped: ' + r['skipped']) if 'skipped' in r else 'failed: ' + r['error'].replace('|', '/')} | | | | | | | |")
+                continue
+            peer = next((p for p in m["rows"] if p["role"] == "peer" and p["format"] == r["format"] and "best_s" in p), None)
+            versus = ""
+            if r["role"] in ("mlpkg", "mlpkg-equal-size") and peer:
+                versus = (f"{peer['best_s'] / r['best_s']:.1f}× faster, {r['peak_rss_bytes'] / peer['peak_rss_bytes']:.2f}× RSS")
+                if "snr_snr_db" in r and "snr_snr_db" in peer:
+                    versus += f", {r['snr_snr_db'] - peer['snr_snr_db']:+.2f} dB"
+            snr = f"{r['snr_snr_db']:.2f}" if "snr_snr_db" in r else ""
+            lines.append(f"| {r['format']} | {r['tool']} | {r['best_s']:.3f} | {r['median_s']:.3f} | "
+                         f"{r['best_s'] / floor['best_s']:.1f} | {r['peak_rss_bytes'] / 2**20:.0f} | "
+                         f"{r['peak_rss_bytes'] / size:.2f} | {_mib(r.get('output_bytes'))} | {snr} | {versus} |"
+                         if floor else f"| {r['format']} | {r['tool']} | {r['best_s']:.3f} | | | | | | | |")
+        lines.append("")
+    lines += targets(results)
+    return "\n".join(lines) + "\n"
+
+
+def targets(results: list[dict]) -> list[str]:
+    """The issue's targets, each with its measured value and met / NOT met."""
+    by = {m["model"]: m for m in results}
+    out = ["## Targets", ""]
+
+    def row(model: str, fmt: str, role: str) -> dict | None:
+        m = by.get(model)
+        r = next((r for r in m["rows"] if r["format"] == fmt and r["role"] == role), None) if m else None
+        return r if r and "best_s" in r else None
+
+    def check(label: str, ok: bool, detail: str) -> None:
+        out.append(f"- {label}: {detail} — {'met' if ok else 'NOT met'}")
+
+    if "mlp256" in by:
+        floor = row("mlp256", "-", "floor")
+        for fmt in ("fp16", "int8", "int4"):
+            ours, peer = row("mlp256", fmt, "mlpkg"), row("mlp256", fmt, "peer")
+            if ours and peer:
+                check(f"256 MiB {fmt} ≥ 10× faster than its peer", peer["best_s"] / ours["best_s"] >= 10,
+                      f"{peer['best_s'] / ours['best_s']:.1f}× ({ours['best_s']:.3f} s vs {peer['best_s']:.3f} s)")
+            if ours and floor:
+                check(f"256 MiB {fmt} within 4× of cp", ours["best_s"] / floor["best_s"] <= 4,
+                      f"{ours['best_s'] / floor['best_s']:.2f}× cp ({floor['best_s']:.3f} s)")
+    for key in ("mlp256", "transformer"):
+        if key in by:
+            worst = max((r["peak_rss_bytes"] for r in by[key]["rows"] if r["role"] == "mlpkg" and "peak_rss_bytes" in r),
+                        default=None)
+            if worst:
+                check(f"{key} (embedded) peak RSS ≤ 2.1× the file", worst / by[key]["bytes"] <= 2.1,
+                      f"{worst / by[key]['bytes']:.2f}× at worst")
+    for key in ("mlp1g", "mlp4g"):
+        if key in by:
+            worst = max((r["peak_rss_bytes"] for r in by[key]["rows"] if r["role"] == "mlpkg" and "peak_rss_bytes" in r),
+                        default=None)
+            if worst:
+                check(f"{key} (external data) convert peak RSS ≤ 0.3× the weights", worst / by[key]["bytes"] <= 0.3,
+                      f"{worst / by[key]['bytes']:.3f}× at worst ({worst / 2**20:.0f} MiB)")
+    if "mlp1g" in by and "mlp4g" in by:
+        for fmt in ("fp16", "int8", "int4"):
+            a, b = row("mlp1g", fmt, "mlpkg"), row("mlp4g", fmt, "mlpkg")
+            if a and b:
+                check(f"{fmt} 1 GiB → 4 GiB time grows ≤ 4.4×", b["best_s"] / a["best_s"] <= 4.4,
+                      f"{b['best_s'] / a['best_s']:.2f}× ({a['best_s']:.2f} s → {b['best_s']:.2f} s)")
+        ok = all(any(r["role"] == role and r["format"] == fmt and "best_s" in r for r in by["mlp4g"]["rows"])
+                 for fmt in ("fp16", "int8", "int4") for role in ("mlpkg", "verify", "export"))
+        check("the 4 GiB model converts, verifies and exports (each format)", ok, "see the mlp4g table")
+        ort_check = next((r for r in by["mlp4g"]["rows"] if r["role"] == "ort-check"), None)
+        if ort_check:
+            diff = ort_check.get("max_rel_diff")
+            check("the 4 GiB model's fp16 export runs in onnxruntime and matches the original (≤ 2e-3 relative)",
+                  diff is not None and diff <= 2e-3, f"max relative difference {diff:.2e}" if diff is not None
+                  else ort_check.get("error", "failed"))
+    out.append("")
+    return out
+
+
+def chart(results: list[dict], path: Path) -> None:
+    """Time and peak RSS per tool and format, one pair of panels per model (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(results), 2, figsize=(13, 3.2 * len(results)), squeeze=False)
+    colours = {"mlpkg": "#2b7bba", "mlpkg-equal-size": "#6aaed6", "peer": "#e6550d", "floor": "#969696",
+               "verify": "#31a354", "export": "#74c476"}
+    for (time_ax, rss_ax), m in zip(axes, results):
+        rows = [r for r in m["rows"] if "best_s" in r]
+        labels = [f"{r['format']} · {r['tool'][:38]}" for r in rows]
+        y = range(len(rows))
+        time_ax.barh(y, [r["best_s"] for r in rows], color=[colours.get(r["role"], "#444") for r in rows])
+        rss_ax.barh(y, [r["peak_rss_bytes"] / 2**20 for r in rows], color=[colours.get(r["role"], "#444") for r in rows])
+        time_ax.set_yticks(list(y), labels, fontsize=7)
+        rss_ax.set_yticks(list(y), [""] * len(rows))
+        time_ax.set_xscale("log")
+        time_ax.set_xlabel("wall time (s, log scale)")
+        rss_ax.set_xlabel("peak RSS (MiB)")
+        time_ax.set_title(f"{m['model']} ({m['bytes'] / 2**20:.0f} MiB): time", fontsize=9)
+        rss_ax.set_title(f"{m['model']}: peak memory", fontsize=9)
+        time_ax.invert_yaxis()
+        rss_ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mlpkg", default=".build/release/mlpkg")
-    parser.add_argument("--out", default="bench/out")
+    parser.add_argument("--out", default="bench/out", help="folder for the models, bench.md, bench.json and bench.png")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--sections", default="import,fp16,int8,int4",
-                        help="comma-separated subset of import,fp16,int8,int4")
-    parser.add_argument("--generate", help=argparse.SUPPRESS)
+    parser.add_argument("--models", default="mlp256,transformer,mlp1g,mlp4g",
+                        help="comma-separated subset of " + ",".join(MODELS))
+    parser.add_argument("--formats", default="import,fp16,int8,int4")
+    parser.add_argument("--peer-max-bytes", type=int, default=3 * 2**29,
+                        help="run the Python peers only on models up to this size (they need several times the "
+                             "model in memory)")
+    parser.add_argument("--snr-max-bytes", type=int, default=2**29, help="recompute weight SNR up to this size")
+    parser.add_argument("--verify-export", action="store_true", help="also time verify and export on every model")
+    parser.add_argument("--generate", nargs=2, metavar=("MODEL", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--ort-check", nargs=2, metavar=("ORIGINAL", "EXPORTED"), help=argparse.SUPPRESS)
     parser.add_argument("--weight-snr", nargs=3, metavar=("KIND", "ORIGINAL", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
-        make_mlp(Path(args.generate))
+        key, path = args.generate
+        MODELS[key][1](Path(path))
+        return
+    if args.ort_check:
+        import onnxruntime as ort
+        original, exported = args.ort_check
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        first = ort.InferenceSession(original, options, providers=["CPUExecutionProvider"])
+        feed = {i.name: np.random.default_rng(0).standard_normal([2 if isinstance(d, str) else d for d in i.shape])
+                .astype(np.float32) for i in first.get_inputs()}
+        want = first.run(None, feed)[0]
+        del first
+        got = ort.InferenceSession(exported, options, providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        print(json.dumps({"max_rel_diff": float(np.abs(want - got).max() / np.abs(want).max())}))
         return
     if args.weight_snr:
         kind, original, output = args.weight_snr
         print(json.dumps(SNR_JOBS[kind](Path(original), Path(output))))
         return
-    wanted = {x.strip() for x in args.sections.split(",") if x.strip()}
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = out / "mlp256.onnx"
-    if not model.exists():
-        # In a child process: a forked child's peak RSS starts from its parent's, so the measuring process stays small.
-        print(f"generating {model} ...", flush=True)
-        subprocess.run([sys.executable, __file__, "--generate", str(model)], check=True)
-    size = model.stat().st_size
-
-    loader = ("import onnx, sys; m = onnx.load(sys.argv[1]); "
-              "print(sum(1 for _ in m.graph.initializer))")
-    peer_fp16 = ("import onnx, sys; from onnxconverter_common import float16; "
-                 "m = onnx.load(sys.argv[1]); "
-                 "m = float16.convert_float_to_float16(m, keep_io_types=True); onnx.save(m, sys.argv[2])")
-    pkg = out / "mlp256.mlpkg"
-    peer_out = out / "mlp256.fp16.onnx"
-    sections: dict[str, list[dict]] = {}
-    if "import" in wanted:
-        sections["import"] = [
-            run_tool("mlpkg inspect", [args.mlpkg, "inspect", str(model), "--json"], args.runs),
-            run_tool("python onnx.load", [sys.executable, "-c", loader, str(model)], args.runs),
-            # The interpreter and onnx import alone, so onnx.load's own cost can be read off.
-            run_tool("python + import onnx (baseline)", [sys.executable, "-c", "import onnx"], args.runs),
-        ]
-    sizes = {}
-    if "fp16" in wanted:
-        sections["fp16"] = [
-            run_tool("mlpkg convert --weights fp16",
-                     [args.mlpkg, "convert", str(model), "-o", str(pkg), "--weights", "fp16", "--quiet"], args.runs),
-            run_tool("onnxconverter_common float16 (keep_io_types) + onnx.save",
-                     [sys.executable, "-c", peer_fp16, str(model), str(peer_out)], max(1, args.runs // 2)),
-            run_tool("cp (floor)", ["cp", str(model), str(out / "copy.onnx")], args.runs),
-        ]
-        sizes = {"mlpkg convert --weights fp16": sum(f.stat().st_size for f in pkg.iterdir()),
-                 "onnxconverter_common float16 (keep_io_types) + onnx.save": peer_out.stat().st_size,
-                 "cp (floor)": size}
-    quant = {}
-    for bits in (8, 4):
-        if f"int{bits}" in wanted:
-            quant[f"int{bits}"] = quant_section(args, model, out, bits)
-
-    lines = [f"# Benchmarks: {model.name}, {size / 2**20:.1f} MiB "
-             f"({BLOCKS} x [{HIDDEN}x{INNER}, {INNER}x{HIDDEN}] float32 MatMul weights)", ""]
-    for title, results in sections.items():
-        lines += [f"## {title}", "", "| tool | best (s) | median (s) | peak RSS (MiB) | RSS / file | output (MiB) |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        for r in results:
-            r["output_bytes"] = sizes.get(r["tool"])
-            output = f"{r['output_bytes'] / 2**20:.1f}" if r["output_bytes"] else ""
-            lines.append(f"| {r['tool']} | {r['best_s']:.3f} | {r['median_s']:.3f} | "
-                         f"{r['peak_rss_bytes'] / 2**20:.0f} | {r['peak_rss_bytes'] / size:.2f} | {output} |")
-        lines.append("")
-    if "import" in sections:
-        imp = sections["import"][0]
-        lines.append(f"Import: {imp['best_s']:.3f} s (target < 0.5 s), peak RSS {imp['peak_rss_bytes'] / size:.2f}x "
-                     f"the file (target <= 2.2x).")
-    if "fp16" in sections:
-        fp16 = sections["fp16"]
-        lines.append(f"fp16: mlpkg is {fp16[1]['best_s'] / fp16[0]['best_s']:.1f}x faster than onnxconverter_common "
-                     f"(target >= 10x), with {fp16[0]['peak_rss_bytes'] / fp16[1]['peak_rss_bytes']:.2f}x its peak "
-                     f"RSS (target <= 0.5x); {fp16[0]['best_s'] / fp16[2]['best_s']:.1f}x the time of cp.")
-    if quant:
-        lines.append("")
-    for title, results in quant.items():
-        lines += quant_lines(title, results, size, 0.0 if title == "int8" else 1.0)
-        sections[title] = results
-    lines += [
-        "",
-        "Notes: peak RSS is wait4's ru_maxrss of each command; a child forked from this Python process starts from",
-        "its RSS (about 44 MiB), so that is the floor of the column. mlpkg inspect maps the model and parses only its",
-        "structure (weights are read when used); convert reads every weight.",
-    ]
-    if quant:
-        lines += [
-            "int8/int4: peers run without a warm-up and fewer times than mlpkg (they are slow). Weight SNR is",
-            "10·log10(Σw²/Σ(w−ŵ)²) over all quantized weights together, recomputed from each output; \"reported\" is",
-            "mlpkg's report.json weightedMeanSNRDB (per-tensor SNRs weighted by element count). Output sizes count the",
-            "package folder, or the .onnx file plus any external data file beside it.",
-        ]
-    table = "\n".join(lines)
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    results = [bench_model(args, key.strip(), out, formats) for key in args.models.split(",") if key.strip()]
+    table = markdown(results)
     print(table)
-    (out / "bench.md").write_text(table + "\n")
-    (out / "bench.json").write_text(json.dumps({"model": str(model), "file_bytes": size, "sections": sections},
-                                               indent=2) + "\n")
+    (out / "bench.md").write_text(table)
+    (out / "bench.json").write_text(json.dumps({"results": results}, indent=2) + "\n")
+    chart(results, out / "bench.png")
+    print(f"wrote {out / 'bench.md'}, {out / 'bench.json'} and {out / 'bench.png'}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 #include "ckernels.h"
 #include "f16_scalar.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /// A scale as float16 will hold it: rounded to nearest even, never flushed to zero (a non-zero scale that would
@@ -160,22 +161,69 @@ static void quantize_generic(MLPKG_QUANTIZE_PARAMS) { MLPKG_QUANTIZE_BODY }
 __attribute__((target("avx2,fma"))) static void quantize_avx2(MLPKG_QUANTIZE_PARAMS) { MLPKG_QUANTIZE_BODY }
 #endif
 
+typedef void (*mlpkg_quantize_kernel)(MLPKG_QUANTIZE_PARAMS);
+
+/* Groups that are contiguous runs (inner == 1: blocks along the last axis, or one channel per leading index) would
+   leave the kernel's loops one element wide. Rows of such a tensor are transposed a chunk at a time, so the groups of
+   `rows` consecutive rows sit side by side as the inner dimension, quantized, and the results transposed back. */
+static int quantize_contiguous_groups(mlpkg_quantize_kernel kernel, const float *w, size_t outer, size_t depth,
+                                      size_t block, int symmetric, int qmin, int qmax, const float *multipliers,
+                                      size_t multiplier_count, int half_scales, int8_t *q, float *scales,
+                                      float *zeros, mlpkg_quant_stats *stats) {
+    const size_t blocks = (depth + block - 1) / block;
+    size_t rows = depth > 0 ? ((size_t)1 << 18) / depth : 64; /* about 1 MiB of floats per chunk */
+    rows = rows < 8 ? 8 : (rows > 64 ? 64 : rows);
+    if (rows > outer) rows = outer;
+    float *t = malloc(depth * rows * sizeof(float));
+    int8_t *tq = malloc(depth * rows);
+    float *ts = malloc(blocks * rows * sizeof(float)), *tz = malloc(blocks * rows * sizeof(float));
+    float *work = malloc(12 * rows * sizeof(float));
+    int ok = t && tq && ts && tz && work;
+    if (ok) {
+        for (size_t o0 = 0; o0 < outer; o0 += rows) {
+            const size_t n = outer - o0 < rows ? outer - o0 : rows;
+            for (size_t r = 0; r < n; r++) {
+                const float *src = w + (o0 + r) * depth;
+                for (size_t d = 0; d < depth; d++) t[d * n + r] = src[d];
+            }
+            kernel(t, 1, depth, n, block, symmetric, qmin, qmax, multipliers, multiplier_count, half_scales, tq, ts, tz,
+                   work, stats);
+            for (size_t r = 0; r < n; r++) {
+                int8_t *dst = q + (o0 + r) * depth;
+                for (size_t d = 0; d < depth; d++) dst[d] = tq[d * n + r];
+                for (size_t kb = 0; kb < blocks; kb++) {
+                    scales[(o0 + r) * blocks + kb] = ts[kb * n + r];
+                    zeros[(o0 + r) * blocks + kb] = tz[kb * n + r];
+                }
+            }
+        }
+    }
+    free(t);
+    free(tq);
+    free(ts);
+    free(tz);
+    free(work);
+    return ok;
+}
+
 void mlpkg_quantize_blocked(MLPKG_QUANTIZE_PARAMS) {
     memset(stats, 0, sizeof *stats);
+    mlpkg_quantize_kernel kernel = quantize_generic;
 #if defined(__x86_64__)
     static int avx2 = -1;
     if (avx2 < 0) {
         __builtin_cpu_init();
         avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
-    if (avx2) {
-        quantize_avx2(w, outer, depth, inner, block, symmetric, qmin, qmax, multipliers, multiplier_count,
-                      half_scales, q, scales, zeros, work, stats);
+    if (avx2) kernel = quantize_avx2;
+#endif
+    if (inner == 1 && outer > 1 &&
+        quantize_contiguous_groups(kernel, w, outer, depth, block, symmetric, qmin, qmax, multipliers, multiplier_count,
+                                   half_scales, q, scales, zeros, stats)) {
         return;
     }
-#endif
-    quantize_generic(w, outer, depth, inner, block, symmetric, qmin, qmax, multipliers, multiplier_count,
-                     half_scales, q, scales, zeros, work, stats);
+    kernel(w, outer, depth, inner, block, symmetric, qmin, qmax, multipliers, multiplier_count, half_scales, q, scales,
+           zeros, work, stats);
 }
 
 size_t mlpkg_count_nonfinite(const float *values, size_t n) {

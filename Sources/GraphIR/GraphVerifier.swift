@@ -5,9 +5,12 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
     case duplicateDefinition(value: String, graph: String)
     case cycle(nodes: [String], graph: String)
     case emptyOutputName(node: String, graph: String)
+    case recursiveFunction(path: [String])
 
     public var description: String {
         switch self {
+        case .recursiveFunction(let path):
+            return "model-local function '\(path[0])' calls itself (\(path.joined(separator: " → "))); ONNX functions cannot recurse"
         case .unproducedInput(let node, let input, let graph):
             return "node \(node) reads '\(input)', which no node, initializer or input of graph '\(graph)' produces"
         case .unproducedOutput(let output, let graph):
@@ -123,5 +126,71 @@ public enum GraphVerifier {
             }
         }
         return order.map { nodes[$0] }
+    }
+}
+
+extension GraphVerifier {
+    /// Refuses model-local functions that call themselves, directly or through others (including calls made from
+    /// subgraphs inside a body): expanding such a model would never end. Functions are keyed by domain, name and
+    /// overload, as ONNX resolves them.
+    public static func checkFunctionCalls(_ model: Model) throws {
+        struct Key: Hashable { var domain: String; var name: String; var overload: String }
+        func key(_ domain: String, _ name: String, _ overload: String) -> Key {
+            Key(domain: domain == "ai.onnx" ? "" : domain, name: name, overload: overload)
+        }
+        var bodies: [Key: [Node]] = [:]
+        for f in model.functions { bodies[key(f.domain, f.name, f.overload)] = f.nodes }
+        guard !bodies.isEmpty else { return }
+
+        /// Functions called anywhere in `nodes`, subgraphs included, in first-call order.
+        func callees(_ nodes: [Node]) -> [Key] {
+            var found: [Key] = []
+            var stack = [nodes]
+            while let list = stack.popLast() {
+                for node in list {
+                    let k = key(node.domain, node.opType, node.overload)
+                    if bodies[k] != nil, !found.contains(k) { found.append(k) }
+                    for attribute in node.attributes {
+                        switch attribute.value {
+                        case .graph(let g): stack.append(g.nodes)
+                        case .graphs(let gs): stack.append(contentsOf: gs.map(\.nodes))
+                        default: break
+                        }
+                    }
+                }
+            }
+            return found
+        }
+        let edges = bodies.mapValues(callees)
+        func label(_ k: Key) -> String { (k.domain.isEmpty ? "" : k.domain + ".") + k.name + (k.overload.isEmpty ? "" : ":" + k.overload) }
+
+        // Iterative depth-first search with colours; a grey node reached again closes a cycle.
+        enum Colour { case grey, black }
+        var colour: [Key: Colour] = [:]
+        let roots = model.functions.map { key($0.domain, $0.name, $0.overload) }
+        for root in roots where colour[root] == nil {
+            var path: [(key: Key, next: Int)] = [(root, 0)]
+            colour[root] = .grey
+            while let top = path.last {
+                let successors = edges[top.key] ?? []
+                if top.next == successors.count {
+                    colour[top.key] = .black
+                    path.removeLast()
+                    continue
+                }
+                path[path.count - 1].next += 1
+                let child = successors[top.next]
+                switch colour[child] {
+                case .grey:
+                    let start = path.firstIndex { $0.key == child }!
+                    throw GraphError.recursiveFunction(path: (path[start...].map(\.key) + [child]).map(label))
+                case .black:
+                    continue
+                case nil:
+                    colour[child] = .grey
+                    path.append((child, 0))
+                }
+            }
+        }
     }
 }

@@ -46,6 +46,20 @@ public final class MappedFile: @unchecked Sendable {
 
     public var view: ByteView { ByteView(bytes: bytes, owner: self) }
 
+    /// Drops the pages holding `range` from this process's memory once their bytes have been used. The mapping stays
+    /// valid: a later read loads them from the file again (the page cache usually still has them). This is what keeps
+    /// a multi-GB conversion's resident memory to the tensors in flight.
+    public func release(_ range: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, let start = range.baseAddress, range.count > 0 else { return }
+        let page = Self.pageSize
+        let lower = max(start - base, 0) / page * page
+        let upper = min((start - base) + range.count, bytes.count)
+        guard upper > lower else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + lower), upper - lower, Int32(MADV_DONTNEED))
+    }
+
+    private static let pageSize = max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096)
+
     public static func describe(errno code: Int32) -> String {
         String(cString: strerror(code))
     }

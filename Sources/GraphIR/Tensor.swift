@@ -1,8 +1,12 @@
-/// Where a tensor's bytes came from: inside the model file, or an external data file beside it.
+/// Where a tensor's bytes live: inside the model file, in an external data file beside it, or already written into
+/// the weights file of a package being built.
 public enum TensorLocation: Sendable, Hashable {
     case embedded
     /// `location` as written in the model (relative to the model's folder), byte offset and length in that file.
     case external(location: String, offset: Int, length: Int)
+    /// Streamed into the package's weights file at `offset` as soon as it was converted; the tensor's data was
+    /// released then, and the package writer records this blob instead of writing it again.
+    case stored(offset: Int, length: Int, sha256: String)
 
     public var isExternal: Bool {
         if case .external = self { return true }

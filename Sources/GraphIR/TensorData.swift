@@ -26,6 +26,12 @@ public struct ByteView: @unchecked Sendable {
     }
 
     public var array: [UInt8] { Array(bytes) }
+
+    /// For a view of a memory-mapped file: lets the kernel drop its pages from this process (see
+    /// `MappedFile.release`). Views of owned memory are left alone.
+    public func releaseMappedPages() {
+        (owner as? MappedFile)?.release(bytes)
+    }
 }
 
 /// Heap memory allocated by mlpkg (16-byte aligned), freed when the last view of it goes away.

@@ -89,16 +89,16 @@ public enum PackageConverter {
         let graphReport = GraphPassReport(pipeline: options.pipeline.name, context: context)
         clock.lap(options.fold ? "fold constants, infer shapes" : "infer shapes")
         let converter = WeightConverter(options: options.converter)
-        let (converted, report) = converter.convert(model)
-        clock.lap("convert weights (\(options.weights.rawValue))")
-        let source = sourceDescription(input: input, model: model, digest: digest)
-        clock.lap("source digest (wait)")
-        let provenance = Provenance(source: source,
-                                    producer: .init(name: "mlpkg", version: MLPkgVersion.current),
-                                    options: options.recorded)
-        let manifest = try PackageWriter.write(model: converted, provenance: provenance, report: report, graph: graphReport,
-                                               to: output)
-        clock.lap("write package")
+        let passed = model
+        let (manifest, report) = try PackageWriter.write(model: passed, converting: converter, provenance: {
+            clock.lap("convert and write weights (\(options.weights.rawValue))")
+            let source = sourceDescription(input: input, model: passed, digest: digest)
+            clock.lap("source digest (wait)")
+            return Provenance(source: source, producer: .init(name: "mlpkg", version: MLPkgVersion.current),
+                              options: options.recorded)
+        }, graph: graphReport, to: output)
+        clock.lap("write manifest and report")
+        let source = manifest.provenance.source
         let packageBytes = [Manifest.manifestFileName, Manifest.weightsFileName, Manifest.reportFileName].reduce(0) {
             $0 + ((try? FileManager.default.attributesOfItem(atPath: output + "/" + $1)[.size] as? Int) ?? 0)
         }

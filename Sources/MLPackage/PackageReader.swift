@@ -96,6 +96,7 @@ public enum PackageReader {
                     throw fault
                 }
                 let blob = weights.slice(record.offset..<(record.offset + record.length))
+                defer { blob.releaseMappedPages() }  // read again when used; memory stays bounded meanwhile
                 guard Checksum.sha256(blob) == record.sha256 else {
                     throw PackageError(path: path, "tensor '\(record.name)': checksum mismatch (weights.bin is corrupt)", tensor: record.name)
                 }

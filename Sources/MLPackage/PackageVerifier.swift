@@ -63,7 +63,9 @@ public enum PackageVerifier {
             let end = record.offset &+ record.length
             guard record.offset >= 0, record.length >= 0, end <= weights.count, end >= record.offset else { continue }
             covered.append((record.offset, end))
-            if Checksum.sha256(weights.slice(record.offset..<end)) != record.sha256 {
+            let blob = weights.slice(record.offset..<end)
+            defer { blob.releaseMappedPages() }  // a multi-GB package is checked in bounded memory
+            if Checksum.sha256(blob) != record.sha256 {
                 fault(PackageError(path: path, "tensor '\(record.name)': checksum mismatch at bytes \(record.offset)..<\(end) of weights.bin",
                                    tensor: record.name))
             }

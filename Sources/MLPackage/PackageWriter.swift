@@ -67,74 +67,198 @@ extension ValueType {
 /// Writes a model as a `.mlpkg` directory: manifest.json, weights.bin (blobs 64-byte aligned, zero padded) and
 /// report.json, atomically (see `AtomicDirectory`). The same model and provenance give byte-identical files.
 public enum PackageWriter {
+    /// Writes `model` as it is (its weights already in their final encoding).
     public static func write(model: Model, provenance: Provenance, report: ConversionReport, graph: GraphPassReport? = nil,
                              to path: String) throws(PackageError) -> Manifest {
         do {
-            return try writeFiles(model: model, provenance: provenance, report: report, graph: graph, to: path)
+            return try writeFiles(model: model, provenance: { provenance }, graph: graph, to: path) { _, _ in report }.manifest
         } catch {
             throw PackageError(error)
         }
     }
 
-    private static func writeFiles(model: Model, provenance: Provenance, report: ConversionReport, graph passes: GraphPassReport?,
-                                   to path: String) throws(OutputError) -> Manifest {
-        var encoder = ManifestEncoder()
-        let graph = encoder.graph(model.graph)
-        let functions = model.functions.map { encoder.function($0) }
+    /// Converts `model`'s weights with `converter` and writes the package, streaming: weights are converted a window
+    /// at a time on all cores, each result is appended to weights.bin as soon as its window is done and then freed,
+    /// and the pages of mapped source weights are released once read. Memory stays near one window of weights
+    /// (`windowBytes`) whatever the model's size.
+    /// `provenance` is asked for once the weights are written (so a source digest can be computed meanwhile).
+    public static func write(model: Model, converting converter: WeightConverter, provenance: () -> Provenance,
+                             graph: GraphPassReport? = nil,
+                             to path: String) throws(PackageError) -> (manifest: Manifest, report: ConversionReport) {
+        do {
+            return try writeFiles(model: model, provenance: provenance, graph: graph, to: path) { model, weights throws(OutputError) in
+                try streamConversion(&model, converter: converter, into: weights)
+            }
+        } catch {
+            throw PackageError(error)
+        }
+    }
+
+    /// Source bytes converted (or digested) per window: enough to keep every core busy, small enough to bound memory.
+    static let windowBytes = 64 << 20
+
+    /// Splits `items` into consecutive windows of at most `windowBytes` (a larger item is a window of its own).
+    static func windows<T>(_ items: [T], bytes: (T) -> Int) -> [ArraySlice<T>] {
+        var result: [ArraySlice<T>] = []
+        var start = 0, total = 0
+        for (i, item) in items.enumerated() {
+            let size = bytes(item)
+            if i > start && total + size > windowBytes {
+                result.append(items[start..<i])
+                start = i
+                total = 0
+            }
+            total += size
+        }
+        if start < items.count { result.append(items[start...]) }
+        return result
+    }
+
+    /// `prepare` runs once weights.bin is open: it may stream blobs into it (marking those tensors `.stored`) and
+    /// returns the report. The remaining blobs follow in table order.
+    private static func writeFiles(
+        model: Model, provenance: () -> Provenance, graph passes: GraphPassReport?, to path: String,
+        prepare: (inout Model, OutputFile) throws(OutputError) -> ConversionReport
+    ) throws(OutputError) -> (manifest: Manifest, report: ConversionReport) {
         let directory = try AtomicDirectory(target: path) { existing in
             FileManager.default.fileExists(atPath: existing + "/" + Manifest.manifestFileName)
         }
         do throws(OutputError) {
-            let records = try writeWeights(encoder.tensors, encodings: encoder.encodings,
-                                           to: directory.path(Manifest.weightsFileName))
-            let weightsBytes = records.last.map { $0.offset + $0.length } ?? 0
+            let weights = try OutputFile(path: directory.path(Manifest.weightsFileName))
+            var model = model
+            let report = try prepare(&model, weights)
+            var encoder = ManifestEncoder()
+            let graph = encoder.graph(model.graph)
+            let functions = model.functions.map { encoder.function($0) }
+            let records = try writeWeights(encoder.tensors, encodings: encoder.encodings, to: weights)
+            try weights.finish()
             let manifest = Manifest(
                 format: Manifest.formatName, formatVersion: Manifest.version.description, functions: functions,
                 graph: graph, metadata: model.metadata,
                 model: ModelInfo(irVersion: model.irVersion, producerName: model.producerName,
                                  producerVersion: model.producerVersion, domain: model.domain,
                                  modelVersion: model.modelVersion, docString: model.docString),
-                opsetImports: model.opsetImports, provenance: provenance, tensors: records,
-                weights: WeightsFile(file: Manifest.weightsFileName, bytes: weightsBytes, alignment: Manifest.alignment))
+                opsetImports: model.opsetImports, provenance: provenance(), tensors: records,
+                weights: WeightsFile(file: Manifest.weightsFileName, bytes: weights.written, alignment: Manifest.alignment))
             try writeJSON(manifest, pretty: false, to: directory.path(Manifest.manifestFileName))
             try writeJSON(PackageReport(conversion: report, graph: passes), pretty: true, to: directory.path(Manifest.reportFileName))
             try directory.commit()
-            return manifest
+            return (manifest, report)
         } catch {
             directory.abandon()
             throw error
         }
     }
 
-    /// Streams every blob into weights.bin. Digests are computed first, in parallel over the tensors.
-    static func writeWeights(_ tensors: [Tensor], encodings: [EncodingRecord],
-                             to path: String) throws(OutputError) -> [TensorRecord] {
-        let blobs: [Blob] = tensors.map { tensor in
-            switch tensor.data {
-            case .bytes(let view): return Blob(view: view)
-            case .strings(let strings): return Blob(view: ByteView(copying: StringBlob.encode(strings)))
-            }
-        }
-        let digests = Parallel.map(blobs) { Checksum.sha256($0.view) }
-        let file = try OutputFile(path: path)
-        var records: [TensorRecord] = []
-        records.reserveCapacity(tensors.count)
-        for (i, tensor) in tensors.enumerated() {
-            let padding = (Manifest.alignment - file.written % Manifest.alignment) % Manifest.alignment
-            try file.writeZeros(padding)
-            let offset = file.written
-            try file.write(blobs[i].view.bytes)
-            records.append(TensorRecord(name: tensor.name, dtype: tensor.dataType, shape: tensor.dims,
-                                        encoding: encodings[i], offset: offset,
-                                        length: blobs[i].view.count, sha256: digests[i],
-                                        docString: tensor.docString.nonEmpty, metadata: tensor.metadata.nonEmpty))
-        }
-        try file.finish()
-        return records
+    /// One converted weight with the digests of its blobs (values, then scale and zero point for linear encodings).
+    private enum Streamed: Sendable {
+        case converted(Tensor, ConversionReport.Converted, digests: [String])
+        case kept(ConversionReport.Kept)
     }
 
+    private static func streamConversion(_ model: inout Model, converter: WeightConverter,
+                                         into weights: OutputFile) throws(OutputError) -> ConversionReport {
+        let plan = converter.plan(model)
+        var converted: [ConversionReport.Converted] = []
+        var kept = plan.kept
+        for window in windows(plan.jobs, bytes: { $0.tensor.byteCount }) {
+            let results = Parallel.map(Array(window)) { job -> Streamed in
+                let result = converter.run(job)
+                if case .bytes(let source) = job.tensor.data { source.releaseMappedPages() }
+                switch result {
+                case .converted(let tensor, let entry):
+                    return .converted(tensor, entry, digests: blobs(of: tensor).map { Checksum.sha256($0.view) })
+                case .kept(let entry):
+                    return .kept(entry)
+                }
+            }
+            for (job, result) in zip(window, results) {
+                switch result {
+                case .converted(let tensor, let entry, let digests):
+                    converter.apply(try store(tensor, digests: digests, in: weights), for: job, in: &model)
+                    converted.append(entry)
+                case .kept(let entry):
+                    kept.append(entry)
+                }
+            }
+        }
+        return converter.report(plan, converted: converted, kept: kept)
+    }
+
+    /// The blobs a tensor puts in weights.bin: its values, then its scale and zero point (linear encodings).
+    private static func blobs(of tensor: Tensor) -> [Blob] {
+        var result = [Blob(tensor)]
+        if case .linear(let q) = tensor.encoding {
+            result.append(Blob(q.scale))
+            if let zeroPoint = q.zeroPoint { result.append(Blob(zeroPoint)) }
+        }
+        return result
+    }
+
+    /// Appends one blob, 64-byte aligned, and returns where it went.
+    private static func append(_ blob: Blob, to file: OutputFile) throws(OutputError) -> Int {
+        try file.writeZeros((Manifest.alignment - file.written % Manifest.alignment) % Manifest.alignment)
+        let offset = file.written
+        try file.write(blob.view.bytes)
+        return offset
+    }
+
+    /// Writes a converted tensor's blobs and returns it marked `.stored`, its memory released.
+    private static func store(_ tensor: Tensor, digests: [String], in file: OutputFile) throws(OutputError) -> Tensor {
+        func stored(_ t: Tensor, _ digest: String) throws(OutputError) -> Tensor {
+            let blob = Blob(t)
+            var t = t
+            t.location = .stored(offset: try append(blob, to: file), length: blob.view.count, sha256: digest)
+            t.data = .bytes(.empty)
+            return t
+        }
+        var result = try stored(tensor, digests[0])
+        if case .linear(var q) = tensor.encoding {
+            q.scale = try stored(q.scale, digests[1])
+            if let zeroPoint = q.zeroPoint { q.zeroPoint = try stored(zeroPoint, digests[2]) }
+            result.encoding = .linear(q)
+        }
+        return result
+    }
+
+    /// Writes the table's blobs not streamed already, window by window: digests in parallel, then the bytes in order,
+    /// then the source pages released.
+    static func writeWeights(_ tensors: [Tensor], encodings: [EncodingRecord],
+                             to file: OutputFile) throws(OutputError) -> [TensorRecord] {
+        var placed: [(offset: Int, length: Int, sha256: String)?] = Array(repeating: nil, count: tensors.count)
+        var pending: [Int] = []
+        for (i, tensor) in tensors.enumerated() {
+            if case .stored(let offset, let length, let sha256) = tensor.location {
+                placed[i] = (offset, length, sha256)
+            } else {
+                pending.append(i)
+            }
+        }
+        for window in windows(pending, bytes: { tensors[$0].byteCount }) {
+            let blobs = window.map { Blob(tensors[$0]) }
+            let digests = Parallel.map(blobs) { Checksum.sha256($0.view) }
+            for (k, i) in window.enumerated() {
+                placed[i] = (try append(blobs[k], to: file), blobs[k].view.count, digests[k])
+                blobs[k].view.releaseMappedPages()
+            }
+        }
+        return tensors.enumerated().map { i, tensor in
+            let blob = placed[i]!
+            return TensorRecord(name: tensor.name, dtype: tensor.dataType, shape: tensor.dims, encoding: encodings[i],
+                                offset: blob.offset, length: blob.length, sha256: blob.sha256,
+                                docString: tensor.docString.nonEmpty, metadata: tensor.metadata.nonEmpty)
+        }
+    }
+
+    /// A tensor's bytes as weights.bin holds them (string tensors serialised; see FORMAT.md).
     struct Blob: Sendable {
         var view: ByteView
+        init(_ tensor: Tensor) {
+            switch tensor.data {
+            case .bytes(let view): self.view = view
+            case .strings(let strings): self.view = ByteView(copying: StringBlob.encode(strings))
+            }
+        }
     }
 
     /// manifest.json is compact (it can list thousands of nodes); report.json is pretty-printed for people.

@@ -52,6 +52,7 @@ public enum ONNXExporter {
                 for blob in plan.blobs {
                     try file.file.writeZeros(blob.offset - file.file.written)
                     try file.file.write(blob.view.bytes)
+                    blob.view.releaseMappedPages()  // weights read from a mapped package: keep memory bounded
                 }
             } catch {
                 file.abandon()
@@ -72,7 +73,9 @@ public enum ONNXExporter {
             for segment in embedded.segments {
                 switch segment {
                 case .bytes(let bytes): try modelFile.file.write(bytes)
-                case .view(let view): try modelFile.file.write(view.bytes)
+                case .view(let view):
+                    try modelFile.file.write(view.bytes)
+                    view.releaseMappedPages()
                 }
             }
             try dataFile?.commit()

@@ -13,13 +13,15 @@ final class ExternalDataResolver {
     private let modelFolder: String
     private var resolvedFolder: String?
     private var files: [String: MappedFile] = [:]
+    /// Every non-empty range handed out, per location, with the tensor that asked for it (see `checkOverlaps`).
+    private var ranges: [String: [(range: Range<Int>, tensor: String)]] = [:]
 
     init(modelFolder: String) {
         self.modelFolder = modelFolder
     }
 
     /// The bytes `[offset, offset + length)` of `location`; `length` nil means to the end of the file.
-    func bytes(location: String, offset: Int, length: Int?) throws(DecodeError) -> ByteView {
+    func bytes(location: String, offset: Int, length: Int?, tensor: String) throws(DecodeError) -> ByteView {
         let file = try mappedFile(location)
         let size = file.bytes.count
         guard offset <= size else {
@@ -30,6 +32,7 @@ final class ExternalDataResolver {
         guard count <= available else {
             throw DecodeError("external data range \(offset)+\(count) is past the end of '\(location)' (\(size) bytes)")
         }
+        if count > 0 { ranges[location, default: []].append((offset..<(offset + count), tensor)) }
         return ByteView(bytes: UnsafeRawBufferPointer(rebasing: file.bytes[offset..<(offset + count)]), owner: file)
     }
 
@@ -86,6 +89,28 @@ final class ExternalDataResolver {
         resolvedFolder = folder
         return folder
     }
+
+    /// Refuses external ranges that partly overlap. Two tensors may share exactly the same bytes (tied weights are
+    /// written that way), but a range that straddles another's has no legitimate use: it is how a hostile file makes
+    /// one region of data count as many different weights.
+    func checkOverlaps() throws(DecodeError) {
+        for location in ranges.keys.sorted() {
+            let sorted = ranges[location]!.sorted {
+                ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound)
+            }
+            var reach = sorted[0]  // the range reaching furthest so far
+            for entry in sorted.dropFirst() {
+                if entry.range == reach.range { continue }
+                if entry.range.lowerBound < reach.range.upperBound {
+                    throw DecodeError("tensor '\(entry.tensor)': external data bytes \(Self.describe(entry.range)) of '\(location)' "
+                        + "overlap those of tensor '\(reach.tensor)' (\(Self.describe(reach.range))); ranges must be identical or disjoint")
+                }
+                if entry.range.upperBound > reach.range.upperBound { reach = entry }
+            }
+        }
+    }
+
+    private static func describe(_ range: Range<Int>) -> String { "\(range.lowerBound)..<\(range.upperBound)" }
 
     /// Data files mapped so far, by location as written in the model.
     var locations: [String] { files.keys.sorted() }

@@ -60,10 +60,13 @@ public enum ONNXImporter {
                 throw ImportError(file: file, "not a valid ONNX protobuf (truncated, corrupt or not a model file; \(bytes.count) bytes)")
             }
         }
-        var reader = ProtoReader(decoder: TensorDecoder(owner: unpacked, external: ExternalDataResolver(modelFolder: folder)))
+        let external = ExternalDataResolver(modelFolder: folder)
+        var reader = ProtoReader(decoder: TensorDecoder(owner: unpacked, external: external))
         do {
             var model = try reader.model(unpacked.proto.pointee)
+            try external.checkOverlaps()
             do {
+                try GraphVerifier.checkFunctionCalls(model)
                 model.graph = try GraphVerifier.verified(model.graph)
                 for i in model.functions.indices {
                     model.functions[i].nodes = try verifiedBody(model.functions[i])

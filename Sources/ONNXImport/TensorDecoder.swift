@@ -38,7 +38,7 @@ struct TensorDecoder {
         }
         if isExternal {
             guard dataType != .string else { throw DecodeError("string tensors cannot use external data") }
-            let (data, location) = try externalData(t, expected: dataType.storageBytes(elements: elements))
+            let (data, location) = try externalData(t, name: name, expected: dataType.storageBytes(elements: elements))
             return Tensor(name: name, dataType: dataType, dims: dims, data: .bytes(data), location: location,
                           docString: docString, metadata: metadata)
         }
@@ -60,7 +60,7 @@ struct TensorDecoder {
         return dims
     }
 
-    private func externalData(_ t: Onnx__TensorProto, expected: Int?) throws(DecodeError) -> (ByteView, TensorLocation) {
+    private func externalData(_ t: Onnx__TensorProto, name: String, expected: Int?) throws(DecodeError) -> (ByteView, TensorLocation) {
         var location: String?
         var offset = 0
         var length: Int?
@@ -77,7 +77,7 @@ struct TensorDecoder {
         if let length, length != expected {
             throw DecodeError("external data length \(length) bytes, but dims need \(expected)")
         }
-        let view = try external.bytes(location: location, offset: offset, length: length ?? expected)
+        let view = try external.bytes(location: location, offset: offset, length: length ?? expected, tensor: name)
         return (view, .external(location: location, offset: offset, length: view.count))
     }
 

@@ -79,7 +79,7 @@ public struct InferenceLimits: Sendable {
     /// Largest symbolic (dim-valued) tensor tracked.
     public var symbolicElements: Int
 
-    public init(evaluationElements: Int = 1 << 20, symbolicElements: Int = 64) {
+    public init(evaluationElements: Int = 1 << 16, symbolicElements: Int = 64) {
         self.evaluationElements = evaluationElements
         self.symbolicElements = symbolicElements
     }

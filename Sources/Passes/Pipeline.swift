@@ -24,7 +24,7 @@ public final class PassContext {
     /// Initializers constant folding created.
     var foldedInitializers = Set<String>()
 
-    /// Defaults: values of up to 2^20 elements are evaluated; folded results of up to 64 KiB are written.
+    /// Defaults: values of up to 2^16 elements are evaluated; folded results of up to 64 KiB are written.
     public init(limits: InferenceLimits = InferenceLimits(), materializeBytes: Int = 64 << 10) {
         self.limits = limits
         self.materializeBytes = materializeBytes

@@ -20,6 +20,8 @@ public struct ConversionReport: Codable, Sendable, Equatable {
         public var axis: Int?
         public var blockSize: Int?
         public var symmetric: Bool?
+        /// Element type of the scales: the format's default, or float when float16 could not hold them.
+        public var scaleType: String?
         /// Formats with a clipping search: the SNR plain round-to-nearest gets on the same tensor.
         public var rtnSNRDB: Double?
     }

@@ -127,6 +127,16 @@ public struct LinearQuantizer: Sendable {
         public var errorEnergy: Double
         /// Error energy of plain round-to-nearest with the max-range scale (the search's starting point).
         public var roundToNearestErrorEnergy: Double
+
+        /// Whether every float16 scale is a normal half short of the clamp: a group whose scale was clamped to
+        /// ±65504 or fell into the subnormal range (below 2⁻¹⁴) lost accuracy to the scale's storage.
+        var scalesFitHalf: Bool {
+            guard encoding.scale.dataType == .float16, case .bytes(let view) = encoding.scale.data else { return true }
+            return stride(from: 0, to: view.count - 1, by: 2).allSatisfy { offset in
+                let magnitude = UInt16(littleEndian: view.bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self)) & 0x7FFF
+                return magnitude == 0 || (magnitude >= 0x0400 && magnitude < 0x7BFF)  // normal, below 65504
+            }
+        }
     }
 
     /// Scale multipliers tried per group, relative to the round-to-nearest scale max|w|/7 (first): the search keeps,
@@ -141,6 +151,16 @@ public struct LinearQuantizer: Sendable {
 
     /// Quantizes `count` little-endian float32 values laid out as `layout.dims`; all values must be finite.
     public func quantize(_ floats: UnsafeBufferPointer<Float>, layout: GroupLayout, name: String) -> Outcome {
+        let outcome = quantizeOnce(floats, layout: layout, name: name)
+        guard scaleType == .float16, !outcome.scalesFitHalf else { return outcome }
+        // A group needs a scale float16 cannot hold well (beyond ±65504, or subnormal, where it keeps few bits):
+        // the whole tensor keeps float32 scales rather than lose accuracy silently.
+        var wide = self
+        wide.scaleType = .float
+        return wide.quantizeOnce(floats, layout: layout, name: name)
+    }
+
+    private func quantizeOnce(_ floats: UnsafeBufferPointer<Float>, layout: GroupLayout, name: String) -> Outcome {
         if let view = layout.kernelView {
             precondition(view.outer * (view.depth == 0 ? 0 : (view.depth - 1) / view.block + 1) * view.inner == layout.groupCount)
             return quantizeWithKernel(floats, layout: layout, view: view, name: name)

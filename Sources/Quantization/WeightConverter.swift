@@ -43,56 +43,82 @@ public struct WeightConverter: Sendable {
 
     /// Returns the converted model and the report.
     public func convert(_ model: Model) -> (Model, ConversionReport) {
-        let before = model.weightBytes
         var model = model
-        var jobs: [Job] = []
-        var kept: [ConversionReport.Kept] = []
-        collect(&model.graph, path: [], jobs: &jobs, kept: &kept)
-
-        let results = Parallel.map(jobs) { [self] job in
-            options.format.isLinear ? quantize(job.tensor, axes: job.axes!) : encode(job.tensor)
-        }
-
+        let plan = plan(model)
+        let results = Parallel.map(plan.jobs) { [self] job in run(job) }
         var converted: [ConversionReport.Converted] = []
-        for (job, result) in zip(jobs, results) {
+        var kept = plan.kept
+        for (job, result) in zip(plan.jobs, results) {
             switch result {
             case .converted(let tensor, let entry):
-                apply(tensor, at: job.place, in: &model.graph)
+                apply(tensor, for: job, in: &model)
                 converted.append(entry)
             case .kept(let entry):
                 kept.append(entry)
             }
         }
-        let after = before - converted.reduce(0) { $0 + $1.bytesBefore - $1.bytesAfter }
+        return (model, report(plan, converted: converted, kept: kept))
+    }
+
+    /// The weights to convert, in a stable order, and those left alone with the reason.
+    public struct Plan: Sendable {
+        public var jobs: [Job]
+        public var kept: [ConversionReport.Kept]
+        /// All weight bytes of the model before conversion.
+        public var bytesBefore: Int
+    }
+
+    /// Finds the weights `convert` would convert; `run` each job (in any order, on any thread), `apply` the results,
+    /// then build the `report`. A caller can so write each result out as soon as it is ready.
+    public func plan(_ model: Model) -> Plan {
+        var graph = model.graph
+        var jobs: [Job] = []
+        var kept: [ConversionReport.Kept] = []
+        collect(&graph, path: [], jobs: &jobs, kept: &kept)
+        return Plan(jobs: jobs, kept: kept, bytesBefore: model.weightBytes)
+    }
+
+    /// Converts one weight.
+    public func run(_ job: Job) -> Result {
+        options.format.isLinear ? quantize(job.tensor, axes: job.axes!) : encode(job.tensor)
+    }
+
+    /// Puts a converted tensor where the job found the original.
+    public func apply(_ tensor: Tensor, for job: Job, in model: inout Model) {
+        apply(tensor, at: job.place, in: &model.graph)
+    }
+
+    public func report(_ plan: Plan, converted: [ConversionReport.Converted], kept: [ConversionReport.Kept]) -> ConversionReport {
+        let after = plan.bytesBefore - converted.reduce(0) { $0 + $1.bytesBefore - $1.bytesAfter }
         let snrElements = converted.filter { $0.snrDB != nil }
         let weight = snrElements.reduce(0) { $0 + $1.shape.reduce(1, *) }
         let meanSNR = weight == 0 ? nil : snrElements.reduce(0.0) { $0 + $1.snrDB! * Double($1.shape.reduce(1, *)) } / Double(weight)
-        let report = ConversionReport(
+        return ConversionReport(
             weights: options.format.rawValue, converted: converted, kept: kept,
-            totals: .init(bytesBefore: before, bytesAfter: after, ratio: after == 0 ? 1 : Double(before) / Double(after),
+            totals: .init(bytesBefore: plan.bytesBefore, bytesAfter: after,
+                          ratio: after == 0 ? 1 : Double(plan.bytesBefore) / Double(after),
                           convertedTensors: converted.count, keptTensors: kept.count,
                           clampedValues: converted.reduce(0) { $0 + $1.clamped }, weightedMeanSNRDB: meanSNR))
-        return (model, report)
     }
 
     // MARK: - Finding the weights
 
     /// Where a weight sits: a path of (node index, attribute index, subgraph index) steps from the main graph, then
     /// an initializer index or a Constant node's attribute.
-    struct Place: Sendable {
+    public struct Place: Sendable {
         var path: [(node: Int, attribute: Int, graph: Int)]
         var slot: Slot
         enum Slot: Sendable { case initializer(Int), constant(node: Int, attribute: Int) }
     }
 
-    struct Job: Sendable {
-        var tensor: Tensor
+    public struct Job: Sendable {
+        public var tensor: Tensor
         var place: Place
         /// Channel and reduction axes, for linear formats.
         var axes: WeightUses.Axes?
     }
 
-    enum Result: Sendable {
+    public enum Result: Sendable {
         case converted(Tensor, ConversionReport.Converted)
         case kept(ConversionReport.Kept)
     }
@@ -223,6 +249,7 @@ public struct WeightConverter: Sendable {
         entry.axis = q.axis
         entry.blockSize = q.blockSize
         entry.symmetric = options.symmetric
+        entry.scaleType = q.scale.dataType.name
         if options.format.searchesClipping { entry.rtnSNRDB = snr(outcome.roundToNearestErrorEnergy) }
         return .converted(encoded, entry)
     }

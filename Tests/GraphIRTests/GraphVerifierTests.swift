@@ -104,3 +104,43 @@ private func relu(_ input: String, _ output: String, name: String = "") -> Node 
         #expect(verified.nodes.last?.name == "n\(count - 1)")
     }
 }
+
+@Suite struct FunctionRecursionTests {
+    private func model(_ functions: [Function]) -> Model {
+        Model(irVersion: 10, opsetImports: [OpsetImport(domain: "", version: 17), OpsetImport(domain: "local", version: 1)],
+              graph: Graph(name: "g"), functions: functions)
+    }
+
+    private func call(_ callee: String, domain: String = "local", overload: String = "") -> Node {
+        Node(opType: callee, domain: domain, overload: overload, inputs: ["a"], outputs: ["b"])
+    }
+
+    @Test("a function calling itself is refused")
+    func selfCall() {
+        let f = Function(name: "f", domain: "local", inputs: ["a"], outputs: ["b"], nodes: [call("f")])
+        #expect(throws: GraphError.recursiveFunction(path: ["local.f", "local.f"])) { try GraphVerifier.checkFunctionCalls(model([f])) }
+    }
+
+    @Test("a call hidden in a subgraph of another function's body closes the cycle too")
+    func callThroughSubgraph() {
+        let body = Graph(name: "then", outputs: [ValueInfo(name: "b", type: .unknown)], nodes: [call("f")])
+        let g = Function(name: "g", domain: "local", inputs: ["a"], outputs: ["b"],
+                         nodes: [Node(opType: "If", inputs: ["c"], outputs: ["b"],
+                                      attributes: [Attribute(name: "then_branch", value: .graph(body))])])
+        let f = Function(name: "f", domain: "local", inputs: ["a"], outputs: ["b"], nodes: [call("g")])
+        #expect(throws: GraphError.recursiveFunction(path: ["local.f", "local.g", "local.f"])) {
+            try GraphVerifier.checkFunctionCalls(model([f, g]))
+        }
+    }
+
+    @Test("a chain and a diamond of calls are fine; overloads are distinct functions")
+    func acyclicCalls() throws {
+        let leaf = Function(name: "leaf", domain: "local", inputs: ["a"], outputs: ["b"], nodes: [relu("a", "b")])
+        let left = Function(name: "left", domain: "local", inputs: ["a"], outputs: ["b"], nodes: [call("leaf")])
+        let right = Function(name: "right", domain: "local", inputs: ["a"], outputs: ["b"], nodes: [call("leaf")])
+        let top = Function(name: "top", domain: "local", inputs: ["a"], outputs: ["b"], nodes: [call("left"), call("right")])
+        let v1 = Function(name: "f", domain: "local", overload: "v1", inputs: ["a"], outputs: ["b"], nodes: [call("f", overload: "v2")])
+        let v2 = Function(name: "f", domain: "local", overload: "v2", inputs: ["a"], outputs: ["b"], nodes: [relu("a", "b")])
+        try GraphVerifier.checkFunctionCalls(model([top, left, right, leaf, v1, v2]))
+    }
+}

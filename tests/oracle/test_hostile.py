@@ -143,3 +143,27 @@ def test_data_file_truncated_while_converting(mlpkg, tmp_path):
             assert not out.exists()
         else:
             assert run([str(mlpkg), "verify", str(out)], tmp_path).returncode == 0
+
+
+def test_external_ranges_shared_exactly_are_fine(mlpkg, tmp_path):
+    """Tied weights may point at the same bytes (only straddling ranges are refused; see
+    fixtures/malformed/external_overlap.onnx)."""
+    (tmp_path / "weights.bin").write_bytes(np.arange(256, dtype=np.float32).tobytes())
+    tensors = []
+    for name in ("W_tied_a", "W_tied_b"):
+        t = numpy_helper.from_array(np.zeros((16, 16), np.float32), name)
+        t.ClearField("raw_data")
+        t.data_location = TensorProto.EXTERNAL
+        for k, v in (("location", "weights.bin"), ("offset", "0"), ("length", "1024")):
+            e = t.external_data.add()
+            e.key, e.value = k, v
+        tensors.append(t)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W_tied_a"], ["h"]),
+                               helper.make_node("MatMul", ["h", "W_tied_b"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], tensors)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    onnx.save_model(model, str(tmp_path / "model.onnx"))
+    proc = run([str(mlpkg), "convert", str(tmp_path / "model.onnx"), "-o", str(tmp_path / "m.mlpkg"), "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
