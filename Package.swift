@@ -6,8 +6,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "mlpkg", targets: ["mlpkg"]),
-        .library(name: "MLPkgKit", targets: ["GraphIR", "ONNXImport", "Inspection", "Quantization", "MLPackage", "ONNXExport",
-                                            "Profiles", "Audit"]),
+        .library(name: "MLPkgKit", targets: ["GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization", "MLPackage",
+                                            "ONNXExport", "Profiles", "Audit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,11 +24,15 @@ let package = Package(
         .target(name: "ONNXProto", dependencies: ["CProtobufC"]),
         .target(name: "GraphIR"),
         .target(name: "ONNXImport", dependencies: ["GraphIR", "ONNXProto", "CProtobufC"]),
+        // One type per ONNX op family: type and shape inference, constant evaluation (docs/SHAPES.md).
+        .target(name: "Ops", dependencies: ["GraphIR"]),
+        // Graph passes (shape inference, constant folding, dead-node elimination) and their named pipelines.
+        .target(name: "Passes", dependencies: ["GraphIR", "Ops"]),
         // Small POSIX calls Swift's Glibc overlay does not expose (renameat2).
         .target(name: "CSystem"),
         // Atomic, symlink-safe output: temporary siblings renamed into place.
         .target(name: "SafeOutput", dependencies: ["CSystem"]),
-        .target(name: "Inspection", dependencies: ["GraphIR", "MLPackage", "Quantization"]),
+        .target(name: "Inspection", dependencies: ["GraphIR", "MLPackage", "Passes", "Quantization"]),
         // SIMD numeric kernels (F16C where the CPU has it, chosen at run time; portable C otherwise).
         .target(name: "CKernels"),
         .target(name: "Quantization", dependencies: ["GraphIR", "CKernels"]),
@@ -42,27 +46,28 @@ let package = Package(
             ]
         ),
         // Compatibility audit: rule evaluation, compute-unit assignment, cost model, reports.
-        .target(name: "Audit", dependencies: ["GraphIR", "Profiles"]),
+        .target(name: "Audit", dependencies: ["GraphIR", "Passes", "Profiles"]),
         .target(
             name: "MLPackage",
-            dependencies: ["GraphIR", "ONNXImport", "Quantization", "SafeOutput", "Audit",
+            dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "SafeOutput", "Audit",
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "mlpkg",
             dependencies: [
-                "GraphIR", "ONNXImport", "Inspection", "Quantization", "MLPackage", "ONNXExport", "CSystem",
+                "GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization", "MLPackage", "ONNXExport", "CSystem",
                 "Profiles", "Audit", "SafeOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Fuzz targets (make fuzz): libFuzzer entry points; without -DFUZZING they replay inputs given as arguments.
         .target(name: "FuzzSupport", dependencies: ["CSystem"]),
-        .executableTarget(name: "mlpkg-fuzz-import", dependencies: ["ONNXImport", "GraphIR", "Inspection", "FuzzSupport"],
+        .executableTarget(name: "mlpkg-fuzz-import", dependencies: ["ONNXImport", "GraphIR", "Inspection", "Passes", "FuzzSupport"],
                           path: "Sources/FuzzImport", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(name: "mlpkg-fuzz-package", dependencies: ["MLPackage", "GraphIR", "FuzzSupport"],
                           path: "Sources/FuzzPackage", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .testTarget(name: "GraphIRTests", dependencies: ["GraphIR"]),
+        .testTarget(name: "PassesTests", dependencies: ["Passes", "Ops", "GraphIR", "ONNXImport"]),
         .testTarget(name: "ONNXImportTests", dependencies: ["ONNXImport", "GraphIR", "Inspection"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GraphIR", "CKernels"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Profiles", "GraphIR", "ONNXImport"]),

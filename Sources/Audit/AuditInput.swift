@@ -1,8 +1,9 @@
 import Foundation
 import GraphIR
+import Passes
 
 /// What the audit reads: the model, the type of every value it knows (value name → type), and the values known to be
-/// constant. This is the interface shape inference provides; until that pass exists, `fromDeclaredTypes` fills it.
+/// constant: what shape inference provides (`forModel`).
 public struct AuditInput: Sendable {
     public var model: Model
     public var types: [String: ValueType]
@@ -45,25 +46,30 @@ public struct InputShapePin: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A pin that does not fit the model.
-public struct InputShapeError: Error, CustomStringConvertible, Sendable {
+public struct PinError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var description: String { message }
 }
 
 extension AuditInput {
-    /// The one place shape information enters the audit (`mlpkg audit`, `convert --profile`). Today it is what the
-    /// model declares (`fromDeclaredTypes`); when the shape inference pass lands, call it here instead.
-    public static func forModel(_ model: Model, pinning pins: [InputShapePin] = []) throws(InputShapeError) -> AuditInput {
-        try fromDeclaredTypes(model: model, pinning: pins)
+    /// The one place shape information enters the audit (`mlpkg audit`): the shape inference pass (symbolic dims,
+    /// shape chains evaluated, `pins` applied to the inputs) gives every value's type and the values fixed before
+    /// run time.
+    public static func forModel(_ model: Model, pinning pins: InputShapes = InputShapes()) throws(InputShapeError) -> AuditInput {
+        let result = try ShapeInference.run(model, pinned: pins)
+        return inferred(result)
     }
 
-    /// Stand-in for shape inference: the types the model itself declares (graph inputs, outputs and value_info of every
+    /// The audit's view of a shape inference result (its model carries the pins and the inferred value_info).
+    public static func inferred(_ result: ShapeInferenceResult) -> AuditInput {
+        AuditInput(model: result.model, types: result.types, constants: result.constants)
+    }
+
+    /// Only what the model declares (used by unit tests of the rules): the types the model itself declares (graph inputs, outputs and value_info of every
     /// graph, initializer and Constant shapes), with `pins` applied to the graph inputs. A symbolic dim a pin fixes
     /// (e.g. `batch` = 1) is replaced wherever the model uses that symbol, so annotated values become static too.
     /// Values the model does not annotate stay unknown. Constants: initializers and Constant node outputs.
-    ///
-    /// Replace this with the shape inference pass's result (same `types` / `constants` contract) when it lands.
-    public static func fromDeclaredTypes(model: Model, pinning pins: [InputShapePin] = []) throws(InputShapeError) -> AuditInput {
+    public static func fromDeclaredTypes(model: Model, pinning pins: [InputShapePin] = []) throws(PinError) -> AuditInput {
         var types: [String: ValueType] = [:]
         var constants = Set<String>()
         func record(_ graph: Graph) {
@@ -91,22 +97,22 @@ extension AuditInput {
         for pin in pins {
             guard let input = runtimeInputs.first(where: { $0.name == pin.name }) else {
                 let names = runtimeInputs.map(\.name).joined(separator: ", ")
-                throw InputShapeError(message: "--input-shape \(pin): the model has no input '\(pin.name)' (inputs: \(names.isEmpty ? "none" : names))")
+                throw PinError(message: "--input-shape \(pin): the model has no input '\(pin.name)' (inputs: \(names.isEmpty ? "none" : names))")
             }
             guard case .tensor(let t) = input.type else {
-                throw InputShapeError(message: "--input-shape \(pin): input '\(pin.name)' is not a tensor (\(input.type))")
+                throw PinError(message: "--input-shape \(pin): input '\(pin.name)' is not a tensor (\(input.type))")
             }
             if let shape = t.shape {
                 guard shape.count == pin.dims.count else {
-                    throw InputShapeError(message: "--input-shape \(pin): input '\(pin.name)' has rank \(shape.count) (\(t.shapeDescription)), the pin gives \(pin.dims.count) dims")
+                    throw PinError(message: "--input-shape \(pin): input '\(pin.name)' has rank \(shape.count) (\(t.shapeDescription)), the pin gives \(pin.dims.count) dims")
                 }
                 for (dim, value) in zip(shape, pin.dims) {
                     switch dim {
                     case .value(let v) where v != value:
-                        throw InputShapeError(message: "--input-shape \(pin): input '\(pin.name)' has the fixed shape \(t.shapeDescription); the pin contradicts it")
+                        throw PinError(message: "--input-shape \(pin): input '\(pin.name)' has the fixed shape \(t.shapeDescription); the pin contradicts it")
                     case .symbol(let s):
                         if let bound = bindings[s], bound != value {
-                            throw InputShapeError(message: "--input-shape \(pin): symbol '\(s)' is already pinned to \(bound)")
+                            throw PinError(message: "--input-shape \(pin): symbol '\(s)' is already pinned to \(bound)")
                         }
                         bindings[s] = value
                     default: break

@@ -10,11 +10,11 @@ public struct AuditOptions: Sendable, Equatable {
     /// A profile per compute unit (the built-in ones, or users' replacements).
     public var profiles: [ComputeUnit: Profile]
     public var chip: String
-    /// The `--input-shape` pins, as given (recorded in the report).
-    public var inputShapes: [InputShapePin]
+    /// The `--input-shape` pins, as given (`NAME=D0,D1,...`, recorded in the report).
+    public var inputShapes: [String]
 
     public init(target: ComputeUnit = .neuralEngine, computeUnits: ComputeUnitSet = .all,
-                profiles: [ComputeUnit: Profile], chip: String = "M1", inputShapes: [InputShapePin] = []) {
+                profiles: [ComputeUnit: Profile], chip: String = "M1", inputShapes: [String] = []) {
         self.target = target
         self.computeUnits = computeUnits
         self.profiles = profiles

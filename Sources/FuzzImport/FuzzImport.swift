@@ -6,6 +6,7 @@ import Foundation
 import GraphIR
 import Inspection
 import ONNXImport
+import Passes
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzImport(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -14,6 +15,8 @@ public func fuzzImport(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let model = try? ONNXImporter.load(bytes: bytes, file: "fuzz.onnx", folder: "/nonexistent-mlpkg-fuzz") {
         _ = ModelSummary(model: model, file: "fuzz.onnx")
         _ = model.weightRecords.reduce(0) { $0 + $1.byteCount }
+        // Shape inference and folding must survive whatever the importer accepts.
+        _ = try? Pipeline.foldAndInfer.run(model, context: PassContext())
     }
     return 0
 }

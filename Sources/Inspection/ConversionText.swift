@@ -1,11 +1,24 @@
+import MLPackage
 import Quantization
 
 /// The terminal summary of a conversion.
 public enum ConversionText {
     public static func render(_ r: ConversionReport, source: String, sourceBytes: Int, package: String,
-                              packageBytes: Int) -> String {
+                              packageBytes: Int, graph: GraphPassReport? = nil) -> String {
         let t = r.totals
         var lines = ["\(source) → \(package) (weights \(r.weights))"]
+        if let g = graph {
+            var line = "  graph: \(g.staticValues) of \(g.values) values static, \(g.typedValues) with a known rank"
+            if g.pipeline != "infer" {
+                line += "; folded \(g.foldedNodes) node(s), removed \(g.removedNodes) dead node(s) and \(g.removedInitializers) initializer(s)"
+            }
+            lines.append(line)
+            if !g.unresolved.isEmpty {
+                let ops = Dictionary(grouping: g.unresolved, by: { ($0.domain.isEmpty ? "" : $0.domain + ".") + $0.opType })
+                lines.append("  unknown output shapes: \(g.unresolved.count) node(s) (" + ops.keys.sorted().prefix(6)
+                    .map { "\($0) ×\(ops[$0]!.count)" }.joined(separator: ", ") + (ops.count > 6 ? ", …" : "") + "; see report.json)")
+            }
+        }
         lines.append("  weights: \(SummaryText.bytes(t.bytesBefore)) → \(SummaryText.bytes(t.bytesAfter)) "
                      + "(\(String(format2: t.ratio))×), \(t.convertedTensors) tensor(s) converted, \(t.keptTensors) kept")
         if let snr = t.weightedMeanSNRDB {

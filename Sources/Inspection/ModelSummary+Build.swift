@@ -62,7 +62,8 @@ extension ModelSummary {
             externalDataFiles: external.keys.sorted().map { external[$0]! },
             functions: model.functions.map { FunctionEntry(domain: $0.domain, name: $0.name, nodes: $0.nodes.count) },
             metadata: Dictionary(model.metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last }),
-            package: nil
+            package: nil,
+            shapes: nil
         )
     }
 }

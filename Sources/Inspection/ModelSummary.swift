@@ -83,6 +83,8 @@ public struct ModelSummary: Codable, Sendable, Equatable {
     public var metadata: [String: String]
     /// Present when the summary is of a package.
     public var package: PackageSummary?
+    /// Present with `--shapes`.
+    public var shapes: ShapeSummary?
 
     public func with(package: PackageSummary) -> ModelSummary {
         var copy = self

@@ -53,6 +53,7 @@ public enum SummaryText {
         if !s.metadata.isEmpty {
             out += table(title: "Metadata", header: ["key", "value"], rows: s.metadata.keys.sorted().map { [$0, s.metadata[$0]!] })
         }
+        if let shapes = s.shapes { out += render(shapes) }
         while out.last == "" { out.removeLast() }
         return out.joined(separator: "\n")
     }

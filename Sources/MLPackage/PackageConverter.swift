@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import GraphIR
 import ONNXImport
+import Passes
 import Quantization
 
 /// `mlpkg convert` as a library call: import an ONNX model, re-encode its weights, write the package.
@@ -14,12 +15,17 @@ public enum PackageConverter {
         public var blockSize: Int?
         public var symmetric: Bool
         public var scaleType: DataType?
+        /// Fold constants and drop dead nodes before inferring shapes (`--no-fold` turns it off: the graph is
+        /// then kept exactly as imported, and only value_info gains the inferred types).
+        public var fold: Bool
+        /// Dims pinned on the model's inputs (`--input-shape`); the package's inputs take these shapes.
+        public var inputShapes: InputShapes
         /// With `convert --profile`: audit the model and record each node's compute unit and the audit summary.
         public var audit: AuditOptions?
 
         public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
-                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil,
-                    audit: AuditOptions? = nil) {
+                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil, fold: Bool = true,
+                    inputShapes: InputShapes = InputShapes(), audit: AuditOptions? = nil) {
             self.audit = audit
             self.weights = weights
             self.minElements = minElements
@@ -27,7 +33,12 @@ public enum PackageConverter {
             self.blockSize = blockSize
             self.symmetric = symmetric
             self.scaleType = scaleType
+            self.fold = fold
+            self.inputShapes = inputShapes
         }
+
+        /// The graph passes convert runs.
+        public var pipeline: Pipeline { fold ? .foldAndInfer : .infer }
 
         var converter: WeightConverter.Options {
             WeightConverter.Options(format: weights, minElements: minElements, granularity: granularity,
@@ -37,7 +48,8 @@ public enum PackageConverter {
         /// Every option in effect, by name, as provenance records it.
         var recorded: [String: String] {
             let c = converter
-            var options = ["weights": weights.rawValue, "minElements": String(c.minElements)]
+            var options = ["weights": weights.rawValue, "minElements": String(c.minElements), "fold": String(fold)]
+            if !inputShapes.isEmpty { options["inputShapes"] = inputShapes.recorded }
             if weights.isLinear {
                 options["granularity"] = c.granularity.rawValue
                 options["symmetric"] = String(c.symmetric)
@@ -48,7 +60,6 @@ public enum PackageConverter {
                 options["profile"] = audit.profiles[audit.target]?.name ?? audit.target.rawValue
                 options["computeUnits"] = audit.computeUnits.rawValue
                 options["chip"] = audit.chip
-                if !audit.inputShapes.isEmpty { options["inputShapes"] = audit.inputShapes.map(\.description).joined(separator: " ") }
                 let files = audit.preference.compactMap { audit.profiles[$0]?.file }
                 if !files.isEmpty {
                     options["profileFiles"] = files.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: " ")
@@ -63,6 +74,8 @@ public enum PackageConverter {
         public var timings: [(step: String, seconds: Double)]
         public var manifest: Manifest
         public var report: ConversionReport
+        /// What the graph passes did.
+        public var graph: GraphPassReport
         public var sourceBytes: Int
         public var packageBytes: Int
         /// The compute-unit audit, with `Options.audit`.
@@ -75,33 +88,49 @@ public enum PackageConverter {
         // One mapping serves the importer and the source digest, which runs on another core meanwhile.
         let mapped = try ONNXImporter.map(path: input)
         let digest = SourceDigest(file: mapped)
-        let model = try ONNXImporter.load(mapped: mapped, path: input)
+        let imported = try ONNXImporter.load(mapped: mapped, path: input)
         clock.lap("import")
+        let pinned = try options.inputShapes.apply(to: imported)
+        let context = PassContext()
+        var model: Model
+        do {
+            model = try options.pipeline.run(pinned, context: context)
+        } catch {
+            throw PackageError(path: input, "\(error)")
+        }
+        if !options.inputShapes.isEmpty, let inferred = context.inference {
+            model = ShapeInference.specializingOutputs(of: model, with: inferred)
+        }
+        let graphReport = GraphPassReport(pipeline: options.pipeline.name, context: context)
+        clock.lap(options.fold ? "fold constants, infer shapes" : "infer shapes")
         var audit: AuditReport?
         if let auditOptions = options.audit {
+            // The audit sees the graph the package holds (folded, pinned) with the types inference found.
+            let shapes = context.inference.map(AuditInput.inferred)
+                ?? AuditInput(model: model, types: [:], constants: [])
             do {
-                let shapes = try AuditInput.forModel(model, pinning: auditOptions.inputShapes)
-                audit = try Auditor.audit(shapes, modelName: URL(fileURLWithPath: input).lastPathComponent,
-                                          options: auditOptions)
+                audit = try Auditor.audit(AuditInput(model: model, types: shapes.types, constants: shapes.constants),
+                                          modelName: URL(fileURLWithPath: input).lastPathComponent, options: auditOptions)
             } catch {
                 throw PackageError(path: input, "\(error)")
             }
             clock.lap("audit compute units")
         }
         let converter = WeightConverter(options: options.converter)
-        let (manifest, report) = try PackageWriter.write(model: model, converting: converter, provenance: {
+        let passed = model
+        let (manifest, report) = try PackageWriter.write(model: passed, converting: converter, provenance: {
             clock.lap("convert and write weights (\(options.weights.rawValue))")
-            let source = sourceDescription(input: input, model: model, digest: digest)
+            let source = sourceDescription(input: input, model: passed, digest: digest)
             clock.lap("source digest (wait)")
             return Provenance(source: source, producer: .init(name: "mlpkg", version: MLPkgVersion.current),
                               options: options.recorded)
-        }, assignment: audit.map(PackageAssignment.init), to: output)
+        }, assignment: audit.map(PackageAssignment.init), graph: graphReport, to: output)
         clock.lap("write manifest and report")
         let source = manifest.provenance.source
         let packageBytes = [Manifest.manifestFileName, Manifest.weightsFileName, Manifest.reportFileName].reduce(0) {
             $0 + ((try? FileManager.default.attributesOfItem(atPath: output + "/" + $1)[.size] as? Int) ?? 0)
         }
-        return Result(timings: clock.laps, manifest: manifest, report: report, sourceBytes: source.bytes,
+        return Result(timings: clock.laps, manifest: manifest, report: report, graph: graphReport, sourceBytes: source.bytes,
                       packageBytes: packageBytes, audit: audit)
     }
 

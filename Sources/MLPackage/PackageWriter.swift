@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 import GraphIR
+import Passes
 import Quantization
 import SafeOutput
 
@@ -16,12 +17,15 @@ public struct PackageReport: Codable, Sendable, Equatable {
     public var conversion: ConversionReport
     /// The compute-unit audit `convert --profile` ran (format 1.1); absent otherwise.
     public var audit: PackageAudit?
+    /// What the graph passes did (absent in packages written before them).
+    public var graph: GraphPassReport?
 
     public init(formatVersion: String = Manifest.baseVersion.description, conversion: ConversionReport,
-                audit: PackageAudit? = nil) {
+                audit: PackageAudit? = nil, graph: GraphPassReport? = nil) {
         self.formatVersion = formatVersion
         self.conversion = conversion
         self.audit = audit
+        self.graph = graph
     }
 }
 
@@ -41,16 +45,62 @@ public struct PackageAssignment: Sendable, Equatable {
     }
 }
 
+/// The graph passes' part of report.json: the pipeline, what folding and dead-node elimination removed, and the
+/// nodes whose output shapes stayed unknown.
+public struct GraphPassReport: Codable, Sendable, Equatable {
+    public var pipeline: String
+    /// Rounds of folding and dead-node elimination until nothing changed.
+    public var rounds: Int
+    public var foldedNodes: Int
+    public var removedNodes: Int
+    public var removedInitializers: Int
+    /// Values whose type has a dtype and a rank, of all values; values with every dim a number.
+    public var typedValues: Int
+    public var staticValues: Int
+    public var values: Int
+    public var unresolved: [UnresolvedNode]
+
+    public init(pipeline: String, context: PassContext) {
+        self.pipeline = pipeline
+        rounds = context.rounds
+        foldedNodes = context.foldedNodes
+        removedNodes = context.removedNodes
+        removedInitializers = context.removedInitializers
+        let inferred = context.inference
+        let all = inferred?.values ?? []
+        values = all.count
+        typedValues = all.filter { $0.type.hasRank }.count
+        staticValues = all.filter { $0.type.isStatic }.count
+        unresolved = inferred?.unresolved ?? []
+    }
+}
+
+extension ValueType {
+    /// A tensor with a dtype and a known rank.
+    public var hasRank: Bool {
+        if case .tensor(let t) = self { return t.elementType != nil && t.shape != nil }
+        return false
+    }
+
+    /// A tensor with a dtype and every dim a number.
+    public var isStatic: Bool {
+        if case .tensor(let t) = self, t.elementType != nil, let s = t.shape {
+            return s.allSatisfy { if case .value = $0 { return true }; return false }
+        }
+        return false
+    }
+}
+
 /// Writes a model as a `.mlpkg` directory: manifest.json, weights.bin (blobs 64-byte aligned, zero padded) and
 /// report.json, atomically (see `AtomicDirectory`). The same model and provenance give byte-identical files.
 public enum PackageWriter {
     /// Writes `model` as it is (its weights already in their final encoding).
     public static func write(model: Model, provenance: Provenance, report: ConversionReport,
-                             assignment: PackageAssignment? = nil, to path: String) throws(PackageError) -> Manifest {
+                             assignment: PackageAssignment? = nil, graph: GraphPassReport? = nil,
+                             to path: String) throws(PackageError) -> Manifest {
         do {
-            return try writeFiles(model: model, provenance: { provenance }, assignment: assignment, to: path) { _, _ in
-                report
-            }.manifest
+            return try writeFiles(model: model, provenance: { provenance }, assignment: assignment, graph: graph,
+                                  to: path) { _, _ in report }.manifest
         } catch {
             throw PackageError(error)
         }
@@ -62,10 +112,10 @@ public enum PackageWriter {
     /// (`windowBytes`) whatever the model's size.
     /// `provenance` is asked for once the weights are written (so a source digest can be computed meanwhile).
     public static func write(model: Model, converting converter: WeightConverter, provenance: () -> Provenance,
-                             assignment: PackageAssignment? = nil,
+                             assignment: PackageAssignment? = nil, graph: GraphPassReport? = nil,
                              to path: String) throws(PackageError) -> (manifest: Manifest, report: ConversionReport) {
         do {
-            return try writeFiles(model: model, provenance: provenance, assignment: assignment,
+            return try writeFiles(model: model, provenance: provenance, assignment: assignment, graph: graph,
                                   to: path) { model, weights throws(OutputError) in
                 try streamConversion(&model, converter: converter, into: weights)
             }
@@ -97,7 +147,8 @@ public enum PackageWriter {
     /// `prepare` runs once weights.bin is open: it may stream blobs into it (marking those tensors `.stored`) and
     /// returns the report. The remaining blobs follow in table order.
     private static func writeFiles(
-        model: Model, provenance: () -> Provenance, assignment: PackageAssignment?, to path: String,
+        model: Model, provenance: () -> Provenance, assignment: PackageAssignment?, graph passes: GraphPassReport?,
+        to path: String,
         prepare: (inout Model, OutputFile) throws(OutputError) -> ConversionReport
     ) throws(OutputError) -> (manifest: Manifest, report: ConversionReport) {
         let version = (assignment == nil ? Manifest.baseVersion : Manifest.version).description
@@ -123,8 +174,8 @@ public enum PackageWriter {
                 opsetImports: model.opsetImports, provenance: provenance(), tensors: records,
                 weights: WeightsFile(file: Manifest.weightsFileName, bytes: weights.written, alignment: Manifest.alignment))
             try writeJSON(manifest, pretty: false, to: directory.path(Manifest.manifestFileName))
-            try writeJSON(PackageReport(formatVersion: version, conversion: report, audit: assignment?.audit), pretty: true,
-                          to: directory.path(Manifest.reportFileName))
+            try writeJSON(PackageReport(formatVersion: version, conversion: report, audit: assignment?.audit, graph: passes),
+                          pretty: true, to: directory.path(Manifest.reportFileName))
             try directory.commit()
             return (manifest, report)
         } catch {

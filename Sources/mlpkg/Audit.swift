@@ -4,6 +4,7 @@ import Foundation
 import GraphIR
 import MLPackage
 import ONNXImport
+import Passes
 import SafeOutput
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +32,8 @@ struct AuditCommand: ParsableCommand {
 
     @OptionGroup var profileOptions: ProfileOptions
 
+    @OptionGroup var inputShape: InputShapeOptions
+
     @Option(help: "text (default: a table; colour on a terminal), json (complete), markdown or html (one self-contained file).")
     var format: Format = .text
 
@@ -49,7 +52,7 @@ struct AuditCommand: ParsableCommand {
     }
 
     func run() throws {
-        let options = try profileOptions.auditOptions()
+        let options = try profileOptions.auditOptions(inputShapes: inputShape.pins)
         let report: AuditReport
         do {
             let graphModel: Model
@@ -60,12 +63,14 @@ struct AuditCommand: ParsableCommand {
             }
             let input: AuditInput
             do {
-                input = try AuditInput.forModel(graphModel, pinning: options.inputShapes)
+                input = try AuditInput.forModel(graphModel, pinning: inputShape.pins)
             } catch {
-                throw CommandFailure("\(model): \(error.message)")
+                throw UsageFailure(message: "\(model): \(error)")
             }
             report = try Auditor.audit(input, modelName: model, options: options)
         } catch let failure as CommandFailure {
+            throw failure
+        } catch let failure as UsageFailure {
             throw failure
         } catch {
             throw CommandFailure(error)

@@ -3,6 +3,7 @@ import Audit
 import GraphIR
 import Inspection
 import MLPackage
+import Passes
 import Quantization
 
 extension WeightFormat: ExpressibleByArgument {}
@@ -20,6 +21,11 @@ struct Convert: ParsableCommand {
             IEEE half precision, rounding to nearest even; values beyond ±65504 are clamped and counted; tensors \
             holding inf or NaN stay float32 and are listed. Inputs that drive shapes or quantization (Resize \
             scales, Range, QuantizeLinear/DequantizeLinear parameters) keep full precision.
+
+            Before the weights, the graph passes run: constant folding (Shape → Gather → Concat → Reshape \
+            chains and the like become initializers; dead nodes go) and shape inference, whose types the \
+            package records for every value (export writes them as ONNX value_info). --input-shape pins input \
+            dims first (the package's inputs take them). --no-fold keeps the graph exactly as imported.
             """
     )
 
@@ -54,6 +60,11 @@ struct Convert: ParsableCommand {
     @OptionGroup(title: "Compute units (with --profile: audit the model and record each node's unit)")
     var profileOptions: ProfileOptions
 
+    @OptionGroup var inputShape: InputShapeOptions
+
+    @Flag(help: "Keep the graph as imported: no constant folding or dead-node elimination (shapes are still inferred).")
+    var noFold = false
+
     @Flag(help: "Print one JSON document on stdout instead of the summary.")
     var json = false
 
@@ -76,14 +87,13 @@ struct Convert: ParsableCommand {
         if blockSize != nil && (granularity ?? weights.defaultGranularity) != .perBlock {
             throw ValidationError("--block-size needs --granularity per-block")
         }
-        if !profileOptions.requested && (!profileOptions.inputShapes.isEmpty || profileOptions.computeUnits != .all
-                                         || profileOptions.chip != "M1") {
-            throw ValidationError("--input-shape, --compute-units and --chip apply with --profile (or --profile-file)")
+        if !profileOptions.requested && (profileOptions.computeUnits != .all || profileOptions.chip != "M1") {
+            throw ValidationError("--compute-units and --chip apply with --profile (or --profile-file)")
         }
     }
 
     func run() throws {
-        let audit = profileOptions.requested ? try profileOptions.auditOptions() : nil
+        let audit = profileOptions.requested ? try profileOptions.auditOptions(inputShapes: inputShape.pins) : nil
         let result: PackageConverter.Result
         do {
             result = try PackageConverter.convert(input: model, output: output,
@@ -91,7 +101,10 @@ struct Convert: ParsableCommand {
                                                                  granularity: granularity, blockSize: blockSize,
                                                                  symmetric: symmetry == .symmetric,
                                                                  scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float },
+                                                                 fold: !noFold, inputShapes: inputShape.pins,
                                                                  audit: audit))
+        } catch let error as InputShapeError {
+            throw UsageFailure(message: "\(model): \(error)")
         } catch {
             throw CommandFailure(error)
         }
@@ -103,11 +116,11 @@ struct Convert: ParsableCommand {
         if quiet { return }
         if json {
             try JSONOutput.print(ConvertOutput(package: output, source: model, sourceBytes: result.sourceBytes,
-                                               packageBytes: result.packageBytes, report: result.report,
+                                               packageBytes: result.packageBytes, report: result.report, graph: result.graph,
                                                audit: result.audit.map(PackageAudit.init)))
         } else {
             print(ConversionText.render(result.report, source: model, sourceBytes: result.sourceBytes, package: output,
-                                        packageBytes: result.packageBytes))
+                                        packageBytes: result.packageBytes, graph: result.graph))
             if let a = result.audit {
                 let s = a.summary
                 print("compute units (\(a.computeUnits), chip \(a.chip)): \(ReportFormatting.percent(s.coverage)) of \(s.nodes) nodes on \(a.target), "
@@ -123,6 +136,7 @@ struct ConvertOutput: Encodable {
     var sourceBytes: Int
     var packageBytes: Int
     var report: ConversionReport
+    var graph: GraphPassReport
     var audit: PackageAudit?
 }
 

@@ -4,6 +4,7 @@ import GraphIR
 import Inspection
 import MLPackage
 import ONNXImport
+import Passes
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,6 +13,11 @@ struct Inspect: ParsableCommand {
             Reads MODEL.onnx (with its external data files) and prints the IR version, producer, opset imports, \
             inputs and outputs with symbolic dims, node counts per op type and domain (subgraphs included), \
             parameters and bytes per dtype, the largest tensors, subgraphs, functions and external data files.
+
+            --shapes adds every value's inferred dtype and shape (symbolic dims such as batch, seq*2 or \
+            (H+1)/2; unk__N for sizes nothing can know before run time), the nodes whose output shapes stayed \
+            unknown with the reason, and declared types that contradict the inferred ones. --input-shape pins \
+            an input's dims first (the inputs table shows them too).
             """
     )
 
@@ -21,18 +27,39 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print one JSON document on stdout instead of the table.")
     var json = false
 
+    @Flag(help: "Infer and list every value's dtype and shape.")
+    var shapes = false
+
+    @OptionGroup var inputShape: InputShapeOptions
+
     func run() throws {
-        let summary: ModelSummary
+        var summary: ModelSummary
+        var loaded: Model
         do {
             if PackageReader.isPackage(path: model) {
                 let package = try PackageReader.load(path: model, checksums: false)
-                summary = ModelSummary(model: package.model, file: model)
-                    .with(package: PackageSummary(package.manifest))
+                loaded = package.model
+                summary = ModelSummary(model: package.model, file: model).with(package: PackageSummary(package.manifest))
             } else {
-                summary = ModelSummary(model: try ONNXImporter.load(path: model), file: model)
+                loaded = try ONNXImporter.load(path: model)
+                summary = ModelSummary(model: loaded, file: model)
             }
         } catch {
             throw CommandFailure(error)
+        }
+        let pins = inputShape.pins
+        if !pins.isEmpty || shapes {
+            do {
+                loaded = try pins.apply(to: loaded)
+            } catch {
+                throw UsageFailure(message: "\(model): \(error)")
+            }
+            let base = ModelSummary(model: loaded, file: model)
+            summary.inputs = base.inputs
+            if shapes {
+                let result = try ShapeInference.run(loaded)
+                summary = summary.with(shapes: ShapeSummary(result, inputShapes: pins))
+            }
         }
         if json {
             try JSONOutput.print(summary)

@@ -32,6 +32,8 @@ struct MLPkgCommand: ParsableCommand {
             fail(failure.message, code: 1)
         } catch let gate as GateFailure {
             fail(gate.message, code: 3)
+        } catch let failure as UsageFailure {
+            fail(failure.message, code: 2, usage: true)
         } catch let code as ExitCode {
             Glibc.exit(code.rawValue)
         } catch {

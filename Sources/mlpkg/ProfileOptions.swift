@@ -1,12 +1,12 @@
 import ArgumentParser
 import Audit
+import Passes
 import Profiles
 
 extension ComputeUnitSet: ExpressibleByArgument {}
-extension InputShapePin: ExpressibleByArgument {}
 
 /// The options `audit` and `convert` share: which profile is the target, users' profile files, allowed compute
-/// units, the chip for the cost model, and input-shape pins.
+/// units and the chip for the cost model (input-shape pins are `InputShapeOptions`).
 struct ProfileOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The target profile: neural-engine (audit's default), gpu, cpu, or the name of a --profile-file. Coverage and --min-coverage are measured for its compute unit.",
                                valueName: "name"))
@@ -23,16 +23,11 @@ struct ProfileOptions: ParsableArguments {
     @Option(help: "The chip whose numbers the cost model uses (M1, M4 Pro; see `mlpkg profiles NAME`).")
     var chip: String = "M1"
 
-    @Option(name: .customLong("input-shape"),
-            help: ArgumentHelp("Pin a graph input's shape, e.g. input=1,3,224,224 (repeatable); symbolic dims it fixes are fixed everywhere.",
-                               valueName: "name=d0,d1,..."))
-    var inputShapes: [InputShapePin] = []
-
     /// Whether any option asks for an assignment (convert audits only then).
     var requested: Bool { profile != nil || !profileFiles.isEmpty }
 
     /// The audit options: built-in profiles with users' files in their units' places.
-    func auditOptions() throws -> AuditOptions {
+    func auditOptions(inputShapes: InputShapes = InputShapes()) throws -> AuditOptions {
         var profiles: [ComputeUnit: Profile]
         var byName: [String: Profile] = [:]
         do {
@@ -71,6 +66,8 @@ struct ProfileOptions: ParsableArguments {
             throw ValidationError("--chip \(chip): profile '\(profiles[unit]?.name ?? unit.rawValue)' has no numbers for it (known: \(known.isEmpty ? "none" : known))")
         }
         return AuditOptions(target: target, computeUnits: computeUnits, profiles: profiles, chip: chip,
-                            inputShapes: inputShapes)
+                            inputShapes: inputShapes.order.map { name in
+                                "\(name)=" + inputShapes.pins[name]!.map(\.description).joined(separator: ",")
+                            })
     }
 }

@@ -209,13 +209,13 @@ import Profiles
         let input = try AuditInput.fromDeclaredTypes(model: model, pinning: [InputShapePin(name: "x", dims: [2, 8])])
         #expect(input.types["x"] == .tensor(TensorType(elementType: .float, shape: M.dims(2, 8))))
         #expect(input.types["y"] == .tensor(TensorType(elementType: .float, shape: M.dims(2, 8))))
-        #expect(throws: InputShapeError.self) {
+        #expect(throws: PinError.self) {
             try AuditInput.fromDeclaredTypes(model: model, pinning: [InputShapePin(name: "z", dims: [1])])
         }
-        #expect(throws: InputShapeError.self) {
+        #expect(throws: PinError.self) {
             try AuditInput.fromDeclaredTypes(model: model, pinning: [InputShapePin(name: "x", dims: [2])])
         }
-        #expect(throws: InputShapeError.self) {
+        #expect(throws: PinError.self) {
             try AuditInput.fromDeclaredTypes(model: model, pinning: [InputShapePin(name: "x", dims: [2, 9])])
         }
     }

@@ -61,12 +61,13 @@ private func fingerprint(_ g: Graph) -> [String] {
 }
 
 @Suite struct PackageRoundTripTests {
-    @Test("ONNX → package → ONNX keeps the model exactly (fp32), read back by protobuf-c", arguments: Paths.fixtures)
+    @Test("ONNX → package → ONNX keeps the model exactly (fp32, --no-fold), read back by protobuf-c", arguments: Paths.fixtures)
     func roundTrip(name: String) throws {
         let folder = Paths.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let original = try ONNXImporter.load(path: Paths.fixture(name))
-        _ = try PackageConverter.convert(input: Paths.fixture(name), output: folder + "/m.mlpkg", options: .init(weights: .fp32))
+        _ = try PackageConverter.convert(input: Paths.fixture(name), output: folder + "/m.mlpkg",
+                                         options: .init(weights: .fp32, fold: false))
         let package = try PackageReader.load(path: folder + "/m.mlpkg", checksums: true)
         #expect(fingerprint(package.model.graph) == fingerprint(original.graph))
         #expect(package.model.opsetImports == original.opsetImports)

@@ -581,7 +581,7 @@ def test_export_initializer_values(work, name, weights, dequantize):
 PACKAGE_FILES = ("manifest.json", "weights.bin", "report.json")
 
 
-@pytest.mark.parametrize("name", ["cnn.onnx", "transformer.onnx"])
+@pytest.mark.parametrize("name", ["cnn.onnx", "transformer.onnx", "yolo_like.onnx", "transformer_dynamic.onnx"])
 def test_convert_is_deterministic(mlpkg, tmp_path, name):
     outs = []
     for i in (1, 2):

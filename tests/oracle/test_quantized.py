@@ -106,9 +106,10 @@ CONFIGS: dict[str, Config] = {
 
 # Fixtures with at least one quantizable weight at the default --min-elements 2048
 # (checked by test_quant_fixture_set): cnn conv2.weight; transformer's six projections;
-# lstm W and R; gru R; constant_weights' Constant const_W; external_data ext.W1 and ext.W2.
+# lstm W and R; gru R; constant_weights' Constant const_W; external_data ext.W1 and ext.W2;
+# transformer_dynamic's qkv.w (whose shape chains convert folds as it quantizes).
 QUANT_FIXTURES = ["cnn.onnx", "transformer.onnx", "lstm.onnx", "gru.onnx",
-                  "constant_weights.onnx", "external_data.onnx"]
+                  "constant_weights.onnx", "external_data.onnx", "transformer_dynamic.onnx"]
 DEFAULT_MIN_ELEMENTS = 2048
 # extra runs with --min-elements 16: cnn adds conv1.weight and fc.weight (Gemm transB=1), gru adds W
 SMALL_MIN_ELEMENTS = {"cnn.onnx": 16, "gru.onnx": 16}

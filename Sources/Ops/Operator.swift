@@ -1,0 +1,306 @@
+import GraphIR
+
+/// One ONNX op family: its schemas (op types and the opset versions whose changes matter for shapes), type and
+/// shape inference, and optionally evaluation on constant inputs (constant folding).
+///
+/// Adding an op: one type conforming to `Operator`, one line in `OpRegistry.standard`, and a test.
+public protocol Operator: Sendable {
+    static var schemas: [OpSchema] { get }
+    /// The type of every output of `ctx.node` (`.unknown` where nothing can be said), or a thrown `OpFailure`
+    /// naming what is wrong with the node.
+    static func infer(_ ctx: OpContext) throws -> [ValueType]
+    /// The values of the outputs when they can be computed from known inputs (see `OpContext.value`);
+    /// nil (or nil elements) where they cannot. `types` are what `infer` returned.
+    static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]?
+    /// Random generators: never constant, never folded.
+    static var isDeterministic: Bool { get }
+}
+
+extension Operator {
+    public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? { nil }
+    public static var isDeterministic: Bool { true }
+}
+
+/// An op type and the opset versions its definition changed at (the first one is where the op appeared).
+/// Only changes that affect inference need to be listed, but listing the whole history does no harm.
+public struct OpSchema: Sendable {
+    public var domain: String
+    public var opType: String
+    public var versions: [Int]
+
+    public init(_ opType: String, _ versions: [Int], domain: String = "") {
+        self.domain = domain
+        self.opType = opType
+        self.versions = versions.sorted()
+    }
+}
+
+/// Why a node's outputs could not be (fully) inferred.
+public struct OpFailure: Error, CustomStringConvertible, Sendable {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
+
+/// What inference knows about one value: its type, whether it is fixed before run time (an initializer, a Constant,
+/// anything computed only from those), and, for small tensors, its elements. A tensor source is decoded lazily.
+public final class ValueState {
+    public var type: ValueType
+    public var isConstant: Bool
+    private var source: Tensor?
+    private var known: TensorValue?
+
+    public init(type: ValueType, isConstant: Bool = false, value: TensorValue? = nil, source: Tensor? = nil) {
+        self.type = type
+        self.isConstant = isConstant
+        self.known = value
+        self.source = source
+    }
+
+    /// The elements, decoding the source tensor when it has at most `limit` elements.
+    public func value(limit: Int) -> TensorValue? {
+        if known == nil, let t = source {
+            source = nil
+            known = TensorValue.decode(t, limit: limit)
+        }
+        return known
+    }
+
+    /// Elements already known (without decoding).
+    public var knownValue: TensorValue? { known }
+
+    public func set(value: TensorValue?) { known = value }
+}
+
+/// Limits that keep inference and folding cheap.
+public struct InferenceLimits: Sendable {
+    /// Largest tensor whose elements are decoded or computed in memory.
+    public var evaluationElements: Int
+    /// Largest symbolic (dim-valued) tensor tracked.
+    public var symbolicElements: Int
+
+    public init(evaluationElements: Int = 1 << 16, symbolicElements: Int = 64) {
+        self.evaluationElements = evaluationElements
+        self.symbolicElements = symbolicElements
+    }
+}
+
+/// How an op reaches a subgraph attribute: the inference engine binds `inputs` to the subgraph's inputs (the
+/// declared types refine them), infers it in the scope of the node, and returns the states of its outputs.
+public protocol SubgraphInferring: AnyObject {
+    func inferSubgraph(attribute: String, of node: Node, inputs: [ValueType]) throws -> [ValueState]
+}
+
+/// Everything an op sees of its node during inference.
+public struct OpContext {
+    /// Ranks beyond this are not believed (a shape vector declared with a million elements is malformed).
+    public static let maxRank = 1024
+
+    public let node: Node
+    /// The model's opset version for the node's domain.
+    public let opsetVersion: Int
+    /// The schema version in effect: the newest listed version ≤ `opsetVersion`.
+    public let since: Int
+    public let algebra: DimAlgebra
+    public let limits: InferenceLimits
+    private let inputStates: [ValueState?]
+    private let subgraphs: SubgraphInferring?
+    private let notes: NoteBox
+
+    public init(node: Node, opsetVersion: Int, since: Int, algebra: DimAlgebra, limits: InferenceLimits,
+                inputs: [ValueState?], subgraphs: SubgraphInferring?) {
+        self.node = node
+        self.opsetVersion = opsetVersion
+        self.since = since
+        self.algebra = algebra
+        self.limits = limits
+        self.inputStates = inputs
+        self.subgraphs = subgraphs
+        self.notes = NoteBox()
+    }
+
+    public var opType: String { node.opType }
+
+    /// Notes left by the op about outputs it could not fully infer.
+    public var note: String? { notes.text }
+
+    /// Records why part of an output stays unknown (kept with the node in the inference result).
+    public func note(_ text: String) {
+        if notes.text == nil { notes.text = text }
+    }
+
+    // MARK: inputs
+
+    public var inputCount: Int { node.inputs.count }
+
+    /// Whether optional input `i` is given.
+    public func has(_ i: Int) -> Bool { i < inputStates.count && inputStates[i] != nil }
+
+    public func state(_ i: Int) -> ValueState? { i < inputStates.count ? inputStates[i] : nil }
+
+    public func type(_ i: Int) -> ValueType? { state(i)?.type }
+
+    /// The tensor type of input `i`; nil when absent or not known to be a tensor.
+    public func tensor(_ i: Int) -> TensorType? {
+        if case .tensor(let t)? = type(i) { return t }
+        return nil
+    }
+
+    public func shape(_ i: Int) -> [Dim]? { tensor(i)?.shape }
+    public func elementType(_ i: Int) -> DataType? { tensor(i)?.elementType }
+    public func rank(_ i: Int) -> Int? { shape(i)?.count }
+    public func isConstant(_ i: Int) -> Bool { state(i)?.isConstant ?? false }
+
+    /// The shape of a required input, or a failure naming it.
+    public func requireShape(_ i: Int) throws -> [Dim] {
+        guard has(i) else { throw OpFailure("input \(i) is missing") }
+        guard let s = shape(i) else { throw OpFailure("the rank of input \(i) ('\(node.inputs[i])') is unknown") }
+        return s
+    }
+
+    /// The elements of input `i` when known and small enough.
+    public func value(_ i: Int) -> TensorValue? {
+        state(i)?.value(limit: limits.evaluationElements)
+    }
+
+    /// The elements of a rank-0 or rank-1 integer input as dims (symbolic elements included).
+    public func dimsValue(_ i: Int) -> [Dim]? {
+        guard let v = value(i), v.dims.count <= 1 else { return nil }
+        return v.elements.dims
+    }
+
+    /// The elements of an integer input when all are concrete.
+    public func intsValue(_ i: Int) -> [Int]? {
+        guard let v = value(i)?.ints else { return nil }
+        return v.map { Int($0) }
+    }
+
+    /// The single element of a scalar (or one-element) input.
+    public func scalarDim(_ i: Int) -> Dim? {
+        guard let d = dimsValue(i), d.count == 1 else { return nil }
+        return d[0]
+    }
+
+    // MARK: attributes
+
+    public func attribute(_ name: String) -> AttributeValue? { node.attribute(name)?.value }
+
+    public func int(_ name: String) throws -> Int? {
+        guard let a = attribute(name) else { return nil }
+        guard case .int(let v) = a else { throw OpFailure("attribute '\(name)' is \(a.typeName), not INT") }
+        return Int(v)
+    }
+
+    public func int(_ name: String, default value: Int) throws -> Int { try int(name) ?? value }
+
+    public func ints(_ name: String) throws -> [Int]? {
+        guard let a = attribute(name) else { return nil }
+        guard case .ints(let v) = a else { throw OpFailure("attribute '\(name)' is \(a.typeName), not INTS") }
+        return v.map { Int($0) }
+    }
+
+    public func float(_ name: String) throws -> Float? {
+        guard let a = attribute(name) else { return nil }
+        guard case .float(let v) = a else { throw OpFailure("attribute '\(name)' is \(a.typeName), not FLOAT") }
+        return v
+    }
+
+    public func floats(_ name: String) throws -> [Float]? {
+        guard let a = attribute(name) else { return nil }
+        guard case .floats(let v) = a else { throw OpFailure("attribute '\(name)' is \(a.typeName), not FLOATS") }
+        return v
+    }
+
+    public func string(_ name: String) throws -> String? {
+        guard let a = attribute(name) else { return nil }
+        guard case .string(let v) = a else { throw OpFailure("attribute '\(name)' is \(a.typeName), not STRING") }
+        return String(decoding: v, as: UTF8.self)
+    }
+
+    public func string(_ name: String, default value: String) throws -> String { try string(name) ?? value }
+
+    /// A data type attribute (`to`, `dtype`, `output_dtype`…), checked against ONNX's type numbers.
+    public func dataType(_ name: String) throws -> DataType? {
+        guard let v = try int(name) else { return nil }
+        guard let t = DataType(rawValue: Int32(clamping: v)) else { throw OpFailure("attribute '\(name)' = \(v) is not an ONNX data type") }
+        return t
+    }
+
+    // MARK: subgraphs
+
+    public func inferSubgraph(_ attribute: String, inputs: [ValueType]) throws -> [ValueState] {
+        guard let subgraphs else { throw OpFailure("subgraphs cannot be inferred here") }
+        return try subgraphs.inferSubgraph(attribute: attribute, of: node, inputs: inputs)
+    }
+
+    // MARK: helpers
+
+    /// A failure naming the node's problem.
+    public func fail(_ reason: String) -> OpFailure { OpFailure(reason) }
+
+    /// An axis in [-rank, rank) made non-negative, or a failure.
+    public func axis(_ axis: Int, rank: Int, name: String = "axis") throws -> Int {
+        guard axis >= -rank && axis < rank else { throw OpFailure("\(name) \(axis) is out of range for rank \(rank)") }
+        return axis < 0 ? axis + rank : axis
+    }
+
+    /// Axes made non-negative, checked for range and duplicates.
+    public func axes(_ axes: [Int], rank: Int, name: String = "axes") throws -> [Int] {
+        let normalized = try axes.map { try axis($0, rank: rank, name: name) }
+        guard Set(normalized).count == normalized.count else { throw OpFailure("\(name) \(axes) repeat an axis") }
+        return normalized
+    }
+
+    /// Multidirectional broadcasting of input shapes; nil when a rank is unknown.
+    public func broadcast(_ shapes: [[Dim]?]) throws -> [Dim]? {
+        var result: [Dim] = []
+        for case let shape? in shapes {
+            let rank = max(result.count, shape.count)
+            let a = Array(repeating: Dim.value(1), count: rank - result.count) + result
+            let b = Array(repeating: Dim.value(1), count: rank - shape.count) + shape
+            result = try zip(a, b).map { x, y in
+                guard let d = algebra.broadcast(x, y) else { throw OpFailure("shapes cannot broadcast: \(x) against \(y)") }
+                return d
+            }
+        }
+        return shapes.contains { $0 == nil } ? nil : result
+    }
+
+    /// The number of elements a shape holds, when every dim is a value.
+    public func elementCount(_ shape: [Dim]) -> Int? {
+        var n = 1
+        for d in shape {
+            guard case .value(let v) = d, v >= 0 else { return nil }
+            let (p, o) = n.multipliedReportingOverflow(by: v)
+            if o { return nil }
+            n = p
+        }
+        return n
+    }
+
+    /// The concrete dims of a shape, or nil.
+    public func concrete(_ shape: [Dim]?) -> [Int]? {
+        guard let shape else { return nil }
+        var out: [Int] = []
+        for d in shape {
+            guard case .value(let v) = d else { return nil }
+            out.append(v)
+        }
+        return out
+    }
+
+    /// Whether an output of this many elements may be computed.
+    public func canEvaluate(_ count: Int?) -> Bool {
+        guard let count else { return false }
+        return count <= limits.evaluationElements
+    }
+}
+
+final class NoteBox {
+    var text: String?
+}
+
+/// A tensor value type.
+public func tensorType(_ elementType: DataType?, _ shape: [Dim]?) -> ValueType {
+    .tensor(TensorType(elementType: elementType, shape: shape))
+}

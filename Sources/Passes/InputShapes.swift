@@ -1,0 +1,129 @@
+import GraphIR
+
+/// A problem with `--input-shape` pins: the user's request does not fit the model (a usage error, exit 2).
+public enum InputShapeError: Error, Equatable, CustomStringConvertible {
+    case syntax(String)
+    case unknownInput(name: String, available: [String])
+    case duplicate(name: String)
+    case rankMismatch(name: String, modelRank: Int, pinnedRank: Int)
+    case nonPositive(name: String, axis: Int, value: String)
+    case conflict(name: String, axis: Int, modelDim: Int, pinned: String)
+    case notATensor(name: String)
+
+    public var description: String {
+        switch self {
+        case .syntax(let text):
+            return "--input-shape '\(text)': expected NAME=D0,D1,... (each dim a positive integer or a symbol name)"
+        case .unknownInput(let name, let available):
+            return "--input-shape \(name): the model has no input '\(name)' (inputs: \(available.joined(separator: ", ")))"
+        case .duplicate(let name):
+            return "--input-shape \(name): pinned more than once"
+        case .rankMismatch(let name, let modelRank, let pinnedRank):
+            return "--input-shape \(name): gives \(pinnedRank) dims, but input '\(name)' has rank \(modelRank)"
+        case .nonPositive(let name, let axis, let value):
+            return "--input-shape \(name): dim \(axis) is \(value); dims must be positive integers or symbol names"
+        case .conflict(let name, let axis, let modelDim, let pinned):
+            return "--input-shape \(name): dim \(axis) is \(pinned), but the model fixes it at \(modelDim)"
+        case .notATensor(let name):
+            return "--input-shape \(name): input '\(name)' is not a tensor"
+        }
+    }
+}
+
+/// Dims pinned on the main graph's inputs (`--input-shape NAME=D0,D1,...`). A dim is a positive integer, or a
+/// symbol name (a letter or `_` first, then letters, digits, `_`, `.`, `-`) that renames or keeps it symbolic.
+public struct InputShapes: Sendable, Equatable {
+    public private(set) var pins: [String: [Dim]] = [:]
+    /// Names in the order given (for messages and provenance).
+    public private(set) var order: [String] = []
+
+    public init() {}
+
+    public init(_ pins: [String: [Dim]]) throws(InputShapeError) {
+        for name in pins.keys.sorted() { try add(name, pins[name]!) }
+    }
+
+    public init(parsing arguments: [String]) throws(InputShapeError) {
+        for argument in arguments { try add(parsing: argument) }
+    }
+
+    public var isEmpty: Bool { pins.isEmpty }
+
+    public mutating func add(_ name: String, _ dims: [Dim]) throws(InputShapeError) {
+        guard pins[name] == nil else { throw .duplicate(name: name) }
+        for (axis, d) in dims.enumerated() {
+            switch d {
+            case .value(let v) where v <= 0: throw .nonPositive(name: name, axis: axis, value: String(v))
+            case .unknown: throw .nonPositive(name: name, axis: axis, value: "?")
+            default: break
+            }
+        }
+        pins[name] = dims
+        order.append(name)
+    }
+
+    /// Parses one `NAME=D0,D1,...` argument. The name is everything before the last `=`.
+    public mutating func add(parsing argument: String) throws(InputShapeError) {
+        guard let eq = argument.lastIndex(of: "="), eq != argument.startIndex else { throw .syntax(argument) }
+        let name = String(argument[..<eq])
+        let list = argument[argument.index(after: eq)...]
+        let parts = list.isEmpty ? [] : list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingSpaces }
+        var dims: [Dim] = []
+        for (axis, part) in parts.enumerated() {
+            if let v = Int(part) {
+                guard v > 0 else { throw .nonPositive(name: name, axis: axis, value: part) }
+                dims.append(.value(v))
+            } else if Self.isSymbol(part) {
+                dims.append(.symbol(part))
+            } else if part.first == "-" || part.first == "+" || part.allSatisfy(\.isNumber) {
+                throw .nonPositive(name: name, axis: axis, value: part)
+            } else {
+                throw .syntax(argument)
+            }
+        }
+        try add(name, dims)
+    }
+
+    static func isSymbol(_ text: String) -> Bool {
+        guard let first = text.unicodeScalars.first, first == "_" || (first.properties.isAlphabetic && first.isASCII) else { return false }
+        return text.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "_.-".unicodeScalars.contains($0)) }
+    }
+
+    /// `NAME=D0,D1;…` in the order given, as provenance records it.
+    public var recorded: String {
+        order.map { name in "\(name)=" + pins[name]!.map(\.description).joined(separator: ",") }.joined(separator: ";")
+    }
+
+    /// Checks the pins against the model's runtime inputs and returns the model with those inputs' types pinned.
+    public func apply(to model: Model) throws(InputShapeError) -> Model {
+        guard !pins.isEmpty else { return model }
+        var model = model
+        let runtime = Set(model.graph.runtimeInputs.map(\.name))
+        for name in order {
+            guard runtime.contains(name), let index = model.graph.inputs.firstIndex(where: { $0.name == name }) else {
+                throw .unknownInput(name: name, available: model.graph.runtimeInputs.map(\.name))
+            }
+            let dims = pins[name]!
+            guard case .tensor(let t) = model.graph.inputs[index].type else { throw .notATensor(name: name) }
+            if let shape = t.shape {
+                guard shape.count == dims.count else { throw .rankMismatch(name: name, modelRank: shape.count, pinnedRank: dims.count) }
+                for (axis, (declared, pinned)) in zip(shape, dims).enumerated() {
+                    if case .value(let m) = declared, pinned != declared {
+                        throw .conflict(name: name, axis: axis, modelDim: m, pinned: pinned.description)
+                    }
+                }
+            }
+            model.graph.inputs[index].type = .tensor(TensorType(elementType: t.elementType, shape: dims))
+        }
+        return model
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: String {
+        var s = self
+        while s.first == " " { s.removeFirst() }
+        while s.last == " " { s.removeLast() }
+        return String(s)
+    }
+}
