@@ -62,7 +62,8 @@ extension AuditInput {
 
     /// The audit's view of a shape inference result (its model carries the pins and the inferred value_info).
     public static func inferred(_ result: ShapeInferenceResult) -> AuditInput {
-        AuditInput(model: result.model, types: result.types, constants: result.constants)
+        // A value inference could not type is unknown to the audit ("not checked"), not a non-tensor.
+        AuditInput(model: result.model, types: result.types.filter { $0.value != .unknown }, constants: result.constants)
     }
 
     /// Only what the model declares (used by unit tests of the rules): the types the model itself declares (graph inputs, outputs and value_info of every

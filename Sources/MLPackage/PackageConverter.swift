@@ -109,6 +109,7 @@ public enum PackageConverter {
             let shapes = context.inference.map(AuditInput.inferred)
                 ?? AuditInput(model: model, types: [:], constants: [])
             do {
+                // The package's graph (specialised outputs included) with the types inference found for it.
                 audit = try Auditor.audit(AuditInput(model: model, types: shapes.types, constants: shapes.constants),
                                           modelName: URL(fileURLWithPath: input).lastPathComponent, options: auditOptions)
             } catch {
