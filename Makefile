@@ -100,10 +100,14 @@ demo: deps build
 ## writes bench.md, bench.json and bench.png there. BENCH_MODELS picks a subset (mlp256,transformer,mlp1g,mlp4g).
 BENCH_OUT    ?= bench/out
 BENCH_MODELS ?= mlp256,transformer,mlp1g,mlp4g
+## BENCH_SCRATCH: where the tools write their outputs (default BENCH_OUT); a tmpfs (e.g. /dev/shm/mlpkg-bench) takes
+## the disk's write-back out of the times.
+BENCH_SCRATCH ?=
 bench: deps pydeps release
 	@$(PYTHON) -c "import onnxconverter_common, onnx_ir, matplotlib" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
-	$(PYTHON) bench/bench.py --mlpkg $(RELEASE_BIN) --out $(BENCH_OUT) --models $(BENCH_MODELS)
+	$(PYTHON) bench/bench.py --mlpkg $(RELEASE_BIN) --out $(BENCH_OUT) --models $(BENCH_MODELS) \
+	  $(if $(BENCH_SCRATCH),--scratch $(BENCH_SCRATCH))
 
 ## Regenerate the C code from proto/onnx.proto (needs protoc-c: Debian's protobuf-c-compiler).
 proto:

@@ -429,6 +429,7 @@ def clear(path: Path) -> None:
 def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
     file_name, generate, description, external = MODELS[key]
     model = out / file_name
+    scratch = Path(args.scratch) if args.scratch else out  # where outputs go
     if not model.exists():
         # In a child process: a forked child's peak RSS starts from its parent's, so the measuring process stays small.
         print(f"generating {model} ...", flush=True)
@@ -449,7 +450,7 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
         rows.append(row)
 
     print(f"{key}: {description}, {size / 2**20:.0f} MiB", flush=True)
-    copy_target = out / f"{stem}.copy"
+    copy_target = scratch / f"{stem}.copy"
     src = model.with_suffix(".data") if external else model
     add(try_tool("cp (floor)", ["cp", str(src), str(copy_target)], runs), "-", "floor", None, None)
     copy_target.unlink(missing_ok=True)
@@ -460,7 +461,7 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
             add(try_tool("python onnx.load", [sys.executable, "-c", loader, str(model)], peer_runs), "import", "peer",
                 None, None)
     for fmt in (f for f in formats if f != "import"):
-        pkg = out / f"{stem}.{fmt}.mlpkg"
+        pkg = scratch / f"{stem}.{fmt}.mlpkg"
         clear(pkg)
         print(f"  {fmt}: mlpkg ...", flush=True)
         add(try_tool(f"mlpkg convert --weights {fmt}",
@@ -469,7 +470,7 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
         if key == "mlp4g" or args.verify_export:
             # The package verifies and exports (ONNX with external data past 2 GiB), timed like the rest.
             add(try_tool("mlpkg verify", [args.mlpkg, "verify", str(pkg)], 1, warmup=False), fmt, "verify", None, None)
-            exported = out / f"{stem}.{fmt}.export.onnx"
+            exported = scratch / f"{stem}.{fmt}.export.onnx"
             clear(exported)
             add(try_tool("mlpkg export", [args.mlpkg, "export", str(pkg), "-o", str(exported)], 1, warmup=False),
                 fmt, "export", exported, None)
@@ -484,7 +485,7 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
             clear(exported)
         if key == "mlp256" and fmt == "int4":
             # The peer's 5 bits per weight (block 32, fp32 scales) spent as blocks of 16 with fp16 scales.
-            equal = out / f"{stem}.int4-b16-fp16.mlpkg"
+            equal = scratch / f"{stem}.int4-b16-fp16.mlpkg"
             clear(equal)
             add(try_tool("mlpkg convert --weights int4 --block-size 16 --scale-type fp16 (equal size)",
                          [args.mlpkg, "convert", str(model), "-o", str(equal), "--weights", "int4", "--block-size", "16",
@@ -495,7 +496,7 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
                          "skipped": f"model over {args.peer_max_bytes / 2**30:.1f} GiB (--peer-max-bytes)"})
         else:
             name, code, suffix, snr_kind = PEERS[fmt]
-            peer_out = out / f"{stem}.{suffix}.onnx"
+            peer_out = scratch / f"{stem}.{suffix}.onnx"
             clear(peer_out)
             print(f"  {fmt}: {name} ...", flush=True)
             # the model is in the page cache already; a slow peer gets no warm-up run
@@ -646,6 +647,8 @@ def main() -> None:
                         help="run the Python peers only on models up to this size (they need several times the "
                              "model in memory)")
     parser.add_argument("--snr-max-bytes", type=int, default=2**29, help="recompute weight SNR up to this size")
+    parser.add_argument("--scratch", help="write every tool's output here instead of --out (e.g. a tmpfs such as "
+                             "/dev/shm/x, to take the disk's write-back out of the times)")
     parser.add_argument("--verify-export", action="store_true", help="also time verify and export on every model")
     parser.add_argument("--generate", nargs=2, metavar=("MODEL", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("--ort-check", nargs=2, metavar=("ORIGINAL", "EXPORTED"), help=argparse.SUPPRESS)
@@ -674,6 +677,8 @@ def main() -> None:
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.scratch:
+        Path(args.scratch).mkdir(parents=True, exist_ok=True)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     results = [bench_model(args, key.strip(), out, formats) for key in args.models.split(",") if key.strip()]
     table = markdown(results)

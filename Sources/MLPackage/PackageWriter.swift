@@ -124,16 +124,21 @@ public enum PackageWriter {
         }
     }
 
-    /// Source bytes converted (or digested) per window: enough to keep every core busy, small enough to bound memory.
+    /// Source bytes converted (or digested) per window: enough to keep every core busy, small enough to bound memory
+    /// (a window holds at least one tensor per core, so memory is at most about cores × the largest tensor).
     static let windowBytes = 64 << 20
 
-    /// Splits `items` into consecutive windows of at most `windowBytes` (a larger item is a window of its own).
+    /// Items per window at least, whatever their size: one per core, so big tensors still convert in parallel.
+    static let windowMinimumItems = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+
+    /// Splits `items` into consecutive windows of at most `windowBytes`, or of `windowMinimumItems` items when those
+    /// are bigger (each core then holds one item).
     static func windows<T>(_ items: [T], bytes: (T) -> Int) -> [ArraySlice<T>] {
         var result: [ArraySlice<T>] = []
         var start = 0, total = 0
         for (i, item) in items.enumerated() {
             let size = bytes(item)
-            if i > start && total + size > windowBytes {
+            if i - start >= windowMinimumItems && total + size > windowBytes {
                 result.append(items[start..<i])
                 start = i
                 total = 0
