@@ -1,10 +1,21 @@
-// Blocked linear quantization with a per-group clipping search. The inner dimension is contiguous, so the loops
-// over it vectorize; an AVX2 build of the same code is chosen at run time where the CPU has it.
+// Blocked linear quantization with a per-group clipping search.
+//
+// The work is cut into tiles of 8 groups side by side (8 adjacent columns of one block of rows), which is one AVX
+// register or two NEON/SSE ones: every pass of the search over a tile runs in registers, and the tile's rows are first
+// copied into a small contiguous buffer so that the dozen passes read L1 (rows of a wide tensor sit a power-of-two
+// stride apart and would otherwise evict each other). An AVX2 tile function is chosen at run time where the CPU has
+// it; the portable one does the same IEEE operations in the same order on each lane, so both produce identical bytes
+// (floating-point contraction is off in this file: no fused multiply-add changes a rounding).
 #include "ckernels.h"
 #include "f16_scalar.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#pragma STDC FP_CONTRACT OFF
 
 /// A scale as float16 will hold it: rounded to nearest even, never flushed to zero (a non-zero scale that would
 /// underflow becomes the smallest half of its sign) and never infinite (clamped to ±65504).
@@ -17,180 +28,464 @@ static inline float mlpkg_half_scale(float s) {
 
 float mlpkg_round_scale_to_half(float s) { return mlpkg_half_scale(s); }
 
-#define MLPKG_QUANTIZE_BODY                                                                                        \
-    const size_t blocks = (depth + block - 1) / block;                                                            \
-    float *lo = work, *hi = work + inner, *base = work + 2 * inner, *zero = work + 3 * inner;                      \
-    float *err = work + 4 * inner, *best = work + 5 * inner, *sc = work + 6 * inner, *iv = work + 7 * inner;      \
-    float *sig = work + 8 * inner, *er2 = work + 9 * inner, *mx = work + 10 * inner, *ext = work + 11 * inner;    \
-    const float fqmin = (float)qmin, fqmax = (float)qmax;                                                          \
-    for (size_t o = 0; o < outer; o++) {                                                                           \
-        for (size_t kb = 0; kb < blocks; kb++) {                                                                   \
-            const size_t d0 = kb * block, d1 = d0 + block < depth ? d0 + block : depth;                            \
-            const float *rows = w + (o * depth + d0) * inner;                                                      \
-            float *gscale = scales + (o * blocks + kb) * inner, *gzero = zeros + (o * blocks + kb) * inner;        \
-            for (size_t i = 0; i < inner; i++) { lo[i] = 0; hi[i] = 0; }                                           \
-            for (size_t d = d0; d < d1; d++) {                                                                     \
-                const float *row = rows + (d - d0) * inner;                                                        \
-                for (size_t i = 0; i < inner; i++) {                                                               \
-                    float v = row[i];                                                                              \
-                    lo[i] = v < lo[i] ? v : lo[i];                                                                 \
-                    hi[i] = v > hi[i] ? v : hi[i];                                                                 \
-                }                                                                                                  \
-            }                                                                                                      \
-            for (size_t i = 0; i < inner; i++) {                                                                   \
-                if (symmetric) {                                                                                   \
-                    float amax = -lo[i] > hi[i] ? -lo[i] : hi[i];                                                  \
-                    base[i] = amax / fqmax;                                                                        \
-                    ext[i] = -lo[i] > hi[i] ? lo[i] : hi[i];                                                       \
-                    zero[i] = 0;                                                                                   \
-                } else {                                                                                           \
-                    ext[i] = 0;                                                                                    \
-                    float span = hi[i] - lo[i];                                                                    \
-                    base[i] = span / (fqmax - fqmin);                                                              \
-                    float z = span > 0 ? rintf(fqmin - lo[i] / base[i]) : 0;                                       \
-                    zero[i] = z < fqmin ? fqmin : (z > fqmax ? fqmax : z);                                         \
-                }                                                                                                  \
-                best[i] = INFINITY;                                                                                \
-                gscale[i] = base[i];                                                                               \
-                gzero[i] = zero[i];                                                                                \
-            }                                                                                                      \
-            if (multiplier_count > 1) {                                                                            \
-                for (size_t k = 0; k < multiplier_count; k++) {                                                    \
-                    const float m = multipliers[k];                                                                \
-                    for (size_t i = 0; i < inner; i++) {                                                           \
-                        err[i] = 0;                                                                                \
-                        /* m < 0: a signed scale that maps the largest-magnitude weight to qmin (−8), either sign. */ \
-                        sc[i] = m > 0 ? base[i] * m : ext[i] / fqmin * -m;                                         \
-                        iv[i] = (sc[i] != 0 ? 1.0f : 0.0f) / (sc[i] != 0 ? sc[i] : 1.0f);                          \
-                    }                                                                                              \
-                    for (size_t d = d0; d < d1; d++) {                                                             \
-                        const float *row = rows + (d - d0) * inner;                                                \
-                        for (size_t i = 0; i < inner; i++) {                                                       \
-                            float qv = rintf(row[i] * iv[i]) + zero[i];                                            \
-                            qv = qv < fqmin ? fqmin : (qv > fqmax ? fqmax : qv);                                   \
-                            float diff = row[i] - sc[i] * (qv - zero[i]);                                          \
-                            err[i] += diff * diff;                                                                 \
-                        }                                                                                          \
-                    }                                                                                              \
-                    double total = 0;                                                                              \
-                    for (size_t i = 0; i < inner; i++) {                                                           \
-                        total += err[i];                                                                           \
-                        if (err[i] < best[i]) { best[i] = err[i]; gscale[i] = sc[i]; }                               \
-                    }                                                                                              \
-                    if (k == 0) stats->rtn_error_energy += total;                                                  \
-                }                                                                                                  \
-                /* Refit: the least-squares scale for the chosen integers, Σ w·(q−z) / Σ (q−z)², kept if better. */ \
-                for (size_t i = 0; i < inner; i++) {                                                               \
-                    iv[i] = (gscale[i] != 0 ? 1.0f : 0.0f) / (gscale[i] != 0 ? gscale[i] : 1.0f);                    \
-                    sc[i] = 0;                                                                                     \
-                    err[i] = 0;                                                                                    \
-                }                                                                                                  \
-                for (size_t d = d0; d < d1; d++) {                                                                 \
-                    const float *row = rows + (d - d0) * inner;                                                    \
-                    for (size_t i = 0; i < inner; i++) {                                                           \
-                        float qv = rintf(row[i] * iv[i]) + zero[i];                                                \
-                        qv = (qv < fqmin ? fqmin : (qv > fqmax ? fqmax : qv)) - zero[i];                           \
-                        sc[i] += row[i] * qv;                                                                      \
-                        err[i] += qv * qv;                                                                         \
-                    }                                                                                              \
-                }                                                                                                  \
-                for (size_t i = 0; i < inner; i++) {                                                               \
-                    float refit = err[i] > 0 ? sc[i] / err[i] : 0.0f;                                              \
-                    sc[i] = refit != 0 ? refit : gscale[i];                                                        \
-                    iv[i] = (sc[i] != 0 ? 1.0f : 0.0f) / (sc[i] != 0 ? sc[i] : 1.0f);                              \
-                    err[i] = 0;                                                                                    \
-                }                                                                                                  \
-                for (size_t d = d0; d < d1; d++) {                                                                 \
-                    const float *row = rows + (d - d0) * inner;                                                    \
-                    for (size_t i = 0; i < inner; i++) {                                                           \
-                        float qv = rintf(row[i] * iv[i]) + zero[i];                                                \
-                        qv = qv < fqmin ? fqmin : (qv > fqmax ? fqmax : qv);                                       \
-                        float diff = row[i] - sc[i] * (qv - zero[i]);                                              \
-                        err[i] += diff * diff;                                                                     \
-                    }                                                                                              \
-                }                                                                                                  \
-                for (size_t i = 0; i < inner; i++) {                                                               \
-                    if (err[i] < best[i]) { best[i] = err[i]; gscale[i] = sc[i]; }                                 \
-                }                                                                                                  \
-            }                                                                                                      \
-            if (half_scales) {                                                                                     \
-                for (size_t i = 0; i < inner; i++) gscale[i] = mlpkg_half_scale(gscale[i]);                        \
-            }                                                                                                      \
-            for (size_t i = 0; i < inner; i++) {                                                                   \
-                iv[i] = (gscale[i] != 0 ? 1.0f : 0.0f) / (gscale[i] != 0 ? gscale[i] : 1.0f);                        \
-                sig[i] = 0;                                                                                        \
-                er2[i] = 0;                                                                                        \
-                mx[i] = 0;                                                                                         \
-            }                                                                                                      \
-            /* Element-wise accumulators (no reductions inside the loop), so it vectorizes without fast-math. */   \
-            for (size_t d = d0; d < d1; d++) {                                                                     \
-                const float *row = rows + (d - d0) * inner;                                                        \
-                int8_t *qrow = q + (o * depth + d) * inner;                                                        \
-                for (size_t i = 0; i < inner; i++) {                                                               \
-                    float qv = rintf(row[i] * iv[i]) + gzero[i];                                                   \
-                    qv = qv < fqmin ? fqmin : (qv > fqmax ? fqmax : qv);                                           \
-                    err[i] = qv;                                                                                   \
-                    float diff = row[i] - gscale[i] * (qv - gzero[i]);                                             \
-                    diff = diff < 0 ? -diff : diff;                                                                \
-                    mx[i] = diff > mx[i] ? diff : mx[i];                                                           \
-                    sig[i] += row[i] * row[i];                                                                     \
-                    er2[i] += diff * diff;                                                                         \
-                }                                                                                                  \
-                for (size_t i = 0; i < inner; i++) qrow[i] = (int8_t)(int32_t)err[i];                              \
-            }                                                                                                      \
-            double signal = 0, error = 0;                                                                          \
-            for (size_t i = 0; i < inner; i++) {                                                                   \
-                signal += sig[i];                                                                                  \
-                error += er2[i];                                                                                   \
-                if (mx[i] > stats->max_abs_error) stats->max_abs_error = mx[i];                                    \
-            }                                                                                                      \
-            stats->signal_energy += signal;                                                                        \
-            stats->error_energy += error;                                                                          \
-            if (multiplier_count <= 1) stats->rtn_error_energy += error;                                           \
-        }                                                                                                          \
+/// Tiles are copied out of the tensor a slab at a time: PACK_FLOATS floats, up to PACK_WIDTH columns of a block's rows
+/// (wide slabs read each row's run sequentially, which the hardware prefetcher follows).
+enum { LANES = 8, PACK_WIDTH = 1024, PACK_FLOATS = 1 << 17 };
+
+typedef struct {
+    int symmetric, half_scales;
+    float qmin, qmax;
+    const float *multipliers;
+    size_t multiplier_count;
+} qparams;
+
+/// One tile's results, per lane.
+typedef struct {
+    float scale[LANES], zero[LANES];
+    float rtn_error[LANES], error[LANES], signal[LANES], max_error[LANES];
+    size_t non_finite;
+} tile_result;
+
+/// Quantizes `lanes` adjacent groups: row r's values start at x + r·stride bytes; its integers go to q + r·qstride,
+/// one per byte, or with `nibbles` (even `lanes`), two per byte, the first in the low nibble.
+typedef void (*tile_fn)(const unsigned char *x, size_t rows, size_t stride, size_t lanes, const qparams *p, int8_t *q,
+                        size_t qstride, int nibbles, tile_result *out);
+
+// MARK: - Portable tile
+
+// The comparisons are written as AVX's max/min define them (second operand when unordered or equal), so a NaN input
+// clamps to a bound exactly as the vector code does and never reaches an integer conversion.
+static inline float max_of(float a, float b) { return a > b ? a : b; }
+static inline float min_of(float a, float b) { return a < b ? a : b; }
+static inline float load_float(const unsigned char *p) { float v; memcpy(&v, p, 4); return v; }
+static inline float inverse_of(float s) { return s != 0 ? 1.0f / s : 0.0f; }
+
+/// clamp(rint(v·iv) + z) − z; symmetric groups (z = 0) skip the zero-point arithmetic, as the vector code does.
+static inline float centred_level(float v, float iv, float z, const qparams *p) {
+    float t = rintf(v * iv);
+    if (!p->symmetric) t += z;
+    t = min_of(max_of(t, p->qmin), p->qmax);
+    return p->symmetric ? t : t - z;
+}
+
+/// Σ (w − s·(q − z))² per lane for scale `sc` (inverse `iv`), q = clamp(rint(w·iv) + z).
+static inline void portable_error(const unsigned char *x, size_t rows, size_t stride, size_t lanes, const qparams *p,
+                                  const float *sc, const float *iv, const float *zero, float *err) {
+    for (size_t l = 0; l < lanes; l++) err[l] = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const unsigned char *row = x + r * stride;
+        for (size_t l = 0; l < lanes; l++) {
+            float v = load_float(row + 4 * l);
+            float d = v - sc[l] * centred_level(v, iv[l], zero[l], p);
+            err[l] += d * d;
+        }
     }
+}
 
-#define MLPKG_QUANTIZE_PARAMS                                                                                      \
-    const float *w, size_t outer, size_t depth, size_t inner, size_t block, int symmetric, int qmin, int qmax,     \
-        const float *multipliers, size_t multiplier_count, int half_scales, int8_t *q, float *scales,              \
-        float *zeros, float *work, mlpkg_quant_stats *stats
+__attribute__((always_inline)) static inline void portable_tile_body(const unsigned char *x, size_t rows, size_t stride, const size_t lanes,
+                                      const qparams *p, int8_t *q, size_t qstride, int nibbles, tile_result *out) {
+    float lo[LANES], hi[LANES], base[LANES], ext[LANES], zero[LANES], best[LANES], gs[LANES];
+    float sc[LANES], iv[LANES], err[LANES], num[LANES];
+    size_t bad = 0;
+    for (size_t l = 0; l < lanes; l++) lo[l] = hi[l] = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const unsigned char *row = x + r * stride;
+        for (size_t l = 0; l < lanes; l++) {
+            float v = load_float(row + 4 * l);
+            bad += (f32_bits(v) & 0x7F800000u) == 0x7F800000u;
+            lo[l] = min_of(v, lo[l]);
+            hi[l] = max_of(v, hi[l]);
+        }
+    }
+    for (size_t l = 0; l < lanes; l++) {
+        if (p->symmetric) {
+            float nlo = -lo[l];
+            base[l] = max_of(nlo, hi[l]) / p->qmax;
+            ext[l] = nlo > hi[l] ? lo[l] : hi[l];
+            zero[l] = 0;
+        } else {
+            float span = hi[l] - lo[l];
+            base[l] = span / (p->qmax - p->qmin);
+            ext[l] = 0;
+            zero[l] = span > 0 ? min_of(max_of(rintf(p->qmin - lo[l] / base[l]), p->qmin), p->qmax) : 0;
+        }
+        best[l] = INFINITY;
+        gs[l] = base[l];
+    }
+    if (p->multiplier_count > 1) {
+        for (size_t k = 0; k < p->multiplier_count; k++) {
+            const float m = p->multipliers[k];
+            for (size_t l = 0; l < lanes; l++) {
+                // m < 0: a signed scale that maps the largest-magnitude weight to qmin (−8), whatever its sign.
+                sc[l] = m > 0 ? base[l] * m : ext[l] / p->qmin * -m;
+                if (p->half_scales) sc[l] = mlpkg_half_scale(sc[l]);  // judged as stored
+                iv[l] = inverse_of(sc[l]);
+            }
+            portable_error(x, rows, stride, lanes, p, sc, iv, zero, err);
+            for (size_t l = 0; l < lanes; l++) {
+                if (k == 0) out->rtn_error[l] = err[l];
+                if (err[l] < best[l]) { best[l] = err[l]; gs[l] = sc[l]; }
+            }
+        }
+        // Refit: the least-squares scale for the chosen integers, Σ w·(q−z) / Σ (q−z)², kept if better.
+        for (size_t l = 0; l < lanes; l++) { iv[l] = inverse_of(gs[l]); num[l] = 0; err[l] = 0; }
+        for (size_t r = 0; r < rows; r++) {
+            const unsigned char *row = x + r * stride;
+            for (size_t l = 0; l < lanes; l++) {
+                float v = load_float(row + 4 * l);
+                float t = centred_level(v, iv[l], zero[l], p);
+                num[l] += v * t;
+                err[l] += t * t;
+            }
+        }
+        for (size_t l = 0; l < lanes; l++) {
+            float refit = err[l] > 0 ? num[l] / err[l] : 0.0f;
+            sc[l] = refit != 0 ? refit : gs[l];
+            if (p->half_scales) sc[l] = mlpkg_half_scale(sc[l]);
+            iv[l] = inverse_of(sc[l]);
+        }
+        portable_error(x, rows, stride, lanes, p, sc, iv, zero, err);
+        for (size_t l = 0; l < lanes; l++) {
+            if (err[l] < best[l]) { best[l] = err[l]; gs[l] = sc[l]; }
+        }
+    }
+    if (p->half_scales) {
+        for (size_t l = 0; l < lanes; l++) gs[l] = mlpkg_half_scale(gs[l]);
+    }
+    float sig[LANES], mx[LANES];
+    for (size_t l = 0; l < lanes; l++) { iv[l] = inverse_of(gs[l]); sig[l] = 0; err[l] = 0; mx[l] = 0; }
+    for (size_t r = 0; r < rows; r++) {
+        const unsigned char *row = x + r * stride;
+        int8_t *qrow = q + r * qstride;
+        for (size_t l = 0; l < lanes; l++) {
+            float v = load_float(row + 4 * l);
+            float t = centred_level(v, iv[l], zero[l], p);
+            int8_t level = (int8_t)(int32_t)(p->symmetric ? t : t + zero[l]);
+            if (!nibbles) {
+                qrow[l] = level;
+            } else if (l & 1) {
+                qrow[l >> 1] = (int8_t)(uint8_t)(((uint8_t)qrow[l >> 1] & 0x0F) | (((uint8_t)level & 0x0F) << 4));
+            } else {
+                qrow[l >> 1] = (int8_t)(uint8_t)((uint8_t)level & 0x0F);
+            }
+            float d = fabsf(v - gs[l] * t);
+            mx[l] = max_of(d, mx[l]);
+            sig[l] += v * v;
+            err[l] += d * d;
+        }
+    }
+    for (size_t l = 0; l < lanes; l++) {
+        out->scale[l] = gs[l];
+        out->zero[l] = zero[l];
+        out->error[l] = err[l];
+        out->signal[l] = sig[l];
+        out->max_error[l] = mx[l];
+        if (p->multiplier_count <= 1) out->rtn_error[l] = err[l];
+    }
+    out->non_finite = bad;
+}
 
-static void quantize_generic(MLPKG_QUANTIZE_PARAMS) { MLPKG_QUANTIZE_BODY }
+static void portable_tile(const unsigned char *x, size_t rows, size_t stride, size_t lanes, const qparams *p, int8_t *q,
+                          size_t qstride, int nibbles, tile_result *out) {
+    if (lanes == LANES) {
+        portable_tile_body(x, rows, stride, LANES, p, q, qstride, nibbles, out);  // fixed width: the lane loops vectorize
+    } else {
+        portable_tile_body(x, rows, stride, lanes, p, q, qstride, nibbles, out);
+    }
+}
+
+// MARK: - AVX2 tile
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static void quantize_avx2(MLPKG_QUANTIZE_PARAMS) { MLPKG_QUANTIZE_BODY }
+#define AVX2_TARGET __attribute__((target("avx2,f16c"), always_inline)) static inline
+
+AVX2_TARGET __m256 avx_clamp_round(__m256 v, __m256 iv, __m256 zero, __m256 qmin, __m256 qmax, int sym) {
+    __m256 t = _mm256_round_ps(_mm256_mul_ps(v, iv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    if (!sym) t = _mm256_add_ps(t, zero);
+    return _mm256_min_ps(_mm256_max_ps(t, qmin), qmax);
+}
+
+AVX2_TARGET __m256 avx_inverse(__m256 s) {
+    __m256 nonzero = _mm256_cmp_ps(s, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+    return _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), s), nonzero);
+}
+
+/// Squared error of one candidate scale.
+AVX2_TARGET __m256 avx_error1(const unsigned char *x, size_t rows, size_t stride, __m256 sc, __m256 zero, __m256 qmin,
+                              __m256 qmax, int sym) {
+    const __m256 iv = avx_inverse(sc);
+    __m256 a = _mm256_setzero_ps();
+    for (size_t r = 0; r < rows; r++) {
+        __m256 v = _mm256_loadu_ps((const float *)(const void *)(x + r * stride));
+        __m256 t = avx_clamp_round(v, iv, zero, qmin, qmax, sym);
+        if (!sym) t = _mm256_sub_ps(t, zero);
+        __m256 d = _mm256_sub_ps(v, _mm256_mul_ps(sc, t));
+        a = _mm256_add_ps(a, _mm256_mul_ps(d, d));
+    }
+    return a;
+}
+
+/// Squared error of two candidate scales at once (two independent accumulation chains per row).
+AVX2_TARGET void avx_error2(const unsigned char *x, size_t rows, size_t stride, __m256 sc0, __m256 sc1, __m256 zero,
+                            __m256 qmin, __m256 qmax, int sym, __m256 *e0, __m256 *e1) {
+    const __m256 iv0 = avx_inverse(sc0), iv1 = avx_inverse(sc1);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (size_t r = 0; r < rows; r++) {
+        __m256 v = _mm256_loadu_ps((const float *)(const void *)(x + r * stride));
+        __m256 t0 = avx_clamp_round(v, iv0, zero, qmin, qmax, sym);
+        __m256 t1 = avx_clamp_round(v, iv1, zero, qmin, qmax, sym);
+        if (!sym) { t0 = _mm256_sub_ps(t0, zero); t1 = _mm256_sub_ps(t1, zero); }
+        __m256 d0 = _mm256_sub_ps(v, _mm256_mul_ps(sc0, t0));
+        __m256 d1 = _mm256_sub_ps(v, _mm256_mul_ps(sc1, t1));
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(d0, d0));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(d1, d1));
+    }
+    *e0 = a0;
+    *e1 = a1;
+}
+
+/// The scale as float16 holds it, lane by lane (mlpkg_half_scale).
+AVX2_TARGET __m256 avx_half_scale(__m256 s) {
+    __m256 c = _mm256_min_ps(_mm256_max_ps(s, _mm256_set1_ps(-65504.0f)), _mm256_set1_ps(65504.0f));
+    __m256 h = _mm256_cvtph_ps(_mm256_cvtps_ph(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256 sign = _mm256_and_ps(s, _mm256_set1_ps(-0.0f));
+    __m256 tiny = _mm256_or_ps(sign, _mm256_set1_ps(5.9604644775390625e-8f));
+    h = _mm256_blendv_ps(h, tiny, _mm256_cmp_ps(h, _mm256_setzero_ps(), _CMP_EQ_OQ));
+    return _mm256_blendv_ps(h, _mm256_setzero_ps(), _mm256_cmp_ps(s, _mm256_setzero_ps(), _CMP_EQ_OQ));
+}
+
+AVX2_TARGET void avx_tile_body(const unsigned char *x, size_t rows, size_t stride, const qparams *p, int8_t *q,
+                               size_t qstride, int nibbles, tile_result *out, int sym) {
+    const __m256 qmin = _mm256_set1_ps(p->qmin), qmax = _mm256_set1_ps(p->qmax), zeros = _mm256_setzero_ps();
+    const int unsigned_levels = p->qmin >= 0;
+    const __m256i exponent = _mm256_set1_epi32(0x7F800000);
+    __m256 lo = zeros, hi = zeros;
+    __m256i bad = _mm256_setzero_si256();
+    for (size_t r = 0; r < rows; r++) {
+        __m256 v = _mm256_loadu_ps((const float *)(const void *)(x + r * stride));
+        __m256i e = _mm256_and_si256(_mm256_castps_si256(v), exponent);
+        bad = _mm256_sub_epi32(bad, _mm256_cmpeq_epi32(e, exponent));
+        lo = _mm256_min_ps(v, lo);
+        hi = _mm256_max_ps(v, hi);
+    }
+    __m256 base, ext, zero;
+    if (sym) {
+        const __m256 nlo = _mm256_xor_ps(lo, _mm256_set1_ps(-0.0f));
+        base = _mm256_div_ps(_mm256_max_ps(nlo, hi), qmax);
+        ext = _mm256_blendv_ps(hi, lo, _mm256_cmp_ps(nlo, hi, _CMP_GT_OQ));
+        zero = zeros;
+    } else {
+        __m256 span = _mm256_sub_ps(hi, lo);
+        base = _mm256_div_ps(span, _mm256_sub_ps(qmax, qmin));
+        ext = zeros;
+        __m256 z = _mm256_round_ps(_mm256_sub_ps(qmin, _mm256_div_ps(lo, base)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        z = _mm256_min_ps(_mm256_max_ps(z, qmin), qmax);
+        zero = _mm256_and_ps(z, _mm256_cmp_ps(span, zeros, _CMP_GT_OQ));
+    }
+    __m256 best = _mm256_set1_ps(INFINITY), gs = base;
+    const size_t count = p->multiplier_count;
+    if (count > 1) {
+        const __m256 ext_over_qmin = _mm256_div_ps(ext, qmin);
+        for (size_t k = 0; k < count; k += 2) {
+            __m256 sc[2], err[2];
+            const size_t n = count - k < 2 ? 1 : 2;
+            for (size_t j = 0; j < 2; j++) {
+                const float m = p->multipliers[k + (j < n ? j : 0)];
+                sc[j] = m > 0 ? _mm256_mul_ps(base, _mm256_set1_ps(m)) : _mm256_mul_ps(ext_over_qmin, _mm256_set1_ps(-m));
+                if (p->half_scales) sc[j] = avx_half_scale(sc[j]);  // judged as stored
+            }
+            avx_error2(x, rows, stride, sc[0], sc[1], zero, qmin, qmax, sym, &err[0], &err[1]);
+            if (k == 0) _mm256_storeu_ps(out->rtn_error, err[0]);
+            for (size_t j = 0; j < n; j++) {
+                __m256 better = _mm256_cmp_ps(err[j], best, _CMP_LT_OQ);
+                best = _mm256_blendv_ps(best, err[j], better);
+                gs = _mm256_blendv_ps(gs, sc[j], better);
+            }
+        }
+        // Refit: the least-squares scale for the chosen integers, kept if better.
+        const __m256 iv = avx_inverse(gs);
+        __m256 num = zeros, den = zeros;
+        for (size_t r = 0; r < rows; r++) {
+            __m256 v = _mm256_loadu_ps((const float *)(const void *)(x + r * stride));
+            __m256 t = avx_clamp_round(v, iv, zero, qmin, qmax, sym);
+            if (!sym) t = _mm256_sub_ps(t, zero);
+            num = _mm256_add_ps(num, _mm256_mul_ps(v, t));
+            den = _mm256_add_ps(den, _mm256_mul_ps(t, t));
+        }
+        __m256 refit = _mm256_and_ps(_mm256_div_ps(num, den), _mm256_cmp_ps(den, zeros, _CMP_GT_OQ));
+        __m256 sc = _mm256_blendv_ps(refit, gs, _mm256_cmp_ps(refit, zeros, _CMP_EQ_OQ));
+        if (p->half_scales) sc = avx_half_scale(sc);
+        __m256 err = avx_error1(x, rows, stride, sc, zero, qmin, qmax, sym);
+        gs = _mm256_blendv_ps(gs, sc, _mm256_cmp_ps(err, best, _CMP_LT_OQ));
+    }
+    if (p->half_scales) gs = avx_half_scale(gs);
+    const __m256 iv = avx_inverse(gs), abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    __m256 sig = zeros, err = zeros, mx = zeros;
+    for (size_t r = 0; r < rows; r++) {
+        __m256 v = _mm256_loadu_ps((const float *)(const void *)(x + r * stride));
+        __m256 t = avx_clamp_round(v, iv, zero, qmin, qmax, sym);
+        __m256i n32 = _mm256_cvtps_epi32(t);
+        __m128i n16 = _mm_packs_epi32(_mm256_castsi256_si128(n32), _mm256_extracti128_si256(n32, 1));
+        // Unsigned storage (qmin ≥ 0) saturates as unsigned: 200 stays the byte 200, as the portable cast gives.
+        const __m128i n8 = unsigned_levels ? _mm_packus_epi16(n16, n16) : _mm_packs_epi16(n16, n16);
+        if (nibbles) {  // byte pairs (a, b) → (a & 15) | (b & 15) << 4
+            const __m128i low = _mm_and_si128(n8, _mm_set1_epi8(0x0F));
+            const __m128i pairs = _mm_or_si128(low, _mm_srli_epi16(low, 4));
+            const __m128i bytes = _mm_packus_epi16(_mm_and_si128(pairs, _mm_set1_epi16(0xFF)), _mm_setzero_si128());
+            const int32_t word = _mm_cvtsi128_si32(bytes);
+            memcpy(q + r * qstride, &word, 4);
+        } else {
+            _mm_storel_epi64((__m128i *)(void *)(q + r * qstride), n8);
+        }
+        if (!sym) t = _mm256_sub_ps(t, zero);
+        __m256 d = _mm256_and_ps(_mm256_sub_ps(v, _mm256_mul_ps(gs, t)), abs_mask);
+        mx = _mm256_max_ps(d, mx);
+        sig = _mm256_add_ps(sig, _mm256_mul_ps(v, v));
+        err = _mm256_add_ps(err, _mm256_mul_ps(d, d));
+    }
+    _mm256_storeu_ps(out->scale, gs);
+    _mm256_storeu_ps(out->zero, zero);
+    _mm256_storeu_ps(out->error, err);
+    _mm256_storeu_ps(out->signal, sig);
+    _mm256_storeu_ps(out->max_error, mx);
+    if (count <= 1) _mm256_storeu_ps(out->rtn_error, err);
+    uint32_t lanes_bad[LANES];
+    _mm256_storeu_si256((__m256i *)(void *)lanes_bad, bad);
+    out->non_finite = 0;
+    for (size_t l = 0; l < LANES; l++) out->non_finite += lanes_bad[l];
+}
+
+__attribute__((target("avx2,f16c"))) static void avx2_tile(const unsigned char *x, size_t rows, size_t stride,
+                                                          size_t lanes, const qparams *p, int8_t *q, size_t qstride,
+                                                          int nibbles, tile_result *out) {
+    if (lanes != LANES) {
+        portable_tile(x, rows, stride, lanes, p, q, qstride, nibbles, out);
+    } else if (p->symmetric) {
+        avx_tile_body(x, rows, stride, p, q, qstride, nibbles, out, 1);
+    } else {
+        avx_tile_body(x, rows, stride, p, q, qstride, nibbles, out, 0);
+    }
+}
 #endif
 
-typedef void (*mlpkg_quantize_kernel)(MLPKG_QUANTIZE_PARAMS);
+// MARK: - Driver
+
+/// Where the integers go: one int8 per element (`q`), or two per byte (`nibbles`, element 2i in the low nibble).
+typedef struct {
+    int8_t *q;
+    uint8_t *nibbles;
+} qoutput;
+
+/// Stores `n` integers as elements e0 ..< e0 + n of `out`.
+static void store_levels(const qoutput *out, size_t e0, const int8_t *values, size_t n) {
+    if (out->q) {
+        memcpy(out->q + e0, values, n);
+        return;
+    }
+    size_t i = 0;
+    if (e0 & 1) {  // a first element in a high nibble: keep the byte's low nibble
+        uint8_t *b = out->nibbles + (e0 >> 1);
+        *b = (uint8_t)((*b & 0x0F) | (((uint8_t)values[0] & 0x0F) << 4));
+        i = 1;
+    }
+    for (; i + 1 < n; i += 2) {
+        out->nibbles[(e0 + i) >> 1] = (uint8_t)(((uint8_t)values[i] & 0x0F) | (((uint8_t)values[i + 1] & 0x0F) << 4));
+    }
+    if (i < n) {  // a last element in a low nibble: keep the byte's high nibble
+        uint8_t *b = out->nibbles + ((e0 + i) >> 1);
+        *b = (uint8_t)((*b & 0xF0) | ((uint8_t)values[i] & 0x0F));
+    }
+}
+
+/// Quantizes the [outer, depth, inner] view at `w` (any alignment), adding to `stats`. `pack` holds PACK_FLOATS
+/// floats or is NULL; `levels` holds rows · min(inner, LANES) bytes for the largest block.
+static void quantize_view(tile_fn tile, const unsigned char *w, size_t outer, size_t depth, size_t inner, size_t block,
+                          const qparams *p, const qoutput *out, float *scales, float *zeros, float *pack,
+                          int8_t *levels, mlpkg_quant_stats *stats) {
+    const size_t blocks = (depth + block - 1) / block;
+    tile_result res;
+    for (size_t o = 0; o < outer; o++) {
+        for (size_t kb = 0; kb < blocks; kb++) {
+            const size_t d0 = kb * block, rows = (d0 + block < depth ? d0 + block : depth) - d0;
+            double signal = 0, error = 0, rtn = 0;
+            size_t slab = rows > 0 ? PACK_FLOATS / rows / LANES * LANES : LANES;
+            slab = slab > PACK_WIDTH ? PACK_WIDTH : (slab < LANES ? LANES : slab);
+            for (size_t c0 = 0; c0 < inner; c0 += slab) {
+                const size_t width = inner - c0 < slab ? inner - c0 : slab;
+                const size_t full = width / LANES;
+                const unsigned char *src = w + ((o * depth + d0) * inner + c0) * 4;
+                const int packed = pack != NULL && rows * LANES <= PACK_FLOATS && full > 0;
+                if (packed) {
+                    for (size_t r = 0; r < rows; r++) {
+                        const unsigned char *row = src + r * inner * 4;
+                        for (size_t t = 0; t < full; t++) memcpy(pack + (t * rows + r) * LANES, row + t * LANES * 4, 4 * LANES);
+                    }
+                }
+                for (size_t t = 0; t * LANES < width; t++) {
+                    const size_t lanes = width - t * LANES < LANES ? width - t * LANES : LANES;
+                    const size_t e0 = (o * depth + d0) * inner + c0 + t * LANES;
+                    // Integers go straight to the output, unless nibbles would straddle bytes (odd offsets).
+                    int8_t *direct = out->q ? out->q + e0 : (e0 % 2 == 0 && inner % 2 == 0 && lanes % 2 == 0)
+                        ? (int8_t *)(out->nibbles + e0 / 2) : NULL;
+                    int8_t *dst = direct ? direct : levels;
+                    const size_t qstride = direct ? (out->q ? inner : inner / 2) : lanes;
+                    const int nibbles = direct != NULL && out->q == NULL;
+                    if (lanes == LANES && packed) {
+                        tile((const unsigned char *)(pack + t * rows * LANES), rows, 4 * LANES, LANES, p, dst, qstride,
+                             nibbles, &res);
+                    } else {
+                        tile(src + t * LANES * 4, rows, inner * 4, lanes, p, dst, qstride, nibbles, &res);
+                    }
+                    if (!direct) {
+                        for (size_t r = 0; r < rows; r++) store_levels(out, e0 + r * inner, levels + r * lanes, lanes);
+                    }
+                    const size_t g = (o * blocks + kb) * inner + c0 + t * LANES;
+                    for (size_t l = 0; l < lanes; l++) {
+                        scales[g + l] = res.scale[l];
+                        zeros[g + l] = res.zero[l];
+                        signal += res.signal[l];
+                        error += res.error[l];
+                        rtn += res.rtn_error[l];
+                        if (res.max_error[l] > stats->max_abs_error) stats->max_abs_error = res.max_error[l];
+                    }
+                    stats->non_finite += res.non_finite;
+                }
+            }
+            stats->signal_energy += signal;
+            stats->error_energy += error;
+            stats->rtn_error_energy += rtn;
+        }
+    }
+}
 
 /* Groups that are contiguous runs (inner == 1: blocks along the last axis, or one channel per leading index) would
-   leave the kernel's loops one element wide. Rows of such a tensor are transposed a chunk at a time, so the groups of
-   `rows` consecutive rows sit side by side as the inner dimension, quantized, and the results transposed back. */
-static int quantize_contiguous_groups(mlpkg_quantize_kernel kernel, const float *w, size_t outer, size_t depth,
-                                      size_t block, int symmetric, int qmin, int qmax, const float *multipliers,
-                                      size_t multiplier_count, int half_scales, int8_t *q, float *scales,
-                                      float *zeros, mlpkg_quant_stats *stats) {
+   give tiles of one lane. Rows of such a tensor are transposed a chunk at a time, so the groups of `rows`
+   consecutive rows sit side by side as the inner dimension, quantized, and the results transposed back. */
+static int quantize_contiguous_groups(tile_fn tile, const unsigned char *w, size_t outer, size_t depth, size_t block,
+                                      const qparams *p, const qoutput *out, float *scales, float *zeros, float *pack,
+                                      mlpkg_quant_stats *stats) {
     const size_t blocks = (depth + block - 1) / block;
     size_t rows = depth > 0 ? ((size_t)1 << 18) / depth : 64; /* about 1 MiB of floats per chunk */
     rows = rows < 8 ? 8 : (rows > 64 ? 64 : rows);
     if (rows > outer) rows = outer;
+    const size_t block_rows = block < depth ? block : depth;
     float *t = malloc(depth * rows * sizeof(float));
-    int8_t *tq = malloc(depth * rows);
+    int8_t *tq = malloc(depth * rows), *row_levels = malloc(depth), *levels = malloc(block_rows * LANES);
     float *ts = malloc(blocks * rows * sizeof(float)), *tz = malloc(blocks * rows * sizeof(float));
-    float *work = malloc(12 * rows * sizeof(float));
-    int ok = t && tq && ts && tz && work;
+    int ok = t && tq && ts && tz && row_levels && levels;
     if (ok) {
+        const qoutput chunk = {tq, NULL};
         for (size_t o0 = 0; o0 < outer; o0 += rows) {
             const size_t n = outer - o0 < rows ? outer - o0 : rows;
             for (size_t r = 0; r < n; r++) {
-                const float *src = w + (o0 + r) * depth;
-                for (size_t d = 0; d < depth; d++) t[d * n + r] = src[d];
+                const unsigned char *src = w + (o0 + r) * depth * 4;
+                for (size_t d = 0; d < depth; d++) memcpy(t + d * n + r, src + d * 4, 4);
             }
-            kernel(t, 1, depth, n, block, symmetric, qmin, qmax, multipliers, multiplier_count, half_scales, tq, ts, tz,
-                   work, stats);
+            quantize_view(tile, (const unsigned char *)t, 1, depth, n, block, p, &chunk, ts, tz, pack, levels, stats);
             for (size_t r = 0; r < n; r++) {
-                int8_t *dst = q + (o0 + r) * depth;
-                for (size_t d = 0; d < depth; d++) dst[d] = tq[d * n + r];
+                for (size_t d = 0; d < depth; d++) row_levels[d] = tq[d * n + r];
+                store_levels(out, (o0 + r) * depth, row_levels, depth);
                 for (size_t kb = 0; kb < blocks; kb++) {
                     scales[(o0 + r) * blocks + kb] = ts[kb * n + r];
                     zeros[(o0 + r) * blocks + kb] = tz[kb * n + r];
@@ -200,30 +495,57 @@ static int quantize_contiguous_groups(mlpkg_quantize_kernel kernel, const float 
     }
     free(t);
     free(tq);
+    free(row_levels);
+    free(levels);
     free(ts);
     free(tz);
-    free(work);
     return ok;
 }
 
-void mlpkg_quantize_blocked(MLPKG_QUANTIZE_PARAMS) {
-    memset(stats, 0, sizeof *stats);
-    mlpkg_quantize_kernel kernel = quantize_generic;
+static _Atomic int force_portable = 0;
+
+void mlpkg_quantize_force_portable(int portable) { force_portable = portable != 0; }
+
+int mlpkg_quantize_simd_available(void) {
 #if defined(__x86_64__)
     static int avx2 = -1;
     if (avx2 < 0) {
         __builtin_cpu_init();
-        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
     }
-    if (avx2) kernel = quantize_avx2;
+    return avx2;
+#else
+    return 0;
 #endif
-    if (inner == 1 && outer > 1 &&
-        quantize_contiguous_groups(kernel, w, outer, depth, block, symmetric, qmin, qmax, multipliers, multiplier_count,
-                                   half_scales, q, scales, zeros, stats)) {
-        return;
+}
+
+int mlpkg_quantize_blocked(const void *w, size_t outer, size_t depth, size_t inner, size_t block, int symmetric,
+                           int qmin, int qmax, const float *multipliers, size_t multiplier_count, int half_scales,
+                           int8_t *q, uint8_t *nibbles, float *scales, float *zeros, mlpkg_quant_stats *stats) {
+    memset(stats, 0, sizeof *stats);
+    tile_fn tile = portable_tile;
+#if defined(__x86_64__)
+    if (!force_portable && mlpkg_quantize_simd_available()) tile = avx2_tile;
+#endif
+    const qparams p = {symmetric, half_scales, (float)qmin, (float)qmax, multipliers, multiplier_count};
+    const qoutput out = {nibbles ? NULL : q, nibbles};
+    const unsigned char *bytes = w;
+    const size_t count = outer * depth * inner;
+    if (nibbles && count % 2 == 1) nibbles[count / 2] = 0;  // the unused high nibble of an odd count stays 0
+    float *pack = malloc(sizeof(float) * PACK_FLOATS);  // NULL: tiles read in place
+    int ok = 1;
+    if (!(inner == 1 && outer > 1 &&
+          quantize_contiguous_groups(tile, bytes, outer, depth, block, &p, &out, scales, zeros, pack, stats))) {
+        const size_t block_rows = block < depth ? block : depth;
+        int8_t *levels = malloc((block_rows > 0 ? block_rows : 1) * (inner < LANES ? inner : LANES));
+        if (levels) {
+            quantize_view(tile, bytes, outer, depth, inner, block, &p, &out, scales, zeros, pack, levels, stats);
+        }
+        ok = levels != NULL;
+        free(levels);
     }
-    kernel(w, outer, depth, inner, block, symmetric, qmin, qmax, multipliers, multiplier_count, half_scales, q, scales,
-           zeros, work, stats);
+    free(pack);
+    return ok;
 }
 
 size_t mlpkg_count_nonfinite(const float *values, size_t n) {

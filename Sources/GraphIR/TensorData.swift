@@ -32,6 +32,12 @@ public struct ByteView: @unchecked Sendable {
     public func releaseMappedPages() {
         (owner as? MappedFile)?.release(bytes)
     }
+
+    /// For a view of a memory-mapped file: maps its pages in one call ahead of reading them (see
+    /// `MappedFile.populate`).
+    public func populateMappedPages() {
+        (owner as? MappedFile)?.populate(bytes)
+    }
 }
 
 /// Heap memory allocated by mlpkg (16-byte aligned), freed when the last view of it goes away.

@@ -202,6 +202,7 @@ public enum PackageWriter {
         var kept = plan.kept
         for window in windows(plan.jobs, bytes: { $0.tensor.byteCount }) {
             let results = Parallel.map(Array(window)) { job -> Streamed in
+                if case .bytes(let source) = job.tensor.data { source.populateMappedPages() }
                 let result = converter.run(job)
                 if case .bytes(let source) = job.tensor.data { source.releaseMappedPages() }
                 switch result {

@@ -35,6 +35,17 @@ public enum Float16Codec {
         return stats
     }
 
+    /// The half-precision bytes of `values` (little-endian), with the kernel.
+    public static func encode(_ values: [Float]) -> ByteView {
+        let buffer = OwnedBuffer(uninitializedCount: values.count * 2)
+        var raw = mlpkg_f16_stats()
+        values.withUnsafeBufferPointer {
+            mlpkg_f32_to_f16($0.baseAddress, buffer.mutableBytes.baseAddress?.assumingMemoryBound(to: UInt16.self),
+                             $0.count, &raw)
+        }
+        return buffer.view
+    }
+
     /// Widens little-endian half values in `source` to float32 in `destination` (4 bytes per value).
     public static func decode(_ source: ByteView, into destination: OwnedBuffer) {
         let count = source.count / 2

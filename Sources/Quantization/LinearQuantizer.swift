@@ -104,6 +104,11 @@ public struct GroupLayout: Sendable, Equatable {
     }
 }
 
+/// inf or NaN values in a tensor to quantize: they have no linear encoding, so the tensor is not quantized.
+public struct NonFiniteValues: Error, Sendable {
+    public var count: Int
+}
+
 /// Quantizes float32 tensors linearly (w ≈ scale · (q − zero point)) in a `WeightFormat`, and dequantizes them.
 public struct LinearQuantizer: Sendable {
     public var format: WeightFormat
@@ -149,71 +154,93 @@ public struct LinearQuantizer: Sendable {
                          : [1, 0.95, 0.9, 0.85, 0.8, 0.75]
     }
 
-    /// Quantizes `count` little-endian float32 values laid out as `layout.dims`; all values must be finite.
-    public func quantize(_ floats: UnsafeBufferPointer<Float>, layout: GroupLayout, name: String) -> Outcome {
-        let outcome = quantizeOnce(floats, layout: layout, name: name)
+    /// Quantizes the little-endian float32 values in `bytes` (any alignment) laid out as `layout.dims`. A tensor
+    /// holding inf or NaN is refused: those values have no linear encoding.
+    public func quantize(_ bytes: UnsafeRawBufferPointer, layout: GroupLayout, name: String) throws(NonFiniteValues) -> Outcome {
+        let outcome = try quantizeOnce(bytes, layout: layout, name: name)
         guard scaleType == .float16, !outcome.scalesFitHalf else { return outcome }
         // A group needs a scale float16 cannot hold well (beyond ±65504, or subnormal, where it keeps few bits):
         // the whole tensor keeps float32 scales rather than lose accuracy silently.
         var wide = self
         wide.scaleType = .float
-        return wide.quantizeOnce(floats, layout: layout, name: name)
+        return try wide.quantizeOnce(bytes, layout: layout, name: name)
     }
 
-    private func quantizeOnce(_ floats: UnsafeBufferPointer<Float>, layout: GroupLayout, name: String) -> Outcome {
+    private func quantizeOnce(_ bytes: UnsafeRawBufferPointer, layout: GroupLayout, name: String) throws(NonFiniteValues) -> Outcome {
         if let view = layout.kernelView {
             precondition(view.outer * (view.depth == 0 ? 0 : (view.depth - 1) / view.block + 1) * view.inner == layout.groupCount)
-            return quantizeWithKernel(floats, layout: layout, view: view, name: name)
+            return try quantizeWithKernel(bytes, layout: layout, view: view, name: name)
         }
-        return quantizeGeneric(floats, layout: layout, name: name)
+        let count = bytes.count / 4
+        let nonFinite = mlpkg_count_nonfinite(bytes.baseAddress?.assumingMemoryBound(to: Float.self), count)
+        if nonFinite > 0 { throw NonFiniteValues(count: nonFinite) }
+        // The reference path reads typed floats: copy them when the source is not 4-byte aligned.
+        if Int(bitPattern: bytes.baseAddress) % 4 == 0 {
+            return quantizeGeneric(UnsafeBufferPointer(start: bytes.baseAddress?.assumingMemoryBound(to: Float.self), count: count),
+                                   layout: layout, name: name)
+        }
+        let aligned = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<count * 4]))
+            initialized = count
+        }
+        return aligned.withUnsafeBufferPointer { quantizeGeneric($0, layout: layout, name: name) }
     }
 
-    /// The SIMD kernel path (every layout but per-channel on a middle axis).
-    func quantizeWithKernel(_ floats: UnsafeBufferPointer<Float>, layout: GroupLayout,
-                            view: (outer: Int, depth: Int, inner: Int, block: Int), name: String) -> Outcome {
+    /// The SIMD kernel path (every layout but per-channel on a middle axis); reads `bytes` in place.
+    func quantizeWithKernel(_ bytes: UnsafeRawBufferPointer, layout: GroupLayout,
+                            view: (outer: Int, depth: Int, inner: Int, block: Int), name: String) throws(NonFiniteValues) -> Outcome {
         let groups = layout.groupCount
         let range = format.range(symmetric: symmetric)
-        let count = floats.count
-        var q = [Int8](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        let count = bytes.count / 4
+        let storage = format.storage(symmetric: symmetric)!
+        let values = OwnedBuffer(uninitializedCount: storage.storageBytes(elements: count)!)
+        let levels = values.mutableBytes.baseAddress
+        let packed = format.bits == 4
         var scales = [Float](repeating: 0, count: groups)
         var zeros = [Float](repeating: 0, count: groups)
-        var work = [Float](repeating: 0, count: 12 * max(view.inner, 1))
         var stats = mlpkg_quant_stats()
         let multipliers = candidates
-        q.withUnsafeMutableBufferPointer { qp in
-            scales.withUnsafeMutableBufferPointer { sp in
-                zeros.withUnsafeMutableBufferPointer { zp in
-                    work.withUnsafeMutableBufferPointer { wp in
-                        multipliers.withUnsafeBufferPointer { mp in
-                            mlpkg_quantize_blocked(floats.baseAddress, view.outer, view.depth, view.inner, view.block,
-                                                   symmetric ? 1 : 0, Int32(range.lowerBound), Int32(range.upperBound),
-                                                   mp.baseAddress, mp.count, scaleType == .float16 ? 1 : 0,
-                                                   qp.baseAddress, sp.baseAddress,
-                                                   zp.baseAddress, wp.baseAddress, &stats)
-                        }
-                    }
+        let done = scales.withUnsafeMutableBufferPointer { sp in
+            zeros.withUnsafeMutableBufferPointer { zp in
+                multipliers.withUnsafeBufferPointer { mp in
+                    mlpkg_quantize_blocked(bytes.baseAddress, view.outer, view.depth, view.inner, view.block,
+                                           symmetric ? 1 : 0, Int32(range.lowerBound), Int32(range.upperBound),
+                                           mp.baseAddress, mp.count, scaleType == .float16 ? 1 : 0,
+                                           packed ? nil : levels?.assumingMemoryBound(to: Int8.self),
+                                           packed ? levels?.assumingMemoryBound(to: UInt8.self) : nil,
+                                           sp.baseAddress, zp.baseAddress, &stats)
                 }
             }
         }
-        return outcome(q: q, scales: scales, zeros: zeros, layout: layout, name: name, maxAbsError: stats.max_abs_error,
-                       signal: stats.signal_energy, error: stats.error_energy, rtnError: stats.rtn_error_energy)
+        precondition(done != 0, "out of memory quantizing \(name)")
+        if stats.non_finite > 0 { throw NonFiniteValues(count: stats.non_finite) }
+        return outcome(values: values, scales: scales, zeros: zeros, layout: layout, name: name,
+                       maxAbsError: stats.max_abs_error, signal: stats.signal_energy, error: stats.error_energy,
+                       rtnError: stats.rtn_error_energy)
     }
 
     /// Packs stored values and builds the encoding.
     private func outcome(q: [Int8], scales: [Float], zeros: [Float], layout: GroupLayout, name: String, maxAbsError: Float,
                          signal: Double, error: Double, rtnError: Double) -> Outcome {
         let storage = format.storage(symmetric: symmetric)!
-        let packed = format.bits == 4
         let values = OwnedBuffer(uninitializedCount: storage.storageBytes(elements: q.count)!)
         let out = values.mutableBytes
-        if packed {
+        if format.bits == 4 {
             q.withUnsafeBufferPointer { mlpkg_pack_nibbles($0.baseAddress, out.baseAddress?.assumingMemoryBound(to: UInt8.self), $0.count) }
         } else {
             q.withUnsafeBytes { out.copyMemory(from: $0) }
         }
+        return outcome(values: values, scales: scales, zeros: zeros, layout: layout, name: name, maxAbsError: maxAbsError,
+                       signal: signal, error: error, rtnError: rtnError)
+    }
+
+    /// Builds the encoding around stored values.
+    private func outcome(values: OwnedBuffer, scales: [Float], zeros: [Float], layout: GroupLayout, name: String,
+                         maxAbsError: Float, signal: Double, error: Double, rtnError: Double) -> Outcome {
+        let storage = format.storage(symmetric: symmetric)!
+        let packed = format.bits == 4
         let stored = scales.map { $0 != 0 ? $0 : 1 }
-        let scaleData = scaleType == .float16 ? LittleEndian.bytes(of: stored.map(Float16Codec.halfBits))
-                                              : LittleEndian.bytes(of: stored)
+        let scaleData = scaleType == .float16 ? Float16Codec.encode(stored) : LittleEndian.bytes(of: stored)
         let scaleTensor = Tensor(name: name + "_scale", dataType: scaleType, dims: layout.scaleShape, data: .bytes(scaleData))
         var zeroTensor: Tensor?
         if !symmetric {

@@ -214,15 +214,6 @@ public struct WeightConverter: Sendable {
         }
         guard case .bytes(let view) = tensor.data else { return keep("not stored as bytes") }
         let count = tensor.elementCount
-        // Mapped weights may sit at any offset: copy to aligned floats when they are not 4-byte aligned.
-        let aligned = Int(bitPattern: view.bytes.baseAddress) % 4 == 0
-        let copy = aligned ? nil : OwnedBuffer(uninitializedCount: count * 4)
-        if let copy { copy.mutableBytes.copyMemory(from: view.bytes) }
-        let raw = copy.map { UnsafeRawBufferPointer($0.mutableBytes) } ?? view.bytes
-        let floats = UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: Float.self), count: count)
-        let nonFinite = mlpkg_count_nonfinite(floats.baseAddress, count)
-        if nonFinite > 0 { return keep("contains \(nonFinite) inf/NaN value\(nonFinite == 1 ? "" : "s"); kept as float32") }
-
         var granularity = options.granularity
         // A reduction axis shorter than one block (a first Conv layer's 3 input channels) would give blocks of a few
         // elements, each with its own scale: per-channel scales are then smaller and as accurate.
@@ -230,7 +221,13 @@ public struct WeightConverter: Sendable {
         let axis: Int? = granularity == .perChannel ? axes.channel : granularity == .perBlock ? axes.reduction : nil
         let layout = GroupLayout(dims: tensor.dims, granularity: granularity, axis: axis, blockSize: options.blockSize)
         let quantizer = LinearQuantizer(format: options.format, symmetric: options.symmetric, scaleType: options.scaleType)
-        let outcome = withExtendedLifetime(copy) { quantizer.quantize(floats, layout: layout, name: tensor.name) }
+        let outcome: LinearQuantizer.Outcome
+        do {
+            outcome = try quantizer.quantize(UnsafeRawBufferPointer(rebasing: view.bytes[0..<count * 4]), layout: layout,
+                                             name: tensor.name)
+        } catch {
+            return keep("contains \(error.count) inf/NaN value\(error.count == 1 ? "" : "s"); kept as float32")
+        }
         var encoded = tensor
         encoded.data = .bytes(outcome.values.view)
         encoded.encoding = .linear(outcome.encoding)

@@ -5,12 +5,12 @@ import Testing
 
 @Suite struct ExportUpgradeTests {
     /// x → MatMul(W int4-quantized) → ReduceMean(axes=[1]) at opset `opset`.
-    private func model(opset: Int64) -> Model {
+    private func model(opset: Int64) throws -> Model {
         var values = (0..<(64 * 32)).map { Float($0 % 17) / 17 - 0.5 }
         values[5] = 2
         var w = Tensor(name: "W", dataType: .float, dims: [64, 32], data: .bytes(LittleEndian.bytes(of: values)))
         let layout = GroupLayout(dims: [64, 32], granularity: .perBlock, axis: 0, blockSize: 32)
-        let outcome = values.withUnsafeBufferPointer { LinearQuantizer(format: .int4, symmetric: true).quantize($0, layout: layout, name: "W") }
+        let outcome = try values.withUnsafeBytes { try LinearQuantizer(format: .int4, symmetric: true).quantize($0, layout: layout, name: "W") }
         w.data = .bytes(outcome.values.view)
         w.encoding = .linear(outcome.encoding)
         let info = { (n: String) in ValueInfo(name: n, type: .tensor(TensorType(elementType: .float, shape: nil))) }
@@ -24,7 +24,7 @@ import Testing
     @Test("int4 blocked export raises opset 17 to 21 and moves ReduceMean's axes to an input")
     func upgrade() throws {
         var preparation = ExportPreparation(dequantize: false)
-        let out = preparation.prepare(model(opset: 17))
+        let out = preparation.prepare(try model(opset: 17))
         #expect(out.opsetVersion(domain: "") == 21 && out.irVersion >= 10)
         let dq = try #require(out.graph.nodes.first { $0.opType == "DequantizeLinear" })
         #expect(dq.outputs == ["W"])
@@ -39,9 +39,9 @@ import Testing
     }
 
     @Test("a model below opset 13 gets float32 weights and a note instead of an upgrade")
-    func refuse() {
+    func refuse() throws {
         var preparation = ExportPreparation(dequantize: false)
-        let out = preparation.prepare(model(opset: 11))
+        let out = preparation.prepare(try model(opset: 11))
         #expect(out.opsetVersion(domain: "") == 11)
         #expect(!out.graph.nodes.contains { $0.opType == "DequantizeLinear" })
         #expect(out.graph.initializers.allSatisfy { $0.dataType == .float && $0.encoding.isRaw })

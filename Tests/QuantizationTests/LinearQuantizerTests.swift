@@ -37,7 +37,7 @@ import Testing
         let axis = c.granularity == .perChannel ? 0 : c.granularity == .perBlock ? 1 : nil
         let layout = GroupLayout(dims: [6, 40], granularity: c.granularity, axis: axis, blockSize: 16)
         let quantizer = LinearQuantizer(format: c.format, symmetric: c.symmetric, scaleType: c.scaleType)
-        let outcome = w.withUnsafeBufferPointer { quantizer.quantize($0, layout: layout, name: "w") }
+        let outcome = try w.withUnsafeBytes { try quantizer.quantize($0, layout: layout, name: "w") }
         #expect(outcome.encoding.scale.dataType == c.scaleType)
         var tensor = Tensor(name: "w", dataType: .float, dims: [6, 40], data: .bytes(outcome.values.view))
         tensor.encoding = .linear(outcome.encoding)
@@ -83,12 +83,12 @@ import Testing
     }
 
     @Test("the clipping search gains on Gaussian-like weights (int4 per-block)")
-    func clippingGain() {
+    func clippingGain() throws {
         var rng = SplitMix(seed: 4)
         // Sum of uniforms ≈ normal: heavy enough tails for clipping to pay.
         let w = (0..<(64 * 256)).map { _ in (0..<4).reduce(Float(0)) { s, _ in s + Float(rng.next() % 10_000) / 10_000 - 0.5 } }
         let layout = GroupLayout(dims: [64, 256], granularity: .perBlock, axis: 0, blockSize: 32)
-        let outcome = w.withUnsafeBufferPointer { LinearQuantizer(format: .int4, symmetric: true).quantize($0, layout: layout, name: "w") }
+        let outcome = try w.withUnsafeBytes { try LinearQuantizer(format: .int4, symmetric: true).quantize($0, layout: layout, name: "w") }
         let gain = 10 * log10(outcome.roundToNearestErrorEnergy / outcome.errorEnergy)
         #expect(gain > 0.5, "gain \(gain) dB")
     }
@@ -104,7 +104,7 @@ import Foundation
         let layout = GroupLayout(dims: [6, 40], granularity: c.granularity, axis: axis, blockSize: 16)
         let view = try #require(layout.kernelView)
         let quantizer = LinearQuantizer(format: c.format, symmetric: c.symmetric, scaleType: c.scaleType)
-        let fast = w.withUnsafeBufferPointer { quantizer.quantizeWithKernel($0, layout: layout, view: view, name: "w") }
+        let fast = try w.withUnsafeBytes { try quantizer.quantizeWithKernel($0, layout: layout, view: view, name: "w") }
         let slow = w.withUnsafeBufferPointer { quantizer.quantizeGeneric($0, layout: layout, name: "w") }
         let snr = { (o: LinearQuantizer.Outcome) in 10 * log10(o.signalEnergy / o.errorEnergy) }
         if c.format.searchesClipping {
@@ -122,7 +122,7 @@ import Foundation
         let w = (0..<(2 * 8 * 5)).map { _ in Float(Int64(bitPattern: rng.next()) % 1000) / 1000 }
         let layout = GroupLayout(dims: [2, 8, 5], granularity: .perChannel, axis: 1, blockSize: nil)
         #expect(layout.kernelView == nil)
-        let outcome = w.withUnsafeBufferPointer { LinearQuantizer(format: .int8, symmetric: true).quantize($0, layout: layout, name: "w") }
+        let outcome = try w.withUnsafeBytes { try LinearQuantizer(format: .int8, symmetric: true).quantize($0, layout: layout, name: "w") }
         var tensor = Tensor(name: "w", dataType: .float, dims: [2, 8, 5], data: .bytes(outcome.values.view))
         tensor.encoding = .linear(outcome.encoding)
         let back = try #require(LinearCodec.dequantize(tensor))
