@@ -54,15 +54,6 @@ public final class MappedFile: @unchecked Sendable {
         _ = madvise(UnsafeMutableRawPointer(mutating: pages.start), pages.count, Int32(MADV_DONTNEED))
     }
 
-    /// Maps the pages holding `range` in one call before they are read, rather than a fault per few pages (Linux
-    /// MADV_POPULATE_READ, 5.14 and later; elsewhere, or on failure, the reads fault as usual).
-    public func populate(_ range: UnsafeRawBufferPointer) {
-        #if os(Linux)
-        guard let pages = pageRange(range) else { return }
-        _ = madvise(UnsafeMutableRawPointer(mutating: pages.start), pages.count, 22 /* MADV_POPULATE_READ */)
-        #endif
-    }
-
     /// `range` widened to whole pages, clipped to the mapping.
     private func pageRange(_ range: UnsafeRawBufferPointer) -> (start: UnsafeRawPointer, count: Int)? {
         guard let base = bytes.baseAddress, let start = range.baseAddress, range.count > 0 else { return nil }

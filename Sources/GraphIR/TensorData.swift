@@ -1,3 +1,4 @@
+import Foundation
 /// A read-only view of bytes whose memory is kept alive by `owner`: a parsed protobuf message, a memory-mapped
 /// external-data file, or a buffer mlpkg allocated. Copying the view never copies the bytes.
 public struct ByteView: @unchecked Sendable {
@@ -32,30 +33,28 @@ public struct ByteView: @unchecked Sendable {
     public func releaseMappedPages() {
         (owner as? MappedFile)?.release(bytes)
     }
-
-    /// For a view of a memory-mapped file: maps its pages in one call ahead of reading them (see
-    /// `MappedFile.populate`).
-    public func populateMappedPages() {
-        (owner as? MappedFile)?.populate(bytes)
-    }
 }
 
 /// Heap memory allocated by mlpkg (16-byte aligned), freed when the last view of it goes away.
 public final class OwnedBuffer: @unchecked Sendable {
     public let mutableBytes: UnsafeMutableRawBufferPointer
 
+    /// The memory allocated, which may be larger than `mutableBytes` (a reused buffer).
+    private let allocation: UnsafeMutableRawBufferPointer
+
     /// Zero-filled memory.
-    public init(count: Int) {
-        mutableBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 0), alignment: 16)
+    public convenience init(count: Int) {
+        self.init(uninitializedCount: count)
         mutableBytes.initializeMemory(as: UInt8.self, repeating: 0)
     }
 
     /// Memory the caller fills completely before anyone reads it (skips zeroing large outputs).
     public init(uninitializedCount count: Int) {
-        mutableBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 0), alignment: 16)
+        allocation = BufferPool.shared.take(max(count, 0))
+        mutableBytes = UnsafeMutableRawBufferPointer(rebasing: allocation[0..<max(count, 0)])
     }
 
-    deinit { mutableBytes.deallocate() }
+    deinit { BufferPool.shared.give(allocation) }
 
     public var view: ByteView { ByteView(bytes: UnsafeRawBufferPointer(mutableBytes), owner: self) }
 }
@@ -71,5 +70,48 @@ public enum TensorData: Sendable {
         case .bytes(let view): return view.count
         case .strings(let strings): return strings.reduce(0) { $0 + $1.count }
         }
+    }
+}
+
+/// Large buffers kept for reuse. A conversion allocates one output buffer per tensor, often of the same size; a fresh
+/// allocation of that size is new pages from the kernel, each faulted in and zeroed (for a 4 GiB model, half a
+/// million faults), while a reused one is already resident. The pool keeps a few buffers of at least 1 MiB, at most
+/// `capacity` bytes in all, and hands one out only for a request it fits without wasting more than a quarter.
+final class BufferPool: @unchecked Sendable {
+    static let shared = BufferPool()
+    static let minimumBytes = 1 << 20
+    private let capacity = 256 << 20
+    private let lock = NSLock()
+    private var free: [UnsafeMutableRawBufferPointer] = []
+    private var held = 0
+
+    func take(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        if count >= Self.minimumBytes {
+            lock.lock()
+            let found = free.indices.filter { free[$0].count >= count && free[$0].count - count <= count / 4 }
+                .min { free[$0].count < free[$1].count }
+            if let found {
+                let buffer = free.remove(at: found)
+                held -= buffer.count
+                lock.unlock()
+                return buffer
+            }
+            lock.unlock()
+        }
+        return .allocate(byteCount: count, alignment: 16)
+    }
+
+    func give(_ whole: UnsafeMutableRawBufferPointer) {
+        if whole.count >= Self.minimumBytes {
+            lock.lock()
+            if held + whole.count <= capacity {
+                free.append(whole)
+                held += whole.count
+                lock.unlock()
+                return
+            }
+            lock.unlock()
+        }
+        whole.deallocate()
     }
 }

@@ -128,6 +128,12 @@ public enum PackageWriter {
     /// (a window holds at least one tensor per core, so memory is at most about cores × the largest tensor).
     static let windowBytes = 64 << 20
 
+    /// Source bytes a streaming conversion holds at once: `windowBytes`, or enough for one tensor per core plus one
+    /// being written when tensors are bigger.
+    static func streamBudget(_ sizes: [Int]) -> Int {
+        max(windowBytes, (windowMinimumItems + 1) * (sizes.max() ?? 0))
+    }
+
     /// Items per window at least, whatever their size: one per core, so big tensors still convert in parallel.
     static let windowMinimumItems = max(ProcessInfo.processInfo.activeProcessorCount, 1)
 
@@ -200,28 +206,28 @@ public enum PackageWriter {
         let plan = converter.plan(model)
         var converted: [ConversionReport.Converted] = []
         var kept = plan.kept
-        for window in windows(plan.jobs, bytes: { $0.tensor.byteCount }) {
-            let results = Parallel.map(Array(window)) { job -> Streamed in
-                if case .bytes(let source) = job.tensor.data { source.populateMappedPages() }
-                let result = converter.run(job)
-                if case .bytes(let source) = job.tensor.data { source.releaseMappedPages() }
-                switch result {
-                case .converted(let tensor, let entry):
-                    return .converted(tensor, entry, digests: blobs(of: tensor).map { Checksum.sha256($0.view) })
-                case .kept(let entry):
-                    return .kept(entry)
-                }
+        // Workers convert tensors in file order while this thread writes each finished one: at most
+        // `streamBudget` of source bytes are converted or waiting to be written at any time.
+        let jobs = plan.jobs
+        try Parallel.pipeline(jobs, cost: { $0.tensor.byteCount }, budget: streamBudget(jobs.map(\.tensor.byteCount)),
+                              produce: { job -> Streamed in
+            let result = converter.run(job)
+            if case .bytes(let source) = job.tensor.data { source.releaseMappedPages() }
+            switch result {
+            case .converted(let tensor, let entry):
+                return .converted(tensor, entry, digests: blobs(of: tensor).map { Checksum.sha256($0.view) })
+            case .kept(let entry):
+                return .kept(entry)
             }
-            for (job, result) in zip(window, results) {
-                switch result {
-                case .converted(let tensor, let entry, let digests):
-                    converter.apply(try store(tensor, digests: digests, in: weights), for: job, in: &model)
-                    converted.append(entry)
-                case .kept(let entry):
-                    kept.append(entry)
-                }
+        }, consume: { (i: Int, result: Streamed) throws(OutputError) in
+            switch result {
+            case .converted(let tensor, let entry, let digests):
+                converter.apply(try store(tensor, digests: digests, in: weights), for: jobs[i], in: &model)
+                converted.append(entry)
+            case .kept(let entry):
+                kept.append(entry)
             }
-        }
+        })
         return converter.report(plan, converted: converted, kept: kept)
     }
 
