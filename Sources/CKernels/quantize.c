@@ -31,6 +31,9 @@ float mlpkg_round_scale_to_half(float s) { return mlpkg_half_scale(s); }
 /// Tiles are copied out of the tensor a slab at a time: PACK_FLOATS floats, up to PACK_WIDTH columns of a block's rows
 /// (wide slabs read each row's run sequentially, which the hardware prefetcher follows).
 enum { LANES = 8, PACK_WIDTH = 1024, PACK_FLOATS = 1 << 17 };
+#ifndef PREFETCH_AHEAD
+#define PREFETCH_AHEAD 1024
+#endif
 
 typedef struct {
     int symmetric, half_scales;
@@ -86,8 +89,9 @@ __attribute__((always_inline)) static inline void portable_tile_body(const unsig
                                       const qparams *p, int8_t *q, size_t qstride, int nibbles, tile_result *out) {
     float lo[LANES], hi[LANES], base[LANES], ext[LANES], zero[LANES], best[LANES], gs[LANES];
     float sc[LANES], iv[LANES], err[LANES], num[LANES];
+    float sig[LANES], mx[LANES];
     size_t bad = 0;
-    for (size_t l = 0; l < lanes; l++) lo[l] = hi[l] = 0;
+    for (size_t l = 0; l < lanes; l++) lo[l] = hi[l] = sig[l] = 0;
     for (size_t r = 0; r < rows; r++) {
         const unsigned char *row = x + r * stride;
         for (size_t l = 0; l < lanes; l++) {
@@ -95,6 +99,7 @@ __attribute__((always_inline)) static inline void portable_tile_body(const unsig
             bad += (f32_bits(v) & 0x7F800000u) == 0x7F800000u;
             lo[l] = min_of(v, lo[l]);
             hi[l] = max_of(v, hi[l]);
+            sig[l] += v * v;
         }
     }
     for (size_t l = 0; l < lanes; l++) {
@@ -127,7 +132,11 @@ __attribute__((always_inline)) static inline void portable_tile_body(const unsig
                 if (err[l] < best[l]) { best[l] = err[l]; gs[l] = sc[l]; }
             }
         }
-        // Refit: the least-squares scale for the chosen integers, Σ w·(q−z) / Σ (q−z)², kept if better.
+        // Refit: the least-squares scale for the chosen integers, Σ w·t / Σ t² (t = q − z). For those integers
+        // it cannot do worse than the scale they came from, and rounding each weight to the nearest level of the new
+        // scale (the final pass) only lowers the error further, so it needs no pass of its own to be judged: its
+        // error for the same integers is Σw² − 2·s·Σw·t + s²·Σt², compared with the best's in case a float16
+        // rounding of s made it worse.
         for (size_t l = 0; l < lanes; l++) { iv[l] = inverse_of(gs[l]); num[l] = 0; err[l] = 0; }
         for (size_t r = 0; r < rows; r++) {
             const unsigned char *row = x + r * stride;
@@ -140,20 +149,18 @@ __attribute__((always_inline)) static inline void portable_tile_body(const unsig
         }
         for (size_t l = 0; l < lanes; l++) {
             float refit = err[l] > 0 ? num[l] / err[l] : 0.0f;
-            sc[l] = refit != 0 ? refit : gs[l];
-            if (p->half_scales) sc[l] = mlpkg_half_scale(sc[l]);
-            iv[l] = inverse_of(sc[l]);
-        }
-        portable_error(x, rows, stride, lanes, p, sc, iv, zero, err);
-        for (size_t l = 0; l < lanes; l++) {
-            if (err[l] < best[l]) { best[l] = err[l]; gs[l] = sc[l]; }
+            float s = refit != 0 ? refit : gs[l];
+            if (p->half_scales) s = mlpkg_half_scale(s);
+            float twice = s * num[l];
+            twice = twice + twice;
+            float e = (sig[l] - twice) + (s * s) * err[l];
+            if (e < best[l]) gs[l] = s;
         }
     }
     if (p->half_scales) {
         for (size_t l = 0; l < lanes; l++) gs[l] = mlpkg_half_scale(gs[l]);
     }
-    float sig[LANES], mx[LANES];
-    for (size_t l = 0; l < lanes; l++) { iv[l] = inverse_of(gs[l]); sig[l] = 0; err[l] = 0; mx[l] = 0; }
+    for (size_t l = 0; l < lanes; l++) { iv[l] = inverse_of(gs[l]); err[l] = 0; mx[l] = 0; }
     for (size_t r = 0; r < rows; r++) {
         const unsigned char *row = x + r * stride;
         int8_t *qrow = q + r * qstride;
@@ -170,7 +177,6 @@ __attribute__((always_inline)) static inline void portable_tile_body(const unsig
             }
             float d = fabsf(v - gs[l] * t);
             mx[l] = max_of(d, mx[l]);
-            sig[l] += v * v;
             err[l] += d * d;
         }
     }
@@ -210,38 +216,22 @@ AVX2_TARGET __m256 avx_inverse(__m256 s) {
     return _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), s), nonzero);
 }
 
-/// Squared error of one candidate scale.
-AVX2_TARGET __m256 avx_error1(const unsigned char *x, size_t rows, size_t stride, __m256 sc, __m256 zero, __m256 qmin,
-                              __m256 qmax, int sym) {
-    const __m256 iv = avx_inverse(sc);
-    __m256 a = _mm256_setzero_ps();
+/// Squared errors of `n` (1 to 3) candidate scales in one pass over the rows: each row is loaded once, and the
+/// candidates' accumulations are independent chains the core overlaps.
+AVX2_TARGET void avx_errors(const unsigned char *x, size_t rows, size_t stride, const __m256 *sc, const int n,
+                            __m256 zero, __m256 qmin, __m256 qmax, int sym, __m256 *err) {
+    __m256 iv[3], acc[3];
+    for (int j = 0; j < n; j++) { iv[j] = avx_inverse(sc[j]); acc[j] = _mm256_setzero_ps(); }
     for (size_t r = 0; r < rows; r++) {
-        __m256 v = _mm256_loadu_ps((const float *)(const void *)(x + r * stride));
-        __m256 t = avx_clamp_round(v, iv, zero, qmin, qmax, sym);
-        if (!sym) t = _mm256_sub_ps(t, zero);
-        __m256 d = _mm256_sub_ps(v, _mm256_mul_ps(sc, t));
-        a = _mm256_add_ps(a, _mm256_mul_ps(d, d));
+        const __m256 v = _mm256_loadu_ps((const float *)(const void *)(x + r * stride));
+        for (int j = 0; j < n; j++) {
+            __m256 t = avx_clamp_round(v, iv[j], zero, qmin, qmax, sym);
+            if (!sym) t = _mm256_sub_ps(t, zero);
+            const __m256 d = _mm256_sub_ps(v, _mm256_mul_ps(sc[j], t));
+            acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(d, d));
+        }
     }
-    return a;
-}
-
-/// Squared error of two candidate scales at once (two independent accumulation chains per row).
-AVX2_TARGET void avx_error2(const unsigned char *x, size_t rows, size_t stride, __m256 sc0, __m256 sc1, __m256 zero,
-                            __m256 qmin, __m256 qmax, int sym, __m256 *e0, __m256 *e1) {
-    const __m256 iv0 = avx_inverse(sc0), iv1 = avx_inverse(sc1);
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    for (size_t r = 0; r < rows; r++) {
-        __m256 v = _mm256_loadu_ps((const float *)(const void *)(x + r * stride));
-        __m256 t0 = avx_clamp_round(v, iv0, zero, qmin, qmax, sym);
-        __m256 t1 = avx_clamp_round(v, iv1, zero, qmin, qmax, sym);
-        if (!sym) { t0 = _mm256_sub_ps(t0, zero); t1 = _mm256_sub_ps(t1, zero); }
-        __m256 d0 = _mm256_sub_ps(v, _mm256_mul_ps(sc0, t0));
-        __m256 d1 = _mm256_sub_ps(v, _mm256_mul_ps(sc1, t1));
-        a0 = _mm256_add_ps(a0, _mm256_mul_ps(d0, d0));
-        a1 = _mm256_add_ps(a1, _mm256_mul_ps(d1, d1));
-    }
-    *e0 = a0;
-    *e1 = a1;
+    for (int j = 0; j < n; j++) err[j] = acc[j];
 }
 
 /// The scale as float16 holds it, lane by lane (mlpkg_half_scale).
@@ -259,7 +249,7 @@ AVX2_TARGET void avx_tile_body(const unsigned char *x, size_t rows, size_t strid
     const __m256 qmin = _mm256_set1_ps(p->qmin), qmax = _mm256_set1_ps(p->qmax), zeros = _mm256_setzero_ps();
     const int unsigned_levels = p->qmin >= 0;
     const __m256i exponent = _mm256_set1_epi32(0x7F800000);
-    __m256 lo = zeros, hi = zeros;
+    __m256 lo = zeros, hi = zeros, sig = zeros;
     __m256i bad = _mm256_setzero_si256();
     for (size_t r = 0; r < rows; r++) {
         __m256 v = _mm256_loadu_ps((const float *)(const void *)(x + r * stride));
@@ -267,6 +257,7 @@ AVX2_TARGET void avx_tile_body(const unsigned char *x, size_t rows, size_t strid
         bad = _mm256_sub_epi32(bad, _mm256_cmpeq_epi32(e, exponent));
         lo = _mm256_min_ps(v, lo);
         hi = _mm256_max_ps(v, hi);
+        sig = _mm256_add_ps(sig, _mm256_mul_ps(v, v));
     }
     __m256 base, ext, zero;
     if (sym) {
@@ -287,15 +278,21 @@ AVX2_TARGET void avx_tile_body(const unsigned char *x, size_t rows, size_t strid
     const size_t count = p->multiplier_count;
     if (count > 1) {
         const __m256 ext_over_qmin = _mm256_div_ps(ext, qmin);
-        for (size_t k = 0; k < count; k += 2) {
-            __m256 sc[2], err[2];
-            const size_t n = count - k < 2 ? 1 : 2;
-            for (size_t j = 0; j < 2; j++) {
-                const float m = p->multipliers[k + (j < n ? j : 0)];
+        for (size_t k = 0; k < count; k += 3) {
+            __m256 sc[3], err[3];
+            const size_t n = count - k < 3 ? count - k : 3;
+            for (size_t j = 0; j < n; j++) {
+                const float m = p->multipliers[k + j];
                 sc[j] = m > 0 ? _mm256_mul_ps(base, _mm256_set1_ps(m)) : _mm256_mul_ps(ext_over_qmin, _mm256_set1_ps(-m));
                 if (p->half_scales) sc[j] = avx_half_scale(sc[j]);  // judged as stored
             }
-            avx_error2(x, rows, stride, sc[0], sc[1], zero, qmin, qmax, sym, &err[0], &err[1]);
+            if (n == 3) {
+                avx_errors(x, rows, stride, sc, 3, zero, qmin, qmax, sym, err);
+            } else if (n == 2) {
+                avx_errors(x, rows, stride, sc, 2, zero, qmin, qmax, sym, err);
+            } else {
+                avx_errors(x, rows, stride, sc, 1, zero, qmin, qmax, sym, err);
+            }
             if (k == 0) _mm256_storeu_ps(out->rtn_error, err[0]);
             for (size_t j = 0; j < n; j++) {
                 __m256 better = _mm256_cmp_ps(err[j], best, _CMP_LT_OQ);
@@ -303,7 +300,7 @@ AVX2_TARGET void avx_tile_body(const unsigned char *x, size_t rows, size_t strid
                 gs = _mm256_blendv_ps(gs, sc[j], better);
             }
         }
-        // Refit: the least-squares scale for the chosen integers, kept if better.
+        // Refit: the least-squares scale for the chosen integers, judged without a pass (see the portable tile).
         const __m256 iv = avx_inverse(gs);
         __m256 num = zeros, den = zeros;
         for (size_t r = 0; r < rows; r++) {
@@ -316,12 +313,14 @@ AVX2_TARGET void avx_tile_body(const unsigned char *x, size_t rows, size_t strid
         __m256 refit = _mm256_and_ps(_mm256_div_ps(num, den), _mm256_cmp_ps(den, zeros, _CMP_GT_OQ));
         __m256 sc = _mm256_blendv_ps(refit, gs, _mm256_cmp_ps(refit, zeros, _CMP_EQ_OQ));
         if (p->half_scales) sc = avx_half_scale(sc);
-        __m256 err = avx_error1(x, rows, stride, sc, zero, qmin, qmax, sym);
+        __m256 twice = _mm256_mul_ps(sc, num);
+        twice = _mm256_add_ps(twice, twice);
+        const __m256 err = _mm256_add_ps(_mm256_sub_ps(sig, twice), _mm256_mul_ps(_mm256_mul_ps(sc, sc), den));
         gs = _mm256_blendv_ps(gs, sc, _mm256_cmp_ps(err, best, _CMP_LT_OQ));
     }
     if (p->half_scales) gs = avx_half_scale(gs);
     const __m256 iv = avx_inverse(gs), abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-    __m256 sig = zeros, err = zeros, mx = zeros;
+    __m256 err = zeros, mx = zeros;
     for (size_t r = 0; r < rows; r++) {
         __m256 v = _mm256_loadu_ps((const float *)(const void *)(x + r * stride));
         __m256 t = avx_clamp_round(v, iv, zero, qmin, qmax, sym);
@@ -341,7 +340,6 @@ AVX2_TARGET void avx_tile_body(const unsigned char *x, size_t rows, size_t strid
         if (!sym) t = _mm256_sub_ps(t, zero);
         __m256 d = _mm256_and_ps(_mm256_sub_ps(v, _mm256_mul_ps(gs, t)), abs_mask);
         mx = _mm256_max_ps(d, mx);
-        sig = _mm256_add_ps(sig, _mm256_mul_ps(v, v));
         err = _mm256_add_ps(err, _mm256_mul_ps(d, d));
     }
     _mm256_storeu_ps(out->scale, gs);
@@ -419,7 +417,11 @@ static void quantize_view(tile_fn tile, const unsigned char *w, size_t outer, si
                 if (packed) {
                     for (size_t r = 0; r < rows; r++) {
                         const unsigned char *row = src + r * inner * 4;
-                        for (size_t t = 0; t < full; t++) memcpy(pack + (t * rows + r) * LANES, row + t * LANES * 4, 4 * LANES);
+                        for (size_t t = 0; t < full; t++) {
+                            // Rows a page or more apart defeat the hardware prefetcher: fetch a few lines ahead.
+                            if (t % 2 == 0) __builtin_prefetch(row + t * LANES * 4 + PREFETCH_AHEAD);
+                            memcpy(pack + (t * rows + r) * LANES, row + t * LANES * 4, 4 * LANES);
+                        }
                     }
                 }
                 for (size_t t = 0; t * LANES < width; t++) {

@@ -150,7 +150,7 @@ public struct LinearQuantizer: Sendable {
     /// largest-magnitude weight to −8 whatever its sign (llama.cpp's Q4_0 idea; ONNX allows negative scales).
     var candidates: [Float] {
         guard format.searchesClipping else { return [1] }
-        return symmetric ? [1, 7 / 7.5, 0.95, 0.9, 0.85, -1, -0.95, -0.9]
+        return symmetric ? [1, 0.95, 0.9, -1, -0.95, -0.9]
                          : [1, 0.95, 0.9, 0.85, 0.8, 0.75]
     }
 
