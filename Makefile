@@ -26,7 +26,7 @@ build: deps
 	$(SWIFT) build --build-path $(BUILD_DIR)
 
 release: deps
-	$(SWIFT) build -c release --build-path $(BUILD_DIR)
+	$(SWIFT) build -c release --static-swift-stdlib --build-path $(BUILD_DIR)
 
 ## Headless Chromium (Debian's chromium) renders the audit's HTML report in the oracle tests.
 testdeps:
