@@ -18,7 +18,8 @@ quantized weights is recomputed from each tool's output (packages read with test
 to --snr-max-bytes.
 
 Each command runs in its own process, so its peak RSS (wait4's rusage) is its own; times are wall-clock, best and
-median of several warm runs (at most 3 for models over 1 GiB; peers get no warm-up run).
+median of several warm runs (at most 3 for models over 1 GiB; peers get no warm-up run, and a best of 2 up to 512 MiB,
+one run beyond).
 
 Writes bench.md (the table and the targets, met or not), bench.json (every number) and bench.png (time and memory per
 tool and format) into --out.
@@ -437,7 +438,7 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
     size = model_bytes(model)
     big = size > args.peer_max_bytes
     runs = min(args.runs, 3) if size > 2**30 else args.runs  # big models: fewer, but still a best of 3
-    peer_runs = 1 if size > 2**28 else max(1, min(2, args.runs // 2))
+    peer_runs = 1 if size > 2**29 else max(1, min(2, args.runs // 2))  # peers too get a best of 2 up to 512 MiB
     stem = model.stem
     rows: list[dict] = []
 
