@@ -167,7 +167,7 @@ public enum PackageWriter {
             FileManager.default.fileExists(atPath: existing + "/" + Manifest.manifestFileName)
         }
         do throws(OutputError) {
-            let weights = try OutputFile(path: directory.path(Manifest.weightsFileName))
+            let weights = try directory.file(Manifest.weightsFileName)
             var model = model
             let report = try prepare(&model, weights)
             var encoder = ManifestEncoder()
@@ -184,9 +184,9 @@ public enum PackageWriter {
                                  modelVersion: model.modelVersion, docString: model.docString),
                 opsetImports: model.opsetImports, provenance: provenance(), tensors: records,
                 weights: WeightsFile(file: Manifest.weightsFileName, bytes: weights.written, alignment: Manifest.alignment))
-            try writeJSON(manifest, pretty: false, to: directory.path(Manifest.manifestFileName))
+            try writeJSON(manifest, pretty: false, to: directory.file(Manifest.manifestFileName))
             try writeJSON(PackageReport(formatVersion: version, conversion: report, audit: assignment?.audit, graph: passes),
-                          pretty: true, to: directory.path(Manifest.reportFileName))
+                          pretty: true, to: directory.file(Manifest.reportFileName))
             try directory.commit()
             return (manifest, report)
         } catch {
@@ -316,14 +316,13 @@ public enum PackageWriter {
         return encoder
     }
 
-    static func writeJSON<T: Encodable>(_ value: T, pretty: Bool, to path: String) throws(OutputError) {
+    static func writeJSON<T: Encodable>(_ value: T, pretty: Bool, to file: OutputFile) throws(OutputError) {
         let data: Data
         do {
             data = try encoder(pretty: pretty).encode(value)
         } catch {
-            throw OutputError(path: path, "cannot encode: \(error)")
+            throw OutputError(path: file.reportedPath, "cannot encode: \(error)")
         }
-        let file = try OutputFile(path: path)
         try file.write(Array(data) + [0x0A])
         try file.finish()
     }

@@ -75,6 +75,11 @@ public struct AtomicDirectory {
 
     public func path(_ file: String) -> String { temporary + "/" + file }
 
+    /// Creates `name` in the temporary directory; its errors name it as `TARGET/name`.
+    public func file(_ name: String) throws(OutputError) -> OutputFile {
+        try OutputFile(path: path(name), reportedAs: target + "/" + name)
+    }
+
     /// Moves the finished temporary into place.
     public func commit() throws(OutputError) {
         if mlpkg_rename_noreplace(temporary, target) != 0 {
@@ -125,15 +130,18 @@ public struct AtomicDirectory {
 /// A file written sequentially through a buffer; every failure (a full disk included) is thrown.
 public final class OutputFile {
     public let path: String
+    /// The path errors name: the file's place in the output the user asked for, not the temporary being written.
+    public let reportedPath: String
     private let fd: Int32
     private var buffer: [UInt8] = []
     private static let bufferSize = 1 << 20
     public private(set) var written = 0
 
-    public init(path: String) throws(OutputError) {
+    public init(path: String, reportedAs reported: String? = nil) throws(OutputError) {
         self.path = path
+        reportedPath = reported ?? path
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw OutputError(path: path, "cannot create: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw OutputError(path: reportedPath, "cannot create: \(String(cString: strerror(errno)))") }
         buffer.reserveCapacity(Self.bufferSize)
     }
 
@@ -181,7 +189,7 @@ public final class OutputFile {
             let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw OutputError(path: path, "write failed: \(String(cString: strerror(errno)))")
+                throw OutputError(path: reportedPath, "write failed: \(String(cString: strerror(errno)))")
             }
             offset += n
         }

@@ -30,7 +30,7 @@ public final class AtomicFile {
         }
         let temporary = parent + "/." + url.lastPathComponent + ".partial-" + String(getpid())
         unlink(temporary)
-        file = try OutputFile(path: temporary)
+        file = try OutputFile(path: temporary, reportedAs: target)
     }
 
     /// Syncs the temporary and renames it over the target.

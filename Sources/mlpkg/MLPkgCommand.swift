@@ -25,6 +25,9 @@ struct MLPkgCommand: ParsableCommand {
         // Fail like any other bad input (outputs are written to temporary siblings, so nothing half-written remains).
         let input = CommandLine.arguments.dropFirst().filter { !$0.hasPrefix("-") }.dropFirst().first ?? "mlpkg"
         mlpkg_install_bus_error_handler("error: \(input): an input file changed size while mlpkg was reading it; nothing was written")
+        // Past a file-size limit (ulimit -f) the kernel would kill the process with SIGXFSZ and leave its temporary
+        // output behind; ignored, the write fails with EFBIG and the usual error path cleans up.
+        signal(SIGXFSZ, SIG_IGN)
         do {
             var command = try parseAsRoot()
             try command.run()

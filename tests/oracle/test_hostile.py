@@ -167,3 +167,28 @@ def test_external_ranges_shared_exactly_are_fine(mlpkg, tmp_path):
     onnx.save_model(model, str(tmp_path / "model.onnx"))
     proc = run([str(mlpkg), "convert", str(tmp_path / "model.onnx"), "-o", str(tmp_path / "m.mlpkg"), "--quiet"], tmp_path)
     assert proc.returncode == 0, proc.stderr
+
+
+def _file_size_limited(limit: int):
+    def apply() -> None:
+        import resource
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_file_size_limit_is_an_error_not_a_kill(mlpkg, tmp_path):
+    # Past `ulimit -f` the kernel sends SIGXFSZ, which by default kills the process and would leave its temporary
+    # output behind. mlpkg must fail with one line naming the output, exit 1, and leave no trace; an older package
+    # at the target stays as it was.
+    import subprocess
+    target, big = tmp_path / "t.mlpkg", tmp_path / "big.mlpkg"
+    assert run([str(mlpkg), "convert", str(FIXTURES / "cnn.onnx"), "-o", str(target)], tmp_path).returncode == 0
+    assert run([str(mlpkg), "convert", str(FIXTURES / "transformer.onnx"), "-o", str(big)], tmp_path).returncode == 0
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    for argv, output in (([str(mlpkg), "convert", str(FIXTURES / "transformer.onnx"), "-o", str(target)], target),
+                         ([str(mlpkg), "export", str(big), "-o", str(tmp_path / "t.onnx")], tmp_path / "t.onnx")):
+        proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              preexec_fn=_file_size_limited(64 * 1024), timeout=120)
+        one_error_line(proc, str(output), "File too large")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["big.mlpkg", "t.mlpkg"], list(tmp_path.iterdir())
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
