@@ -110,3 +110,41 @@ import Testing
         }
     }
 }
+
+/// Random shapes, block sizes, formats and values (including exact zeros, constants and outliers), each quantized on
+/// both paths: the bytes must agree and every stored integer must lie in its format's range.
+@Suite(.serialized) struct QuantizeKernelPropertyTests {
+    @Test("300 random configurations: AVX2 = portable, levels in range, error ≤ round-to-nearest's",
+          .enabled(if: mlpkg_quantize_simd_available() == 1, "this CPU has no AVX2 path"))
+    func randomConfigurations() {
+        var rng = SplitMix(seed: 20261127)
+        func pick(_ n: Int) -> Int { Int(rng.next() % UInt64(n)) }
+        for trial in 0..<300 {
+            let outer = 1 + pick(4), depth = 1 + pick(150), inner = 1 + pick(40)
+            let block = [1 + pick(depth), 16, 32, depth][pick(4)]
+            let shape = QuantizeKernelTests.Shape(outer: outer, depth: depth, inner: inner, block: block)
+            let bits = [4, 8][pick(2)], symmetric = pick(2) == 0, half = pick(2) == 0
+            let kind = pick(4)
+            let values = QuantizeKernelTests.values(outer * depth * inner, seed: rng.next()).enumerated().map { i, v -> Float in
+                switch kind {
+                case 0: return i % 5 == 0 ? 0 : v      // exact zeros
+                case 1: return (i / 37) % 2 == 0 ? 0.25 : v  // constant runs
+                case 2: return v * 1e-30               // tiny (subnormal scales)
+                default: return v
+                }
+            }
+            let nibbles = bits == 4 && pick(2) == 0
+            let fast = QuantizeKernelTests.run(values, shape, bits: bits, symmetric: symmetric, halfScales: half,
+                                               nibbles: nibbles, portable: false, offset: pick(4))
+            let slow = QuantizeKernelTests.run(values, shape, bits: bits, symmetric: symmetric, halfScales: half,
+                                               nibbles: nibbles, portable: true, offset: pick(4))
+            #expect(fast == slow, "trial \(trial): \(shape.testDescription) int\(bits) sym=\(symmetric) half=\(half) kind \(kind)")
+            if !nibbles {
+                let range: ClosedRange<Int> = bits == 4 ? (symmetric ? -8...7 : 0...15) : (symmetric ? -127...127 : 0...255)
+                let stored = fast.levels.map { symmetric ? Int(Int8(bitPattern: $0)) : Int($0) }
+                #expect(stored.allSatisfy(range.contains), "trial \(trial): a level out of range")
+            }
+            #expect(fast.error <= fast.rtn * (1 + 1e-6) + 1e-30, "trial \(trial): the search did worse than round-to-nearest")
+        }
+    }
+}
