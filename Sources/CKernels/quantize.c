@@ -82,10 +82,39 @@ static inline void portable_error(const unsigned char *x, size_t rows, size_t st
     }
 }
 
+/// The final pass: stores each weight's level for scales `gs` and measures the error.
+__attribute__((always_inline)) static inline void portable_final(const unsigned char *x, size_t rows, size_t stride,
+                                                                  const size_t lanes, const qparams *p, const float *gs,
+                                                                  const float *zero, int8_t *q, size_t qstride,
+                                                                  int nibbles, float *err, float *mx) {
+    float iv[LANES];
+    for (size_t l = 0; l < lanes; l++) { iv[l] = inverse_of(gs[l]); err[l] = 0; mx[l] = 0; }
+    for (size_t r = 0; r < rows; r++) {
+        const unsigned char *row = x + r * stride;
+        int8_t *qrow = q + r * qstride;
+        for (size_t l = 0; l < lanes; l++) {
+            float v = load_float(row + 4 * l);
+            float t = centred_level(v, iv[l], zero[l], p);
+            int8_t level = (int8_t)(int32_t)(p->symmetric ? t : t + zero[l]);
+            if (!nibbles) {
+                qrow[l] = level;
+            } else if (l & 1) {
+                qrow[l >> 1] = (int8_t)(uint8_t)(((uint8_t)qrow[l >> 1] & 0x0F) | (((uint8_t)level & 0x0F) << 4));
+            } else {
+                qrow[l >> 1] = (int8_t)(uint8_t)((uint8_t)level & 0x0F);
+            }
+            float d = fabsf(v - gs[l] * t);
+            mx[l] = max_of(d, mx[l]);
+            err[l] += d * d;
+        }
+    }
+}
+
 __attribute__((always_inline)) static inline void portable_tile_body(const unsigned char *x, size_t rows, size_t stride, const size_t lanes,
                                       const qparams *p, int8_t *q, size_t qstride, int nibbles, tile_result *out) {
     float lo[LANES], hi[LANES], base[LANES], ext[LANES], zero[LANES], best[LANES], gs[LANES];
-    float sc[LANES], iv[LANES], err[LANES], num[LANES];
+    float sc[LANES], iv[LANES], err[LANES], num[LANES], fallback[LANES];
+    int refitted = 0;
     float sig[LANES], mx[LANES];
     size_t bad = 0;
     for (size_t l = 0; l < lanes; l++) lo[l] = hi[l] = sig[l] = 0;
@@ -129,11 +158,11 @@ __attribute__((always_inline)) static inline void portable_tile_body(const unsig
                 if (err[l] < best[l]) { best[l] = err[l]; gs[l] = sc[l]; }
             }
         }
-        // Refit: the least-squares scale for the chosen integers, Σ w·t / Σ t² (t = q − z). For those integers
-        // it cannot do worse than the scale they came from, and rounding each weight to the nearest level of the new
-        // scale (the final pass) only lowers the error further, so it needs no pass of its own to be judged: its
-        // error for the same integers is Σw² − 2·s·Σw·t + s²·Σt², compared with the best's in case a float16
-        // rounding of s made it worse.
+        // Refit: the least-squares scale for the chosen integers, Σ w·t / Σ t² (t = q − z). For those integers it
+        // cannot do worse than the scale they came from, and rounding each weight to the nearest level of the new
+        // scale only lowers the error further; only a float16 rounding of it can make it worse. So the final pass
+        // runs with the refit, and only the lanes where it came out worse than the best candidate run again with
+        // that candidate (whose error the pass then reproduces exactly): never worse than round-to-nearest.
         for (size_t l = 0; l < lanes; l++) { iv[l] = inverse_of(gs[l]); num[l] = 0; err[l] = 0; }
         for (size_t r = 0; r < rows; r++) {
             const unsigned char *row = x + r * stride;
@@ -148,34 +177,21 @@ __attribute__((always_inline)) static inline void portable_tile_body(const unsig
             float refit = err[l] > 0 ? num[l] / err[l] : 0.0f;
             float s = refit != 0 ? refit : gs[l];
             if (p->half_scales) s = mlpkg_half_scale(s);
-            float twice = s * num[l];
-            twice = twice + twice;
-            float e = (sig[l] - twice) + (s * s) * err[l];
-            if (e < best[l]) gs[l] = s;
+            fallback[l] = gs[l];
+            gs[l] = s;
         }
+        refitted = 1;
     }
     if (p->half_scales) {
         for (size_t l = 0; l < lanes; l++) gs[l] = mlpkg_half_scale(gs[l]);
     }
-    for (size_t l = 0; l < lanes; l++) { iv[l] = inverse_of(gs[l]); err[l] = 0; mx[l] = 0; }
-    for (size_t r = 0; r < rows; r++) {
-        const unsigned char *row = x + r * stride;
-        int8_t *qrow = q + r * qstride;
+    portable_final(x, rows, stride, lanes, p, gs, zero, q, qstride, nibbles, err, mx);
+    if (refitted) {
+        int again = 0;
         for (size_t l = 0; l < lanes; l++) {
-            float v = load_float(row + 4 * l);
-            float t = centred_level(v, iv[l], zero[l], p);
-            int8_t level = (int8_t)(int32_t)(p->symmetric ? t : t + zero[l]);
-            if (!nibbles) {
-                qrow[l] = level;
-            } else if (l & 1) {
-                qrow[l >> 1] = (int8_t)(uint8_t)(((uint8_t)qrow[l >> 1] & 0x0F) | (((uint8_t)level & 0x0F) << 4));
-            } else {
-                qrow[l >> 1] = (int8_t)(uint8_t)((uint8_t)level & 0x0F);
-            }
-            float d = fabsf(v - gs[l] * t);
-            mx[l] = max_of(d, mx[l]);
-            err[l] += d * d;
+            if (!(err[l] <= best[l])) { gs[l] = fallback[l]; again = 1; }
         }
+        if (again) portable_final(x, rows, stride, lanes, p, gs, zero, q, qstride, nibbles, err, mx);
     }
     for (size_t l = 0; l < lanes; l++) {
         out->scale[l] = gs[l];
@@ -309,6 +325,37 @@ AVX2_TARGET __m256 avx_half_scale(__m256 s) {
     return _mm256_blendv_ps(h, _mm256_setzero_ps(), _mm256_cmp_ps(s, _mm256_setzero_ps(), _CMP_EQ_OQ));
 }
 
+/// The final pass: stores each weight's level for scales `gs` and measures the error (the portable tile's).
+AVX2_TARGET void avx_final(const unsigned char *x, size_t rows, size_t stride, __m256 gs, __m256 zero, __m256 qmin,
+                           __m256 qmax, int8_t *q, size_t qstride, int nibbles, int unsigned_levels, int sym,
+                           __m256 *error, __m256 *max_error) {
+    const __m256 iv = avx_inverse(gs), abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    __m256 err = _mm256_setzero_ps(), mx = _mm256_setzero_ps();
+    for (size_t r = 0; r < rows; r++) {
+        __m256 v = _mm256_loadu_ps((const float *)(const void *)(x + r * stride));
+        __m256 t = avx_clamp_round(v, iv, zero, qmin, qmax, sym);
+        __m256i n32 = _mm256_cvtps_epi32(t);
+        __m128i n16 = _mm_packs_epi32(_mm256_castsi256_si128(n32), _mm256_extracti128_si256(n32, 1));
+        // Unsigned storage (qmin ≥ 0) saturates as unsigned: 200 stays the byte 200, as the portable cast gives.
+        const __m128i n8 = unsigned_levels ? _mm_packus_epi16(n16, n16) : _mm_packs_epi16(n16, n16);
+        if (nibbles) {  // byte pairs (a, b) → (a & 15) | (b & 15) << 4
+            const __m128i low = _mm_and_si128(n8, _mm_set1_epi8(0x0F));
+            const __m128i pairs = _mm_or_si128(low, _mm_srli_epi16(low, 4));
+            const __m128i bytes = _mm_packus_epi16(_mm_and_si128(pairs, _mm_set1_epi16(0xFF)), _mm_setzero_si128());
+            const int32_t word = _mm_cvtsi128_si32(bytes);
+            memcpy(q + r * qstride, &word, 4);
+        } else {
+            _mm_storel_epi64((__m128i *)(void *)(q + r * qstride), n8);
+        }
+        if (!sym) t = _mm256_sub_ps(t, zero);
+        __m256 d = _mm256_and_ps(_mm256_sub_ps(v, _mm256_mul_ps(gs, t)), abs_mask);
+        mx = _mm256_max_ps(d, mx);
+        err = _mm256_add_ps(err, _mm256_mul_ps(d, d));
+    }
+    *error = err;
+    *max_error = mx;
+}
+
 AVX2_TARGET void avx_tile_body(const unsigned char *x, size_t rows, size_t stride, const qparams *p, int8_t *q,
                                size_t qstride, int nibbles, tile_result *out, int sym) {
     const __m256 qmin = _mm256_set1_ps(p->qmin), qmax = _mm256_set1_ps(p->qmax), zeros = _mm256_setzero_ps();
@@ -339,7 +386,8 @@ AVX2_TARGET void avx_tile_body(const unsigned char *x, size_t rows, size_t strid
         z = _mm256_min_ps(_mm256_max_ps(z, qmin), qmax);
         zero = _mm256_and_ps(z, _mm256_cmp_ps(span, zeros, _CMP_GT_OQ));
     }
-    __m256 best = _mm256_set1_ps(INFINITY), gs = base;
+    __m256 best = _mm256_set1_ps(INFINITY), gs = base, fallback = base;
+    int refitted = 0;
     const size_t count = p->multiplier_count;
     if (count > 1) {
         const __m256 ext_over_qmin = _mm256_div_ps(ext, qmin);
@@ -365,7 +413,7 @@ AVX2_TARGET void avx_tile_body(const unsigned char *x, size_t rows, size_t strid
                 gs = _mm256_blendv_ps(gs, sc[j], better);
             }
         }
-        // Refit: the least-squares scale for the chosen integers, judged without a pass (see the portable tile).
+        // Refit: the least-squares scale for the chosen integers, confirmed by the final pass (see the portable tile).
         const __m256 iv = avx_inverse(gs);
         __m256 num = zeros, den = zeros;
         for (size_t r = 0; r < rows; r++) {
@@ -378,34 +426,19 @@ AVX2_TARGET void avx_tile_body(const unsigned char *x, size_t rows, size_t strid
         __m256 refit = _mm256_and_ps(_mm256_div_ps(num, den), _mm256_cmp_ps(den, zeros, _CMP_GT_OQ));
         __m256 sc = _mm256_blendv_ps(refit, gs, _mm256_cmp_ps(refit, zeros, _CMP_EQ_OQ));
         if (p->half_scales) sc = avx_half_scale(sc);
-        __m256 twice = _mm256_mul_ps(sc, num);
-        twice = _mm256_add_ps(twice, twice);
-        const __m256 err = _mm256_add_ps(_mm256_sub_ps(sig, twice), _mm256_mul_ps(_mm256_mul_ps(sc, sc), den));
-        gs = _mm256_blendv_ps(gs, sc, _mm256_cmp_ps(err, best, _CMP_LT_OQ));
+        fallback = gs;
+        gs = sc;
+        refitted = 1;
     }
     if (p->half_scales) gs = avx_half_scale(gs);
-    const __m256 iv = avx_inverse(gs), abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-    __m256 err = zeros, mx = zeros;
-    for (size_t r = 0; r < rows; r++) {
-        __m256 v = _mm256_loadu_ps((const float *)(const void *)(x + r * stride));
-        __m256 t = avx_clamp_round(v, iv, zero, qmin, qmax, sym);
-        __m256i n32 = _mm256_cvtps_epi32(t);
-        __m128i n16 = _mm_packs_epi32(_mm256_castsi256_si128(n32), _mm256_extracti128_si256(n32, 1));
-        // Unsigned storage (qmin ≥ 0) saturates as unsigned: 200 stays the byte 200, as the portable cast gives.
-        const __m128i n8 = unsigned_levels ? _mm_packus_epi16(n16, n16) : _mm_packs_epi16(n16, n16);
-        if (nibbles) {  // byte pairs (a, b) → (a & 15) | (b & 15) << 4
-            const __m128i low = _mm_and_si128(n8, _mm_set1_epi8(0x0F));
-            const __m128i pairs = _mm_or_si128(low, _mm_srli_epi16(low, 4));
-            const __m128i bytes = _mm_packus_epi16(_mm_and_si128(pairs, _mm_set1_epi16(0xFF)), _mm_setzero_si128());
-            const int32_t word = _mm_cvtsi128_si32(bytes);
-            memcpy(q + r * qstride, &word, 4);
-        } else {
-            _mm_storel_epi64((__m128i *)(void *)(q + r * qstride), n8);
+    __m256 err, mx;
+    avx_final(x, rows, stride, gs, zero, qmin, qmax, q, qstride, nibbles, unsigned_levels, sym, &err, &mx);
+    if (refitted) {
+        const __m256 worse = _mm256_cmp_ps(err, best, _CMP_NLE_UQ);  // !(err <= best), as the portable tile
+        if (_mm256_movemask_ps(worse) != 0) {
+            gs = _mm256_blendv_ps(gs, fallback, worse);
+            avx_final(x, rows, stride, gs, zero, qmin, qmax, q, qstride, nibbles, unsigned_levels, sym, &err, &mx);
         }
-        if (!sym) t = _mm256_sub_ps(t, zero);
-        __m256 d = _mm256_and_ps(_mm256_sub_ps(v, _mm256_mul_ps(gs, t)), abs_mask);
-        mx = _mm256_max_ps(d, mx);
-        err = _mm256_add_ps(err, _mm256_mul_ps(d, d));
     }
     _mm256_storeu_ps(out->scale, gs);
     _mm256_storeu_ps(out->zero, zero);
