@@ -59,19 +59,21 @@ fuzz-build: deps
 	$(SWIFT) build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product mlpkg-fuzz-import
 	$(SWIFT) build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product mlpkg-fuzz-package
 
-## The CI-sized fuzz run in `make test`: FUZZ_CI_SECONDS per target from a fixed seed, on copies of the seeds (the
-## repository's corpus is not grown). A crash fails the run; its input is left in $(FUZZ_BUILD)/ci-crashes/ to be
-## fixed and then moved to fuzz/regressions.
-FUZZ_CI_SECONDS ?= 50
+## The CI-sized fuzz run in `make test`: a fixed number of executions per target (FUZZ_CI_RUNS_*) from a fixed
+## seed, on copies of the seeds (the repository's corpus is not grown). Counted, never timed, and with corpus reloads
+## off, so the same commit explores the same inputs on any machine: a run passes or fails by the code, not the CPU.
+## A crash fails the run; its input is left in $(FUZZ_BUILD)/ci-crashes/ to be fixed and then moved to fuzz/regressions.
+FUZZ_CI_RUNS_IMPORT  ?= 100000
+FUZZ_CI_RUNS_PACKAGE ?= 200000
 fuzz-ci: fuzz-build
 	@rm -rf $(FUZZ_BUILD)/ci-corpus && mkdir -p $(FUZZ_BUILD)/ci-corpus/import $(FUZZ_BUILD)/ci-corpus/package $(FUZZ_BUILD)/ci-crashes
 	@cp fixtures/*.onnx fixtures/malformed/*.onnx $(FUZZ_BUILD)/ci-corpus/import/
 	@cp fuzz/corpus/package/* $(FUZZ_BUILD)/ci-corpus/package/
 	@for target in import package; do \
-	  case $$target in import) len=300000 ;; package) len=100000 ;; esac; \
-	  echo "fuzzing $$target for $(FUZZ_CI_SECONDS) s"; \
-	  MLPKG_FUZZ_WEIGHTS=fuzz/package-weights.bin $(FUZZ_BUILD)/release/mlpkg-fuzz-$$target -seed=1 \
-	    -max_total_time=$(FUZZ_CI_SECONDS) -rss_limit_mb=4096 -max_len=$$len \
+	  case $$target in import) len=300000; runs=$(FUZZ_CI_RUNS_IMPORT) ;; package) len=100000; runs=$(FUZZ_CI_RUNS_PACKAGE) ;; esac; \
+	  echo "fuzzing $$target for $$runs executions"; \
+	  MLPKG_FUZZ_WEIGHTS=fuzz/package-weights.bin $(FUZZ_BUILD)/release/mlpkg-fuzz-$$target -seed=1 -runs=$$runs \
+	    -reload=0 -rss_limit_mb=4096 -max_len=$$len \
 	    -artifact_prefix=$(FUZZ_BUILD)/ci-crashes/$$target- -print_final_stats=1 $(FUZZ_BUILD)/ci-corpus/$$target \
 	    > $(FUZZ_BUILD)/ci-$$target.log 2>&1; status=$$?; \
 	  grep -E "^(stat::number_of_executed_units|stat::peak_rss|Done|SUMMARY)|ERROR|INFO: Seed" $(FUZZ_BUILD)/ci-$$target.log; \

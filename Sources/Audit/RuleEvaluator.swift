@@ -209,8 +209,13 @@ enum RuleEvaluator {
             }
         }
         guard let factors else { return .unchecked("scale factors unknown") }
+        if let bad = factors.first(where: { !$0.isFinite || $0 <= 0 }) {
+            return .fail("\(f.node.opType) scale factor \(bad) (from \(source)) is not a finite positive number")
+        }
         if factors.contains(where: { $0 > Double(max) + 1e-9 }) {
-            let text = factors.map { $0 == $0.rounded() ? String(Int($0)) : String($0) }.joined(separator: ", ")
+            // Whole factors print without a fraction; Int(_:) is only safe well inside Int's range.
+            let text = factors.map { abs($0) < 1e15 && $0 == $0.rounded() ? String(Int($0)) : String($0) }
+                .joined(separator: ", ")
             return .fail("\(f.node.opType) scale factors [\(text)] (from \(source)) > \(max)×")
         }
         return .pass

@@ -86,8 +86,15 @@ public enum SplitOp: Operator {
         if let explicit {
             guard explicit.count == outputs else { throw ctx.fail("split has \(explicit.count) sizes for \(outputs) outputs") }
             for case .value(let v) in explicit where v < 0 { throw ctx.fail("split size \(v) is negative") }
-            if case .value(let total) = dim, let parts = ctx.concrete(explicit), parts.reduce(0, +) != total {
-                throw ctx.fail("split sizes \(parts) do not add up to \(total)")
+            if case .value(let total) = dim, let parts = ctx.concrete(explicit) {
+                // Checked sum: sizes come from the file and may be anything up to Int64.max.
+                var sum = 0
+                for part in parts {
+                    let (next, overflow) = sum.addingReportingOverflow(part)
+                    guard !overflow, next <= total else { throw ctx.fail("split sizes \(parts) do not add up to \(total)") }
+                    sum = next
+                }
+                guard sum == total else { throw ctx.fail("split sizes \(parts) do not add up to \(total)") }
             }
             return explicit
         }

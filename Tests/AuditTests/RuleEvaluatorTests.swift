@@ -104,6 +104,18 @@ import Profiles
         #expect(RuleEvaluator.evaluate(M.rule(.resizeScale, max: 2), try M.facts(dynamic)) == .unchecked("s (scales not constant)"))
     }
 
+    @Test("resize scale: huge, infinite and NaN factors are a verdict, not a trap (issue 16 item 4)")
+    func resizeScaleHostile() throws {
+        for (factors, expected) in [([1, 1, 1e30, 2] as [Float], "Resize scale factors [1, 1, \(Double(Float(1e30))), 2] (from scales) > 2×"),
+                                    ([1, 1, .infinity, 2], "Resize scale factor inf (from scales) is not a finite positive number"),
+                                    ([1, 1, .nan, 2], "Resize scale factor nan (from scales) is not a finite positive number")] {
+            let model = M.model([Node(opType: "Resize", inputs: ["x", "", "scales"], outputs: ["y"])],
+                                inputs: [M.tensor("x", .float, M.dims(1, 1, 4, 4))], outputs: [],
+                                initializers: [M.floats("scales", [4], factors)])
+            #expect(RuleEvaluator.evaluate(M.rule(.resizeScale, max: 2), try M.facts(model)) == .fail(expected))
+        }
+    }
+
     @Test("a `when` condition limits a rule to nodes with that attribute value")
     func whenCondition() throws {
         var rule = M.rule(.staticShape)
