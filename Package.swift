@@ -7,7 +7,7 @@ let package = Package(
     products: [
         .executable(name: "mlpkg", targets: ["mlpkg"]),
         .library(name: "MLPkgKit", targets: ["GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization", "MLPackage",
-                                            "ONNXExport", "Profiles", "Audit"]),
+                                            "ONNXExport", "CoreMLExport", "Profiles", "Audit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -37,6 +37,9 @@ let package = Package(
         .target(name: "CKernels"),
         .target(name: "Quantization", dependencies: ["GraphIR", "CKernels"]),
         .target(name: "ONNXExport", dependencies: ["GraphIR", "Quantization", "SafeOutput"]),
+        // IR → Core ML ML Program (.mlpackage): MIL builder, blob storage, op lowerings (docs/COREML.md).
+        .target(name: "CoreMLExport", dependencies: ["GraphIR", "Ops", "Passes", "Quantization", "SafeOutput",
+                                                     .product(name: "Crypto", package: "swift-crypto")]),
         // Compute-unit profiles as data: the JSON files are compiled into the binary (no resource bundle to ship).
         .target(
             name: "Profiles",
@@ -56,6 +59,7 @@ let package = Package(
             name: "mlpkg",
             dependencies: [
                 "GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization", "MLPackage", "ONNXExport", "CSystem",
+                "CoreMLExport",
                 "Profiles", "Audit", "SafeOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -1,10 +1,11 @@
 import ArgumentParser
+import CoreMLExport
 import MLPackage
 import ONNXExport
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a package back out as an ONNX model that onnxruntime runs.",
+        abstract: "Write a package out as an ONNX model that onnxruntime runs, or as a Core ML .mlpackage (--format coreml).",
         discussion: """
             fp16-stored weights become float16 initializers feeding a Cast to float (the graph stays type-correct \
             and the file stays small); int8/int4 weights become DequantizeLinear of the stored integers (ai.onnx \
@@ -12,14 +13,30 @@ struct Export: ParsableCommand {
             graph's meaning); --dequantize writes them as float32 instead. Weights go to OUT.data (external \
             data) when the model would pass protobuf's 2 GiB limit, or with --external-data. Every checksum is \
             checked before anything is written; the output is written atomically.
+
+            --format coreml writes an ML Program .mlpackage that Xcode and MLModel load (docs/COREML.md): fp16 \
+            weights as fp16 consts, int8 per-tensor/per-channel as constexpr_affine_dequantize (iOS16+), int4 or \
+            per-block as constexpr_blockwise_shift_scale (iOS18+). Dynamic input dims must be pinned with \
+            --input-shape. A node with no valid lowering fails the export, every such node listed with its reason.
+
+            Examples:
+              mlpkg export model.mlpkg -o model.onnx
+              mlpkg export model.mlpkg --format coreml -o Model.mlpackage --input-shape input=1,3,224,224
+              mlpkg export t4.mlpkg --format coreml -o T.mlpackage --deployment-target iOS18 --compute-precision fp32
             """
     )
 
     @Argument(help: "The package to export.")
     var package: String
 
-    @Option(name: .shortAndLong, help: "The ONNX file to write.")
+    @Option(name: .shortAndLong, help: "The ONNX file or .mlpackage folder to write.")
     var output: String
+
+    @Option(help: "onnx (default) or coreml.")
+    var format: ExportFormat = .onnx
+
+    @OptionGroup(title: "Core ML (--format coreml)")
+    var coreML: CoreMLOptions
 
     @Flag(help: "Write encoded weights as float32 instead of their stored form plus a Cast.")
     var dequantize = false
@@ -31,6 +48,20 @@ struct Export: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        if format == .coreml {
+            do {
+                let loaded = try PackageReader.load(path: package, checksums: true)
+                var options = try coreML.options(dequantize: dequantize)
+                options.metadata = CoreMLOptions.provenance(loaded.manifest)
+                let result = try CoreMLExporter.export(loaded.model, to: output, options: options)
+                coreML.report(result, from: package, to: output, quiet: quiet)
+            } catch let failure as UsageFailure {
+                throw failure
+            } catch {
+                throw CommandFailure(error)
+            }
+            return
+        }
         do {
             let loaded = try PackageReader.load(path: package, checksums: true)
             let result = try ONNXExporter.export(loaded.model, to: output,

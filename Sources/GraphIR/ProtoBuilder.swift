@@ -1,16 +1,16 @@
-import GraphIR
-
 /// Builds protobuf wire-format bytes. Large byte fields are kept as views (never copied) and written out in order,
 /// so a model's weights go straight from their source to the output file.
-final class ProtoBuilder {
-    enum Segment {
+public final class ProtoBuilder {
+    public init() {}
+
+    public enum Segment {
         case bytes([UInt8])
         case view(ByteView)
     }
 
-    private(set) var segments: [Segment] = []
+    public private(set) var segments: [Segment] = []
     private var current: [UInt8] = []
-    private(set) var size = 0
+    public private(set) var size = 0
 
     private enum WireType: UInt64 {
         case varint = 0, fixed64 = 1, lengthDelimited = 2, fixed32 = 5
@@ -37,47 +37,47 @@ final class ProtoBuilder {
     }
 
     /// A bare varint with no tag (inside packed fields).
-    func rawVarint(_ value: UInt64) {
+    public func rawVarint(_ value: UInt64) {
         appendVarint(value)
     }
 
     // MARK: Scalars
 
-    func int64(_ field: Int, _ value: Int64) {
+    public func int64(_ field: Int, _ value: Int64) {
         tag(field, .varint)
         appendVarint(UInt64(bitPattern: value))
     }
 
     /// int32 fields are sign-extended to 64 bits on the wire, as protobuf requires.
-    func int32(_ field: Int, _ value: Int32) {
+    public func int32(_ field: Int, _ value: Int32) {
         int64(field, Int64(value))
     }
 
-    func uint64(_ field: Int, _ value: UInt64) {
+    public func uint64(_ field: Int, _ value: UInt64) {
         tag(field, .varint)
         appendVarint(value)
     }
 
-    func float(_ field: Int, _ value: Float) {
+    public func float(_ field: Int, _ value: Float) {
         tag(field, .fixed32)
         var bits = value.bitPattern.littleEndian
         withUnsafeBytes(of: &bits) { appendBytes($0) }
     }
 
     /// Omitted when empty (proto2 optional strings read back as "").
-    func string(_ field: Int, _ value: String) {
+    public func string(_ field: Int, _ value: String) {
         guard !value.isEmpty else { return }
         bytes(field, Array(value.utf8))
     }
 
-    func bytes(_ field: Int, _ value: [UInt8]) {
+    public func bytes(_ field: Int, _ value: [UInt8]) {
         tag(field, .lengthDelimited)
         appendVarint(UInt64(value.count))
         appendBytes(value)
     }
 
     /// A bytes field whose content is referenced, not copied.
-    func view(_ field: Int, _ value: ByteView) {
+    public func view(_ field: Int, _ value: ByteView) {
         tag(field, .lengthDelimited)
         appendVarint(UInt64(value.count))
         guard value.count > 0 else { return }
@@ -92,22 +92,37 @@ final class ProtoBuilder {
 
     // MARK: Repeated
 
-    func repeatedStrings(_ field: Int, _ values: [String]) {
+    public func repeatedStrings(_ field: Int, _ values: [String]) {
         for v in values { bytes(field, Array(v.utf8)) }
     }
 
     /// Repeated int64 written one element per tag (the unpacked form ONNX's schema declares for attribute ints).
-    func repeatedInt64(_ field: Int, _ values: [Int64]) {
+    public func repeatedInt64(_ field: Int, _ values: [Int64]) {
         for v in values { int64(field, v) }
     }
 
-    func repeatedFloat(_ field: Int, _ values: [Float]) {
+    public func repeatedFloat(_ field: Int, _ values: [Float]) {
         for v in values { float(field, v) }
+    }
+
+    /// A packed repeated float field (proto3's default encoding of `repeated float`).
+    public func packedFloats(_ field: Int, _ values: [Float]) {
+        var payload: [UInt8] = []
+        payload.reserveCapacity(values.count * 4)
+        for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { payload.append(contentsOf: $0) } }
+        bytes(field, payload)
+    }
+
+    /// A packed repeated varint field (`repeated int32/int64/bool`); negative values are sign-extended to 64 bits.
+    public func packedVarints(_ field: Int, _ values: [Int64]) {
+        let child = ProtoBuilder()
+        for v in values { child.appendVarint(UInt64(bitPattern: v)) }
+        bytes(field, child.data)
     }
 
     // MARK: Messages
 
-    func message(_ field: Int, _ build: (ProtoBuilder) -> Void) {
+    public func message(_ field: Int, _ build: (ProtoBuilder) -> Void) {
         let child = ProtoBuilder()
         build(child)
         child.flush()
@@ -124,14 +139,14 @@ final class ProtoBuilder {
         }
     }
 
-    func flush() {
+    public func flush() {
         guard !current.isEmpty else { return }
         segments.append(.bytes(current))
         current = []
     }
 
     /// All bytes in one array (for small messages and tests).
-    var data: [UInt8] {
+    public var data: [UInt8] {
         flush()
         var out: [UInt8] = []
         out.reserveCapacity(size)

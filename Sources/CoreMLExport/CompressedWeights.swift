@@ -1,0 +1,84 @@
+import GraphIR
+
+/// Linear-quantized weights kept compressed in the ML Program:
+/// - int8/uint8 per tensor or per channel → `constexpr_affine_dequantize` (iOS16+): (q − zero point) · scale along
+///   `axis`; a symmetric tensor gets a zero point of zeros, as the op requires one;
+/// - int4/uint4, or any per-block encoding → `constexpr_blockwise_shift_scale` (iOS18+): scale · (q − offset),
+///   with scale and offset shaped like the data with each dim divided by its block (from iOS18 every linear
+///   encoding takes this op, the one Core ML documents for new models).
+/// The stored integers, scales and zero points are written as they are in the package (bit for bit); when the scale
+/// type differs from the compute precision a `cast` follows.
+enum CompressedWeights {
+    /// The lowest target that holds an encoding.
+    static func minimumTarget(_ q: LinearQuantization) -> DeploymentTarget {
+        q.blockSize != nil || q.storage == .int4 || q.storage == .uint4 ? .iOS18 : .iOS16
+    }
+
+    static func milStorage(_ t: DataType) -> MILDataType? {
+        switch t {
+        case .int8: return .int8
+        case .uint8: return .uint8
+        case .int4: return .int4
+        case .uint4: return .uint4
+        default: return nil
+        }
+    }
+
+    static func check(_ name: String, _ tensor: Tensor, _ q: LinearQuantization, target: DeploymentTarget) throws(LoweringRefusal) {
+        let needed = minimumTarget(q)
+        guard target >= needed else {
+            throw LoweringRefusal("'\(name)' is stored as \(q.storage.name) \(q.granularity); Core ML holds that from \(DeploymentTarget.iOS(needed.specificationVersion)) (--deployment-target), or export with --dequantize",
+                                  needs: needed)
+        }
+        guard milStorage(q.storage) != nil else { throw LoweringRefusal("'\(name)' has storage \(q.storage.name), which Core ML cannot hold") }
+        guard q.scale.dataType == .float || q.scale.dataType == .float16 else {
+            throw LoweringRefusal("'\(name)' has \(q.scale.dataType.name) scales; Core ML takes fp16 or fp32")
+        }
+        if let b = q.blockSize, let a = q.axis, a < tensor.dims.count, tensor.dims[a] % b != 0 {
+            throw LoweringRefusal("'\(name)': blocks of \(b) do not divide dim \(a) (\(tensor.dims[a])); Core ML needs whole blocks")
+        }
+    }
+
+    static func emit(name: String, tensor: Tensor, values: ByteView, _ q: LinearQuantization, type: MILTensorType,
+                     builder: MILBuilder) throws(LoweringRefusal) -> MILVar {
+        try check(name, tensor, q, target: builder.target)
+        let storage = milStorage(q.storage)!
+        guard case .bytes(let scaleBytes) = q.scale.data else { throw LoweringRefusal("'\(name)': scales are not stored as bytes") }
+        let scaleType: MILDataType = q.scale.dataType == .float16 ? .fp16 : .fp32
+        let rank = tensor.dims.count
+        let data = MILConst(MILTensorType(storage, tensor.dims), .bytes(values))
+        let result: MILVar
+        if builder.target < .iOS18 {
+            // constexpr_affine_dequantize: scale and zero point are scalars or vectors along `axis`.
+            let axis = q.axis ?? 0
+            let groups = q.axis.map { tensor.dims[$0] }
+            let shape = groups.map { [$0] } ?? []
+            let zero: MILConst
+            if let zp = q.zeroPoint, case .bytes(let zb) = zp.data {
+                zero = MILConst(MILTensorType(storage, shape), .bytes(zb))
+            } else {
+                zero = MILConst(MILTensorType(storage, shape), .bytes(ByteView(copying: [UInt8](repeating: 0, count: groups ?? 1))))
+            }
+            result = builder.constexpr("constexpr_affine_dequantize", name: name + "_dequantized", [
+                ("quantized_data", data), ("zero_point", zero), ("scale", MILConst(MILTensorType(scaleType, shape), .bytes(scaleBytes))),
+                ("axis", .scalar(Int32(axis))),
+            ], output: MILTensorType(scaleType, tensor.dims))
+        } else {
+            var scaleShape = [Int](repeating: 1, count: rank)
+            if let a = q.axis {
+                scaleShape[a] = q.blockSize.map { tensor.dims[a] / $0 } ?? tensor.dims[a]
+                if q.blockSize != nil {
+                    for i in 0..<rank where i != a { scaleShape[i] = tensor.dims[i] }
+                }
+            }
+            var params: [(String, MILConst)] = [("data", data), ("scale", MILConst(MILTensorType(scaleType, scaleShape), .bytes(scaleBytes)))]
+            if let zp = q.zeroPoint, case .bytes(let zb) = zp.data {
+                params.append(("offset", MILConst(MILTensorType(storage, scaleShape), .bytes(zb))))
+            }
+            result = builder.constexpr("constexpr_blockwise_shift_scale", name: name + "_dequantized", params,
+                                       output: MILTensorType(scaleType, tensor.dims))
+        }
+        if result.type.dtype == type.dtype { return result }
+        return builder.op1("cast", name: name, [("x", .v(result)), ("dtype", .c(.scalar(type.dtype.description)))], output: type)
+    }
+}

@@ -1,0 +1,307 @@
+import GraphIR
+import Ops
+import Passes
+import Quantization
+import SafeOutput
+
+/// What happened to one ONNX node of the main graph.
+public struct CoreMLNodeOutcome: Sendable, Equatable {
+    public enum Verdict: Sendable, Equatable {
+        /// Lowered to MIL ops.
+        case lowered
+        /// Every output is known before run time: written as constants where used, no op.
+        case folded
+        /// No valid lowering at this target.
+        case refused(LoweringRefusal)
+    }
+
+    public var index: Int
+    public var name: String
+    public var opType: String
+    public var verdict: Verdict
+}
+
+/// A node that cannot be exported, for the error message.
+public struct CoreMLExportError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var message: String
+    public var refusals: [CoreMLNodeOutcome]
+
+    public var description: String {
+        guard !refusals.isEmpty else { return "\(path): \(message)" }
+        let listed = refusals.prefix(20).map { n -> String in
+            guard case .refused(let r) = n.verdict else { return "" }
+            return "node \(n.index) '\(n.name)' (\(n.opType)): \(r.reason)"
+        }
+        let more = refusals.count > 20 ? "; and \(refusals.count - 20) more" : ""
+        return "\(path): \(refusals.count) node(s) have no Core ML lowering: " + listed.joined(separator: "; ") + more
+    }
+}
+
+/// ONNX graph (from a package, or straight from an import) → Core ML ML Program `.mlpackage` (docs/COREML.md).
+public enum CoreMLExporter {
+    public struct Options: Sendable {
+        /// nil: the lowest target every stored encoding needs.
+        public var target: DeploymentTarget?
+        /// fp16 (the Neural Engine's precision) or fp32.
+        public var compute: MILDataType
+        /// Recorded in metadata as the recommended MLComputeUnits.
+        public var computeUnits: String
+        /// Store every weight as floats instead of constexpr-compressed.
+        public var dequantize: Bool
+        public var inputShapes: InputShapes
+        /// Extra user-defined metadata (provenance), written in this order after mlpkg's own keys.
+        public var metadata: [(String, String)]
+
+        public init(target: DeploymentTarget? = nil, compute: MILDataType = .fp16, computeUnits: String = "all",
+                    dequantize: Bool = false, inputShapes: InputShapes = InputShapes(), metadata: [(String, String)] = []) {
+            self.target = target
+            self.compute = compute
+            self.computeUnits = computeUnits
+            self.dequantize = dequantize
+            self.inputShapes = inputShapes
+            self.metadata = metadata
+        }
+    }
+
+    public struct Result: Sendable {
+        public var target: DeploymentTarget
+        public var modelBytes: Int
+        public var weightBytes: Int
+        public var operations: [String: Int]
+        public var outcomes: [CoreMLNodeOutcome]
+        /// Where values were narrowed or a behaviour differs from ONNX in a corner (int64 → int32…).
+        public var notes: [String]
+        /// ONNX interface names that had to change to become MIL identifiers (old → new).
+        public var renamed: [(String, String)]
+    }
+
+    /// The lowest deployment target the model's stored encodings need (iOS15 when none is compressed).
+    public static func minimumTarget(_ model: Model, dequantize: Bool) -> DeploymentTarget {
+        guard !dequantize else { return .iOS15 }
+        var target = DeploymentTarget.iOS15
+        for t in model.graph.initializers { if case .linear(let q) = t.encoding { target = max(target, CompressedWeights.minimumTarget(q)) } }
+        return target
+    }
+
+    /// Lowers the model without writing anything: every node's outcome, and the program when all nodes lowered.
+    /// The audit's Core ML verdicts come from here, so the audit and the exporter cannot disagree.
+    public static func lower(_ model: Model, options: Options) throws -> (outcomes: [CoreMLNodeOutcome], program: LoweredProgram?) {
+        let target = options.target ?? minimumTarget(model, dequantize: options.dequantize)
+        var model = options.dequantize ? Self.dequantized(model) : model
+        model = try options.inputShapes.apply(to: model)
+        let context = PassContext()
+        model = try Pipeline.foldAndInfer.run(model, context: context)
+        guard let inference = context.inference else { return ([], nil) }
+        let graph = model.graph
+        let opset = Int(model.opsetVersion(domain: "") ?? model.opsetVersion(domain: "ai.onnx") ?? 1)
+        let table = ValueTable(types: inference.types, compute: options.compute, target: target)
+        for t in graph.initializers { table.addConstant(t.name, ConstantValue(tensor: t)) }
+        for n in graph.nodes {
+            for i in n.inputs where !i.isEmpty { table.use(i) }
+            for a in n.attributes { for g in a.value.subgraphs { for r in g.outerScopeReferences { table.use(r) } } }
+        }
+        for o in graph.outputs { table.use(o.name) }
+
+        let blobs = BlobStorage()
+        let builder = MILBuilder(target: target, blobs: blobs)
+        var inputs: [FeatureDescription] = []
+        var outputs: [FeatureDescription] = []
+        var renamed: [(String, String)] = []
+        var outcomes: [CoreMLNodeOutcome] = []
+        var failed = false
+
+        // Interface names first, so no internal op can take them.
+        var interfaceNames: [String: String] = [:]
+        for v in graph.runtimeInputs + graph.outputs {
+            let n = builder.reserveInterface(v.name)
+            interfaceNames[v.name] = n
+            if n != v.name { renamed.append((v.name, n)) }
+        }
+        for input in graph.runtimeInputs {
+            let name = interfaceNames[input.name]!
+            if let refusal = bindInput(input.name, interfaceName: name, table: table, builder: builder, target: target, into: &inputs) {
+                outcomes.append(CoreMLNodeOutcome(index: -1, name: input.name, opType: "input", verdict: .refused(refusal)))
+                failed = true
+            }
+        }
+
+        for (index, node) in graph.nodes.enumerated() {
+            let verdict = lowerNode(node, inference: inference, table: table, builder: builder, opset: opset, target: target,
+                                    compute: options.compute, emit: !failed)
+            if case .refused = verdict { failed = true }
+            outcomes.append(CoreMLNodeOutcome(index: index, name: node.name.isEmpty ? node.outputs.first ?? "" : node.name,
+                                              opType: node.opType, verdict: verdict))
+        }
+        guard !failed else { return (outcomes, nil) }
+
+        var blockOutputs: [String] = []
+        for output in graph.outputs {
+            let name = interfaceNames[output.name]!
+            switch bindOutput(output.name, interfaceName: name, table: table, builder: builder, target: target) {
+            case .success(let feature):
+                blockOutputs.append(feature.name)
+                outputs.append(feature)
+            case .failure(let refusal):
+                outcomes.append(CoreMLNodeOutcome(index: -1, name: output.name, opType: "output", verdict: .refused(refusal)))
+                return (outcomes, nil)
+            }
+        }
+        let program = LoweredProgram(target: target, inputs: inputs, outputs: outputs, builder: builder, blobs: blobs,
+                                     blockOutputs: blockOutputs, notes: table.notes, renamed: renamed, model: model)
+        return (outcomes, program)
+    }
+
+    private static func bindInput(_ onnxName: String, interfaceName name: String, table: ValueTable, builder: MILBuilder,
+                                  target: DeploymentTarget, into inputs: inout [FeatureDescription]) -> LoweringRefusal? {
+        do throws(LoweringRefusal) {
+            let t = try table.type(of: onnxName)
+            let (interface, needsCast) = interfaceType(t, target: target)
+            inputs.append(FeatureDescription(name: name, type: interface, shortDescription: ""))
+            let variable = MILVar(name: name, type: interface)
+            if needsCast {
+                table.bind(onnxName, builder.op1("cast", name: onnxName + "_cast",
+                                                 [("x", .v(variable)), ("dtype", .c(.scalar(t.dtype.description)))], output: t))
+            } else {
+                table.bind(onnxName, variable)
+            }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    private static func bindOutput(_ onnxName: String, interfaceName name: String, table: ValueTable, builder: MILBuilder,
+                                   target: DeploymentTarget) -> Swift.Result<FeatureDescription, LoweringRefusal> {
+        do throws(LoweringRefusal) {
+            let v = try table.variable(onnxName, builder: builder)
+            let (interface, needsCast) = interfaceType(v.type, target: target)
+            let result = needsCast
+                ? builder.op1("cast", name: name + "_cast", [("x", .v(v)), ("dtype", .c(.scalar(interface.dtype.description)))],
+                              output: interface, outputName: name)
+                : builder.op1("identity", name: name + "_out", [("x", .v(v))], output: interface, outputName: name)
+            return .success(FeatureDescription(name: result.name, type: interface, shortDescription: ""))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// One node: folded (all outputs known), lowered (emitted when `emit`), or refused with the reason.
+    private static func lowerNode(_ node: Node, inference: ShapeInferenceResult, table: ValueTable, builder: MILBuilder,
+                                  opset: Int, target: DeploymentTarget, compute: MILDataType, emit: Bool) -> CoreMLNodeOutcome.Verdict {
+        if node.isConstant, let t = node.constantTensor, let out = node.outputs.first {
+            var tensor = t
+            tensor.name = out
+            table.addConstant(out, ConstantValue(tensor: tensor))
+            return .folded
+        }
+        let present = node.outputs.filter { !$0.isEmpty }
+        if !present.isEmpty, present.allSatisfy({ inference.knownValues[$0]?.isConcrete == true }) {
+            for o in present { table.addConstant(o, ConstantValue(known: inference.knownValues[o])) }
+            return .folded
+        }
+        let view = NodeView(node: node, opset: opset, target: target, compute: compute, values: table)
+        do throws(LoweringRefusal) {
+            guard node.domain.isEmpty || node.domain == "ai.onnx" else {
+                throw LoweringRefusal("custom domain '\(node.domain)' has no Core ML lowering")
+            }
+            guard !node.attributes.contains(where: { !$0.value.subgraphs.isEmpty }) else {
+                throw LoweringRefusal("control flow (subgraphs) is not lowered")
+            }
+            guard let lowering = LoweringRegistry.byOpType[node.opType] else {
+                throw LoweringRefusal("no Core ML lowering for \(node.opType)")
+            }
+            let emission = try lowering.plan(view)
+            if emit {
+                let results = try emission(Emitter(view: view, builder: builder))
+                for (name, v) in zip(node.outputs, results) where !name.isEmpty {
+                    if let v { table.bind(name, v) }
+                }
+            }
+            return .lowered
+        } catch {
+            return .refused(error)
+        }
+    }
+
+    /// Core ML interfaces are fp32, int32 (and fp16 from iOS16); other types are cast at the boundary.
+    static func interfaceType(_ t: MILTensorType, target: DeploymentTarget) -> (MILTensorType, Bool) {
+        switch t.dtype {
+        case .fp32, .int32: return (t, false)
+        case .fp16: return target >= .iOS16 ? (t, false) : (t.with(dtype: .fp32), true)
+        default: return (t.with(dtype: t.dtype.isFloat ? .fp32 : .int32), true)
+        }
+    }
+
+    /// Writes `Model.mlpackage` at `path`, atomically.
+    public static func export(_ model: Model, to path: String, options: Options) throws -> Result {
+        let (outcomes, lowered) = try lower(model, options: options)
+        guard let lowered else {
+            throw CoreMLExportError(path: path, message: "cannot be lowered", refusals: outcomes.filter {
+                if case .refused = $0.verdict { return true }
+                return false
+            })
+        }
+        var metadata: [(String, String)] = [
+            ("com.mlpkg.computePrecision", options.compute.description),
+            ("com.mlpkg.computeUnits", options.computeUnits),
+            ("com.mlpkg.deploymentTarget", lowered.target.name),
+        ]
+        if !options.inputShapes.isEmpty { metadata.append(("com.mlpkg.inputShapes", options.inputShapes.recorded)) }
+        if !lowered.renamed.isEmpty {
+            metadata.append(("com.mlpkg.renamed", lowered.renamed.map { "\($0.0)=\($0.1)" }.joined(separator: ";")))
+        }
+        metadata += options.metadata
+        for entry in model.metadata { metadata.append(("onnx." + entry.key, entry.value)) }
+        let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
+        let encoder = MILEncoder(specificationVersion: lowered.target.specificationVersion, opset: lowered.target.opset,
+                                 inputs: lowered.inputs, outputs: lowered.outputs, metadata: metadata,
+                                 shortDescription: model.docString, author: producer,
+                                 versionString: model.modelVersion != 0 ? String(model.modelVersion) : "",
+                                 operations: lowered.builder.operations, blockOutputs: lowered.blockOutputs)
+        let bytes = encoder.encode()
+        try CoreMLPackageWriter.write(path: path, model: bytes, weights: lowered.blobs)
+        var counts: [String: Int] = [:]
+        for op in lowered.builder.operations { counts[op.type, default: 0] += 1 }
+        return Result(target: lowered.target, modelBytes: bytes.count, weightBytes: lowered.blobs.size, operations: counts,
+                      outcomes: outcomes, notes: lowered.notes, renamed: lowered.renamed)
+    }
+
+    /// Every compressed tensor decoded to floats (`--dequantize`).
+    static func dequantized(_ model: Model) -> Model {
+        var model = model
+        for i in model.graph.initializers.indices {
+            let t = model.graph.initializers[i]
+            switch t.encoding {
+            case .linear:
+                if let floats = LinearCodec.dequantize(t) {
+                    model.graph.initializers[i].data = .bytes(floats)
+                    model.graph.initializers[i].encoding = .raw
+                }
+            case .float16:
+                if case .bytes(let view) = t.data {
+                    let out = OwnedBuffer(uninitializedCount: t.elementCount * 4)
+                    Float16Codec.decode(view, into: out)
+                    model.graph.initializers[i].data = .bytes(out.view)
+                    model.graph.initializers[i].encoding = .raw
+                }
+            case .raw:
+                break
+            }
+        }
+        return model
+    }
+}
+
+/// A fully lowered program, ready to encode.
+public struct LoweredProgram {
+    public let target: DeploymentTarget
+    let inputs: [FeatureDescription]
+    let outputs: [FeatureDescription]
+    let builder: MILBuilder
+    let blobs: BlobStorage
+    let blockOutputs: [String]
+    let notes: [String]
+    let renamed: [(String, String)]
+    let model: Model
+}

@@ -1,0 +1,279 @@
+/// Reshape, Flatten, Squeeze, Unsqueeze → reshape to the statically inferred output shape (ONNX's 0 / −1 /
+/// allowzero rules are already resolved by shape inference, so no rule is re-implemented here).
+enum ReshapeLowering: OpLowering {
+    static let opTypes = ["Reshape", "Flatten", "Squeeze", "Unsqueeze"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.type(0), out = try v.outputType()
+        guard x.count == out.count else { throw LoweringRefusal("reshape of \(x.shape) to \(out.shape) changes the element count") }
+        return { e throws(LoweringRefusal) in
+            let input = try e.input(0)
+            if out.rank == 0 {
+                return [e.op("squeeze", [("x", .v(input))], output: out)]
+            }
+            return [e.op("reshape", [("x", .v(input)), ("shape", .c(.ints(out.shape)))], output: out)]
+        }
+    }
+}
+
+enum TransposeLowering: OpLowering {
+    static let opTypes = ["Transpose"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.type(0), out = try v.outputType()
+        let perm = v.ints("perm") ?? Array((0..<x.rank).reversed())
+        guard perm.sorted() == Array(0..<x.rank) else { throw LoweringRefusal("perm \(perm) is not a permutation of rank \(x.rank)") }
+        return { e throws(LoweringRefusal) in [e.op("transpose", [("x", .v(try e.input(0))), ("perm", .c(.ints(perm)))], output: out)] }
+    }
+}
+
+enum ConcatLowering: OpLowering {
+    static let opTypes = ["Concat"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let out = try v.outputType()
+        let axis = try v.axis(v.int("axis", default: 0), rank: out.rank)
+        var present: [Int] = []
+        for i in v.node.inputs.indices where v.has(i) {
+            let t = try v.type(i)
+            guard t.dtype == out.dtype else { throw LoweringRefusal("input \(i) is \(t.dtype), the output \(out.dtype)") }
+            if t.count > 0 { present.append(i) }  // empty parts (a zero-length dim) add nothing
+        }
+        guard !present.isEmpty else { throw LoweringRefusal("every input is empty") }
+        return { e throws(LoweringRefusal) in
+            var parts: [MILVar] = []
+            for i in present { parts.append(try e.input(i)) }
+            if parts.count == 1 { return [e.op("identity", [("x", .v(parts[0]))], output: out)] }
+            return [e.op("concat", [("values", .list(parts)), ("axis", .c(.scalar(Int32(axis)))), ("interleave", .c(.scalar(false)))],
+                         output: out)]
+        }
+    }
+}
+
+/// Split → split with explicit sizes (from the inferred output shapes, which already apply ONNX's rules for
+/// `split`, `num_outputs` and uneven last parts).
+enum SplitLowering: OpLowering {
+    static let opTypes = ["Split"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.type(0)
+        let axis = try v.axis(v.int("axis", default: 0), rank: x.rank)
+        var outs: [MILTensorType] = []
+        for i in v.node.outputs.indices { outs.append(try v.outputType(i)) }
+        let sizes = outs.map { $0.shape[axis] }
+        guard sizes.reduce(0, +) == x.shape[axis], sizes.allSatisfy({ $0 > 0 }) else {
+            throw LoweringRefusal("split sizes \(sizes) (zero-size parts have no MIL form)")
+        }
+        return { e throws(LoweringRefusal) in
+            if outs.count == 1 { return [e.op("identity", [("x", .v(try e.input(0)))], output: outs[0])] }
+            return e.builder.op("split", name: e.name(), [("x", .v(try e.input(0))), ("split_sizes", .c(.ints(sizes))),
+                                                          ("axis", .c(.scalar(Int32(axis))))],
+                                outputs: outs, outputNames: v.node.outputs)
+        }
+    }
+}
+
+/// Slice → slice_by_index. Starts/ends/axes/steps must be constant; ONNX's clamping (positive and negative
+/// steps) is applied here on the static shape, and an end before index 0 becomes an end mask.
+enum SliceLowering: OpLowering {
+    static let opTypes = ["Slice"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.type(0), out = try v.outputType()
+        let starts: [Int], ends: [Int], axesIn: [Int]?, steps: [Int]?
+        if v.opset < 10 {
+            guard let s = v.ints("starts"), let e = v.ints("ends") else { throw LoweringRefusal("starts/ends missing") }
+            starts = s; ends = e; axesIn = v.ints("axes"); steps = nil
+        } else {
+            starts = try v.ints(1); ends = try v.ints(2)
+            axesIn = v.has(3) ? try v.ints(3) : nil
+            steps = v.has(4) ? try v.ints(4) : nil
+        }
+        let axes = axesIn ?? Array(0..<starts.count)
+        guard starts.count == ends.count, axes.count == starts.count, (steps?.count ?? starts.count) == starts.count else {
+            throw LoweringRefusal("starts, ends, axes and steps differ in length")
+        }
+        var begin = [Int](repeating: 0, count: x.rank), end = x.shape, stride = [Int](repeating: 1, count: x.rank)
+        var endMask = [Bool](repeating: false, count: x.rank)
+        for k in axes.indices {
+            let a = try v.axis(axes[k], rank: x.rank)
+            let dim = x.shape[a]
+            let step = steps?[k] ?? 1
+            guard step != 0 else { throw LoweringRefusal("step 0") }
+            var s = starts[k], t = ends[k]
+            if s < 0 { s = s &+ dim }
+            if t < 0 { t = t &+ dim }
+            if step > 0 {
+                s = min(max(s, 0), dim); t = min(max(t, 0), dim)
+            } else {
+                s = min(max(s, 0), dim - 1); t = min(max(t, -1), dim - 1)
+            }
+            begin[a] = s; end[a] = t; stride[a] = step
+            if t == -1 { endMask[a] = true; end[a] = 0 }
+        }
+        guard out.count > 0 else { throw LoweringRefusal("the slice is empty; MIL has no empty tensors") }
+        return { e throws(LoweringRefusal) in
+            [e.op("slice_by_index", [("x", .v(try e.input(0))), ("begin", .c(.ints(begin))), ("end", .c(.ints(end))),
+                                     ("stride", .c(.ints(stride))), ("begin_mask", .c(.bools(Array(repeating: false, count: x.rank)))),
+                                     ("end_mask", .c(.bools(endMask)))], output: out)]
+        }
+    }
+}
+
+/// Expand → reshape to the output rank (leading 1s), then tile by output / input along each dim.
+enum ExpandLowering: OpLowering {
+    static let opTypes = ["Expand"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.type(0), out = try v.outputType()
+        guard out.rank >= x.rank else { throw LoweringRefusal("output rank below input rank") }
+        let padded = [Int](repeating: 1, count: out.rank - x.rank) + x.shape
+        var reps: [Int] = []
+        for (i, o) in zip(padded, out.shape) {
+            guard i == o || i == 1 else { throw LoweringRefusal("cannot expand \(x.shape) to \(out.shape)") }
+            reps.append(i == o ? 1 : o)
+        }
+        return { e throws(LoweringRefusal) in
+            var input = try e.input(0)
+            if padded != x.shape || out.rank == 0 {
+                input = e.op("reshape", [("x", .v(input)), ("shape", .c(.ints(padded)))], output: x.with(shape: padded), suffix: "_rank")
+            }
+            if reps.allSatisfy({ $0 == 1 }) { return [e.op("identity", [("x", .v(input))], output: out)] }
+            return [e.op("tile", [("x", .v(input)), ("reps", .c(.ints(reps)))], output: out)]
+        }
+    }
+}
+
+enum TileLowering: OpLowering {
+    static let opTypes = ["Tile"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.type(0), out = try v.outputType()
+        let reps = try v.ints(1)
+        guard reps.count == x.rank, reps.allSatisfy({ $0 >= 1 }) else { throw LoweringRefusal("repeats \(reps) for rank \(x.rank)") }
+        return { e throws(LoweringRefusal) in [e.op("tile", [("x", .v(try e.input(0))), ("reps", .c(.ints(reps)))], output: out)] }
+    }
+}
+
+/// Gather → gather. Constant indices are made non-negative here; run-time indices must be non-negative (MIL
+/// gather's contract), which holds for token ids and the like.
+enum GatherLowering: OpLowering {
+    static let opTypes = ["Gather"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.type(0), idx = try v.type(1), out = try v.outputType()
+        guard idx.dtype == .int32 else { throw LoweringRefusal("indices are \(idx.dtype)") }
+        let axis = try v.axis(v.int("axis", default: 0), rank: x.rank)
+        var constantIndices: [Int]? = nil
+        if v.isConstant(1) {
+            let values = try v.ints(1)
+            constantIndices = []
+            for i in values {
+                guard i >= -x.shape[axis], i < x.shape[axis] else { throw LoweringRefusal("index \(i) is out of range for dim \(x.shape[axis])") }
+                constantIndices!.append(i < 0 ? i + x.shape[axis] : i)
+            }
+        } else {
+            v.values.note("gather:" + v.node.inputs[1], "'\(v.node.inputs[1])': run-time Gather indices must be non-negative in Core ML")
+        }
+        return { e throws(LoweringRefusal) in
+            let indices: MILArg
+            if let constantIndices { indices = .c(MILConst(idx, .ints(constantIndices.map { Int32($0) }))) } else { indices = .v(try e.input(1)) }
+            return [e.op("gather", [("x", .v(try e.input(0))), ("indices", indices), ("axis", .c(.scalar(Int32(axis))))], output: out)]
+        }
+    }
+}
+
+enum GatherElementsLowering: OpLowering {
+    static let opTypes = ["GatherElements"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.type(0), out = try v.outputType()
+        let axis = try v.axis(v.int("axis", default: 0), rank: x.rank)
+        return { e throws(LoweringRefusal) in
+            [e.op("gather_along_axis", [("x", .v(try e.input(0))), ("indices", .v(try e.input(1))), ("axis", .c(.scalar(Int32(axis))))],
+                  output: out)]
+        }
+    }
+}
+
+enum WhereLowering: OpLowering {
+    static let opTypes = ["Where"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let c = try v.type(0), a = try v.type(1), b = try v.type(2), out = try v.outputType()
+        guard c.dtype == .bool, a.dtype == b.dtype else { throw LoweringRefusal("Where takes a bool condition and two inputs of one type") }
+        return { e throws(LoweringRefusal) in
+            [e.op("select", [("cond", .v(try e.input(0))), ("a", .v(try e.input(1))), ("b", .v(try e.input(2)))], output: out)]
+        }
+    }
+}
+
+/// Cast → cast (or identity when the MIL types agree, e.g. int64 → int32 after narrowing). Float → integer
+/// truncates toward zero in both ONNX and MIL.
+enum CastLowering: OpLowering {
+    static let opTypes = ["Cast", "CastLike"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.type(0), out = try v.outputType()
+        guard [.fp16, .fp32, .int32, .bool].contains(out.dtype) else { throw LoweringRefusal("Cast to \(out.dtype)") }
+        if v.opType == "Cast", case .int(let to)? = v.node.attribute("to")?.value, to == 2 || to == 3 {
+            v.values.note("cast:" + v.node.outputs[0], "'\(v.node.outputs[0])': Cast to 8-bit integers is computed in int32 (no wrap-around)")
+        }
+        return { e throws(LoweringRefusal) in
+            let input = try e.input(0)
+            if x.dtype == out.dtype { return [e.op("identity", [("x", .v(input))], output: out)] }
+            return [e.op("cast", [("x", .v(input)), ("dtype", .c(.scalar(out.dtype.description)))], output: out)]
+        }
+    }
+}
+
+/// Pad → pad: constant mode on any dims; reflect and edge (MIL replicate) on the last two dims only, as MIL
+/// requires. Pads must be constant and non-negative.
+enum PadLowering: OpLowering {
+    static let opTypes = ["Pad"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.type(0), out = try v.outputType()
+        let pads = v.opset >= 11 ? try v.ints(1) : (v.ints("pads") ?? [])
+        var value: Float = v.opset >= 11 ? 0 : v.float("value", default: 0)
+        if v.opset >= 11, v.has(2) { value = try v.floats(2).first ?? 0 }
+        if v.opset >= 18, v.has(3) { throw LoweringRefusal("Pad with axes is not lowered") }
+        guard pads.count == 2 * x.rank else { throw LoweringRefusal("pads \(pads) for rank \(x.rank)") }
+        guard pads.allSatisfy({ $0 >= 0 }) else { throw LoweringRefusal("negative pads (cropping) are not lowered") }
+        let mode = v.string("mode", default: "constant")
+        let milMode: String
+        switch mode {
+        case "constant": milMode = "constant"
+        case "reflect": milMode = "reflect"
+        case "edge": milMode = "replicate"
+        default: throw LoweringRefusal("mode '\(mode)'")
+        }
+        var milPads: [Int] = []
+        for i in 0..<x.rank { milPads += [pads[i], pads[i + x.rank]] }
+        if milMode != "constant" {
+            guard milPads.dropLast(4).allSatisfy({ $0 == 0 }) else { throw LoweringRefusal("\(mode) padding beyond the last two dims") }
+            milPads = Array(milPads.suffix(4))
+        }
+        guard x.dtype.isFloat else { throw LoweringRefusal("Pad of \(x.dtype)") }
+        return { e throws(LoweringRefusal) in
+            [e.op("pad", [("x", .v(try e.input(0))), ("pad", .c(.ints(milPads))), ("mode", .c(.scalar(milMode))),
+                          ("constant_val", .c(.float(value, x.dtype)))], output: out)]
+        }
+    }
+}
+
+/// Identity and inference-time Dropout → identity.
+enum IdentityLowering: OpLowering {
+    static let opTypes = ["Identity", "Dropout"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let out = try v.outputType()
+        if v.opType == "Dropout" {
+            guard !v.outputUsed(1) else { throw LoweringRefusal("Dropout's mask output") }
+            if v.opset >= 12, v.has(2) {
+                guard v.values.constant(v.node.inputs[2])?.bools == [false] else { throw LoweringRefusal("training_mode must be constant false") }
+            }
+        }
+        return { e throws(LoweringRefusal) in [e.op("identity", [("x", .v(try e.input(0)))], output: out)] }
+    }
+}

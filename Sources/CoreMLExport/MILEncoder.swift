@@ -1,0 +1,149 @@
+import GraphIR
+
+/// One feature of the model's interface (a function input or output) as Core ML describes it.
+struct FeatureDescription {
+    var name: String
+    var type: MILTensorType
+    var shortDescription: String
+}
+
+/// Writes Core ML's `Model` message holding an ML Program. Field numbers are Core ML's (proto/coreml.proto cites
+/// them); maps are written as repeated entries in a fixed order, so the bytes are deterministic.
+struct MILEncoder {
+    var specificationVersion: Int
+    var opset: String
+    var inputs: [FeatureDescription]
+    var outputs: [FeatureDescription]
+    var metadata: [(String, String)]
+    var shortDescription: String
+    var author: String
+    var versionString: String
+    var operations: [MILOperation]
+    var blockOutputs: [String]
+    static let weightFile = "@model_path/weights/weight.bin"
+
+    func encode() -> [UInt8] {
+        let p = ProtoBuilder()
+        p.int32(1, Int32(specificationVersion))
+        p.message(2) { d in
+            for f in inputs { d.message(1) { feature(f, into: $0) } }
+            for f in outputs { d.message(10) { feature(f, into: $0) } }
+            d.message(100) { m in
+                m.string(1, shortDescription)
+                m.string(2, versionString)
+                m.string(3, author)
+                for (k, v) in metadata {
+                    m.message(100) { e in
+                        e.string(1, k)
+                        e.string(2, v)
+                    }
+                }
+            }
+        }
+        p.message(502) { program in
+            program.int64(1, 1)
+            program.message(2) { entry in
+                entry.string(1, "main")
+                entry.message(2) { function in
+                    for f in inputs {
+                        function.message(1) { named(f.name, f.type, into: $0) }
+                    }
+                    function.string(2, opset)
+                    function.message(3) { spec in
+                        spec.string(1, opset)
+                        spec.message(2) { block in
+                            block.repeatedStrings(2, blockOutputs)
+                            for op in operations { block.message(3) { operation(op, into: $0) } }
+                        }
+                    }
+                }
+            }
+        }
+        return p.data
+    }
+
+    private func feature(_ f: FeatureDescription, into p: ProtoBuilder) {
+        p.string(1, f.name)
+        p.string(2, f.shortDescription)
+        p.message(3) { type in
+            type.message(5) { array in
+                array.packedVarints(1, f.type.shape.map(Int64.init))
+                array.int64(2, Int64(Self.arrayDataType(f.type.dtype)))
+            }
+        }
+    }
+
+    /// Core ML's `ArrayFeatureType.ArrayDataType` for an interface dtype.
+    static func arrayDataType(_ t: MILDataType) -> Int {
+        switch t {
+        case .fp16: return 65552
+        case .int32: return 131104
+        case .int8: return 131080
+        default: return 65568  // FLOAT32
+        }
+    }
+
+    private func named(_ name: String, _ type: MILTensorType, into p: ProtoBuilder) {
+        p.string(1, name)
+        p.message(2) { valueType($0, type) }
+    }
+
+    private func valueType(_ p: ProtoBuilder, _ t: MILTensorType) {
+        p.message(1) { tensor in
+            tensor.int64(1, Int64(t.dtype.rawValue))
+            if t.rank > 0 { tensor.int64(2, Int64(t.rank)) }
+            for d in t.shape {
+                tensor.message(3) { dim in dim.message(1) { $0.uint64(1, UInt64(d)) } }
+            }
+        }
+    }
+
+    private func operation(_ op: MILOperation, into p: ProtoBuilder) {
+        p.string(1, op.type)
+        for (name, bindings) in op.inputs {
+            p.message(2) { entry in
+                entry.string(1, name)
+                entry.message(2) { argument in
+                    for b in bindings {
+                        argument.message(1) { binding in
+                            switch b {
+                            case .name(let n): binding.string(1, n)
+                            case .value(let v): binding.message(2) { value(v, into: $0) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for out in op.outputs { p.message(3) { named(out.name, out.type, into: $0) } }
+        for (name, v) in op.attributes {
+            p.message(5) { entry in
+                entry.string(1, name)
+                entry.message(2) { value(v, into: $0) }
+            }
+        }
+    }
+
+    private func value(_ v: MILValue, into p: ProtoBuilder) {
+        p.message(2) { valueType($0, v.type) }
+        switch v {
+        case .blob(_, let offset):
+            p.message(5) { file in
+                file.string(1, Self.weightFile)
+                file.uint64(2, UInt64(offset))
+            }
+        case .immediate(let c):
+            p.message(3) { immediate in
+                immediate.message(1) { tensor in
+                    switch c.data {
+                    case .floats(let values): tensor.message(1) { $0.packedFloats(1, values) }
+                    case .ints(let values): tensor.message(2) { $0.packedVarints(1, values.map(Int64.init)) }
+                    case .bools(let values): tensor.message(3) { $0.packedVarints(1, values.map { $0 ? 1 : 0 }) }
+                    case .strings(let values): tensor.message(4) { $0.repeatedStrings(1, values) }
+                    case .bytes(let view): tensor.message(7) { $0.bytes(1, view.array) }
+                    }
+                }
+            }
+        }
+    }
+}

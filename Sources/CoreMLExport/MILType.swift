@@ -1,0 +1,132 @@
+import GraphIR
+import Quantization
+
+/// MIL element types, with the numbers of Core ML's `MILSpec.DataType` (MIL.proto) as raw values.
+public enum MILDataType: Int, Sendable, Hashable, CustomStringConvertible {
+    case bool = 1
+    case string = 2
+    case fp16 = 10
+    case fp32 = 11
+    case int8 = 21
+    case int16 = 22
+    case int32 = 23
+    case int64 = 24
+    case int4 = 25
+    case uint8 = 31
+    case uint16 = 32
+    case uint4 = 35
+
+    /// The name MIL's `cast` op takes (`dtype="fp16"`) and coremltools prints.
+    public var description: String {
+        switch self {
+        case .bool: return "bool"
+        case .string: return "string"
+        case .fp16: return "fp16"
+        case .fp32: return "fp32"
+        case .int8: return "int8"
+        case .int16: return "int16"
+        case .int32: return "int32"
+        case .int64: return "int64"
+        case .int4: return "int4"
+        case .uint8: return "uint8"
+        case .uint16: return "uint16"
+        case .uint4: return "uint4"
+        }
+    }
+
+    public var isFloat: Bool { self == .fp16 || self == .fp32 }
+
+    /// Bits per element in blob storage.
+    var bitWidth: Int {
+        switch self {
+        case .bool, .int8, .uint8: return 8
+        case .fp16, .int16, .uint16: return 16
+        case .fp32, .int32: return 32
+        case .int64: return 64
+        case .int4, .uint4: return 4
+        case .string: return 0
+        }
+    }
+
+    /// The blob storage data type (MILBlob's `BlobDataType`), for the types weight.bin can hold.
+    var blobType: UInt32? {
+        switch self {
+        case .fp16: return 1
+        case .fp32: return 2
+        case .uint8: return 3
+        case .int8: return 4
+        case .int16: return 6
+        case .uint16: return 7
+        case .int4: return 8
+        case .uint4: return 11
+        case .int32: return 14
+        default: return nil
+        }
+    }
+}
+
+/// A MIL tensor type with a static shape (rank 0 is a scalar). mlpkg only emits static shapes: dynamic ONNX dims
+/// are pinned before lowering.
+public struct MILTensorType: Sendable, Hashable, CustomStringConvertible {
+    public var dtype: MILDataType
+    public var shape: [Int]
+
+    public init(_ dtype: MILDataType, _ shape: [Int]) {
+        self.dtype = dtype
+        self.shape = shape
+    }
+
+    public var rank: Int { shape.count }
+    public var count: Int { shape.reduce(1, *) }
+    public var description: String { "\(dtype)\(shape)" }
+
+    public func with(dtype: MILDataType) -> MILTensorType { MILTensorType(dtype, shape) }
+    public func with(shape: [Int]) -> MILTensorType { MILTensorType(dtype, shape) }
+}
+
+/// A named value of a MIL program: a function input or an op output.
+public struct MILVar: Sendable, Hashable {
+    public var name: String
+    public var type: MILTensorType
+}
+
+/// The elements of a constant, in the form MIL stores them.
+public enum MILConstData: Sendable {
+    case floats([Float])
+    case ints([Int32])
+    case bools([Bool])
+    case strings([String])
+    /// Packed little-endian bytes of `dtype` (fp16 bits, int8, packed sub-byte values), possibly a view of a package.
+    case bytes(ByteView)
+}
+
+/// A constant value: its type and elements.
+public struct MILConst: Sendable {
+    public var type: MILTensorType
+    public var data: MILConstData
+
+    public init(_ type: MILTensorType, _ data: MILConstData) {
+        self.type = type
+        self.data = data
+    }
+
+    public static func scalar(_ value: Int32) -> MILConst { MILConst(MILTensorType(.int32, []), .ints([value])) }
+    public static func scalar(_ value: Bool) -> MILConst { MILConst(MILTensorType(.bool, []), .bools([value])) }
+    public static func scalar(_ value: String) -> MILConst { MILConst(MILTensorType(.string, []), .strings([value])) }
+    public static func ints(_ values: [Int]) -> MILConst {
+        MILConst(MILTensorType(.int32, [values.count]), .ints(values.map { Int32(clamping: $0) }))
+    }
+    public static func bools(_ values: [Bool]) -> MILConst { MILConst(MILTensorType(.bool, [values.count]), .bools(values)) }
+
+    /// A float scalar of `dtype` (fp16 stored as its bits).
+    public static func float(_ value: Float, _ dtype: MILDataType, shape: [Int] = []) -> MILConst {
+        floats(Array(repeating: value, count: shape.reduce(1, *)), dtype, shape: shape)
+    }
+
+    public static func floats(_ values: [Float], _ dtype: MILDataType, shape: [Int]) -> MILConst {
+        if dtype == .fp16 {
+            return MILConst(MILTensorType(.fp16, shape), .bytes(Float16Codec.encode(values)))
+        }
+        return MILConst(MILTensorType(.fp32, shape), .floats(values))
+    }
+}

@@ -1,0 +1,161 @@
+import GraphIR
+import Ops
+import Quantization
+
+/// A value known before run time: an initializer, a Constant node's tensor (either possibly compressed), or a
+/// small value shape inference computed.
+struct ConstantValue {
+    var tensor: Tensor?
+    var known: TensorValue?
+
+    private var decoded: TensorValue? {
+        if let known { return known }
+        guard let tensor else { return nil }
+        return TensorValue.decode(tensor, limit: 1 << 20)
+    }
+
+    var ints: [Int]? {
+        guard let v = decoded, case .ints(let values) = v.elements else { return nil }
+        return values.map { Int(clamping: $0) }
+    }
+
+    var floats: [Float]? {
+        if let v = decoded, case .floats(let values) = v.elements { return values.map { Float($0) } }
+        guard let tensor, tensor.elementCount <= 1 << 20 else { return nil }
+        if case .float16 = tensor.encoding, case .bytes(let view) = tensor.data {
+            return (0..<tensor.elementCount).map {
+                Float16Codec.float(fromHalf: view.bytes.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))
+            }
+        }
+        if case .linear = tensor.encoding, let bytes = LinearCodec.dequantize(tensor) {
+            return (0..<tensor.elementCount).map { bytes.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        }
+        return nil
+    }
+
+    var bools: [Bool]? {
+        guard let v = decoded, case .bools(let values) = v.elements else { return nil }
+        return values
+    }
+
+    var dims: [Int]? { tensor?.dims ?? known?.dims }
+}
+
+/// The MIL element type an ONNX element type becomes: floats in the compute precision (float16 stays fp16), every
+/// integer type int32 (Core ML computes integers in int32), bool stays bool.
+func milType(_ t: DataType, compute: MILDataType) -> MILDataType? {
+    switch t {
+    case .float, .double: return compute
+    case .float16: return .fp16
+    case .int64, .int32, .int16, .int8, .uint8, .uint16, .uint32, .uint64: return .int32
+    case .bool: return .bool
+    default: return nil
+    }
+}
+
+/// Everything the lowerings know about the model's values: static types, constants, and the MIL variables
+/// emitted so far.
+final class ValueTable {
+    let compute: MILDataType
+    let target: DeploymentTarget
+    private var types: [String: ValueType]
+    private var constants: [String: ConstantValue] = [:]
+    private(set) var variables: [String: MILVar] = [:]
+    private var uses: [String: Int] = [:]
+    /// Where a value was narrowed to fit Core ML (int64 constants beyond int32, float64 to float32).
+    private(set) var notes: [String] = []
+    private var noted: Set<String> = []
+
+    init(types: [String: ValueType], compute: MILDataType, target: DeploymentTarget) {
+        self.types = types
+        self.compute = compute
+        self.target = target
+    }
+
+    func addConstant(_ name: String, _ value: ConstantValue) { constants[name] = value }
+    func constant(_ name: String) -> ConstantValue? { constants[name] }
+    func bind(_ name: String, _ v: MILVar) { variables[name] = v }
+    func use(_ name: String) { uses[name, default: 0] += 1 }
+    func isUsed(_ name: String) -> Bool { (uses[name] ?? 0) > 0 }
+    func setType(_ name: String, _ t: ValueType) { types[name] = t }
+
+    func note(_ key: String, _ text: String) {
+        if noted.insert(key).inserted { notes.append(text) }
+    }
+
+    /// The static MIL type of a value.
+    func type(of name: String) throws(LoweringRefusal) -> MILTensorType {
+        if let v = variables[name] { return v.type }
+        if let c = constants[name], let tensor = c.tensor {
+            guard let dtype = milType(tensor.dataType, compute: compute) else {
+                throw LoweringRefusal("'\(name)' is \(tensor.dataType.name), which Core ML has no type for")
+            }
+            return MILTensorType(dtype, tensor.dims)
+        }
+        guard case .tensor(let t)? = types[name] else { throw LoweringRefusal("the type of '\(name)' is not known") }
+        guard let element = t.elementType else { throw LoweringRefusal("the element type of '\(name)' is not known") }
+        guard let dtype = milType(element, compute: compute) else {
+            throw LoweringRefusal("'\(name)' is \(element.name), which Core ML has no type for")
+        }
+        guard let shape = t.shape else { throw LoweringRefusal("the rank of '\(name)' is not known") }
+        var dims: [Int] = []
+        for d in shape {
+            guard case .value(let v) = d else {
+                throw LoweringRefusal("'\(name)' has dynamic dims \(t.shapeDescription); pin the inputs with --input-shape")
+            }
+            dims.append(v)
+        }
+        return MILTensorType(dtype, dims)
+    }
+
+    /// The MIL variable of a value; a constant is emitted on first use.
+    func variable(_ name: String, builder: MILBuilder) throws(LoweringRefusal) -> MILVar {
+        if let v = variables[name] { return v }
+        guard let c = constants[name] else { throw LoweringRefusal("'\(name)' has no value yet") }
+        let v = try materialize(name, c, builder: builder)
+        variables[name] = v
+        return v
+    }
+
+    private func materialize(_ name: String, _ c: ConstantValue, builder: MILBuilder) throws(LoweringRefusal) -> MILVar {
+        let type = try self.type(of: name)
+        if let tensor = c.tensor, case .bytes(let view) = tensor.data {
+            switch tensor.encoding {
+            case .raw where tensor.dataType == .float:
+                if compute == .fp32 { return builder.const(MILConst(type, .bytes(view)), name: name) }
+                let out = OwnedBuffer(uninitializedCount: tensor.elementCount * 2)
+                let stats = Float16Codec.encode(view, into: out)
+                if stats.clamped > 0 {
+                    note("fp16:" + name, "'\(name)': \(stats.clamped) values beyond float16's range were clamped to ±65504 (fp16 compute)")
+                }
+                return builder.const(MILConst(type, .bytes(out.view)), name: name)
+            case .raw where tensor.dataType == .float16:
+                return builder.const(MILConst(type, .bytes(view)), name: name)
+            case .float16:
+                let stored = builder.const(MILConst(type.with(dtype: .fp16), .bytes(view)), name: name + "_fp16")
+                if compute == .fp16 { return stored }
+                return builder.op1("cast", name: name, [("x", .v(stored)), ("dtype", .c(.scalar("fp32")))], output: type)
+            case .linear(let q):
+                return try CompressedWeights.emit(name: name, tensor: tensor, values: view, q, type: type, builder: builder)
+            default:
+                break
+            }
+        }
+        switch type.dtype {
+        case .int32:
+            guard let ints = c.ints else { throw LoweringRefusal("constant '\(name)' cannot be read as integers") }
+            if ints.contains(where: { $0 < Int(Int32.min) || $0 > Int(Int32.max) }) {
+                note("narrow:" + name, "'\(name)': int64 values beyond int32 were clamped (Core ML computes integers in int32)")
+            }
+            return builder.const(MILConst(type, .ints(ints.map { Int32(clamping: $0) })), name: name)
+        case .bool:
+            guard let bools = c.bools else { throw LoweringRefusal("constant '\(name)' cannot be read as booleans") }
+            return builder.const(MILConst(type, .bools(bools)), name: name)
+        case .fp16, .fp32:
+            guard let floats = c.floats else { throw LoweringRefusal("constant '\(name)' cannot be read as floats") }
+            return builder.const(.floats(floats, type.dtype, shape: type.shape), name: name)
+        default:
+            throw LoweringRefusal("constant '\(name)' of type \(type.dtype) cannot be written")
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import CoreMLExport
+import MLPackage
+
+enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
+    case onnx, coreml
+}
+
+enum ComputePrecision: String, ExpressibleByArgument, CaseIterable {
+    case fp16, fp32
+}
+
+enum ComputeUnitsChoice: String, ExpressibleByArgument, CaseIterable {
+    case all, cpuOnly = "cpu-only", cpuAndGPU = "cpu-and-gpu", cpuAndNeuralEngine = "cpu-and-neural-engine"
+}
+
+/// Options of a Core ML export, shared by `export --format coreml` and `convert -o X.mlpackage`.
+struct CoreMLOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("iOS15…iOS18, macOS12…macOS15, watchOS8…watchOS11 or tvOS15…tvOS18 (default: the lowest target every stored weight encoding needs).",
+                               valueName: "TARGET"))
+    var deploymentTarget: String?
+
+    @Option(help: "fp16 (default: the Neural Engine computes in fp16) or fp32.")
+    var computePrecision: ComputePrecision = .fp16
+
+    @Option(help: "Recommended MLComputeUnits, recorded in the model's metadata: all, cpu-only, cpu-and-gpu, cpu-and-neural-engine.")
+    var computeUnits: ComputeUnitsChoice = .all
+
+    @OptionGroup var inputShape: InputShapeOptions
+
+    func validate() throws {
+        if let t = deploymentTarget, DeploymentTarget(parsing: t) == nil {
+            throw ValidationError("unknown --deployment-target '\(t)'; one of " + DeploymentTarget.names.map(\.0).joined(separator: ", "))
+        }
+    }
+
+    func options(dequantize: Bool) throws -> CoreMLExporter.Options {
+        CoreMLExporter.Options(target: deploymentTarget.flatMap(DeploymentTarget.init(parsing:)),
+                               compute: computePrecision == .fp16 ? .fp16 : .fp32, computeUnits: computeUnits.rawValue,
+                               dequantize: dequantize, inputShapes: inputShape.pins)
+    }
+
+    /// The package's provenance as user-defined metadata: source file, its SHA-256, producer, every option.
+    static func provenance(_ manifest: Manifest) -> [(String, String)] {
+        let p = manifest.provenance
+        var entries: [(String, String)] = [
+            ("com.mlpkg.source", p.source.file), ("com.mlpkg.source.sha256", p.source.sha256),
+            ("com.mlpkg.producer", "\(p.producer.name) \(p.producer.version)"),
+        ]
+        for key in p.options.keys.sorted() { entries.append(("com.mlpkg.option." + key, p.options[key]!)) }
+        return entries
+    }
+
+    func report(_ result: CoreMLExporter.Result, from input: String, to output: String, quiet: Bool) {
+        for note in result.notes { FileHandleOutput.standardError.write("note: \(note)\n") }
+        if quiet { return }
+        let ops = result.operations.values.reduce(0, +)
+        let folded = result.outcomes.filter { $0.verdict == .folded }.count
+        print("\(input) → \(output) (\(result.target), \(ops) MIL ops from \(result.outcomes.count - folded) nodes, \(folded) folded; "
+              + "model.mlmodel \(result.modelBytes) bytes, weight.bin \(result.weightBytes) bytes)")
+    }
+}
