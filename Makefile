@@ -17,9 +17,9 @@ deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libprotobuf-c-dev pkg-config >/dev/null; \
 	fi
 
-## Python test oracles (onnx, onnxruntime, numpy, pytest): test-only, never needed by mlpkg itself.
+## Python test oracles (onnx, onnxruntime, numpy, pytest, coremltools): test-only, never needed by mlpkg itself.
 pydeps:
-	@$(PYTHON) -c "import onnx, onnxruntime, numpy, pytest" 2>/dev/null || \
+	@$(PYTHON) -c "import onnx, onnxruntime, numpy, pytest, coremltools" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 
 build: deps

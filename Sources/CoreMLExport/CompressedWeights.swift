@@ -1,4 +1,5 @@
 import GraphIR
+import Quantization
 
 /// Linear-quantized weights kept compressed in the ML Program:
 /// - int8/uint8 per tensor or per channel → `constexpr_affine_dequantize` (iOS16+): (q − zero point) · scale along
@@ -43,8 +44,17 @@ enum CompressedWeights {
                      builder: MILBuilder) throws(LoweringRefusal) -> MILVar {
         try check(name, tensor, q, target: builder.target)
         let storage = milStorage(q.storage)!
-        guard case .bytes(let scaleBytes) = q.scale.data else { throw LoweringRefusal("'\(name)': scales are not stored as bytes") }
-        let scaleType: MILDataType = q.scale.dataType == .float16 ? .fp16 : .fp32
+        guard case .bytes(let storedScales) = q.scale.data else { throw LoweringRefusal("'\(name)': scales are not stored as bytes") }
+        var scaleType: MILDataType = q.scale.dataType == .float16 ? .fp16 : .fp32
+        var scaleBytes = storedScales
+        if scaleType == .fp16, type.dtype == .fp32 {
+            // fp32 compute: widen fp16 scales (exact), so the weights are rebuilt in fp32 as the package decodes them,
+            // not rounded to fp16 by the constexpr's output type.
+            let wide = OwnedBuffer(uninitializedCount: q.scale.elementCount * 4)
+            Float16Codec.decode(scaleBytes, into: wide)
+            scaleBytes = wide.view
+            scaleType = .fp32
+        }
         let rank = tensor.dims.count
         let data = MILConst(MILTensorType(storage, tensor.dims), .bytes(values))
         let result: MILVar

@@ -97,6 +97,9 @@ public enum CoreMLExporter {
         let opset = Int(model.opsetVersion(domain: "") ?? model.opsetVersion(domain: "ai.onnx") ?? 1)
         let table = ValueTable(types: inference.types, compute: options.compute, target: target)
         for t in graph.initializers { table.addConstant(t.name, ConstantValue(tensor: t)) }
+        for s in graph.sparseInitializers {
+            if let dense = densify(s) { table.addConstant(s.name, ConstantValue(tensor: dense)) }
+        }
         for n in graph.nodes {
             for i in n.inputs where !i.isEmpty { table.use(i) }
             for a in n.attributes { for g in a.value.subgraphs { for r in g.outerScopeReferences { table.use(r) } } }
@@ -126,9 +129,12 @@ public enum CoreMLExporter {
             }
         }
 
+        // Unpinned inputs make every node downstream dynamic: report the inputs alone, with the fix.
+        if failed { return (outcomes, nil) }
         for (index, node) in graph.nodes.enumerated() {
             let verdict = lowerNode(node, inference: inference, table: table, builder: builder, opset: opset, target: target,
-                                    compute: options.compute, emit: !failed)
+                                    compute: options.compute, emit: !failed,
+                                    functions: Set(model.functions.map { $0.domain + ":" + $0.name }))
             if case .refused = verdict { failed = true }
             outcomes.append(CoreMLNodeOutcome(index: index, name: node.name.isEmpty ? node.outputs.first ?? "" : node.name,
                                               opType: node.opType, verdict: verdict))
@@ -188,11 +194,19 @@ public enum CoreMLExporter {
 
     /// One node: folded (all outputs known), lowered (emitted when `emit`), or refused with the reason.
     private static func lowerNode(_ node: Node, inference: ShapeInferenceResult, table: ValueTable, builder: MILBuilder,
-                                  opset: Int, target: DeploymentTarget, compute: MILDataType, emit: Bool) -> CoreMLNodeOutcome.Verdict {
+                                  opset: Int, target: DeploymentTarget, compute: MILDataType, emit: Bool,
+                                  functions: Set<String>) -> CoreMLNodeOutcome.Verdict {
         if node.isConstant, let t = node.constantTensor, let out = node.outputs.first {
             var tensor = t
             tensor.name = out
             table.addConstant(out, ConstantValue(tensor: tensor))
+            return .folded
+        }
+        if node.isConstant, let sparse = node.constantSparseTensor, let out = node.outputs.first {
+            guard let dense = densify(sparse) else {
+                return .refused(LoweringRefusal("sparse constant with indices Core ML cannot densify"))
+            }
+            table.addConstant(out, ConstantValue(tensor: dense))
             return .folded
         }
         let present = node.outputs.filter { !$0.isEmpty }
@@ -203,6 +217,9 @@ public enum CoreMLExporter {
         let view = NodeView(node: node, opset: opset, target: target, compute: compute, values: table)
         do throws(LoweringRefusal) {
             guard node.domain.isEmpty || node.domain == "ai.onnx" else {
+                if functions.contains(node.domain + ":" + node.opType) {
+                    throw LoweringRefusal("model-local function \(node.domain):\(node.opType) is not inlined for Core ML")
+                }
                 throw LoweringRefusal("custom domain '\(node.domain)' has no Core ML lowering")
             }
             guard !node.attributes.contains(where: { !$0.value.subgraphs.isEmpty }) else {
@@ -265,6 +282,33 @@ public enum CoreMLExporter {
         for op in lowered.builder.operations { counts[op.type, default: 0] += 1 }
         return Result(target: lowered.target, modelBytes: bytes.count, weightBytes: lowered.blobs.size, operations: counts,
                       outcomes: outcomes, notes: lowered.notes, renamed: lowered.renamed)
+    }
+
+    /// A sparse constant as a dense float/int tensor (linear or coordinate indices), zeros elsewhere.
+    static func densify(_ s: SparseTensor) -> Tensor? {
+        guard let count = Tensor.elementCount(of: s.dims), count <= 1 << 24, let width = s.values.dataType.bitWidth, width % 8 == 0,
+              case .bytes(let values) = s.values.data, case .bytes(let indexBytes) = s.indices.data,
+              s.indices.dataType == .int64 else { return nil }
+        let bytesPer = width / 8
+        let n = s.values.elementCount
+        let rank = s.dims.count
+        let out = OwnedBuffer(count: count * bytesPer)
+        for k in 0..<n {
+            var linear = 0
+            if s.indices.dims.count == 1 {
+                linear = Int(indexBytes.bytes.loadUnaligned(fromByteOffset: k * 8, as: Int64.self))
+            } else {
+                for d in 0..<rank {
+                    let i = Int(indexBytes.bytes.loadUnaligned(fromByteOffset: (k * rank + d) * 8, as: Int64.self))
+                    guard i >= 0, i < s.dims[d] else { return nil }
+                    linear = linear * s.dims[d] + i
+                }
+            }
+            guard linear >= 0, linear < count else { return nil }
+            out.mutableBytes.baseAddress!.advanced(by: linear * bytesPer)
+                .copyMemory(from: values.bytes.baseAddress!.advanced(by: k * bytesPer), byteCount: bytesPer)
+        }
+        return Tensor(name: s.name, dataType: s.values.dataType, dims: s.dims, data: .bytes(out.view))
     }
 
     /// Every compressed tensor decoded to floats (`--dequantize`).

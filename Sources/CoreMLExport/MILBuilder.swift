@@ -79,11 +79,11 @@ public final class MILBuilder {
 
     /// How a constant is stored: weight.bin when large and of a type blob storage takes at this target.
     func value(_ c: MILConst) -> MILValue {
-        guard c.type.count >= Self.blobThreshold, let _ = c.type.dtype.blobType else { return .immediate(c) }
+        guard c.type.count >= Self.blobThreshold, let _ = c.type.dtype.blobType else { return .immediate(Self.immediateForm(c)) }
         switch c.type.dtype {
         case .fp16, .fp32, .int8, .uint8: break
-        case .int4, .uint4, .int16, .uint16, .int32: guard target >= .iOS18 else { return .immediate(c) }
-        default: return .immediate(c)
+        case .int4, .uint4, .int16, .uint16, .int32: guard target >= .iOS18 else { return .immediate(Self.immediateForm(c)) }
+        default: return .immediate(Self.immediateForm(c))
         }
         let bytes: ByteView
         switch c.data {
@@ -93,6 +93,23 @@ public final class MILBuilder {
         case .bools, .strings: return .immediate(c)
         }
         return .blob(c.type, offset: blobs.add(c.type.dtype, bytes, elements: c.type.count))
+    }
+
+    /// Inline values in the field MIL reads for their type: fp32 in `floats`, int32 in `ints`, bool in `bools`;
+    /// fp16, 8-bit and sub-byte types stay packed in `bytes` (coremltools' milproto serializer does the same).
+    static func immediateForm(_ c: MILConst) -> MILConst {
+        guard case .bytes(let view) = c.data else { return c }
+        let n = c.type.count
+        switch c.type.dtype {
+        case .fp32:
+            return MILConst(c.type, .floats((0..<n).map { view.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }))
+        case .int32:
+            return MILConst(c.type, .ints((0..<n).map { view.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self) }))
+        case .bool:
+            return MILConst(c.type, .bools((0..<n).map { view.bytes[$0] != 0 }))
+        default:
+            return c
+        }
     }
 
     /// Emits `const` and returns its variable.

