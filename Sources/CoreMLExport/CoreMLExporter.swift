@@ -19,6 +19,8 @@ public struct CoreMLNodeOutcome: Sendable, Equatable {
     public var name: String
     public var opType: String
     public var verdict: Verdict
+    /// The node's first output (how the audit matches nodes; folding may renumber them).
+    public var outputName: String = ""
 }
 
 /// A node that cannot be exported, for the error message.
@@ -137,7 +139,7 @@ public enum CoreMLExporter {
                                     functions: Set(model.functions.map { $0.domain + ":" + $0.name }))
             if case .refused = verdict { failed = true }
             outcomes.append(CoreMLNodeOutcome(index: index, name: node.name.isEmpty ? node.outputs.first ?? "" : node.name,
-                                              opType: node.opType, verdict: verdict))
+                                              opType: node.opType, verdict: verdict, outputName: node.outputs.first ?? ""))
         }
         guard !failed else { return (outcomes, nil) }
 

@@ -1232,14 +1232,26 @@ def _expand_dims(a: Args) -> np.ndarray:
     return x.reshape(shape)
 
 
+def _wrap_indices(a: Args, ind: np.ndarray, dim: int) -> np.ndarray:
+    """iOS15/16: indices in [-dim, dim), negative ones counted from the end. iOS17+: only
+    [0, dim) (the iOS17 gather ops call negative indices out of bounds, with undefined
+    results), so negative indices are refused."""
+    if np.any(ind < 0):
+        if a.ios >= 17:
+            raise MILFormatError(f"op {a.op_name}: negative gather indices are out of bounds "
+                                 f"from iOS17 on")
+        ind = np.where(ind < 0, ind + dim, ind)
+    if np.any((ind < 0) | (ind >= dim)):
+        raise MILFormatError(f"op {a.op_name}: gather index out of range for dimension {dim}")
+    return ind
+
+
 def _gather(a: Args) -> np.ndarray:
     x = np.asarray(a["x"])
     ind = np.asarray(a["indices"]).astype(np.int64)
     ax = _norm_axis(int(a.scalar("axis", 0)), x.ndim)
     bd = int(a.scalar("batch_dims", 0))
-    ind = np.where(ind < 0, ind + x.shape[ax], ind)
-    if np.any((ind < 0) | (ind >= x.shape[ax])):
-        raise MILFormatError(f"gather: index out of range for dimension {x.shape[ax]}")
+    ind = _wrap_indices(a, ind, x.shape[ax])
     if bd == 0:
         return np.take(x, ind, axis=ax)
     batch = x.shape[:bd]
@@ -1253,7 +1265,7 @@ def _gather_along_axis(a: Args) -> np.ndarray:
     x = np.asarray(a["x"])
     ind = np.asarray(a["indices"]).astype(np.int64)
     ax = _norm_axis(int(a.scalar("axis", 0)), x.ndim)
-    ind = np.where(ind < 0, ind + x.shape[ax], ind)
+    ind = _wrap_indices(a, ind, x.shape[ax])
     return np.take_along_axis(x, ind, axis=ax)
 
 
@@ -1412,7 +1424,7 @@ def resize_grid(mode: str, n_in: int, n_out: int) -> np.ndarray:
         g = i * n_in / n_out
     elif mode == "OFFSET_CORNERS":
         delta = max(1, n_in - 1) / n_out
-        g = 0.5 * delta + i * delta
+        g = i * delta
     elif mode == "UNALIGN_CORNERS":
         g = (i + 0.5) * n_in / n_out - 0.5
     else:
