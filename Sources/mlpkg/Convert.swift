@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Audit
 import GraphIR
 import Inspection
@@ -62,6 +63,9 @@ struct Convert: ParsableCommand {
 
     @OptionGroup var inputShape: InputShapeOptions
 
+    @OptionGroup(title: "Core ML (when -o names a .mlpackage: convert, then export --format coreml in one step)")
+    var coreML: CoreMLOptions
+
     @Flag(help: "Keep the graph as imported: no constant folding or dead-node elimination (shapes are still inferred).")
     var noFold = false
 
@@ -93,6 +97,42 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
+        if output.hasSuffix(".mlpackage") || output.hasSuffix(".mlpackage/") {
+            try convertToCoreML()
+            return
+        }
+        try convert(to: output)
+    }
+
+    /// `-o X.mlpackage`: the package is written to a private temporary folder, exported, then removed.
+    private func convertToCoreML() throws {
+        guard !json else { throw ValidationError("--json applies to .mlpkg output") }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("mlpkg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        do {
+            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: false)
+        } catch {
+            throw CommandFailure("\(output): cannot create a temporary folder in \(FileManager.default.temporaryDirectory.path)")
+        }
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let package = scratch.appendingPathComponent("model.mlpkg").path
+        do {
+            _ = try PackageConverter.convert(input: model, output: package, options: conversionOptions(audit: nil))
+            try coreML.export(package: package, to: output, dequantize: false, inputShapes: inputShape.pins,
+                              computeUnits: "all", quiet: quiet, reportedInput: model)
+        } catch let error as InputShapeError {
+            throw UsageFailure(message: "\(model): \(error)")
+        } catch {
+            throw CommandFailure(error)
+        }
+    }
+
+    private func conversionOptions(audit: AuditOptions?) -> PackageConverter.Options {
+        .init(weights: weights, minElements: minElements, granularity: granularity, blockSize: blockSize,
+              symmetric: symmetry == .symmetric, scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float },
+              fold: !noFold, inputShapes: inputShape.pins, audit: audit)
+    }
+
+    private func convert(to output: String) throws {
         let audit = profileOptions.requested ? try profileOptions.auditOptions(inputShapes: inputShape.pins) : nil
         let result: PackageConverter.Result
         do {

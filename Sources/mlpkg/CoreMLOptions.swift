@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoreMLExport
 import MLPackage
+import Passes
 
 enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
     case onnx, coreml
@@ -23,21 +24,26 @@ struct CoreMLOptions: ParsableArguments {
     @Option(help: "fp16 (default: the Neural Engine computes in fp16) or fp32.")
     var computePrecision: ComputePrecision = .fp16
 
-    @Option(help: "Recommended MLComputeUnits, recorded in the model's metadata: all, cpu-only, cpu-and-gpu, cpu-and-neural-engine.")
-    var computeUnits: ComputeUnitsChoice = .all
-
-    @OptionGroup var inputShape: InputShapeOptions
-
     func validate() throws {
         if let t = deploymentTarget, DeploymentTarget(parsing: t) == nil {
             throw ValidationError("unknown --deployment-target '\(t)'; one of " + DeploymentTarget.names.map(\.0).joined(separator: ", "))
         }
     }
 
-    func options(dequantize: Bool) throws -> CoreMLExporter.Options {
+    func options(dequantize: Bool, inputShapes: InputShapes, computeUnits: String) -> CoreMLExporter.Options {
         CoreMLExporter.Options(target: deploymentTarget.flatMap(DeploymentTarget.init(parsing:)),
-                               compute: computePrecision == .fp16 ? .fp16 : .fp32, computeUnits: computeUnits.rawValue,
-                               dequantize: dequantize, inputShapes: inputShape.pins)
+                               compute: computePrecision == .fp16 ? .fp16 : .fp32, computeUnits: computeUnits,
+                               dequantize: dequantize, inputShapes: inputShapes)
+    }
+
+    /// Writes `package` as a Core ML model at `output`.
+    func export(package: String, to output: String, dequantize: Bool, inputShapes: InputShapes, computeUnits: String,
+                quiet: Bool, reportedInput: String? = nil) throws {
+        let loaded = try PackageReader.load(path: package, checksums: true)
+        var options = options(dequantize: dequantize, inputShapes: inputShapes, computeUnits: computeUnits)
+        options.metadata = Self.provenance(loaded.manifest)
+        let result = try CoreMLExporter.export(loaded.model, to: output, options: options)
+        report(result, from: reportedInput ?? package, to: output, quiet: quiet)
     }
 
     /// The package's provenance as user-defined metadata: source file, its SHA-256, producer, every option.
@@ -59,4 +65,10 @@ struct CoreMLOptions: ParsableArguments {
         print("\(input) → \(output) (\(result.target), \(ops) MIL ops from \(result.outcomes.count - folded) nodes, \(folded) folded; "
               + "model.mlmodel \(result.modelBytes) bytes, weight.bin \(result.weightBytes) bytes)")
     }
+}
+
+/// `export --compute-units`: the MLComputeUnits recommendation written into the model's metadata.
+struct RecommendedComputeUnits: ParsableArguments {
+    @Option(help: "Recommended MLComputeUnits, recorded in the model's metadata: all, cpu-only, cpu-and-gpu, cpu-and-neural-engine.")
+    var computeUnits: ComputeUnitsChoice = .all
 }

@@ -38,6 +38,10 @@ struct Export: ParsableCommand {
     @OptionGroup(title: "Core ML (--format coreml)")
     var coreML: CoreMLOptions
 
+    @OptionGroup var inputShape: InputShapeOptions
+
+    @OptionGroup var recommended: RecommendedComputeUnits
+
     @Flag(help: "Write encoded weights as float32 instead of their stored form plus a Cast.")
     var dequantize = false
 
@@ -50,18 +54,14 @@ struct Export: ParsableCommand {
     func run() throws {
         if format == .coreml {
             do {
-                let loaded = try PackageReader.load(path: package, checksums: true)
-                var options = try coreML.options(dequantize: dequantize)
-                options.metadata = CoreMLOptions.provenance(loaded.manifest)
-                let result = try CoreMLExporter.export(loaded.model, to: output, options: options)
-                coreML.report(result, from: package, to: output, quiet: quiet)
-            } catch let failure as UsageFailure {
-                throw failure
+                try coreML.export(package: package, to: output, dequantize: dequantize, inputShapes: inputShape.pins,
+                                 computeUnits: recommended.computeUnits.rawValue, quiet: quiet)
             } catch {
                 throw CommandFailure(error)
             }
             return
         }
+        guard inputShape.inputShapes.isEmpty else { throw ValidationError("--input-shape applies to --format coreml") }
         do {
             let loaded = try PackageReader.load(path: package, checksums: true)
             let result = try ONNXExporter.export(loaded.model, to: output,

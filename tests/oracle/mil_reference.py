@@ -1424,7 +1424,7 @@ def resize_grid(mode: str, n_in: int, n_out: int) -> np.ndarray:
         g = i * n_in / n_out
     elif mode == "OFFSET_CORNERS":
         delta = max(1, n_in - 1) / n_out
-        g = i * delta
+        g = 0.5 * delta + i * delta
     elif mode == "UNALIGN_CORNERS":
         g = (i + 0.5) * n_in / n_out - 0.5
     else:

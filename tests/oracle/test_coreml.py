@@ -322,3 +322,27 @@ def test_refuses_to_replace_unrelated_folder(mlpkg, tmp_path):
     r = run([str(mlpkg), "export", str(pkg), "--format", "coreml", "-o", str(victim), "--input-shape", "input=1,3,32,32"], tmp_path)
     assert r.returncode == 1
     assert (victim / "notes.txt").read_text() == "mine"
+
+
+def test_convert_to_mlpackage_in_one_step(mlpkg, tmp_path):
+    """`convert model.onnx -o X.mlpackage` gives the same bytes as convert + export, and leaves no temporary."""
+    one = tmp_path / "One.mlpackage"
+    r = run([str(mlpkg), "convert", str(FIXTURES / "transformer.onnx"), "-o", str(one), "--weights", "int4",
+             "--input-shape", "tokens=1,8,64", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    pkg = tmp_path / "t.mlpkg"
+    r = run([str(mlpkg), "convert", str(FIXTURES / "transformer.onnx"), "-o", str(pkg), "--weights", "int4",
+             "--input-shape", "tokens=1,8,64", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    two = export(mlpkg, tmp_path, pkg, tmp_path / "Two.mlpackage", MODELS["transformer"], None, "fp16")
+    assert tree_digest(one) == tree_digest(two)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["One.mlpackage", "Two.mlpackage", "t.mlpkg"]
+
+
+def test_compute_units_recorded(mlpkg, tmp_path):
+    pkg = convert(mlpkg, tmp_path, "cnn", "fp16")
+    out = tmp_path / "C.mlpackage"
+    r = run([str(mlpkg), "export", str(pkg), "--format", "coreml", "-o", str(out), "--compute-units", "cpu-and-neural-engine",
+             "--input-shape", "input=1,3,32,32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert dict(load_spec(out).description.metadata.userDefined)["com.mlpkg.computeUnits"] == "cpu-and-neural-engine"

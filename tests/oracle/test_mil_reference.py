@@ -735,6 +735,11 @@ def _pool_cases() -> None:
                        size=[8, 8])
             _pool_case(op, 47, 1, "custom", [1, 1], (2,), (2,), ceil=True, exclude=exclude,
                        size=[8])
+            # ceil_mode windows starting past input + pad_before are dropped (5 -> 3, not 4)
+            _pool_case(op, 50, 1, "custom", [1, 1], (2,), (2,), ceil=True, exclude=exclude,
+                       size=[5])
+            _pool_case(op, 51, 2, "custom", [1, 1, 2, 2], (2, 3), (2, 3), ceil=True,
+                       exclude=exclude, size=[5, 7])
             if op != "l2_pool":
                 _pool_case(op, 48, 3, "custom", [1, 0, 0, 1, 1, 1], (2, 3, 2), (1, 2, 2),
                            exclude=exclude, size=[4, 6, 5])
