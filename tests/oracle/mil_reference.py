@@ -30,6 +30,23 @@ result's shape is checked against the declared output shape where that is static
 An unknown op type raises NotImplementedError(op_type). `run_op` runs one op function on
 given inputs (used by the tests to compare each op with coremltools' value inference and with
 onnxruntime).
+
+Where the MIL definitions leave room, this evaluator chooses (and test_mil_reference.py pins):
+  * conv/pool pad_type `same`: total pad max(0, s*ceil(i/s) - i + k_eff - s), the odd element
+    after (as ONNX SAME_UPPER); `same_lower` puts it before. conv's docstring contradicts itself
+    here; coremltools' type inference only fixes the total.
+  * conv_transpose: `same` crops F - out (F the full transposed output, out = in*stride or
+    output_shape) like `same` pads; with output_shape, `valid` keeps [0, out) and `custom`
+    starts at pad[2i] (zeros past F), as TensorFlow's conv2d_transpose.
+  * pool ceil_mode: the last window is dropped when it starts at or past input + pad_before and
+    there is padding (coremltools' shape rule); avg_pool's divisor counts the window positions
+    inside the padded extent (or the input, exclude_padding_from_average), as PyTorch.
+  * resize_nearest_neighbor samples input floor(i * in / out) (upsample_nearest_neighbor with
+    scale out/in); the definition does not say. All readings agree for whole-number upsampling.
+  * upsample_nearest_neighbor samples floor(i / scale).
+  * topk/argsort: stable (lower index first among equal values).
+  * gather/gather_along_axis: negative indices wrap before iOS17 and are refused from iOS17 on.
+  * one_hot: indices outside [0, size) give an all-off vector.
 """
 
 from __future__ import annotations

@@ -32,29 +32,24 @@ from __future__ import annotations
 
 import math
 import shutil
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
 
+import coremltools as ct  # prints "Failed to load libcoremlpython" on Linux: harmless
 import numpy as np
+import onnxruntime as ort
 import pytest
+from coremltools.converters.mil import Builder as mb
+from coremltools.converters.mil.mil import Operation as _MILOperation
+from coremltools.converters.mil.mil import types as _types
+from coremltools.converters.mil.mil.ops.registry import SSAOpRegistry
+from onnx import TensorProto, helper
 
-warnings.filterwarnings("ignore", message=".*libcoremlpython.*")
-
-import coremltools as ct  # noqa: E402
-import onnx  # noqa: E402
-import onnxruntime as ort  # noqa: E402
-from coremltools.converters.mil import Builder as mb  # noqa: E402
-from coremltools.converters.mil.mil import Operation as _MILOperation  # noqa: E402
-from coremltools.converters.mil.mil import types as _types  # noqa: E402
-from coremltools.converters.mil.mil.ops.registry import SSAOpRegistry  # noqa: E402
-from onnx import TensorProto, helper  # noqa: E402
-
-import mil_reference as mr  # noqa: E402
+import mil_reference as mr
 
 IOS = {15: ct.target.iOS15, 16: ct.target.iOS16, 17: ct.target.iOS17, 18: ct.target.iOS18}
-OPSET_OF_TARGET = {ct.target.iOS15: 15, ct.target.iOS16: 16, ct.target.iOS17: 17,
-                   ct.target.iOS18: 18}
 INT4 = _types.np_int4_dtype
 UINT = {1: _types.np_uint1_dtype, 2: _types.np_uint2_dtype, 3: _types.np_uint3_dtype,
         4: _types.np_uint4_dtype, 6: _types.np_uint6_dtype, 8: np.dtype(np.uint8)}
@@ -95,30 +90,21 @@ def assert_close(got: Any, ref: Any, what: str, acc: bool = False) -> None:
                                err_msg=what)
 
 
-def mil_dtype_of(var) -> str:
-    return _types.builtin_to_string(var.dtype)
-
-
 def coreml_reference(op: str, kwargs: dict[str, Any], ios: int) -> tuple[list[Any], list[str]]:
     """Build `op` with coremltools' builder on constant inputs; return the values coremltools
     infers for its outputs (value_inference, or materialized_val_inference for constexpr ops)
     and their MIL dtypes."""
     got: dict[str, Any] = {}
-    with np.errstate(all="ignore"):
-        return _coreml_reference(op, kwargs, ios, got)
-
-
-def _coreml_reference(op: str, kwargs: dict[str, Any], ios: int,
-                      got: dict[str, Any]) -> tuple[list[Any], list[str]]:
 
     @mb.program(input_specs=[], opset_version=IOS[ios])
     def _prog():
         res = getattr(mb, op)(**kwargs)
         outs = list(res) if isinstance(res, (list, tuple)) else [res]
-        vals = [v.val for v in outs]
         if op.startswith("constexpr_"):
-            vals = [outs[0].op.materialized_val_inference()]
-        got["vals"], got["dtypes"] = vals, [mil_dtype_of(v) for v in outs]
+            got["vals"] = [outs[0].op.materialized_val_inference()]
+        else:
+            got["vals"] = [v.val for v in outs]
+        got["dtypes"] = [_types.builtin_to_string(v.dtype) for v in outs]
         return mb.const(val=np.float32(0))
 
     for v in got["vals"]:
@@ -126,17 +112,13 @@ def _coreml_reference(op: str, kwargs: dict[str, Any], ios: int,
     return got["vals"], got["dtypes"]
 
 
-SUB_BYTE_NAMES = {INT4: "int4", **{UINT[b]: f"uint{b}" for b in (1, 2, 3, 4, 6)}}
-
-
 def in_dtypes_of(kwargs: dict[str, Any]) -> dict[str, str]:
+    """MIL dtype names of coremltools' sub-byte numpy dtypes (int8/uint8 with metadata)."""
     out = {}
     for k, v in kwargs.items():
-        if isinstance(v, np.ndarray):
-            for dt, name in SUB_BYTE_NAMES.items():
-                if v.dtype is dt or (v.dtype.metadata is not None and dt.metadata is not None
-                                     and v.dtype.metadata == dt.metadata):
-                    out[k] = name
+        md = v.dtype.metadata if isinstance(v, np.ndarray) else None
+        if md and _types.SUB_BYTE_DTYPE_METADATA_KEY in md:
+            out[k] = _types.builtin_to_string(md[_types.SUB_BYTE_DTYPE_METADATA_KEY])
     return out
 
 
@@ -422,7 +404,7 @@ def _shape_cases() -> None:
     vi("const", tag="fp16", val=z.astype(np.float16))
     distinct = g.permutation(60).reshape(3, 4, 5).astype(np.float32)
     vi("topk", tag="default", x=distinct)
-    vi("topk", tag="k3-axis0-asc", x=distinct, k=2, axis=0, ascending=True)
+    vi("topk", tag="k2-axis0-asc", x=distinct, k=2, axis=0, ascending=True)
     vi("topk", tag="int32", x=distinct.astype(np.int32), k=3, axis=-2)
     vi("topk", tag="ios16-values-only", ios=16, x=distinct, k=4, return_indices=False)
     vi("argsort", tag="desc", x=distinct)
@@ -500,7 +482,8 @@ _constexpr_cases()
 
 @pytest.mark.parametrize("op,kwargs,ios,acc", VI_CASES)
 def test_value_inference(op: str, kwargs: dict[str, Any], ios: int, acc: bool) -> None:
-    ref_vals, ref_dtypes = coreml_reference(op, kwargs, ios)
+    with np.errstate(all="ignore"):
+        ref_vals, ref_dtypes = coreml_reference(op, kwargs, ios)
     got = mr.run_op(op, {k: plain(v) for k, v in kwargs.items()}, ios=ios,
                     out_dtypes=ref_dtypes, in_dtypes=in_dtypes_of(kwargs))
     got = list(got) if isinstance(got, tuple) else [got]
@@ -955,6 +938,12 @@ def test_onnxruntime(op: str, fn) -> None:
     assert_close(got, ref, op, acc=True)
 
 
+def test_every_op_is_cross_checked() -> None:
+    """Every op of the registry has value-inference or onnxruntime cases."""
+    checked = {p.values[0] for p in VI_CASES} | {p.values[0] for p in ORT_CASES}
+    assert set(mr.OPS) - checked == set(), f"unchecked ops: {set(mr.OPS) - checked}"
+
+
 # ----------------------------------------------------------------------------------------------
 # semantics stated by the MIL definitions themselves
 # ----------------------------------------------------------------------------------------------
@@ -976,13 +965,17 @@ def test_resize_bilinear_grid_examples() -> None:
     for (mode, n_out), pts in doc.items():
         np.testing.assert_allclose(mr.resize_grid(mode, 2, n_out), pts, atol=0.006,
                                    err_msg=f"{mode} Xout={n_out}")
-    # Xout = 1: ALIGN_CORNERS samples the middle, STRICT_ALIGN_CORNERS the first pixel
+    # Xout = 1: ALIGN_CORNERS samples the middle; STRICT_ALIGN_CORNERS' formula is 0/0 there,
+    # the evaluator samples pixel 0 (as TensorFlow's align_corners does)
     assert mr.resize_grid("ALIGN_CORNERS", 5, 1).tolist() == [2.0]
     assert mr.resize_grid("STRICT_ALIGN_CORNERS", 5, 1).tolist() == [0.0]
-    x = np.arange(2, dtype=np.float32).reshape(1, 1, 2) * np.ones((1, 1, 1), np.float32)
-    y = mr.run_op("resize_bilinear", dict(x=x.reshape(1, 1, 2).repeat(2, axis=1), target_size_height=2,
-                                          target_size_width=5, sampling_mode="OFFSET_CORNERS"))
-    np.testing.assert_allclose(y[0, 0], [0.1, 0.3, 0.5, 0.7, 0.9], atol=1e-12)
+    # on a ramp 0, 1 the interpolated values are the grid points themselves
+    x = np.tile(np.array([0, 1], np.float32), (1, 2, 1))
+    for (mode, n_out), pts in doc.items():
+        y = mr.run_op("resize_bilinear", dict(x=x, target_size_height=2, target_size_width=n_out,
+                                              sampling_mode=mode))
+        np.testing.assert_allclose(y[0, 0], mr.resize_grid(mode, 2, n_out), atol=1e-12)
+        np.testing.assert_allclose(y[0, 1], pts, atol=0.006)
 
 
 def test_layer_norm_default_axes() -> None:
@@ -1197,27 +1190,27 @@ def test_end_to_end_constexpr_ios16(tmp_path: Path) -> None:
 
 def test_end_to_end_constexpr_ios18(tmp_path: Path) -> None:
     """Sub-byte blobs written by coremltools: int4/uint4/int8/uint8 data and uint1/2/3/4/6
-    indices, parameters passed as op inputs (iOS18)."""
+    indices (63 elements each, so the sub-byte blobs end in a partial byte and carry
+    padding_size_in_bits), parameters passed as op inputs bound to values (iOS18)."""
     g = rng(170)
-    x = f32(g, 2, 12)
+    x = f32(g, 2, 9)
     ws: list[np.ndarray] = []
     specs = []
-    for dt, lo, hi, tag in ((INT4, -8, 8, "int4"), (UINT[4], 0, 16, "uint4"),
-                            (np.int8, -128, 128, "int8"), (np.uint8, 0, 256, "uint8")):
-        data = g.integers(lo, hi, (8, 12)).astype(dt)
-        scale = f32(g, 4, 3, lo=0.01, hi=0.1)
-        offset = g.integers(lo, hi, (4, 3)).astype(dt)
+    for dt, lo, hi in ((INT4, -8, 8), (UINT[4], 0, 16), (np.int8, -128, 128), (np.uint8, 0, 256)):
+        data = g.integers(lo, hi, (7, 9)).astype(dt)
+        scale = f32(g, 7, 3, lo=0.01, hi=0.1)
+        offset = g.integers(lo, hi, (7, 3)).astype(dt)
         specs.append(("bss", data, scale, offset))
-        ws.append(np.repeat(np.repeat(scale.astype(np.float64), 2, 0), 4, 1)
-                  * (data.astype(np.float64) - np.repeat(np.repeat(offset.astype(np.float64), 2, 0), 4, 1)))
+        ws.append(np.repeat(scale.astype(np.float64), 3, 1)
+                  * (data.astype(np.float64) - np.repeat(offset.astype(np.float64), 3, 1)))
     for nbits in (1, 2, 3, 4, 6):
-        ind = g.integers(0, 2 ** nbits, (8, 12)).astype(UINT[nbits])
-        lut = f32(g, 2, 1, 2 ** nbits, 1)
+        ind = g.integers(0, 2 ** nbits, (7, 9)).astype(UINT[nbits])
+        lut = f32(g, 1, 3, 2 ** nbits, 1)
         specs.append(("lut", ind, lut, None))
-        grp = (np.arange(8) // 4)[:, None]
-        ws.append(lut[grp, 0, ind.astype(np.int64), 0].astype(np.float64))
+        grp = (np.arange(9) // 3)[None, :]
+        ws.append(lut[0, grp, ind.astype(np.int64), 0].astype(np.float64))
 
-    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 12))], opset_version=ct.target.iOS18)
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 9))], opset_version=ct.target.iOS18)
     def prog(x):
         outs = []
         for kind, a, b, c in specs:
@@ -1233,7 +1226,7 @@ def test_end_to_end_constexpr_ios18(tmp_path: Path) -> None:
     assert p.ios == 18
     ce = [o for o in p.operations if o.type.startswith("constexpr_")]
     assert len(ce) == len(specs)
-    for o in ce:
+    for o in ce:   # iOS18 form: parameters are inputs bound to values, no attributes
         assert not o.attributes and all(b.name is None for bl in o.inputs.values() for b in bl)
     stored = [o.inputs["data" if "data" in o.inputs else "indices"][0].dtype for o in ce]
     assert stored == ["int4", "uint4", "int8", "uint8", "uint1", "uint2", "uint3", "uint4", "uint6"]
@@ -1289,12 +1282,12 @@ def test_blob_reader_synthetic(tmp_path: Path) -> None:
                 g.integers(np.iinfo(dt).min, np.iinfo(dt).max, n, endpoint=True).astype(dt)
             raw = expect.astype(dt.newbyteorder("<")).tobytes()
         cases.append((name, raw, expect))
-    blob = bytearray(struct_pack("<II", len(cases), 2) + bytes(56))
+    blob = bytearray(struct.pack("<II", len(cases), 2) + bytes(56))
     offsets = []
     for name, raw, _ in cases:
         off = len(blob)
         data_off = off + 64
-        meta = struct_pack("<IIQQQ", 0xDEADBEEF, {v: k for k, v in mr.BLOB_DATATYPE.items()}[name],
+        meta = struct.pack("<IIQQQ", 0xDEADBEEF, {v: k for k, v in mr.BLOB_DATATYPE.items()}[name],
                            len(raw), data_off, 0) + bytes(32)
         blob += meta + raw + bytes((-len(raw)) % 64)
         offsets.append(off)
@@ -1312,6 +1305,29 @@ def test_blob_reader_synthetic(tmp_path: Path) -> None:
         reader.read("@model_path/weights/weight.bin", offsets[1], cases[1][0], 1000)
 
 
-def struct_pack(fmt: str, *vals: int) -> bytes:
-    import struct
-    return struct.pack(fmt, *vals)
+def test_immediate_values(tmp_path: Path) -> None:
+    """Small constants stay immediate values in model.mlmodel, in the field coremltools picks
+    per dtype (uint16/int16 in ints, uint8/fp16 in bytes, bool in bools)."""
+    x = np.array([0.5, -1.25, 2.0, 3.5], np.float32)
+    fp16_w = np.array([1.5, -2, 0.25, 4], np.float16)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(4,))], opset_version=ct.target.iOS17)
+    def prog(x):
+        a = mb.gather(x=x, indices=np.array([3, 0, 1], np.uint16))
+        b = mb.gather(x=x, indices=np.array([2, 2], np.int8))
+        c = mb.gather(x=x, indices=np.array([1], np.uint8))
+        d = mb.reshape(x=x, shape=np.array([2, 2], np.int16))
+        e = mb.select(cond=np.array([True, False, True, False]), a=x, b=np.float32(-1))
+        f = mb.mul(x=mb.cast(x=x, dtype="fp16"), y=fp16_w)
+        return a, b, c, d, e, f
+
+    pkg = save_program(prog, 17, tmp_path)
+    p = mr.load_program(pkg)
+    seen = {b.dtype for o in p.operations for b in o.attributes.values()}
+    assert {"uint16", "uint8", "int16", "bool", "fp16"} <= seen, seen  # (int8 indices -> int32)
+    outs = [mr.evaluate(pkg, {"x": x})[n] for n in p.outputs]
+    expect = [x[[3, 0, 1]], x[[2, 2]], x[[1]], x.reshape(2, 2), np.where([1, 0, 1, 0], x, -1),
+              (x.astype(np.float16) * fp16_w).astype(np.float16)]
+    for got, exp in zip(outs, expect):
+        assert got.dtype == exp.dtype
+        np.testing.assert_array_equal(got, exp)
