@@ -83,6 +83,14 @@ public enum CoreMLExporter {
         guard !dequantize else { return .iOS15 }
         var target = DeploymentTarget.iOS15
         for t in model.graph.initializers { if case .linear(let q) = t.encoding { target = max(target, CompressedWeights.minimumTarget(q)) } }
+        // A QDQ model's constant DequantizeLinear becomes the same constexpr ops.
+        let stored = Dictionary(model.graph.initializers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for n in model.graph.nodes where n.opType == "DequantizeLinear" && n.domain.isEmpty {
+            guard let data = n.inputs.first.flatMap({ stored[$0] }) else { continue }
+            let blocked: Bool
+            if case .int(let b)? = n.attribute("block_size")?.value { blocked = b > 0 } else { blocked = false }
+            target = max(target, blocked || data.dataType == .int4 || data.dataType == .uint4 ? .iOS18 : .iOS16)
+        }
         return target
     }
 
@@ -186,8 +194,8 @@ public enum CoreMLExporter {
             let (interface, needsCast) = interfaceType(v.type, target: target)
             let result = needsCast
                 ? builder.op1("cast", name: name + "_cast", [("x", .v(v)), ("dtype", .c(.scalar(interface.dtype.description)))],
-                              output: interface, outputName: name)
-                : builder.op1("identity", name: name + "_out", [("x", .v(v))], output: interface, outputName: name)
+                              output: interface, outputName: name, interface: true)
+                : builder.op1("identity", name: name + "_out", [("x", .v(v))], output: interface, outputName: name, interface: true)
             return .success(FeatureDescription(name: result.name, type: interface, shortDescription: ""))
         } catch {
             return .failure(error)

@@ -123,7 +123,7 @@ public final class MILBuilder {
 
     /// Emits an op; constant parameters become const ops named after the op and the parameter.
     public func op(_ type: String, name base: String, _ params: [(String, MILArg)], outputs: [MILTensorType],
-                   outputNames: [String]? = nil) -> [MILVar] {
+                   outputNames: [String]? = nil, interface: Bool = false) -> [MILVar] {
         let opName = name(base)
         var inputs: [(String, [MILBinding])] = []
         for (param, arg) in params {
@@ -135,7 +135,7 @@ public final class MILBuilder {
         }
         let outs: [MILVar] = outputs.enumerated().map { i, t in
             let n = outputNames.map { $0[i] } ?? (outputs.count == 1 ? opName : "\(opName)_\(i)")
-            if n != opName, interface.remove(n) != nil { return MILVar(name: n, type: t) }
+            if interface, n != opName, self.interface.remove(n) != nil { return MILVar(name: n, type: t) }
             return MILVar(name: n == opName ? n : name(n), type: t)
         }
         operations.append(MILOperation(type: type, inputs: inputs, outputs: outs,
@@ -145,8 +145,8 @@ public final class MILBuilder {
 
     /// An op with one output.
     public func op1(_ type: String, name: String, _ params: [(String, MILArg)], output: MILTensorType,
-                    outputName: String? = nil) -> MILVar {
-        op(type, name: name, params, outputs: [output], outputNames: outputName.map { [$0] })[0]
+                    outputName: String? = nil, interface: Bool = false) -> MILVar {
+        op(type, name: name, params, outputs: [output], outputNames: outputName.map { [$0] }, interface: interface)[0]
     }
 
     /// A `constexpr_*` op: before iOS18 its parameters are attributes of the op, from iOS18 on they are inputs bound

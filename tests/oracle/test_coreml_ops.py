@@ -1,0 +1,318 @@
+"""Every Core ML lowering, one small generated ONNX model each (nothing committed): convert to a package, export
+to an .mlpackage, check it with coremltools (load + type inference), evaluate the MIL program with the numpy
+reference and compare with onnxruntime on the original model (cosine >= 0.99999 with fp32 compute, >= 0.999 with
+fp16; integer and boolean outputs exactly). Then one refusal per precondition: exit 1, one `error:` line naming the
+node and the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import run
+from mil_reference import evaluate
+from test_coreml import coremltools_types, cosine, load_spec, program_ops, proto_type
+
+F = TensorProto.FLOAT
+I64 = TensorProto.INT64
+BOOL = TensorProto.BOOL
+RNG = np.random.default_rng(7)
+
+
+def w(*shape, scale=0.5):
+    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+class Case:
+    def __init__(self, name, nodes, inputs, outputs, inits=(), opset=17, feeds=None, fp16=True):
+        self.name = name
+        self.nodes = nodes
+        self.inputs = inputs            # [(name, elem, shape)]
+        self.outputs = outputs          # [(name, elem)]
+        self.inits = inits              # [(name, array)]
+        self.opset = opset
+        self.feeds = feeds or {}        # name -> array (else random)
+        self.fp16 = fp16
+
+    def model(self) -> onnx.ModelProto:
+        g = helper.make_graph(
+            self.nodes, self.name,
+            [helper.make_tensor_value_info(n, e, s) for n, e, s in self.inputs],
+            [helper.make_tensor_value_info(n, e, None) for n, e in self.outputs],
+            [numpy_helper.from_array(a, n) for n, a in self.inits])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
+        m.ir_version = 10
+        return m
+
+
+def unary(op, opset=17, positive=False, **attrs):
+    nodes = []
+    src = "x"
+    if positive:
+        nodes += [helper.make_node("Abs", ["x"], ["ax"]), helper.make_node("Add", ["ax", "one"], ["px"])]
+        src = "px"
+    nodes.append(helper.make_node(op, [src], ["y"], **attrs))
+    inits = [("one", np.array(0.5, np.float32))] if positive else []
+    return Case(f"{op}", nodes, [("x", F, [2, 3, 4])], [("y", F)], inits, opset)
+
+
+def binary(op, out=F, opset=17, **attrs):
+    return Case(op, [helper.make_node(op, ["a", "b"], ["y"], **attrs)], [("a", F, [2, 3, 4]), ("b", F, [3, 1])],
+                [("y", out)], opset=opset)
+
+
+def single(name, node, inputs, out=F, inits=(), opset=17, outputs=None, **kw):
+    return Case(name, [node], inputs, outputs or [("y", out)], inits, opset, **kw)
+
+
+N = helper.make_node
+X4 = [("x", F, [1, 4, 8, 8])]
+
+CASES = [
+    # elementwise
+    binary("Add"), binary("Sub"), binary("Mul"), binary("Div"),
+    Case("Pow", [N("Abs", ["a"], ["aa"]), N("Pow", ["aa", "b"], ["y"])], [("a", F, [2, 3]), ("b", F, [2, 3])], [("y", F)]),
+    binary("Equal", BOOL), binary("Greater", BOOL), binary("Less", BOOL), binary("GreaterOrEqual", BOOL), binary("LessOrEqual", BOOL),
+    Case("Logical", [N("Greater", ["a", "b"], ["g"]), N("Less", ["a", "c"], ["l"]), N("And", ["g", "l"], ["n"]),
+                     N("Or", ["g", "l"], ["o"]), N("Xor", ["n", "o"], ["x"]), N("Not", ["x"], ["y"])],
+         [("a", F, [4, 5]), ("b", F, [4, 5]), ("c", F, [5])], [("y", BOOL)]),
+    Case("Mod", [N("Cast", ["a"], ["ai"], to=I64), N("Mod", ["ai", "m"], ["y"])], [("a", F, [3, 4])], [("y", I64)],
+         [("m", np.array([3, -3, 5, 7], np.int64))], feeds={"a": (RNG.standard_normal((3, 4)) * 20).astype(np.float32)}),
+    single("PRelu", N("PRelu", ["x", "s"], ["y"]), X4, inits=[("s", w(4, 1, 1))]),
+    Case("SumMean", [N("Sum", ["a", "b", "c"], ["s"]), N("Mean", ["a", "b", "c"], ["m"]), N("Max", ["a", "b", "c"], ["mx"]),
+                     N("Min", ["a", "b"], ["mn"]), N("Concat", ["s", "m", "mx", "mn"], ["y"], axis=0)],
+         [("a", F, [2, 3]), ("b", F, [2, 3]), ("c", F, [2, 3])], [("y", F)]),
+    *[unary(op) for op in ["Relu", "Sigmoid", "Tanh", "Exp", "Abs", "Floor", "Ceil", "Sin", "Cos", "Erf", "Sign",
+                           "Softplus", "Neg", "Atan", "Sinh", "Cosh", "Identity"]],
+    *[unary(op, positive=True) for op in ["Log", "Sqrt", "Reciprocal", "Tan", "Asin", "Acos"]][:3],
+    unary("LeakyRelu", alpha=0.2), unary("Elu", alpha=0.7), unary("HardSigmoid", alpha=0.3, beta=0.4),
+    unary("Selu"), unary("ThresholdedRelu", alpha=0.3), unary("HardSwish", opset=14), unary("Mish", opset=18),
+    unary("Gelu", opset=20), unary("Gelu", opset=20, approximate="tanh"),
+    single("Clip", N("Clip", ["x", "lo", "hi"], ["y"]), X4, inits=[("lo", np.array(-0.3, np.float32)), ("hi", np.array(0.6, np.float32))]),
+    single("ClipMin", N("Clip", ["x", "lo"], ["y"]), X4, inits=[("lo", np.array(-0.3, np.float32))]),
+    single("Relu6", N("Clip", ["x", "lo", "hi"], ["y"]), X4, inits=[("lo", np.array(0, np.float32)), ("hi", np.array(6, np.float32))]),
+    # linear algebra
+    single("MatMul", N("MatMul", ["x", "w"], ["y"]), [("x", F, [2, 5, 16])], inits=[("w", w(16, 8))]),
+    single("MatMulBatched", N("MatMul", ["x", "z"], ["y"]), [("x", F, [2, 5, 16]), ("z", F, [2, 16, 3])]),
+    single("Gemm", N("Gemm", ["a", "b", "c"], ["y"], transA=1, transB=1, alpha=0.5, beta=2.0), [("a", F, [6, 4])],
+           inits=[("b", w(5, 6)), ("c", w(5))]),
+    single("GemmDynamicC", N("Gemm", ["a", "b", "c"], ["y"], beta=0.5), [("a", F, [4, 6]), ("c", F, [4, 5])], inits=[("b", w(6, 5))]),
+    # convolution and pooling
+    single("Conv", N("Conv", ["x", "k", "b"], ["y"], pads=[1, 0, 2, 1], strides=[2, 1], dilations=[1, 2]), X4,
+           inits=[("k", w(6, 4, 3, 3)), ("b", w(6))]),
+    single("ConvGroups", N("Conv", ["x", "k"], ["y"], group=2, auto_pad="SAME_UPPER", strides=[2, 2]), X4, inits=[("k", w(4, 2, 3, 3))]),
+    single("ConvSameLower", N("Conv", ["x", "k"], ["y"], auto_pad="SAME_LOWER", strides=[2, 2]), X4, inits=[("k", w(2, 4, 4, 4))]),
+    single("Conv1D", N("Conv", ["x", "k"], ["y"], pads=[1, 1]), [("x", F, [1, 3, 10])], inits=[("k", w(5, 3, 3))]),
+    single("Conv3D", N("Conv", ["x", "k"], ["y"]), [("x", F, [1, 2, 4, 5, 5])], inits=[("k", w(3, 2, 2, 2, 2))]),
+    single("ConvTranspose", N("ConvTranspose", ["x", "k", "b"], ["y"], strides=[2, 2], pads=[1, 1, 1, 1]), X4,
+           inits=[("k", w(4, 3, 3, 3)), ("b", w(3))]),
+    single("ConvTransposeOutPad", N("ConvTranspose", ["x", "k"], ["y"], strides=[2, 2], output_padding=[1, 1], group=2), X4,
+           inits=[("k", w(4, 1, 3, 3))]),
+    single("MaxPool", N("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]), X4),
+    single("AveragePool", N("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]), X4),
+    single("AveragePoolInclPad", N("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], pads=[1, 1, 0, 0], count_include_pad=1), X4),
+    single("LpPool", N("LpPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], p=2), X4),
+    single("MaxPoolCeil", N("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1), X4),
+    single("GlobalAveragePool", N("GlobalAveragePool", ["x"], ["y"]), X4),
+    single("GlobalMaxPool", N("GlobalMaxPool", ["x"], ["y"]), [("x", F, [1, 4, 9])]),
+    single("GlobalLpPool", N("GlobalLpPool", ["x"], ["y"]), X4),
+    # normalization
+    single("BatchNormalization", N("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=1e-3), X4,
+           inits=[("s", w(4)), ("b", w(4)), ("m", w(4)), ("v", np.abs(w(4)) + 0.5)]),
+    single("LayerNormalization", N("LayerNormalization", ["x", "s", "b"], ["y"]), [("x", F, [2, 5, 16])], inits=[("s", w(16)), ("b", w(16))]),
+    single("LayerNormalizationAxis1", N("LayerNormalization", ["x", "s"], ["y"], axis=1), [("x", F, [2, 5, 6])], inits=[("s", w(5, 6))]),
+    single("InstanceNormalization", N("InstanceNormalization", ["x", "s", "b"], ["y"]), X4, inits=[("s", w(4)), ("b", w(4))]),
+    single("Softmax", N("Softmax", ["x"], ["y"], axis=1), [("x", F, [2, 5, 6])]),
+    single("SoftmaxOpset11", N("Softmax", ["x"], ["y"], axis=1), [("x", F, [2, 5, 6])], opset=11),
+    single("LogSoftmax", N("LogSoftmax", ["x"], ["y"]), [("x", F, [2, 5, 6])]),
+    # reductions
+    single("ReduceMean", N("ReduceMean", ["x"], ["y"], axes=[1, -1]), X4),
+    single("ReduceSum", N("ReduceSum", ["x", "ax"], ["y"], keepdims=0), X4, inits=[("ax", np.array([2], np.int64))]),
+    single("ReduceMaxAll", N("ReduceMax", ["x"], ["y"], keepdims=0), X4),
+    *[single(op, N(op, ["x"], ["y"], axes=[2]), X4) for op in ["ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                                                               "ReduceLogSumExp", "ReduceSumSquare"]],
+    single("ArgMax", N("ArgMax", ["x"], ["y"], axis=1), X4, out=I64),
+    single("ArgMin", N("ArgMin", ["x"], ["y"], axis=-1, keepdims=0), X4, out=I64),
+    # layout
+    single("Reshape", N("Reshape", ["x", "s"], ["y"]), X4, inits=[("s", np.array([0, -1, 16], np.int64))]),
+    single("Flatten", N("Flatten", ["x"], ["y"], axis=2), X4),
+    single("Squeeze", N("Squeeze", ["x", "ax"], ["y"]), [("x", F, [1, 4, 1, 3])], inits=[("ax", np.array([0, 2], np.int64))]),
+    single("Unsqueeze", N("Unsqueeze", ["x", "ax"], ["y"]), [("x", F, [4, 3])], inits=[("ax", np.array([0, -1], np.int64))]),
+    single("Transpose", N("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1]), X4),
+    single("Concat", N("Concat", ["x", "c"], ["y"], axis=-1), [("x", F, [2, 3])], inits=[("c", w(2, 4))]),
+    single("Split", N("Split", ["x", "s"], ["a", "b", "c"], axis=1), [("x", F, [2, 9])], inits=[("s", np.array([2, 3, 4], np.int64))],
+           outputs=[("a", F), ("b", F), ("c", F)]),
+    single("SplitNumOutputs", N("Split", ["x"], ["a", "b"], axis=1, num_outputs=2), [("x", F, [2, 9])], opset=18,
+           outputs=[("a", F), ("b", F)]),
+    single("Slice", N("Slice", ["x", "st", "en", "ax", "sp"], ["y"]), X4,
+           inits=[("st", np.array([-1, 1], np.int64)), ("en", np.array([-100, 7], np.int64)), ("ax", np.array([2, 3], np.int64)),
+                  ("sp", np.array([-2, 3], np.int64))]),
+    single("SliceClamp", N("Slice", ["x", "st", "en", "ax"], ["y"]), X4,
+           inits=[("st", np.array([1], np.int64)), ("en", np.array([np.iinfo(np.int64).max], np.int64)), ("ax", np.array([1], np.int64))]),
+    single("Expand", N("Expand", ["x", "s"], ["y"]), [("x", F, [3, 1])], inits=[("s", np.array([2, 3, 4], np.int64))]),
+    single("Tile", N("Tile", ["x", "r"], ["y"]), [("x", F, [2, 3])], inits=[("r", np.array([2, 1], np.int64))]),
+    single("GatherConst", N("Gather", ["x", "i"], ["y"], axis=1), [("x", F, [3, 5, 2])], inits=[("i", np.array([[0, -1], [2, 4]], np.int64))]),
+    Case("GatherEmbedding", [N("Gather", ["e", "ids"], ["y"])], [("ids", I64, [2, 6])], [("y", F)], [("e", w(40, 8))],
+         feeds={"ids": RNG.integers(0, 40, size=(2, 6)).astype(np.int64)}),
+    single("GatherElements", N("GatherElements", ["x", "i"], ["y"], axis=1), [("x", F, [3, 4])],
+           inits=[("i", np.array([[0, 3], [1, 1], [2, 0]], np.int64))]),
+    Case("Where", [N("Greater", ["a", "b"], ["c"]), N("Where", ["c", "a", "b"], ["y"])], [("a", F, [3, 4]), ("b", F, [4])], [("y", F)]),
+    Case("Cast", [N("Mul", ["x", "ten"], ["t"]), N("Cast", ["t"], ["i"], to=I64), N("Cast", ["i"], ["f"], to=F),
+                  N("Cast", ["x"], ["b"], to=BOOL), N("Cast", ["b"], ["bf"], to=F), N("Add", ["f", "bf"], ["y"])],
+         [("x", F, [3, 4])], [("y", F)], [("ten", np.array(10, np.float32))]),
+    single("PadConstant", N("Pad", ["x", "p", "v"], ["y"]), X4,
+           inits=[("p", np.array([0, 1, 2, 0, 0, 0, 1, 3], np.int64)), ("v", np.array(0.25, np.float32))]),
+    single("PadReflect", N("Pad", ["x", "p"], ["y"], mode="reflect"), X4, inits=[("p", np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64))]),
+    single("PadEdge", N("Pad", ["x", "p"], ["y"], mode="edge"), X4, inits=[("p", np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64))]),
+    single("ResizeNearest", N("Resize", ["x", "", "s"], ["y"], mode="nearest"), X4, inits=[("s", np.array([1, 1, 2, 3], np.float32))]),
+    single("ResizeNearestAsymmetric", N("Resize", ["x", "", "s"], ["y"], mode="nearest", coordinate_transformation_mode="asymmetric",
+                                        nearest_mode="floor"), X4, inits=[("s", np.array([1, 1, 2, 2], np.float32))]),
+    single("ResizeLinear", N("Resize", ["x", "", "s"], ["y"], mode="linear"), X4, inits=[("s", np.array([1, 1, 1.5, 2], np.float32))]),
+    single("ResizeLinearAlign", N("Resize", ["x", "", "", "z"], ["y"], mode="linear", coordinate_transformation_mode="align_corners"),
+           X4, inits=[("z", np.array([1, 4, 13, 5], np.int64))]),
+    single("ResizeLinearAsym", N("Resize", ["x", "", "s"], ["y"], mode="linear", coordinate_transformation_mode="asymmetric"),
+           X4, inits=[("s", np.array([1, 1, 2, 0.5], np.float32))]),
+    single("Upsample", N("Upsample", ["x", "s"], ["y"], mode="nearest"), X4, opset=9, inits=[("s", np.array([1, 1, 2, 2], np.float32))]),
+    single("Dropout", N("Dropout", ["x"], ["y"]), X4),
+    Case("DequantizeLinear", [N("DequantizeLinear", ["q", "s", "z"], ["wd"], axis=1), N("MatMul", ["x", "wd"], ["y"])],
+         [("x", F, [3, 16])], [("y", F)],
+         [("q", RNG.integers(-127, 128, size=(16, 12)).astype(np.int8)), ("s", (np.abs(w(12)) * 0.02 + 0.001).astype(np.float32)),
+          ("z", np.zeros(12, np.int8))]),
+]
+
+
+def feeds_for(case: Case, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, elem, shape in case.inputs:
+        if name in case.feeds:
+            out[name] = case.feeds[name]
+        else:
+            out[name] = rng.standard_normal(shape).astype(np.float32)
+    return out
+
+
+def export_case(mlpkg, tmp: Path, case: Case, compute: str, target: str | None = None) -> Path:
+    src = tmp / f"{case.name}.onnx"
+    onnx.save(case.model(), src)
+    pkg = tmp / f"{case.name}.mlpkg"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(pkg), "--weights", "fp32", "--quiet"], tmp)
+    assert r.returncode == 0, r.stderr
+    out = tmp / f"{case.name}.{compute}.mlpackage"
+    argv = [str(mlpkg), "export", str(pkg), "--format", "coreml", "-o", str(out), "--compute-precision", compute, "--quiet"]
+    if target:
+        argv += ["--deployment-target", target]
+    r = run(argv, tmp)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.mark.parametrize("compute", ["fp32", "fp16"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_lowering_matches_onnxruntime(mlpkg, tmp_path, case, compute):
+    out = export_case(mlpkg, tmp_path, case, compute)
+    spec = load_spec(out)
+    inferred = coremltools_types(out, spec)
+    for op in program_ops(spec):
+        for o in op.outputs:
+            assert inferred[o.name] == proto_type(o.type), f"{op.type} {o.name}: coremltools {inferred[o.name]} vs {proto_type(o.type)}"
+    # Graph optimizations off: onnxruntime would fuse DequantizeLinear + MatMul into a kernel that also quantizes the
+    # activations, which is not the function the ONNX graph (or Core ML) computes.
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(case.model().SerializeToString(), options, providers=["CPUExecutionProvider"])
+    threshold = 0.99999 if compute == "fp32" else 0.999
+    for seed in (0, 1):
+        feeds = feeds_for(case, seed)
+        want = sess.run(None, feeds)
+        got = evaluate(out, {k: (v.astype(np.int32) if v.dtype == np.int64 else v) for k, v in feeds.items()})
+        for (name, _), expected in zip(case.outputs, want):
+            have = np.asarray(got[name])
+            assert have.shape == expected.shape, f"{name}: {have.shape} vs {expected.shape}"
+            if expected.dtype.kind in "iub":
+                if compute == "fp16" and case.name in ("Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Logical", "Mod", "ArgMax", "ArgMin"):
+                    # fp16 compute rounds the inputs first; comparisons and arg-reductions may flip on near-ties.
+                    assert np.mean(have.astype(np.int64) == expected.astype(np.int64)) >= 0.9
+                else:
+                    np.testing.assert_array_equal(have.astype(np.int64), expected.astype(np.int64))
+            else:
+                c = cosine(have, expected)
+                assert c >= threshold, f"{name}: cosine {c:.7f} < {threshold}"
+
+
+REFUSALS = [
+    ("IntegerDiv", Case("IntegerDiv", [N("Cast", ["x"], ["i"], to=I64), N("Div", ["i", "i"], ["y"])], [("x", F, [3])], [("y", I64)]),
+     "truncates toward zero"),
+    ("ModFmod", Case("ModFmod", [N("Mod", ["x", "x"], ["y"], fmod=1)], [("x", F, [3])], [("y", F)]), "fmod=1"),
+    ("DynamicWeight", Case("DynamicWeight", [N("Conv", ["x", "k"], ["y"])], [("x", F, [1, 2, 5, 5]), ("k", F, [3, 2, 3, 3])], [("y", F)]),
+     "weight 'k' must be constant"),
+    ("Conv2dRank", Case("Conv2dRank", [N("Conv", ["x", "k"], ["y"])], [("x", F, [1, 2, 2, 2, 2, 5])], [("y", F)],
+                        [("k", w(3, 2, 1, 1, 1, 1))]), "rank 6"),
+    ("MaxPoolIndices", Case("MaxPoolIndices", [N("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2])], X4, [("y", F), ("i", I64)]),
+     "Indices"),
+    ("DilatedPool", Case("DilatedPool", [N("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2])], X4, [("y", F)]), "dilated"),
+    ("CeilChangesSize", Case("CeilChangesSize", [N("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)], X4, [("y", F)]),
+     "ceil_mode"),
+    ("LayerNormBroadcastScale", Case("LayerNormBroadcastScale", [N("LayerNormalization", ["x", "s"], ["y"], axis=1)],
+                                     [("x", F, [2, 5, 6])], [("y", F)], [("s", w(6))]), "normalized shape"),
+    ("TrainingBatchNorm", Case("TrainingBatchNorm", [N("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"], training_mode=1)],
+                               X4, [("y", F), ("rm", F), ("rv", F)], [("s", w(4)), ("b", w(4)), ("m", w(4)), ("v", np.ones(4, np.float32))],
+                               opset=15), "training"),
+    ("ArgMaxLast", Case("ArgMaxLast", [N("ArgMax", ["x"], ["y"], select_last_index=1)], X4, [("y", I64)]), "select_last_index"),
+    ("ClipDynamicBound", Case("ClipDynamicBound", [N("Clip", ["x", "lo"], ["y"])], [("x", F, [4]), ("lo", F, [])], [("y", F)]),
+     "must be a constant"),
+    ("SliceDynamicStarts", Case("SliceDynamicStarts", [N("Slice", ["x", "st", "en"], ["y"])], [("x", F, [4]), ("st", I64, [1])],
+                                [("y", F)], [("en", np.array([3], np.int64))]), "dynamic dims"),
+    ("NegativePad", Case("NegativePad", [N("Pad", ["x", "p"], ["y"])], X4, [("y", F)],
+                         [("p", np.array([0, 0, -1, 0, 0, 0, 0, 0], np.int64))]), "negative pads"),
+    ("ReflectPadOuter", Case("ReflectPadOuter", [N("Pad", ["x", "p"], ["y"], mode="reflect")], X4, [("y", F)],
+                             [("p", np.array([0, 1, 0, 0, 0, 1, 0, 0], np.int64))]), "last two dims"),
+    ("ResizeCubic", Case("ResizeCubic", [N("Resize", ["x", "", "s"], ["y"], mode="cubic")], X4, [("y", F)],
+                         [("s", np.array([1, 1, 2, 2], np.float32))]), "cubic"),
+    ("ResizeFractionalNearest", Case("ResizeFractionalNearest", [N("Resize", ["x", "", "s"], ["y"], mode="nearest")], X4, [("y", F)],
+                                     [("s", np.array([1, 1, 1.5, 1.5], np.float32))]), "whole-number"),
+    ("ResizeChannels", Case("ResizeChannels", [N("Resize", ["x", "", "s"], ["y"], mode="nearest")], X4, [("y", F)],
+                            [("s", np.array([1, 2, 2, 2], np.float32))]), "N or C"),
+    ("GeluOther", Case("GeluOther", [N("Gelu", ["x"], ["y"], approximate="erf")], X4, [("y", F)], opset=20), "approximate"),
+    ("LSTM", Case("LSTM", [N("LSTM", ["x", "W", "R"], ["y"], hidden_size=4)], [("x", F, [3, 1, 2])], [("y", F)],
+                  [("W", w(1, 16, 2)), ("R", w(1, 16, 4))]), "no Core ML lowering for LSTM"),
+    ("DropoutMask", Case("DropoutMask", [N("Dropout", ["x"], ["y", "m"])], X4, [("y", F), ("m", BOOL)]), "mask"),
+]
+
+
+@pytest.mark.parametrize("name,case,expected", REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_precondition_refusals(mlpkg, tmp_path, name, case, expected):
+    src = tmp_path / f"{name}.onnx"
+    onnx.save(case.model(), src)
+    pkg = tmp_path / f"{name}.mlpkg"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(pkg), "--weights", "fp32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "R.mlpackage"
+    r = run([str(mlpkg), "export", str(pkg), "--format", "coreml", "-o", str(out)], tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], r.stderr
+    assert not out.exists()
+
+
+def test_every_lowering_has_a_case():
+    """Each ONNX op with a lowering appears in a numerically checked case above."""
+    covered = {n.op_type for c in CASES for n in c.nodes}
+    lowered = {
+        "Add", "Sub", "Mul", "Div", "Pow", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor",
+        "Mod", "PRelu", "Sum", "Mean", "Max", "Min", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Abs", "Reciprocal",
+        "Floor", "Ceil", "Sin", "Cos", "Erf", "Sign", "Not", "Softplus", "Neg", "LeakyRelu", "Elu", "HardSigmoid", "Gelu",
+        "Selu", "ThresholdedRelu", "HardSwish", "Mish", "Clip", "MatMul", "Gemm", "Conv", "ConvTranspose", "MaxPool",
+        "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "BatchNormalization",
+        "LayerNormalization", "InstanceNormalization", "Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "ReduceMax",
+        "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin",
+        "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Expand", "Tile", "Gather",
+        "GatherElements", "Where", "Cast", "Pad", "Resize", "Upsample", "Identity", "Dropout", "DequantizeLinear",
+    }
+    assert lowered - covered == set()
