@@ -49,7 +49,7 @@ let package = Package(
             ]
         ),
         // Compatibility audit: rule evaluation, compute-unit assignment, cost model, reports.
-        .target(name: "Audit", dependencies: ["GraphIR", "Passes", "Profiles"]),
+        .target(name: "Audit", dependencies: ["GraphIR", "Passes", "Profiles", "CoreMLExport"]),
         .target(
             name: "MLPackage",
             dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "SafeOutput", "Audit",

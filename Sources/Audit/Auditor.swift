@@ -1,3 +1,4 @@
+import CoreMLExport
 import Foundation
 import GraphIR
 import Profiles
@@ -12,14 +13,19 @@ public struct AuditOptions: Sendable, Equatable {
     public var chip: String
     /// The `--input-shape` pins, as given (`NAME=D0,D1,...`, recorded in the report).
     public var inputShapes: [String]
+    /// Gate every node on mlpkg's Core ML lowering registry (what `export --format coreml` can write) before the
+    /// unit profiles' rules. On for the command line; rule tests with made-up ops leave it off.
+    public var coreMLLowering: Bool
 
     public init(target: ComputeUnit = .neuralEngine, computeUnits: ComputeUnitSet = .all,
-                profiles: [ComputeUnit: Profile], chip: String = "M1", inputShapes: [String] = []) {
+                profiles: [ComputeUnit: Profile], chip: String = "M1", inputShapes: [String] = [],
+                coreMLLowering: Bool = false) {
         self.target = target
         self.computeUnits = computeUnits
         self.profiles = profiles
         self.chip = chip
         self.inputShapes = inputShapes
+        self.coreMLLowering = coreMLLowering
     }
 
     /// The allowed units, target first, then the rest in preference order (Neural Engine, GPU, CPU).
@@ -56,8 +62,23 @@ public enum Auditor {
             throw AuditError(error.description)
         }
         var run = AuditRun(input: input, units: units, profiles: profiles, cost: cost)
+        if options.coreMLLowering { run.coreMLRefusals = coreMLRefusals(input.model) }
         run.collect(graph: input.model.graph, path: "")
         return run.report(modelName: modelName, options: options)
+    }
+}
+
+extension Auditor {
+    /// The Core ML exporter's refusals by the node's first output: the lowering registry `export --format coreml`
+    /// uses decides whether a node converts to an ML Program at all (at the lowest target the model's weights need),
+    /// so the audit and the exporter cannot disagree. Nodes folded away before lowering convert trivially.
+    static func coreMLRefusals(_ model: Model) -> [String: LoweringRefusal] {
+        guard let (outcomes, _) = try? CoreMLExporter.lower(model, options: .init(), planOnly: true) else { return [:] }
+        var refusals: [String: LoweringRefusal] = [:]
+        for o in outcomes where o.index >= 0 {
+            if case .refused(let r) = o.verdict { refusals[o.outputName] = r }
+        }
+        return refusals
     }
 }
 
@@ -80,6 +101,8 @@ struct AuditRun {
     let profiles: [ComputeUnit: Profile]
     let cost: CostModel
     let constantTensors: [String: Tensor]
+    /// The Core ML exporter's refusals by the node's first output (main graph); empty when the gate is off.
+    var coreMLRefusals: [String: LoweringRefusal] = [:]
     var entries: [Entry] = []
     /// Entry indices of each graph, in execution order, by graph path (in the order graphs were met).
     var graphs: [(path: String, entries: [Int])] = []
@@ -99,7 +122,20 @@ struct AuditRun {
         constantTensors = tensors
     }
 
-    mutating func collect(graph: Graph, path: String) {
+    /// The Core ML gate's finding for a node: a failure where a precondition is known to fail (or the node sits
+    /// inside one that cannot be lowered), "not checked" where the exporter lacks a type or value.
+    func coreMLFinding(_ node: Node, path: String, inherited: Finding?) -> (Finding, failed: Bool)? {
+        if let inherited { return (inherited, true) }
+        guard path.isEmpty, let output = node.outputs.first, let refusal = coreMLRefusals[output] else { return nil }
+        let finding = Finding(
+            rule: "coreml-lowering", profile: "core-ml",
+            detail: refusal.unknown ? "not checked (unknown: \(refusal.reason))" : refusal.reason,
+            reason: "mlpkg's Core ML exporter has no valid lowering for this node, so it cannot be part of an ML Program",
+            source: "docs/COREML.md", confidence: .documented)
+        return (finding, !refusal.unknown)
+    }
+
+    mutating func collect(graph: Graph, path: String, inherited: Finding? = nil) {
         var indices: [Int] = []
         graphs.append((path, []))
         let slot = graphs.count - 1
@@ -108,6 +144,23 @@ struct AuditRun {
                                   constantTensor: { [constantTensors] in constantTensors[$0] })
             var verdicts: [ComputeUnit: AuditReport.UnitVerdict] = [:]
             for unit in units { verdicts[unit] = verdict(facts, profile: profiles[unit]!, depth: 0) }
+            let gate = coreMLFinding(node, path: path, inherited: inherited)
+            if let (finding, failed) = gate {
+                for unit in units {
+                    if failed {
+                        verdicts[unit]!.failures.insert(finding, at: 0)
+                        verdicts[unit]!.supported = false
+                    } else {
+                        verdicts[unit]!.unchecked.insert(finding, at: 0)
+                    }
+                }
+            }
+            var childInherited = inherited
+            if childInherited == nil, let (finding, failed) = gate, failed {
+                childInherited = Finding(rule: finding.rule, profile: finding.profile,
+                                         detail: "inside \(node.opType) '\(node.name.isEmpty ? node.outputs.first ?? "" : node.name)': \(finding.detail)",
+                                         reason: finding.reason, source: finding.source, confidence: finding.confidence)
+            }
             entries.append(Entry(node: node, graph: path, index: index, verdicts: verdicts, work: Work(facts),
                                  facts: facts))
             indices.append(entries.count - 1)
@@ -115,11 +168,11 @@ struct AuditRun {
                 switch attribute.value {
                 case .graph(let g):
                     collect(graph: g, path: NodePath.subgraph(parent: path, node: node, index: index,
-                                                              attribute: attribute.name, position: nil))
+                                                              attribute: attribute.name, position: nil), inherited: childInherited)
                 case .graphs(let gs):
                     for (k, g) in gs.enumerated() {
                         collect(graph: g, path: NodePath.subgraph(parent: path, node: node, index: index,
-                                                                  attribute: attribute.name, position: k))
+                                                                  attribute: attribute.name, position: k), inherited: childInherited)
                     }
                 default: break
                 }

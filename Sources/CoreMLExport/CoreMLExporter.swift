@@ -96,7 +96,8 @@ public enum CoreMLExporter {
 
     /// Lowers the model without writing anything: every node's outcome, and the program when all nodes lowered.
     /// The audit's Core ML verdicts come from here, so the audit and the exporter cannot disagree.
-    public static func lower(_ model: Model, options: Options) throws -> (outcomes: [CoreMLNodeOutcome], program: LoweredProgram?) {
+    /// `planOnly`: check every node's preconditions and emit nothing (the audit's use), even when inputs are dynamic.
+    public static func lower(_ model: Model, options: Options, planOnly: Bool = false) throws -> (outcomes: [CoreMLNodeOutcome], program: LoweredProgram?) {
         let target = options.target ?? minimumTarget(model, dequantize: options.dequantize)
         var model = options.dequantize ? Self.dequantized(model) : model
         model = try options.inputShapes.apply(to: model)
@@ -140,16 +141,16 @@ public enum CoreMLExporter {
         }
 
         // Unpinned inputs make every node downstream dynamic: report the inputs alone, with the fix.
-        if failed { return (outcomes, nil) }
+        if failed && !planOnly { return (outcomes, nil) }
         for (index, node) in graph.nodes.enumerated() {
             let verdict = lowerNode(node, inference: inference, table: table, builder: builder, opset: opset, target: target,
-                                    compute: options.compute, emit: !failed,
+                                    compute: options.compute, emit: !failed && !planOnly,
                                     functions: Set(model.functions.map { $0.domain + ":" + $0.name }))
             if case .refused = verdict { failed = true }
             outcomes.append(CoreMLNodeOutcome(index: index, name: node.name.isEmpty ? node.outputs.first ?? "" : node.name,
                                               opType: node.opType, verdict: verdict, outputName: node.outputs.first ?? ""))
         }
-        guard !failed else { return (outcomes, nil) }
+        guard !failed, !planOnly else { return (outcomes, nil) }
 
         var blockOutputs: [String] = []
         for output in graph.outputs {

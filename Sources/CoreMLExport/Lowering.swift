@@ -6,10 +6,14 @@ public struct LoweringRefusal: Error, Sendable, Equatable, CustomStringConvertib
     public var reason: String
     /// The lowest deployment target at which the node would lower (when only the target is at fault).
     public var needs: DeploymentTarget?
+    /// The refusal comes from something not known before run time (a dynamic dim, an untyped value), not from a
+    /// precondition that is known to fail: the audit reports it as "not checked".
+    public var unknown: Bool
 
-    public init(_ reason: String, needs: DeploymentTarget? = nil) {
+    public init(_ reason: String, needs: DeploymentTarget? = nil, unknown: Bool = false) {
         self.reason = reason
         self.needs = needs
+        self.unknown = unknown
     }
 
     public var description: String { reason }

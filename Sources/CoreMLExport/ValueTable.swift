@@ -92,16 +92,16 @@ final class ValueTable {
             }
             return MILTensorType(dtype, tensor.dims)
         }
-        guard case .tensor(let t)? = types[name] else { throw LoweringRefusal("the type of '\(name)' is not known") }
-        guard let element = t.elementType else { throw LoweringRefusal("the element type of '\(name)' is not known") }
+        guard case .tensor(let t)? = types[name] else { throw LoweringRefusal("the type of '\(name)' is not known", unknown: true) }
+        guard let element = t.elementType else { throw LoweringRefusal("the element type of '\(name)' is not known", unknown: true) }
         guard let dtype = milType(element, compute: compute) else {
             throw LoweringRefusal("'\(name)' is \(element.name), which Core ML has no type for")
         }
-        guard let shape = t.shape else { throw LoweringRefusal("the rank of '\(name)' is not known") }
+        guard let shape = t.shape else { throw LoweringRefusal("the rank of '\(name)' is not known", unknown: true) }
         var dims: [Int] = []
         for d in shape {
             guard case .value(let v) = d else {
-                throw LoweringRefusal("'\(name)' has dynamic dims \(t.shapeDescription); pin the inputs with --input-shape")
+                throw LoweringRefusal("'\(name)' has dynamic dims \(t.shapeDescription); pin the inputs with --input-shape", unknown: true)
             }
             dims.append(v)
         }
@@ -111,7 +111,7 @@ final class ValueTable {
     /// The MIL variable of a value; a constant is emitted on first use.
     func variable(_ name: String, builder: MILBuilder) throws(LoweringRefusal) -> MILVar {
         if let v = variables[name] { return v }
-        guard let c = constants[name] else { throw LoweringRefusal("'\(name)' has no value yet") }
+        guard let c = constants[name] else { throw LoweringRefusal("'\(name)' has no value yet", unknown: true) }
         let v = try materialize(name, c, builder: builder)
         variables[name] = v
         return v
