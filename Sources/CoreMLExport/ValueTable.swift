@@ -15,8 +15,15 @@ struct ConstantValue {
     }
 
     var ints: [Int]? {
-        guard let v = decoded, case .ints(let values) = v.elements else { return nil }
-        return values.map { Int(clamping: $0) }
+        if let v = decoded, case .ints(let values) = v.elements { return values.map { Int(clamping: $0) } }
+        // uint64 beyond Int64.max (TensorValue refuses those): clamped, as every integer is narrowed to int32 anyway.
+        if let tensor, tensor.dataType == .uint64, tensor.encoding.isRaw, case .bytes(let view) = tensor.data,
+           view.count == tensor.elementCount * 8 {
+            return (0..<tensor.elementCount).map {
+                Int(clamping: UInt64(littleEndian: view.bytes.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)))
+            }
+        }
+        return nil
     }
 
     var floats: [Float]? {

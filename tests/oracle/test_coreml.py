@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 import os
 from pathlib import Path
@@ -346,3 +347,31 @@ def test_compute_units_recorded(mlpkg, tmp_path):
              "--input-shape", "input=1,3,32,32", "--quiet"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert dict(load_spec(out).description.metadata.userDefined)["com.mlpkg.computeUnits"] == "cpu-and-neural-engine"
+
+
+AUDIT_PINS = {**MODELS, "lstm": {"X": [4, 1, 16]}, "gru": {"X": [4, 1, 16]}, "qdq": {"x": [1, 16]}, "fp16": {"x": [1, 8]},
+              "if_branches": {}, "loop_scan": {}, "custom_domain": {}, "function": {}, "constant_weights": {},
+              "typed_fields": {}}
+
+
+@pytest.mark.parametrize("model", sorted(AUDIT_PINS))
+def test_audit_core_ml_verdict_equals_exporter_outcome(mlpkg, tmp_path, model):
+    """The audit's coreml-lowering verdicts name exactly the nodes the exporter refuses (none when it succeeds)."""
+    pins = pin_args(AUDIT_PINS[model])
+    proc = run([str(mlpkg), "audit", str(FIXTURES / f"{model}.onnx"), "--format", "json", *pins], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    # Refused where a precondition is known to fail (a failure) or rests on an unknown type (not checked).
+    audited = {n["name"] for n in report["nodes"] if not n["graph"]
+               and any(f["rule"] == "coreml-lowering"
+                       for f in n["verdicts"]["neural-engine"]["failures"] + n["verdicts"]["neural-engine"]["unchecked"])}
+    pkg = tmp_path / "m.mlpkg"
+    r = run([str(mlpkg), "convert", str(FIXTURES / f"{model}.onnx"), "-o", str(pkg), "--weights", "fp32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run([str(mlpkg), "export", str(pkg), "--format", "coreml", "-o", str(tmp_path / "M.mlpackage"), *pins, "--quiet"], tmp_path)
+    if r.returncode == 0:
+        refused = set()
+    else:
+        assert r.returncode == 1, r.stderr
+        refused = set(re.findall(r"node \d+ '([^']*)' \(", r.stderr))
+    assert audited == refused, f"audit: {sorted(audited)}; exporter: {sorted(refused)}; {r.stderr}"
