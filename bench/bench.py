@@ -484,6 +484,21 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
                              **(json.loads(check.stdout) if check.returncode == 0
                                 else {"error": (check.stderr.strip().splitlines() or ["?"])[-1][:200]})})
             clear(exported)
+        if key == "mlp1g" or args.verify_export:
+            # Export to ONNX and to Core ML (.mlpackage, ML Program, weights kept compressed) of the same package.
+            onnx_out = scratch / f"{stem}.{fmt}.export.onnx"
+            coreml_out = scratch / f"{stem}.{fmt}.mlpackage"
+            clear(onnx_out)
+            clear(coreml_out)
+            add(try_tool("mlpkg export (ONNX)", [args.mlpkg, "export", str(pkg), "-o", str(onnx_out), "--quiet"], runs),
+                fmt, "export-onnx", onnx_out, None)
+            add(try_tool("mlpkg export --format coreml",
+                         [args.mlpkg, "export", str(pkg), "--format", "coreml", "-o", str(coreml_out),
+                          "--input-shape", "x=1,2048", "--quiet"], runs),
+                fmt, "export-coreml", coreml_out, None)
+            clear(onnx_out)
+            clear(onnx_out.with_name(onnx_out.name + ".data"))
+            clear(coreml_out)
         if key == "mlp256" and fmt == "int4":
             # The peer's 5 bits per weight (block 32, fp32 scales) spent as blocks of 16 with fp16 scales.
             equal = scratch / f"{stem}.int4-b16-fp16.mlpkg"
@@ -590,6 +605,17 @@ def targets(results: list[dict]) -> list[str]:
             if worst:
                 check(f"{key} (external data) convert peak RSS ≤ 0.3× the weights", worst / by[key]["bytes"] <= 0.3,
                       f"{worst / by[key]['bytes']:.3f}× at worst ({worst / 2**20:.0f} MiB)")
+    if "mlp1g" in by:
+        for fmt in ("fp16", "int8", "int4"):
+            onnx_row, coreml_row = row("mlp1g", fmt, "export-onnx"), row("mlp1g", fmt, "export-coreml")
+            if onnx_row and coreml_row:
+                check(f"1 GiB {fmt} Core ML export within 2× of the ONNX export's time",
+                      coreml_row["best_s"] <= 2 * onnx_row["best_s"],
+                      f"{coreml_row['best_s']:.2f} s vs {onnx_row['best_s']:.2f} s")
+                rss = coreml_row.get("peak_rss_bytes")
+                if rss:
+                    check(f"1 GiB {fmt} Core ML export peak RSS ≤ 0.3× the weights", rss / by["mlp1g"]["bytes"] <= 0.3,
+                          f"{rss / by['mlp1g']['bytes']:.3f}× ({rss / 2**20:.0f} MiB)")
     if "mlp1g" in by and "mlp4g" in by:
         for fmt in ("fp16", "int8", "int4"):
             a, b = row("mlp1g", fmt, "mlpkg"), row("mlp4g", fmt, "mlpkg")
