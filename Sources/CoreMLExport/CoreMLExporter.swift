@@ -100,7 +100,8 @@ public enum CoreMLExporter {
     public static func lower(_ model: Model, options: Options, planOnly: Bool = false) throws -> (outcomes: [CoreMLNodeOutcome], program: LoweredProgram?) {
         let target = options.target ?? minimumTarget(model, dequantize: options.dequantize)
         var model = options.dequantize ? Self.dequantized(model) : model
-        model = try options.inputShapes.apply(to: model)
+        let (inlined, origin) = FunctionInlining.inline(model)
+        model = try options.inputShapes.apply(to: inlined)
         let context = PassContext()
         model = try Pipeline.foldAndInfer.run(model, context: context)
         guard let inference = context.inference else { return ([], nil) }
@@ -148,7 +149,8 @@ public enum CoreMLExporter {
                                     functions: Set(model.functions.map { $0.domain + ":" + $0.name }))
             if case .refused = verdict { failed = true }
             outcomes.append(CoreMLNodeOutcome(index: index, name: node.name.isEmpty ? node.outputs.first ?? "" : node.name,
-                                              opType: node.opType, verdict: verdict, outputName: node.outputs.first ?? ""))
+                                              opType: node.opType, verdict: verdict,
+                                              outputName: node.outputs.first.map { origin[$0] ?? $0 } ?? ""))
         }
         guard !failed, !planOnly else { return (outcomes, nil) }
 

@@ -62,8 +62,8 @@ EXPECTED = {
     # Identity and Cast carry no dtype rule; every value is static (and constant: these nodes fold away before
     # lowering). The string Identity's output is a string, which Core ML has no tensor type for.
     "typed_fields.onnx": {"*": NE, "id_string": UNSUPPORTED},
-    # Calls of local.fn:AddRelu: mlpkg's exporter does not inline model-local functions yet (coreml-lowering).
-    "function.onnx": {"*": UNSUPPORTED},
+    # Calls of local.fn:AddRelu run where Add and LeakyRelu both can (the exporter inlines the calls and lowers both).
+    "function.onnx": {"*": NE},
 }
 
 # Nodes smoothing moved from their preferred unit (the Neural Engine) in the runs above.
