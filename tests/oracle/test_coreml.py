@@ -47,16 +47,21 @@ MODELS = {
     "function": {},  # model-local function calls, inlined before lowering
 }
 
-# (weights, target or None for the default, compute precision)
+# (weights, target or None for the default, compute precision); "-asym" converts with --asymmetric (uint8/uint4
+# levels with zero points, carried as the constexpr's zero_point / offset).
 VARIANTS = [
     ("fp32", None, "fp32"),
     ("fp32", None, "fp16"),
     ("fp16", None, "fp16"),
     ("fp16", "iOS16", "fp32"),
     ("int8", None, "fp32"),
+    ("int8", "iOS17", "fp16"),
     ("int8", "iOS18", "fp16"),
+    ("int8-asym", None, "fp32"),
+    ("int8-asym", "iOS18", "fp32"),
     ("int4", None, "fp32"),
     ("int4", None, "fp16"),
+    ("int4-asym", None, "fp32"),
 ]
 
 
@@ -70,7 +75,9 @@ def pin_args(pins: dict[str, list[int]]) -> list[str]:
 def convert(mlpkg: Path, tmp: Path, model: str, weights: str) -> Path:
     pkg = tmp / f"{model}.{weights}.mlpkg"
     if not pkg.exists():
-        r = run([str(mlpkg), "convert", str(FIXTURES / f"{model}.onnx"), "-o", str(pkg), "--weights", weights, "--quiet"], tmp)
+        fmt, _, asym = weights.partition("-")
+        extra = ["--asymmetric"] if asym else []
+        r = run([str(mlpkg), "convert", str(FIXTURES / f"{model}.onnx"), "-o", str(pkg), "--weights", fmt, *extra, "--quiet"], tmp)
         assert r.returncode == 0, r.stderr
     return pkg
 
