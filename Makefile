@@ -111,11 +111,13 @@ bench: deps pydeps release
 	$(PYTHON) bench/bench.py --mlpkg $(RELEASE_BIN) --out $(BENCH_OUT) --models $(BENCH_MODELS) \
 	  $(if $(BENCH_SCRATCH),--scratch $(BENCH_SCRATCH))
 
-## Regenerate the C code from proto/onnx.proto (needs protoc-c: Debian's protobuf-c-compiler).
+## Regenerate the C code from proto/onnx.proto and proto/coreml.proto (needs protoc-c: Debian's protobuf-c-compiler).
 proto:
 	@command -v protoc-c >/dev/null || $(SUDO) apt-get install -y -qq protobuf-c-compiler >/dev/null
 	protoc-c --proto_path=proto --c_out=Sources/ONNXProto proto/onnx.proto
 	mv Sources/ONNXProto/onnx.pb-c.h Sources/ONNXProto/include/onnx.pb-c.h
+	protoc-c --proto_path=proto --c_out=Sources/CoreMLProto proto/coreml.proto
+	mv Sources/CoreMLProto/coreml.pb-c.h Sources/CoreMLProto/include/coreml.pb-c.h
 
 ## Regenerate the committed fixtures (deterministic).
 fixtures: pydeps

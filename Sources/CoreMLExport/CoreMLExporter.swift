@@ -290,6 +290,13 @@ public enum CoreMLExporter {
                                  versionString: model.modelVersion != 0 ? String(model.modelVersion) : "",
                                  operations: lowered.builder.operations, blockOutputs: lowered.blockOutputs)
         let bytes = encoder.encode()
+        let expected = ModelSelfCheck.Expected(
+            specificationVersion: lowered.target.specificationVersion, inputs: lowered.inputs.map(\.name),
+            outputs: lowered.outputs.map(\.name), opset: lowered.target.opset,
+            operations: lowered.builder.operations.map { ($0.type, $0.outputs.map(\.name)) })
+        if let problem = ModelSelfCheck.verify(bytes, expected) {
+            throw CoreMLExportError(path: path, message: "internal error: the encoded model does not read back (\(problem))", refusals: [])
+        }
         try CoreMLPackageWriter.write(path: path, model: bytes, weights: lowered.blobs)
         var counts: [String: Int] = [:]
         for op in lowered.builder.operations { counts[op.type, default: 0] += 1 }
