@@ -30,13 +30,24 @@ struct ManifestDecoder {
         }
         switch record.encoding.kind {
         case "raw":
-            if record.dtype != .string, let need = record.dtype.storageBytes(elements: elements), need != record.length {
-                fault("length \(record.length) bytes, but shape \(record.shape) of \(record.dtype.name) needs \(need)")
+            if record.dtype != .string {
+                // A size that does not fit in 64 bits can never match the stored length (issue 16: it was skipped).
+                guard let need = record.dtype.storageBytes(elements: elements) else {
+                    fault("shape \(record.shape) of \(record.dtype.name) needs more bytes than fit in 64 bits")
+                    return faults
+                }
+                if need != record.length {
+                    fault("length \(record.length) bytes, but shape \(record.shape) of \(record.dtype.name) needs \(need)")
+                }
             }
         case "float16":
             if record.dtype != .float { fault("float16 encoding of a \(record.dtype.name) tensor (only float is allowed)") }
-            if elements * 2 != record.length {
-                fault("length \(record.length) bytes, but shape \(record.shape) stored as float16 needs \(elements * 2)")
+            guard let need = DataType.float16.storageBytes(elements: elements) else {
+                fault("shape \(record.shape) stored as float16 needs more bytes than fit in 64 bits")
+                return faults
+            }
+            if need != record.length {
+                fault("length \(record.length) bytes, but shape \(record.shape) stored as float16 needs \(need)")
             }
         case "linear":
             linearFaults(record, elements: elements, table: table, index: index).forEach(fault)
@@ -53,7 +64,10 @@ struct ManifestDecoder {
             return ["linear encoding needs storage int8, uint8, int4 or uint4"]
         }
         var faults: [String] = []
-        if let need = storage.storageBytes(elements: elements), need != record.length {
+        guard let need = storage.storageBytes(elements: elements) else {
+            return ["shape \(record.shape) stored as \(storage.name) needs more bytes than fit in 64 bits"]
+        }
+        if need != record.length {
             faults.append("length \(record.length) bytes, but shape \(record.shape) stored as \(storage.name) needs \(need)")
         }
         if let axis = e.axis, !(0..<record.shape.count).contains(axis) {

@@ -771,3 +771,22 @@ def test_inspect_package_matches_source(work, name, weights):
     diffs = [f"{k}: package {b.get(k, '<missing>')!r} != source {a.get(k)!r}"
              for k in INSPECT_FIELDS if a.get(k) != b.get(k, "<missing>")]
     assert not diffs, f"{name} ({weights}):\n  " + "\n  ".join(diffs)
+
+
+@pytest.mark.parametrize("weights,dims", [("fp16", [2**62]), ("fp32", [2**61]), ("int8", [2**62, 4])],
+                         ids=["float16-2^62", "raw-2^61", "int8-2^64"])
+def test_shape_whose_size_overflows_is_a_fault(mlpkg, tmp_path, weights, dims):
+    """Issue 16 items 4 and 5: a tensor whose byte size does not fit in 64 bits trapped (float16) or passed verify
+    (raw, the length check was skipped). Every reader must name the tensor and exit 1."""
+    pkg = tmp_path / "p.mlpkg"
+    assert_ok(cli(mlpkg, "convert", FIXTURES / "cnn.onnx", "-o", pkg, "--weights", weights, cwd=tmp_path))
+    manifest = load_manifest(pkg)
+    kind = {"fp16": "float16", "fp32": "raw", "int8": "linear"}[weights]
+    victim = next(t for t in manifest["tensors"] if (t.get("encoding") or {}).get("kind") == kind and t["dtype"] == "float")
+    victim["shape"] = dims
+    (pkg / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    for argv in (["verify", pkg], ["inspect", pkg], ["export", pkg, "-o", tmp_path / "o.onnx"], ["audit", pkg],
+                 ["export", pkg, "--format", "coreml", "-o", tmp_path / "o.mlpackage"]):
+        line = error_line(cli(mlpkg, *argv, cwd=tmp_path))
+        assert victim["name"] in line or "tensor" in line, line
+    assert not (tmp_path / "o.onnx").exists() and not (tmp_path / "o.mlpackage").exists()
