@@ -1,17 +1,18 @@
 import Foundation
+import GraphIR
 
 /// The audit as GitHub-flavoured markdown, for pull requests: summary, partitions, every node's unit, and a table
 /// of the fallbacks with their reasons and sources.
 public enum AuditMarkdown {
     public static func render(_ r: AuditReport) -> String {
-        func cell(_ text: String) -> String {
-            text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
-        }
+        // Names and reasons come from the model file: HTML-escaped, names inside code spans (docs/HARDENING.md).
+        func cell(_ text: String) -> String { Printable.markdown(text) }
+        func code(_ text: String) -> String { Printable.markdownCode(text) }
         let s = r.summary
-        var out = "## Compute-unit audit: `\(cell(r.model))`\n\n"
+        var out = "## Compute-unit audit: \(code(r.model))\n\n"
         out += "Target **\(r.target)** · compute units `\(r.computeUnits)` (\(r.allowedUnits.joined(separator: ", "))) · "
-        out += "profiles \(r.profiles.map { "`\($0.name)`" }.joined(separator: ", ")) · chip \(r.chip)"
-        if !r.inputShapes.isEmpty { out += " · `--input-shape \(r.inputShapes.joined(separator: " "))`" }
+        out += "profiles \(r.profiles.map { code($0.name) }.joined(separator: ", ")) · chip \(cell(r.chip))"
+        if !r.inputShapes.isEmpty { out += " · " + code("--input-shape " + r.inputShapes.joined(separator: " ")) }
         out += "\n\n"
         out += "| | |\n|---|---|\n"
         out += "| \(r.target) coverage (nodes) | **\(ReportFormat.percent(s.coverage))** of \(s.nodes) nodes (+\(s.constantNodes) constant) |\n"
@@ -39,7 +40,7 @@ public enum AuditMarkdown {
             out += "| node | op | unit | reasons (source) |\n|---|---|---|---|\n"
             for n in fallbacks {
                 let op = n.domain.isEmpty ? n.opType : "\(n.domain):\(n.opType)"
-                out += "| `\(cell(ReportFormat.nodeName(n)))` | \(cell(op)) | \(n.unit) | \(n.reasons.map(cell).joined(separator: "<br>")) |\n"
+                out += "| \(code(ReportFormat.nodeName(n))) | \(cell(op)) | \(n.unit) | \(n.reasons.map(cell).joined(separator: "<br>")) |\n"
             }
         }
 
@@ -49,7 +50,7 @@ public enum AuditMarkdown {
             var unit = n.unit
             if n.constant { unit += " (constant)" }
             if let p = n.preferredUnit { unit += " (moved from \(p))" }
-            out += "| `\(cell(ReportFormat.nodeName(n)))` | \(cell(op)) | \(unit) |\n"
+            out += "| \(code(ReportFormat.nodeName(n))) | \(cell(op)) | \(unit) |\n"
         }
         out += "\n</details>\n\nTimes are estimates from peak throughput and bandwidth (see docs/AUDIT.md), not measurements.\n"
         return out

@@ -1,3 +1,4 @@
+import GraphIR
 import Foundation
 
 /// Number formatting shared by the text, markdown and HTML reports.
@@ -48,7 +49,9 @@ enum ReportFormat {
 /// The terminal form of an audit: a compact table of nodes and units, the summary, and each fallback's reasons.
 /// Colour (ANSI) only when asked, i.e. on a TTY.
 public enum AuditText {
-    public static func render(_ r: AuditReport, color: Bool = false) -> String {
+    public static func render(_ report: AuditReport, color: Bool = false) -> String {
+        // Every string from the model is made terminal-safe first; the only escape sequences left are paint's.
+        let r = report.terminalSafe()
         func paint(_ unit: String, _ text: String) -> String {
             guard color else { return text }
             let code = ["neural-engine": "32", "gpu": "34", "cpu": "33", "unsupported": "31"][unit] ?? "0"
@@ -93,5 +96,36 @@ public enum AuditText {
             }
         }
         return out
+    }
+}
+
+extension AuditReport {
+    /// The report with every string that comes from the model or a user file made terminal-safe
+    /// (`Printable.terminal`): names, op types, domains, graph paths, reasons, profile names and files.
+    func terminalSafe() -> AuditReport {
+        var r = self
+        let t = { (s: String) in Printable.terminal(s) }
+        r.model = t(r.model)
+        r.chip = t(r.chip)
+        r.inputShapes = r.inputShapes.map(t)
+        r.profiles = r.profiles.map { p in
+            var p = p
+            p.name = t(p.name)
+            p.chain = p.chain.map(t)
+            p.file = p.file.map(t)
+            return p
+        }
+        r.nodes = r.nodes.map { n in
+            var n = n
+            n.name = t(n.name)
+            n.label = t(n.label)
+            n.opType = t(n.opType)
+            n.domain = t(n.domain)
+            n.graph = t(n.graph)
+            n.reasons = n.reasons.map(t)
+            n.notChecked = n.notChecked.map(t)
+            return n
+        }
+        return r
     }
 }

@@ -159,11 +159,11 @@ struct Convert: ParsableCommand {
                                                packageBytes: result.packageBytes, report: result.report, graph: result.graph,
                                                audit: result.audit.map(PackageAudit.init)))
         } else {
-            print(ConversionText.render(result.report, source: model, sourceBytes: result.sourceBytes, package: output,
+            printText(ConversionText.render(result.report, source: model, sourceBytes: result.sourceBytes, package: output,
                                         packageBytes: result.packageBytes, graph: result.graph))
             if let a = result.audit {
                 let s = a.summary
-                print("compute units (\(a.computeUnits), chip \(a.chip)): \(ReportFormatting.percent(s.coverage)) of \(s.nodes) nodes on \(a.target), "
+                printText("compute units (\(a.computeUnits), chip \(a.chip)): \(ReportFormatting.percent(s.coverage)) of \(s.nodes) nodes on \(a.target), "
                       + "\(s.partitions.count) partition(s), \(s.fallbacks) elsewhere; each node's unit is in manifest.json, the audit in report.json")
             }
         }

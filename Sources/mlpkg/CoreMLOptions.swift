@@ -58,11 +58,11 @@ struct CoreMLOptions: ParsableArguments {
     }
 
     func report(_ result: CoreMLExporter.Result, from input: String, to output: String, quiet: Bool) {
-        for note in result.notes { FileHandleOutput.standardError.write("note: \(note)\n") }
+        for note in result.notes { printNote(note) }
         if quiet { return }
         let ops = result.operations.values.reduce(0, +)
         let folded = result.outcomes.filter { $0.verdict == .folded }.count
-        print("\(input) → \(output) (\(result.target), \(ops) MIL ops from \(result.outcomes.count - folded) nodes, \(folded) folded; "
+        printText("\(input) → \(output) (\(result.target), \(ops) MIL ops from \(result.outcomes.count - folded) nodes, \(folded) folded; "
               + "model.mlmodel \(result.modelBytes) bytes, weight.bin \(result.weightBytes) bytes)")
     }
 }

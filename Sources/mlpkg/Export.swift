@@ -66,11 +66,11 @@ struct Export: ParsableCommand {
             let loaded = try PackageReader.load(path: package, checksums: true)
             let result = try ONNXExporter.export(loaded.model, to: output,
                                                  options: .init(dequantize: dequantize, forceExternalData: externalData))
-            for note in result.notes { FileHandleOutput.standardError.write("note: \(note)\n") }
+            for note in result.notes { printNote(note) }
             if quiet { return }
             var line = "\(package) → \(output) (\(result.modelBytes) bytes"
             if let data = result.externalDataFile { line += " + \(result.externalDataBytes) bytes in \(data)" }
-            print(line + ")")
+            printText(line + ")")
         } catch {
             throw CommandFailure(error)
         }

@@ -64,7 +64,7 @@ struct Inspect: ParsableCommand {
         if json {
             try JSONOutput.print(summary)
         } else {
-            print(SummaryText.render(summary))
+            printText(SummaryText.render(summary))
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CSystem
+import GraphIR
 import MLPackage
 #if canImport(Glibc)
 import Glibc
@@ -54,7 +55,8 @@ struct MLPkgCommand: ParsableCommand {
     static func fail(_ message: String, code: Int32, usage: Bool = false) -> Never {
         let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmedSpaces }
             .filter { !$0.isEmpty }.joined(separator: " ")
-        var text = "error: \(oneLine)\n"
+        // Names in messages come from model files: shown with control characters escaped (docs/HARDENING.md).
+        var text = "error: \(Printable.terminal(oneLine))\n"
         if usage { text += "Run 'mlpkg --help' for usage.\n" }
         FileHandleOutput.standardError.write(text)
         Glibc.exit(code)
@@ -90,4 +92,15 @@ extension StringProtocol {
         while s.last == " " { s.removeLast() }
         return String(s)
     }
+}
+
+/// Human-readable output of a command: text that may carry names from a model file, printed with control
+/// characters escaped (newlines and tabs kept).
+func printText(_ text: String) {
+    print(Printable.terminal(text, keepLayout: true))
+}
+
+/// A `note:` line on stderr, escaped the same way.
+func printNote(_ text: String) {
+    FileHandleOutput.standardError.write("note: " + Printable.terminal(text) + "\n")
 }

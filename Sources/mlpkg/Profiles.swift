@@ -55,13 +55,13 @@ struct ProfilesCommand: ParsableCommand {
         if name == nil && profileFiles.isEmpty {
             for p in profiles {
                 let unit = p.unit?.rawValue ?? "(base)"
-                print("\(p.name.padding(15))\(unit.padding(15))\(p.rules.count) rules, \(p.support.flatMap(\.ops).count) ops; extends \(p.chain.dropLast().joined(separator: " → ").nonEmptyOr("nothing"))")
-                print("    \(p.description)")
+                printText("\(p.name.padding(15))\(unit.padding(15))\(p.rules.count) rules, \(p.support.flatMap(\.ops).count) ops; extends \(p.chain.dropLast().joined(separator: " → ").nonEmptyOr("nothing"))")
+                printText("    \(p.description)")
             }
             print("\nShow one with `mlpkg profiles NAME` (--json for the complete data).")
             return
         }
-        for p in shown { print(Self.describe(p)) }
+        for p in shown { printText(Self.describe(p)) }
     }
 
     static func describe(_ p: Profile) -> String {

@@ -27,7 +27,7 @@ struct Verify: ParsableCommand {
             let more = result.faults.count > 1 ? " (and \(result.faults.count - 1) more fault(s); --json lists all)" : ""
             throw CommandFailure(first.message + more)
         }
-        print("\(package): ok — format \(result.formatVersion ?? "?"), \(result.tensors) tensors, "
+        printText("\(package): ok — format \(result.formatVersion ?? "?"), \(result.tensors) tensors, "
               + "\(result.weightsBytes) bytes of weights, every checksum matches")
     }
 }

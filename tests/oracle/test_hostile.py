@@ -192,3 +192,48 @@ def test_file_size_limit_is_an_error_not_a_kill(mlpkg, tmp_path):
         one_error_line(proc, str(output), "File too large")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["big.mlpkg", "t.mlpkg"], list(tmp_path.iterdir())
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+
+
+def _hostile_names_model(path: Path) -> None:
+    """A model whose names carry terminal escapes (ESC, OSC, bidi override) and HTML."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    evil_node = "n\x1b]0;pwned\x07\x1b[2J</table><script>alert(1)</script>"
+    evil_tensor = "w\x1b[31mred\u202eevil`|"
+    nodes = [helper.make_node("MatMul", ["x", evil_tensor], ["h"], name=evil_node),
+             helper.make_node("Relu", ["h"], ["y"], name="<img src=x onerror=alert(1)>")]
+    g = helper.make_graph(nodes, "g\x1b[5m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                          [numpy_helper.from_array(np.ones((4, 4), np.float32), evil_tensor)])
+    m = helper.make_model(g, producer_name="p\x1b]8;;http://x\x07link", opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 10
+    path.write_bytes(m.SerializeToString())
+
+
+def test_names_never_reach_a_terminal_or_markdown_raw(mlpkg, tmp_path):
+    """Issue 16 item 8: control characters from names are shown escaped in every text output and error line;
+    markdown HTML-escapes names, op types and reasons."""
+    model = tmp_path / "evil.onnx"
+    _hostile_names_model(model)
+    pkg = tmp_path / "evil.mlpkg"
+    outputs = []
+    for argv in (["inspect", model], ["inspect", model, "--shapes"], ["convert", model, "-o", pkg, "--weights", "fp16"],
+                 ["verify", pkg], ["inspect", pkg], ["audit", model], ["audit", model, "--format", "markdown"],
+                 ["export", pkg, "-o", tmp_path / "e.onnx"]):
+        proc = run([str(mlpkg), *map(str, argv)], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout + proc.stderr)
+    # An error line that names the evil tensor (a package whose weights were damaged).
+    weights = pkg / "weights.bin"
+    data = bytearray(weights.read_bytes())
+    data[0] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    proc = run([str(mlpkg), "verify", str(pkg)], tmp_path)
+    assert proc.returncode == 1
+    outputs.append(proc.stdout + proc.stderr)
+    for text in outputs:
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text, repr(text[:400])
+    assert "\\u{1B}" in outputs[0]  # shown, not dropped
+    markdown = outputs[6]
+    assert "<script>" not in markdown and "</table>" not in markdown and "<img" not in markdown
+    assert "&lt;script&gt;" in markdown
