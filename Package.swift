@@ -38,7 +38,8 @@ let package = Package(
         // SIMD numeric kernels (F16C where the CPU has it, chosen at run time; portable C otherwise).
         .target(name: "CKernels"),
         .target(name: "Quantization", dependencies: ["GraphIR", "CKernels"]),
-        .target(name: "ONNXExport", dependencies: ["GraphIR", "Quantization", "SafeOutput"]),
+        .target(name: "ONNXExport", dependencies: ["GraphIR", "Quantization", "SafeOutput",
+                                                   .product(name: "Crypto", package: "swift-crypto")]),
         // IR → Core ML ML Program (.mlpackage): MIL builder, blob storage, op lowerings (docs/COREML.md).
         .target(name: "CoreMLExport", dependencies: ["GraphIR", "Ops", "Passes", "Quantization", "SafeOutput", "CoreMLProto",
                                                      "CProtobufC",

@@ -136,8 +136,9 @@ def output_bytes(path: Path) -> int | None:
     if path.is_dir():
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     if path.is_file():
-        extra = path.with_name(path.name + ".data")  # external data written beside the model
-        return path.stat().st_size + (extra.stat().st_size if extra.is_file() else 0)
+        # external data written beside the model: OUT.data (peers) or OUT.<digest>.data (mlpkg export)
+        extra = [path.with_name(path.name + ".data")] + sorted(path.parent.glob(path.name + ".*.data"))
+        return path.stat().st_size + sum(p.stat().st_size for p in extra if p.is_file())
     return None
 
 
@@ -422,7 +423,7 @@ def clear(path: Path) -> None:
     import shutil
     if path.is_dir():
         shutil.rmtree(path)
-    for p in (path, path.with_name(path.name + ".data")):
+    for p in (path, path.with_name(path.name + ".data"), *path.parent.glob(path.name + ".*.data")):
         if p.is_file():
             p.unlink()
 

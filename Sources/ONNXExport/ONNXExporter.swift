@@ -1,9 +1,12 @@
+import Crypto
+import Foundation
 import GraphIR
 import SafeOutput
 
 /// Writes a model as an ONNX file that onnxruntime and the `onnx` package load: tensors encoded in the package
-/// become standard ONNX (see `ExportPreparation`), and weights go to an external data file `OUT.data` when the
-/// protobuf would pass its 2 GiB limit (or when asked). Files are written atomically.
+/// become standard ONNX (see `ExportPreparation`), and weights go to an external data file
+/// `OUT.<digest>.data` when the protobuf would pass its 2 GiB limit (or when asked). Both files are replaced as a
+/// unit: a reader sees the old pair or the new one.
 public enum ONNXExporter {
     public struct Options: Sendable {
         public var dequantize: Bool
@@ -43,29 +46,50 @@ public enum ONNXExporter {
         guard embedded.size < (1 << 31) else {
             throw OutputError(path: path, "the graph alone is over protobuf's 2 GiB limit")
         }
-        var dataFile: AtomicFile?
+        // Two files replaced as a unit: the data goes to a fresh name derived from its content
+        // (`OUT.onnx.<digest>.data`), the model that references it is renamed into place last, and only then are
+        // data files of earlier exports to the same OUT removed. A kill at any point leaves OUT.onnx with the data
+        // file it names (issue 16).
         var dataPath: String?
+        var createdData = false
+        let stem = path.split(separator: "/").last.map(String.init) ?? path
+        let folder = String(path[..<(path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex)])
         if let plan {
-            let target = String(path[..<(path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex)]) + plan.location
-            let file = try AtomicFile(target: target)
+            let file = try AtomicFile(target: folder + stem + ".data")
+            var hash = SHA256()
+            embedded.flush()
+            for segment in embedded.segments {
+                switch segment {
+                case .bytes(let b): hash.update(data: b)
+                case .view(let v): hash.update(bufferPointer: v.bytes)
+                }
+            }
             do throws(OutputError) {
                 for blob in plan.blobs {
-                    try file.file.writeZeros(blob.offset - file.file.written)
+                    let gap = blob.offset - file.file.written
+                    try file.file.writeZeros(gap)
+                    hash.update(data: [UInt8](repeating: 0, count: gap))
                     try file.file.write(blob.view.bytes)
+                    hash.update(bufferPointer: blob.view.bytes)
                     blob.view.releaseMappedPages()  // weights read from a mapped package: keep memory bounded
                 }
             } catch {
                 file.abandon()
                 throw error
             }
-            dataFile = file
-            dataPath = target
+            let digest = hash.finalize().prefix(6).map { String(format: "%02x", $0) }.joined()
+            let location = stem + "." + digest + ".data"
+            createdData = access(folder + location, F_OK) != 0
+            try file.commit(as: location)
+            dataPath = folder + location
+            let external = ONNXEncoder.ExternalDataPlan(location: location, minimumBytes: options.externalThreshold)
+            embedded = ONNXEncoder(external: external).model(prepared)
         }
         let modelFile: AtomicFile
         do {
             modelFile = try AtomicFile(target: path)
         } catch {
-            dataFile?.abandon()
+            if createdData, let dataPath { unlink(dataPath) }
             throw error
         }
         do throws(OutputError) {
@@ -78,14 +102,24 @@ public enum ONNXExporter {
                     view.releaseMappedPages()
                 }
             }
-            try dataFile?.commit()
             try modelFile.commit()
         } catch {
-            dataFile?.abandon()
+            if createdData, let dataPath { unlink(dataPath) }
             modelFile.abandon()
             throw error
         }
+        Self.removeEarlierData(folder: folder, stem: stem, keeping: dataPath)
         return Result(modelBytes: embedded.size, externalDataFile: dataPath, externalDataBytes: plan?.size ?? 0,
                       notes: preparation.notes)
+    }
+
+    /// Data files an earlier export to the same model path wrote (`STEM.<12 hex digits>.data`), other than `keeping`.
+    static func removeEarlierData(folder: String, stem: String, keeping: String?) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder) else { return }
+        for name in names where name.hasPrefix(stem + ".") && name.hasSuffix(".data") {
+            let middle = name.dropFirst(stem.count + 1).dropLast(5)
+            guard middle.count == 12, middle.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { continue }
+            if folder + name != keeping { unlink(folder + name) }
+        }
     }
 }

@@ -43,6 +43,18 @@ public final class AtomicFile {
         }
     }
 
+    /// Syncs the temporary and renames it to `name` in the target's folder instead of the target (for a name that
+    /// depends on the content written).
+    public func commit(as name: String) throws(OutputError) {
+        try file.finish()
+        let destination = URL(fileURLWithPath: target).deletingLastPathComponent().path + "/" + name
+        guard rename(file.path, destination) == 0 else {
+            let reason = String(cString: strerror(errno))
+            abandon()
+            throw OutputError(path: destination, "cannot move the file into place: \(reason)")
+        }
+    }
+
     public func abandon() {
         unlink(file.path)
     }

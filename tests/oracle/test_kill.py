@@ -89,3 +89,53 @@ def test_kill_during_convert_leaves_old_or_new(mlpkg, tmp_path):
     assert run(argv, tmp_path).returncode == 0
     assert sorted(p.name for p in out_dir.iterdir()) == ["m.mlpkg"]
     print(f"{KILLS} kills over a {duration:.2f} s run: {outcomes}")
+
+
+def referenced_data(model_path: Path) -> set[str]:
+    m = onnx.load(str(model_path), load_external_data=False)
+    return {e.value for t in m.graph.initializer for e in t.external_data if e.key == "location"}
+
+
+def test_kill_during_export_with_external_data_keeps_a_consistent_pair(mlpkg, tmp_path):
+    """Issue 16 item 2: `export --external-data` replaced OUT.onnx.data, then OUT.onnx ~150 ms later, so a kill in
+    between paired the old model with the new data. Now the data goes to a fresh content-named file first and the
+    model is renamed last: whatever the moment of the kill, OUT.onnx names a data file that exists and matches it."""
+    import onnxruntime as ort
+    model = tmp_path / "model.onnx"
+    make_model(model)
+    a, b = tmp_path / "a.mlpkg", tmp_path / "b.mlpkg"
+    for pkg, weights in ((a, "fp32"), (b, "fp16")):
+        assert run([str(mlpkg), "convert", str(model), "-o", str(pkg), "--weights", weights, "--quiet"], tmp_path).returncode == 0
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "m.onnx"
+
+    def export(pkg: Path) -> list[str]:
+        return [str(mlpkg), "export", str(pkg), "-o", str(out), "--external-data", "--quiet"]
+
+    start = time.perf_counter()
+    assert run(export(b), tmp_path).returncode == 0
+    duration = time.perf_counter() - start
+    feed = {"x": np.ones((1, 1024), np.float32)}
+    results = {}
+    for pkg in (a, b):
+        assert run(export(pkg), tmp_path).returncode == 0
+        results[pkg] = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        data = [p.name for p in out_dir.iterdir() if p.name.endswith(".data")]
+        assert data == list(referenced_data(out)), f"earlier data files were not removed: {data}"
+    rng = random.Random(11)
+    for i in range(12):
+        before, after = (a, b) if i % 2 == 0 else (b, a)
+        assert run(export(before), tmp_path).returncode == 0
+        proc = subprocess.Popen(export(after), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0, duration * 1.2))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        names = referenced_data(out)
+        assert len(names) == 1 and (out_dir / next(iter(names))).is_file(), f"kill {i}: model names missing data {names}"
+        got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        assert any(np.array_equal(got, r) for r in results.values()), f"kill {i}: the pair is torn"
+    # The next export removes what killed runs left behind.
+    assert run(export(a), tmp_path).returncode == 0
+    assert sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".")) == sorted({"m.onnx"} | referenced_data(out))
