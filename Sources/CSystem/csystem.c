@@ -44,6 +44,99 @@ int mlpkg_rename_noreplace(const char *from, const char *to) {
 #endif
 }
 
+// ---- Temporaries to remove when the process is interrupted (SIGINT, SIGTERM, SIGHUP) or an input is truncated
+// under it (SIGBUS). Everything below runs in a signal handler, so it uses only system calls.
+
+#define MLPKG_TEMPORARY_SLOTS 16
+static char temporary_paths[MLPKG_TEMPORARY_SLOTS][4096];
+static atomic_int temporary_used[MLPKG_TEMPORARY_SLOTS];
+
+int mlpkg_register_temporary(const char *path) {
+    size_t length = strlen(path);
+    if (length >= sizeof temporary_paths[0]) return -1;
+    for (int i = 0; i < MLPKG_TEMPORARY_SLOTS; i++) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&temporary_used[i], &expected, 2)) {  // 2: being written
+            memcpy(temporary_paths[i], path, length + 1);
+            atomic_store(&temporary_used[i], 1);
+            return i;
+        }
+    }
+    return -1;
+}
+
+void mlpkg_unregister_temporary(int slot) {
+    if (slot >= 0 && slot < MLPKG_TEMPORARY_SLOTS) atomic_store(&temporary_used[slot], 0);
+}
+
+#ifdef __linux__
+struct mlpkg_dirent64 {
+    unsigned long long d_ino;
+    long long d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+#endif
+
+/// Removes `name` under `dirfd`: a file, or a directory and everything in it (at most 8 levels: mlpkg's
+/// temporaries are at most 3 deep).
+static void remove_tree(int dirfd, const char *name, int depth) {
+    if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return;
+#ifdef __linux__
+    if (depth >= 8) return;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    char buffer[4096];
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buffer, sizeof buffer);
+        if (n <= 0) break;
+        for (long offset = 0; offset < n;) {
+            struct mlpkg_dirent64 *entry = (struct mlpkg_dirent64 *)(buffer + offset);
+            offset += entry->d_reclen;
+            if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+            remove_tree(fd, entry->d_name, depth + 1);
+        }
+    }
+    close(fd);
+    unlinkat(dirfd, name, AT_REMOVEDIR);
+#else
+    (void)depth;
+#endif
+}
+
+void mlpkg_remove_temporaries(void) {
+    for (int i = 0; i < MLPKG_TEMPORARY_SLOTS; i++) {
+        if (atomic_load(&temporary_used[i]) == 1) remove_tree(AT_FDCWD, temporary_paths[i], 0);
+    }
+}
+
+static atomic_flag interrupt_reported = ATOMIC_FLAG_INIT;
+
+static void on_interrupt(int signal_number) {
+    if (atomic_flag_test_and_set(&interrupt_reported)) {
+        for (;;) pause();
+    }
+    mlpkg_remove_temporaries();
+    static const char message[] = "error: interrupted; nothing was written (temporary output removed)\n";
+    ssize_t ignored = write(2, message, sizeof message - 1);
+    (void)ignored;
+    _exit(128 + signal_number);
+}
+
+void mlpkg_install_interrupt_handlers(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_interrupt;
+    sigemptyset(&action.sa_mask);
+    sigaddset(&action.sa_mask, SIGINT);
+    sigaddset(&action.sa_mask, SIGTERM);
+    sigaddset(&action.sa_mask, SIGHUP);
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGHUP, &action, NULL);
+}
+
 static char bus_error_message[1024];
 static size_t bus_error_length;
 
@@ -56,6 +149,7 @@ static void on_bus_error(int signal_number) {
     if (atomic_flag_test_and_set(&bus_error_reported)) {
         for (;;) pause();
     }
+    mlpkg_remove_temporaries();
     ssize_t ignored = write(2, bus_error_message, bus_error_length);
     (void)ignored;
     _exit(1);

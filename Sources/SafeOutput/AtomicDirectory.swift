@@ -26,6 +26,8 @@ public struct OutputError: Error, CustomStringConvertible, Equatable {
 public struct AtomicDirectory {
     public let target: String
     public let temporary: String
+    /// The temporary's slot in the table the signal handlers clean up.
+    private let slot: Int32
 
     /// Prefix of temporary siblings: `.NAME.partial-PID`.
     static func temporaryPrefix(for target: String) -> String {
@@ -51,25 +53,13 @@ public struct AtomicDirectory {
         guard stat(parent, &parentInfo) == 0, (parentInfo.st_mode & S_IFMT) == S_IFDIR else {
             throw OutputError(path: target, "the folder \(parent) does not exist")
         }
-        Self.removeStaleTemporaries(prefix: Self.temporaryPrefix(for: target))
-        temporary = Self.temporaryPrefix(for: target) + String(getpid())
+        Temporaries.removeStale(prefix: Self.temporaryPrefix(for: target))
+        temporary = Self.temporaryPrefix(for: target) + Temporaries.suffix()
         try? FileManager.default.removeItem(atPath: temporary)
+        slot = Temporaries.register(temporary)
         guard mkdir(temporary, 0o755) == 0 else {
+            Temporaries.unregister(slot)
             throw OutputError(path: target, "cannot create a temporary folder beside it: \(String(cString: strerror(errno)))")
-        }
-    }
-
-    /// Removes temporaries left by processes that no longer run.
-    private static func removeStaleTemporaries(prefix: String) {
-        let url = URL(fileURLWithPath: prefix)
-        let folder = url.deletingLastPathComponent().path
-        let stem = url.lastPathComponent
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-        for name in names where name.hasPrefix(stem) {
-            guard let pid = Int32(name.dropFirst(stem.count)), pid > 0 else { continue }
-            if kill(pid, 0) != 0 && errno == ESRCH {
-                try? FileManager.default.removeItem(atPath: folder + "/" + name)
-            }
         }
     }
 
@@ -82,6 +72,7 @@ public struct AtomicDirectory {
 
     /// Moves the finished temporary into place.
     public func commit() throws(OutputError) {
+        defer { Temporaries.unregister(slot) }
         if mlpkg_rename_noreplace(temporary, target) != 0 {
             let code = errno
             if code == EEXIST || code == ENOTEMPTY {
@@ -124,6 +115,7 @@ public struct AtomicDirectory {
     /// Removes the temporary directory and everything in it.
     public func abandon() {
         try? FileManager.default.removeItem(atPath: temporary)
+        Temporaries.unregister(slot)
     }
 }
 

@@ -10,6 +10,7 @@ import Darwin
 public final class AtomicFile {
     public let target: String
     public let file: OutputFile
+    private let slot: Int32
 
     public init(target: String) throws(OutputError) {
         self.target = target
@@ -28,13 +29,22 @@ public final class AtomicFile {
         guard stat(parent, &parentInfo) == 0, (parentInfo.st_mode & S_IFMT) == S_IFDIR else {
             throw OutputError(path: target, "the folder \(parent) does not exist")
         }
-        let temporary = parent + "/." + url.lastPathComponent + ".partial-" + String(getpid())
+        let prefix = parent + "/." + url.lastPathComponent + ".partial-"
+        Temporaries.removeStale(prefix: prefix)
+        let temporary = prefix + Temporaries.suffix()
         unlink(temporary)
-        file = try OutputFile(path: temporary, reportedAs: target)
+        slot = Temporaries.register(temporary)
+        do {
+            file = try OutputFile(path: temporary, reportedAs: target)
+        } catch {
+            Temporaries.unregister(slot)
+            throw error
+        }
     }
 
     /// Syncs the temporary and renames it over the target.
     public func commit() throws(OutputError) {
+        defer { Temporaries.unregister(slot) }
         try file.finish()
         guard rename(file.path, target) == 0 else {
             let reason = String(cString: strerror(errno))
@@ -46,6 +56,7 @@ public final class AtomicFile {
     /// Syncs the temporary and renames it to `name` in the target's folder instead of the target (for a name that
     /// depends on the content written).
     public func commit(as name: String) throws(OutputError) {
+        defer { Temporaries.unregister(slot) }
         try file.finish()
         let destination = URL(fileURLWithPath: target).deletingLastPathComponent().path + "/" + name
         guard rename(file.path, destination) == 0 else {
@@ -57,5 +68,6 @@ public final class AtomicFile {
 
     public func abandon() {
         unlink(file.path)
+        Temporaries.unregister(slot)
     }
 }

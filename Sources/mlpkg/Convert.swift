@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSystem
 import Foundation
 import Audit
 import GraphIR
@@ -113,7 +114,11 @@ struct Convert: ParsableCommand {
         } catch {
             throw CommandFailure("\(output): cannot create a temporary folder in \(FileManager.default.temporaryDirectory.path)")
         }
-        defer { try? FileManager.default.removeItem(at: scratch) }
+        let slot = mlpkg_register_temporary(scratch.path)  // removed on Ctrl-C too
+        defer {
+            try? FileManager.default.removeItem(at: scratch)
+            mlpkg_unregister_temporary(slot)
+        }
         let package = scratch.appendingPathComponent("model.mlpkg").path
         do {
             _ = try PackageConverter.convert(input: model, output: package, options: conversionOptions(audit: nil))

@@ -29,6 +29,8 @@ struct MLPkgCommand: ParsableCommand {
         // Past a file-size limit (ulimit -f) the kernel would kill the process with SIGXFSZ and leave its temporary
         // output behind; ignored, the write fails with EFBIG and the usual error path cleans up.
         signal(SIGXFSZ, SIG_IGN)
+        // Ctrl-C, SIGTERM and SIGHUP remove the temporary outputs in progress and end with one error line.
+        mlpkg_install_interrupt_handlers()
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -139,3 +139,56 @@ def test_kill_during_export_with_external_data_keeps_a_consistent_pair(mlpkg, tm
     # The next export removes what killed runs left behind.
     assert run(export(a), tmp_path).returncode == 0
     assert sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".")) == sorted({"m.onnx"} | referenced_data(out))
+
+
+def _ns() -> int:
+    import os
+    return os.stat("/proc/self/ns/pid").st_ino
+
+
+def test_interrupt_removes_temporaries_and_says_so(mlpkg, tmp_path):
+    """Issue 16 item 3: SIGINT/SIGTERM/SIGHUP during convert or export leave no temporary and end with one error
+    line (exit 128 + signal)."""
+    model = tmp_path / "model.onnx"
+    make_model(model)
+    pkg = tmp_path / "p.mlpkg"
+    assert run([str(mlpkg), "convert", str(model), "-o", str(pkg), "--weights", "fp32", "--quiet"], tmp_path).returncode == 0
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    jobs = [([str(mlpkg), "convert", str(model), "-o", str(out_dir / "m.mlpkg"), "--weights", "int4", "--quiet"], signal.SIGINT),
+            ([str(mlpkg), "export", str(pkg), "-o", str(out_dir / "m.onnx"), "--external-data", "--quiet"], signal.SIGTERM),
+            ([str(mlpkg), "export", str(pkg), "--format", "coreml", "-o", str(out_dir / "M.mlpackage"),
+              "--compute-precision", "fp32", "--quiet"], signal.SIGHUP)]
+    for argv, sig in jobs:
+        interrupted = 0
+        for delay in (0.05, 0.1, 0.2):
+            proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, text=True)
+            time.sleep(delay)
+            proc.send_signal(sig)
+            _, err = proc.communicate()
+            if proc.returncode == 0:
+                continue  # finished before the signal: nothing to check this time
+            interrupted += 1
+            assert proc.returncode == 128 + sig, (argv[1], proc.returncode, err)
+            lines = [l for l in err.splitlines() if l.strip()]
+            assert len(lines) == 1 and lines[0].startswith("error: interrupted"), err
+            assert [p.name for p in out_dir.iterdir() if ".partial-" in p.name] == [], f"{argv[1]}: temporary left"
+        assert interrupted > 0, f"{argv[1]} always finished within 0.2 s; the test cannot interrupt it"
+
+
+def test_stale_sweep_is_namespace_aware(mlpkg, tmp_path):
+    """Temporaries of dead writers in this PID namespace are swept; one from another namespace is not."""
+    model = tmp_path / "model.onnx"
+    make_model(model)
+    pkg = tmp_path / "p.mlpkg"
+    assert run([str(mlpkg), "convert", str(model), "-o", str(pkg), "--weights", "int4", "--quiet"], tmp_path).returncode == 0
+    dead = 4_000_000  # above any Linux pid_max
+    ours = tmp_path / f".m.onnx.partial-{_ns()}-{dead}"
+    legacy = tmp_path / f".m.onnx.partial-{dead}"
+    foreign = tmp_path / f".m.onnx.partial-{_ns() + 1}-{dead}"
+    for p in (ours, legacy, foreign):
+        p.write_bytes(b"partial")
+    assert run([str(mlpkg), "export", str(pkg), "-o", str(tmp_path / "m.onnx"), "--quiet"], tmp_path).returncode == 0
+    assert not ours.exists() and not legacy.exists()
+    assert foreign.exists(), "a writer in another PID namespace lost its temporary"
