@@ -16,8 +16,15 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     /// Maps the regular file at `path`. Refuses devices, FIFOs and directories.
-    public init(path: String) throws(Failure) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+    public convenience init(path: String) throws(Failure) {
+        try self.init(directory: AT_FDCWD, name: path, followLinks: true)
+    }
+
+    /// Maps the regular file `name` inside the open directory `directory` (a package opened once, so all its files
+    /// come from the same version of it). `followLinks: false` refuses a symbolic link (it could point out of the
+    /// package).
+    public init(directory: Int32, name: String, followLinks: Bool) throws(Failure) {
+        let fd = openat(directory, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
         guard fd >= 0 else { throw .open(errno: errno) }
         defer { close(fd) }
         var info = stat()
@@ -76,6 +83,7 @@ extension MappedFile.Failure {
     public var reason: String {
         switch self {
         case .notRegular: return "is not a regular file"
+        case .open(let code) where code == ELOOP: return "is a symbolic link; a package's files must be inside it"
         case .open(let code): return "cannot be opened: \(MappedFile.describe(errno: code))"
         case .map(let code): return "cannot be mapped: \(MappedFile.describe(errno: code))"
         }

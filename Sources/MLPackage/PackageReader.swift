@@ -21,22 +21,16 @@ public enum PackageReader {
     }
 
     public static func readManifest(path: String) throws(PackageError) -> Manifest {
-        let manifestPath = path + "/" + Manifest.manifestFileName
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw PackageError(path: path, "no such package")
-        }
-        guard isDirectory.boolValue else { throw PackageError(path: path, "not a package directory") }
-        let file: MappedFile
-        do {
-            file = try MappedFile(path: manifestPath)
-        } catch {
-            throw PackageError(path: path, "manifest.json \(error.reason)")
-        }
+        try readManifest(PackageFiles(path: path))
+    }
+
+    /// Reads manifest.json of an opened package.
+    public static func readManifest(_ files: PackageFiles) throws(PackageError) -> Manifest {
+        let file = try files.map(Manifest.manifestFileName)
         guard file.bytes.count <= maxManifestBytes else {
-            throw PackageError(path: path, "manifest.json is \(file.bytes.count) bytes, over the \(maxManifestBytes)-byte limit")
+            throw PackageError(path: files.path, "manifest.json is \(file.bytes.count) bytes, over the \(maxManifestBytes)-byte limit")
         }
-        return try decodeManifest(Data(file.bytes), path: path)
+        return try decodeManifest(Data(file.bytes), path: files.path)
     }
 
     /// Checks the header, then decodes the manifest held in `data` (`path` names the package in errors).
@@ -78,8 +72,9 @@ public enum PackageReader {
     /// Reads the manifest, maps weights.bin and rebuilds the model. With `checksums`, every blob's SHA-256 is
     /// checked first (the first mismatch is thrown, naming the tensor).
     public static func load(path: String, checksums: Bool) throws(PackageError) -> LoadedPackage {
-        let manifest = try readManifest(path: path)
-        let weights = try mapWeights(path: path, manifest: manifest)
+        let files = try PackageFiles(path: path)
+        let manifest = try readManifest(files)
+        let weights = try mapWeights(files, manifest: manifest)
         return try load(path: path, manifest: manifest, weights: weights, checksums: checksums)
     }
 
@@ -114,15 +109,10 @@ public enum PackageReader {
         return LoadedPackage(path: path, manifest: manifest, model: model)
     }
 
-    static func mapWeights(path: String, manifest: Manifest) throws(PackageError) -> ByteView {
-        let file: MappedFile
-        do {
-            file = try MappedFile(path: path + "/" + Manifest.weightsFileName)
-        } catch {
-            throw PackageError(path: path, "weights.bin \(error.reason)")
-        }
+    static func mapWeights(_ files: PackageFiles, manifest: Manifest) throws(PackageError) -> ByteView {
+        let file = try files.map(Manifest.weightsFileName)
         guard file.bytes.count == manifest.weights.bytes else {
-            throw PackageError(path: path, "weights.bin is \(file.bytes.count) bytes, the manifest says \(manifest.weights.bytes) (truncated or replaced)")
+            throw PackageError(path: files.path, "weights.bin is \(file.bytes.count) bytes, the manifest says \(manifest.weights.bytes) (truncated or replaced)")
         }
         return file.view
     }

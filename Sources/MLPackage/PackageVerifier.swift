@@ -24,22 +24,25 @@ public enum PackageVerifier {
     public static func verify(path: String) -> VerificationResult {
         var result = VerificationResult(package: path, ok: false, formatVersion: nil, tensors: 0, weightsBytes: 0, faults: [])
         let manifest: Manifest
+        let files: PackageFiles
         do {
-            manifest = try PackageReader.readManifest(path: path)
+            files = try PackageFiles(path: path)  // one directory descriptor: every file from one version of it
+            manifest = try PackageReader.readManifest(files)
         } catch {
             result.faults.append(.init(message: error.description, tensor: error.tensor))
             return result
         }
         let weights: ByteView
+        let report: Data?
         do {
-            weights = try MappedFile(path: path + "/" + Manifest.weightsFileName).view
+            weights = try files.map(Manifest.weightsFileName).view
+            report = try files.report()
         } catch {
             result.formatVersion = manifest.formatVersion
-            result.faults.append(.init(message: PackageError(path: path, "weights.bin \(error.reason)").description, tensor: nil))
+            result.faults.append(.init(message: error.description, tensor: error.tensor))
             return result
         }
-        return verify(path: path, manifest: manifest, weights: weights,
-                      report: FileManager.default.contents(atPath: path + "/" + Manifest.reportFileName))
+        return verify(path: path, manifest: manifest, weights: weights, report: report)
     }
 
     /// Checks a package whose parts are in memory (`report` nil: report.json is missing).

@@ -192,3 +192,38 @@ def test_stale_sweep_is_namespace_aware(mlpkg, tmp_path):
     assert run([str(mlpkg), "export", str(pkg), "-o", str(tmp_path / "m.onnx"), "--quiet"], tmp_path).returncode == 0
     assert not ours.exists() and not legacy.exists()
     assert foreign.exists(), "a writer in another PID namespace lost its temporary"
+
+
+def test_readers_never_see_a_torn_package(mlpkg, tmp_path):
+    """Issue 16 item 7: verify/inspect/export opened manifest.json and weights.bin by path at different moments, so
+    while convert replaced the package they reported a sound package as corrupt. Now the package directory is opened
+    once; a reader sees one version, or fails cleanly when that version's files are already gone."""
+    import threading
+    model = tmp_path / "model.onnx"
+    make_model(model)
+    target = tmp_path / "m.mlpkg"
+    assert run([str(mlpkg), "convert", str(model), "-o", str(target), "--weights", "int8", "--quiet"], tmp_path).returncode == 0
+    stop = threading.Event()
+
+    def writer():
+        formats = ["fp16", "int8", "int4", "fp32"]
+        k = 0
+        while not stop.is_set():
+            run([str(mlpkg), "convert", str(model), "-o", str(target), "--weights", formats[k % 4], "--quiet"], tmp_path)
+            k += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    bad = []
+    try:
+        for i in range(60):
+            proc = run([str(mlpkg), "verify", str(target)], tmp_path)
+            if proc.returncode != 0:
+                line = proc.stderr.strip()
+                # A clean failure names a file of a version that is gone; never a checksum or size mismatch.
+                if "checksum" in line or "the manifest says" in line or "corrupt" in line or proc.returncode < 0:
+                    bad.append(line)
+    finally:
+        stop.set()
+        thread.join()
+    assert bad == [], bad[:3]

@@ -790,3 +790,22 @@ def test_shape_whose_size_overflows_is_a_fault(mlpkg, tmp_path, weights, dims):
         line = error_line(cli(mlpkg, *argv, cwd=tmp_path))
         assert victim["name"] in line or "tensor" in line, line
     assert not (tmp_path / "o.onnx").exists() and not (tmp_path / "o.mlpackage").exists()
+
+
+def test_symlinked_weights_are_refused(mlpkg, cnn_pkg, tmp_path):
+    """Issue 16 item 9: a symlinked weights.bin was followed out of the package."""
+    outside = tmp_path / "elsewhere.bin"
+    (cnn_pkg / "weights.bin").rename(outside)
+    (cnn_pkg / "weights.bin").symlink_to(outside)
+    for argv in (["verify", cnn_pkg], ["export", cnn_pkg, "-o", tmp_path / "o.onnx"], ["inspect", cnn_pkg]):
+        line = error_line(cli(mlpkg, *argv, cwd=tmp_path))
+        assert "weights.bin" in line and "symbolic link" in line, line
+
+
+def test_oversized_report_is_refused_unread(mlpkg, cnn_pkg, tmp_path):
+    """Issue 16 item 6: verify read report.json whole with no cap (a sparse 1 GiB file cost 1.6 GB of memory)."""
+    report = cnn_pkg / "report.json"
+    with open(report, "r+b") as f:
+        f.truncate(1 << 30)  # sparse: no disk used
+    proc = cli(mlpkg, "verify", cnn_pkg, cwd=tmp_path)
+    assert proc.returncode == 1 and "report.json" in proc.stderr and "limit" in proc.stderr, describe(proc)
