@@ -36,6 +36,9 @@ public enum PackageReader {
     /// Checks the header, then decodes the manifest held in `data` (`path` names the package in errors).
     public static func decodeManifest(_ data: Data, path: String) throws(PackageError) -> Manifest {
         try checkHeader(data, path: path)
+        if let key = DuplicateKeys.first(in: data) {
+            throw PackageError(path: path, "manifest.json has the key '\(key)' twice in one object; JSON readers disagree on which one counts, so mlpkg refuses it")
+        }
         do {
             return try decoder.decode(Manifest.self, from: data)
         } catch let error as DecodingError {
@@ -84,12 +87,22 @@ public enum PackageReader {
         guard weights.count == manifest.weights.bytes else {
             throw PackageError(path: path, "weights.bin is \(weights.count) bytes, the manifest says \(manifest.weights.bytes) (truncated or replaced)")
         }
+        // Structure and overlap are checked for every reader (cheap); the same checks `verify` makes, so no command
+        // reads a package verify would refuse (issue 16: overlapping blobs passed export, inspect and audit).
+        var ranges: [(start: Int, end: Int, name: String)] = []
+        for (index, record) in manifest.tensors.enumerated() {
+            if let fault = ManifestDecoder.faults(of: record, index: index, weightsSize: weights.count, path: path,
+                                                  table: manifest.tensors).first {
+                throw fault
+            }
+            ranges.append((record.offset, record.offset + record.length, record.name))
+        }
+        ranges.sort { $0.start < $1.start }
+        for (a, b) in zip(ranges, ranges.dropFirst()) where b.start < a.end {
+            throw PackageError(path: path, "tensor '\(b.name)': its bytes overlap those of '\(a.name)' in weights.bin", tensor: b.name)
+        }
         if checksums {
-            for (index, record) in manifest.tensors.enumerated() {
-                if let fault = ManifestDecoder.faults(of: record, index: index, weightsSize: weights.count, path: path,
-                                                           table: manifest.tensors).first {
-                    throw fault
-                }
+            for record in manifest.tensors {
                 let blob = weights.slice(record.offset..<(record.offset + record.length))
                 defer { blob.releaseMappedPages() }  // read again when used; memory stays bounded meanwhile
                 guard Checksum.sha256(blob) == record.sha256 else {

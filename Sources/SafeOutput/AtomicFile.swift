@@ -71,3 +71,19 @@ public final class AtomicFile {
         Temporaries.unregister(slot)
     }
 }
+
+/// Refusing to write an output inside the input being read (`export -o PKG/weights.bin` overwrote the package it
+/// was exporting).
+public enum OutputPlacement {
+    /// Throws when `output` (or the folder it would be created in) lies inside the directory `input`, or is `input`.
+    public static func refuseInside(output: String, input: String) throws(OutputError) {
+        guard let inputReal = realpath(input, nil).map({ p -> String in defer { free(p) }; return String(cString: p) }) else { return }
+        let url = URL(fileURLWithPath: output)
+        let parent = url.deletingLastPathComponent().path
+        guard let parentReal = realpath(parent, nil).map({ p -> String in defer { free(p) }; return String(cString: p) }) else { return }
+        let resolved = parentReal + "/" + url.lastPathComponent
+        if resolved == inputReal || resolved.hasPrefix(inputReal + "/") {
+            throw OutputError(path: output, "is inside the input \(input); refusing to write into what is being read")
+        }
+    }
+}

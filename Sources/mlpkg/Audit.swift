@@ -57,7 +57,7 @@ struct AuditCommand: ParsableCommand {
         do {
             let graphModel: Model
             if PackageReader.isPackage(path: model) {
-                graphModel = try PackageReader.load(path: model, checksums: false).model
+                graphModel = try PackageReader.load(path: model, checksums: true).model
             } else {
                 graphModel = try ONNXImporter.load(path: model)
             }
@@ -84,6 +84,7 @@ struct AuditCommand: ParsableCommand {
         }
         if let output {
             do {
+                try OutputPlacement.refuseInside(output: output, input: model)
                 let file = try AtomicFile(target: output)
                 do {
                     try file.file.write(Array(text.utf8))

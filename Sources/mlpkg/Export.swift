@@ -2,6 +2,7 @@ import ArgumentParser
 import CoreMLExport
 import MLPackage
 import ONNXExport
+import SafeOutput
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -52,6 +53,11 @@ struct Export: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        do {
+            try OutputPlacement.refuseInside(output: output, input: package)
+        } catch {
+            throw CommandFailure(error)
+        }
         if format == .coreml {
             do {
                 try coreML.export(package: package, to: output, dequantize: dequantize, inputShapes: inputShape.pins,

@@ -37,7 +37,7 @@ struct Inspect: ParsableCommand {
         var loaded: Model
         do {
             if PackageReader.isPackage(path: model) {
-                let package = try PackageReader.load(path: model, checksums: false)
+                let package = try PackageReader.load(path: model, checksums: true)
                 loaded = package.model
                 summary = ModelSummary(model: package.model, file: model).with(package: PackageSummary(package.manifest))
             } else {

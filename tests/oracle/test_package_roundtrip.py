@@ -809,3 +809,46 @@ def test_oversized_report_is_refused_unread(mlpkg, cnn_pkg, tmp_path):
         f.truncate(1 << 30)  # sparse: no disk used
     proc = cli(mlpkg, "verify", cnn_pkg, cwd=tmp_path)
     assert proc.returncode == 1 and "report.json" in proc.stderr and "limit" in proc.stderr, describe(proc)
+
+
+def test_duplicate_manifest_key_is_an_error(mlpkg, cnn_pkg, tmp_path):
+    """Issue 16 item 9: duplicate JSON keys were accepted (first wins; most readers take the last)."""
+    mf = cnn_pkg / "manifest.json"
+    text = mf.read_text(encoding="utf-8")
+    # Repeat the first tensor's name key with another value, escaped so a naive text comparison would miss it.
+    new, n = re.subn(r'("name"\s*:\s*"[^"]*")', r'\1,"n\\u0061me":"other"', text, count=1)
+    assert n == 1
+    mf.write_text(new, encoding="utf-8")
+    for argv in (["verify", cnn_pkg], ["inspect", cnn_pkg], ["export", cnn_pkg, "-o", tmp_path / "o.onnx"]):
+        line = error_line(cli(mlpkg, *argv, cwd=tmp_path))
+        assert "twice" in line and "'name'" in line, line
+
+
+def test_overlapping_blobs_are_refused_by_every_reader(mlpkg, tmp_path):
+    """Issue 16 item 9: overlapping blobs were refused by verify but accepted by export, inspect and audit."""
+    pkg = tmp_path / "p.mlpkg"
+    assert_ok(cli(mlpkg, "convert", FIXTURES / "cnn.onnx", "-o", pkg, "--weights", "fp32", cwd=tmp_path))
+    manifest = load_manifest(pkg)
+    tensors = sorted(manifest["tensors"], key=lambda t: t["length"])
+    small, big = tensors[0], tensors[-1]
+    # Point the smallest tensor into the biggest one's bytes (with a matching checksum, so only the overlap is wrong).
+    import hashlib
+    data = (pkg / "weights.bin").read_bytes()
+    small["offset"] = big["offset"]
+    small["sha256"] = hashlib.sha256(data[big["offset"]:big["offset"] + small["length"]]).hexdigest()
+    (pkg / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    for argv in (["verify", pkg], ["inspect", pkg], ["audit", pkg], ["export", pkg, "-o", tmp_path / "o.onnx"]):
+        line = error_line(cli(mlpkg, *argv, cwd=tmp_path))
+        assert "overlap" in line, line
+
+
+def test_outputs_never_land_inside_their_input(mlpkg, cnn_pkg, tmp_path):
+    """Issue 16 item 9: `export -o PKG/weights.bin` overwrote the package being read."""
+    before = (cnn_pkg / "weights.bin").read_bytes()
+    for argv in (["export", cnn_pkg, "-o", cnn_pkg / "weights.bin"], ["export", cnn_pkg, "-o", cnn_pkg / "new.onnx"],
+                 ["audit", cnn_pkg, "--format", "json", "-o", cnn_pkg / "report.json"],
+                 ["export", cnn_pkg, "--format", "coreml", "-o", cnn_pkg / "M.mlpackage"]):
+        line = error_line(cli(mlpkg, *argv, cwd=tmp_path))
+        assert "inside the input" in line, line
+    assert (cnn_pkg / "weights.bin").read_bytes() == before
+    assert_ok(cli(mlpkg, "verify", cnn_pkg, cwd=tmp_path))

@@ -1,0 +1,67 @@
+import Foundation
+
+/// Finds a key that appears twice in one JSON object. JSON readers disagree on duplicates (Foundation keeps the
+/// first, most others the last), so a manifest with one could be read differently by `verify` and by another tool:
+/// mlpkg refuses it (docs/FORMAT.md). A linear scan over the bytes; keys are compared after decoding escapes.
+enum DuplicateKeys {
+    /// The first duplicated key (decoded), or nil. Malformed JSON returns nil: the decoder reports it.
+    static func first(in data: Data) -> String? {
+        data.withUnsafeBytes { raw -> String? in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            var i = 0
+            // One entry per open container: the keys seen (objects) or nil (arrays).
+            var stack: [Set<String>?] = []
+            var expectingKey = false
+            while i < bytes.count {
+                let c = bytes[i]
+                switch c {
+                case UInt8(ascii: "{"):
+                    stack.append([])
+                    expectingKey = true
+                    i += 1
+                case UInt8(ascii: "["):
+                    stack.append(nil)
+                    expectingKey = false
+                    i += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    if !stack.isEmpty { stack.removeLast() }
+                    expectingKey = false
+                    i += 1
+                case UInt8(ascii: ","):
+                    expectingKey = stack.last.map { $0 != nil } ?? false
+                    i += 1
+                case UInt8(ascii: "\""):
+                    guard let (text, next) = string(bytes, from: i) else { return nil }
+                    if expectingKey, var keys = stack.last ?? nil {
+                        if keys.contains(text) { return text }
+                        keys.insert(text)
+                        stack[stack.count - 1] = keys
+                        expectingKey = false
+                    }
+                    i = next
+                default:
+                    i += 1
+                }
+            }
+            return nil
+        }
+    }
+
+    /// The decoded string starting at the quote at `start`, and the index after its closing quote.
+    private static func string(_ b: UnsafeBufferPointer<UInt8>, from start: Int) -> (String, Int)? {
+        var i = start + 1
+        var plain = true
+        while i < b.count {
+            if b[i] == UInt8(ascii: "\\") { plain = false; i += 2; continue }
+            if b[i] == UInt8(ascii: "\"") { break }
+            i += 1
+        }
+        guard i < b.count else { return nil }
+        let slice = UnsafeBufferPointer(rebasing: b[(start + 1)..<i])
+        if plain { return (String(decoding: slice, as: UTF8.self), i + 1) }
+        // Escapes: let the JSON decoder decode the string literal itself.
+        let literal = Data(UnsafeBufferPointer(rebasing: b[start...i]))
+        guard let decoded = try? JSONDecoder().decode(String.self, from: literal) else { return nil }
+        return (decoded, i + 1)
+    }
+}
