@@ -78,10 +78,14 @@ public struct InferenceLimits: Sendable {
     public var evaluationElements: Int
     /// Largest symbolic (dim-valued) tensor tracked.
     public var symbolicElements: Int
+    /// Elements of computed values kept over a whole model (2^24: at most ~128 MiB as doubles). Past it values are
+    /// no longer computed; types still are (10,000 Expand nodes just under the per-value limit took 5.2 GB before).
+    public var totalElements: Int
 
-    public init(evaluationElements: Int = 1 << 16, symbolicElements: Int = 64) {
+    public init(evaluationElements: Int = 1 << 16, symbolicElements: Int = 64, totalElements: Int = 1 << 24) {
         self.evaluationElements = evaluationElements
         self.symbolicElements = symbolicElements
+        self.totalElements = totalElements
     }
 }
 

@@ -16,7 +16,7 @@ public struct ConstantFolding: GraphPass {
 
     public func run(_ model: inout Model, context: PassContext) throws -> Bool {
         let engine = InferenceEngine(model: model, limits: context.limits,
-                                     folding: FoldingPolicy(materializeBytes: context.materializeBytes))
+                                     folding: FoldingPolicy(materializeBytes: context.materializeBytes, budget: context.budget))
         let (folded, findings) = engine.run()
         guard findings.folded > 0 else { return false }
         // Every new initializer was a node output: note them so dead ones can go.

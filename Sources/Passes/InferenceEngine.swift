@@ -55,6 +55,35 @@ struct Findings {
 struct FoldingPolicy {
     /// Largest folded tensor written as an initializer, in bytes; bigger results stay computed at run time.
     var materializeBytes: Int
+    /// Bytes of folded initializers the model may still gain, shared by every folding round of a pipeline run.
+    var budget: InferenceBudget
+    /// Bytes of folded initializers one model may gain in all (64 MiB): past it nodes stay as they are, so a model
+    /// of many small folds cannot grow into a huge package.
+    static let totalBytes = 64 << 20
+}
+
+/// What a model may still spend: computed elements (inference) and folded bytes (folding).
+final class InferenceBudget {
+    var elements: Int
+    var foldedBytes: Int
+    private(set) var elementsSpent = false
+
+    init(elements: Int, foldedBytes: Int) {
+        self.elements = elements
+        self.foldedBytes = foldedBytes
+    }
+
+    func takeElements(_ n: Int) -> Bool {
+        guard n <= elements else { elementsSpent = true; return false }
+        elements -= n
+        return true
+    }
+
+    func takeFolded(_ n: Int) -> Bool {
+        guard n <= foldedBytes else { return false }
+        foldedBytes -= n
+        return true
+    }
 }
 
 /// Names visible in a graph: its own values, then the enclosing graphs'.
@@ -107,6 +136,7 @@ final class InferenceEngine: SubgraphInferring {
     let algebra = DimAlgebra()
     let limits: InferenceLimits
     let folding: FoldingPolicy?
+    let budget: InferenceBudget
     private var frames: [Frame] = []
     private var functionDepth = 0
 
@@ -115,6 +145,7 @@ final class InferenceEngine: SubgraphInferring {
         self.registry = registry
         self.limits = limits
         self.folding = folding
+        budget = InferenceBudget(elements: limits.totalElements, foldedBytes: FoldingPolicy.totalBytes)
         // Symbols the model names anywhere must never be reused for fresh ones.
         model.graph.forEachGraph { graph, _ in
             for v in graph.inputs + graph.outputs + graph.valueInfo {
@@ -285,7 +316,16 @@ final class InferenceEngine: SubgraphInferring {
                     failed = true
                 }
                 if !failed && deterministic {
-                    values = ((try? op.evaluate(ctx, types: types)) ?? nil) ?? []
+                    // Within the model's budget only; small values (shape chains) are always computed.
+                    let need = types.reduce(0) { total, type in
+                        guard case .tensor(let t) = type, let shape = t.shape else { return total }
+                        let dims = shape.compactMap { d -> Int? in if case .value(let v) = d { return v }; return nil }
+                        guard dims.count == shape.count, let n = Tensor.elementCount(of: dims) else { return total }
+                        return total &+ n
+                    }
+                    if need <= limits.symbolicElements || need <= budget.elements {
+                        values = ((try? op.evaluate(ctx, types: types)) ?? nil) ?? []
+                    }
                 }
             case .tooNew(let first):
                 reason = "\(node.opType) exists from opset \(first); the model imports \(domain.isEmpty ? "ai.onnx" : domain) \(version)"
@@ -313,6 +353,9 @@ final class InferenceEngine: SubgraphInferring {
                     value = nil
                 } else if v.count > limit || Tensor.elementCount(of: v.dims) != v.count {
                     value = nil
+                } else if v.isConcrete && !budget.takeElements(v.count) {
+                    value = nil
+                    reason = reason ?? "not evaluated: the model's budget of \(limits.totalElements) computed elements is spent"
                 } else {
                     type = .tensor(TensorType(elementType: v.dataType, shape: v.dims.map { .value($0) }))
                 }
@@ -363,7 +406,7 @@ final class InferenceEngine: SubgraphInferring {
            !hasSubgraphs || node.opType == "If", !states.isEmpty,
            states.allSatisfy({ !graphOutputs.contains($0.0) && ($0.1.knownValue.map { $0.isConcrete && $0.byteCount <= policy.materializeBytes } ?? false) }) {
             let tensors = states.compactMap { name, state in state.knownValue?.tensor(named: name) }
-            if tensors.count == states.count {
+            if tensors.count == states.count, policy.budget.takeFolded(tensors.reduce(0) { $0 + $1.byteCount }) {
                 record(states, kind: .node, frame: frame, recording: recording, findings: &findings)
                 return NodeResult(node: node, initializers: tensors)
             }

@@ -23,6 +23,8 @@ public final class PassContext {
     public internal(set) var reachedCap = false
     /// Initializers constant folding created.
     var foldedInitializers = Set<String>()
+    /// What the model may still spend on folding, across every round of the run.
+    let budget = InferenceBudget(elements: 0, foldedBytes: FoldingPolicy.totalBytes)
 
     /// Defaults: values of up to 2^16 elements are evaluated; folded results of up to 64 KiB are written.
     public init(limits: InferenceLimits = InferenceLimits(), materializeBytes: Int = 64 << 10) {

@@ -237,3 +237,40 @@ def test_names_never_reach_a_terminal_or_markdown_raw(mlpkg, tmp_path):
     markdown = outputs[6]
     assert "<script>" not in markdown and "</table>" not in markdown and "<img" not in markdown
     assert "&lt;script&gt;" in markdown
+
+
+def _peak_rss_kib(argv: list[str], cwd: Path) -> tuple[int, int]:
+    """Runs argv; returns (exit status, the child's peak RSS in KiB)."""
+    import os
+    import subprocess
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss
+
+
+def test_fold_bomb_is_bounded(mlpkg, tmp_path):
+    """Issue 16 item 6: 10,000 Expand nodes each just under the 64 KiB fold cap made `inspect --shapes` use 5.2 GB
+    and `convert` 5.8 GB, writing a 317 MB package. Now a model spends at most 2^24 computed elements on values and
+    64 MiB on folded initializers in all; past that, nodes stay as they are."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    nodes, prev = [], "x"
+    for i in range(10_000):
+        nodes.append(helper.make_node("Expand", ["c", "s"], [f"e{i}"]))
+        nodes.append(helper.make_node("Add", [prev, f"e{i}"], [f"a{i}"]))
+        prev = f"a{i}"
+    g = helper.make_graph(nodes, "bomb", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [16383])],
+                          [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [16383])],
+                          [numpy_helper.from_array(np.array(1.5, np.float32), "c"),
+                           numpy_helper.from_array(np.array([16383], np.int64), "s")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 10
+    model = tmp_path / "bomb.onnx"
+    model.write_bytes(m.SerializeToString())
+    status, rss = _peak_rss_kib([str(mlpkg), "inspect", str(model), "--shapes"], tmp_path)
+    assert status == 0 and rss < 1 << 20, f"inspect --shapes: exit {status}, peak RSS {rss >> 10} MiB"
+    pkg = tmp_path / "bomb.mlpkg"
+    status, rss = _peak_rss_kib([str(mlpkg), "convert", str(model), "-o", str(pkg), "--quiet"], tmp_path)
+    assert status == 0 and rss < 1 << 20, f"convert: exit {status}, peak RSS {rss >> 10} MiB"
+    size = sum(f.stat().st_size for f in pkg.iterdir())
+    assert size < 80 << 20, f"package of {size >> 20} MiB: folding is not bounded"
