@@ -103,6 +103,9 @@ struct AuditRun {
     let constantTensors: [String: Tensor]
     /// The Core ML exporter's refusals by the node's first output (main graph); empty when the gate is off.
     var coreMLRefusals: [String: LoweringRefusal] = [:]
+    /// Verdicts of function calls by call signature.
+    final class VerdictCache { var table: [String: AuditReport.UnitVerdict] = [:] }
+    let functionVerdicts = VerdictCache()
     var entries: [Entry] = []
     /// Entry indices of each graph, in execution order, by graph path (in the order graphs were met).
     var graphs: [(path: String, entries: [Int])] = []
@@ -216,6 +219,18 @@ struct AuditRun {
 
     /// A function call is supported where every node of the function's body is; body findings name the body node.
     func functionVerdict(_ f: NodeFacts, function: Function, profile: Profile, depth: Int) -> AuditReport.UnitVerdict {
+        // One verdict per distinct call signature (function, profile, input types and constness, attributes): a DAG
+        // of calls is judged in time linear in its distinct calls, not in its expansion (issue 16).
+        var key = "\(profile.name)\u{1}\(function.domain)\u{1}\(function.name)\u{1}\(depth)"
+        for actual in f.node.inputs { key += "\u{1}\(input.types[actual].map { "\($0)" } ?? "?")\(input.constants.contains(actual) ? "c" : "")" }
+        for a in f.node.attributes.sorted(by: { $0.name < $1.name }) { key += "\u{1}\(a.name)=\(a.value)" }
+        if let cached = functionVerdicts.table[key] { return cached }
+        let verdict = expandedFunctionVerdict(f, function: function, profile: profile, depth: depth)
+        functionVerdicts.table[key] = verdict
+        return verdict
+    }
+
+    private func expandedFunctionVerdict(_ f: NodeFacts, function: Function, profile: Profile, depth: Int) -> AuditReport.UnitVerdict {
         // The body sees the caller's input types under the function's formal names.
         var types = input.types
         var constants = input.constants
@@ -243,7 +258,22 @@ struct AuditRun {
         let support = Finding(rule: "function", profile: profile.name, detail: "\(label) expands",
                               reason: "model-local function of \(function.nodes.count) node(s), each checked against the rules",
                               source: "the model's FunctionProto", confidence: nil)
-        return .init(supported: failures.isEmpty, support: support, failures: failures, unchecked: unchecked)
+        // Nested calls multiply findings (10 calls of a function with 10 findings give 100, and so on): keep the
+        // first few of each kind and count the rest, so a verdict stays small whatever the nesting.
+        return .init(supported: failures.isEmpty, support: support, failures: Self.capped(failures),
+                     unchecked: Self.capped(unchecked))
+    }
+
+    static let maxBodyFindings = 8
+
+    static func capped(_ findings: [Finding]) -> [Finding] {
+        guard findings.count > maxBodyFindings else { return findings }
+        var kept = Array(findings.prefix(maxBodyFindings))
+        let last = findings[maxBodyFindings]
+        kept.append(Finding(rule: last.rule, profile: last.profile,
+                            detail: "and \(findings.count - maxBodyFindings) more finding(s) in the function's body",
+                            reason: last.reason, source: last.source, confidence: last.confidence))
+        return kept
     }
 
     private func prefixed(_ finding: Finding, _ prefix: String) -> Finding {

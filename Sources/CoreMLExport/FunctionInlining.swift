@@ -7,7 +7,7 @@ import GraphIR
 /// too, at most `maxDepth` levels deep and `maxNodes` nodes in all: past that the calls stay and are refused.
 enum FunctionInlining {
     static let maxDepth = 8
-    static let maxNodes = 1 << 20
+    static let maxNodes = 1 << 16
 
     /// The model with calls expanded, and for each expanded body node's first output the first output of the
     /// main-graph call it came from (how outcomes are reported against the nodes a user sees).

@@ -274,3 +274,37 @@ def test_fold_bomb_is_bounded(mlpkg, tmp_path):
     assert status == 0 and rss < 1 << 20, f"convert: exit {status}, peak RSS {rss >> 10} MiB"
     size = sum(f.stat().st_size for f in pkg.iterdir())
     assert size < 80 << 20, f"package of {size >> 20} MiB: folding is not bounded"
+
+
+def test_function_dag_is_not_expanded_call_by_call(mlpkg, tmp_path):
+    """Issue 16 item 6: 8 levels of model-local functions each calling the level below 10 times (10^8 calls if
+    expanded) took over 35 s and, in the audit, exhausted memory. Inference and the audit now judge each distinct
+    call signature once; Core ML inlining stops at 2^16 nodes and refuses the rest by name."""
+    from onnx import TensorProto, helper
+    funcs = []
+    for level in range(8):
+        nodes, prev = [], "X"
+        for c in range(10):
+            if level == 0:
+                nodes.append(helper.make_node("Relu", [prev], [f"t{c}"]))
+            else:
+                nodes.append(helper.make_node(f"F{level - 1}", [prev], [f"t{c}"], domain="local"))
+            prev = f"t{c}"
+        nodes.append(helper.make_node("Identity", [prev], ["Y"]))
+        funcs.append(helper.make_function("local", f"F{level}", ["X"], ["Y"], nodes,
+                                          [helper.make_opsetid("", 17), helper.make_opsetid("local", 1)]))
+    g = helper.make_graph([helper.make_node("F7", ["x"], ["y"], domain="local")], "dag",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)], functions=funcs)
+    m.ir_version = 10
+    model = tmp_path / "dag.onnx"
+    model.write_bytes(m.SerializeToString())
+    for argv in (["inspect", str(model), "--shapes"], ["audit", str(model)],
+                 ["convert", str(model), "-o", str(tmp_path / "d.mlpkg"), "--quiet"]):
+        status, rss = _peak_rss_kib([str(mlpkg), *argv], tmp_path)
+        assert status == 0 and rss < 1 << 20, f"{argv[0]}: exit {status}, peak RSS {rss >> 10} MiB"
+    shapes = run([str(mlpkg), "inspect", str(model), "--shapes"], tmp_path)
+    assert "float[2, 3]" in shapes.stdout
+    export = run([str(mlpkg), "export", str(tmp_path / "d.mlpkg"), "--format", "coreml", "-o", str(tmp_path / "D.mlpackage")], tmp_path)
+    assert export.returncode == 1 and "not inlined" in export.stderr
