@@ -90,13 +90,15 @@ fuzz: fuzz-build
 	  -rss_limit_mb=4096 -max_len=100000 -artifact_prefix=fuzz/regressions/package/ -print_final_stats=1 \
 	  $(FUZZ_BUILD)/corpus/package
 
-## The main job on a bundled model: convert to fp16, verify the package, summarise it.
+## The main job on a bundled model: convert to fp16, verify the package, summarise it, and write it as a Core ML
+## ML Program (.mlpackage) with int8 weights.
 DEMO_OUT ?= $(BUILD_DIR)/demo
 demo: deps build
 	@mkdir -p $(DEMO_OUT)
 	$(BIN) convert fixtures/transformer.onnx -o $(DEMO_OUT)/transformer.mlpkg --weights fp16
 	$(BIN) verify $(DEMO_OUT)/transformer.mlpkg
 	$(BIN) inspect $(DEMO_OUT)/transformer.mlpkg
+	$(BIN) convert fixtures/transformer.onnx -o $(DEMO_OUT)/Transformer.mlpackage --weights int8 --input-shape tokens=1,8,64
 
 ## Benchmarks: generates its models at run time (nothing big is committed; about 6 GiB of disk in BENCH_OUT) and
 ## writes bench.md, bench.json and bench.png there. BENCH_MODELS picks a subset (mlp256,transformer,mlp1g,mlp4g).
