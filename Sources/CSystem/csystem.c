@@ -124,6 +124,31 @@ static void on_interrupt(int signal_number) {
     _exit(128 + signal_number);
 }
 
+static atomic_flag fatal_reported = ATOMIC_FLAG_INIT;
+
+static void on_fatal(int signal_number) {
+    if (atomic_flag_test_and_set(&fatal_reported)) {
+        for (;;) pause();
+    }
+    mlpkg_remove_temporaries();
+    static const char message[] = "error: mlpkg stopped: out of memory or an internal error (the runtime's message is above); "
+                                  "nothing was written (temporary output removed). If `ulimit -v` is set, raise it; "
+                                  "MLPKG_BACKTRACE=1 keeps the crash report\n";
+    ssize_t ignored = write(2, message, sizeof message - 1);
+    (void)ignored;
+    (void)signal_number;
+    _exit(1);
+}
+
+void mlpkg_install_fatal_handlers(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_fatal;
+    sigemptyset(&action.sa_mask);
+    int signals[] = {SIGABRT, SIGILL, SIGTRAP, SIGSEGV, SIGFPE};
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) sigaction(signals[i], &action, NULL);
+}
+
 void mlpkg_install_interrupt_handlers(void) {
     struct sigaction action;
     memset(&action, 0, sizeof action);

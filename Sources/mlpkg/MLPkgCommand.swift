@@ -31,6 +31,9 @@ struct MLPkgCommand: ParsableCommand {
         signal(SIGXFSZ, SIG_IGN)
         // Ctrl-C, SIGTERM and SIGHUP remove the temporary outputs in progress and end with one error line.
         mlpkg_install_interrupt_handlers()
+        // An allocation that fails (a `ulimit -v` below what the job needs) aborts in the Swift runtime: remove the
+        // temporaries and end with an error line instead of a crash report and a leftover temporary.
+        if getenv("MLPKG_BACKTRACE") == nil { mlpkg_install_fatal_handlers() }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -24,6 +24,10 @@ void mlpkg_remove_temporaries(void);
 /// SIGINT, SIGTERM and SIGHUP remove the registered temporaries, print one `error:` line and exit with 128 + signal.
 void mlpkg_install_interrupt_handlers(void);
 
+/// SIGABRT, SIGILL, SIGTRAP, SIGSEGV and SIGFPE (a failed allocation under `ulimit -v` aborts in the Swift
+/// runtime) remove the registered temporaries, add one `error:` line and exit with status 1.
+void mlpkg_install_fatal_handlers(void);
+
 /// libFuzzer's driver, linked only into fuzz builds (make fuzz), where the fuzz targets' entry points call it.
 int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *data, size_t size));
 
