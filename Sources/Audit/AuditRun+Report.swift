@@ -85,7 +85,9 @@ extension AuditRun {
         }
         var rules: [String: AuditReport.RuleReference] = [:]
         for e in entries {
-            for v in e.verdicts.values {
+            // Units in preference order, not the dictionary's (its order changes from run to run, and with it which
+            // profile a shared rule was reported under).
+            for v in units.compactMap({ e.verdicts[$0] }) {
                 for f in v.failures + v.unchecked + (v.support.map { [$0] } ?? []) where rules[f.rule] == nil {
                     rules[f.rule] = .init(profile: f.profile, reason: f.reason, source: f.source, confidence: f.confidence)
                 }

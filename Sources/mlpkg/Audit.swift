@@ -75,19 +75,27 @@ struct AuditCommand: ParsableCommand {
         } catch {
             throw CommandFailure(error)
         }
-        let text: String
-        switch format {
-        case .text: text = AuditText.render(report, color: output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil)
-        case .json: text = try JSONOutput.string(report)
-        case .markdown: text = AuditMarkdown.render(report)
-        case .html: text = AuditHTML.render(report)
+        // The document, written piece by piece: JSON streams one node at a time, so a graph of 10^5 nodes does not
+        // build the encoder's tree of the whole report in memory (issue 16).
+        func render(_ write: (String) throws -> Void) throws {
+            switch format {
+            case .text: try write(AuditText.render(report, color: output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil))
+            case .json: try JSONOutput.stream(report, write)
+            case .markdown: try write(AuditMarkdown.render(report))
+            case .html: try write(AuditHTML.render(report))
+            }
         }
         if let output {
             do {
                 try OutputPlacement.refuseInside(output: output, input: model)
                 let file = try AtomicFile(target: output)
                 do {
-                    try file.file.write(Array(text.utf8))
+                    var last: Character?
+                    try render { chunk in
+                        try file.file.write(Array(chunk.utf8))
+                        last = chunk.last ?? last
+                    }
+                    if last != "\n" { try file.file.write(Array("\n".utf8)) }
                     try file.commit()
                 } catch {
                     file.abandon()
@@ -97,7 +105,12 @@ struct AuditCommand: ParsableCommand {
                 throw CommandFailure("\(error)")
             }
         } else {
-            FileHandleOutput.standardOutput.write(text.hasSuffix("\n") ? text : text + "\n")
+            var last: Character?
+            try render { chunk in
+                FileHandleOutput.standardOutput.write(chunk)
+                last = chunk.last ?? last
+            }
+            if last != "\n" { FileHandleOutput.standardOutput.write("\n") }
         }
         if let minCoverage, report.summary.coverage < minCoverage {
             throw GateFailure("\(model): \(report.target) coverage \(ReportFormatting.percent(report.summary.coverage)) is below --min-coverage \(ReportFormatting.percent(minCoverage)) (\(report.summary.fallbacks) of \(report.summary.nodes) nodes elsewhere)")
@@ -114,5 +127,27 @@ struct GateFailure: Error {
 enum ReportFormatting {
     static func percent(_ p: Double) -> String {
         p == p.rounded() ? "\(Int(p))%" : String(format: "%.1f%%", p)
+    }
+}
+
+extension JSONOutput {
+    /// The audit report as `string` writes it (pretty-printed, sorted keys), produced node by node.
+    static func stream(_ report: AuditReport, _ write: (String) throws -> Void) throws {
+        var shell = report
+        shell.nodes = []
+        let whole = try string(shell)
+        // The shell's empty "nodes" array is replaced by the nodes, each encoded alone and indented to its place.
+        guard let key = whole.range(of: "\"nodes\" : ["),
+              let close = whole[key.upperBound...].firstIndex(where: { !$0.isWhitespace }), whole[close] == "]" else {
+            try write(try string(report))
+            return
+        }
+        try write(String(whole[..<key.upperBound]))
+        for (i, node) in report.nodes.enumerated() {
+            let text = try string(node).dropLast()  // its final newline
+            let indented = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : "    " + $0 }.joined(separator: "\n")
+            try write((i == 0 ? "\n" : ",\n") + indented)
+        }
+        try write(report.nodes.isEmpty ? String(whole[key.upperBound...close]) : "\n  " + String(whole[close...]))
     }
 }

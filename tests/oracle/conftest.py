@@ -36,3 +36,29 @@ def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True,
                           encoding="utf-8", errors="replace", timeout=RUN_TIMEOUT,
                           stdin=subprocess.DEVNULL)
+
+
+# A child forked from this (large) test process starts with its peak RSS, so memory is measured from a small
+# Python process that forks the command itself and reports its child's rusage.
+_RSS_WRAPPER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    fd = os.open(os.devnull, os.O_RDWR)
+    os.dup2(fd, 0); os.dup2(fd, 1); os.dup2(fd, 2)
+    try:
+        os.execv(sys.argv[1], sys.argv[1:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
+def peak_rss_kib(argv: list[str], cwd: Path) -> tuple[int, int]:
+    """Runs argv (output discarded); returns (exit status, its peak RSS in KiB)."""
+    import sys
+    proc = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, *map(str, argv)], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+    status, rss = proc.stdout.split()
+    return int(status), int(rss)

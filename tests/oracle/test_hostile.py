@@ -240,12 +240,9 @@ def test_names_never_reach_a_terminal_or_markdown_raw(mlpkg, tmp_path):
 
 
 def _peak_rss_kib(argv: list[str], cwd: Path) -> tuple[int, int]:
-    """Runs argv; returns (exit status, the child's peak RSS in KiB)."""
-    import os
-    import subprocess
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    return os.waitstatus_to_exitcode(status), usage.ru_maxrss
+    """(exit status, peak RSS in KiB), measured from a small process (see conftest.peak_rss_kib)."""
+    from conftest import peak_rss_kib
+    return peak_rss_kib(argv, cwd)
 
 
 def test_fold_bomb_is_bounded(mlpkg, tmp_path):
