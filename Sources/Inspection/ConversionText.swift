@@ -11,6 +11,7 @@ public enum ConversionText {
             var line = "  graph: \(g.staticValues) of \(g.values) values static, \(g.typedValues) with a known rank"
             if g.pipeline != "infer" {
                 line += "; folded \(g.foldedNodes) node(s), removed \(g.removedNodes) dead node(s) and \(g.removedInitializers) initializer(s)"
+                if let bn = g.foldedBatchNorms, bn > 0 { line += "; folded \(bn) BatchNormalization(s) into the layer before" }
             }
             lines.append(line)
             if !g.unresolved.isEmpty {

@@ -22,11 +22,18 @@ public enum PackageConverter {
         public var inputShapes: InputShapes
         /// With `convert --profile`: audit the model and record each node's compute unit and the audit summary.
         public var audit: AuditOptions?
+        /// Per-layer control (`--exclude`, `--include`, `--config`).
+        public var rules: TensorRules
+        /// fp16: clamp out-of-range values instead of keeping those tensors float32 (`--fp16-clamp`).
+        public var fp16Clamp: Bool
 
         public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
                     blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil, fold: Bool = true,
-                    inputShapes: InputShapes = InputShapes(), audit: AuditOptions? = nil) {
+                    inputShapes: InputShapes = InputShapes(), audit: AuditOptions? = nil,
+                    rules: TensorRules = TensorRules(), fp16Clamp: Bool = false) {
             self.audit = audit
+            self.rules = rules
+            self.fp16Clamp = fp16Clamp
             self.weights = weights
             self.minElements = minElements
             self.granularity = granularity
@@ -42,7 +49,14 @@ public enum PackageConverter {
 
         var converter: WeightConverter.Options {
             WeightConverter.Options(format: weights, minElements: minElements, granularity: granularity,
-                                    blockSize: blockSize, symmetric: symmetric, scaleType: scaleType)
+                                    blockSize: blockSize, symmetric: symmetric, scaleType: scaleType, rules: rules,
+                                    fp16Clamp: fp16Clamp)
+        }
+
+        /// Patterns as one provenance value: a JSON array of strings.
+        static func list(_ items: [String]) -> String {
+            let data = (try? JSONSerialization.data(withJSONObject: items, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+            return String(decoding: data, as: UTF8.self)
         }
 
         /// Every option in effect, by name, as provenance records it.
@@ -50,6 +64,10 @@ public enum PackageConverter {
             let c = converter
             var options = ["weights": weights.rawValue, "minElements": String(c.minElements), "fold": String(fold)]
             if !inputShapes.isEmpty { options["inputShapes"] = inputShapes.recorded }
+            if fp16Clamp { options["fp16Clamp"] = "true" }
+            if !rules.excludes.isEmpty { options["exclude"] = Self.list(rules.excludes.map(\.description)) }
+            if !rules.includes.isEmpty { options["include"] = Self.list(rules.includes.map(\.description)) }
+            if let config = rules.config { options["config"] = "sha256:" + config.digest }
             if weights.isLinear {
                 options["granularity"] = c.granularity.rawValue
                 options["symmetric"] = String(c.symmetric)
@@ -118,6 +136,8 @@ public enum PackageConverter {
             clock.lap("audit compute units")
         }
         let converter = WeightConverter(options: options.converter)
+        // A per-layer rule conflict is the user's to resolve: refused before anything is written.
+        try converter.validate(model)
         let passed = model
         let (manifest, report) = try PackageWriter.write(model: passed, converting: converter, provenance: {
             clock.lap("convert and write weights (\(options.weights.rawValue))")

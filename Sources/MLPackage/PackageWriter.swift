@@ -52,6 +52,8 @@ public struct GraphPassReport: Codable, Sendable, Equatable {
     /// Rounds of folding and dead-node elimination until nothing changed.
     public var rounds: Int
     public var foldedNodes: Int
+    /// BatchNormalization nodes folded into the linear node before them (absent in packages written before 1.2).
+    public var foldedBatchNorms: Int?
     public var removedNodes: Int
     public var removedInitializers: Int
     /// Values whose type has a dtype and a rank, of all values; values with every dim a number.
@@ -64,6 +66,7 @@ public struct GraphPassReport: Codable, Sendable, Equatable {
         self.pipeline = pipeline
         rounds = context.rounds
         foldedNodes = context.foldedNodes
+        foldedBatchNorms = context.foldedBatchNorms
         removedNodes = context.removedNodes
         removedInitializers = context.removedInitializers
         let inferred = context.inference

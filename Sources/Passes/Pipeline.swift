@@ -16,6 +16,8 @@ public final class PassContext {
     /// The last shape inference result (set by `ShapeInference`).
     public internal(set) var inference: ShapeInferenceResult?
     public internal(set) var foldedNodes = 0
+    /// BatchNormalization nodes folded into the Conv/ConvTranspose/Gemm/MatMul before them.
+    public internal(set) var foldedBatchNorms = 0
     public internal(set) var removedNodes = 0
     public internal(set) var removedInitializers = 0
     /// Rounds of the fixed-point stages (folding and dead-node elimination), and whether a cap stopped one.
@@ -58,10 +60,12 @@ public struct Pipeline: Sendable {
 
     /// Shape inference only: annotates value_info.
     public static let infer = Pipeline(name: "infer", stages: [.once(ShapeInference())])
-    /// Constant folding and dead-node elimination to a fixed point (at most 8 rounds), then shape inference.
+    /// Constant folding and dead-node elimination to a fixed point (at most 8 rounds), shape inference, then
+    /// BatchNormalization folding (which reads the inferred ranks and infers again when it changed the graph).
     public static let foldAndInfer = Pipeline(name: "fold-and-infer", stages: [
         .untilStable([ConstantFolding(), DeadNodeElimination()], cap: 8),
         .once(ShapeInference()),
+        .once(BatchNormFolding()),
     ])
 
     public static let all = [infer, foldAndInfer]

@@ -24,6 +24,8 @@ public struct ConversionReport: Codable, Sendable, Equatable {
         public var scaleType: String?
         /// Formats with a clipping search: the SNR plain round-to-nearest gets on the same tensor.
         public var rtnSNRDB: Double?
+        /// The rule that chose the format (command line, config default/opTypes/names, --include).
+        public var rule: String?
     }
 
     public struct Kept: Codable, Sendable, Equatable {
@@ -32,6 +34,17 @@ public struct ConversionReport: Codable, Sendable, Equatable {
         public var shape: [Int]
         public var bytes: Int
         public var reason: String
+        /// The rule in effect for the tensor when it was left alone.
+        public var rule: String?
+
+        public init(name: String, dtype: String, shape: [Int], bytes: Int, reason: String, rule: String? = nil) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+            self.bytes = bytes
+            self.reason = reason
+            self.rule = rule
+        }
     }
 
     public struct Totals: Codable, Sendable, Equatable {

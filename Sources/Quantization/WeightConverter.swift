@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import GraphIR
 
 /// Re-encodes a model's float32 weights in a `WeightFormat`, in place in the graph, and reports the error each
@@ -15,17 +16,34 @@ public struct WeightConverter: Sendable {
         public var symmetric: Bool
         /// float or float16.
         public var scaleType: DataType
+        /// Per-layer control: `--exclude`, `--include`, `--config`.
+        public var rules: TensorRules
+        /// fp16: clamp values beyond ±65504 instead of keeping such a tensor float32 (`--fp16-clamp`).
+        public var fp16Clamp: Bool
 
         public init(format: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
-                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil) {
+                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil,
+                    rules: TensorRules = TensorRules(), fp16Clamp: Bool = false) {
             self.format = format
             self.minElements = minElements ?? format.defaultMinElements
             self.granularity = granularity ?? format.defaultGranularity
             self.blockSize = blockSize ?? 32
             self.symmetric = symmetric
             self.scaleType = scaleType ?? format.defaultScaleType
+            self.rules = rules
+            self.fp16Clamp = fp16Clamp
+        }
+
+        /// The settings every tensor starts from (the command line's).
+        public var base: TensorSettings {
+            TensorSettings(format: format, granularity: granularity, blockSize: blockSize, symmetric: symmetric,
+                           scaleType: scaleType, minElements: minElements)
         }
     }
+
+    /// Below this signal-to-noise ratio a float16 copy has lost more than rounding costs (values in float16's
+    /// subnormal range or flushed to zero, ~70 dB being usual): the tensor stays float32.
+    public static let fp16MinimumSNRDB = 40.0
 
     /// Inputs whose float values drive shapes, indices or quantization parameters: rounding them could change what
     /// the graph computes beyond weight precision, so they keep full precision. (op type, input index or nil = all)
@@ -33,6 +51,17 @@ public struct WeightConverter: Sendable {
         "Resize": [1, 2], "Upsample": [1], "Range": nil, "QuantizeLinear": [1, 2], "DequantizeLinear": [1, 2],
         "QLinearConv": nil, "QLinearMatMul": nil, "ConvInteger": nil, "MatMulInteger": nil, "DynamicQuantizeLinear": nil,
         "RandomNormal": nil, "RandomUniform": nil, "Multinomial": nil,
+    ]
+
+    /// The same for ONNX Runtime's com.microsoft domain: every input of its quantized ops (their float inputs are
+    /// scales, zero points and biases of already-quantized weights) and of its shape-driving ones.
+    static let contribFullPrecisionOps: Set<String> = [
+        "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
+        "MatMulNBits", "MatMulBnb4", "GatherBlockQuantized", "QAttention", "QEmbedLayerNormalization", "QGemm",
+        "QLinearAdd", "QLinearMul", "QLinearConv", "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu",
+        "QLinearSoftmax", "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearReduceMean", "QLinearWhere",
+        "QOrderedAttention", "QOrderedGelu", "QOrderedLayerNormalization", "QOrderedLongformerAttention",
+        "QOrderedMatMul", "QuantizeWithOrder", "DequantizeWithOrder", "QuantizeBFP", "DequantizeBFP", "Range",
     ]
 
     public let options: Options
@@ -71,16 +100,39 @@ public struct WeightConverter: Sendable {
     /// Finds the weights `convert` would convert; `run` each job (in any order, on any thread), `apply` the results,
     /// then build the `report`. A caller can so write each result out as soon as it is ready.
     public func plan(_ model: Model) -> Plan {
+        var conflicts: [TensorRuleError] = []
+        return plan(model, conflicts: &conflicts)
+    }
+
+    /// Checks that the per-layer rules give every tensor of `model` one format; the first conflict is thrown
+    /// (`plan` would credit the first rule by name).
+    public func validate(_ model: Model) throws(TensorRuleError) {
+        var conflicts: [TensorRuleError] = []
+        _ = plan(model, conflicts: &conflicts)
+        if let first = conflicts.first { throw first }
+    }
+
+    private func plan(_ model: Model, conflicts: inout [TensorRuleError]) -> Plan {
         var graph = model.graph
         var jobs: [Job] = []
         var kept: [ConversionReport.Kept] = []
-        collect(&graph, path: [], jobs: &jobs, kept: &kept)
+        collect(&graph, path: [], jobs: &jobs, kept: &kept, conflicts: &conflicts)
         return Plan(jobs: jobs, kept: kept, bytesBefore: model.weightBytes)
     }
 
     /// Converts one weight.
     public func run(_ job: Job) -> Result {
-        options.format.isLinear ? quantize(job.tensor, axes: job.axes!) : encode(job.tensor)
+        var result = job.settings.format.isLinear ? quantize(job.tensor, axes: job.axes!, settings: job.settings)
+                                                  : encode(job.tensor, format: job.settings.format)
+        switch result {
+        case .converted(let tensor, var entry):
+            entry.rule = job.rule
+            result = .converted(tensor, entry)
+        case .kept(var entry):
+            entry.rule = job.rule
+            result = .kept(entry)
+        }
+        return result
     }
 
     /// Puts a converted tensor where the job found the original.
@@ -116,6 +168,9 @@ public struct WeightConverter: Sendable {
         var place: Place
         /// Channel and reduction axes, for linear formats.
         var axes: WeightUses.Axes?
+        /// The format and its parameters, and the rule that chose them.
+        public var settings: TensorSettings
+        public var rule: String
     }
 
     public enum Result: Sendable {
@@ -124,59 +179,100 @@ public struct WeightConverter: Sendable {
     }
 
     private func collect(_ graph: inout Graph, path: [(node: Int, attribute: Int, graph: Int)], jobs: inout [Job],
-                         kept: inout [ConversionReport.Kept]) {
+                         kept: inout [ConversionReport.Kept], conflicts: inout [TensorRuleError]) {
         let protected = protectedNames(in: graph)
         let uses = WeightUses(graph: graph)
+        var context = Context(protected: protected, uses: uses)
         for (i, tensor) in graph.initializers.enumerated() {
-            consider(tensor, Place(path: path, slot: .initializer(i)), protected[tensor.name], uses, &jobs, &kept)
+            consider(tensor, Place(path: path, slot: .initializer(i)), &context)
         }
         for (n, node) in graph.nodes.enumerated() {
             for (a, attribute) in node.attributes.enumerated() {
                 if node.isConstant, attribute.name == "value", case .tensor(var tensor) = attribute.value {
                     tensor.name = node.outputs.first ?? tensor.name
-                    consider(tensor, Place(path: path, slot: .constant(node: n, attribute: a)), protected[tensor.name],
-                             uses, &jobs, &kept)
+                    consider(tensor, Place(path: path, slot: .constant(node: n, attribute: a)), &context)
                 }
                 for (g, var sub) in attribute.value.subgraphs.enumerated() {
-                    collect(&sub, path: path + [(n, a, g)], jobs: &jobs, kept: &kept)
+                    collect(&sub, path: path + [(n, a, g)], jobs: &jobs, kept: &kept, conflicts: &conflicts)
                 }
             }
         }
+        jobs += context.jobs
+        kept += context.kept
+        conflicts += context.conflicts
     }
 
-    private func consider(_ tensor: Tensor, _ place: Place, _ protectedBy: String?, _ uses: WeightUses,
-                          _ jobs: inout [Job], _ kept: inout [ConversionReport.Kept]) {
-        guard options.format != .fp32, tensor.encoding.isRaw else { return }
-        func keep(_ reason: String) {
-            kept.append(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount,
-                              reason: reason))
+    /// One graph's collection state.
+    private struct Context {
+        var protected: [String: String]
+        var uses: WeightUses
+        var jobs: [Job] = []
+        var kept: [ConversionReport.Kept] = []
+        var conflicts: [TensorRuleError] = []
+    }
+
+    private func consider(_ tensor: Tensor, _ place: Place, _ context: inout Context) {
+        guard tensor.encoding.isRaw else { return }
+        // Plain fp32 leaves every tensor alone; only a config can still pick tensors then.
+        guard options.format != .fp32 || options.rules.config != nil else { return }
+        func keep(_ reason: String, _ rule: String) {
+            context.kept.append(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount,
+                                      reason: reason, rule: rule))
         }
+        let readers = context.uses.readers(of: tensor.name)
+        let decision: TensorRules.Decision
+        do {
+            decision = try options.rules.decide(tensor: tensor.name, readers: readers, base: options.base)
+        } catch {
+            context.conflicts.append(error)
+            return
+        }
+        guard let settings = decision.settings else {
+            if tensor.dataType == .float { keep(decision.reason, decision.rule) }
+            return
+        }
+        let format = settings.format
         guard tensor.dataType == .float else {
-            if options.format.isLinear, uses.role(of: tensor.name, rank: tensor.dims.count).layout != nil {
-                keep("not float32 (\(tensor.dataType.name))")
+            if format.isLinear, context.uses.role(of: tensor.name, rank: tensor.dims.count).layout != nil {
+                keep("not float32 (\(tensor.dataType.name))", decision.rule)
             }
             return
         }
-        if let protectedBy { return keep("kept full precision: feeds \(protectedBy)") }
+        if let protectedBy = context.protected[tensor.name] {
+            return keep("kept full precision: feeds \(protectedBy)", decision.rule)
+        }
         var layout: WeightUses.Axes?
-        if options.format.weightInputsOnly {
-            let role = uses.role(of: tensor.name, rank: tensor.dims.count)
-            guard let axes = role.layout else { return keep(role.reason) }
-            layout = axes
+        if format.weightInputsOnly {
+            let role = context.uses.role(of: tensor.name, rank: tensor.dims.count)
+            if let axes = role.layout {
+                layout = axes
+            } else if settings.force, !tensor.dims.isEmpty {
+                // Forced: channels on the first axis, blocks along the last (a rank-1 tensor has one of each).
+                layout = WeightUses.Axes(channel: 0, reduction: tensor.dims.count - 1)
+            } else {
+                return keep(role.reason, decision.rule)
+            }
         }
-        if tensor.elementCount < options.minElements {
-            return keep("too small: \(tensor.elementCount) elements < --min-elements \(options.minElements)")
+        if tensor.elementCount < settings.minElements && !settings.force {
+            return keep("too small: \(tensor.elementCount) elements < --min-elements \(settings.minElements)", decision.rule)
         }
-        jobs.append(Job(tensor: tensor, place: place, axes: layout))
+        context.jobs.append(Job(tensor: tensor, place: place, axes: layout, settings: settings, rule: decision.rule))
     }
 
     /// Names read by inputs listed in `fullPrecisionInputs`, with a description of the reader.
     private func protectedNames(in graph: Graph) -> [String: String] {
         var names: [String: String] = [:]
-        for node in graph.nodes where node.domain.isEmpty {
-            guard let entry = Self.fullPrecisionInputs[node.opType] else { continue }
+        for node in graph.nodes {
+            let entry: Set<Int>?
+            if node.domain.isEmpty, let listed = Self.fullPrecisionInputs[node.opType] {
+                entry = listed
+            } else if node.domain == "com.microsoft", Self.contribFullPrecisionOps.contains(node.opType) {
+                entry = nil
+            } else {
+                continue
+            }
             for (i, input) in node.inputs.enumerated() where !input.isEmpty && (entry == nil || entry!.contains(i)) {
-                names[input] = names[input] ?? "\(node.opType) input \(i)"
+                names[input] = names[input] ?? "\(node.domain.isEmpty ? "" : node.domain + ".")\(node.opType) input \(i)"
             }
         }
         return names
@@ -184,43 +280,55 @@ public struct WeightConverter: Sendable {
 
     // MARK: - Encoding one tensor
 
-    private func encode(_ tensor: Tensor) -> Result {
-        guard case .bytes(let view) = tensor.data, let encoding = options.format.floatEncoding else {
-            return .kept(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount,
-                               reason: "not stored as bytes"))
+    private func encode(_ tensor: Tensor, format: WeightFormat) -> Result {
+        func keep(_ reason: String) -> Result {
+            .kept(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount, reason: reason))
+        }
+        guard case .bytes(let view) = tensor.data, let encoding = format.floatEncoding else {
+            return keep("not stored as bytes")
         }
         let count = tensor.elementCount
         let output = OwnedBuffer(uninitializedCount: count * 2)
         let stats = Float16Codec.encode(view, into: output)
         if stats.nonFinite > 0 {
-            return .kept(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount,
-                               reason: "contains \(stats.nonFinite) inf/NaN value\(stats.nonFinite == 1 ? "" : "s"); kept as float32"))
+            return keep("contains \(stats.nonFinite) inf/NaN value\(stats.nonFinite == 1 ? "" : "s"); kept as float32")
+        }
+        if stats.clamped > 0 && !options.fp16Clamp {
+            // Clamping a BatchNormalization variance of 1e8 to 65504 destroys the model: never without being told.
+            return keep("\(stats.clamped) value\(stats.clamped == 1 ? "" : "s") beyond float16's range (±65504); kept as "
+                        + "float32 (--fp16-clamp clamps them)")
+        }
+        let snrDB: Double? = stats.errorEnergy > 0 && stats.signalEnergy > 0
+            ? 10 * (stats.signalEnergy / stats.errorEnergy).log10 : nil
+        if let snrDB, snrDB < Self.fp16MinimumSNRDB, stats.clamped == 0 {
+            return keep("float16 would keep only \(String(format: "%.1f", snrDB)) dB SNR (values below its normal range, "
+                        + "under \(Int(Self.fp16MinimumSNRDB)) dB); kept as float32")
         }
         var encoded = tensor
         encoded.data = .bytes(output.view)
         encoded.encoding = encoding
         encoded.location = .embedded
-        let snr: Double? = stats.errorEnergy > 0 && stats.signalEnergy > 0
-            ? 10 * (stats.signalEnergy / stats.errorEnergy).log10 : nil
         return .converted(encoded, .init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims,
                                          encoding: encoding.name, bytesBefore: tensor.byteCount, bytesAfter: count * 2,
-                                         clamped: stats.clamped, maxAbsError: stats.maxAbsError, snrDB: snr))
+                                         clamped: stats.clamped, maxAbsError: stats.maxAbsError, snrDB: snrDB))
     }
 
-    private func quantize(_ tensor: Tensor, axes: WeightUses.Axes) -> Result {
+    private func quantize(_ tensor: Tensor, axes: WeightUses.Axes, settings: TensorSettings) -> Result {
         func keep(_ reason: String) -> Result {
             .kept(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount,
                         reason: reason))
         }
         guard case .bytes(let view) = tensor.data else { return keep("not stored as bytes") }
         let count = tensor.elementCount
-        var granularity = options.granularity
+        var granularity = settings.granularity
         // A reduction axis shorter than one block (a first Conv layer's 3 input channels) would give blocks of a few
         // elements, each with its own scale: per-channel scales are then smaller and as accurate.
-        if granularity == .perBlock && tensor.dims[axes.reduction] < options.blockSize { granularity = .perChannel }
+        if granularity == .perBlock && tensor.dims[axes.reduction] < settings.blockSize { granularity = .perChannel }
+        // Per-channel scales on a vector (a forced rank-1 tensor) would be one scale per element.
+        if granularity == .perChannel && tensor.dims.count < 2 { granularity = .perTensor }
         let axis: Int? = granularity == .perChannel ? axes.channel : granularity == .perBlock ? axes.reduction : nil
-        let layout = GroupLayout(dims: tensor.dims, granularity: granularity, axis: axis, blockSize: options.blockSize)
-        let quantizer = LinearQuantizer(format: options.format, symmetric: options.symmetric, scaleType: options.scaleType)
+        let layout = GroupLayout(dims: tensor.dims, granularity: granularity, axis: axis, blockSize: settings.blockSize)
+        let quantizer = LinearQuantizer(format: settings.format, symmetric: settings.symmetric, scaleType: settings.scaleType)
         let outcome: LinearQuantizer.Outcome
         do {
             outcome = try quantizer.quantize(UnsafeRawBufferPointer(rebasing: view.bytes[0..<count * 4]), layout: layout,
@@ -245,9 +353,9 @@ public struct WeightConverter: Sendable {
         entry.granularity = granularity.rawValue
         entry.axis = q.axis
         entry.blockSize = q.blockSize
-        entry.symmetric = options.symmetric
+        entry.symmetric = settings.symmetric
         entry.scaleType = q.scale.dataType.name
-        if options.format.searchesClipping { entry.rtnSNRDB = snr(outcome.roundToNearestErrorEnergy) }
+        if settings.format.searchesClipping { entry.rtnSNRDB = snr(outcome.roundToNearestErrorEnergy) }
         return .converted(encoded, entry)
     }
 

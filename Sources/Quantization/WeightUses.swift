@@ -23,7 +23,18 @@ struct WeightUses {
         var node: Node
     }
 
+    /// A node that reads a value: its op type (domain-qualified outside the default domain) and name.
+    struct Reader: Sendable, Equatable {
+        var opType: String
+        var node: String
+    }
+
     private var uses: [String: [Use]] = [:]
+
+    /// Every node that reads `name`, in graph order.
+    func readers(of name: String) -> [Reader] {
+        (uses[name] ?? []).map { Reader(opType: $0.opType, node: $0.node.name) }
+    }
 
     init(graph: Graph) {
         record(graph)

@@ -37,8 +37,12 @@ struct Convert: ParsableCommand {
     @Option(name: .shortAndLong, help: "The package to write (a folder, conventionally NAME.mlpkg).")
     var output: String
 
-    @Option(help: "Weight format: fp32 (unchanged), fp16, int8 or int4.")
-    var weights: WeightFormat = .fp16
+    /// Optional, so that a config's default can be told apart from an explicit `--weights`.
+    @Option(name: .customLong("weights"), help: "Weight format: fp32 (unchanged), fp16 (the default), int8 or int4.")
+    var weightsOption: WeightFormat?
+
+    /// The command line's format (fp16 unless --weights says otherwise).
+    var weights: WeightFormat { weightsOption ?? .fp16 }
 
     @Option(help: "int8/int4 scales: per-tensor, per-channel (int8 default) or per-block (int4 default).")
     var granularity: Granularity?
@@ -58,6 +62,22 @@ struct Convert: ParsableCommand {
 
     @Option(help: "Convert only float tensors with at least this many elements (default: every float tensor for fp16, 2048 for int8/int4).")
     var minElements: Int?
+
+    @Flag(help: "fp16: clamp values beyond ±65504 instead of keeping those tensors float32.")
+    var fp16Clamp = false
+
+    @Option(name: .customLong("exclude"), help: ArgumentHelp(
+        "Leave these tensors as they are: a glob over tensor and node names, or op:TYPE (repeatable).",
+        valueName: "pattern"))
+    var excludes: [String] = []
+
+    @Option(name: .customLong("include"), help: ArgumentHelp(
+        "Convert only these tensors: a glob over tensor and node names, or op:TYPE (repeatable).", valueName: "pattern"))
+    var includes: [String] = []
+
+    @Option(help: ArgumentHelp("Per-layer settings: JSON with default, opTypes and names sections (docs/QUANTIZATION.md).",
+                               valueName: "file"))
+    var config: String?
 
     @OptionGroup(title: "Compute units (with --profile: audit the model and record each node's unit)")
     var profileOptions: ProfileOptions
@@ -86,7 +106,8 @@ struct Convert: ParsableCommand {
     func validate() throws {
         if let minElements, minElements < 0 { throw ValidationError("--min-elements must be 0 or more") }
         if let blockSize, blockSize < 1 || blockSize > 1 << 20 { throw ValidationError("--block-size must be 1 to 1048576") }
-        if !weights.isLinear && (granularity != nil || blockSize != nil || symmetry == .asymmetric || scaleType != nil) {
+        if fp16Clamp && weights != .fp16 && config == nil { throw ValidationError("--fp16-clamp applies to --weights fp16") }
+        if !weights.isLinear && config == nil && (granularity != nil || blockSize != nil || symmetry == .asymmetric || scaleType != nil) {
             throw ValidationError("--granularity, --block-size, --asymmetric and --scale-type apply to --weights int8 and int4 only")
         }
         if blockSize != nil && (granularity ?? weights.defaultGranularity) != .perBlock {
@@ -124,6 +145,10 @@ struct Convert: ParsableCommand {
             _ = try PackageConverter.convert(input: model, output: package, options: conversionOptions(audit: nil))
             try coreML.export(package: package, to: output, dequantize: false, inputShapes: inputShape.pins,
                               computeUnits: "all", quiet: quiet, reportedInput: model)
+        } catch let error as TensorRuleError {
+            throw UsageFailure(message: "\(model): \(error)")
+        } catch let error as UsageFailure {
+            throw error
         } catch let error as InputShapeError {
             throw UsageFailure(message: "\(model): \(error)")
         } catch {
@@ -131,23 +156,52 @@ struct Convert: ParsableCommand {
         }
     }
 
-    private func conversionOptions(audit: AuditOptions?) -> PackageConverter.Options {
+    private func conversionOptions(audit: AuditOptions?) throws -> PackageConverter.Options {
         .init(weights: weights, minElements: minElements, granularity: granularity, blockSize: blockSize,
               symmetric: symmetry == .symmetric, scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float },
-              fold: !noFold, inputShapes: inputShape.pins, audit: audit)
+              fold: !noFold, inputShapes: inputShape.pins, audit: audit, rules: try tensorRules(), fp16Clamp: fp16Clamp)
+    }
+
+    /// `--exclude`, `--include` and `--config`, checked: a malformed pattern or config, or a config default that
+    /// contradicts an option given on the command line, is a usage error.
+    private func tensorRules() throws -> TensorRules {
+        do {
+            var rules = TensorRules(excludes: try excludes.map { p throws(TensorRuleError) in try TensorSelector(p) },
+                                    includes: try includes.map { p throws(TensorRuleError) in try TensorSelector(p) })
+            if let config {
+                guard let data = FileManager.default.contents(atPath: config) else {
+                    throw TensorRuleError("\(config): cannot read the file")
+                }
+                let parsed = try QuantizationConfig(data: data, file: config, digest: Checksum.sha256(Array(data)))
+                if let d = parsed.defaults {
+                    func clash(_ option: String, _ given: String?, _ configured: String?) throws(TensorRuleError) {
+                        if let given, let configured, given != configured {
+                            throw TensorRuleError("\(option) \(given) on the command line contradicts default.\(option.dropFirst(2)) "
+                                                  + "\(configured) in \(config)")
+                        }
+                    }
+                    try clash("--weights", weightsOption?.rawValue, d.weights?.rawValue)
+                    try clash("--granularity", granularity?.rawValue, d.granularity?.rawValue)
+                    try clash("--blockSize", blockSize.map(String.init), d.blockSize.map(String.init))
+                    try clash("--scaleType", scaleType?.rawValue, d.scaleType.map { $0 == .float16 ? "fp16" : "fp32" })
+                    try clash("--minElements", minElements.map(String.init), d.minElements.map(String.init))
+                }
+                rules.config = parsed
+            }
+            return rules
+        } catch {
+            throw UsageFailure(message: "\(error)")
+        }
     }
 
     private func convert(to output: String) throws {
         let audit = profileOptions.requested ? try profileOptions.auditOptions(inputShapes: inputShape.pins) : nil
         let result: PackageConverter.Result
+        let options = try conversionOptions(audit: audit)
         do {
-            result = try PackageConverter.convert(input: model, output: output,
-                                                  options: .init(weights: weights, minElements: minElements,
-                                                                 granularity: granularity, blockSize: blockSize,
-                                                                 symmetric: symmetry == .symmetric,
-                                                                 scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float },
-                                                                 fold: !noFold, inputShapes: inputShape.pins,
-                                                                 audit: audit))
+            result = try PackageConverter.convert(input: model, output: output, options: options)
+        } catch let error as TensorRuleError {
+            throw UsageFailure(message: "\(model): \(error)")
         } catch let error as InputShapeError {
             throw UsageFailure(message: "\(model): \(error)")
         } catch {
