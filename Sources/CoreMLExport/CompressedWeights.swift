@@ -9,6 +9,8 @@ import Quantization
 ///   encoding takes this op, the one Core ML documents for new models).
 /// The stored integers, scales and zero points are written as they are in the package (bit for bit); when the scale
 /// type differs from the compute precision a `cast` follows.
+/// - palettized tensors (`lut`) → `constexpr_lut_to_dense` (iOS18+): indices as uint1/2/3/4/6/8 shaped like the
+///   weight (the package's LSB-first packing is MILBlob's), the table as [G, 1, …, 2^N, 1] (G tables along axis 0).
 enum CompressedWeights {
     /// The lowest target that holds an encoding.
     static func minimumTarget(_ q: LinearQuantization) -> DeploymentTarget {
@@ -88,6 +90,53 @@ enum CompressedWeights {
             result = builder.constexpr("constexpr_blockwise_shift_scale", name: name + "_dequantized", params,
                                        output: MILTensorType(scaleType, tensor.dims))
         }
+        if result.type.dtype == type.dtype { return result }
+        return builder.op1("cast", name: name, [("x", .v(result)), ("dtype", .c(.scalar(type.dtype.description)))], output: type)
+    }
+
+    /// MIL's index type for a table of 2^bits entries (constexpr_lut_to_dense, iOS18).
+    static func indexType(bits: Int) -> MILDataType? {
+        [1: .uint1, 2: .uint2, 3: .uint3, 4: .uint4, 6: .uint6, 8: .uint8][bits]
+    }
+
+    static func check(_ name: String, _ tensor: Tensor, _ p: PaletteQuantization, target: DeploymentTarget) throws(LoweringRefusal) {
+        guard target >= .iOS18 else {
+            throw LoweringRefusal("'\(name)' is palettized (\(p.bits)-bit table); Core ML holds that from \(DeploymentTarget.iOS(DeploymentTarget.iOS18.specificationVersion)) (--deployment-target), or export with --dequantize",
+                                  needs: .iOS18)
+        }
+        guard indexType(bits: p.bits) != nil else {
+            throw LoweringRefusal("'\(name)' has \(p.bits)-bit indices; Core ML takes 1, 2, 3, 4, 6 or 8 (export with --dequantize)")
+        }
+        guard p.lut.dataType == .float || p.lut.dataType == .float16 else {
+            throw LoweringRefusal("'\(name)' has a \(p.lut.dataType.name) table; Core ML takes fp16 or fp32")
+        }
+        if let g = p.groupSize, let rows = tensor.dims.first, rows % g != 0 {
+            throw LoweringRefusal("'\(name)': tables of \(g) slices do not divide dim 0 (\(rows)); Core ML needs whole groups")
+        }
+    }
+
+    static func emit(name: String, tensor: Tensor, values: ByteView, _ p: PaletteQuantization, type: MILTensorType,
+                     builder: MILBuilder) throws(LoweringRefusal) -> MILVar {
+        try check(name, tensor, p, target: builder.target)
+        guard case .bytes(let stored) = p.lut.data, !tensor.dims.isEmpty else {
+            throw LoweringRefusal("'\(name)': the table is not stored as bytes, or the tensor is a scalar")
+        }
+        var lutType: MILDataType = p.lut.dataType == .float16 ? .fp16 : .fp32
+        var lutBytes = stored
+        if lutType == .fp16, type.dtype == .fp32 {
+            // fp32 compute: widen the table (exact) so the weights are what the package decodes.
+            let wide = OwnedBuffer(uninitializedCount: p.lut.elementCount * 4)
+            Float16Codec.decode(lutBytes, into: wide)
+            lutBytes = wide.view
+            lutType = .fp32
+        }
+        var lutShape = [Int](repeating: 1, count: tensor.dims.count + 2)
+        lutShape[0] = p.groupSize.map { tensor.dims[0] / $0 } ?? 1
+        lutShape[tensor.dims.count] = 1 << p.bits
+        let indices = MILConst(MILTensorType(indexType(bits: p.bits)!, tensor.dims), .bytes(values))
+        let result = builder.constexpr("constexpr_lut_to_dense", name: name + "_dequantized", [
+            ("indices", indices), ("lut", MILConst(MILTensorType(lutType, lutShape), .bytes(lutBytes))),
+        ], output: MILTensorType(lutType, tensor.dims))
         if result.type.dtype == type.dtype { return result }
         return builder.op1("cast", name: name, [("x", .v(result)), ("dtype", .c(.scalar(type.dtype.description)))], output: type)
     }

@@ -82,7 +82,10 @@ public enum CoreMLExporter {
     public static func minimumTarget(_ model: Model, dequantize: Bool) -> DeploymentTarget {
         guard !dequantize else { return .iOS15 }
         var target = DeploymentTarget.iOS15
-        for t in model.graph.initializers { if case .linear(let q) = t.encoding { target = max(target, CompressedWeights.minimumTarget(q)) } }
+        for t in model.graph.initializers {
+            if case .linear(let q) = t.encoding { target = max(target, CompressedWeights.minimumTarget(q)) }
+            if case .palette = t.encoding { target = max(target, .iOS18) }
+        }
         // A QDQ model's constant DequantizeLinear becomes the same constexpr ops.
         let stored = Dictionary(model.graph.initializers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for n in model.graph.nodes where n.opType == "DequantizeLinear" && n.domain.isEmpty {
@@ -337,8 +340,8 @@ public enum CoreMLExporter {
         for i in model.graph.initializers.indices {
             let t = model.graph.initializers[i]
             switch t.encoding {
-            case .linear:
-                if let floats = LinearCodec.dequantize(t) {
+            case .linear, .palette:
+                if let floats = LinearCodec.dequantize(t) ?? PaletteCodec.dequantize(t) {
                     model.graph.initializers[i].data = .bytes(floats)
                     model.graph.initializers[i].encoding = .raw
                 }

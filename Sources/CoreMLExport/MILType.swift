@@ -15,6 +15,10 @@ public enum MILDataType: Int, Sendable, Hashable, CustomStringConvertible {
     case uint8 = 31
     case uint16 = 32
     case uint4 = 35
+    case uint2 = 36
+    case uint1 = 37
+    case uint6 = 38
+    case uint3 = 39
 
     /// The name MIL's `cast` op takes (`dtype="fp16"`) and coremltools prints.
     public var description: String {
@@ -31,6 +35,10 @@ public enum MILDataType: Int, Sendable, Hashable, CustomStringConvertible {
         case .uint8: return "uint8"
         case .uint16: return "uint16"
         case .uint4: return "uint4"
+        case .uint1: return "uint1"
+        case .uint2: return "uint2"
+        case .uint3: return "uint3"
+        case .uint6: return "uint6"
         }
     }
 
@@ -44,6 +52,10 @@ public enum MILDataType: Int, Sendable, Hashable, CustomStringConvertible {
         case .fp32, .int32: return 32
         case .int64: return 64
         case .int4, .uint4: return 4
+        case .uint1: return 1
+        case .uint2: return 2
+        case .uint3: return 3
+        case .uint6: return 6
         case .string: return 0
         }
     }
@@ -58,7 +70,11 @@ public enum MILDataType: Int, Sendable, Hashable, CustomStringConvertible {
         case .int16: return 6
         case .uint16: return 7
         case .int4: return 8
+        case .uint1: return 9
+        case .uint2: return 10
         case .uint4: return 11
+        case .uint3: return 12
+        case .uint6: return 13
         case .int32: return 14
         default: return nil
         }

@@ -37,6 +37,9 @@ struct ConstantValue {
         if case .linear = tensor.encoding, let bytes = LinearCodec.dequantize(tensor) {
             return (0..<tensor.elementCount).map { bytes.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
         }
+        if case .palette = tensor.encoding, let bytes = PaletteCodec.dequantize(tensor) {
+            return (0..<tensor.elementCount).map { bytes.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        }
         return nil
     }
 
@@ -144,6 +147,8 @@ final class ValueTable {
                 return builder.op1("cast", name: name, [("x", .v(stored)), ("dtype", .c(.scalar("fp32")))], output: type)
             case .linear(let q):
                 return try CompressedWeights.emit(name: name, tensor: tensor, values: view, q, type: type, builder: builder)
+            case .palette(let p):
+                return try CompressedWeights.emit(name: name, tensor: tensor, values: view, p, type: type, builder: builder)
             default:
                 break
             }

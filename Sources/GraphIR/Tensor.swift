@@ -23,12 +23,15 @@ public indirect enum WeightEncoding: Sendable {
     case float16
     /// float32 values stored as integers: w ≈ scale · (q − zeroPoint).
     case linear(LinearQuantization)
+    /// float32 values stored as N-bit indices into a lookup table: w ≈ lut[group][q].
+    case palette(PaletteQuantization)
 
     public var name: String {
         switch self {
         case .raw: return "raw"
         case .float16: return "float16"
         case .linear: return "linear"
+        case .palette: return "lut"
         }
     }
 
@@ -43,6 +46,7 @@ public indirect enum WeightEncoding: Sendable {
         case .raw: return dataType
         case .float16: return .float16
         case .linear(let q): return q.storage
+        case .palette: return .uint8
         }
     }
 }
@@ -70,6 +74,27 @@ public struct LinearQuantization: Sendable {
 
     public var granularity: String {
         blockSize != nil ? "per-block" : axis != nil ? "per-channel" : "per-tensor"
+    }
+}
+
+/// Palettization parameters: every element is a `bits`-bit index (packed little-endian from the least significant
+/// bit of the first byte) into a lookup table. `lut` is float16 (or float) of shape [2^bits] (one table), or
+/// [groups, 2^bits] when `groupSize` consecutive slices along axis 0 share each table (the last group may be shorter).
+public struct PaletteQuantization: Sendable {
+    public var bits: Int
+    public var groupSize: Int?
+    public var lut: Tensor
+
+    public init(bits: Int, groupSize: Int?, lut: Tensor) {
+        self.bits = bits
+        self.groupSize = groupSize
+        self.lut = lut
+    }
+
+    /// Bytes the packed indices of `elements` values take.
+    public func indexBytes(elements: Int) -> Int? {
+        let (bitCount, overflow) = elements.multipliedReportingOverflow(by: bits)
+        return overflow ? nil : bitCount / 8 + (bitCount % 8 == 0 ? 0 : 1)
     }
 }
 

@@ -6,7 +6,9 @@ import GraphIR
 /// them): a reader checks those two before anything else.
 public struct Manifest: Codable, Sendable, Equatable {
     public static let formatName = "mlpkg"
-    public static let version = FormatVersion(major: 1, minor: 1)
+    public static let version = FormatVersion(major: 1, minor: 2)
+    /// The version of packages with compute units but no palettized tensor.
+    public static let unitsVersion = FormatVersion(major: 1, minor: 1)
     /// Packages that record no compute units are written as 1.0, byte for byte what 1.0 writers wrote.
     public static let baseVersion = FormatVersion(major: 1, minor: 0)
     /// The values `NodeRecord.computeUnit` may take.
@@ -114,10 +116,17 @@ public struct EncodingRecord: Codable, Sendable, Equatable {
     public var blockSize: Int?
     public var scale: Int?
     public var zeroPoint: Int?
+    /// `lut` (1.2): bits per index, slices along axis 0 per table, and the table's tensor index.
+    public var bits: Int?
+    public var groupSize: Int?
+    public var lut: Int?
 
     public init(kind: String, storage: DataType? = nil, axis: Int? = nil, blockSize: Int? = nil, scale: Int? = nil,
-                zeroPoint: Int? = nil) {
+                zeroPoint: Int? = nil, bits: Int? = nil, groupSize: Int? = nil, lut: Int? = nil) {
         self.kind = kind
+        self.bits = bits
+        self.groupSize = groupSize
+        self.lut = lut
         self.storage = storage
         self.axis = axis
         self.blockSize = blockSize

@@ -51,6 +51,8 @@ struct ManifestDecoder {
             }
         case "linear":
             linearFaults(record, elements: elements, table: table, index: index).forEach(fault)
+        case "lut":
+            paletteFaults(record, elements: elements, table: table, index: index).forEach(fault)
         default:
             fault("unknown encoding '\(record.encoding.kind)'")
         }
@@ -90,6 +92,33 @@ struct ManifestDecoder {
         return faults
     }
 
+    private static func paletteFaults(_ record: TensorRecord, elements: Int, table: [TensorRecord], index: Int) -> [String] {
+        let e = record.encoding
+        guard record.dtype == .float else { return ["lut encoding of a \(record.dtype.name) tensor (only float)"] }
+        guard let bits = e.bits, (1...8).contains(bits) else { return ["lut encoding needs bits from 1 to 8"] }
+        var faults: [String] = []
+        let p = PaletteQuantization(bits: bits, groupSize: nil, lut: Tensor(name: "", dataType: .float16, dims: [], data: .bytes(.empty)))
+        guard let need = p.indexBytes(elements: elements) else {
+            return ["shape \(record.shape) of \(bits)-bit indices needs more bytes than fit in 64 bits"]
+        }
+        if need != record.length {
+            faults.append("length \(record.length) bytes, but shape \(record.shape) of \(bits)-bit indices needs \(need)")
+        }
+        let entries = 1 << bits
+        var lutShape = [entries]
+        if let g = e.groupSize {
+            guard g > 0, let rows = record.shape.first, rows > 0 else {
+                return faults + ["group size \(g) needs a positive size and a first axis of at least one slice"]
+            }
+            lutShape = [(rows - 1) / g + 1, entries]
+        }
+        guard let l = e.lut, table.indices.contains(l), l != index else { return faults + ["lut index is missing or out of range"] }
+        if ![.float, .float16].contains(table[l].dtype) || table[l].shape != lutShape || table[l].encoding.kind != "raw" {
+            faults.append("lut tensor #\(l) must be raw float or float16 of shape \(lutShape)")
+        }
+        return faults
+    }
+
     /// The tensor at `index`, after checking its record.
     func tensor(_ index: Int) throws(PackageError) -> Tensor {
         guard manifest.tensors.indices.contains(index) else {
@@ -106,6 +135,9 @@ struct ManifestDecoder {
             let e = record.encoding
             encoding = .linear(LinearQuantization(storage: e.storage!, axis: e.axis, blockSize: e.blockSize,
                                                   scale: try tensor(e.scale!), zeroPoint: try e.zeroPoint.map { i throws(PackageError) in try tensor(i) }))
+        case "lut":
+            let e = record.encoding
+            encoding = .palette(PaletteQuantization(bits: e.bits!, groupSize: e.groupSize, lut: try tensor(e.lut!)))
         default: encoding = .raw
         }
         let data: TensorData

@@ -9,6 +9,8 @@ struct ManifestEncoder {
     private(set) var tensors: [Tensor] = []
     /// The encoding record of each table entry (linear ones refer to their scale and zero-point entries).
     private(set) var encodings: [EncodingRecord] = []
+    /// Whether a tensor is palettized (format 1.2).
+    private(set) var usesPalettes = false
 
     mutating func add(_ tensor: Tensor) -> Int {
         let index = tensors.count
@@ -19,6 +21,11 @@ struct ManifestEncoder {
             let zeroPoint = q.zeroPoint.map { add($0) }
             encodings[index] = EncodingRecord(kind: "linear", storage: q.storage, axis: q.axis, blockSize: q.blockSize,
                                               scale: scale, zeroPoint: zeroPoint)
+        }
+        if case .palette(let p) = tensor.encoding {
+            let lut = add(p.lut)
+            encodings[index] = EncodingRecord(kind: "lut", bits: p.bits, groupSize: p.groupSize, lut: lut)
+            usesPalettes = true
         }
         return index
     }

@@ -165,7 +165,6 @@ public enum PackageWriter {
         to path: String,
         prepare: (inout Model, OutputFile) throws(OutputError) -> ConversionReport
     ) throws(OutputError) -> (manifest: Manifest, report: ConversionReport) {
-        let version = (assignment == nil ? Manifest.baseVersion : Manifest.version).description
         let directory = try AtomicDirectory(target: path) { existing in
             FileManager.default.fileExists(atPath: existing + "/" + Manifest.manifestFileName)
         }
@@ -178,6 +177,9 @@ public enum PackageWriter {
             let graph = encoder.graph(model.graph)
             let functions = model.functions.map { encoder.function($0) }
             let records = try writeWeights(encoder.tensors, encodings: encoder.encodings, to: weights)
+            // The oldest version that holds what is written: 1.2 palettes, 1.1 compute units, else 1.0.
+            let version = (encoder.usesPalettes ? Manifest.version
+                           : assignment == nil ? Manifest.baseVersion : Manifest.unitsVersion).description
             try weights.finish()
             let manifest = Manifest(
                 format: Manifest.formatName, formatVersion: version, functions: functions,
@@ -241,6 +243,7 @@ public enum PackageWriter {
             result.append(Blob(q.scale))
             if let zeroPoint = q.zeroPoint { result.append(Blob(zeroPoint)) }
         }
+        if case .palette(let p) = tensor.encoding { result.append(Blob(p.lut)) }
         return result
     }
 
@@ -266,6 +269,10 @@ public enum PackageWriter {
             q.scale = try stored(q.scale, digests[1])
             if let zeroPoint = q.zeroPoint { q.zeroPoint = try stored(zeroPoint, digests[2]) }
             result.encoding = .linear(q)
+        }
+        if case .palette(var p) = tensor.encoding {
+            p.lut = try stored(p.lut, digests[1])
+            result.encoding = .palette(p)
         }
         return result
     }

@@ -17,6 +17,17 @@ public struct ExportPreparation {
     /// What the preparation could not do as asked (e.g. an opset too old for DequantizeLinear's features).
     public private(set) var notes: [String] = []
 
+    /// Whether palettized initializers become table lookups (ai.onnx opset ≥ 11), not float32.
+    private var paletteAllowed = false
+
+    static func hasPalettes(_ model: Model) -> Bool {
+        var found = false
+        model.graph.forEachGraph { g, _ in
+            if g.initializers.contains(where: { if case .palette = $0.encoding { return true } else { return false } }) { found = true }
+        }
+        return found
+    }
+
     public mutating func prepare(_ model: Model) -> Model {
         var model = model
         var names = NameAllocator(model: model)
@@ -35,6 +46,10 @@ public struct ExportPreparation {
             }
         }
         let castAllowed = !dequantize && (model.opsetVersion(domain: "") ?? 0) >= 6
+        paletteAllowed = !dequantize && (model.opsetVersion(domain: "") ?? 0) >= 11
+        if !dequantize && !paletteAllowed && Self.hasPalettes(model) {
+            notes.append("palettized weights written as float32: a table lookup needs ai.onnx opset 11 (GatherElements)")
+        }
         model.graph = prepare(model.graph, castAllowed: castAllowed, quantized: quantized, names: &names)
         return model
     }
@@ -68,6 +83,11 @@ public struct ExportPreparation {
                 graph.initializers[i] = stored[0]
                 graph.initializers += stored.dropFirst()
                 casts += dequantize
+            } else if quantized, paletteAllowed, !inputNames.contains(tensor.name), case .palette(let p) = tensor.encoding {
+                let (stored, lookup) = lookupNodes(tensor, p, output: tensor.name, names: &names)
+                graph.initializers[i] = stored[0]
+                graph.initializers += stored.dropFirst()
+                casts += lookup
             } else if castAllowed && !inputNames.contains(tensor.name), let stored = storedForm(tensor) {
                 let storedName = names.fresh(tensor.name + "_fp16")
                 graph.initializers[i] = stored.renamed(storedName)
@@ -164,6 +184,44 @@ public struct ExportPreparation {
         return (stored, nodes)
     }
 
+    /// A palettized tensor as ONNX runs it: one uint8 index per element and the float16 table, widened by a `Cast`
+    /// and read by `Gather` (one table: indices shaped like the weight) or `GatherElements` (G tables along axis 0:
+    /// indices [G, n/G], then a `Reshape` to the weight's shape). ONNX has no packed index type `Gather` takes, so
+    /// the file holds one byte per index.
+    private func lookupNodes(_ tensor: Tensor, _ p: PaletteQuantization, output: String,
+                             names: inout NameAllocator) -> ([Tensor], [Node]) {
+        let count = tensor.elementCount
+        let unpacked = OwnedBuffer(uninitializedCount: count)
+        if case .bytes(let packed) = tensor.data {
+            for e in 0..<count { unpacked.mutableBytes[e] = UInt8(Palettizer.element(packed.bytes, e, bits: p.bits)) }
+        }
+        let groups = p.lut.dims.count == 2 ? p.lut.dims[0] : 1
+        let indexDims = p.lut.dims.count == 2 ? [groups, groups == 0 ? 0 : count / groups] : tensor.dims
+        let indices = Tensor(name: names.fresh(output + "_indices"), dataType: .uint8, dims: indexDims, data: .bytes(unpacked.view))
+        let table = p.lut.renamed(names.fresh(output + "_lut"))
+        var stored = [indices, table]
+        var nodes: [Node] = []
+        let wideTable = names.fresh(output + "_lut_float")
+        nodes.append(castNode(from: table.name, to: wideTable, names: &names))
+        let wideIndices = names.fresh(output + "_indices_int32")
+        nodes.append(Node(name: names.fresh("mlpkg_cast_" + wideIndices), opType: "Cast", inputs: [indices.name],
+                          outputs: [wideIndices], attributes: [Attribute(name: "to", value: .int(Int64(DataType.int32.rawValue)))]))
+        if p.lut.dims.count == 2 {
+            let gathered = names.fresh(output + "_gathered")
+            nodes.append(Node(name: names.fresh("mlpkg_lookup_" + output), opType: "GatherElements", inputs: [wideTable, wideIndices],
+                              outputs: [gathered], attributes: [Attribute(name: "axis", value: .int(1))]))
+            let shape = Tensor(name: names.fresh(output + "_shape"), dataType: .int64, dims: [tensor.dims.count],
+                               data: .bytes(LittleEndian.bytes(of: tensor.dims.map(Int64.init))))
+            stored.append(shape)
+            nodes.append(Node(name: names.fresh("mlpkg_reshape_" + output), opType: "Reshape", inputs: [gathered, shape.name],
+                              outputs: [output]))
+        } else {
+            nodes.append(Node(name: names.fresh("mlpkg_lookup_" + output), opType: "Gather", inputs: [wideTable, wideIndices],
+                              outputs: [output], attributes: [Attribute(name: "axis", value: .int(0))]))
+        }
+        return (stored, nodes)
+    }
+
     private func castNode(from input: String, to output: String, names: inout NameAllocator) -> Node {
         Node(name: names.fresh("mlpkg_cast_" + output), opType: "Cast", inputs: [input], outputs: [output],
              attributes: [Attribute(name: "to", value: .int(Int64(DataType.float.rawValue)))])
@@ -171,7 +229,7 @@ public struct ExportPreparation {
 
     /// Decodes an encoded tensor to its dtype's raw layout.
     func decoded(_ tensor: Tensor) -> Tensor {
-        if case .linear = tensor.encoding, let floats = LinearCodec.dequantize(tensor) {
+        if let floats = LinearCodec.dequantize(tensor) ?? PaletteCodec.dequantize(tensor) {
             var result = tensor
             result.data = .bytes(floats)
             result.encoding = .raw

@@ -112,8 +112,8 @@ public struct FormatOverride: Sendable, Equatable {
         if let m = minElements, m < 0 { throw TensorRuleError("\(context).minElements: must be 0 or more") }
         symmetric = try value(Bool.self, "symmetric", "true or false")
         force = try value(Bool.self, "force", "true or false")
-        if weights?.isLinear == false && (granularity != nil || blockSize != nil || symmetric != nil || scaleType != nil) {
-            throw TensorRuleError("\(context): granularity, blockSize, symmetric and scaleType apply to int8 and int4 only")
+        if weights?.isCompact == false && (granularity != nil || blockSize != nil || symmetric != nil || scaleType != nil) {
+            throw TensorRuleError("\(context): granularity, blockSize, symmetric and scaleType apply to int8, int4 and lut formats only")
         }
     }
 
@@ -122,7 +122,8 @@ public struct FormatOverride: Sendable, Equatable {
         var s = base
         if let weights, weights != s.format {
             // A new format brings its own defaults for what this rule does not set.
-            s = TensorSettings(format: weights, granularity: weights.defaultGranularity, blockSize: s.blockSize,
+            s = TensorSettings(format: weights, granularity: weights.defaultGranularity,
+                               blockSize: weights.isPalette ? 16 : s.blockSize,
                                symmetric: s.symmetric, scaleType: weights.defaultScaleType,
                                minElements: weights.defaultMinElements)
         }
@@ -159,7 +160,7 @@ public struct TensorSettings: Sendable, Equatable {
 
     /// A sentence for errors: `int4 per-block 32 symmetric fp16 scales`.
     var summary: String {
-        guard format.isLinear else { return format.rawValue }
+        guard format.isCompact else { return format.rawValue }
         var text = "\(format.rawValue) \(granularity.rawValue)"
         if granularity == .perBlock { text += " \(blockSize)" }
         return text + (symmetric ? " symmetric" : " asymmetric") + (scaleType == .float16 ? " fp16 scales" : " fp32 scales")

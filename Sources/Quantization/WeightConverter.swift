@@ -27,7 +27,7 @@ public struct WeightConverter: Sendable {
             self.format = format
             self.minElements = minElements ?? format.defaultMinElements
             self.granularity = granularity ?? format.defaultGranularity
-            self.blockSize = blockSize ?? 32
+            self.blockSize = blockSize ?? (format.isPalette ? 16 : 32)
             self.symmetric = symmetric
             self.scaleType = scaleType ?? format.defaultScaleType
             self.rules = rules
@@ -123,7 +123,8 @@ public struct WeightConverter: Sendable {
     /// Converts one weight.
     public func run(_ job: Job) -> Result {
         var result = job.settings.format.isLinear ? quantize(job.tensor, axes: job.axes!, settings: job.settings)
-                                                  : encode(job.tensor, format: job.settings.format)
+            : job.settings.format.isPalette ? palettize(job.tensor, settings: job.settings)
+            : encode(job.tensor, format: job.settings.format)
         switch result {
         case .converted(let tensor, var entry):
             entry.rule = job.rule
@@ -233,7 +234,7 @@ public struct WeightConverter: Sendable {
         }
         let format = settings.format
         guard tensor.dataType == .float else {
-            if format.isLinear, context.uses.role(of: tensor.name, rank: tensor.dims.count).layout != nil {
+            if format.isCompact, context.uses.role(of: tensor.name, rank: tensor.dims.count).layout != nil {
                 keep("not float32 (\(tensor.dataType.name))", decision.rule)
             }
             return
@@ -356,6 +357,45 @@ public struct WeightConverter: Sendable {
         entry.symmetric = settings.symmetric
         entry.scaleType = q.scale.dataType.name
         if settings.format.searchesClipping { entry.rtnSNRDB = snr(outcome.roundToNearestErrorEnergy) }
+        return .converted(encoded, entry)
+    }
+
+    private func palettize(_ tensor: Tensor, settings: TensorSettings) -> Result {
+        func keep(_ reason: String) -> Result {
+            .kept(.init(name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, bytes: tensor.byteCount, reason: reason))
+        }
+        guard case .bytes(let view) = tensor.data else { return keep("not stored as bytes") }
+        let count = tensor.elementCount
+        // Groups of slices along axis 0 share a table when they divide it (Core ML needs whole groups).
+        var group: Int?
+        if settings.granularity != .perTensor, let rows = tensor.dims.first, rows > settings.blockSize,
+           rows % settings.blockSize == 0 {
+            group = settings.blockSize
+        }
+        let palettizer = Palettizer(bits: settings.format.bits, groupSize: group)
+        let outcome: Palettizer.Outcome
+        do {
+            outcome = try palettizer.palettize(UnsafeRawBufferPointer(rebasing: view.bytes[0..<count * 4]), dims: tensor.dims,
+                                               name: tensor.name)
+        } catch {
+            switch error {
+            case .nonFinite(let n): return keep("contains \(n) inf/NaN value\(n == 1 ? "" : "s"); kept as float32")
+            case .beyondHalf(let n): return keep("\(n) value\(n == 1 ? "" : "s") beyond float16's range (±65504), which a float16 table cannot hold; kept as float32")
+            }
+        }
+        var encoded = tensor
+        encoded.data = .bytes(outcome.indices.view)
+        encoded.encoding = .palette(outcome.encoding)
+        encoded.location = .embedded
+        let after = outcome.indices.view.count + outcome.encoding.lut.byteCount
+        let snr: Double? = outcome.errorEnergy > 0 && outcome.signalEnergy > 0
+            ? 10 * (outcome.signalEnergy / outcome.errorEnergy).log10 : nil
+        var entry = ConversionReport.Converted(
+            name: tensor.name, dtype: tensor.dataType.name, shape: tensor.dims, encoding: "lut",
+            bytesBefore: tensor.byteCount, bytesAfter: after, clamped: 0, maxAbsError: outcome.maxAbsError, snrDB: snr)
+        entry.storage = settings.format.rawValue
+        entry.granularity = group == nil ? Granularity.perTensor.rawValue : Granularity.perChannel.rawValue
+        entry.blockSize = group
         return .converted(encoded, entry)
     }
 

@@ -19,6 +19,9 @@ public enum WeightFormat: String, CaseIterable, Sendable, Codable {
     case int8
     /// Linear 4-bit: symmetric int4 q ∈ [−8, 7] with a clipping search, or asymmetric uint4; packed two per byte.
     case int4
+    /// Palettized: N-bit indices into a table of 2^N float16 values (exact 1-D k-means), one table per tensor or per
+    /// group of slices along axis 0.
+    case lut1, lut2, lut3, lut4, lut6, lut8
 
     /// Bits per stored element.
     public var bits: Int {
@@ -27,22 +30,36 @@ public enum WeightFormat: String, CaseIterable, Sendable, Codable {
         case .fp16: return 16
         case .int8: return 8
         case .int4: return 4
+        case .lut1: return 1
+        case .lut2: return 2
+        case .lut3: return 3
+        case .lut4: return 4
+        case .lut6: return 6
+        case .lut8: return 8
         }
     }
 
     public var isLinear: Bool { self == .int8 || self == .int4 }
 
+    /// Lookup-table formats (`Palettizer`).
+    public var isPalette: Bool { rawValue.hasPrefix("lut") }
+
+    /// Integer and table formats: they hold weights only (`weightInputsOnly`), with coremltools' size threshold.
+    public var isCompact: Bool { isLinear || isPalette }
+
     /// Smallest float32 tensor (in elements) converted unless `--min-elements` says otherwise. fp16 converts every
     /// weight, as Core ML's fp16 compute precision does; integer formats follow coremltools' 2048-element threshold.
-    public var defaultMinElements: Int { isLinear ? 2048 : 1 }
+    public var defaultMinElements: Int { isCompact ? 2048 : 1 }
 
-    /// Integer formats take only tensors that feed a weight input (Conv W, MatMul B…); fp16 takes every float weight.
-    public var weightInputsOnly: Bool { isLinear }
+    /// Integer and table formats take only tensors that feed a weight input (Conv W, MatMul B…); fp16 takes every
+    /// float weight.
+    public var weightInputsOnly: Bool { isCompact }
 
+    /// Tables: per tensor (per-channel groups `--block-size` slices of axis 0 per table).
     public var defaultGranularity: Granularity {
         switch self {
         case .int4: return .perBlock
-        default: return .perChannel
+        default: return isPalette ? .perTensor : .perChannel
         }
     }
 

@@ -38,7 +38,7 @@ struct Convert: ParsableCommand {
     var output: String
 
     /// Optional, so that a config's default can be told apart from an explicit `--weights`.
-    @Option(name: .customLong("weights"), help: "Weight format: fp32 (unchanged), fp16 (the default), int8 or int4.")
+    @Option(name: .customLong("weights"), help: "Weight format: fp32 (unchanged), fp16 (the default), int8, int4, or a lookup table lut1, lut2, lut3, lut4, lut6, lut8.")
     var weightsOption: WeightFormat?
 
     /// The command line's format (fp16 unless --weights says otherwise).
@@ -107,10 +107,13 @@ struct Convert: ParsableCommand {
         if let minElements, minElements < 0 { throw ValidationError("--min-elements must be 0 or more") }
         if let blockSize, blockSize < 1 || blockSize > 1 << 20 { throw ValidationError("--block-size must be 1 to 1048576") }
         if fp16Clamp && weights != .fp16 && config == nil { throw ValidationError("--fp16-clamp applies to --weights fp16") }
-        if !weights.isLinear && config == nil && (granularity != nil || blockSize != nil || symmetry == .asymmetric || scaleType != nil) {
-            throw ValidationError("--granularity, --block-size, --asymmetric and --scale-type apply to --weights int8 and int4 only")
-        }
-        if blockSize != nil && (granularity ?? weights.defaultGranularity) != .perBlock {
+        if weights.isPalette && config == nil {
+            if symmetry == .asymmetric || scaleType != nil { throw ValidationError("--asymmetric and --scale-type apply to int8 and int4") }
+            if granularity == .perBlock { throw ValidationError("lookup tables are per-tensor or per-channel (--block-size slices of axis 0 per table)") }
+            if blockSize != nil && granularity != .perChannel { throw ValidationError("--block-size with a lookup table needs --granularity per-channel") }
+        } else if !weights.isLinear && config == nil && (granularity != nil || blockSize != nil || symmetry == .asymmetric || scaleType != nil) {
+            throw ValidationError("--granularity, --block-size, --asymmetric and --scale-type apply to --weights int8, int4 and lut formats only")
+        } else if blockSize != nil && !weights.isPalette && (granularity ?? weights.defaultGranularity) != .perBlock {
             throw ValidationError("--block-size needs --granularity per-block")
         }
         if !profileOptions.requested && (profileOptions.computeUnits != .all || profileOptions.chip != "M1") {

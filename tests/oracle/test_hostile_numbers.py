@@ -83,10 +83,14 @@ def test_hostile_weights_convert_export_and_run(mlpkg, model_path, fmt):
     # all-zero and constant tensors: no division by zero; zeros exact, the constant to float rounding (0.5/127·127).
     assert converted["W_zero"]["maxAbsError"] == 0, converted["W_zero"]
     assert converted["W_constant"]["maxAbsError"] <= 0.5 * 2**-23, converted["W_constant"]
-    # subnormal weights may flush to zero, but the error is bounded by their own (tiny) magnitude.
-    assert converted["W_subnormal"]["maxAbsError"] < 1e-38
     if fmt == "fp16":
-        assert converted["W_huge"]["clamped"] == 8 and report["totals"]["clampedValues"] >= 8
+        # float16 cannot hold them: values beyond ±65504 and values it would flush to zero stay float32 (issue 14).
+        assert "beyond float16's range" in kept["W_huge"]["reason"], kept
+        assert "dB SNR" in kept["W_subnormal"]["reason"], kept
+        assert report["totals"]["clampedValues"] == 0
+    else:
+        # subnormal weights may flush to zero, but the error is bounded by their own (tiny) magnitude.
+        assert converted["W_subnormal"]["maxAbsError"] < 1e-38
     else:
         assert converted["W_huge"]["clamped"] == 0
         assert converted["W_huge"]["snrDB"] > 30, converted["W_huge"]
@@ -107,12 +111,8 @@ def test_hostile_weights_convert_export_and_run(mlpkg, model_path, fmt):
     weights = hostile_weights()
     for name, w in weights.items():
         out = f"y_{name}"
-        if name in ("W_inf", "W_nan"):
+        if name in kept:
             np.testing.assert_array_equal(got[out], want[out])  # float32 kept: bit-for-bit, inf and NaN included
-            continue
-        if fmt == "fp16" and name == "W_huge":
-            clipped = np.clip(w, -65504, 65504).astype(np.float16).astype(np.float32)
-            np.testing.assert_allclose(got[out], x @ clipped, rtol=1e-3, atol=1e-2)
             continue
         # Each output's error is bounded by Σ|x|·max|w−ŵ| from the report.
         bound = np.abs(x).sum(axis=1, keepdims=True) * converted[name]["maxAbsError"]
