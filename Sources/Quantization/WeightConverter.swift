@@ -301,9 +301,11 @@ public struct WeightConverter: Sendable {
         }
         let snrDB: Double? = stats.errorEnergy > 0 && stats.signalEnergy > 0
             ? 10 * (stats.signalEnergy / stats.errorEnergy).log10 : nil
-        if let snrDB, snrDB < Self.fp16MinimumSNRDB, stats.clamped == 0 {
-            return keep("float16 would keep only \(String(format: "%.1f", snrDB)) dB SNR (values below its normal range, "
-                        + "under \(Int(Self.fp16MinimumSNRDB)) dB); kept as float32")
+        // An error with no measurable energy means values so small their squares underflow: float16 flushes them.
+        if stats.clamped == 0, stats.maxAbsError > 0, snrDB.map({ $0 < Self.fp16MinimumSNRDB }) ?? true {
+            let kept = snrDB.map { "only \(String(format: "%.1f", $0)) dB SNR" } ?? "nothing of these values"
+            return keep("float16 would keep \(kept) (values below its normal range; under \(Int(Self.fp16MinimumSNRDB)) dB SNR); "
+                        + "kept as float32")
         }
         var encoded = tensor
         encoded.data = .bytes(output.view)

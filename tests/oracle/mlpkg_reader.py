@@ -205,6 +205,38 @@ class Package:
             raise PackageFormatError(f"{t['name']}: {dt} length {len(data)} != {n * npdt.itemsize}")
         return np.frombuffer(data, dtype=npdt).astype(npdt.newbyteorder("=")).reshape(shape)
 
+    def palettized(self, i: int) -> tuple[np.ndarray, np.ndarray, int | None, int]:
+        """A `lut` tensor (format 1.2): (indices in the weight's shape, the table as float32 [G, 2^bits] — G = 1 for
+        one table —, groupSize, bits). Indices are `bits` each, packed from the least significant bit of byte 0;
+        element e of slice r along axis 0 uses table r // groupSize."""
+        t = self.tensors[i]
+        enc = self.encoding(i)
+        if enc.get("kind") != "lut":
+            raise PackageFormatError(f"{t['name']}: encoding {enc.get('kind')!r} is not lut")
+        bits, group = int(enc["bits"]), enc.get("groupSize")
+        shape = tuple(t["shape"])
+        n = math.prod(shape)
+        if t["length"] != (n * bits + 7) // 8:
+            raise PackageFormatError(f"{t['name']}: {bits}-bit index length {t['length']} != {(n * bits + 7) // 8}")
+        stream = np.unpackbits(np.frombuffer(self.blob(i), np.uint8), bitorder="little")[: n * bits]
+        weights = (1 << np.arange(bits)).astype(np.int64)
+        indices = (stream.reshape(n, bits).astype(np.int64) * weights).sum(axis=1).reshape(shape)
+        lut_record = self.tensors[enc["lut"]]
+        table = self.stored_array(enc["lut"]).astype(np.float32).reshape(-1, 1 << bits)
+        rows = shape[0] if shape else 1
+        expected_groups = 1 if group is None else -(-rows // group)
+        if table.shape[0] != expected_groups or lut_record["shape"][-1] != 1 << bits:
+            raise PackageFormatError(f"{t['name']}: table of shape {lut_record['shape']}")
+        return indices, table, group, bits
+
+    def decode_palettized(self, i: int) -> np.ndarray:
+        indices, table, group, _ = self.palettized(i)
+        shape = indices.shape
+        rows = shape[0] if shape else 1
+        per_row = indices.size // max(rows, 1)
+        row_of = np.repeat(np.arange(rows), per_row).reshape(shape)
+        return table[(row_of // group) if group else 0, indices].astype(np.float32)
+
     def quantized(self, i: int) -> QuantizedTensor:
         t = self.tensors[i]
         enc = self.encoding(i)

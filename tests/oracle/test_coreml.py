@@ -62,6 +62,12 @@ VARIANTS = [
     ("int4", None, "fp32"),
     ("int4", None, "fp16"),
     ("int4-asym", None, "fp32"),
+    # palettized (issue 14): constexpr_lut_to_dense with uint4/uint3 indices; "-grouped" gives one table per 4
+    # slices of axis 0 (--granularity per-channel --block-size 4)
+    ("lut4", None, "fp32"),
+    ("lut4", None, "fp16"),
+    ("lut3", None, "fp32"),
+    ("lut4-grouped", None, "fp32"),
 ]
 
 
@@ -75,8 +81,8 @@ def pin_args(pins: dict[str, list[int]]) -> list[str]:
 def convert(mlpkg: Path, tmp: Path, model: str, weights: str) -> Path:
     pkg = tmp / f"{model}.{weights}.mlpkg"
     if not pkg.exists():
-        fmt, _, asym = weights.partition("-")
-        extra = ["--asymmetric"] if asym else []
+        fmt, _, variant = weights.partition("-")
+        extra = {"": [], "asym": ["--asymmetric"], "grouped": ["--granularity", "per-channel", "--block-size", "4"]}[variant]
         r = run([str(mlpkg), "convert", str(FIXTURES / f"{model}.onnx"), "-o", str(pkg), "--weights", fmt, *extra, "--quiet"], tmp)
         assert r.returncode == 0, r.stderr
     return pkg
@@ -179,13 +185,13 @@ def test_export_loads_typechecks_and_matches_onnxruntime(mlpkg, tmp_path_factory
     blobs = read_blobs(out, spec)
     package = Package(pkg)
     compressed = [i for i, t in enumerate(package.tensors)
-                  if (t.get("encoding") or {}).get("kind") in ("float16", "linear") and int(np.prod(t["shape"])) >= 10]
+                  if (t.get("encoding") or {}).get("kind") in ("float16", "linear", "lut") and int(np.prod(t["shape"])) >= 10]
     referenced: set[int] = set()
     for i in compressed:
         enc = package.tensors[i]["encoding"]
         referenced.add(i)
-        if enc.get("kind") == "linear":
-            for key in ("scale", "zeroPoint"):
+        if enc.get("kind") in ("linear", "lut"):
+            for key in ("scale", "zeroPoint", "lut"):
                 j = enc.get(key)
                 if j is not None and int(np.prod(package.tensors[j]["shape"])) >= 10:
                     referenced.add(j)
@@ -229,19 +235,23 @@ def read_blobs(path: Path, spec) -> set[bytes]:
         MIL_pb2.INT8: reader.read_int8_data, MIL_pb2.UINT8: reader.read_uint8_data,
         MIL_pb2.INT4: reader.read_int4_data, MIL_pb2.UINT4: reader.read_uint4_data,
         MIL_pb2.INT32: reader.read_int32_data,
+        MIL_pb2.UINT1: reader.read_uint1_data, MIL_pb2.UINT2: reader.read_uint2_data,
+        MIL_pb2.UINT3: reader.read_uint3_data, MIL_pb2.UINT6: reader.read_uint6_data,
     }
+    sub_byte = {MIL_pb2.INT4: 4, MIL_pb2.UINT4: 4, MIL_pb2.UINT1: 1, MIL_pb2.UINT2: 2, MIL_pb2.UINT3: 3, MIL_pb2.UINT6: 6}
     out: set[bytes] = set()
 
     def visit(value) -> None:
         if value.WhichOneof("value") == "blobFileValue":
             dt, shape = proto_type(value.type)
             arr = np.asarray(readers[dt](value.blobFileValue.offset))
-            if dt in (MIL_pb2.INT4, MIL_pb2.UINT4):
+            if dt in sub_byte:
+                # coremltools unpacks sub-byte values; pack them again LSB-first (the package's order) to compare.
+                bits = sub_byte[dt]
                 n = int(np.prod(shape))
-                v = arr.astype(np.uint8) & 0x0F
-                if n % 2:
-                    v = np.concatenate([v, np.zeros(1, np.uint8)])
-                out.add((v[0::2] | (v[1::2] << 4)).astype(np.uint8).tobytes())
+                v = (arr.astype(np.int64).reshape(-1)[:n] & ((1 << bits) - 1)).astype(np.uint8)
+                stream = np.unpackbits(v[:, None], axis=1, bitorder="little")[:, :bits].reshape(-1)
+                out.add(np.packbits(stream, bitorder="little").tobytes())
             else:
                 out.add(arr.tobytes())
 
