@@ -22,6 +22,14 @@ public enum ConversionText {
         }
         lines.append("  weights: \(SummaryText.bytes(t.bytesBefore)) → \(SummaryText.bytes(t.bytesAfter)) "
                      + "(\(String(format2: t.ratio))×), \(t.convertedTensors) tensor(s) converted, \(t.keptTensors) kept")
+        if let a = r.auto {
+            var line = "  auto (\(a.budget)): "
+            if let b = a.budgetBytes { line += "budget \(SummaryText.bytes(b)), " }
+            line += "predicted \(SummaryText.bytes(a.predictedBytes))"
+            if let snr = a.predictedWeightedSNRDB { line += " at \(String(format1: snr)) dB" }
+            line += "; " + a.formats.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+            lines.append(line)
+        }
         if let snr = t.weightedMeanSNRDB {
             lines.append("  accuracy: weighted mean SNR \(String(format1: snr)) dB; \(t.clampedValues) value(s) clamped")
         }

@@ -26,12 +26,15 @@ public enum PackageConverter {
         public var rules: TensorRules
         /// fp16: clamp out-of-range values instead of keeping those tensors float32 (`--fp16-clamp`).
         public var fp16Clamp: Bool
+        /// `--weights auto`: `--max-size` or `--min-snr`.
+        public var autoBudget: AutoBudget?
 
         public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
                     blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil, fold: Bool = true,
                     inputShapes: InputShapes = InputShapes(), audit: AuditOptions? = nil,
-                    rules: TensorRules = TensorRules(), fp16Clamp: Bool = false) {
+                    rules: TensorRules = TensorRules(), fp16Clamp: Bool = false, autoBudget: AutoBudget? = nil) {
             self.audit = audit
+            self.autoBudget = autoBudget
             self.rules = rules
             self.fp16Clamp = fp16Clamp
             self.weights = weights
@@ -50,7 +53,7 @@ public enum PackageConverter {
         var converter: WeightConverter.Options {
             WeightConverter.Options(format: weights, minElements: minElements, granularity: granularity,
                                     blockSize: blockSize, symmetric: symmetric, scaleType: scaleType, rules: rules,
-                                    fp16Clamp: fp16Clamp)
+                                    fp16Clamp: fp16Clamp, autoBudget: autoBudget)
         }
 
         /// Patterns as one provenance value: a JSON array of strings.
@@ -65,6 +68,12 @@ public enum PackageConverter {
             var options = ["weights": weights.rawValue, "minElements": String(c.minElements), "fold": String(fold)]
             if !inputShapes.isEmpty { options["inputShapes"] = inputShapes.recorded }
             if fp16Clamp { options["fp16Clamp"] = "true" }
+            switch autoBudget {
+            case .maxBytes(let b)?: options["maxSize"] = String(b)
+            case .maxRatio(let r)?: options["maxSize"] = String(r)
+            case .minSNR(let d)?: options["minSNR"] = String(d)
+            case nil: break
+            }
             if !rules.excludes.isEmpty { options["exclude"] = Self.list(rules.excludes.map(\.description)) }
             if !rules.includes.isEmpty { options["include"] = Self.list(rules.includes.map(\.description)) }
             if let config = rules.config { options["config"] = "sha256:" + config.digest }
@@ -139,9 +148,11 @@ public enum PackageConverter {
             }
             clock.lap("audit compute units")
         }
-        let converter = WeightConverter(options: options.converter)
+        var converter = WeightConverter(options: options.converter)
         // A per-layer rule conflict is the user's to resolve: refused before anything is written.
         try converter.validate(model)
+        converter = try converter.resolvingAuto(model)
+        if converter.options.autoBudget != nil { clock.lap("measure candidate formats (auto)") }
         let passed = model
         let (manifest, report) = try PackageWriter.write(model: passed, converting: converter, provenance: {
             clock.lap("convert and write weights (\(options.weights.rawValue))")

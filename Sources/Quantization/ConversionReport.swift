@@ -60,6 +60,8 @@ public struct ConversionReport: Codable, Sendable, Equatable {
     }
 
     public var weights: String
+    /// `--weights auto`: the budget and what the choice predicted.
+    public var auto: AutoReport?
     public var converted: [Converted]
     public var kept: [Kept]
     public var totals: Totals

@@ -20,10 +20,15 @@ public struct WeightConverter: Sendable {
         public var rules: TensorRules
         /// fp16: clamp values beyond ±65504 instead of keeping such a tensor float32 (`--fp16-clamp`).
         public var fp16Clamp: Bool
+        /// `--weights auto`: the budget, and once resolved (`resolvingAuto`) the format chosen per tensor place.
+        public var autoBudget: AutoBudget?
+        var autoChoices: [String: TensorSettings] = [:]
+        var autoReport: AutoReport?
 
         public init(format: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
                     blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil,
-                    rules: TensorRules = TensorRules(), fp16Clamp: Bool = false) {
+                    rules: TensorRules = TensorRules(), fp16Clamp: Bool = false, autoBudget: AutoBudget? = nil) {
+            self.autoBudget = autoBudget
             self.format = format
             self.minElements = minElements ?? format.defaultMinElements
             self.granularity = granularity ?? format.defaultGranularity
@@ -64,7 +69,7 @@ public struct WeightConverter: Sendable {
         "QOrderedMatMul", "QuantizeWithOrder", "DequantizeWithOrder", "QuantizeBFP", "DequantizeBFP", "Range",
     ]
 
-    public let options: Options
+    public private(set) var options: Options
 
     public init(options: Options) {
         self.options = options
@@ -112,6 +117,58 @@ public struct WeightConverter: Sendable {
         if let first = conflicts.first { throw first }
     }
 
+    /// With `--weights auto` (or a rule that says auto): measures every candidate format on every such tensor, picks
+    /// one per tensor under the budget (AutoSelection) and returns a converter that converts with those picks, and
+    /// the choice's report. Other converters come back unchanged. A size budget below the smallest the weights can
+    /// take is an error.
+    public func resolvingAuto(_ model: Model) throws(TensorRuleError) -> WeightConverter {
+        let plan = plan(model)
+        let autoJobs = plan.jobs.filter { $0.settings.format == .auto }
+        guard !autoJobs.isEmpty else { return self }
+        let budget = options.autoBudget ?? .maxRatio(0.5)
+        // Tensors outside the choice: their converted size (run once) or their size as they are.
+        let others = plan.jobs.filter { $0.settings.format != .auto }
+        let otherBytes = Parallel.map(others) { [self] job -> Int in
+            if case .converted(_, let entry) = run(job) { return entry.bytesAfter }
+            return job.tensor.byteCount
+        }
+        let fixed = plan.bytesBefore - plan.jobs.reduce(0) { $0 + $1.tensor.byteCount } + otherBytes.reduce(0, +)
+        let measured = Parallel.map(autoJobs) { [self] job -> [AutoSelection.Candidate] in
+            AutoSelection.candidates(compact: job.axes != nil, base: job.settings).compactMap { settings in
+                if settings.format == .fp32 { return .init(settings: settings, bytes: job.tensor.byteCount, nsr: 0) }
+                var trial = job
+                trial.settings = settings
+                guard case .converted(_, let entry) = run(trial) else { return nil }
+                let nsr = entry.snrDB.map { pow(10, -$0 / 10) } ?? (entry.maxAbsError > 0 ? 1 : 0)
+                return .init(settings: settings, bytes: entry.bytesAfter, nsr: nsr)
+            }
+        }
+        guard let (choice, budgetBytes) = AutoSelection.choose(measured, weights: autoJobs.map(\.sensitivity), budget: budget,
+                                                               fixedBytes: fixed, bytesBefore: plan.bytesBefore) else {
+            let smallest = fixed + measured.reduce(0) { $0 + ($1.map(\.bytes).min() ?? 0) }
+            throw TensorRuleError("\(budget) is below the smallest these weights can take (\(smallest) bytes)")
+        }
+        var resolved = self
+        var formats: [String: Int] = [:]
+        var predicted = fixed
+        var snrWeight = 0.0, snrSum = 0.0
+        for (k, job) in autoJobs.enumerated() {
+            let pick = measured[k][choice[k]]
+            resolved.options.autoChoices[job.place.key] = pick.settings
+            formats[pick.settings.format.rawValue, default: 0] += 1
+            predicted += pick.bytes
+            if pick.nsr > 0 && pick.settings.format != .fp32 {
+                snrWeight += Double(job.tensor.elementCount)
+                snrSum += Double(job.tensor.elementCount) * -10 * log10(pick.nsr)
+            }
+        }
+        resolved.options.autoReport = AutoReport(
+            budget: budget.description, budgetBytes: budgetBytes, predictedBytes: predicted,
+            predictedWeightedSNRDB: snrWeight > 0 ? snrSum / snrWeight : nil, tensors: autoJobs.filter { $0.axes != nil }.count,
+            floatOnlyTensors: autoJobs.filter { $0.axes == nil }.count, formats: formats)
+        return resolved
+    }
+
     private func plan(_ model: Model, conflicts: inout [TensorRuleError]) -> Plan {
         var graph = model.graph
         var jobs: [Job] = []
@@ -122,6 +179,8 @@ public struct WeightConverter: Sendable {
 
     /// Converts one weight.
     public func run(_ job: Job) -> Result {
+        if job.settings.format == .auto { return .kept(.init(name: job.tensor.name, dtype: job.tensor.dataType.name, shape: job.tensor.dims,
+                                                              bytes: job.tensor.byteCount, reason: "auto: not resolved", rule: job.rule)) }
         var result = job.settings.format.isLinear ? quantize(job.tensor, axes: job.axes!, settings: job.settings)
             : job.settings.format.isPalette ? palettize(job.tensor, settings: job.settings)
             : encode(job.tensor, format: job.settings.format)
@@ -147,7 +206,7 @@ public struct WeightConverter: Sendable {
         let weight = snrElements.reduce(0) { $0 + $1.shape.reduce(1, *) }
         let meanSNR = weight == 0 ? nil : snrElements.reduce(0.0) { $0 + $1.snrDB! * Double($1.shape.reduce(1, *)) } / Double(weight)
         return ConversionReport(
-            weights: options.format.rawValue, converted: converted, kept: kept,
+            weights: options.format.rawValue, auto: options.autoReport, converted: converted, kept: kept,
             totals: .init(bytesBefore: plan.bytesBefore, bytesAfter: after,
                           ratio: after == 0 ? 1 : Double(plan.bytesBefore) / Double(after),
                           convertedTensors: converted.count, keptTensors: kept.count,
@@ -162,6 +221,15 @@ public struct WeightConverter: Sendable {
         var path: [(node: Int, attribute: Int, graph: Int)]
         var slot: Slot
         enum Slot: Sendable { case initializer(Int), constant(node: Int, attribute: Int) }
+
+        /// A key unique within the model (names may repeat across subgraphs).
+        var key: String {
+            let steps = path.map { "\($0.node).\($0.attribute).\($0.graph)/" }.joined()
+            switch slot {
+            case .initializer(let i): return steps + "i\(i)"
+            case .constant(let n, let a): return steps + "c\(n).\(a)"
+            }
+        }
     }
 
     public struct Job: Sendable {
@@ -172,6 +240,8 @@ public struct WeightConverter: Sendable {
         /// The format and its parameters, and the rule that chose them.
         public var settings: TensorSettings
         public var rule: String
+        /// How much this tensor's error counts in `--weights auto` (¼ for an embedding table, else 1).
+        var sensitivity: Double = 1
     }
 
     public enum Result: Sendable {
@@ -228,22 +298,34 @@ public struct WeightConverter: Sendable {
             context.conflicts.append(error)
             return
         }
-        guard let settings = decision.settings else {
+        guard var settings = decision.settings else {
             if tensor.dataType == .float { keep(decision.reason, decision.rule) }
             return
+        }
+        var rule = decision.rule
+        if settings.format == .auto, let chosen = options.autoChoices[place.key] {
+            rule = "auto (\(options.autoBudget.map(\.description) ?? "budget"))"
+            settings = chosen
+            if chosen.format == .fp32 {
+                if tensor.dataType == .float { keep("auto: float32 serves the budget best", rule) }
+                return
+            }
         }
         let format = settings.format
         guard tensor.dataType == .float else {
             if format.isCompact, context.uses.role(of: tensor.name, rank: tensor.dims.count).layout != nil {
-                keep("not float32 (\(tensor.dataType.name))", decision.rule)
+                keep("not float32 (\(tensor.dataType.name))", rule)
             }
             return
         }
         if let protectedBy = context.protected[tensor.name] {
-            return keep("kept full precision: feeds \(protectedBy)", decision.rule)
+            return keep("kept full precision: feeds \(protectedBy)", rule)
         }
         var layout: WeightUses.Axes?
-        if format.weightInputsOnly {
+        if format == .auto {
+            // Every float tensor takes part; weight inputs of at least 2048 elements may take any format.
+            layout = tensor.elementCount >= 2048 ? context.uses.role(of: tensor.name, rank: tensor.dims.count).layout : nil
+        } else if format.weightInputsOnly {
             let role = context.uses.role(of: tensor.name, rank: tensor.dims.count)
             if let axes = role.layout {
                 layout = axes
@@ -251,13 +333,15 @@ public struct WeightConverter: Sendable {
                 // Forced: channels on the first axis, blocks along the last (a rank-1 tensor has one of each).
                 layout = WeightUses.Axes(channel: 0, reduction: tensor.dims.count - 1)
             } else {
-                return keep(role.reason, decision.rule)
+                return keep(role.reason, rule)
             }
         }
         if tensor.elementCount < settings.minElements && !settings.force {
-            return keep("too small: \(tensor.elementCount) elements < --min-elements \(settings.minElements)", decision.rule)
+            return keep("too small: \(tensor.elementCount) elements < --min-elements \(settings.minElements)", rule)
         }
-        context.jobs.append(Job(tensor: tensor, place: place, axes: layout, settings: settings, rule: decision.rule))
+        let embedding = readers.contains { $0.opType == "Gather" }
+        context.jobs.append(Job(tensor: tensor, place: place, axes: layout, settings: settings, rule: rule,
+                                sensitivity: Double(tensor.elementCount) * (embedding ? 0.25 : 1)))
     }
 
     /// Names read by inputs listed in `fullPrecisionInputs`, with a description of the reader.

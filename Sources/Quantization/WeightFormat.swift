@@ -22,6 +22,8 @@ public enum WeightFormat: String, CaseIterable, Sendable, Codable {
     /// Palettized: N-bit indices into a table of 2^N float16 values (exact 1-D k-means), one table per tensor or per
     /// group of slices along axis 0.
     case lut1, lut2, lut3, lut4, lut6, lut8
+    /// Not a storage format: each tensor gets the one that serves `--max-size` or `--min-snr` best (AutoSelection).
+    case auto
 
     /// Bits per stored element.
     public var bits: Int {
@@ -36,6 +38,7 @@ public enum WeightFormat: String, CaseIterable, Sendable, Codable {
         case .lut4: return 4
         case .lut6: return 6
         case .lut8: return 8
+        case .auto: return 0
         }
     }
 

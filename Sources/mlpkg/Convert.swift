@@ -38,7 +38,7 @@ struct Convert: ParsableCommand {
     var output: String
 
     /// Optional, so that a config's default can be told apart from an explicit `--weights`.
-    @Option(name: .customLong("weights"), help: "Weight format: fp32 (unchanged), fp16 (the default), int8, int4, or a lookup table lut1, lut2, lut3, lut4, lut6, lut8.")
+    @Option(name: .customLong("weights"), help: "Weight format: fp32 (unchanged), fp16 (the default), int8, int4, a lookup table lut1, lut2, lut3, lut4, lut6, lut8, or auto (with --max-size or --min-snr).")
     var weightsOption: WeightFormat?
 
     /// The command line's format (fp16 unless --weights says otherwise).
@@ -62,6 +62,13 @@ struct Convert: ParsableCommand {
 
     @Option(help: "Convert only float tensors with at least this many elements (default: every float tensor for fp16, 2048 for int8/int4).")
     var minElements: Int?
+
+    @Option(help: ArgumentHelp("--weights auto: total weight bytes at most this (15MB, 14MiB, 15000000) or this fraction of the model's (0.25, 25%).",
+                               valueName: "size"))
+    var maxSize: String?
+
+    @Option(help: ArgumentHelp("--weights auto: every tensor in the smallest format with at least this SNR (dB).", valueName: "dB"))
+    var minSnr: Double?
 
     @Flag(help: "fp16: clamp values beyond ±65504 instead of keeping those tensors float32.")
     var fp16Clamp = false
@@ -107,7 +114,19 @@ struct Convert: ParsableCommand {
         if let minElements, minElements < 0 { throw ValidationError("--min-elements must be 0 or more") }
         if let blockSize, blockSize < 1 || blockSize > 1 << 20 { throw ValidationError("--block-size must be 1 to 1048576") }
         if fp16Clamp && weights != .fp16 && config == nil { throw ValidationError("--fp16-clamp applies to --weights fp16") }
-        if weights.isPalette && config == nil {
+        if maxSize != nil && minSnr != nil { throw ValidationError("--max-size and --min-snr are alternatives: give one") }
+        if weights == .auto && config == nil && maxSize == nil && minSnr == nil {
+            throw ValidationError("--weights auto needs a budget: --max-size SIZE or --min-snr DB")
+        }
+        if (maxSize != nil || minSnr != nil) && weights != .auto && config == nil {
+            throw ValidationError("--max-size and --min-snr apply to --weights auto")
+        }
+        if let minSnr, !(minSnr.isFinite && minSnr > 0 && minSnr < 200) { throw ValidationError("--min-snr must be between 0 and 200 dB") }
+        if weights == .auto && config == nil && (granularity != nil || blockSize != nil || symmetry == .asymmetric || scaleType != nil) {
+            throw ValidationError("--weights auto chooses granularity, block size and scale type itself")
+        }
+        if weights == .auto {
+        } else if weights.isPalette && config == nil {
             if symmetry == .asymmetric || scaleType != nil { throw ValidationError("--asymmetric and --scale-type apply to int8 and int4") }
             if granularity == .perBlock { throw ValidationError("lookup tables are per-tensor or per-channel (--block-size slices of axis 0 per table)") }
             if blockSize != nil && granularity != .perChannel { throw ValidationError("--block-size with a lookup table needs --granularity per-channel") }
@@ -162,7 +181,17 @@ struct Convert: ParsableCommand {
     private func conversionOptions(audit: AuditOptions?) throws -> PackageConverter.Options {
         .init(weights: weights, minElements: minElements, granularity: granularity, blockSize: blockSize,
               symmetric: symmetry == .symmetric, scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float },
-              fold: !noFold, inputShapes: inputShape.pins, audit: audit, rules: try tensorRules(), fp16Clamp: fp16Clamp)
+              fold: !noFold, inputShapes: inputShape.pins, audit: audit, rules: try tensorRules(), fp16Clamp: fp16Clamp,
+              autoBudget: try autoBudget())
+    }
+
+    private func autoBudget() throws -> AutoBudget? {
+        do {
+            if let maxSize { return try AutoBudget.maxSize(maxSize) }
+            return minSnr.map { .minSNR($0) }
+        } catch {
+            throw UsageFailure(message: "\(error)")
+        }
     }
 
     /// `--exclude`, `--include` and `--config`, checked: a malformed pattern or config, or a config default that
