@@ -82,7 +82,8 @@ public final class MILBuilder {
         guard c.type.count >= Self.blobThreshold, let _ = c.type.dtype.blobType else { return .immediate(Self.immediateForm(c)) }
         switch c.type.dtype {
         case .fp16, .fp32, .int8, .uint8: break
-        case .int4, .uint4, .int16, .uint16, .int32: guard target >= .iOS18 else { return .immediate(Self.immediateForm(c)) }
+        case .int4, .uint4, .uint1, .uint2, .uint3, .uint6, .int16, .uint16, .int32:
+            guard target >= .iOS18 else { return .immediate(Self.immediateForm(c)) }
         default: return .immediate(Self.immediateForm(c))
         }
         let bytes: ByteView

@@ -203,50 +203,79 @@ public struct Palettizer: Sendable {
             s1[i + 1] = s1[i] + counts[i] * v
             s2[i + 1] = s2[i] + counts[i] * v * v
         }
-        /// Squared error of values j..<i around their mean.
-        @inline(__always) func cost(_ j: Int, _ i: Int) -> Double {
-            let n = c[i] - c[j]
-            guard n > 0 else { return 0 }
-            let s = s1[i] - s1[j]
-            return max(0, s2[i] - s2[j] - s * s / n)
-        }
-        var previous = (0...u).map { cost(0, $0) }
+        // split[k·(u+1) + i]: where the last of k+1 clusters starts in the best partition of the first i values.
+        var split = [UInt16](repeating: 0, count: clusters * (u + 1))
+        var previous = [Double](repeating: 0, count: u + 1)
         var current = [Double](repeating: .infinity, count: u + 1)
-        // split[k][i]: where the last of k+1 clusters starts in the best partition of the first i values.
-        var split = [[UInt16]](repeating: [], count: clusters)
-        for k in 1..<clusters {
-            var row = [UInt16](repeating: 0, count: u + 1)
-            // current[i] = min over j in [k, i) of previous[j] + cost(j, i); the best j is monotone in i.
-            func solve(_ lo: Int, _ hi: Int, _ optLo: Int, _ optHi: Int) {
-                guard lo <= hi else { return }
-                let mid = (lo + hi) / 2
-                var best = Double.infinity, bestJ = optLo
-                let upper = min(optHi, mid - 1)
-                var j = optLo
-                while j <= upper {
-                    let value = previous[j] + cost(j, mid)
-                    if value < best { best = value; bestJ = j }
-                    j += 1
+        c.withUnsafeBufferPointer { c in
+            s1.withUnsafeBufferPointer { s1 in
+                s2.withUnsafeBufferPointer { s2 in
+                    split.withUnsafeMutableBufferPointer { split in
+                        previous.withUnsafeMutableBufferPointer { prev in
+                            current.withUnsafeMutableBufferPointer { cur in
+                                for i in 0...u { prev[i] = Self.cost(c, s1, s2, 0, i) }
+                                var prevBase = prev.baseAddress!, curBase = cur.baseAddress!
+                                for k in 1..<clusters {
+                                    Self.layer(c, s1, s2, previous: prevBase, current: curBase,
+                                               split: split.baseAddress! + k * (u + 1), k: k, u: u)
+                                    swap(&prevBase, &curBase)
+                                }
+                            }
+                        }
+                    }
                 }
-                current[mid] = best
-                row[mid] = UInt16(truncatingIfNeeded: bestJ)
-                solve(lo, mid - 1, optLo, bestJ)
-                solve(mid + 1, hi, bestJ, optHi)
             }
-            for i in 0...u { current[i] = .infinity }
-            solve(k + 1, u, k, u - 1)
-            split[k] = row
-            swap(&previous, &current)
         }
         // Walk back from the full prefix.
         var starts: [Int] = []
         var i = u
         for k in stride(from: clusters - 1, through: 1, by: -1) {
-            let j = Int(split[k][i])
+            let j = Int(split[k * (u + 1) + i])
             starts.append(j)
             i = j
         }
         return starts.reversed()
+    }
+
+    /// Squared error of values j..<i around their mean, from the prefix sums.
+    @inline(__always)
+    static func cost(_ c: UnsafeBufferPointer<Double>, _ s1: UnsafeBufferPointer<Double>, _ s2: UnsafeBufferPointer<Double>,
+                     _ j: Int, _ i: Int) -> Double {
+        let n = c[i] - c[j]
+        guard n > 0 else { return 0 }
+        let s = s1[i] - s1[j]
+        return max(0, s2[i] - s2[j] - s * s / n)
+    }
+
+    /// One DP layer: current[i] = min over j in [k, i) of previous[j] + cost(j, i), for i in [k+1, u], by divide
+    /// and conquer on i (the best j never decreases as i grows), with an explicit stack.
+    static func layer(_ c: UnsafeBufferPointer<Double>, _ s1: UnsafeBufferPointer<Double>, _ s2: UnsafeBufferPointer<Double>,
+                      previous: UnsafeMutablePointer<Double>, current: UnsafeMutablePointer<Double>,
+                      split: UnsafeMutablePointer<UInt16>, k: Int, u: Int) {
+        guard k + 1 <= u else { return }
+        let cp = c.baseAddress!, p1 = s1.baseAddress!, p2 = s2.baseAddress!
+        var stack: [(lo: Int, hi: Int, optLo: Int, optHi: Int)] = [(k + 1, u, k, u - 1)]
+        stack.reserveCapacity(64)
+        while let (lo, hi, optLo, optHi) = stack.popLast() {
+            guard lo <= hi else { continue }
+            let mid = (lo + hi) >> 1
+            var best = Double.infinity, bestJ = optLo
+            let upper = min(optHi, mid - 1)
+            let ci = cp[mid], s1i = p1[mid], s2i = p2[mid]
+            var j = optLo
+            while j <= upper {
+                let n = ci - cp[j]
+                let s = s1i - p1[j]
+                let e = n > 0 ? max(0, s2i - p2[j] - s * s / n) : 0
+                let value = previous[j] + e
+                if value < best { best = value; bestJ = j }
+                j += 1
+            }
+            current[mid] = best
+            split[mid] = UInt16(truncatingIfNeeded: bestJ)
+            stack.append((lo, mid - 1, optLo, bestJ))
+            stack.append((mid + 1, hi, bestJ, optHi))
+        }
     }
 }
 

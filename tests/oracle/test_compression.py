@@ -481,3 +481,85 @@ def test_fold_then_int4_and_lut4_keep_the_bn_fixture_close(mlpkg, tmp_path, bn_i
         exported = export(mlpkg, tmp_path / f"{weights}.mlpkg", tmp_path / f"{weights}.onnx")
         (ref,), (got,) = ort_outputs(src, bn_input), ort_outputs(exported, bn_input)
         assert cosine(ref, got) >= 0.99, weights
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. --weights auto
+
+
+UNIFORM = ["int8", "int4", "lut8", "lut6", "lut4", "lut3", "lut2"]
+
+
+def transformer_feeds(model: Path) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for i in ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_inputs():
+        shape = [d if isinstance(d, int) else 8 for d in i.shape]
+        feeds[i.name] = (rng.standard_normal(shape).astype(np.float32) if i.type == "tensor(float)"
+                         else rng.integers(0, 16, shape).astype(np.int64))
+    return feeds
+
+
+def worst_cosine(mlpkg: Path, src: Path, package: Path, feeds) -> float:
+    exported = export(mlpkg, package, package.with_suffix(".onnx"))
+    ref, got = ort_outputs(src, feeds), ort_outputs(exported, feeds)
+    return min(cosine(r, g) for r, g in zip(ref, got) if r.dtype.kind == "f")
+
+
+@pytest.mark.parametrize("model", ["transformer.onnx", "transformer_dynamic.onnx"])
+def test_auto_fits_the_budget_and_beats_every_uniform_format_that_fits_it(mlpkg, tmp_path, model):
+    src = FIXTURES / model
+    feeds = transformer_feeds(src)
+    uniform = {}
+    for w in UNIFORM:
+        report = convert(mlpkg, src, tmp_path / f"{w}.mlpkg", "--weights", w)
+        uniform[w] = (report["conversion"]["totals"]["bytesAfter"], worst_cosine(mlpkg, src, tmp_path / f"{w}.mlpkg", feeds))
+    for w, (budget, _) in uniform.items():
+        out = tmp_path / f"auto-{w}.mlpkg"
+        report = convert(mlpkg, src, out, "--weights", "auto", "--max-size", str(budget))["conversion"]
+        assert report["auto"]["budgetBytes"] == budget
+        assert report["totals"]["bytesAfter"] <= budget
+        assert report["auto"]["predictedBytes"] == report["totals"]["bytesAfter"]  # measured, not estimated
+        got = worst_cosine(mlpkg, src, out, feeds)
+        for u, (size, cos_u) in uniform.items():
+            if size <= budget:
+                assert got >= cos_u, f"auto at {budget} B: cosine {got} < {u} ({size} B): {cos_u}"
+
+
+def test_auto_budget_forms_and_errors(mlpkg, tmp_path):
+    src = FIXTURES / "transformer.onnx"
+    before = convert(mlpkg, src, tmp_path / "f.mlpkg", "--weights", "fp32")["conversion"]["totals"]["bytesBefore"]
+    for size, limit in (("0.2", int(before * 0.2)), ("20%", int(before * 0.2)), ("40KB", 40_000), ("40KiB", 40 * 1024)):
+        report = convert(mlpkg, src, tmp_path / "a.mlpkg", "--weights", "auto", "--max-size", size)["conversion"]
+        assert report["auto"]["budgetBytes"] == limit and report["totals"]["bytesAfter"] <= limit
+        assert all(c["rule"].startswith("auto (--max-size") for c in report["converted"])
+    opts = json.loads((tmp_path / "a.mlpkg" / "manifest.json").read_text())["provenance"]["options"]
+    assert opts["weights"] == "auto" and opts["maxSize"] == str(40 * 1024)
+    for argv, message in ((["--weights", "auto"], "needs a budget"), (["--max-size", "1MB"], "apply to --weights auto"),
+                          (["--weights", "auto", "--max-size", "1KB"], "below the smallest"),
+                          (["--weights", "auto", "--max-size", "lots"], "expected bytes"),
+                          (["--weights", "auto", "--max-size", "1MB", "--min-snr", "20"], "alternatives")):
+        out = tmp_path / "x.mlpkg"
+        proc = run([str(mlpkg), "convert", str(src), "-o", str(out), *argv], tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr, (argv, proc.stderr)
+        assert not out.exists()
+
+
+def test_auto_min_snr_gives_every_tensor_its_smallest_format_above_the_floor(mlpkg, tmp_path):
+    src = FIXTURES / "transformer.onnx"
+    report = convert(mlpkg, src, tmp_path / "s.mlpkg", "--weights", "auto", "--min-snr", "25")["conversion"]
+    assert report["auto"]["budget"] == "--min-snr 25.0"
+    for c in report["converted"]:
+        assert c.get("snrDB") is None or c["snrDB"] >= 25, c  # absent: exact
+    formats = {c.get("storage", c["encoding"]) for c in report["converted"] if c["bytesBefore"] >= 8192}
+    # 25 dB is more than int4/lut4 reach on these weights (~21 dB) and less than lut6 (~33 dB).
+    assert formats <= {"lut6", "int8", "lut8"} and formats
+    larger = convert(mlpkg, src, tmp_path / "t.mlpkg", "--weights", "auto", "--min-snr", "40")["conversion"]
+    assert larger["totals"]["bytesAfter"] > report["totals"]["bytesAfter"]
+
+
+def test_auto_is_deterministic(mlpkg, tmp_path):
+    for name in ("a", "b"):
+        convert(mlpkg, FIXTURES / "transformer.onnx", tmp_path / f"{name}.mlpkg", "--weights", "auto", "--max-size", "0.15")
+    for f in ("manifest.json", "weights.bin", "report.json"):
+        assert (tmp_path / "a.mlpkg" / f).read_bytes() == (tmp_path / "b.mlpkg" / f).read_bytes()

@@ -117,6 +117,8 @@ BUILTIN_TO_PROTO = {
     mil_types.fp16: MIL_pb2.FLOAT16, mil_types.fp32: MIL_pb2.FLOAT32, mil_types.int32: MIL_pb2.INT32,
     mil_types.bool: MIL_pb2.BOOL, mil_types.int8: MIL_pb2.INT8, mil_types.uint8: MIL_pb2.UINT8,
     mil_types.int4: MIL_pb2.INT4, mil_types.uint4: MIL_pb2.UINT4, mil_types.str: MIL_pb2.STRING,
+    mil_types.uint1: MIL_pb2.UINT1, mil_types.uint2: MIL_pb2.UINT2, mil_types.uint3: MIL_pb2.UINT3,
+    mil_types.uint6: MIL_pb2.UINT6,
 }
 
 
