@@ -6,7 +6,7 @@ BIN        := $(BUILD_DIR)/debug/mlpkg
 RELEASE_BIN:= $(BUILD_DIR)/release/mlpkg
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release deps pydeps testdeps test unit oracle replay demo bench fuzz fuzz-ci fuzz-build proto fixtures clean
+.PHONY: all build release deps pydeps testdeps test unit oracle replay demo bench study fuzz fuzz-ci fuzz-build proto fixtures clean
 
 all: build
 
@@ -112,6 +112,12 @@ bench: deps pydeps release
 	  $(PYTHON) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
 	$(PYTHON) bench/bench.py --mlpkg $(RELEASE_BIN) --out $(BENCH_OUT) --models $(BENCH_MODELS) \
 	  $(if $(BENCH_SCRATCH),--scratch $(BENCH_SCRATCH))
+
+## Which weight format keeps a model's answers at which size, on generated MiniLM-like and conv models with
+## realistic (heavy-tailed) weights: docs/QUANTIZATION.md quotes its table. Minutes, not part of `make test`.
+STUDY_OUT ?= .build-study
+study: deps pydeps release
+	$(PYTHON) bench/compression_study.py --mlpkg $(RELEASE_BIN) --out $(STUDY_OUT)
 
 ## Regenerate the C code from proto/onnx.proto and proto/coreml.proto (needs protoc-c: Debian's protobuf-c-compiler).
 proto:

@@ -187,6 +187,9 @@ def snr_mlpkg(original: Path, package: Path) -> dict:
     acc = _SNRSum()
     for name, q in sorted(pkg.linear_tensors().items()):
         acc.add(weights[name], q.dequantize())
+    for i, t in enumerate(pkg.tensors):  # palettized (lut) tensors, decoded by the same independent reader
+        if t["encoding"]["kind"] == "lut":
+            acc.add(weights[t["name"]], pkg.decode_palettized(i))
     out = acc.result()
     conv = (pkg.report or {}).get("conversion") or {}
     out["report_weighted_mean_snr_db"] = (conv.get("totals") or {}).get("weightedMeanSNRDB")
@@ -508,7 +511,10 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
                          [args.mlpkg, "convert", str(model), "-o", str(equal), "--weights", "int4", "--block-size", "16",
                           "--scale-type", "fp16", "--quiet"], runs), fmt, "mlpkg-equal-size", equal, "mlpkg")
             clear(equal)
-        if big:
+        if fmt not in PEERS:
+            rows.append({"model": key, "format": fmt, "role": "peer", "tool": "-",
+                         "skipped": "no ONNX tool palettizes (coremltools does it on Core ML models only)"})
+        elif big:
             rows.append({"model": key, "format": fmt, "role": "peer", "tool": PEERS[fmt][0],
                          "skipped": f"model over {args.peer_max_bytes / 2**30:.1f} GiB (--peer-max-bytes)"})
         else:
@@ -617,6 +623,15 @@ def targets(results: list[dict]) -> list[str]:
                 if rss:
                     check(f"1 GiB {fmt} Core ML export peak RSS ≤ 0.3× the weights", rss / by["mlp1g"]["bytes"] <= 0.3,
                           f"{rss / by['mlp1g']['bytes']:.3f}× ({rss / 2**20:.0f} MiB)")
+    for key in ("mlp256", "mlp1g"):
+        lut, int4 = row(key, "lut4", "mlpkg"), row(key, "int4", "mlpkg")
+        if lut and int4:
+            check(f"{key} LUT-4 (exact k-means) within 3× of int4's time", lut["best_s"] <= 3 * int4["best_s"],
+                  f"{lut['best_s']:.2f} s vs {int4['best_s']:.2f} s ({lut['best_s'] / int4['best_s']:.2f}×)")
+            if lut.get("peak_rss_bytes") and int4.get("peak_rss_bytes"):
+                ratio = lut["peak_rss_bytes"] / int4["peak_rss_bytes"]
+                check(f"{key} LUT-4 peak RSS as int4's (≤ 1.25×)", ratio <= 1.25,
+                      f"{lut['peak_rss_bytes'] / 2**20:.0f} MiB vs {int4['peak_rss_bytes'] / 2**20:.0f} MiB ({ratio:.2f}×)")
     if "mlp1g" in by and "mlp4g" in by:
         for fmt in ("fp16", "int8", "int4"):
             a, b = row("mlp1g", fmt, "mlpkg"), row("mlp4g", fmt, "mlpkg")
@@ -670,7 +685,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--models", default="mlp256,transformer,mlp1g,mlp4g",
                         help="comma-separated subset of " + ",".join(MODELS))
-    parser.add_argument("--formats", default="import,fp16,int8,int4")
+    parser.add_argument("--formats", default="import,fp16,int8,int4,lut4")
     parser.add_argument("--peer-max-bytes", type=int, default=3 * 2**29,
                         help="run the Python peers only on models up to this size (they need several times the "
                              "model in memory)")
