@@ -58,7 +58,9 @@ enum CompressedWeights {
             scaleType = .fp32
         }
         let rank = tensor.dims.count
-        let data = MILConst(MILTensorType(storage, tensor.dims), .bytes(values))
+        // 2, 3, 5, 6 and 7-bit packings become the storage type's layout (int4/uint4 or int8/uint8).
+        let stored = q.bits == nil ? values : (LinearCodec.storageLayout(tensor) ?? values)
+        let data = MILConst(MILTensorType(storage, tensor.dims), .bytes(stored))
         let result: MILVar
         if builder.target < .iOS18 {
             // constexpr_affine_dequantize: scale and zero point are scalars or vectors along `axis`.

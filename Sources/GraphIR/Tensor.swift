@@ -63,8 +63,12 @@ public struct LinearQuantization: Sendable {
     public var blockSize: Int?
     public var scale: Tensor
     public var zeroPoint: Tensor?
+    /// 2, 3, 5, 6 or 7: the integers are packed at this width (an LSB-first bit stream, two's complement for signed
+    /// storage) instead of the storage type's layout; nil: the storage type's own layout.
+    public var bits: Int?
 
-    public init(storage: DataType, axis: Int?, blockSize: Int?, scale: Tensor, zeroPoint: Tensor?) {
+    public init(storage: DataType, axis: Int?, blockSize: Int?, scale: Tensor, zeroPoint: Tensor?, bits: Int? = nil) {
+        self.bits = bits
         self.storage = storage
         self.axis = axis
         self.blockSize = blockSize

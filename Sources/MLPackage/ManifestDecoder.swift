@@ -66,11 +66,17 @@ struct ManifestDecoder {
             return ["linear encoding needs storage int8, uint8, int4 or uint4"]
         }
         var faults: [String] = []
-        guard let need = storage.storageBytes(elements: elements) else {
+        let width = storage == .int4 || storage == .uint4 ? 4 : 8
+        if let bits = e.bits, !(2...width).contains(bits) || bits == width || (width == 8 && bits <= 4) {
+            return ["bits \(bits) is not a packed width of \(storage.name) (2 or 3 for 4-bit storage, 5 to 7 for 8-bit)"]
+        }
+        let (bitCount, overflow) = elements.multipliedReportingOverflow(by: e.bits ?? width)
+        guard !overflow else {
             return ["shape \(record.shape) stored as \(storage.name) needs more bytes than fit in 64 bits"]
         }
+        let need = bitCount / 8 + (bitCount % 8 == 0 ? 0 : 1)
         if need != record.length {
-            faults.append("length \(record.length) bytes, but shape \(record.shape) stored as \(storage.name) needs \(need)")
+            faults.append("length \(record.length) bytes, but shape \(record.shape) stored as \(e.bits.map { "\($0)-bit " } ?? "")\(storage.name) needs \(need)")
         }
         if let axis = e.axis, !(0..<record.shape.count).contains(axis) {
             return faults + ["axis \(axis) is outside shape \(record.shape)"]
@@ -134,7 +140,8 @@ struct ManifestDecoder {
         case "linear":
             let e = record.encoding
             encoding = .linear(LinearQuantization(storage: e.storage!, axis: e.axis, blockSize: e.blockSize,
-                                                  scale: try tensor(e.scale!), zeroPoint: try e.zeroPoint.map { i throws(PackageError) in try tensor(i) }))
+                                                  scale: try tensor(e.scale!), zeroPoint: try e.zeroPoint.map { i throws(PackageError) in try tensor(i) },
+                                                  bits: e.bits))
         case "lut":
             let e = record.encoding
             encoding = .palette(PaletteQuantization(bits: e.bits!, groupSize: e.groupSize, lut: try tensor(e.lut!)))

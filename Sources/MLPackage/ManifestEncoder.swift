@@ -9,7 +9,7 @@ struct ManifestEncoder {
     private(set) var tensors: [Tensor] = []
     /// The encoding record of each table entry (linear ones refer to their scale and zero-point entries).
     private(set) var encodings: [EncodingRecord] = []
-    /// Whether a tensor is palettized (format 1.2).
+    /// Whether a tensor needs format 1.2: palettized, or linear at a packed width.
     private(set) var usesPalettes = false
 
     mutating func add(_ tensor: Tensor) -> Int {
@@ -20,7 +20,8 @@ struct ManifestEncoder {
             let scale = add(q.scale)
             let zeroPoint = q.zeroPoint.map { add($0) }
             encodings[index] = EncodingRecord(kind: "linear", storage: q.storage, axis: q.axis, blockSize: q.blockSize,
-                                              scale: scale, zeroPoint: zeroPoint)
+                                              scale: scale, zeroPoint: zeroPoint, bits: q.bits)
+            if q.bits != nil { usesPalettes = true }  // packed widths are 1.2 too
         }
         if case .palette(let p) = tensor.encoding {
             let lut = add(p.lut)

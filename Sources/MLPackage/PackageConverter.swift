@@ -13,7 +13,8 @@ public enum PackageConverter {
         public var minElements: Int?
         public var granularity: Granularity?
         public var blockSize: Int?
-        public var symmetric: Bool
+        /// nil: the format's default (asymmetric below 8 bits, symmetric int8).
+        public var symmetric: Bool?
         public var scaleType: DataType?
         /// Fold constants and drop dead nodes before inferring shapes (`--no-fold` turns it off: the graph is
         /// then kept exactly as imported, and only value_info gains the inferred types).
@@ -30,7 +31,7 @@ public enum PackageConverter {
         public var autoBudget: AutoBudget?
 
         public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
-                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil, fold: Bool = true,
+                    blockSize: Int? = nil, symmetric: Bool? = nil, scaleType: DataType? = nil, fold: Bool = true,
                     inputShapes: InputShapes = InputShapes(), audit: AuditOptions? = nil,
                     rules: TensorRules = TensorRules(), fp16Clamp: Bool = false, autoBudget: AutoBudget? = nil) {
             self.audit = audit

@@ -162,6 +162,7 @@ public struct ExportPreparation {
         values.name = names.fresh(output + "_quantized")
         values.dataType = q.storage
         values.encoding = .raw
+        if q.bits != nil, let widened = LinearCodec.storageLayout(tensor) { values.data = .bytes(widened) }
         var stored = [values, q.scale.renamed(names.fresh(output + "_scale"))]
         var nodes: [Node] = []
         var scaleInput = stored[1].name

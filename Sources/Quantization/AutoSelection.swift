@@ -65,7 +65,8 @@ public struct AutoReport: Codable, Sendable, Equatable {
 
 /// `--weights auto`: every float tensor gets the format that serves the budget best.
 ///
-/// Candidates: fp32, fp16, int8 per-channel, int4 per-block 32 (fp16 scales), lut8, lut6, lut4, lut3, lut2 (one
+/// Candidates: fp32, fp16, int8 per-channel, int6/int5/int4/int3 per-block 32 (asymmetric, fp16 scales), lut8, lut6,
+/// lut4, lut3, lut2 (one
 /// table per tensor) — the integer and table formats for tensors that feed a weight input and have at least
 /// 2048 elements, fp32/fp16 for the rest. Each candidate is run on each tensor (so its bytes and error are measured,
 /// not guessed). The cost of a choice is its noise-to-signal ratio (Σ(w−ŵ)²/Σw²) times the tensor's sensitivity:
@@ -83,12 +84,13 @@ enum AutoSelection {
 
     static func candidates(compact: Bool, base: TensorSettings) -> [TensorSettings] {
         func s(_ f: WeightFormat, _ g: Granularity, _ block: Int, _ scale: DataType) -> TensorSettings {
-            TensorSettings(format: f, granularity: g, blockSize: block, symmetric: true, scaleType: scale,
+            TensorSettings(format: f, granularity: g, blockSize: block, symmetric: f.defaultSymmetric, scaleType: scale,
                            minElements: 0, force: base.force)
         }
         var list = [s(.fp32, .perTensor, 32, .float), s(.fp16, .perTensor, 32, .float)]
         if compact {
-            list += [s(.int8, .perChannel, 32, .float), s(.int4, .perBlock, 32, .float16)]
+            list += [s(.int8, .perChannel, 32, .float), s(.int6, .perBlock, 32, .float16), s(.int5, .perBlock, 32, .float16),
+                     s(.int4, .perBlock, 32, .float16), s(.int3, .perBlock, 32, .float16)]
             list += [WeightFormat.lut8, .lut6, .lut4, .lut3, .lut2].map { s($0, .perTensor, 16, .float) }
         }
         return list

@@ -193,8 +193,9 @@ public struct LinearQuantizer: Sendable {
         let range = format.range(symmetric: symmetric)
         let count = bytes.count / 4
         let storage = format.storage(symmetric: symmetric)!
-        let values = OwnedBuffer(uninitializedCount: storage.storageBytes(elements: count)!)
-        let levels = values.mutableBytes.baseAddress
+        // 2, 3, 5, 6 and 7 bits: the kernel writes one level per byte, packed at the format's width afterwards.
+        let levelsBuffer = OwnedBuffer(uninitializedCount: format.packedBits != nil ? count : storage.storageBytes(elements: count)!)
+        let levels = levelsBuffer.mutableBytes.baseAddress
         let packed = format.bits == 4
         var scales = [Float](repeating: 0, count: groups)
         var zeros = [Float](repeating: 0, count: groups)
@@ -214,6 +215,8 @@ public struct LinearQuantizer: Sendable {
         }
         precondition(done != 0, "out of memory quantizing \(name)")
         if stats.non_finite > 0 { throw NonFiniteValues(count: stats.non_finite) }
+        let values = format.packedBits.map { Self.pack(UnsafeRawBufferPointer(levelsBuffer.mutableBytes), count: count, bits: $0) }
+            ?? levelsBuffer
         return outcome(values: values, scales: scales, zeros: zeros, layout: layout, name: name,
                        maxAbsError: stats.max_abs_error, signal: stats.signal_energy, error: stats.error_energy,
                        rtnError: stats.rtn_error_energy)
@@ -223,6 +226,11 @@ public struct LinearQuantizer: Sendable {
     private func outcome(q: [Int8], scales: [Float], zeros: [Float], layout: GroupLayout, name: String, maxAbsError: Float,
                          signal: Double, error: Double, rtnError: Double) -> Outcome {
         let storage = format.storage(symmetric: symmetric)!
+        if let bits = format.packedBits {
+            let values = q.withUnsafeBytes { Self.pack($0, count: q.count, bits: bits) }
+            return outcome(values: values, scales: scales, zeros: zeros, layout: layout, name: name, maxAbsError: maxAbsError,
+                           signal: signal, error: error, rtnError: rtnError)
+        }
         let values = OwnedBuffer(uninitializedCount: storage.storageBytes(elements: q.count)!)
         let out = values.mutableBytes
         if format.bits == 4 {
@@ -238,7 +246,7 @@ public struct LinearQuantizer: Sendable {
     private func outcome(values: OwnedBuffer, scales: [Float], zeros: [Float], layout: GroupLayout, name: String,
                          maxAbsError: Float, signal: Double, error: Double, rtnError: Double) -> Outcome {
         let storage = format.storage(symmetric: symmetric)!
-        let packed = format.bits == 4
+        let packed = storage == .int4 || storage == .uint4  // zero points are stored in the storage type's layout
         let stored = scales.map { $0 != 0 ? $0 : 1 }
         let scaleData = scaleType == .float16 ? Float16Codec.encode(stored) : LittleEndian.bytes(of: stored)
         let scaleTensor = Tensor(name: name + "_scale", dataType: scaleType, dims: layout.scaleShape, data: .bytes(scaleData))
@@ -252,9 +260,17 @@ public struct LinearQuantizer: Sendable {
             zeroTensor = Tensor(name: name + "_zero_point", dataType: storage, dims: layout.scaleShape, data: .bytes(zp.view))
         }
         let encoding = LinearQuantization(storage: storage, axis: layout.axis, blockSize: layout.blockSize,
-                                          scale: scaleTensor, zeroPoint: zeroTensor)
+                                          scale: scaleTensor, zeroPoint: zeroTensor, bits: format.packedBits)
         return Outcome(values: values, encoding: encoding, maxAbsError: maxAbsError, signalEnergy: signal,
                        errorEnergy: error, roundToNearestErrorEnergy: rtnError)
+    }
+
+    /// Packs one int8 level per byte into an LSB-first stream of `bits`-bit two's-complement (or unsigned) values.
+    static func pack(_ levels: UnsafeRawBufferPointer, count: Int, bits: Int) -> OwnedBuffer {
+        let out = OwnedBuffer(count: (count * bits + 7) / 8)
+        let mask = UInt8((1 << bits) - 1)
+        for i in 0..<count { Palettizer.put(levels[i] & mask, at: i, bits: bits, into: out.mutableBytes) }
+        return out
     }
 
     /// Reference path in Swift, for layouts the kernel does not take.
@@ -361,9 +377,42 @@ public enum LinearCodec {
         }
         let out = OwnedBuffer(uninitializedCount: tensor.elementCount * 4)
         let floats = out.mutableBytes.bindMemory(to: Float.self)
-        layout.forEach { e, g in
-            floats[e] = scales[g] * (Float(element(values.bytes, e, q.storage)) - zeros[g])
+        if let bits = q.bits {
+            layout.forEach { e, g in
+                floats[e] = scales[g] * (Float(packedElement(values.bytes, e, bits: bits, signed: q.storage.isSignedStorage)) - zeros[g])
+            }
+        } else {
+            layout.forEach { e, g in
+                floats[e] = scales[g] * (Float(element(values.bytes, e, q.storage)) - zeros[g])
+            }
         }
+        return out.view
+    }
+
+    /// Element `i` of an LSB-first stream of `bits`-bit values, sign-extended when `signed`.
+    @inline(__always)
+    public static func packedElement(_ bytes: UnsafeRawBufferPointer, _ i: Int, bits: Int, signed: Bool) -> Int {
+        let v = Palettizer.element(bytes, i, bits: bits)
+        return signed && v >= 1 << (bits - 1) ? v - (1 << bits) : v
+    }
+
+    /// The stored integers of a linear tensor in the plain layout of its storage type (int8/uint8 one per byte,
+    /// int4/uint4 two per byte): the form ONNX DequantizeLinear and Core ML take. Packed widths are widened.
+    public static func storageLayout(_ tensor: Tensor) -> ByteView? {
+        guard case .linear(let q) = tensor.encoding, case .bytes(let values) = tensor.data else { return nil }
+        guard let bits = q.bits else { return values }
+        let count = tensor.elementCount
+        let signed = q.storage.isSignedStorage
+        if q.storage == .int4 || q.storage == .uint4 {
+            let out = OwnedBuffer(count: (count + 1) / 2)
+            for i in 0..<count {
+                let v = UInt8(truncatingIfNeeded: packedElement(values.bytes, i, bits: bits, signed: signed)) & 0x0F
+                out.mutableBytes[i >> 1] |= v << UInt8((i & 1) * 4)
+            }
+            return out.view
+        }
+        let out = OwnedBuffer(uninitializedCount: count)
+        for i in 0..<count { out.mutableBytes[i] = UInt8(truncatingIfNeeded: packedElement(values.bytes, i, bits: bits, signed: signed)) }
         return out.view
     }
 
@@ -380,4 +429,9 @@ public enum LinearCodec {
         default: return 0
         }
     }
+}
+
+extension DataType {
+    /// int8 and int4 hold signed levels; uint8 and uint4 unsigned ones.
+    var isSignedStorage: Bool { self == .int8 || self == .int4 }
 }

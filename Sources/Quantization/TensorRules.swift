@@ -124,7 +124,7 @@ public struct FormatOverride: Sendable, Equatable {
             // A new format brings its own defaults for what this rule does not set.
             s = TensorSettings(format: weights, granularity: weights.defaultGranularity,
                                blockSize: weights.isPalette ? 16 : s.blockSize,
-                               symmetric: s.symmetric, scaleType: weights.defaultScaleType,
+                               symmetric: weights.defaultSymmetric, scaleType: weights.defaultScaleType,
                                minElements: weights.defaultMinElements)
         }
         if let granularity { s.granularity = granularity }

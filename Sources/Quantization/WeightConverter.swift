@@ -26,14 +26,14 @@ public struct WeightConverter: Sendable {
         var autoReport: AutoReport?
 
         public init(format: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
-                    blockSize: Int? = nil, symmetric: Bool = true, scaleType: DataType? = nil,
+                    blockSize: Int? = nil, symmetric: Bool? = nil, scaleType: DataType? = nil,
                     rules: TensorRules = TensorRules(), fp16Clamp: Bool = false, autoBudget: AutoBudget? = nil) {
             self.autoBudget = autoBudget
             self.format = format
             self.minElements = minElements ?? format.defaultMinElements
             self.granularity = granularity ?? format.defaultGranularity
             self.blockSize = blockSize ?? (format.isPalette ? 16 : 32)
-            self.symmetric = symmetric
+            self.symmetric = symmetric ?? format.defaultSymmetric
             self.scaleType = scaleType ?? format.defaultScaleType
             self.rules = rules
             self.fp16Clamp = fp16Clamp

@@ -17,8 +17,12 @@ public enum WeightFormat: String, CaseIterable, Sendable, Codable {
     case fp16
     /// Linear 8-bit: symmetric int8 q ∈ [−127, 127] (scale = max|w|/127), or asymmetric uint8.
     case int8
-    /// Linear 4-bit: symmetric int4 q ∈ [−8, 7] with a clipping search, or asymmetric uint4; packed two per byte.
+    /// Linear 4-bit: asymmetric uint4 with zero points (the default, measured best at its size), or symmetric int4
+    /// q ∈ [−8, 7]; a clipping search either way; packed two per byte.
     case int4
+    /// Linear 2, 3, 5, 6 and 7 bits: as int4 (per-block scales, clipping search), the integers packed at their width
+    /// in the package (stored as int4/uint4 up to 4 bits, int8/uint8 above, when exported).
+    case int2, int3, int5, int6, int7
     /// Palettized: N-bit indices into a table of 2^N float16 values (exact 1-D k-means), one table per tensor or per
     /// group of slices along axis 0.
     case lut1, lut2, lut3, lut4, lut6, lut8
@@ -32,6 +36,11 @@ public enum WeightFormat: String, CaseIterable, Sendable, Codable {
         case .fp16: return 16
         case .int8: return 8
         case .int4: return 4
+        case .int2: return 2
+        case .int3: return 3
+        case .int5: return 5
+        case .int6: return 6
+        case .int7: return 7
         case .lut1: return 1
         case .lut2: return 2
         case .lut3: return 3
@@ -42,7 +51,15 @@ public enum WeightFormat: String, CaseIterable, Sendable, Codable {
         }
     }
 
-    public var isLinear: Bool { self == .int8 || self == .int4 }
+    public var isLinear: Bool { rawValue.hasPrefix("int") }
+
+    /// Linear formats packed at a width ONNX has no type for (2, 3, 5, 6, 7 bits): the package stores them at that
+    /// width; exports widen them to the `storage` type.
+    public var packedBits: Int? { isLinear && bits != 4 && bits != 8 ? bits : nil }
+
+    /// Symmetric (signed levels, no zero point) unless `--asymmetric`: int8 yes; below 8 bits no — asymmetric levels
+    /// with a zero point gave the better output agreement at their size on every model measured (docs/QUANTIZATION.md).
+    public var defaultSymmetric: Bool { !(isLinear && bits < 8) }
 
     /// Lookup-table formats (`Palettizer`).
     public var isPalette: Bool { rawValue.hasPrefix("lut") }
@@ -60,39 +77,31 @@ public enum WeightFormat: String, CaseIterable, Sendable, Codable {
 
     /// Tables: per tensor (per-channel groups `--block-size` slices of axis 0 per table).
     public var defaultGranularity: Granularity {
-        switch self {
-        case .int4: return .perBlock
-        default: return isPalette ? .perTensor : .perChannel
-        }
+        if isLinear { return bits < 8 ? .perBlock : .perChannel }
+        return isPalette ? .perTensor : .perChannel
     }
 
     /// The integer type values are stored in.
     public func storage(symmetric: Bool) -> DataType? {
-        switch self {
-        case .int8: return symmetric ? .int8 : .uint8
-        case .int4: return symmetric ? .int4 : .uint4
-        default: return nil
-        }
+        guard isLinear else { return nil }
+        if bits <= 4 { return symmetric ? .int4 : .uint4 }
+        return symmetric ? .int8 : .uint8
     }
 
     /// The stored integer range. Symmetric int8 leaves −128 unused so that ±max|w| map to ±127; symmetric int4 uses
     /// the full [−8, 7] (the clipping search chooses whether the −8 end is worth using: never worse than [−7, 7]).
     public func range(symmetric: Bool) -> ClosedRange<Int> {
-        switch (self, symmetric) {
-        case (.int8, true): return -127...127
-        case (.int8, false): return 0...255
-        case (.int4, true): return -8...7
-        case (.int4, false): return 0...15
-        default: return 0...0
-        }
+        guard isLinear else { return 0...0 }
+        if symmetric { return bits == 8 ? -127...127 : -(1 << (bits - 1))...((1 << (bits - 1)) - 1) }
+        return 0...((1 << bits) - 1)
     }
 
     /// The type scales are stored in unless `--scale-type` says otherwise. int4's per-block scales are an eighth of
     /// its bytes, so it stores them as float16 (as ggml's Q4_0 and Core ML's fp16 models do); int8 keeps float32.
-    public var defaultScaleType: DataType { self == .int4 ? .float16 : .float }
+    public var defaultScaleType: DataType { isLinear && bits < 8 ? .float16 : .float }
 
     /// Whether the format searches clipping scales per group (round-to-nearest otherwise).
-    public var searchesClipping: Bool { self == .int4 }
+    public var searchesClipping: Bool { isLinear && bits < 8 }
 
     /// Worst relative error of one element after a round trip, for float formats (values within range).
     public var relativeErrorBound: Float {

@@ -38,7 +38,7 @@ struct Convert: ParsableCommand {
     var output: String
 
     /// Optional, so that a config's default can be told apart from an explicit `--weights`.
-    @Option(name: .customLong("weights"), help: "Weight format: fp32 (unchanged), fp16 (the default), int8, int4, a lookup table lut1, lut2, lut3, lut4, lut6, lut8, or auto (with --max-size or --min-snr).")
+    @Option(name: .customLong("weights"), help: "Weight format: fp32 (unchanged), fp16 (the default), linear int8, int7, int6, int5, int4, int3, int2, a lookup table lut1, lut2, lut3, lut4, lut6, lut8, or auto (with --max-size or --min-snr).")
     var weightsOption: WeightFormat?
 
     /// The command line's format (fp16 unless --weights says otherwise).
@@ -50,8 +50,8 @@ struct Convert: ParsableCommand {
     @Option(help: "Elements per block along the reduction axis, with per-block scales (default 32).")
     var blockSize: Int?
 
-    @Flag(exclusivity: .exclusive, help: "int8/int4: symmetric (int8/int4, the default) or asymmetric (uint8/uint4 with zero points).")
-    var symmetry: Symmetry = .symmetric
+    @Flag(exclusivity: .exclusive, help: "Linear formats: symmetric (signed levels; int8's default) or asymmetric (unsigned levels with zero points; the default below 8 bits).")
+    var symmetry: Symmetry?
 
     @Option(help: "int8/int4: store scales as fp32 (int8 default) or fp16 (int4 default; export adds a Cast).")
     var scaleType: ScaleType?
@@ -122,16 +122,16 @@ struct Convert: ParsableCommand {
             throw ValidationError("--max-size and --min-snr apply to --weights auto")
         }
         if let minSnr, !(minSnr.isFinite && minSnr > 0 && minSnr < 200) { throw ValidationError("--min-snr must be between 0 and 200 dB") }
-        if weights == .auto && config == nil && (granularity != nil || blockSize != nil || symmetry == .asymmetric || scaleType != nil) {
+        if weights == .auto && config == nil && (granularity != nil || blockSize != nil || symmetry != nil || scaleType != nil) {
             throw ValidationError("--weights auto chooses granularity, block size and scale type itself")
         }
         if weights == .auto {
         } else if weights.isPalette && config == nil {
-            if symmetry == .asymmetric || scaleType != nil { throw ValidationError("--asymmetric and --scale-type apply to int8 and int4") }
+            if symmetry != nil || scaleType != nil { throw ValidationError("--symmetric, --asymmetric and --scale-type apply to linear formats (int2…int8)") }
             if granularity == .perBlock { throw ValidationError("lookup tables are per-tensor or per-channel (--block-size slices of axis 0 per table)") }
             if blockSize != nil && granularity != .perChannel { throw ValidationError("--block-size with a lookup table needs --granularity per-channel") }
-        } else if !weights.isLinear && config == nil && (granularity != nil || blockSize != nil || symmetry == .asymmetric || scaleType != nil) {
-            throw ValidationError("--granularity, --block-size, --asymmetric and --scale-type apply to --weights int8, int4 and lut formats only")
+        } else if !weights.isLinear && config == nil && (granularity != nil || blockSize != nil || symmetry != nil || scaleType != nil) {
+            throw ValidationError("--granularity, --block-size, --symmetric/--asymmetric and --scale-type apply to the linear (int2…int8) and lut formats only")
         } else if blockSize != nil && !weights.isPalette && (granularity ?? weights.defaultGranularity) != .perBlock {
             throw ValidationError("--block-size needs --granularity per-block")
         }
@@ -180,7 +180,7 @@ struct Convert: ParsableCommand {
 
     private func conversionOptions(audit: AuditOptions?) throws -> PackageConverter.Options {
         .init(weights: weights, minElements: minElements, granularity: granularity, blockSize: blockSize,
-              symmetric: symmetry == .symmetric, scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float },
+              symmetric: symmetry.map { $0 == .symmetric }, scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float },
               fold: !noFold, inputShapes: inputShape.pins, audit: audit, rules: try tensorRules(), fp16Clamp: fp16Clamp,
               autoBudget: try autoBudget())
     }

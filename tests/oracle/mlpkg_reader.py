@@ -247,10 +247,20 @@ class Package:
             raise PackageFormatError(f"{t['name']}: unknown storage {storage!r}")
         shape = tuple(t["shape"])
         n = math.prod(shape)
-        want = (n * STORAGE_BITS[storage] + 7) // 8
+        # format 1.2: `bits` (2, 3 for 4-bit storage; 5-7 for 8-bit) packs the integers at that width, an LSB-first
+        # bit stream, two's complement for signed storage.
+        bits = enc.get("bits") or STORAGE_BITS[storage]
+        want = (n * bits + 7) // 8
         if t["length"] != want:
-            raise PackageFormatError(f"{t['name']}: {storage} length {t['length']} != {want}")
-        q = self.stored_array(i, storage)
+            raise PackageFormatError(f"{t['name']}: {bits}-bit {storage} length {t['length']} != {want}")
+        if bits != STORAGE_BITS[storage]:
+            stream = np.unpackbits(np.frombuffer(self.blob(i), np.uint8), bitorder="little")[: n * bits]
+            v = (stream.reshape(n, bits).astype(np.int64) * (1 << np.arange(bits))).sum(axis=1)
+            if storage in ("int8", "int4"):
+                v = np.where(v >= 1 << (bits - 1), v - (1 << bits), v)
+            q = v.astype(np.int8 if storage in ("int8", "int4") else np.uint8).reshape(shape)
+        else:
+            q = self.stored_array(i, storage)
         axis = enc.get("axis")
         if axis is not None:
             axis = normalize_axis(int(axis), len(shape))

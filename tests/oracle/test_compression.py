@@ -303,7 +303,7 @@ def test_include_converts_only_what_it_picks(mlpkg, tmp_path, transformer):
     base = formats(convert(mlpkg, transformer, tmp_path / "a.mlpkg", "--weights", "int4"))
     pick = sorted(base)[-1]
     report = convert(mlpkg, transformer, tmp_path / "b.mlpkg", "--weights", "int4", "--include", pick)
-    assert formats(report) == {pick: "int4"}
+    assert formats(report) == {pick: "uint4"}  # asymmetric: the default below 8 bits
     converted = report["conversion"]["converted"][0]
     assert converted["rule"] == f"command line (--weights int4), --include {pick}"
     kept = {k["name"]: k["reason"] for k in report["conversion"]["kept"]}
@@ -322,7 +322,7 @@ def test_config_sets_formats_by_default_op_type_and_name_and_export_runs(mlpkg, 
     report = convert(mlpkg, transformer, tmp_path / "b.mlpkg", "--config", str(tmp_path / "q.json"))
     got = formats(report)
     assert got[names[0]] == "int8" and got[names[1]] == "float16" and names[2] not in got
-    assert all(got[t] == "int4" for t in names[3:])
+    assert all(got[t] == "uint4" for t in names[3:])
     rules = {c["name"]: c["rule"] for c in report["conversion"]["converted"]}
     assert rules[names[0]] == f"config names['{names[0]}']"
     assert rules[names[3]] == "config default"
@@ -352,7 +352,7 @@ def test_config_op_types_and_force(mlpkg, tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"opTypes": {"MatMul": {"weights": "int4"}},
                                                  "names": {"pos": {"weights": "int8", "force": True}}}))
     report = convert(mlpkg, src, tmp_path / "b.mlpkg", "--weights", "int8", "--config", str(tmp_path / "c.json"))
-    assert formats(report) == {"w": "int4", "pos": "int8"}
+    assert formats(report) == {"w": "uint4", "pos": "int8"}
     rules = {c["name"]: c["rule"] for c in report["conversion"]["converted"]}
     assert rules == {"w": "config opTypes.MatMul", "pos": "config names['pos']"}
     exported = export(mlpkg, tmp_path / "b.mlpkg", tmp_path / "b.onnx")
@@ -369,7 +369,7 @@ CONFLICTS = {
                                             "contradicts default.weights"),
     "unknown setting": ({"default": {"bits": 4}}, [], "unknown setting 'bits'"),
     "unknown section": ({"layers": {}}, [], "unknown section 'layers'"),
-    "bad format": ({"default": {"weights": "int3"}}, [], "'int3' is not a format"),
+    "bad format": ({"default": {"weights": "int9"}}, [], "'int9' is not a format"),
     "mistyped value": ({"default": {"symmetric": "yes"}}, [], "expected true or false"),
     "not JSON": (None, [], "not valid JSON"),
 }
@@ -552,8 +552,8 @@ def test_auto_min_snr_gives_every_tensor_its_smallest_format_above_the_floor(mlp
     for c in report["converted"]:
         assert c.get("snrDB") is None or c["snrDB"] >= 25, c  # absent: exact
     formats = {c.get("storage", c["encoding"]) for c in report["converted"] if c["bytesBefore"] >= 8192}
-    # 25 dB is more than int4/lut4 reach on these weights (~21 dB) and less than lut6 (~33 dB).
-    assert formats <= {"lut6", "int8", "lut8"} and formats
+    # 25 dB is more than int4/lut4 reach on these weights (~21 dB): int5 (28 dB, uint8 storage), lut6 or better.
+    assert formats <= {"uint8", "lut6", "int8", "lut8"} and formats
     larger = convert(mlpkg, src, tmp_path / "t.mlpkg", "--weights", "auto", "--min-snr", "40")["conversion"]
     assert larger["totals"]["bytesAfter"] > report["totals"]["bytesAfter"]
 
@@ -563,3 +563,55 @@ def test_auto_is_deterministic(mlpkg, tmp_path):
         convert(mlpkg, FIXTURES / "transformer.onnx", tmp_path / f"{name}.mlpkg", "--weights", "auto", "--max-size", "0.15")
     for f in ("manifest.json", "weights.bin", "report.json"):
         assert (tmp_path / "a.mlpkg" / f).read_bytes() == (tmp_path / "b.mlpkg" / f).read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2b. Linear formats at 2, 3, 5, 6 and 7 bits (packed at their width in the package; format 1.2)
+
+
+NBIT_CASES = [("transformer.onnx", w, []) for w in ("int2", "int3", "int5", "int6", "int7")] + [
+    ("transformer.onnx", "int3", ["--symmetric"]),
+    ("transformer.onnx", "int6", ["--symmetric", "--granularity", "per-channel"]),
+    ("cnn.onnx", "int5", ["--min-elements", "16"]),
+    ("lstm.onnx", "int3", []),
+]
+
+
+@pytest.mark.parametrize("model,weights,args", NBIT_CASES, ids=[f"{m}-{w}-{'-'.join(a)}" for m, w, a in NBIT_CASES])
+def test_linear_packed_widths_decode_independently_and_exports_run(mlpkg, tmp_path, model, weights, args):
+    src = FIXTURES / model
+    bits = int(weights[3:])
+    report = convert(mlpkg, src, tmp_path / "p.mlpkg", "--weights", weights, "--no-fold", *args)["conversion"]
+    package = Package(tmp_path / "p.mlpkg")
+    assert package.manifest["formatVersion"] == "1.2"
+    original = {i.name: numpy_helper.to_array(i, base_dir=str(src.parent)) for i in onnx.load(str(src)).graph.initializer}
+    converted = {c["name"]: c for c in report["converted"]}
+    linear = [i for i, t in enumerate(package.tensors) if t["encoding"]["kind"] == "linear"]
+    assert linear and {package.tensors[i]["name"] for i in linear} == set(converted)
+    symmetric = "--symmetric" in args
+    for i in linear:
+        t, enc = package.tensors[i], package.tensors[i]["encoding"]
+        assert enc["bits"] == bits and enc["storage"] == ("int" if symmetric else "uint") + ("4" if bits <= 4 else "8")
+        assert t["length"] == -(-int(np.prod(t["shape"])) * bits // 8)
+        q = package.quantized(i)
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if symmetric else (0, (1 << bits) - 1)
+        assert q.q.min() >= lo and q.q.max() <= hi
+        w = original[t["name"]].astype(np.float64)
+        decoded = q.dequantize().astype(np.float64)
+        err = np.sum((w - decoded) ** 2)
+        snr = 10 * np.log10(np.sum(w * w) / err)
+        entry = converted[t["name"]]
+        assert abs(entry["snrDB"] - snr) < 0.01
+        assert entry["rtnSNRDB"] <= entry["snrDB"] + 1e-9  # the clipping search never loses to round-to-nearest
+        # Each bit is worth ~6 dB on these Gaussian-like weights: a floor well below it, per width.
+        assert snr >= 6.02 * bits - 9, (t["name"], snr)
+    assert run([str(mlpkg), "verify", str(tmp_path / "p.mlpkg")], tmp_path).returncode == 0
+    exported = export(mlpkg, tmp_path / "p.mlpkg", tmp_path / "p.onnx")
+    assert "DequantizeLinear" in {n.op_type for n in onnx.load(str(exported)).graph.node}
+    proc = run([str(mlpkg), "export", str(tmp_path / "p.mlpkg"), "-o", str(tmp_path / "d.onnx"), "--dequantize", "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    feeds = feeds_for(src)
+    for want, got, deq in zip(ort_outputs(src, feeds), ort_outputs(exported, feeds), ort_outputs(tmp_path / "d.onnx", feeds)):
+        np.testing.assert_allclose(got, deq, rtol=1e-5, atol=1e-6)  # DequantizeLinear computes the decoded weights
+        floor = {2: 0.9, 3: 0.97, 5: 0.995, 6: 0.999, 7: 0.9999}[bits]  # cnn: conv1 has 27 weights per channel
+        assert cosine(want, got) >= floor, (weights, cosine(want, got))

@@ -59,9 +59,11 @@ VARIANTS = [
     ("int8", "iOS18", "fp16"),
     ("int8-asym", None, "fp32"),
     ("int8-asym", "iOS18", "fp32"),
-    ("int4", None, "fp32"),
+    ("int4", None, "fp32"),  # asymmetric uint4 with offsets: the default below 8 bits
     ("int4", None, "fp16"),
-    ("int4-asym", None, "fp32"),
+    ("int4-sym", None, "fp32"),
+    ("int3", None, "fp32"),  # packed at 3 bits in the package, uint4 in Core ML
+    ("int6", None, "fp16"),  # packed at 6 bits, uint8 in Core ML
     # palettized (issue 14): constexpr_lut_to_dense with uint4/uint3 indices; "-grouped" gives one table per 4
     # slices of axis 0 (--granularity per-channel --block-size 4)
     ("lut4", None, "fp32"),
@@ -82,7 +84,8 @@ def convert(mlpkg: Path, tmp: Path, model: str, weights: str) -> Path:
     pkg = tmp / f"{model}.{weights}.mlpkg"
     if not pkg.exists():
         fmt, _, variant = weights.partition("-")
-        extra = {"": [], "asym": ["--asymmetric"], "grouped": ["--granularity", "per-channel", "--block-size", "4"]}[variant]
+        extra = {"": [], "asym": ["--asymmetric"], "sym": ["--symmetric"],
+                 "grouped": ["--granularity", "per-channel", "--block-size", "4"]}[variant]
         r = run([str(mlpkg), "convert", str(FIXTURES / f"{model}.onnx"), "-o", str(pkg), "--weights", fmt, *extra, "--quiet"], tmp)
         assert r.returncode == 0, r.stderr
     return pkg
@@ -200,6 +203,17 @@ def test_export_loads_typechecks_and_matches_onnxruntime(mlpkg, tmp_path_factory
     for i in sorted(referenced):
         data = package.blob(i)
         t = package.tensors[i]
+        enc_i = t.get("encoding") or {}
+        if enc_i.get("kind") == "linear" and enc_i.get("bits"):
+            # Packed widths are written in their storage type's layout (one byte, or two per byte for 4-bit).
+            levels = package.quantized(i).q.reshape(-1).astype(np.int64)
+            if enc_i["storage"] in ("int4", "uint4"):
+                nib = (levels & 0x0F).astype(np.uint8)
+                if nib.size % 2:
+                    nib = np.concatenate([nib, np.zeros(1, np.uint8)])
+                data = (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8).tobytes()
+            else:
+                data = (levels & 0xFF).astype(np.uint8).tobytes()
         if data not in blobs and t["dtype"] == "float16" and compute == "fp32":
             # fp32 compute widens float16 scales (exactly) so weights are rebuilt in fp32, as the package decodes them.
             data = np.frombuffer(data, "<f2").astype("<f4").tobytes()

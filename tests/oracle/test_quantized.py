@@ -99,9 +99,9 @@ CONFIGS: dict[str, Config] = {
     "int8":         Config("int8", (), "int8", "per-channel", True),
     "int8-asym":    Config("int8", ("--asymmetric",), "uint8", "per-channel", False),
     "int8-tensor":  Config("int8", ("--granularity", "per-tensor"), "int8", "per-tensor", True),
-    "int4":         Config("int4", (), "int4", "per-block", True, 32),
-    "int4-asym":    Config("int4", ("--asymmetric",), "uint4", "per-block", False, 32),
-    "int4-channel": Config("int4", ("--granularity", "per-channel"), "int4", "per-channel", True),
+    "int4":         Config("int4", ("--symmetric",), "int4", "per-block", True, 32),
+    "int4-asym":    Config("int4", (), "uint4", "per-block", False, 32),  # the default below 8 bits
+    "int4-channel": Config("int4", ("--granularity", "per-channel", "--symmetric"), "int4", "per-channel", True),
 }
 
 # Fixtures with at least one quantizable weight at the default --min-elements 2048
