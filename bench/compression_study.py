@@ -170,13 +170,18 @@ def study(mlpkg: str, out: Path, model: str) -> list[dict]:
     variants = [
         ("fp16", ["--weights", "fp16"]),
         ("int8 per-channel", ["--weights", "int8"]),
-        ("int4 block 32 sym fp16 scales (default)", ["--weights", "int4"]),
-        ("int4 block 32 asym", ["--weights", "int4", "--asymmetric"]),
-        ("int4 block 32 sym fp32 scales", ["--weights", "int4", "--scale-type", "fp32"]),
-        ("int4 block 64 sym", ["--weights", "int4", "--block-size", "64"]),
-        ("int4 block 128 sym", ["--weights", "int4", "--block-size", "128"]),
-        ("int4 block 16 sym", ["--weights", "int4", "--block-size", "16"]),
-        ("int4 per-channel sym", ["--weights", "int4", "--granularity", "per-channel"]),
+        ("int7 block 32 asym", ["--weights", "int7"]),
+        ("int6 block 32 asym", ["--weights", "int6"]),
+        ("int5 block 32 asym", ["--weights", "int5"]),
+        ("int4 block 32 asym (default)", ["--weights", "int4"]),
+        ("int4 block 32 sym", ["--weights", "int4", "--symmetric"]),
+        ("int4 block 32 sym fp32 scales", ["--weights", "int4", "--symmetric", "--scale-type", "fp32"]),
+        ("int4 block 64 sym", ["--weights", "int4", "--symmetric", "--block-size", "64"]),
+        ("int4 block 64 asym", ["--weights", "int4", "--block-size", "64"]),
+        ("int4 block 128 sym", ["--weights", "int4", "--symmetric", "--block-size", "128"]),
+        ("int4 block 16 sym", ["--weights", "int4", "--symmetric", "--block-size", "16"]),
+        ("int4 per-channel sym", ["--weights", "int4", "--symmetric", "--granularity", "per-channel"]),
+        ("int3 block 32 asym", ["--weights", "int3"]),
         ("lut8", ["--weights", "lut8"]),
         ("lut6", ["--weights", "lut6"]),
         ("lut4", ["--weights", "lut4"]),
@@ -208,7 +213,7 @@ def study(mlpkg: str, out: Path, model: str) -> list[dict]:
         r = one(label, args)
         if r:
             sizes[label] = r["bytes"]
-    for label in ("int4 block 32 sym fp16 scales (default)", "lut4", "lut3", "int8 per-channel"):
+    for label in ("int4 block 32 sym", "int4 block 32 asym (default)", "lut4", "lut3", "int8 per-channel"):
         if label in sizes:
             one(f"auto --max-size {sizes[label]} (= {label})", ["--weights", "auto", "--max-size", str(sizes[label])])
     return rows

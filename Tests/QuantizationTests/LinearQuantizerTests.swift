@@ -42,7 +42,9 @@ import Testing
         var tensor = Tensor(name: "w", dataType: .float, dims: [6, 40], data: .bytes(outcome.values.view))
         tensor.encoding = .linear(outcome.encoding)
         #expect(outcome.encoding.scale.dims == layout.scaleShape)
-        #expect(outcome.values.view.count == c.format.storage(symmetric: c.symmetric)!.storageBytes(elements: 240))
+        #expect(outcome.encoding.bits == c.format.packedBits)
+        let width = c.format.packedBits ?? (c.format.bits == 4 ? 4 : 8)
+        #expect(outcome.values.view.count == (240 * width + 7) / 8)
         let back = try #require(LinearCodec.dequantize(tensor))
         guard case .bytes(let scaleBytes) = outcome.encoding.scale.data else { return }
         let scales = (0..<layout.groupCount).map { g -> Float in
@@ -57,7 +59,10 @@ import Testing
         }
         var errorEnergy = 0.0
         layout.forEach { e, g in
-            let q = LinearCodec.element(outcome.values.view.bytes, e, c.format.storage(symmetric: c.symmetric)!)
+            let storage = c.format.storage(symmetric: c.symmetric)!
+            let q = c.format.packedBits.map {
+                LinearCodec.packedElement(outcome.values.view.bytes, e, bits: $0, signed: storage == .int8 || storage == .int4)
+            } ?? LinearCodec.element(outcome.values.view.bytes, e, storage)
             #expect(range.contains(q))
             let restored = back.bytes.loadUnaligned(fromByteOffset: e * 4, as: Float.self)
             // Scales may be negative (signed int4 scales): the representable interval runs either way.
