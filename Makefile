@@ -99,6 +99,7 @@ demo: deps build
 	$(BIN) verify $(DEMO_OUT)/transformer.mlpkg
 	$(BIN) inspect $(DEMO_OUT)/transformer.mlpkg
 	$(BIN) convert fixtures/transformer.onnx -o $(DEMO_OUT)/Transformer.mlpackage --weights int8 --input-shape tokens=1,8,64
+	$(BIN) convert fixtures/transformer.onnx -o $(DEMO_OUT)/transformer.auto.mlpkg --weights auto --max-size 0.15
 
 ## Benchmarks: generates its models at run time (nothing big is committed; about 6 GiB of disk in BENCH_OUT) and
 ## writes bench.md, bench.json and bench.png there. BENCH_MODELS picks a subset (mlp256,transformer,mlp1g,mlp4g).
