@@ -143,11 +143,29 @@ extension JSONOutput {
             return
         }
         try write(String(whole[..<key.upperBound]))
+        // One encoder for every node; each node's lines indented to their place byte by byte, written in ~1 MiB
+        // chunks (string surgery per node cost more than encoding it: 10,000 nodes took 11 s).
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 20)
         for (i, node) in report.nodes.enumerated() {
-            let text = try string(node).dropLast()  // its final newline
-            let indented = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : "    " + $0 }.joined(separator: "\n")
-            try write((i == 0 ? "\n" : ",\n") + indented)
+            let data = try encoder.encode(node)
+            buffer.append(contentsOf: (i == 0 ? "\n" : ",\n").utf8)
+            data.withUnsafeBytes { bytes in
+                var lineStart = true
+                for byte in bytes {
+                    if lineStart && byte != 0x0A { buffer.append(contentsOf: [0x20, 0x20, 0x20, 0x20]) }
+                    buffer.append(byte)
+                    lineStart = byte == 0x0A
+                }
+            }
+            if buffer.count >= 1 << 20 {
+                try write(String(decoding: buffer, as: UTF8.self))
+                buffer.removeAll(keepingCapacity: true)
+            }
         }
+        if !buffer.isEmpty { try write(String(decoding: buffer, as: UTF8.self)) }
         try write(report.nodes.isEmpty ? String(whole[key.upperBound...close]) : "\n  " + String(whole[close...]))
     }
 }
