@@ -97,8 +97,12 @@ public struct AuditReport: Codable, Sendable {
         /// Nodes counted (Constant nodes excluded), subgraphs included.
         public var nodes: Int
         public var constantNodes: Int
-        /// Percent of counted nodes on the target unit (the Neural Engine by default).
+        /// Percent of counted nodes on the target unit (the Neural Engine by default), rounded to 0.1.
         public var coverage: Double
+        /// The same, unrounded (what `--min-coverage` compares); absent in reports written before it existed.
+        public var coverageExact: Double? = nil
+        /// Counted nodes on the target unit.
+        public var nodesOnTarget: Int? = nil
         public var coverageByUnit: [String: Double]
         public var nodesByUnit: [String: Int]
         public var flops: FlopSummary

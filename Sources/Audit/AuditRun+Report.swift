@@ -66,7 +66,7 @@ extension AuditRun {
         let estimate = AuditReport.Estimate(
             chip: cost.chip, secondsByUnit: secondsByUnit, transferSeconds: transferSeconds,
             totalSeconds: secondsByUnit.values.reduce(0, +) + transferSeconds, nodesWithoutEstimate: withoutEstimate)
-        let summary = AuditReport.Summary(
+        var summary = AuditReport.Summary(
             nodes: counted.count, constantNodes: nodes.count - counted.count,
             // A graph with no node to run has nothing off the target.
             coverage: counted.isEmpty ? 100 : percent(Double(nodesByUnit[target.rawValue] ?? 0), Double(counted.count)),
@@ -78,6 +78,8 @@ extension AuditRun {
             moved: counted.filter { $0.preferredUnit != nil }.count,
             fallbacks: counted.filter { $0.unit != target.rawValue }.count,
             unsupported: counted.filter { $0.unit == "unsupported" }.count, estimate: estimate)
+        summary.nodesOnTarget = nodesByUnit[target.rawValue] ?? 0
+        summary.coverageExact = counted.isEmpty ? 100 : Double(nodesByUnit[target.rawValue] ?? 0) * 100 / Double(counted.count)
 
         let references = units.map { unit -> AuditReport.ProfileReference in
             let p = profiles[unit]!

@@ -112,8 +112,11 @@ struct AuditCommand: ParsableCommand {
             }
             if last != "\n" { FileHandleOutput.standardOutput.write("\n") }
         }
-        if let minCoverage, report.summary.coverage < minCoverage {
-            throw GateFailure("\(model): \(report.target) coverage \(ReportFormatting.percent(report.summary.coverage)) is below --min-coverage \(ReportFormatting.percent(minCoverage)) (\(report.summary.fallbacks) of \(report.summary.nodes) nodes elsewhere)")
+        // The exact fraction is compared, not the rounded percentage (96.28% used to pass --min-coverage 96.3).
+        let exact = report.summary.coverageExact ?? report.summary.coverage
+        if let minCoverage, exact < minCoverage {
+            let on = report.summary.nodesOnTarget.map { "\($0) of \(report.summary.nodes) nodes" } ?? "\(report.summary.nodes) nodes"
+            throw GateFailure("\(model): \(report.target) coverage \(ReportFormatting.exactPercent(exact)) (\(on)) is below --min-coverage \(ReportFormatting.exactPercent(minCoverage))")
         }
     }
 }
@@ -125,6 +128,14 @@ struct GateFailure: Error {
 }
 
 enum ReportFormatting {
+    /// A percentage with the digits it needs to tell it from a neighbour (up to 4 decimals): 66.6667%, 96.3%, 75%.
+    static func exactPercent(_ p: Double) -> String {
+        var text = String(format: "%.4f", p)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text + "%"
+    }
+
     static func percent(_ p: Double) -> String {
         p == p.rounded() ? "\(Int(p))%" : String(format: "%.1f%%", p)
     }

@@ -195,12 +195,26 @@ def test_min_coverage_gate(mlpkg, tmp_path):
     proc = run([str(mlpkg), "audit", str(FIXTURES / "cnn.onnx"), "--min-coverage", "90", *pins], tmp_path)
     assert proc.returncode == 3, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "88.9%" in lines[0] and "90%" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "88.8889% (8 of 9 nodes)" in lines[0] and "90%" in lines[0]
     assert "gap" in proc.stdout  # the report is still printed
     passing = run([str(mlpkg), "audit", str(FIXTURES / "cnn.onnx"), "--min-coverage", "85", *pins], tmp_path)
     assert passing.returncode == 0, passing.stderr
     unpinned = run([str(mlpkg), "audit", str(FIXTURES / "cnn.onnx"), "--min-coverage", "1"], tmp_path)
     assert unpinned.returncode == 3 and " 0% " in unpinned.stderr, unpinned.stderr
+
+
+@pytest.mark.parametrize("threshold,code", [("88.9", 3), ("88.8889", 3), ("88.88888888888889", 0), ("88.888", 0), ("88.88", 0)])
+def test_min_coverage_compares_the_exact_fraction(mlpkg, tmp_path, threshold, code):
+    # cnn pinned: 8 of 9 nodes on the Neural Engine, 88.888…%, shown rounded as 88.9%. The gate compares the exact
+    # fraction: 88.9 used to pass because the rounded value was compared (issue 15).
+    out = tmp_path / "a.json"
+    proc = run([str(mlpkg), "audit", str(FIXTURES / "cnn.onnx"), "--format", "json", "-o", str(out),
+                "--min-coverage", threshold, *pinned("cnn.onnx")], tmp_path)
+    assert proc.returncode == code, proc.stderr
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["coverage"] == 88.9 and summary["coverageExact"] == 800 / 9 and summary["nodesOnTarget"] == 8
+    if code == 3:
+        assert f"below --min-coverage {threshold}%" in proc.stderr and "88.8889%" in proc.stderr
 
 
 def test_markdown(mlpkg, tmp_path):
