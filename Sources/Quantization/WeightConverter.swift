@@ -240,7 +240,7 @@ public struct WeightConverter: Sendable {
         /// The format and its parameters, and the rule that chose them.
         public var settings: TensorSettings
         public var rule: String
-        /// How much this tensor's error counts in `--weights auto` (¼ for an embedding table, else 1).
+        /// How much this tensor's error counts in `--weights auto`: its elements; an embedding table's row width squared.
         var sensitivity: Double = 1
     }
 
@@ -339,9 +339,12 @@ public struct WeightConverter: Sendable {
         if tensor.elementCount < settings.minElements && !settings.force {
             return keep("too small: \(tensor.elementCount) elements < --min-elements \(settings.minElements)", rule)
         }
-        let embedding = readers.contains { $0.opType == "Gather" }
+        // Sensitivity for --weights auto: a weight's elements (each takes part in every inference); an embedding table
+        // (Gather data) as a D×D matrix of its row width D, since a token reads one row of it (AutoSelection).
+        let embedding = readers.contains { $0.opType == "Gather" } && tensor.dims.count == 2
+        let width = Double(tensor.dims.last ?? 1)
         context.jobs.append(Job(tensor: tensor, place: place, axes: layout, settings: settings, rule: rule,
-                                sensitivity: Double(tensor.elementCount) * (embedding ? 0.25 : 1)))
+                                sensitivity: embedding ? min(width * width, Double(tensor.elementCount)) : Double(tensor.elementCount)))
     }
 
     /// Names read by inputs listed in `fullPrecisionInputs`, with a description of the reader.
