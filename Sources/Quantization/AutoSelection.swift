@@ -70,8 +70,8 @@ public struct AutoReport: Codable, Sendable, Equatable {
 /// table per tensor) — the integer and table formats for tensors that feed a weight input and have at least
 /// 2048 elements, fp32/fp16 for the rest. Each candidate is run on each tensor (so its bytes and error are measured,
 /// not guessed). The cost of a choice is its noise-to-signal ratio (Σ(w−ŵ)²/Σw²) times the tensor's sensitivity:
-/// 1 for every weight, ¼ for an embedding table (Gather data), which a token reads one row of and whose error does
-/// not pass through a chain of products. With a size budget the total cost is minimised greedily along each
+/// its element count, or for an embedding table (Gather data, [V, D]) D², as if it were a D×D matrix, since a token
+/// reads one row of it (docs/QUANTIZATION.md has the measurements behind both). With a size budget the total cost is minimised greedily along each
 /// tensor's lower convex hull of (bytes, cost), best cost saved per byte first, an upgrade taken only while it fits;
 /// with an SNR floor each tensor takes its smallest candidate at or above the floor.
 enum AutoSelection {
