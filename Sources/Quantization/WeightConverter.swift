@@ -138,6 +138,16 @@ public struct WeightConverter: Sendable {
                 if settings.format == .fp32 { return .init(settings: settings, bytes: job.tensor.byteCount, nsr: 0) }
                 var trial = job
                 trial.settings = settings
+                let n = job.tensor.elementCount
+                // A table's k-means over a big tensor costs most of the measuring; its bytes are known exactly
+                // (indices and one 2^N float16 table), so its error is estimated on an evenly strided sample.
+                if settings.format.isPalette, n > Self.autoSampleElements, let sample = Self.strided(job.tensor, count: Self.autoSampleElements) {
+                    trial.tensor = sample
+                    guard case .converted(_, let entry) = run(trial) else { return nil }
+                    let nsr = entry.snrDB.map { pow(10, -$0 / 10) } ?? (entry.maxAbsError > 0 ? 1 : 0)
+                    let bytes = (n * settings.format.bits + 7) / 8 + (1 << settings.format.bits) * 2
+                    return .init(settings: settings, bytes: bytes, nsr: nsr)
+                }
                 guard case .converted(_, let entry) = run(trial) else { return nil }
                 let nsr = entry.snrDB.map { pow(10, -$0 / 10) } ?? (entry.maxAbsError > 0 ? 1 : 0)
                 return .init(settings: settings, bytes: entry.bytesAfter, nsr: nsr)
@@ -167,6 +177,23 @@ public struct WeightConverter: Sendable {
             predictedWeightedSNRDB: snrWeight > 0 ? snrSum / snrWeight : nil, tensors: autoJobs.filter { $0.axes != nil }.count,
             floatOnlyTensors: autoJobs.filter { $0.axes == nil }.count, formats: formats)
         return resolved
+    }
+
+    /// Above this many elements `--weights auto` estimates a table format's error on a sample of this size.
+    static let autoSampleElements = 1 << 18
+
+    /// Every ⌈n / count⌉-th float32 element of a raw tensor, as a vector (deterministic).
+    static func strided(_ tensor: Tensor, count: Int) -> Tensor? {
+        guard tensor.dataType == .float, case .bytes(let view) = tensor.data, view.count == tensor.elementCount * 4 else { return nil }
+        let n = tensor.elementCount
+        let step = (n + count - 1) / count
+        let m = (n + step - 1) / step
+        let out = OwnedBuffer(uninitializedCount: m * 4)
+        for k in 0..<m {
+            out.mutableBytes.storeBytes(of: view.bytes.loadUnaligned(fromByteOffset: k * step * 4, as: UInt32.self),
+                                        toByteOffset: k * 4, as: UInt32.self)
+        }
+        return Tensor(name: tensor.name, dataType: .float, dims: [m], data: .bytes(out.view))
     }
 
     private func plan(_ model: Model, conflicts: inout [TensorRuleError]) -> Plan {
