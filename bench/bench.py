@@ -469,8 +469,9 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
         pkg = scratch / f"{stem}.{fmt}.mlpkg"
         clear(pkg)
         print(f"  {fmt}: mlpkg ...", flush=True)
-        add(try_tool(f"mlpkg convert --weights {fmt}",
-                     [args.mlpkg, "convert", str(model), "-o", str(pkg), "--weights", fmt, "--quiet"], runs),
+        budget = ["--max-size", "0.14"] if fmt == "auto" else []  # auto: about int4's size
+        add(try_tool(f"mlpkg convert --weights {fmt}" + (" --max-size 0.14" if budget else ""),
+                     [args.mlpkg, "convert", str(model), "-o", str(pkg), "--weights", fmt, *budget, "--quiet"], runs),
             fmt, "mlpkg", pkg, "mlpkg" if fmt != "fp16" else None)
         if key == "mlp4g" or args.verify_export:
             # The package verifies and exports (ONNX with external data past 2 GiB), timed like the rest.
@@ -513,7 +514,8 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
             clear(equal)
         if fmt not in PEERS:
             rows.append({"model": key, "format": fmt, "role": "peer", "tool": "-",
-                         "skipped": "no ONNX tool palettizes (coremltools does it on Core ML models only)"})
+                         "skipped": "no ONNX tool palettizes (coremltools does it on Core ML models only)" if fmt.startswith("lut")
+                         else "no peer chooses formats per tensor under a budget"})
         elif big:
             rows.append({"model": key, "format": fmt, "role": "peer", "tool": PEERS[fmt][0],
                          "skipped": f"model over {args.peer_max_bytes / 2**30:.1f} GiB (--peer-max-bytes)"})
