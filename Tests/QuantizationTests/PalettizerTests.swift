@@ -101,3 +101,80 @@ import Testing
         #expect(throws: Palettizer.Refusal.self) { try huge.withUnsafeBytes { try Palettizer(bits: 4).palettize($0, dims: [11], name: "h") } }
     }
 }
+
+@Suite struct RandomShapeTests {
+    /// Random shapes (rank 1–4, dims 1–24), magnitudes from 1e-6 to 1e4, with zero and constant runs mixed in.
+    static func sample(_ rng: inout SplitMix) -> (dims: [Int], values: [Float]) {
+        let rank = 1 + Int(rng.next() % 4)
+        let dims = (0..<rank).map { _ in 1 + Int(rng.next() % 24) }
+        let count = dims.reduce(1, *)
+        let scale = Float([1e-6, 1e-3, 1, 30, 1e4][Int(rng.next() % 5)])
+        var values = (0..<count).map { _ in Float(Int64(bitPattern: rng.next()) % 100_000) / 100_000 * scale }
+        if count > 8 {
+            for i in 0..<(count / 4) { values[i] = 0 }
+            for i in (count / 2)..<(count / 2 + count / 8) { values[i] = scale / 3 }
+        }
+        return (dims, values)
+    }
+
+    @Test("tables over random shapes and scales: every weight decodes to its nearest entry, the energies add up",
+          arguments: [1, 2, 3, 4, 6, 8])
+    func tables(bits: Int) throws {
+        var rng = SplitMix(seed: UInt64(100 + bits))
+        for _ in 0..<15 {
+            let (dims, w) = Self.sample(&rng)
+            let group = dims[0] > 1 && dims[0] % 2 == 0 ? 2 : nil
+            let outcome = try w.withUnsafeBytes { try Palettizer(bits: bits, groupSize: group).palettize($0, dims: dims, name: "w") }
+            let tensor = Tensor(name: "w", dataType: .float, dims: dims, data: .bytes(outcome.indices.view),
+                                encoding: .palette(outcome.encoding))
+            let decoded = try #require(PaletteCodec.dequantize(tensor))
+            guard case .bytes(let lut) = outcome.encoding.lut.data else { Issue.record("no table"); return }
+            let entries = 1 << bits
+            let perSlice = w.count / dims[0]
+            var error = 0.0
+            for (e, v) in w.enumerated() {
+                let table = (group.map { (e / perSlice) / $0 } ?? 0) * entries
+                let got = decoded.bytes.loadUnaligned(fromByteOffset: e * 4, as: Float.self)
+                let half = Float16Codec.float(fromHalf: Float16Codec.halfBits(v))
+                let nearest = (0..<entries).map {
+                    abs(Float16Codec.float(fromHalf: lut.bytes.loadUnaligned(fromByteOffset: (table + $0) * 2, as: UInt16.self)) - half)
+                }.min()!
+                #expect(abs(got - half) <= nearest * 1.0001 + 1e-30)
+                error += Double(got - v) * Double(got - v)
+            }
+            #expect(abs(outcome.errorEnergy - error) <= 1e-6 * max(error, 1e-30))
+        }
+    }
+
+    @Test("packed linear widths over random shapes and scales: levels in range, decode equals the reported error",
+          arguments: [WeightFormat.int2, .int3, .int5, .int6, .int7])
+    func packedLinear(format: WeightFormat) throws {
+        var rng = SplitMix(seed: UInt64(200 + format.bits))
+        for trial in 0..<16 {
+            let (dims, w) = Self.sample(&rng)
+            let symmetric = trial % 2 == 0
+            let axis = dims.count - 1
+            let granularity: Granularity = dims[axis] >= 8 ? .perBlock : .perTensor
+            let layout = GroupLayout(dims: dims, granularity: granularity, axis: axis, blockSize: 8)
+            let outcome = try w.withUnsafeBytes {
+                try LinearQuantizer(format: format, symmetric: symmetric, scaleType: .float16).quantize($0, layout: layout, name: "w")
+            }
+            #expect(outcome.encoding.bits == format.bits)
+            #expect(outcome.values.view.count == (w.count * format.bits + 7) / 8)
+            let range = format.range(symmetric: symmetric)
+            for e in w.indices {
+                let q = LinearCodec.packedElement(outcome.values.view.bytes, e, bits: format.bits, signed: symmetric)
+                #expect(range.contains(q))
+            }
+            var tensor = Tensor(name: "w", dataType: .float, dims: dims, data: .bytes(outcome.values.view))
+            tensor.encoding = .linear(outcome.encoding)
+            let back = try #require(LinearCodec.dequantize(tensor))
+            let error = w.indices.reduce(0.0) {
+                let d = Double(w[$1]) - Double(back.bytes.loadUnaligned(fromByteOffset: $1 * 4, as: Float.self))
+                return $0 + d * d
+            }
+            #expect(abs(outcome.errorEnergy - error) <= 1e-4 * max(error, 1e-30) + 1e-30)  // the kernel sums rows in float
+            #expect(outcome.errorEnergy <= outcome.roundToNearestErrorEnergy * (1 + 1e-9))
+        }
+    }
+}
