@@ -58,8 +58,8 @@ struct CoreMLOptions: ParsableArguments {
     }
 
     func report(_ result: CoreMLExporter.Result, from input: String, to output: String, quiet: Bool) {
+        if quiet { return }  // --quiet: nothing but errors (notes included)
         for note in result.notes { printNote(note) }
-        if quiet { return }
         let ops = result.operations.values.reduce(0, +)
         let folded = result.outcomes.filter { $0.verdict == .folded }.count
         printText("\(input) → \(output) (\(result.target), \(ops) MIL ops from \(result.outcomes.count - folded) nodes, \(folded) folded; "

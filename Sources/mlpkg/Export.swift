@@ -72,8 +72,8 @@ struct Export: ParsableCommand {
             let loaded = try PackageReader.load(path: package, checksums: true)
             let result = try ONNXExporter.export(loaded.model, to: output,
                                                  options: .init(dequantize: dequantize, forceExternalData: externalData))
+            if quiet { return }  // --quiet: nothing but errors (notes included)
             for note in result.notes { printNote(note) }
-            if quiet { return }
             var line = "\(package) → \(output) (\(result.modelBytes) bytes"
             if let data = result.externalDataFile { line += " + \(result.externalDataBytes) bytes in \(data)" }
             printText(line + ")")

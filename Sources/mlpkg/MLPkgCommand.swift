@@ -34,6 +34,16 @@ struct MLPkgCommand: ParsableCommand {
         // An allocation that fails (a `ulimit -v` below what the job needs) aborts in the Swift runtime: remove the
         // temporaries and end with an error line instead of a crash report and a leftover temporary.
         if getenv("MLPKG_BACKTRACE") == nil { mlpkg_install_fatal_handlers() }
+        // A first word that is no subcommand gets a suggestion instead of "unexpected arguments".
+        if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-") {
+            // A subcommand without an explicit name is named after its type, in lower case (Convert → convert).
+            let names = configuration.subcommands.map { $0.configuration.commandName ?? String(describing: $0).lowercased() } + ["help"]
+            if !names.contains(first) {
+                let closest = names.map { ($0, editDistance($0, first)) }.min { $0.1 < $1.1 }
+                let hint = closest.flatMap { $0.1 <= max(2, first.count / 3) ? "; did you mean '\($0.0)'?" : nil } ?? ""
+                fail("unknown command '\(first)'\(hint) (commands: \(names.dropLast().joined(separator: ", ")))", code: 2, usage: true)
+            }
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -54,6 +64,22 @@ struct MLPkgCommand: ParsableCommand {
             }
             fail(message(for: error), code: 2, usage: true)
         }
+    }
+
+    /// Levenshtein distance, for command suggestions.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let saved = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = saved
+            }
+        }
+        return a.isEmpty ? b.count : row[b.count]
     }
 
     /// Prints one `error:` line on stderr and exits.
