@@ -129,27 +129,3 @@ extension AuditInput {
         return AuditInput(model: model, types: types, constants: constants)
     }
 }
-
-extension ValueType {
-    /// The type with symbolic dims replaced by the values `bindings` gives them.
-    func binding(_ bindings: [String: Int]) -> ValueType {
-        switch self {
-        case .tensor(let t): return .tensor(t.binding(bindings))
-        case .sparseTensor(let t): return .sparseTensor(t.binding(bindings))
-        case .sequence(let e): return .sequence(e.binding(bindings))
-        case .optional(let e): return .optional(e.binding(bindings))
-        case .map(let k, let v): return .map(key: k, value: v.binding(bindings))
-        case .opaque, .unknown: return self
-        }
-    }
-}
-
-extension TensorType {
-    func binding(_ bindings: [String: Int]) -> TensorType {
-        guard let shape else { return self }
-        return TensorType(elementType: elementType, shape: shape.map { dim in
-            if case .symbol(let s) = dim, let v = bindings[s] { return .value(v) }
-            return dim
-        })
-    }
-}

@@ -98,6 +98,7 @@ public struct InputShapes: Sendable, Equatable {
     public func apply(to model: Model) throws(InputShapeError) -> Model {
         guard !pins.isEmpty else { return model }
         var model = model
+        var bindings: [String: Int] = [:]
         let runtime = Set(model.graph.runtimeInputs.map(\.name))
         for name in order {
             guard runtime.contains(name), let index = model.graph.inputs.firstIndex(where: { $0.name == name }) else {
@@ -113,9 +114,45 @@ public struct InputShapes: Sendable, Equatable {
                     }
                 }
             }
+            if let shape = t.shape {
+                for (declared, pinned) in zip(shape, dims) {
+                    if case .symbol(let symbol) = declared, case .value(let v) = pinned { bindings[symbol] = v }
+                }
+            }
             model.graph.inputs[index].type = .tensor(TensorType(elementType: t.elementType, shape: dims))
         }
+        // A symbol a pin fixes is fixed wherever the model declares it: value_info and outputs of ops inference
+        // cannot compute (com.microsoft contrib ops, custom domains) otherwise keep `batch` and `seq` symbolic and
+        // keep their readers off the Neural Engine (issue 15).
+        if !bindings.isEmpty { model.graph = Self.binding(model.graph, bindings) }
         return model
+    }
+
+    /// The graph (and its subgraphs) with declared symbolic dims replaced by the values `bindings` gives them; the
+    /// main graph's inputs are the pins' business and stay as they are.
+    private static func binding(_ graph: Graph, _ bindings: [String: Int], isMain: Bool = true) -> Graph {
+        var g = graph
+        func bind(_ info: ValueInfo) -> ValueInfo {
+            var info = info
+            info.type = info.type.binding(bindings)
+            return info
+        }
+        if !isMain { g.inputs = g.inputs.map(bind) }
+        g.outputs = g.outputs.map(bind)
+        g.valueInfo = g.valueInfo.map(bind)
+        g.nodes = g.nodes.map { node in
+            guard node.attributes.contains(where: { if case .graph = $0.value { return true }; if case .graphs = $0.value { return true }; return false }) else { return node }
+            var node = node
+            node.attributes = node.attributes.map { a in
+                switch a.value {
+                case .graph(let sub): return Attribute(name: a.name, value: .graph(binding(sub, bindings, isMain: false)))
+                case .graphs(let subs): return Attribute(name: a.name, value: .graphs(subs.map { binding($0, bindings, isMain: false) }))
+                default: return a
+                }
+            }
+            return node
+        }
+        return g
     }
 }
 
@@ -125,5 +162,29 @@ extension Substring {
         while s.first == " " { s.removeFirst() }
         while s.last == " " { s.removeLast() }
         return String(s)
+    }
+}
+
+extension ValueType {
+    /// The type with symbolic dims replaced by the values `bindings` gives them.
+    public func binding(_ bindings: [String: Int]) -> ValueType {
+        switch self {
+        case .tensor(let t): return .tensor(t.binding(bindings))
+        case .sparseTensor(let t): return .sparseTensor(t.binding(bindings))
+        case .sequence(let e): return .sequence(e.binding(bindings))
+        case .optional(let e): return .optional(e.binding(bindings))
+        case .map(let k, let v): return .map(key: k, value: v.binding(bindings))
+        case .opaque, .unknown: return self
+        }
+    }
+}
+
+extension TensorType {
+    public func binding(_ bindings: [String: Int]) -> TensorType {
+        guard let shape else { return self }
+        return TensorType(elementType: elementType, shape: shape.map { dim in
+            if case .symbol(let s) = dim, let v = bindings[s] { return .value(v) }
+            return dim
+        })
     }
 }

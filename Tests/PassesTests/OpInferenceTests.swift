@@ -472,4 +472,21 @@ import Testing
         #expect(missing.isEmpty, "docs/SHAPES.md does not list \(missing)")
         #expect(text.contains("Ops covered (\(OpRegistry.standard.schemas.count);"))
     }
+
+    @Test("a pinned symbol fixes the declared types of contrib-op outputs that inference cannot compute (issue 15)")
+    func pinsReachDeclaredContribOutputs() throws {
+        var b = ModelBuilder()
+        b.input("x", .float, ["batch", "seq", 8])
+        b.node("FastGelu", ["x"], ["g"], domain: "com.microsoft")
+        b.node("Relu", ["g"], ["y"])
+        b.valueInfo = [ValueInfo(name: "g", type: .tensor(TensorType(elementType: .float, shape: ModelBuilder.dims(["batch", "seq", 8]))))]
+        let unpinned = try b.infer()
+        #expect(unpinned.type("g") == "float[batch, seq, 8]")
+        let pinned = try b.infer(pinned: ["x": [.value(1), .value(16), .value(8)]])
+        #expect(pinned.type("g") == "float[1, 16, 8]")
+        #expect(pinned.type("y") == "float[1, 16, 8]")
+        // A symbol the pins leave symbolic stays so.
+        let renamed = try b.infer(pinned: ["x": [.value(1), .symbol("seq"), .value(8)]])
+        #expect(renamed.type("g") == "float[1, seq, 8]")
+    }
 }
