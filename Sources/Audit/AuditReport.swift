@@ -47,7 +47,8 @@ public struct AuditReport: Codable, Sendable {
         public var graph: String
         /// Position in its graph.
         public var index: Int
-        /// A Constant node: it becomes a weight, computes nothing, and is left out of coverage and partitions.
+        /// A Constant node, or (under the Core ML gate) a node whose outputs fold to constants before conversion:
+        /// it becomes a weight, computes nothing at run time, and is left out of coverage and partitions.
         public var constant: Bool
         /// `neural-engine`, `gpu`, `cpu` or `unsupported`.
         public var unit: String
@@ -65,6 +66,49 @@ public struct AuditReport: Codable, Sendable {
         public var flops: Double?
         /// Estimated seconds on each allowed unit (estimate; absent when shapes are unknown).
         public var seconds: [String: Double]?
+        /// How far the node's placement on its unit is established (absent for Constant and unsupported nodes).
+        public var placement: Placement? = nil
+        /// No allowed unit can run the node: while it is in the model, the model does not convert to one Core ML
+        /// program (absent when false).
+        public var blocksLoading: Bool? = nil
+    }
+
+    /// What a node's placement rests on: a unit profile's own support entry (positive evidence that the op runs
+    /// there), Core ML's CPU fallback, or nothing but the absence of a known blocker (`assumed`).
+    public struct Placement: Codable, Sendable, Equatable {
+        public var confidence: Confidence
+        /// The support entry's id, `cpu-runs-core-ml`, or `no-known-blocker`.
+        public var basis: String
+    }
+
+    /// One rule that keeps nodes off the target unit, with what to do about it.
+    public struct Blocker: Codable, Sendable, Equatable {
+        public var rule: String
+        public var reason: String
+        public var confidence: Confidence?
+        public var source: String
+        /// Nodes off the target on which the rule fails there.
+        public var nodes: Int
+        /// Of those, the nodes no allowed unit can run.
+        public var loadBlocking: Int
+        /// The first few of them (report order).
+        public var examples: [String]
+        /// The one thing that fixes it, or why nothing in the model can.
+        public var action: String
+    }
+
+    /// Pins for the dynamic inputs, and the coverage a second audit with them measured.
+    public struct PinSuggestion: Codable, Sendable, Equatable {
+        /// `NAME=D0,D1,...`, as `--input-shape` takes them (the pins already given, then the suggested ones).
+        public var inputShapes: [String]
+        /// The suggested ones alone.
+        public var suggested: [String]
+        public var coverage: Double
+        public var nodesOnTarget: Int
+        /// Nodes the pins move onto the target (may be negative if the pinned sizes trip a size rule).
+        public var gain: Int
+        public var loadBlocking: Int
+        public var note: String
     }
 
     public struct ValueReport: Codable, Sendable, Equatable {
@@ -118,6 +162,16 @@ public struct AuditReport: Codable, Sendable {
         public var fallbacks: Int
         public var unsupported: Int
         public var estimate: Estimate
+        /// Nodes on the target by the confidence of their placement (`assumed`: no known blocker, no source).
+        public var placementOnTarget: [String: Int]? = nil
+        /// The rules keeping nodes off the target, most nodes first, each with its action.
+        public var blockers: [Blocker]? = nil
+        /// Nodes no allowed unit can run (the model does not convert to one Core ML program while they remain).
+        public var loadBlocking: Int? = nil
+        /// Pins for dynamic inputs and the coverage a re-audit with them gives (command line audits only).
+        public var pinSuggestion: PinSuggestion? = nil
+        /// What the estimate leaves out.
+        public var estimateLeavesOut: [String]? = nil
     }
 
     public struct FlopSummary: Codable, Sendable, Equatable {

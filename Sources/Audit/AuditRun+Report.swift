@@ -4,7 +4,11 @@ import Profiles
 extension AuditRun {
     func report(modelName: String, options: AuditOptions) -> AuditReport {
         let target = options.target
-        let nodes = entries.map { nodeReport($0, target: target) }
+        var nodes = entries.map { nodeReport($0, target: target) }
+        for i in nodes.indices where !nodes[i].constant {
+            nodes[i].placement = placement(entries[i])
+            if nodes[i].unit == "unsupported" { nodes[i].blocksLoading = true }
+        }
 
         var partitions: [AuditReport.Partition] = []
         var transitions = 0
@@ -12,7 +16,7 @@ extension AuditRun {
         var handOffBytes = 0.0
         var transferSeconds = 0.0
         for graph in graphs {
-            let compute = graph.entries.filter { !entries[$0].node.isConstant }
+            let compute = graph.entries.filter { !entries[$0].isConstant }
             let runs = Self.runs(compute.map { entries[$0].unit })
             transitions += max(0, runs.count - 1)
             transferSeconds += Double(zip(runs, runs.dropFirst()).filter { $0.unit != nil && $1.unit != nil }.count)
@@ -78,6 +82,19 @@ extension AuditRun {
             moved: counted.filter { $0.preferredUnit != nil }.count,
             fallbacks: counted.filter { $0.unit != target.rawValue }.count,
             unsupported: counted.filter { $0.unit == "unsupported" }.count, estimate: estimate)
+        var placementOnTarget: [String: Int] = [:]
+        for n in counted where n.unit == target.rawValue {
+            placementOnTarget[(n.placement?.confidence ?? .assumed).rawValue, default: 0] += 1
+        }
+        summary.placementOnTarget = placementOnTarget
+        summary.loadBlocking = counted.filter { $0.blocksLoading == true }.count
+        summary.blockers = blockers(nodes, target: target)
+        var leftOut: [String] = []
+        if withoutEstimate > 0 { leftOut.append("\(withoutEstimate) node(s) whose shapes are unknown") }
+        leftOut += ["layout conversions and copies inside a unit", "caching and overlap between units",
+                    "where Core ML itself places each op at load time",
+                    "real throughput: the numbers are peaks (the Neural Engine's are Apple's marketing figures)"]
+        summary.estimateLeavesOut = leftOut
         summary.nodesOnTarget = nodesByUnit[target.rawValue] ?? 0
         summary.coverageExact = counted.isEmpty ? 100 : Double(nodesByUnit[target.rawValue] ?? 0) * 100 / Double(counted.count)
 
@@ -95,10 +112,113 @@ extension AuditRun {
                 }
             }
         }
+        for n in nodes {
+            guard let p = n.placement, rules[p.basis] == nil else { continue }
+            switch p.basis {
+            case Self.assumedBasis:
+                rules[p.basis] = .init(profile: "mlpkg", reason: "no rule or source keeps the op off this unit, and none says it runs there: the placement is assumed until a device measurement confirms it",
+                                       source: "docs/AUDIT.md#placement-confidence", confidence: .assumed)
+            case Self.cpuBasis:
+                rules[p.basis] = .init(profile: "cpu", reason: "Core ML can run a whole model on the CPU (MLComputeUnits.cpuOnly), so every op of a model it loads has a CPU implementation",
+                                       source: "https://developer.apple.com/documentation/coreml/mlcomputeunits/cpuonly", confidence: .documented)
+            default:
+                break
+            }
+        }
         return AuditReport(model: modelName, target: target.rawValue, computeUnits: options.computeUnits.rawValue,
                            allowedUnits: units.map(\.rawValue), chip: cost.chip,
                            inputShapes: options.inputShapes.map(\.description), profiles: references, nodes: nodes,
                            partitions: partitions, summary: summary, rules: rules)
+    }
+
+    static let assumedBasis = "no-known-blocker"
+    static let cpuBasis = "cpu-runs-core-ml"
+
+    /// What a node's placement rests on: the unit profile's own support entry for the op (positive evidence), Core
+    /// ML's CPU fallback, or only the absence of a known blocker (`assumed`).
+    func placement(_ e: Entry) -> AuditReport.Placement? {
+        guard !e.isConstant, let unit = e.unit, let profile = profiles[unit] else { return nil }
+        if let entry = profile.unitSupportEntry(opType: e.node.opType, domain: e.node.domain) {
+            return .init(confidence: entry.confidence, basis: entry.id)
+        }
+        if unit == .cpu { return .init(confidence: .documented, basis: Self.cpuBasis) }
+        return .init(confidence: .assumed, basis: Self.assumedBasis)
+    }
+
+    /// The rules keeping counted nodes off the target, grouped by rule id, most nodes first, each with the one
+    /// action that fixes it (the pin suggestion, filled in by a second audit, replaces the static-shape action).
+    func blockers(_ nodes: [AuditReport.NodeReport], target: ComputeUnit) -> [AuditReport.Blocker] {
+        var order: [String] = []
+        var members: [String: [Int]] = [:]
+        var first: [String: Finding] = [:]
+        for (i, n) in nodes.enumerated() where !n.constant && n.unit != target.rawValue {
+            var ids: [String] = []
+            for f in entries[i].verdicts[target]?.failures ?? [] where !ids.contains(f.rule) {
+                ids.append(f.rule)
+                if first[f.rule] == nil { first[f.rule] = f }
+            }
+            if ids.isEmpty {
+                let id = entries[i].moveNote != nil ? "transition-smoothing" : "preference"
+                ids = [id]
+            }
+            for id in ids {
+                if members[id] == nil { order.append(id) }
+                members[id, default: []].append(i)
+            }
+        }
+        var result: [AuditReport.Blocker] = []
+        for id in order {
+            let list = members[id]!
+            let f = first[id]
+            let details = list.compactMap { i in entries[i].verdicts[target]?.failures.first { $0.rule == id }?.detail }
+            result.append(.init(
+                rule: id,
+                reason: f?.reason ?? (id == "transition-smoothing"
+                    ? "moved by transition smoothing: the cost model estimates the saved unit switches outweigh the slower unit"
+                    : "runs on \(target.rawValue) but another allowed unit was preferred"),
+                confidence: f?.confidence, source: f?.source ?? "docs/AUDIT.md#assignment",
+                nodes: list.count, loadBlocking: list.filter { nodes[$0].unit == "unsupported" }.count,
+                examples: list.prefix(3).map { ReportFormat.nodeName(nodes[$0]) },
+                action: action(rule: id, target: target, details: details)))
+        }
+        return result.sorted { ($0.nodes, $0.loadBlocking) > ($1.nodes, $1.loadBlocking) }
+    }
+
+    /// The one thing that moves a blocked node, by the rule's kind.
+    func action(rule id: String, target: ComputeUnit, details: [String]) -> String {
+        func mostCommon(_ items: [String]) -> String {
+            var count: [String: Int] = [:]
+            for d in items { count[d, default: 0] += 1 }
+            let top = count.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(2)
+            return top.map { $0.value > 1 ? "\($0.key) (×\($0.value))" : $0.key }.joined(separator: "; ")
+        }
+        if id.hasPrefix("coreml-") || id.hasPrefix("mil-") {
+            return "change the model so mlpkg's Core ML exporter can lower it: " + mostCommon(details)
+        }
+        switch id {
+        case "no-rule":
+            return "replace the op with ops that convert (`mlpkg profiles core-ml`), or declare it in a --profile-file if you know it converts"
+        case "transition-smoothing":
+            return "none needed: short runs moved to save unit switches (estimate)"
+        case "preference":
+            return "none: put \(target.rawValue) first with --profile \(target.rawValue)"
+        default:
+            break
+        }
+        guard let rule = profiles[target]?.rules.first(where: { $0.id == id }) else { return mostCommon(details) }
+        let ops = rule.ops.map { $0.joined(separator: ", ") } ?? "these ops"
+        switch rule.kind {
+        case .never: return "none in the model as is: \(ops) stay off \(target.rawValue); replace them or accept the fallback"
+        case .staticShape: return "pin every dynamic input with --input-shape, at the sizes you deploy with"
+        case .maxDim: return "keep every dim at or below \(rule.max ?? 0) (e.g. split the tensor): " + mostCommon(details)
+        case .maxRank: return "keep tensors at rank \(rule.max ?? 0) or below: " + mostCommon(details)
+        case .attribute: return "use \(rule.attribute ?? "the attribute") ≤ \(rule.eachAtMost ?? 0): " + mostCommon(details)
+        case .spatialExtent: return "shrink the spatial dims to \(rule.max ?? 0) or below before this op (e.g. a strided pool first)"
+        case .resizeScale: return "upsample in steps of at most \(rule.max ?? 0)×"
+        case .dtypes: return "cast the inputs to \((rule.allowed ?? []).joined(separator: " or ")) first: " + mostCommon(details)
+        case .constantInputs: return "make the inputs constant (fold them, or pin input shapes so they fold): " + mostCommon(details)
+        case .inputRank: return "use a supported rank: " + mostCommon(details)
+        }
     }
 
     func nodeReport(_ e: Entry, target: ComputeUnit) -> AuditReport.NodeReport {
@@ -111,7 +231,7 @@ extension AuditRun {
         }
         return AuditReport.NodeReport(
             name: e.node.name, label: e.node.label(index: e.index), opType: e.node.opType, domain: e.node.domain,
-            graph: e.graph, index: e.index, constant: e.node.isConstant, unit: e.unit?.rawValue ?? "unsupported",
+            graph: e.graph, index: e.index, constant: e.isConstant, unit: e.unit?.rawValue ?? "unsupported",
             preferredUnit: e.moveNote != nil ? e.preferred?.rawValue : nil, reasons: reasons(e), notChecked: notChecked(e),
             verdicts: verdicts, inputs: e.facts.inputs.filter(\.isPresent).map(describe),
             outputs: e.facts.outputs.filter(\.isPresent).map(describe), flops: e.work.flops,

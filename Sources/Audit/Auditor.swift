@@ -62,23 +62,26 @@ public enum Auditor {
             throw AuditError(error.description)
         }
         var run = AuditRun(input: input, units: units, profiles: profiles, cost: cost)
-        if options.coreMLLowering { run.coreMLRefusals = coreMLRefusals(input.model) }
+        if options.coreMLLowering, let outcomes = coreMLOutcomes(input.model) {
+            run.coreMLOutcomes = outcomes
+            run.gated = true
+        }
         run.collect(graph: input.model.graph, path: "")
         return run.report(modelName: modelName, options: options)
     }
 }
 
 extension Auditor {
-    /// The Core ML exporter's refusals by the node's first output: the lowering registry `export --format coreml`
-    /// uses decides whether a node converts to an ML Program at all (at the lowest target the model's weights need),
-    /// so the audit and the exporter cannot disagree. Nodes folded away before lowering convert trivially.
-    static func coreMLRefusals(_ model: Model) -> [String: LoweringRefusal] {
-        guard let (outcomes, _) = try? CoreMLExporter.lower(model, options: .init(), planOnly: true) else { return [:] }
-        var refusals: [String: LoweringRefusal] = [:]
-        for o in outcomes where o.index >= 0 {
-            if case .refused(let r) = o.verdict { refusals[o.outputName] = r }
-        }
-        return refusals
+    /// The Core ML exporter's verdict on every main-graph node, by the node's first output: the lowering registry
+    /// `export --format coreml` uses decides whether a node converts to an ML Program at all (at the lowest target
+    /// the model's weights need), and which rule says so, so the audit and the exporter cannot disagree. Nil when
+    /// the model cannot be planned at all (the audit then falls back to the base profile's rules).
+    static func coreMLOutcomes(_ model: Model) -> [String: CoreMLNodeOutcome]? {
+        guard let (outcomes, _) = try? CoreMLExporter.lower(model, options: .init(), planOnly: true),
+              outcomes.contains(where: { $0.index >= 0 }) else { return nil }
+        var table: [String: CoreMLNodeOutcome] = [:]
+        for o in outcomes where o.index >= 0 && table[o.outputName] == nil { table[o.outputName] = o }
+        return table
     }
 }
 
@@ -94,6 +97,10 @@ struct AuditRun {
         var unit: ComputeUnit?
         var preferred: ComputeUnit?
         var moveNote: String?
+        /// Folded to constants before conversion (the Core ML gate said so): computes nothing at run time.
+        var folded = false
+        /// A Constant node or a folded one: a weight, left out of coverage, partitions and transitions.
+        var isConstant: Bool { node.isConstant || folded }
     }
 
     let input: AuditInput
@@ -101,8 +108,11 @@ struct AuditRun {
     let profiles: [ComputeUnit: Profile]
     let cost: CostModel
     let constantTensors: [String: Tensor]
-    /// The Core ML exporter's refusals by the node's first output (main graph); empty when the gate is off.
-    var coreMLRefusals: [String: LoweringRefusal] = [:]
+    /// The Core ML exporter's verdicts by the node's first output (main graph); empty when the gate is off.
+    var coreMLOutcomes: [String: CoreMLNodeOutcome] = [:]
+    /// The Core ML gate decides what converts: the base profile's support entries and rules are not consulted
+    /// (the lowering rules replace them), and unit profiles say only where a converting node runs.
+    var gated = false
     /// Verdicts of function calls by call signature.
     final class VerdictCache { var table: [String: AuditReport.UnitVerdict] = [:] }
     let functionVerdicts = VerdictCache()
@@ -125,18 +135,37 @@ struct AuditRun {
         constantTensors = tensors
     }
 
-    /// The Core ML gate's finding for a node: a failure where a precondition is known to fail (or the node sits
-    /// inside one that cannot be lowered), "not checked" where the exporter lacks a type or value.
-    func coreMLFinding(_ node: Node, path: String, inherited: Finding?) -> (Finding, failed: Bool)? {
-        if let inherited { return (inherited, true) }
-        guard path.isEmpty, let output = node.outputs.first, let refusal = coreMLRefusals[output] else { return nil }
-        let finding = Finding(
-            rule: "coreml-lowering", profile: "core-ml",
-            detail: refusal.unknown ? "not checked (unknown: \(refusal.reason))" : refusal.reason,
-            reason: "mlpkg's Core ML exporter has no valid lowering for this node, so it cannot be part of an ML Program",
-            source: "docs/COREML.md", confidence: .documented)
-        return (finding, !refusal.unknown)
+    enum GateVerdict { case converts, fails, unchecked }
+
+    /// The Core ML gate's finding for a node: the lowering rule it converts by, a failure where a precondition is
+    /// known to fail (or the node sits inside a control-flow node, which is not lowered), "not checked" where the
+    /// exporter lacks a type or value.
+    func coreMLFinding(_ node: Node, path: String, inherited: Finding?) -> (Finding, GateVerdict)? {
+        if let inherited { return (inherited, .fails) }
+        guard gated, path.isEmpty, let output = node.outputs.first else { return nil }
+        func finding(_ rule: LoweringRule, _ detail: String) -> Finding {
+            Finding(rule: rule.id, profile: "core-ml", detail: detail, reason: rule.says, source: rule.source,
+                    confidence: .documented)
+        }
+        let rules = Self.loweringRules
+        guard let outcome = coreMLOutcomes[output] else {
+            // Removed before lowering: folded into its producer (BatchNormalization into Conv) or never used.
+            return (finding(CoreMLLimits.folded, "removed before lowering (folded into another node, or unused)"), .converts)
+        }
+        let rule = rules[outcome.rule] ?? CoreMLLimits.noLowering
+        switch outcome.verdict {
+        case .folded:
+            return (finding(rule, "folded to constants before lowering"), .converts)
+        case .lowered:
+            return (finding(rule, "\(RuleEvaluator.opLabel(node)) lowers to MIL \(rule.milOps)"), .converts)
+        case .refused(let refusal):
+            if refusal.unknown { return (finding(rule, "not checked (unknown: \(refusal.reason))"), .unchecked) }
+            return (finding(rule, refusal.reason), .fails)
+        }
     }
+
+    static let loweringRules: [String: LoweringRule] = Dictionary(
+        LoweringRegistry.rules.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
 
     mutating func collect(graph: Graph, path: String, inherited: Finding? = nil) {
         var indices: [Int] = []
@@ -148,24 +177,33 @@ struct AuditRun {
             var verdicts: [ComputeUnit: AuditReport.UnitVerdict] = [:]
             for unit in units { verdicts[unit] = verdict(facts, profile: profiles[unit]!, depth: 0) }
             let gate = coreMLFinding(node, path: path, inherited: inherited)
-            if let (finding, failed) = gate {
+            if let (finding, verdict) = gate {
                 for unit in units {
-                    if failed {
+                    switch verdict {
+                    case .fails:
                         verdicts[unit]!.failures.insert(finding, at: 0)
                         verdicts[unit]!.supported = false
-                    } else {
+                    case .unchecked:
                         verdicts[unit]!.unchecked.insert(finding, at: 0)
+                    case .converts:
+                        break
+                    }
+                    if gated, verdict != .fails {
+                        // The lowering is what makes the node convertible; unit rules decide where it runs.
+                        verdicts[unit]!.support = finding
+                        verdicts[unit]!.supported = verdicts[unit]!.failures.isEmpty
                     }
                 }
             }
             var childInherited = inherited
-            if childInherited == nil, let (finding, failed) = gate, failed {
-                childInherited = Finding(rule: finding.rule, profile: finding.profile,
+            if childInherited == nil, let (finding, verdict) = gate, verdict == .fails {
+                let rule = CoreMLLimits.subgraph
+                childInherited = Finding(rule: rule.id, profile: finding.profile,
                                          detail: "inside \(node.opType) '\(node.name.isEmpty ? node.outputs.first ?? "" : node.name)': \(finding.detail)",
-                                         reason: finding.reason, source: finding.source, confidence: finding.confidence)
+                                         reason: rule.says, source: rule.source, confidence: .documented)
             }
             entries.append(Entry(node: node, graph: path, index: index, verdicts: verdicts, work: Work(facts),
-                                 facts: facts))
+                                 facts: facts, folded: gate?.0.rule == CoreMLLimits.folded.id))
             indices.append(entries.count - 1)
             for attribute in node.attributes {
                 switch attribute.value {
@@ -196,7 +234,9 @@ struct AuditRun {
         }
         var failures: [Finding] = []
         var unchecked: [Finding] = []
-        for rule in profile.rules(opType: f.node.opType, domain: f.node.domain) {
+        // Under the Core ML gate the base profile's conversion rules give way to the lowering rules.
+        let base = gated && profile.chain.count > 1 ? profile.chain[0] : nil
+        for rule in profile.rules(opType: f.node.opType, domain: f.node.domain) where rule.profile != base {
             switch RuleEvaluator.evaluate(rule, f) {
             case .pass: break
             case .fail(let detail): failures.append(Finding(rule: rule, detail: detail))
@@ -204,6 +244,10 @@ struct AuditRun {
             }
         }
         let entry = profile.supportEntry(opType: f.node.opType, domain: f.node.domain)
+        if gated {
+            // Convertibility is the gate's; a unit profile's own entry is still positive evidence for placement.
+            return .init(supported: failures.isEmpty, support: nil, failures: failures, unchecked: unchecked)
+        }
         if entry == nil {
             failures.insert(Finding(
                 rule: "no-rule", profile: profile.name, detail: "no rule for \(RuleEvaluator.opLabel(f.node))",
@@ -290,10 +334,10 @@ struct AuditRun {
             entries[i].preferred = units.first { entries[i].verdicts[$0]?.supported == true }
             entries[i].unit = entries[i].preferred
         }
-        let compute = members.filter { !entries[$0].node.isConstant }
+        let compute = members.filter { !entries[$0].isConstant }
         smooth(compute)
         // Constant nodes go with their first consumer in the graph (they are weights and move with it).
-        for i in members where entries[i].node.isConstant {
+        for i in members where entries[i].isConstant {
             let outputs = Set(entries[i].node.outputs)
             let consumer = compute.first { c in entries[c].node.inputs.contains(where: outputs.contains) }
             if let consumer, let unit = entries[consumer].unit, entries[i].verdicts[unit]?.supported == true {

@@ -21,6 +21,8 @@ public struct CoreMLNodeOutcome: Sendable, Equatable {
     public var verdict: Verdict
     /// The node's first output (how the audit matches nodes; folding may renumber them).
     public var outputName: String = ""
+    /// The rule that decided the verdict: the lowering's (`mil-…`) or a limit or refusal for all (`coreml-…`).
+    public var rule: String = ""
 }
 
 /// A node that cannot be exported, for the error message.
@@ -153,7 +155,8 @@ public enum CoreMLExporter {
             if case .refused = verdict { failed = true }
             outcomes.append(CoreMLNodeOutcome(index: index, name: node.name.isEmpty ? node.outputs.first ?? "" : node.name,
                                               opType: node.opType, verdict: verdict,
-                                              outputName: node.outputs.first.map { origin[$0] ?? $0 } ?? ""))
+                                              outputName: node.outputs.first.map { origin[$0] ?? $0 } ?? "",
+                                              rule: Self.rule(of: verdict, node)))
         }
         guard !failed, !planOnly else { return (outcomes, nil) }
 
@@ -208,6 +211,15 @@ public enum CoreMLExporter {
         }
     }
 
+    /// The rule id a node's verdict cites.
+    static func rule(of verdict: CoreMLNodeOutcome.Verdict, _ node: Node) -> String {
+        switch verdict {
+        case .folded: return CoreMLLimits.folded.id
+        case .lowered: return LoweringRegistry.byOpType[node.opType]?.rule.id ?? CoreMLLimits.noLowering.id
+        case .refused(let r): return r.rule ?? LoweringRegistry.byOpType[node.opType]?.rule.id ?? CoreMLLimits.noLowering.id
+        }
+    }
+
     /// One node: folded (all outputs known), lowered (emitted when `emit`), or refused with the reason.
     private static func lowerNode(_ node: Node, inference: ShapeInferenceResult, table: ValueTable, builder: MILBuilder,
                                   opset: Int, target: DeploymentTarget, compute: MILDataType, emit: Bool,
@@ -220,7 +232,7 @@ public enum CoreMLExporter {
         }
         if node.isConstant, let sparse = node.constantSparseTensor, let out = node.outputs.first {
             guard let dense = densify(sparse) else {
-                return .refused(LoweringRefusal("sparse constant with indices Core ML cannot densify"))
+                return .refused(LoweringRefusal("sparse constant with indices Core ML cannot densify", rule: CoreMLLimits.constant.id))
             }
             table.addConstant(out, ConstantValue(tensor: dense))
             return .folded
@@ -234,17 +246,26 @@ public enum CoreMLExporter {
         do throws(LoweringRefusal) {
             guard node.domain.isEmpty || node.domain == "ai.onnx" else {
                 if functions.contains(node.domain + ":" + node.opType) {
-                    throw LoweringRefusal("model-local function \(node.domain):\(node.opType) is not inlined for Core ML")
+                    throw LoweringRefusal("model-local function \(node.domain):\(node.opType) is not inlined for Core ML", rule: CoreMLLimits.customDomain.id)
                 }
-                throw LoweringRefusal("custom domain '\(node.domain)' has no Core ML lowering")
+                throw LoweringRefusal("custom domain '\(node.domain)' has no Core ML lowering", rule: CoreMLLimits.customDomain.id)
             }
             guard !node.attributes.contains(where: { !$0.value.subgraphs.isEmpty }) else {
-                throw LoweringRefusal("control flow (subgraphs) is not lowered")
+                throw LoweringRefusal("control flow (subgraphs) is not lowered", rule: CoreMLLimits.controlFlow.id)
             }
             guard let lowering = LoweringRegistry.byOpType[node.opType] else {
-                throw LoweringRefusal("no Core ML lowering for \(node.opType)")
+                throw LoweringRefusal("no Core ML lowering for \(node.opType)", rule: CoreMLLimits.noLowering.id)
             }
-            let emission = try lowering.plan(view)
+            try CoreMLLimits.checkRanks(view)
+            try lowering.rule.check(view)
+            let emission: Emission
+            do throws(LoweringRefusal) {
+                emission = try lowering.plan(view)
+            } catch {
+                var refusal = error
+                if refusal.rule == nil { refusal.rule = lowering.rule.id }
+                throw refusal
+            }
             if emit {
                 let results = try emission(Emitter(view: view, builder: builder))
                 for (name, v) in zip(node.outputs, results) where !name.isEmpty {

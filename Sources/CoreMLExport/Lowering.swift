@@ -9,11 +9,14 @@ public struct LoweringRefusal: Error, Sendable, Equatable, CustomStringConvertib
     /// The refusal comes from something not known before run time (a dynamic dim, an untyped value), not from a
     /// precondition that is known to fail: the audit reports it as "not checked".
     public var unknown: Bool
+    /// The rule that refuses (a `LoweringRule` id); nil until the exporter names the lowering that threw it.
+    public var rule: String?
 
-    public init(_ reason: String, needs: DeploymentTarget? = nil, unknown: Bool = false) {
+    public init(_ reason: String, needs: DeploymentTarget? = nil, unknown: Bool = false, rule: String? = nil) {
         self.reason = reason
         self.needs = needs
         self.unknown = unknown
+        self.rule = rule
     }
 
     public var description: String { reason }
@@ -29,6 +32,8 @@ typealias Emission = (Emitter) throws(LoweringRefusal) -> [MILVar?]
 protocol OpLowering {
     /// ONNX op types (default domain) this lowering handles.
     static var opTypes: [String] { get }
+    /// The MIL definition the lowering follows, with its type and rank conditions (LoweringRules.swift).
+    static var rule: LoweringRule { get }
     static func plan(_ node: NodeView) throws(LoweringRefusal) -> Emission
 }
 
@@ -159,4 +164,19 @@ public enum LoweringRegistry {
 
     /// Every ONNX op type with a lowering (for docs and the audit).
     public static var opTypes: [String] { byOpType.keys.sorted() }
+
+    /// Every rule a Core ML verdict can cite: each lowering's, then the limits and refusals that hold for all.
+    public static var rules: [LoweringRule] {
+        lowerings.map { $0.rule } + [CoreMLLimits.maxRankRule, CoreMLLimits.noLowering, CoreMLLimits.controlFlow,
+                                     CoreMLLimits.subgraph, CoreMLLimits.customDomain, CoreMLLimits.folded,
+                                     CoreMLLimits.constant]
+    }
+
+    /// The ONNX op types a lowering rule covers.
+    public static func opTypes(ofRule id: String) -> [String] {
+        lowerings.first { $0.rule.id == id }?.opTypes.sorted() ?? []
+    }
+
+    /// The rule of the lowering for an op type, if any.
+    public static func rule(forOpType opType: String) -> LoweringRule? { byOpType[opType]?.rule }
 }

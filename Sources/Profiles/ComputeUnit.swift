@@ -38,4 +38,7 @@ public enum Confidence: String, Sendable, Codable, CaseIterable {
     case observed
     /// Community knowledge that could not be traced to a measurement.
     case community
+    /// No source says so: the audit knows of nothing that prevents it (a placement that rests on "no known
+    /// blocker"). Reports count these apart; a device measurement is the only way to confirm them.
+    case assumed
 }

@@ -38,6 +38,13 @@ public struct Profile: Sendable, Equatable {
         return support.first { Self.normalizedDomain($0.domain ?? "") == domain && $0.ops.contains(opType) }
     }
 
+    /// A unit profile's own entry for the op: positive evidence that it runs on the unit (not only that it
+    /// converts), or nil when the placement rests on no known blocker alone.
+    public func unitSupportEntry(opType: String, domain: String) -> SupportEntry? {
+        let domain = Self.normalizedDomain(domain)
+        return support.first { $0.unitLevel && Self.normalizedDomain($0.domain ?? "") == domain && $0.ops.contains(opType) }
+    }
+
     /// The rules covering a node of this op type and domain, in declaration order (base profile first).
     public func rules(opType: String, domain: String) -> [Rule] {
         rules.filter { $0.applies(opType: opType, domain: domain) }

@@ -33,6 +33,15 @@ public struct SupportEntry: Codable, Sendable, Equatable {
     public var source: String
     public var confidence: Confidence
     public var note: String?
+    /// The profile that declared the entry (set when a profile is resolved; not part of the file).
+    public var profile: String = ""
+    /// Declared by a unit profile (positive evidence that the ops run on that unit), not by the base profile that
+    /// says only what converts (set when a profile is resolved).
+    public var unitLevel = false
+
+    enum CodingKeys: String, CodingKey {
+        case id, domain, ops, maps, source, confidence, note
+    }
 
     public init(id: String, domain: String? = nil, ops: [String], maps: String? = nil, source: String,
                 confidence: Confidence, note: String? = nil) {

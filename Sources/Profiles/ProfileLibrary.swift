@@ -153,7 +153,11 @@ public enum ProfileLibrary {
                 rule.profile = d.name
                 rules.append(rule)
             }
-            support += d.support ?? []
+            for var entry in d.support ?? [] {
+                entry.profile = d.name
+                entry.unitLevel = d.unit != nil || d.name != chain[0].name
+                support.append(entry)
+            }
             unit = d.unit ?? unit
             precision = d.precision ?? precision
             transfer = d.transfer ?? transfer

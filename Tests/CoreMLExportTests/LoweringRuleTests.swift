@@ -1,0 +1,95 @@
+@testable import CoreMLExport
+import GraphIR
+import Testing
+
+/// Every condition a lowering rule states, positive and negative: each MIL element type mlpkg's programs use (fp16,
+/// fp32, int32, bool) passes a rule's type check exactly when the cited definition's type domain holds it, and each
+/// stated rank bound passes at its ends and fails just outside them.
+@Suite struct LoweringRuleTests {
+    static let dtypes: [(MILDataType, DataType)] = [(.fp16, .float16), (.fp32, .float), (.int32, .int32), (.bool, .bool)]
+
+    /// A node of `op` whose inputs (arity `arity`) have the given ONNX type and shape.
+    static func view(_ op: String, arity: Int, type: DataType, shape: [Int], position: Int, other: DataType = .float) -> NodeView {
+        var types: [String: ValueType] = [:]
+        for i in 0..<arity {
+            types["in\(i)"] = .tensor(TensorType(elementType: i == position ? type : other, shape: shape.map { .value($0) }))
+        }
+        let table = ValueTable(types: types, compute: .fp32, target: .iOS15)
+        let node = Node(name: "n", opType: op, inputs: (0..<arity).map { "in\($0)" }, outputs: ["y"])
+        return NodeView(node: node, opset: 17, target: .iOS15, compute: .fp32, values: table)
+    }
+
+    static func passes(_ rule: LoweringRule, _ v: NodeView) -> Bool {
+        do throws(LoweringRefusal) {
+            try rule.check(v)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    @Test("type domains: every (lowering, op, input, dtype) passes iff the definition allows the dtype")
+    func typeDomains() throws {
+        var checked = 0
+        for lowering in LoweringRegistry.lowerings {
+            let rule = lowering.rule
+            for op in lowering.opTypes {
+                guard let domains = rule.inputTypes[op] ?? rule.inputTypes["*"] else { continue }
+                let arity = (domains.keys.max() ?? 0) + 1
+                for (position, allowed) in domains {
+                    for (mil, onnx) in Self.dtypes {
+                        // The other inputs get a type their own domains allow, so only `position` is under test.
+                        let other = Self.dtypes.first { d in domains.filter { $0.key != position }.values.allSatisfy { $0.contains(d.0) } }?.1 ?? .float
+                        // A rank the rule's own bound allows, so only the type is under test.
+                        let bound = rule.ranks[op] ?? rule.ranks["*"] ?? 4...4
+                        let shape = Array([1, 2, 3, 3, 2].prefix(bound.contains(4) ? 4 : bound.lowerBound))
+                        let v = Self.view(op, arity: arity, type: onnx, shape: shape, position: position, other: other)
+                        #expect(Self.passes(rule, v) == allowed.contains(mil),
+                                "\(rule.id) \(op) input \(position) \(mil): expected \(allowed.contains(mil) ? "pass" : "refusal")")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        #expect(checked > 300)
+    }
+
+    @Test("rank bounds: each passes at both ends and fails one outside them")
+    func rankBounds() throws {
+        var checked = 0
+        for lowering in LoweringRegistry.lowerings {
+            let rule = lowering.rule
+            for op in lowering.opTypes {
+                guard let range = rule.ranks[op] ?? rule.ranks["*"] else { continue }
+                let type: DataType = (rule.inputTypes[op] ?? rule.inputTypes["*"])?[0]?.contains(.fp32) == false ? .bool : .float
+                for rank in [range.lowerBound - 1, range.lowerBound, range.upperBound, range.upperBound + 1] where rank >= 0 {
+                    let v = Self.view(op, arity: 1, type: type, shape: Array(repeating: 2, count: rank), position: 0)
+                    #expect(Self.passes(rule, v) == range.contains(rank), "\(rule.id) \(op) rank \(rank)")
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked >= 40)
+    }
+
+    @Test("every tensor has rank 5 at most (every lowering)")
+    func maxRank() throws {
+        for rank in [5, 6] {
+            let v = Self.view("Relu", arity: 1, type: .float, shape: Array(repeating: 1, count: rank), position: 0)
+            var refused: LoweringRefusal?
+            do throws(LoweringRefusal) { try CoreMLLimits.checkRanks(v) } catch { refused = error }
+            #expect((refused == nil) == (rank == 5))
+            if rank == 6 { #expect(refused?.rule == "coreml-max-rank") }
+        }
+    }
+
+    @Test("every lowering names a rule with a source and what it says; ids are unique")
+    func rulesAreCited() throws {
+        let rules = LoweringRegistry.rules
+        #expect(Set(rules.map(\.id)).count == rules.count)
+        for rule in rules {
+            #expect(!rule.says.isEmpty && !rule.source.isEmpty && !rule.milOps.isEmpty, "\(rule.id)")
+            #expect(rule.id.hasPrefix("mil-") || rule.id.hasPrefix("coreml-"))
+        }
+    }
+}
