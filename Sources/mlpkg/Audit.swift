@@ -61,13 +61,11 @@ struct AuditCommand: ParsableCommand {
             } else {
                 graphModel = try ONNXImporter.load(path: model)
             }
-            let input: AuditInput
             do {
-                input = try AuditInput.forModel(graphModel, pinning: inputShape.pins)
-            } catch {
+                report = try AuditAdvice.audit(graphModel, pins: inputShape.pins, modelName: model, options: options)
+            } catch let error as PinError {
                 throw UsageFailure(message: "\(model): \(error)")
             }
-            report = try Auditor.audit(input, modelName: model, options: options)
         } catch let failure as CommandFailure {
             throw failure
         } catch let failure as UsageFailure {
