@@ -27,12 +27,38 @@ public enum AuditHTML {
             .strip{display:flex;height:26px;border:1px solid #9ca3af;margin:6px 0;max-width:960px}
             .strip div{color:#fff;font-size:11px;overflow:hidden;white-space:nowrap;padding:5px 3px;box-sizing:border-box;border-right:1px solid #fff}
             .big{font-size:22px;font-weight:700}
+            .warn{color:#b91c1c;font-weight:600}.suggest{background:#ecfdf5;border:1px solid #10b981;padding:6px 10px;max-width:1100px}
+            #fallbacks{border-left:6px solid #7c3aed}svg.graph{background:#ecfeff}details{margin:8px 0}summary{cursor:pointer;font-weight:600}
             </style></head><body>
             <h1>Compute-unit audit: \(escape(r.model))</h1>
             <p class="meta">target <b>\(escape(r.target))</b> · compute units \(escape(r.computeUnits)) (\(escape(r.allowedUnits.joined(separator: ", ")))) · profiles \(escape(r.profiles.map(\.name).joined(separator: ", "))) · chip \(escape(r.chip))\(r.inputShapes.isEmpty ? "" : " · --input-shape " + escape(r.inputShapes.joined(separator: " ")))</p>
-            <p><span class="big" id="coverage">\(ReportFormat.percent(s.coverage))</span> of \(s.nodes) nodes on \(escape(r.target)) (+\(s.constantNodes) constant nodes, not counted)\(s.flops.coverage.map { " · " + ReportFormat.percent($0) + " of " + ReportFormat.flops(s.flops.total) + " (FLOPs known for \(s.flops.knownNodes) nodes)" } ?? "")</p>
-            <p class="legend">
+            <p><span class="big" id="coverage">\(ReportFormat.exactPercent(s.coverageExact ?? s.coverage))</span> \(escape(ReportFormat.coverageLine(r)))\(s.flops.coverage.map { " · " + ReportFormat.percent($0) + " of " + ReportFormat.flops(s.flops.total) + " (FLOPs known for \(s.flops.knownNodes) nodes)" } ?? "")</p>
+
             """
+        if let p = ReportFormat.placementLine(s) { out += "<p class=\"meta\" id=\"placement\">placement on \(escape(r.target)): \(escape(p))</p>\n" }
+        if let b = ReportFormat.loadBlockingLine(r) { out += "<p class=\"warn\" id=\"load-blocking\">\(escape(b))</p>\n" }
+        if let p = ReportFormat.suggestionLine(r) { out += "<p class=\"suggest\" id=\"suggestion\"><b>Suggestion:</b> \(escape(p))</p>\n" }
+        if let blockers = s.blockers, !blockers.isEmpty {
+            out += "<h2>Blockers on \(escape(r.target))</h2>\n<table id=\"blockers\"><tr><th>rule</th><th class=\"num\">nodes</th><th class=\"num\">load-blocking</th><th>what to do</th><th>why (source)</th></tr>\n"
+            for b in blockers {
+                let why = b.reason + (b.confidence.map { " (\($0.rawValue): \(b.source))" } ?? " (\(b.source))")
+                out += "<tr><td>\(escape(b.rule))</td><td class=\"num\">\(b.nodes)</td><td class=\"num\">\(b.loadBlocking)</td><td>\(escape(b.action))</td><td>\(linked(why))</td></tr>\n"
+            }
+            out += "</table>\n"
+        }
+
+        let fallbacks = r.fallbacks
+        out += "<h2>Fallbacks: \(fallbacks.count) node(s) not on \(escape(r.target))</h2>\n"
+        out += "<table id=\"fallbacks\"><tr><th>node</th><th>op</th><th>unit</th><th>reasons and sources</th></tr>\n"
+        for n in fallbacks {
+            out += "<tr class=\"fallback\" data-node=\"\(escape(ReportFormat.nodeName(n)))\"><td>\(escape(ReportFormat.nodeName(n)))</td><td>\(escape(n.domain.isEmpty ? n.opType : n.domain + ":" + n.opType))</td><td>\(badge(n.unit))</td><td><ul class=\"reasons\">"
+            for reason in n.reasons { out += "<li>\(linked(reason))</li>" }
+            out += "</ul></td></tr>\n"
+        }
+        if fallbacks.isEmpty { out += "<tr><td colspan=\"4\">every node runs on \(escape(r.target))</td></tr>\n" }
+        out += "</table>\n"
+        out += "<h2>Units</h2>\n<p class=\"legend\">"
+
         for unit in ReportFormat.unitOrder {
             out += "<span><span class=\"sw\" style=\"background:\(colors[unit]!)\"></span>\(unit) \(s.nodesByUnit[unit] ?? 0)</span>"
         }
@@ -53,7 +79,7 @@ public enum AuditHTML {
         }
         out += "</table>\n"
 
-        out += "<h2>Graph</h2>\n"
+        out += "<h2>Graph</h2>\n<details id=\"graph\" open><summary>\(r.nodes.count) nodes drawn by unit (hover for the reasons)</summary>\n"
         var graphOrder: [String] = []
         for n in r.nodes where !graphOrder.contains(n.graph) { graphOrder.append(n.graph) }
         for graph in graphOrder {
@@ -61,19 +87,9 @@ public enum AuditHTML {
             if !graph.isEmpty { out += "<h3>subgraph \(escape(graph))</h3>\n" }
             out += svg(r, members: members, graph: graph)
         }
+        out += "</details>\n"
 
-        let fallbacks = r.fallbacks
-        out += "<h2>Fallbacks: \(fallbacks.count) node(s) not on \(escape(r.target))</h2>\n"
-        out += "<table id=\"fallbacks\"><tr><th>node</th><th>op</th><th>unit</th><th>reasons and sources</th></tr>\n"
-        for n in fallbacks {
-            out += "<tr class=\"fallback\" data-node=\"\(escape(ReportFormat.nodeName(n)))\"><td>\(escape(ReportFormat.nodeName(n)))</td><td>\(escape(n.domain.isEmpty ? n.opType : n.domain + ":" + n.opType))</td><td>\(badge(n.unit))</td><td><ul class=\"reasons\">"
-            for reason in n.reasons { out += "<li>\(linked(reason))</li>" }
-            out += "</ul></td></tr>\n"
-        }
-        if fallbacks.isEmpty { out += "<tr><td colspan=\"4\">every node runs on \(escape(r.target))</td></tr>\n" }
-        out += "</table>\n"
-
-        out += "<h2>All nodes</h2>\n<table id=\"nodes\"><tr><th>node</th><th>op</th><th>unit</th><th>inputs</th><th class=\"num\">FLOPs</th></tr>\n"
+        out += "<h2>All nodes</h2>\n<details id=\"all-nodes\"><summary>\(r.nodes.count) nodes with their units, inputs and FLOPs</summary>\n<table id=\"nodes\"><tr><th>node</th><th>op</th><th>unit</th><th>inputs</th><th class=\"num\">FLOPs</th></tr>\n"
         for n in r.nodes {
             var unit = badge(n.unit)
             if n.constant { unit += " constant" }
@@ -81,7 +97,7 @@ public enum AuditHTML {
             let inputs = n.inputs.map { "\($0.name): \($0.type)" }.joined(separator: "; ")
             out += "<tr class=\"node-row\" data-unit=\"\(escape(n.unit))\"><td>\(escape(ReportFormat.nodeName(n)))</td><td>\(escape(n.opType))</td><td>\(unit)</td><td>\(escape(inputs))</td><td class=\"num\">\(n.flops.map(ReportFormat.flops) ?? "?")</td></tr>\n"
         }
-        out += "</table>\n<p class=\"meta\">Times are estimates from peak throughput and bandwidth (docs/AUDIT.md), not measurements. Apple publishes no list of what runs on the Neural Engine; each reason names its source and how far it is established (documented, observed, community).</p>\n</body></html>\n"
+        out += "</table>\n</details>\n<p class=\"meta\">Times are estimates from peak throughput and bandwidth (docs/AUDIT.md), not measurements. Apple publishes no list of what runs on the Neural Engine; each reason names its source and how far it is established (documented, observed, community; assumed: no known blocker).</p>\n</body></html>\n"
         return out
     }
 

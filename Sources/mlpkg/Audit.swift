@@ -17,8 +17,12 @@ struct AuditCommand: ParsableCommand {
         commandName: "audit",
         abstract: "Audit which compute unit (Neural Engine, GPU, CPU) can run each node, with each rule's reason and source.",
         discussion: """
-            Every node (subgraphs included) gets a verdict per allowed compute unit from the profiles' rules; each \
-            rule names its source and confidence (documented, observed, community). Nodes go to the Neural Engine \
+            Every node (subgraphs included) gets a verdict per allowed compute unit: whether it converts comes from \
+            mlpkg's Core ML lowering rules (each citing coremltools' MIL op definition), where it runs from the unit \
+            profiles' rules; each rule names its source and confidence (documented, observed, community). A \
+            placement no source supports is marked assumed. Reports start with the coverage, the nodes that block \
+            loading, the blockers by rule with what fixes each, and pins for dynamic inputs with the coverage a \
+            second audit with them measured. Nodes go to the Neural Engine \
             when it can run them, else the GPU, else the CPU; short runs between two segments of another unit then \
             move when the cost model estimates the saved transfers outweigh the slower unit. Ops no rule covers are \
             reported 'no rule', never assumed to run. Dynamic shapes keep nodes off the Neural Engine: pin them \
@@ -43,12 +47,16 @@ struct AuditCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Exit 3 when the target unit's coverage (percent of nodes) is below this.", valueName: "percent"))
     var minCoverage: Double?
 
+    @Flag(help: "With text or markdown: the summary, blockers, pin suggestion and fallbacks by rule only; compact markdown stays under 60,000 characters (a pull-request comment).")
+    var compact = false
+
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case text, json, markdown, html
     }
 
     func validate() throws {
         if let minCoverage, !(0...100).contains(minCoverage) { throw ValidationError("--min-coverage must be 0 to 100") }
+        if compact, format == .json || format == .html { throw ValidationError("--compact applies to --format text and markdown (json is complete; html folds its node tables)") }
     }
 
     func run() throws {
@@ -77,9 +85,9 @@ struct AuditCommand: ParsableCommand {
         // build the encoder's tree of the whole report in memory (issue 16).
         func render(_ write: (String) throws -> Void) throws {
             switch format {
-            case .text: try write(AuditText.render(report, color: output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil))
+            case .text: try write(AuditText.render(report, color: output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil, compact: compact))
             case .json: try JSONOutput.stream(report, write)
-            case .markdown: try write(AuditMarkdown.render(report))
+            case .markdown: try write(AuditMarkdown.render(report, compact: compact))
             case .html: try write(AuditHTML.render(report))
             }
         }
