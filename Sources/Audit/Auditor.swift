@@ -76,12 +76,31 @@ extension Auditor {
     /// `export --format coreml` uses decides whether a node converts to an ML Program at all (at the lowest target
     /// the model's weights need), and which rule says so, so the audit and the exporter cannot disagree. Nil when
     /// the model cannot be planned at all (the audit then falls back to the base profile's rules).
-    static func coreMLOutcomes(_ model: Model) -> [String: CoreMLNodeOutcome]? {
+    static func coreMLOutcomes(_ model: Model) -> CoreMLOutcomes? {
         guard let (outcomes, _) = try? CoreMLExporter.lower(model, options: .init(), planOnly: true),
               outcomes.contains(where: { $0.index >= 0 }) else { return nil }
-        var table: [String: CoreMLNodeOutcome] = [:]
-        for o in outcomes where o.index >= 0 && table[o.outputName] == nil { table[o.outputName] = o }
+        var table = CoreMLOutcomes()
+        var names: [String: Int] = [:]
+        for o in outcomes where o.index >= 0 {
+            if table.byOutput[o.outputName] == nil { table.byOutput[o.outputName] = o }
+            names[o.name, default: 0] += 1
+        }
+        for o in outcomes where o.index >= 0 && names[o.name] == 1 { table.byName[o.name] = o }
         return table
+    }
+}
+
+/// The exporter's verdicts, found by a node's first output or, when passes renamed outputs (a Conv that absorbed
+/// the BatchNormalization after it writes the BatchNormalization's output), by the node's name.
+struct CoreMLOutcomes {
+    var byOutput: [String: CoreMLNodeOutcome] = [:]
+    var byName: [String: CoreMLNodeOutcome] = [:]
+
+    /// The outcome of `node`; nil when the node was removed before lowering (folded into another, or unused).
+    func outcome(of node: Node, isCall: Bool) -> CoreMLNodeOutcome? {
+        if let output = node.outputs.first, let o = byOutput[output], isCall || o.opType == node.opType { return o }
+        if !node.name.isEmpty, let o = byName[node.name], o.opType == node.opType { return o }
+        return nil
     }
 }
 
@@ -109,7 +128,7 @@ struct AuditRun {
     let cost: CostModel
     let constantTensors: [String: Tensor]
     /// The Core ML exporter's verdicts by the node's first output (main graph); empty when the gate is off.
-    var coreMLOutcomes: [String: CoreMLNodeOutcome] = [:]
+    var coreMLOutcomes = CoreMLOutcomes()
     /// The Core ML gate decides what converts: the base profile's support entries and rules are not consulted
     /// (the lowering rules replace them), and unit profiles say only where a converting node runs.
     var gated = false
@@ -142,13 +161,14 @@ struct AuditRun {
     /// exporter lacks a type or value.
     func coreMLFinding(_ node: Node, path: String, inherited: Finding?) -> (Finding, GateVerdict)? {
         if let inherited { return (inherited, .fails) }
-        guard gated, path.isEmpty, let output = node.outputs.first else { return nil }
+        guard gated, path.isEmpty, !node.outputs.isEmpty else { return nil }
         func finding(_ rule: LoweringRule, _ detail: String) -> Finding {
             Finding(rule: rule.id, profile: "core-ml", detail: detail, reason: rule.says, source: rule.source,
                     confidence: .documented)
         }
         let rules = Self.loweringRules
-        guard let outcome = coreMLOutcomes[output] else {
+        let isCall = input.model.functions.contains { $0.domain == node.domain && $0.name == node.opType }
+        guard let outcome = coreMLOutcomes.outcome(of: node, isCall: isCall) else {
             // Removed before lowering: folded into its producer (BatchNormalization into Conv) or never used.
             return (finding(CoreMLLimits.folded, "removed before lowering (folded into another node, or unused)"), .converts)
         }

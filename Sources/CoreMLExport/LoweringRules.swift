@@ -59,16 +59,16 @@ public enum CoreMLLimits {
 
     /// Why a node has no lowering at all, and nodes folded away before lowering.
     public static let noLowering = LoweringRule(
-        "coreml-no-lowering", mil: "none", source: "docs/COREML.md#lowered-ops",
+        "coreml-no-lowering", mil: "none", source: "docs/COREML.md#lowering-table",
         says: "mlpkg's exporter has no lowering for the op (docs/COREML.md lists every lowered op), so an ML Program cannot hold it")
     public static let controlFlow = LoweringRule(
-        "coreml-control-flow", mil: "cond, while_loop (not written by mlpkg)", source: "docs/COREML.md#lowered-ops",
+        "coreml-control-flow", mil: "cond, while_loop (not written by mlpkg)", source: "docs/COREML.md#lowering-table",
         says: "If, Loop and Scan are not lowered; their subgraphs are not converted")
     public static let subgraph = LoweringRule(
-        "coreml-subgraph", mil: "none", source: "docs/COREML.md#lowered-ops",
+        "coreml-subgraph", mil: "none", source: "docs/COREML.md#lowering-table",
         says: "a node inside a subgraph converts only with its control-flow node, which is not lowered")
     public static let customDomain = LoweringRule(
-        "coreml-custom-domain", mil: "none", source: "docs/COREML.md#lowered-ops",
+        "coreml-custom-domain", mil: "none", source: "docs/COREML.md#lowering-table",
         says: "ops outside the ONNX domain (com.microsoft contrib ops, custom ops, model-local functions not inlined) have no lowering")
     public static let folded = LoweringRule(
         "coreml-folded", mil: "const", source: "docs/COREML.md",

@@ -122,7 +122,8 @@ struct AuditCommand: ParsableCommand {
         let exact = report.summary.coverageExact ?? report.summary.coverage
         if let minCoverage, exact < minCoverage {
             let on = report.summary.nodesOnTarget.map { "\($0) of \(report.summary.nodes) nodes" } ?? "\(report.summary.nodes) nodes"
-            throw GateFailure("\(model): \(report.target) coverage \(ReportFormatting.exactPercent(exact)) (\(on)) is below --min-coverage \(ReportFormatting.exactPercent(minCoverage))")
+            let (a, b) = ReportFormatting.distinct(exact, minCoverage)
+            throw GateFailure("\(model): \(report.target) coverage \(a) (\(on)) is below --min-coverage \(b)")
         }
     }
 }
@@ -140,6 +141,25 @@ enum ReportFormatting {
         while text.hasSuffix("0") { text.removeLast() }
         if text.hasSuffix(".") { text.removeLast() }
         return text + "%"
+    }
+
+    /// Two percentages with as many digits as it takes to tell them apart (at least `exactPercent`'s).
+    static func distinct(_ a: Double, _ b: Double) -> (String, String) {
+        var x = exactPercent(a), y = exactPercent(b)
+        var digits = 5
+        while x == y, digits <= 15 {
+            x = trimmed(String(format: "%.\(digits)f", a)) + "%"
+            y = trimmed(String(format: "%.\(digits)f", b)) + "%"
+            digits += 1
+        }
+        return (x, y)
+    }
+
+    static func trimmed(_ text: String) -> String {
+        var text = text
+        while text.contains("."), text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text
     }
 
     static func percent(_ p: Double) -> String {
