@@ -1,4 +1,5 @@
 @testable import CoreMLExport
+import Foundation
 import GraphIR
 import Testing
 
@@ -90,6 +91,21 @@ import Testing
         for rule in rules {
             #expect(!rule.says.isEmpty && !rule.source.isEmpty && !rule.milOps.isEmpty, "\(rule.id)")
             #expect(rule.id.hasPrefix("mil-") || rule.id.hasPrefix("coreml-"))
+        }
+    }
+
+    @Test("docs/AUDIT.md lists every lowering rule with its ONNX ops and its definition file")
+    func documented() throws {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        let text = try String(contentsOf: url.appendingPathComponent("docs/AUDIT.md"), encoding: .utf8)
+        let rows = text.split(separator: "\n").filter { $0.hasPrefix("| `mil-") || $0.hasPrefix("| `coreml-") }
+        for rule in LoweringRegistry.rules {
+            let row = try #require(rows.first { $0.hasPrefix("| `\(rule.id)` |") }, "docs/AUDIT.md has no row for \(rule.id)")
+            for op in LoweringRegistry.opTypes(ofRule: rule.id) { #expect(row.contains(op), "\(rule.id): \(op)") }
+            if rule.source.hasPrefix(LoweringRule.definitions) {
+                #expect(row.contains(String(rule.source.dropFirst(LoweringRule.definitions.count))), "\(rule.id)")
+            }
         }
     }
 }
