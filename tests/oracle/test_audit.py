@@ -35,13 +35,13 @@ EXPECTED = {
     "cnn.onnx": {"*": GPU},
     # Every value carries [batch, seq, …] (the Reshapes' targets are constant, so batch and seq go through them).
     "transformer.onnx": {"*": GPU},
-    # LSTM/GRU: mlpkg's Core ML exporter has no lowering for them (coreml-lowering, docs/COREML.md), so no unit gets
+    # LSTM/GRU: mlpkg's Core ML exporter has no lowering for them (coreml-no-lowering, docs/COREML.md), so no unit gets
     # them; the unit rules would keep them off the Neural Engine anyway (coremltools#1780, #337).
     "lstm.onnx": {"lstm": UNSUPPORTED},
     "gru.onnx": {"gru": UNSUPPORTED},
     # Everything static; Constant nodes follow their consumers.
     "constant_weights.onnx": {"*": NE},
-    # Control flow: MIL has cond and while_loop, but mlpkg's exporter does not lower subgraphs yet (coreml-lowering);
+    # Control flow: MIL has cond and while_loop, but mlpkg's exporter does not lower subgraphs yet (coreml-control-flow, coreml-subgraph);
     # the nodes of the branches and bodies inherit their parent's verdict.
     "if_branches.onnx": {"*": UNSUPPORTED},
     "loop_scan.onnx": {"*": UNSUPPORTED},
@@ -187,7 +187,7 @@ def test_pinning_flips_dynamic_only_fallbacks(mlpkg, name):
         if fails == {"ane-static-shapes"}:
             assert after[key]["unit"] == NE, (key, after[key]["reasons"])
             flipped += 1
-        if "ane-no-recurrent" in fails or any(r.startswith(("coreml-", "mil-")) for r in fails):
+        if {"ane-no-recurrent", "ane-no-gru"} & fails or any(r.startswith(("coreml-", "mil-")) for r in fails):
             assert after[key]["unit"] != NE
     if name not in ("lstm.onnx", "gru.onnx"):
         assert flipped > 0
@@ -242,7 +242,7 @@ def test_markdown(mlpkg, tmp_path):
     assert "| `coreml-control-flow` | 2 | 2 |" in text and "| `coreml-subgraph` | 6 | 6 |" in text
     assert "### Fallbacks (not on neural-engine): 8" in text
     assert re.search(r"\| `loop` \| Loop \| unsupported \| neural-engine, gpu, cpu: control flow \(subgraphs\) is not lowered — .*docs/COREML\.md#lowering-table\)", text)
-    assert re.search(r"\| `loop` \| Loop \| unsupported \| .*neural-engine, gpu: Loop — .*coremltools/issues/2208\)", text)
+    assert re.search(r"\| `loop` \| Loop \| unsupported \| .*neural-engine: Loop — .*coremltools/issues/2208\)", text)
     assert "| `scan` | Scan | unsupported | neural-engine, gpu, cpu: control flow (subgraphs) is not lowered" in text
     for node in ("loop/body/loop_mul", "scan/body/scan_add"):
         assert f"| `{node}` |" in text
@@ -743,3 +743,34 @@ def test_compact_markdown_stays_under_a_comment(mlpkg, tmp_path):
     assert "<details>" not in compact.stdout
     bad = run([str(mlpkg), "audit", str(path), "--format", "json", "--compact"], tmp_path)
     assert bad.returncode == 2 and "--compact" in bad.stderr
+
+
+ALL_PINNED = sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", ALL_PINNED)
+def test_every_core_ml_verdict_cites_a_lowering_rule_and_every_placement_is_graded(mlpkg, name):
+    """With pinned shapes, each node's Core ML-level verdict (converts or not) cites a lowering rule whose source is
+    coremltools' MIL op definition, ONNX Runtime's rank check or mlpkg's exporter docs; and no node is on the Neural
+    Engine without that support and a graded placement (`assumed` when no source says it runs there)."""
+    report = audit(mlpkg, FIXTURES / name, *pinned(name))
+    rules = report["rules"]
+    for node in report["nodes"]:
+        key = node_key(node)
+        cpu = node["verdicts"][CPU]
+        cited = [cpu["support"]] if cpu.get("support") else []
+        cited += [f for f in cpu["failures"] if f["rule"].startswith(("mil-", "coreml-"))]
+        if node["graph"] == "" and not cited:
+            assert any(f["rule"].startswith(("mil-", "coreml-")) for f in cpu["unchecked"]), (name, key)
+        for finding in cited:
+            rule = rules[finding["rule"]]
+            assert finding["rule"].startswith(("mil-", "coreml-")), (name, key, finding["rule"])
+            assert rule["confidence"] == "documented"
+            assert (rule["source"].startswith("https://github.com/apple/coremltools/blob/main/coremltools/converters/mil/mil/ops/defs/")
+                    or rule["source"].startswith("docs/COREML.md")
+                    or "onnxruntime" in rule["source"]), (finding["rule"], rule["source"])
+        if node["unit"] == NE and not node["constant"]:
+            assert node["verdicts"][NE]["supported"] and node["verdicts"][NE]["support"], (name, key)
+            assert node["placement"]["confidence"] in ("documented", "observed", "community", "assumed"), (name, key)
+    placed = report["summary"].get("placementOnTarget", {})
+    assert sum(placed.values()) == report["summary"]["nodesOnTarget"]

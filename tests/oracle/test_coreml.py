@@ -389,14 +389,15 @@ AUDIT_PINS = {**MODELS, "lstm": {"X": [4, 1, 16]}, "gru": {"X": [4, 1, 16]}, "qd
 
 @pytest.mark.parametrize("model", sorted(AUDIT_PINS))
 def test_audit_core_ml_verdict_equals_exporter_outcome(mlpkg, tmp_path, model):
-    """The audit's coreml-lowering verdicts name exactly the nodes the exporter refuses (none when it succeeds)."""
+    """The audit's Core ML-level refusals (lowering rules, `mil-…` and `coreml-…`) name exactly the nodes the exporter
+    refuses (none when it succeeds)."""
     pins = pin_args(AUDIT_PINS[model])
     proc = run([str(mlpkg), "audit", str(FIXTURES / f"{model}.onnx"), "--format", "json", *pins], tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     # Refused where a precondition is known to fail (a failure) or rests on an unknown type (not checked).
     audited = {n["name"] for n in report["nodes"] if not n["graph"]
-               and any(f["rule"] == "coreml-lowering"
+               and any(f["rule"].startswith(("mil-", "coreml-"))
                        for f in n["verdicts"]["neural-engine"]["failures"] + n["verdicts"]["neural-engine"]["unchecked"])}
     pkg = tmp_path / "m.mlpkg"
     r = run([str(mlpkg), "convert", str(FIXTURES / f"{model}.onnx"), "-o", str(pkg), "--weights", "fp32", "--quiet"], tmp_path)
