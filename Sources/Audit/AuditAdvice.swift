@@ -38,11 +38,12 @@ public enum AuditAdvice {
             pinnedOptions.inputShapes = texts
             guard let pinnedInput = try? AuditInput.forModel(model, pinning: all),
                   let pinned = try? Auditor.audit(pinnedInput, modelName: modelName, options: pinnedOptions) else { continue }
-            if best == nil || (pinned.summary.coverageExact ?? 0) > (best!.pinned.summary.coverageExact ?? 0) {
-                best = (pinned, suggestedTexts, texts)
-            }
-            // Types all known: no smaller size can do better for a reason of size.
-            if pinned.nodes.allSatisfy({ n in n.inputs.allSatisfy { $0.type != "?" } && n.outputs.allSatisfy { $0.type != "?" } }) { break }
+            // Fewer load-blocking nodes first, then coverage; on a tie the larger size stays.
+            func score(_ r: AuditReport) -> (Int, Double) { (-(r.summary.loadBlocking ?? 0), r.summary.coverageExact ?? 0) }
+            if best == nil || score(pinned) > score(best!.pinned) { best = (pinned, suggestedTexts, texts) }
+            // Types all known and nothing blocks loading: no smaller size can do better for a reason of size.
+            if pinned.summary.loadBlocking == 0,
+               pinned.nodes.allSatisfy({ n in n.inputs.allSatisfy { $0.type != "?" } && n.outputs.allSatisfy { $0.type != "?" } }) { break }
         }
         guard let (pinned, suggestedTexts, texts) = best else { return report }
         let before = report.summary, after = pinned.summary
