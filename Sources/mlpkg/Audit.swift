@@ -44,6 +44,12 @@ struct AuditCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write the report to this file (atomically) instead of stdout.")
     var output: String?
 
+    @Flag(help: "The same as --format json.")
+    var json = false
+
+    @Flag(help: "Print nothing but errors (a report goes only to -o FILE; --min-coverage still exits 3).")
+    var quiet = false
+
     @Option(help: ArgumentHelp("Exit 3 when the target unit's coverage (percent of nodes) is below this.", valueName: "percent"))
     var minCoverage: Double?
 
@@ -56,7 +62,8 @@ struct AuditCommand: ParsableCommand {
 
     func validate() throws {
         if let minCoverage, !(0...100).contains(minCoverage) { throw ValidationError("--min-coverage must be 0 to 100") }
-        if compact, format == .json || format == .html { throw ValidationError("--compact applies to --format text and markdown (json is complete; html folds its node tables)") }
+        if json, format != .text, format != .json { throw ValidationError("--json and --format \(format.rawValue) disagree") }
+        if compact, json || format == .json || format == .html { throw ValidationError("--compact applies to --format text and markdown (json is complete; html folds its node tables)") }
     }
 
     func run() throws {
@@ -83,6 +90,7 @@ struct AuditCommand: ParsableCommand {
         }
         // The document, written piece by piece: JSON streams one node at a time, so a graph of 10^5 nodes does not
         // build the encoder's tree of the whole report in memory (issue 16).
+        let format = json ? Format.json : self.format
         func render(_ write: (String) throws -> Void) throws {
             switch format {
             case .text: try write(AuditText.render(report, color: output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil, compact: compact))
@@ -110,7 +118,7 @@ struct AuditCommand: ParsableCommand {
             } catch {
                 throw CommandFailure("\(error)")
             }
-        } else {
+        } else if !quiet {
             var last: Character?
             try render { chunk in
                 FileHandleOutput.standardOutput.write(chunk)

@@ -59,12 +59,36 @@ struct CoreMLOptions: ParsableArguments {
 
     func report(_ result: CoreMLExporter.Result, from input: String, to output: String, quiet: Bool) {
         if quiet { return }  // --quiet: nothing but errors (notes included)
+        if ScriptingMode.json {
+            try? JSONOutput.print(ExportOutput(input: input, output: output, format: "coreml", modelBytes: result.modelBytes,
+                                               weightBytes: result.weightBytes, target: "\(result.target)",
+                                               operations: result.operations.values.reduce(0, +), notes: result.notes))
+            return
+        }
         for note in result.notes { printNote(note) }
         let ops = result.operations.values.reduce(0, +)
         let folded = result.outcomes.filter { $0.verdict == .folded }.count
         printText("\(input) → \(output) (\(result.target), \(ops) MIL ops from \(result.outcomes.count - folded) nodes, \(folded) folded; "
               + "model.mlmodel \(result.modelBytes) bytes, weight.bin \(result.weightBytes) bytes)")
     }
+}
+
+/// What `export --json` prints.
+struct ExportOutput: Encodable {
+    var input: String
+    var output: String
+    /// `onnx` or `coreml`.
+    var format: String
+    /// The model file's bytes (model.onnx, or the .mlpackage's model.mlmodel).
+    var modelBytes: Int
+    /// Bytes of weights written beside the model (OUT.data or weight.bin); 0 when none.
+    var weightBytes: Int
+    var externalData: String? = nil
+    /// The Core ML deployment target (coreml only).
+    var target: String? = nil
+    /// MIL operations written (coreml only).
+    var operations: Int? = nil
+    var notes: [String]
 }
 
 /// `export --compute-units`: the MLComputeUnits recommendation written into the model's metadata.

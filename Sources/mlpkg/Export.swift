@@ -52,6 +52,9 @@ struct Export: ParsableCommand {
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
+    @Flag(help: "Print one JSON document on stdout (files written, sizes, notes); an error is a JSON object too.")
+    var json = false
+
     func run() throws {
         do {
             try OutputPlacement.refuseInside(output: output, input: package)
@@ -73,6 +76,12 @@ struct Export: ParsableCommand {
             let result = try ONNXExporter.export(loaded.model, to: output,
                                                  options: .init(dequantize: dequantize, forceExternalData: externalData))
             if quiet { return }  // --quiet: nothing but errors (notes included)
+            if json {
+                try JSONOutput.print(ExportOutput(input: package, output: output, format: "onnx", modelBytes: result.modelBytes,
+                                                  weightBytes: result.externalDataBytes, externalData: result.externalDataFile,
+                                                  notes: result.notes))
+                return
+            }
             for note in result.notes { printNote(note) }
             var line = "\(package) → \(output) (\(result.modelBytes) bytes"
             if let data = result.externalDataFile { line += " + \(result.externalDataBytes) bytes in \(data)" }

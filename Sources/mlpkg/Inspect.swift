@@ -30,6 +30,9 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Infer and list every value's dtype and shape.")
     var shapes = false
 
+    @Flag(help: "Print nothing but errors: the exit code says whether the model reads (and infers, with --shapes).")
+    var quiet = false
+
     @OptionGroup var inputShape: InputShapeOptions
 
     func run() throws {
@@ -61,6 +64,7 @@ struct Inspect: ParsableCommand {
                 summary = summary.with(shapes: ShapeSummary(result, inputShapes: pins))
             }
         }
+        if quiet { return }
         if json {
             try JSONOutput.print(summary)
         } else {

@@ -34,6 +34,7 @@ struct MLPkgCommand: ParsableCommand {
         // An allocation that fails (a `ulimit -v` below what the job needs) aborts in the Swift runtime: remove the
         // temporaries and end with an error line instead of a crash report and a leftover temporary.
         if getenv("MLPKG_BACKTRACE") == nil { mlpkg_install_fatal_handlers() }
+        ScriptingMode.configure(arguments: Array(CommandLine.arguments.dropFirst()))
         // A first word that is no subcommand gets a suggestion instead of "unexpected arguments".
         if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-") {
             // A subcommand without an explicit name is named after its type, in lower case (Convert → convert).
@@ -88,8 +89,13 @@ struct MLPkgCommand: ParsableCommand {
             .filter { !$0.isEmpty }.joined(separator: " ")
         // Names in messages come from model files: shown with control characters escaped (docs/HARDENING.md).
         var text = "error: \(Printable.terminal(oneLine))\n"
-        if usage { text += "Run 'mlpkg --help' for usage.\n" }
+        if usage && !ScriptingMode.json { text += "Run 'mlpkg --help' for usage.\n" }
         FileHandleOutput.standardError.write(text)
+        // In JSON mode the error is also a JSON object on stdout, unless a document is already there (an audit
+        // report before its --min-coverage gate fails).
+        if ScriptingMode.json, !ScriptingMode.wroteStdout, let json = try? JSONOutput.string(ErrorObject(code: code, message: oneLine)) {
+            FileHandleOutput.standardOutput.write(json)
+        }
         Glibc.exit(code)
     }
 }
@@ -107,6 +113,7 @@ enum FileHandleOutput {
 
     func write(_ text: String) {
         let fd: Int32 = self == .standardOutput ? 1 : 2
+        if fd == 1, !text.isEmpty { ScriptingMode.wroteStdout = true }
         var remaining = Array(text.utf8)[...]
         while !remaining.isEmpty {
             let written = remaining.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -128,10 +135,11 @@ extension StringProtocol {
 /// Human-readable output of a command: text that may carry names from a model file, printed with control
 /// characters escaped (newlines and tabs kept).
 func printText(_ text: String) {
-    print(Printable.terminal(text, keepLayout: true))
+    FileHandleOutput.standardOutput.write(Printable.terminal(text, keepLayout: true) + "\n")
 }
 
 /// A `note:` line on stderr, escaped the same way.
 func printNote(_ text: String) {
+    if ScriptingMode.quiet { return }  // --quiet: nothing but errors, notes included
     FileHandleOutput.standardError.write("note: " + Printable.terminal(text) + "\n")
 }

@@ -21,6 +21,9 @@ struct ProfilesCommand: ParsableCommand {
     @Flag(help: "Print one JSON document on stdout instead of text.")
     var json = false
 
+    @Flag(help: "Print nothing but errors (checks --profile-file files; the exit code says whether they are valid).")
+    var quiet = false
+
     func run() throws {
         var profiles: [Profile] = []
         do {
@@ -40,6 +43,7 @@ struct ProfilesCommand: ParsableCommand {
         } else {
             shown = profiles
         }
+        if quiet { return }
         if json {
             if name != nil || !profileFiles.isEmpty {
                 if shown.count == 1 {
@@ -58,7 +62,7 @@ struct ProfilesCommand: ParsableCommand {
                 printText("\(p.name.padding(15))\(unit.padding(15))\(p.rules.count) rules, \(p.support.flatMap(\.ops).count) ops; extends \(p.chain.dropLast().joined(separator: " → ").nonEmptyOr("nothing"))")
                 printText("    \(p.description)")
             }
-            print("\nShow one with `mlpkg profiles NAME` (--json for the complete data).")
+            printText("\nShow one with `mlpkg profiles NAME` (--json for the complete data).")
             return
         }
         for p in shown { printText(Self.describe(p)) }

@@ -16,9 +16,12 @@ struct Verify: ParsableCommand {
     @Flag(help: "Print one JSON document listing every fault.")
     var json = false
 
+    @Flag(help: "Print nothing but errors: the exit code says whether the package is sound.")
+    var quiet = false
+
     func run() throws {
         let result = PackageVerifier.verify(path: package)
-        if json {
+        if json && !quiet {
             try JSONOutput.print(result)
             if !result.ok { throw ExitCode(1) }
             return
@@ -27,6 +30,7 @@ struct Verify: ParsableCommand {
             let more = result.faults.count > 1 ? " (and \(result.faults.count - 1) more fault(s); --json lists all)" : ""
             throw CommandFailure(first.message + more)
         }
+        if quiet { return }
         printText("\(package): ok — format \(result.formatVersion ?? "?"), \(result.tensors) tensors, "
               + "\(result.weightsBytes) bytes of weights, every checksum matches")
     }
