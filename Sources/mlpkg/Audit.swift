@@ -28,6 +28,12 @@ struct AuditCommand: ParsableCommand {
             reported 'no rule', never assumed to run. Dynamic shapes keep nodes off the Neural Engine: pin them \
             with --input-shape. Times are estimates. --min-coverage exits 3 when the target unit's coverage (percent \
             of nodes) is below the threshold.
+
+            Examples:
+              mlpkg audit model.onnx
+              mlpkg audit model.onnx --input-shape input_ids=1,128 --input-shape attention_mask=1,128
+              mlpkg audit model.onnx --format markdown --compact -o audit.md --min-coverage 90
+              mlpkg audit model.mlpkg --profile gpu --compute-units cpu-and-gpu --json
             """
     )
 

@@ -28,6 +28,12 @@ struct Convert: ParsableCommand {
             chains and the like become initializers; dead nodes go) and shape inference, whose types the \
             package records for every value (export writes them as ONNX value_info). --input-shape pins input \
             dims first (the package's inputs take them). --no-fold keeps the graph exactly as imported.
+
+            Examples:
+              mlpkg convert model.onnx -o model.mlpkg
+              mlpkg convert model.onnx -o model.mlpkg --weights int8 --exclude 'op:LayerNormalization'
+              mlpkg convert model.onnx -o model.mlpkg --weights auto --min-snr 30 --json
+              mlpkg convert model.onnx -o Model.mlpackage --weights int4 --input-shape input=1,3,224,224
             """
     )
 

@@ -18,6 +18,11 @@ struct Inspect: ParsableCommand {
             (H+1)/2; unk__N for sizes nothing can know before run time), the nodes whose output shapes stayed \
             unknown with the reason, and declared types that contradict the inferred ones. --input-shape pins \
             an input's dims first (the inputs table shows them too).
+
+            Examples:
+              mlpkg inspect model.onnx
+              mlpkg inspect model.onnx --shapes --input-shape input=1,3,224,224
+              mlpkg inspect model.mlpkg --json
             """
     )
 

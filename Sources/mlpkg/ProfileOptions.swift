@@ -8,7 +8,7 @@ extension ComputeUnitSet: ExpressibleByArgument {}
 /// The options `audit` and `convert` share: which profile is the target, users' profile files, allowed compute
 /// units and the chip for the cost model (input-shape pins are `InputShapeOptions`).
 struct ProfileOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The target profile: neural-engine (audit's default), gpu, cpu, or the name of a --profile-file. Coverage and --min-coverage are measured for its compute unit.",
+    @Option(help: ArgumentHelp("The target profile: neural-engine (audit's default), gpu, cpu, or the name of a --profile-file. Coverage (and audit's --min-coverage) is measured for its compute unit.",
                                valueName: "name"))
     var profile: String?
 

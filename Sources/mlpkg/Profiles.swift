@@ -9,6 +9,11 @@ struct ProfilesCommand: ParsableCommand {
             Built-in profiles: neural-engine, gpu and cpu (one per Core ML compute unit), each extending core-ml \
             (what converts to Core ML at all). --profile-file checks a profile file of your own and shows it the \
             same way (exit 1 with the first problem when it is not valid).
+
+            Examples:
+              mlpkg profiles
+              mlpkg profiles neural-engine
+              mlpkg profiles --profile-file ours.json --json
             """
     )
 

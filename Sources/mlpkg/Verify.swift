@@ -7,6 +7,11 @@ struct Verify: ParsableCommand {
         discussion: """
             Exit 0 when the package is sound. Otherwise exit 1 with one error line naming the first fault; with \
             --json, one JSON document listing every fault.
+
+            Examples:
+              mlpkg verify model.mlpkg
+              mlpkg verify model.mlpkg --json
+              mlpkg verify model.mlpkg --quiet && echo sound
             """
     )
 
