@@ -37,11 +37,20 @@ struct Convert: ParsableCommand {
             """
     )
 
-    @Argument(help: "The ONNX model to convert.")
-    var model: String
+    @Argument(help: "The ONNX model to convert (several with --output-dir).")
+    var models: [String] = []
 
-    @Option(name: .shortAndLong, help: "The package to write (a folder, conventionally NAME.mlpkg).")
-    var output: String
+    @Option(name: .shortAndLong, help: "The package to write (a folder, conventionally NAME.mlpkg), or a .mlpackage for Core ML.")
+    var output: String?
+
+    @Option(help: ArgumentHelp("Convert every model given into this folder, as NAME.mlpkg (batch).", valueName: "dir"))
+    var outputDir: String?
+
+    @Option(help: ArgumentHelp("With --output-dir: models converted at once (default 1).", valueName: "n"))
+    var jobs = 1
+
+    /// The one model of a single conversion.
+    var model: String { models.first ?? "" }
 
     /// Optional, so that a config's default can be told apart from an explicit `--weights`.
     @Option(name: .customLong("weights"), help: "Weight format: fp32 (unchanged), fp16 (the default), linear int8, int7, int6, int5, int4, int3, int2, a lookup table lut1, lut2, lut3, lut4, lut6, lut8, or auto (with --max-size or --min-snr).")
@@ -117,6 +126,15 @@ struct Convert: ParsableCommand {
     }
 
     func validate() throws {
+        guard !models.isEmpty else { throw ValidationError("give the ONNX model to convert") }
+        switch (output, outputDir) {
+        case (nil, nil): throw ValidationError("give -o OUT (one model) or --output-dir DIR (one or more)")
+        case (.some, .some): throw ValidationError("-o and --output-dir are alternatives: give one")
+        case (.some, nil) where models.count > 1: throw ValidationError("several models need --output-dir DIR, not -o")
+        default: break
+        }
+        guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be 1 to 64") }
+        if jobs > 1 && outputDir == nil { throw ValidationError("--jobs applies to --output-dir") }
         if let minElements, minElements < 0 { throw ValidationError("--min-elements must be 0 or more") }
         if let blockSize, blockSize < 1 || blockSize > 1 << 20 { throw ValidationError("--block-size must be 1 to 1048576") }
         if fp16Clamp && weights != .fp16 && config == nil { throw ValidationError("--fp16-clamp applies to --weights fp16") }
@@ -147,15 +165,20 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
+        if let outputDir {
+            try convertBatch(into: outputDir)
+            return
+        }
+        let output = self.output ?? ""
         if output.hasSuffix(".mlpackage") || output.hasSuffix(".mlpackage/") {
-            try convertToCoreML()
+            try convertToCoreML(output)
             return
         }
         try convert(to: output)
     }
 
     /// `-o X.mlpackage`: the package is written to a private temporary folder, exported, then removed.
-    private func convertToCoreML() throws {
+    private func convertToCoreML(_ output: String) throws {
         guard !json else { throw ValidationError("--json applies to .mlpkg output") }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("mlpkg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         do {
@@ -234,17 +257,8 @@ struct Convert: ParsableCommand {
 
     private func convert(to output: String) throws {
         let audit = profileOptions.requested ? try profileOptions.auditOptions(inputShapes: inputShape.pins) : nil
-        let result: PackageConverter.Result
         let options = try conversionOptions(audit: audit)
-        do {
-            result = try PackageConverter.convert(input: model, output: output, options: options)
-        } catch let error as TensorRuleError {
-            throw UsageFailure(message: "\(model): \(error)")
-        } catch let error as InputShapeError {
-            throw UsageFailure(message: "\(model): \(error)")
-        } catch {
-            throw CommandFailure(error)
-        }
+        let result = try Self.convertOne(model, to: output, options: options)
         if verbose {
             for (step, seconds) in result.timings {
                 FileHandleOutput.standardError.write("\(step): \(Int((seconds * 1000).rounded())) ms\n")
@@ -265,6 +279,137 @@ struct Convert: ParsableCommand {
             }
         }
     }
+}
+
+extension Convert {
+    /// One conversion, its errors sorted into usage (exit 2) and failure (exit 1).
+    static func convertOne(_ model: String, to output: String, options: PackageConverter.Options) throws -> PackageConverter.Result {
+        do {
+            return try PackageConverter.convert(input: model, output: output, options: options)
+        } catch let error as TensorRuleError {
+            throw UsageFailure(message: "\(model): \(error)")
+        } catch let error as InputShapeError {
+            throw UsageFailure(message: "\(model): \(error)")
+        } catch {
+            throw CommandFailure(error)
+        }
+    }
+
+    /// `convert A.onnx B.onnx … --output-dir D [--jobs N]`: each model to D/NAME.mlpkg (atomically, as one by
+    /// one), one status line per model as it finishes, a summary, exit 1 if any failed. A failure does not stop
+    /// the others. Outputs are byte-identical to converting one by one (the same code path, deterministic).
+    func convertBatch(into dir: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CommandFailure("\(dir): no such folder (--output-dir)")
+        }
+        var outputs: [String] = []
+        var seen: [String: String] = [:]
+        for m in models {
+            var name = URL(fileURLWithPath: m).lastPathComponent
+            if name.lowercased().hasSuffix(".onnx") { name = String(name.dropLast(5)) }
+            let out = URL(fileURLWithPath: dir).appendingPathComponent(name + ".mlpkg").path
+            if let other = seen[out] { throw ValidationError("\(m) and \(other) would both be written to \(out)") }
+            seen[out] = m
+            outputs.append(out)
+        }
+        let audit = profileOptions.requested ? try profileOptions.auditOptions(inputShapes: inputShape.pins) : nil
+        let options = try conversionOptions(audit: audit)
+        let batch = Batch(models: models, outputs: outputs, options: options, json: json, quiet: quiet)
+        batch.run(jobs: jobs)
+        let failed = batch.results.filter { $0.error != nil }.count
+        if json {
+            try JSONOutput.print(BatchOutput(results: batch.results, converted: models.count - failed, failed: failed))
+        } else if !quiet {
+            printText("converted \(models.count - failed) of \(models.count) model(s) into \(dir)" + (failed > 0 ? "; \(failed) failed" : ""))
+        }
+        if failed > 0 { throw ExitCode(1) }
+    }
+}
+
+/// The models of a batch, converted by `jobs` threads; results in the models' order.
+final class Batch: @unchecked Sendable {
+    let models: [String]
+    let outputs: [String]
+    let options: PackageConverter.Options
+    let json: Bool
+    let quiet: Bool
+    private(set) var results: [BatchOutput.Item]
+    private let lock = NSLock()
+    private var next = 0
+
+    init(models: [String], outputs: [String], options: PackageConverter.Options, json: Bool, quiet: Bool) {
+        self.models = models
+        self.outputs = outputs
+        self.options = options
+        self.json = json
+        self.quiet = quiet
+        results = zip(models, outputs).map { BatchOutput.Item(model: $0, package: $1) }
+    }
+
+    func run(jobs: Int) {
+        let group = DispatchGroup()
+        for _ in 0..<min(jobs, models.count) {
+            group.enter()
+            let thread = Thread { [self] in
+                while let i = take() { convert(i) }
+                group.leave()
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        group.wait()
+    }
+
+    private func take() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard next < models.count else { return nil }
+        next += 1
+        return next - 1
+    }
+
+    private func convert(_ i: Int) {
+        let start = Date()
+        var item = results[i]
+        do {
+            let r = try Convert.convertOne(models[i], to: outputs[i], options: options)
+            item.sourceBytes = r.sourceBytes
+            item.packageBytes = r.packageBytes
+        } catch let f as CommandFailure {
+            item.error = f.message
+        } catch let f as UsageFailure {
+            item.error = f.message
+        } catch {
+            item.error = "\(models[i]): \(error)"
+        }
+        item.seconds = (Date().timeIntervalSince(start) * 1000).rounded() / 1000
+        lock.lock()
+        results[i] = item
+        // One status line per model as it finishes (errors always, on stderr).
+        if let error = item.error {
+            FileHandleOutput.standardError.write("error: \(Printable.terminal(error))\n")
+        } else if !json && !quiet {
+            printText("ok    \(item.model) → \(item.package) (\(item.sourceBytes ?? 0) → \(item.packageBytes ?? 0) bytes, \(String(format: "%.2f", item.seconds ?? 0)) s)")
+        }
+        lock.unlock()
+    }
+}
+
+/// What `convert … --output-dir D --json` prints.
+struct BatchOutput: Encodable {
+    struct Item: Encodable {
+        var model: String
+        var package: String
+        var sourceBytes: Int?
+        var packageBytes: Int?
+        var seconds: Double?
+        /// The one-line error, when the model failed.
+        var error: String?
+    }
+    var results: [Item]
+    var converted: Int
+    var failed: Int
 }
 
 struct ConvertOutput: Encodable {
