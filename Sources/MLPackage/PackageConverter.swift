@@ -114,14 +114,18 @@ public enum PackageConverter {
         public var audit: AuditReport?
     }
 
-    public static func convert(input: String, output: String, options: Options) throws -> Result {
+    /// `progress` hears of each step and of each tensor converted (a progress bar's feed).
+    public static func convert(input: String, output: String, options: Options,
+                               progress: ProgressHandler? = nil) throws -> Result {
         try refuseOverwritingInput(input: input, output: output)
+        progress?(WorkProgress(step: "import", items: 0, totalItems: 1))
         var clock = StepClock()
         // One mapping serves the importer and the source digest, which runs on another core meanwhile.
         let mapped = try ONNXImporter.map(path: input)
         let digest = SourceDigest(file: mapped)
         let imported = try ONNXImporter.load(mapped: mapped, path: input)
         clock.lap("import")
+        progress?(WorkProgress(step: "fold constants, infer shapes", items: 0, totalItems: 1))
         let pinned = try options.inputShapes.apply(to: imported)
         let context = PassContext()
         var model: Model
@@ -161,7 +165,7 @@ public enum PackageConverter {
             clock.lap("source digest (wait)")
             return Provenance(source: source, producer: .init(name: "mlpkg", version: MLPkgVersion.current),
                               options: options.recorded)
-        }, assignment: audit.map(PackageAssignment.init), graph: graphReport, to: output)
+        }, assignment: audit.map(PackageAssignment.init), graph: graphReport, to: output, progress: progress)
         clock.lap("write manifest and report")
         let source = manifest.provenance.source
         let packageBytes = [Manifest.manifestFileName, Manifest.weightsFileName, Manifest.reportFileName].reduce(0) {

@@ -21,7 +21,7 @@ public struct VerificationResult: Codable, Sendable, Equatable {
 /// alignment, length and SHA-256, zero padding between blobs, tensor references, the graph (acyclic, every input
 /// produced) and report.json. Collects every fault rather than stopping at the first.
 public enum PackageVerifier {
-    public static func verify(path: String) -> VerificationResult {
+    public static func verify(path: String, progress: ProgressHandler? = nil) -> VerificationResult {
         var result = VerificationResult(package: path, ok: false, formatVersion: nil, tensors: 0, weightsBytes: 0, faults: [])
         let manifest: Manifest
         let files: PackageFiles
@@ -42,11 +42,12 @@ public enum PackageVerifier {
             result.faults.append(.init(message: error.description, tensor: error.tensor))
             return result
         }
-        return verify(path: path, manifest: manifest, weights: weights, report: report)
+        return verify(path: path, manifest: manifest, weights: weights, report: report, progress: progress)
     }
 
     /// Checks a package whose parts are in memory (`report` nil: report.json is missing).
-    public static func verify(path: String, manifest: Manifest, weights: ByteView, report: Data?) -> VerificationResult {
+    public static func verify(path: String, manifest: Manifest, weights: ByteView, report: Data?,
+                              progress: ProgressHandler? = nil) -> VerificationResult {
         var result = VerificationResult(package: path, ok: false, formatVersion: manifest.formatVersion,
                                         tensors: manifest.tensors.count, weightsBytes: 0, faults: [])
         func fault(_ error: PackageError) {
@@ -59,7 +60,11 @@ public enum PackageVerifier {
 
         // Blobs: structure, checksum, and zero padding in the gaps between them.
         var covered: [(Int, Int)] = []
+        var checked = 0
         for (index, record) in manifest.tensors.enumerated() {
+            progress?(WorkProgress(step: "check checksums", items: index, totalItems: manifest.tensors.count,
+                                   bytes: checked, totalBytes: weights.count))
+            checked += max(0, min(record.length, weights.count))
             let structural = ManifestDecoder.faults(of: record, index: index, weightsSize: weights.count, path: path,
                                                            table: manifest.tensors)
             structural.forEach(fault)

@@ -114,13 +114,14 @@ public enum PackageWriter {
     /// and the pages of mapped source weights are released once read. Memory stays near one window of weights
     /// (`windowBytes`) whatever the model's size.
     /// `provenance` is asked for once the weights are written (so a source digest can be computed meanwhile).
+    /// `progress` hears of each tensor written (items and source bytes).
     public static func write(model: Model, converting converter: WeightConverter, provenance: () -> Provenance,
                              assignment: PackageAssignment? = nil, graph: GraphPassReport? = nil,
-                             to path: String) throws(PackageError) -> (manifest: Manifest, report: ConversionReport) {
+                             to path: String, progress: ProgressHandler? = nil) throws(PackageError) -> (manifest: Manifest, report: ConversionReport) {
         do {
             return try writeFiles(model: model, provenance: provenance, assignment: assignment, graph: graph,
                                   to: path) { model, weights throws(OutputError) in
-                try streamConversion(&model, converter: converter, into: weights)
+                try streamConversion(&model, converter: converter, into: weights, progress: progress)
             }
         } catch {
             throw PackageError(error)
@@ -206,11 +207,14 @@ public enum PackageWriter {
         case kept(ConversionReport.Kept)
     }
 
-    private static func streamConversion(_ model: inout Model, converter: WeightConverter,
-                                         into weights: OutputFile) throws(OutputError) -> ConversionReport {
+    private static func streamConversion(_ model: inout Model, converter: WeightConverter, into weights: OutputFile,
+                                         progress: ProgressHandler?) throws(OutputError) -> ConversionReport {
         let plan = converter.plan(model)
         var converted: [ConversionReport.Converted] = []
         var kept = plan.kept
+        let totalBytes = plan.jobs.reduce(0) { $0 + $1.tensor.byteCount }
+        var doneBytes = 0
+        progress?(WorkProgress(step: "convert weights", items: 0, totalItems: plan.jobs.count, bytes: 0, totalBytes: totalBytes))
         // Workers convert tensors in file order while this thread writes each finished one: at most
         // `streamBudget` of source bytes are converted or waiting to be written at any time.
         let jobs = plan.jobs
@@ -232,6 +236,9 @@ public enum PackageWriter {
             case .kept(let entry):
                 kept.append(entry)
             }
+            doneBytes += jobs[i].tensor.byteCount
+            progress?(WorkProgress(step: "convert weights", items: i + 1, totalItems: jobs.count, bytes: doneBytes,
+                                   totalBytes: totalBytes))
         })
         return converter.report(plan, converted: converted, kept: kept)
     }

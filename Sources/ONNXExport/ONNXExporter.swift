@@ -32,7 +32,9 @@ public enum ONNXExporter {
         public var notes: [String]
     }
 
-    public static func export(_ model: Model, to path: String, options: Options) throws(OutputError) -> Result {
+    /// `progress` hears of the bytes written (external data, then the model file).
+    public static func export(_ model: Model, to path: String, options: Options,
+                              progress: ProgressHandler? = nil) throws(OutputError) -> Result {
         var preparation = ExportPreparation(dequantize: options.dequantize)
         let prepared = preparation.prepare(model)
         var embedded = ONNXEncoder(external: nil).model(prepared)
@@ -65,7 +67,9 @@ public enum ONNXExporter {
                 }
             }
             do throws(OutputError) {
-                for blob in plan.blobs {
+                for (k, blob) in plan.blobs.enumerated() {
+                    progress?(WorkProgress(step: "write external data", items: k, totalItems: plan.blobs.count,
+                                           bytes: file.file.written, totalBytes: plan.size))
                     let gap = blob.offset - file.file.written
                     try file.file.writeZeros(gap)
                     hash.update(data: [UInt8](repeating: 0, count: gap))
@@ -94,7 +98,9 @@ public enum ONNXExporter {
         }
         do throws(OutputError) {
             embedded.flush()
-            for segment in embedded.segments {
+            for (k, segment) in embedded.segments.enumerated() {
+                progress?(WorkProgress(step: "write model", items: k, totalItems: embedded.segments.count,
+                                       bytes: modelFile.file.written, totalBytes: embedded.size))
                 switch segment {
                 case .bytes(let bytes): try modelFile.file.write(bytes)
                 case .view(let view):

@@ -258,7 +258,12 @@ struct Convert: ParsableCommand {
     private func convert(to output: String) throws {
         let audit = profileOptions.requested ? try profileOptions.auditOptions(inputShapes: inputShape.pins) : nil
         let options = try conversionOptions(audit: audit)
-        let result = try Self.convertOne(model, to: output, options: options)
+        let bar = ProgressBar.make(quiet: quiet)
+        let result: PackageConverter.Result
+        do {
+            defer { bar?.finish() }
+            result = try Self.convertOne(model, to: output, options: options, progress: bar?.handler)
+        }
         if verbose {
             for (step, seconds) in result.timings {
                 FileHandleOutput.standardError.write("\(step): \(Int((seconds * 1000).rounded())) ms\n")
@@ -283,9 +288,10 @@ struct Convert: ParsableCommand {
 
 extension Convert {
     /// One conversion, its errors sorted into usage (exit 2) and failure (exit 1).
-    static func convertOne(_ model: String, to output: String, options: PackageConverter.Options) throws -> PackageConverter.Result {
+    static func convertOne(_ model: String, to output: String, options: PackageConverter.Options,
+                           progress: ProgressHandler? = nil) throws -> PackageConverter.Result {
         do {
-            return try PackageConverter.convert(input: model, output: output, options: options)
+            return try PackageConverter.convert(input: model, output: output, options: options, progress: progress)
         } catch let error as TensorRuleError {
             throw UsageFailure(message: "\(model): \(error)")
         } catch let error as InputShapeError {

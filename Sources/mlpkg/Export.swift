@@ -73,8 +73,13 @@ struct Export: ParsableCommand {
         guard inputShape.inputShapes.isEmpty else { throw ValidationError("--input-shape applies to --format coreml") }
         do {
             let loaded = try PackageReader.load(path: package, checksums: true)
-            let result = try ONNXExporter.export(loaded.model, to: output,
-                                                 options: .init(dequantize: dequantize, forceExternalData: externalData))
+            let bar = ProgressBar.make(quiet: quiet)
+            let result: ONNXExporter.Result
+            do {
+                defer { bar?.finish() }
+                result = try ONNXExporter.export(loaded.model, to: output, options: .init(dequantize: dequantize, forceExternalData: externalData),
+                                                 progress: bar?.handler)
+            }
             if quiet { return }  // --quiet: nothing but errors (notes included)
             if json {
                 try JSONOutput.print(ExportOutput(input: package, output: output, format: "onnx", modelBytes: result.modelBytes,

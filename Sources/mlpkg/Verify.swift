@@ -1,4 +1,5 @@
 import ArgumentParser
+import GraphIR
 import MLPackage
 
 struct Verify: ParsableCommand {
@@ -25,7 +26,9 @@ struct Verify: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        let result = PackageVerifier.verify(path: package)
+        let bar = ProgressBar.make(quiet: quiet)
+        let result = PackageVerifier.verify(path: package, progress: bar?.handler)
+        bar?.finish()
         if json && !quiet {
             try JSONOutput.print(result)
             if !result.ok { throw ExitCode(1) }
