@@ -30,8 +30,8 @@ struct Verify: ParsableCommand {
         let result = PackageVerifier.verify(path: package, progress: bar?.handler)
         bar?.finish()
         if json && !quiet {
-            try JSONOutput.print(result)
-            if !result.ok { throw ExitCode(1) }
+            try JSONOutput.print(VerifyOutput(result: result))
+            if !result.ok, let first = result.faults.first { throw CommandFailure(first.message) }
             return
         }
         if let first = result.faults.first {
@@ -41,5 +41,23 @@ struct Verify: ParsableCommand {
         if quiet { return }
         printText("\(package): ok — format \(result.formatVersion ?? "?"), \(result.tensors) tensors, "
               + "\(result.weightsBytes) bytes of weights, every checksum matches")
+    }
+}
+
+/// `verify --json`: the verification result, and for an unsound package the first fault as the error object every
+/// command's JSON mode gives (exit 1).
+struct VerifyOutput: Encodable {
+    var result: VerificationResult
+
+    enum Keys: String, CodingKey { case error }
+
+    func encode(to encoder: any Encoder) throws {
+        try result.encode(to: encoder)
+        var container = encoder.container(keyedBy: Keys.self)
+        if let first = result.faults.first {
+            var body = ErrorObject(code: 1, message: first.message).error
+            body.tensor = first.tensor ?? body.tensor
+            try container.encode(body, forKey: .error)
+        }
     }
 }
