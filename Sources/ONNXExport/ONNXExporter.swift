@@ -13,11 +13,15 @@ public enum ONNXExporter {
         /// Put every tensor of at least `externalThreshold` bytes in `OUT.data` even when the model is small.
         public var forceExternalData: Bool
         public var externalThreshold: Int
+        /// Replace an existing file at the target even when it is not an ONNX model.
+        public var force: Bool
 
-        public init(dequantize: Bool = false, forceExternalData: Bool = false, externalThreshold: Int = 1024) {
+        public init(dequantize: Bool = false, forceExternalData: Bool = false, externalThreshold: Int = 1024,
+                    force: Bool = false) {
             self.dequantize = dequantize
             self.forceExternalData = forceExternalData
             self.externalThreshold = externalThreshold
+            self.force = force
         }
     }
 
@@ -91,7 +95,8 @@ public enum ONNXExporter {
         }
         let modelFile: AtomicFile
         do {
-            modelFile = try AtomicFile(target: path)
+            modelFile = try AtomicFile(target: path, kind: "an ONNX model",
+                                       replaceable: { options.force || OutputKind.isONNXModel($0) })
         } catch {
             if createdData, let dataPath { unlink(dataPath) }
             throw error

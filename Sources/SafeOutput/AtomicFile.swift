@@ -12,7 +12,9 @@ public final class AtomicFile {
     public let file: OutputFile
     private let slot: Int32
 
-    public init(target: String) throws(OutputError) {
+    /// `replaceable` says whether an existing regular file at the target may be replaced (the one overwrite rule:
+    /// only what the command itself writes, unless `--force`); `kind` names what it should be, for the message.
+    public init(target: String, kind: String = "", replaceable: (String) -> Bool = { _ in true }) throws(OutputError) {
         self.target = target
         var info = stat()
         if lstat(target, &info) == 0 {
@@ -21,6 +23,9 @@ public final class AtomicFile {
             }
             guard (info.st_mode & S_IFMT) == S_IFREG else {
                 throw OutputError(path: target, "exists and is not a regular file; refusing to replace it")
+            }
+            guard replaceable(target) else {
+                throw OutputError(path: target, "exists and is not \(kind.isEmpty ? "what this command writes" : kind); refusing to replace it (--force replaces it)")
             }
         }
         let url = URL(fileURLWithPath: target)
@@ -69,6 +74,31 @@ public final class AtomicFile {
     public func abandon() {
         unlink(file.path)
         Temporaries.unregister(slot)
+    }
+}
+
+/// Recognising what mlpkg writes, so `-o` replaces only that (docs/CLI.md#scripting).
+public enum OutputKind {
+    /// The first `count` bytes of a file (fewer if it is shorter).
+    static func prefix(_ path: String, _ count: Int) -> [UInt8] {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
+        defer { try? handle.close() }
+        return [UInt8]((try? handle.read(upToCount: count)) ?? Data())
+    }
+
+    /// An ONNX model: a protobuf ModelProto, which every exporter (and mlpkg) starts with ir_version (field 1,
+    /// varint: tag 0x08) and a small version number.
+    public static func isONNXModel(_ path: String) -> Bool {
+        let head = prefix(path, 2)
+        return head.count == 2 && head[0] == 0x08 && head[1] >= 1 && head[1] < 0x80
+    }
+
+    /// A report `mlpkg audit` wrote, in any of its formats.
+    public static func isAuditReport(_ path: String) -> Bool {
+        let head = String(decoding: prefix(path, 4096), as: UTF8.self)
+        return head.contains("\"format\" : \"mlpkg-audit\"") || head.hasPrefix("## Compute-unit audit:")
+            || (head.hasPrefix("<!DOCTYPE html>") && head.contains("<title>Audit: "))
+            || head.range(of: #"^[^\n]*: audit for [a-z-]+ \(compute units "#, options: .regularExpression) != nil
     }
 }
 

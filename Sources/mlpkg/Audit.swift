@@ -50,6 +50,9 @@ struct AuditCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write the report to this file (atomically) instead of stdout.")
     var output: String?
 
+    @Flag(help: "Replace an existing file at -o even when it is not an mlpkg audit report (never a folder, a symlink or the input).")
+    var force = false
+
     @Flag(help: "The same as --format json.")
     var json = false
 
@@ -108,7 +111,8 @@ struct AuditCommand: ParsableCommand {
         if let output {
             do {
                 try OutputPlacement.refuseInside(output: output, input: model)
-                let file = try AtomicFile(target: output)
+                let file = try AtomicFile(target: output, kind: "an mlpkg audit report",
+                                          replaceable: { force || OutputKind.isAuditReport($0) })
                 do {
                     var last: Character?
                     try render { chunk in

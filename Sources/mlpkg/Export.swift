@@ -52,6 +52,9 @@ struct Export: ParsableCommand {
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
+    @Flag(help: "Replace an existing file at -o even when it is not an ONNX model (never a folder, a symlink or the input).")
+    var force = false
+
     @Flag(help: "Print one JSON document on stdout (files written, sizes, notes); an error is a JSON object too.")
     var json = false
 
@@ -77,7 +80,7 @@ struct Export: ParsableCommand {
             let result: ONNXExporter.Result
             do {
                 defer { bar?.finish() }
-                result = try ONNXExporter.export(loaded.model, to: output, options: .init(dequantize: dequantize, forceExternalData: externalData),
+                result = try ONNXExporter.export(loaded.model, to: output, options: .init(dequantize: dequantize, forceExternalData: externalData, force: force),
                                                  progress: bar?.handler)
             }
             if quiet { return }  // --quiet: nothing but errors (notes included)
