@@ -193,3 +193,26 @@ def test_batch_conversion_matches_one_by_one(mlpkg, tmp_path):
         assert proc.returncode == 2 and needle in proc.stderr
     proc = run([str(mlpkg), "convert", str(models[0]), str(models[1]), "-o", "x.mlpkg"], tmp_path)
     assert proc.returncode == 2 and "--output-dir" in proc.stderr
+
+
+def test_make_install_puts_binary_man_page_and_completions(mlpkg, tmp_path):
+    """`make install` = `make release` + `make install-files`; the second is tested with the binary under test."""
+    from conftest import REPO_ROOT
+    prefix = tmp_path / "prefix"
+    proc = subprocess.run(["make", "-s", "-C", str(REPO_ROOT), "install-files", f"PREFIX={prefix}", f"INSTALL_BIN={mlpkg}"],
+                          capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    binary = prefix / "bin" / "mlpkg"
+    assert os.access(binary, os.X_OK)
+    version = run([str(binary), "--version"], tmp_path)
+    assert version.returncode == 0 and re.fullmatch(r"\d+\.\d+\.\d+\n", version.stdout)
+    assert run([str(binary), "verify", "--help"], tmp_path).returncode == 0
+    man = (prefix / "share" / "man" / "man1" / "mlpkg.1").read_text()
+    assert ".Dt MLPKG 1" in man
+    for command in ("inspect", "convert", "verify", "export", "audit", "profiles"):
+        assert f".It Em {command}" in man, command
+    assert "Examples:" in man
+    bash = prefix / "share" / "bash-completion" / "completions" / "mlpkg"
+    assert subprocess.run(["bash", "-n", str(bash)]).returncode == 0 and "audit" in bash.read_text()
+    assert "#compdef mlpkg" in (prefix / "share" / "zsh" / "site-functions" / "_mlpkg").read_text()
+    assert "complete -c 'mlpkg'" in (prefix / "share" / "fish" / "vendor_completions.d" / "mlpkg.fish").read_text()
