@@ -6,8 +6,10 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "mlpkg", targets: ["mlpkg"]),
-        .library(name: "MLPkgKit", targets: ["GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization", "MLPackage",
-                                            "ONNXExport", "CoreMLExport", "Profiles", "Audit"]),
+        // Everything, behind one `import MLPkgKit` (the umbrella re-exports every public module).
+        .library(name: "MLPkgKit", targets: ["MLPkgKit"]),
+        // Reading, verifying and writing .mlpkg packages only: no ONNX importer, no libprotobuf-c (`import MLPackage`).
+        .library(name: "MLPkgFormat", targets: ["MLPackage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -54,16 +56,21 @@ let package = Package(
         ),
         // Compatibility audit: rule evaluation, compute-unit assignment, cost model, reports.
         .target(name: "Audit", dependencies: ["GraphIR", "Passes", "Profiles", "CoreMLExport"]),
+        // The package format: manifest, reader, verifier, writer. Depends on nothing that reads ONNX.
         .target(
             name: "MLPackage",
-            dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "SafeOutput", "Audit",
-                           .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["GraphIR", "Quantization", "SafeOutput", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // Orchestration of `convert`: import, graph passes, optional audit, weight conversion, package writing.
+        .target(name: "Conversion", dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "MLPackage", "Audit"]),
+        // The umbrella: `import MLPkgKit` re-exports the whole public API.
+        .target(name: "MLPkgKit", dependencies: ["GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization",
+                                                 "MLPackage", "Conversion", "ONNXExport", "CoreMLExport", "Profiles", "Audit"]),
         .executableTarget(
             name: "mlpkg",
             dependencies: [
-                "GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization", "MLPackage", "ONNXExport", "CSystem",
-                "CoreMLExport",
+                "GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization", "MLPackage", "Conversion", "ONNXExport",
+                "CSystem", "CoreMLExport",
                 "Profiles", "Audit", "SafeOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -80,7 +87,8 @@ let package = Package(
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GraphIR", "CKernels"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Profiles", "GraphIR", "ONNXImport"]),
         .testTarget(name: "CoreMLExportTests", dependencies: ["CoreMLExport", "CoreMLProto", "CProtobufC", "GraphIR", "Passes"]),
-        .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "ONNXExport", "ONNXImport", "GraphIR", "Quantization",
-                                                    "Audit", "Profiles"]),
+        .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "Conversion", "ONNXExport", "ONNXImport", "GraphIR",
+                                                    "Quantization", "Audit", "Profiles"]),
+        .testTarget(name: "MLPkgKitTests", dependencies: ["MLPkgKit"]),
     ]
 )

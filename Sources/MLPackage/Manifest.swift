@@ -67,22 +67,48 @@ public struct Provenance: Codable, Sendable, Equatable {
         public var sha256: String
         /// External data files the model read, by location.
         public var externalData: [ExternalFile]
+
+        public init(file: String, bytes: Int, sha256: String, externalData: [ExternalFile] = []) {
+            self.file = file
+            self.bytes = bytes
+            self.sha256 = sha256
+            self.externalData = externalData
+        }
     }
 
     public struct ExternalFile: Codable, Sendable, Equatable {
         public var location: String
         public var bytes: Int
+
+        public init(location: String, bytes: Int) {
+            self.location = location
+            self.bytes = bytes
+        }
     }
 
     public struct Producer: Codable, Sendable, Equatable {
         public var name: String
         public var version: String
+
+        public init(name: String, version: String) {
+            self.name = name
+            self.version = version
+        }
+
+        /// This build of mlpkg.
+        public static let mlpkg = Producer(name: "mlpkg", version: MLPkgVersion.current)
     }
 
     public var source: Source
     public var producer: Producer
     /// Every option the package was made with, by name.
     public var options: [String: String]
+
+    public init(source: Source, producer: Producer = .mlpkg, options: [String: String] = [:]) {
+        self.source = source
+        self.producer = producer
+        self.options = options
+    }
 }
 
 public struct WeightsFile: Codable, Sendable, Equatable {

@@ -1,7 +1,5 @@
-import Audit
 import Foundation
 import GraphIR
-import Passes
 import Quantization
 import SafeOutput
 
@@ -39,9 +37,51 @@ public struct PackageAssignment: Sendable, Equatable {
         self.computeUnits = computeUnits
         self.audit = audit
     }
+}
 
-    public init(_ report: AuditReport) {
-        self.init(computeUnits: report.unitsByNodeKey, audit: PackageAudit(report))
+/// What `convert --profile` stores in report.json: the audit's summary and the nodes that are not on the target
+/// unit, with their reasons (each node's unit is in the manifest, `computeUnit`). The summary and profiles are kept
+/// as JSON, so reading a package needs no part of the audit.
+public struct PackageAudit: Codable, Sendable, Equatable {
+    public struct Fallback: Codable, Sendable, Equatable {
+        public var name: String
+        public var opType: String
+        public var domain: String
+        public var graph: String
+        public var index: Int
+        public var unit: String
+        public var reasons: [String]
+
+        public init(name: String, opType: String, domain: String, graph: String, index: Int, unit: String, reasons: [String]) {
+            self.name = name
+            self.opType = opType
+            self.domain = domain
+            self.graph = graph
+            self.index = index
+            self.unit = unit
+            self.reasons = reasons
+        }
+    }
+
+    public var target: String
+    public var computeUnits: String
+    public var chip: String
+    public var inputShapes: [String]
+    /// The profiles used (`mlpkg-audit`'s `profiles`).
+    public var profiles: JSONValue
+    /// The audit's summary (`mlpkg-audit`'s `summary`: coverage, partitions, blockers, estimate…).
+    public var summary: JSONValue
+    public var fallbacks: [Fallback]
+
+    public init(target: String, computeUnits: String, chip: String, inputShapes: [String], profiles: JSONValue,
+                summary: JSONValue, fallbacks: [Fallback]) {
+        self.target = target
+        self.computeUnits = computeUnits
+        self.chip = chip
+        self.inputShapes = inputShapes
+        self.profiles = profiles
+        self.summary = summary
+        self.fallbacks = fallbacks
     }
 }
 
@@ -62,35 +102,18 @@ public struct GraphPassReport: Codable, Sendable, Equatable {
     public var values: Int
     public var unresolved: [UnresolvedNode]
 
-    public init(pipeline: String, context: PassContext) {
+    public init(pipeline: String, rounds: Int, foldedNodes: Int, foldedBatchNorms: Int?, removedNodes: Int,
+                removedInitializers: Int, typedValues: Int, staticValues: Int, values: Int, unresolved: [UnresolvedNode]) {
         self.pipeline = pipeline
-        rounds = context.rounds
-        foldedNodes = context.foldedNodes
-        foldedBatchNorms = context.foldedBatchNorms
-        removedNodes = context.removedNodes
-        removedInitializers = context.removedInitializers
-        let inferred = context.inference
-        let all = inferred?.values ?? []
-        values = all.count
-        typedValues = all.filter { $0.type.hasRank }.count
-        staticValues = all.filter { $0.type.isStatic }.count
-        unresolved = inferred?.unresolved ?? []
-    }
-}
-
-extension ValueType {
-    /// A tensor with a dtype and a known rank.
-    public var hasRank: Bool {
-        if case .tensor(let t) = self { return t.elementType != nil && t.shape != nil }
-        return false
-    }
-
-    /// A tensor with a dtype and every dim a number.
-    public var isStatic: Bool {
-        if case .tensor(let t) = self, t.elementType != nil, let s = t.shape {
-            return s.allSatisfy { if case .value = $0 { return true }; return false }
-        }
-        return false
+        self.rounds = rounds
+        self.foldedNodes = foldedNodes
+        self.foldedBatchNorms = foldedBatchNorms
+        self.removedNodes = removedNodes
+        self.removedInitializers = removedInitializers
+        self.typedValues = typedValues
+        self.staticValues = staticValues
+        self.values = values
+        self.unresolved = unresolved
     }
 }
 

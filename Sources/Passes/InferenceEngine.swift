@@ -16,15 +16,6 @@ public struct InferredValue: Codable, Sendable, Equatable {
     public var constant: Bool
 }
 
-/// A node whose outputs stayed (partly) unknown, and why.
-public struct UnresolvedNode: Codable, Sendable, Equatable {
-    public var graph: String
-    /// The node's name, or `#INDEX` when it has none.
-    public var node: String
-    public var opType: String
-    public var domain: String
-    public var reason: String
-}
 
 /// A value whose declared type (value_info or graph output) contradicts the inferred one; the inferred one is kept.
 public struct TypeConflict: Codable, Sendable, Equatable {

@@ -5,6 +5,7 @@ import Audit
 import GraphIR
 import Inspection
 import MLPackage
+import Conversion
 import Passes
 import Quantization
 

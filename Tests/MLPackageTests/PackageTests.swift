@@ -2,6 +2,7 @@ import Foundation
 import GraphIR
 import Testing
 @testable import MLPackage
+@testable import Conversion
 @testable import ONNXExport
 import ONNXImport
 import Quantization

@@ -2,6 +2,7 @@ import Audit
 import Dispatch
 import Foundation
 import GraphIR
+import MLPackage
 import ONNXImport
 import Passes
 import Quantization
