@@ -6,7 +6,7 @@ BIN        := $(BUILD_DIR)/debug/mlpkg
 RELEASE_BIN:= $(BUILD_DIR)/release/mlpkg
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release deps pydeps testdeps test unit oracle replay demo bench study fuzz fuzz-ci fuzz-build proto fixtures clean install install-files uninstall
+.PHONY: all build release deps pydeps testdeps test unit oracle library replay demo bench study fuzz fuzz-ci fuzz-build proto fixtures clean install install-files uninstall
 
 all: build
 
@@ -62,13 +62,18 @@ testdeps:
 	fi
 
 ## Unit and end-to-end tests (Swift Testing), then the cross-checks against the onnx Python package.
-test: deps pydeps testdeps build unit oracle replay fuzz-ci
+test: deps pydeps testdeps build unit oracle library replay fuzz-ci
 
 unit:
 	$(SWIFT) test --build-path $(BUILD_DIR)
 
 oracle:
 	MLPKG=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/oracle
+
+## The library as an app uses it (tests/library/check_library.py): a package outside the repository builds the
+## format-only product (no importer, no libprotobuf-c) and the DocC getting-started article's code (import MLPkgKit).
+library: deps
+	$(PYTHON) tests/library/check_library.py
 
 ## Every input a fuzzer ever crashed on (fuzz/regressions), the seeds and the fixtures, replayed through the fuzz
 ## targets' normal builds: none may crash.

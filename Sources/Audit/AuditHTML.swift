@@ -9,6 +9,7 @@ public enum AuditHTML {
     ]
     static let constantColor = "#cbd5e1"
 
+    /// The report as one self-contained HTML document.
     public static func render(_ r: AuditReport) -> String {
         let s = r.summary
         var out = """

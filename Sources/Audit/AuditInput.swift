@@ -5,10 +5,14 @@ import Passes
 /// What the audit reads: the model, the type of every value it knows (value name → type), and the values known to be
 /// constant: what shape inference provides (`forModel`).
 public struct AuditInput: Sendable {
+    /// The model audited.
     public var model: Model
+    /// The type of every value the audit knows, by value name.
     public var types: [String: ValueType]
+    /// Names of the values known before run time.
     public var constants: Set<String>
 
+    /// An input from types and constants computed elsewhere (`forModel` computes them by shape inference).
     public init(model: Model, types: [String: ValueType], constants: Set<String>) {
         self.model = model
         self.types = types
@@ -18,9 +22,12 @@ public struct AuditInput: Sendable {
 
 /// `--input-shape NAME=D0,D1,...`: fixes a graph input's shape (a dynamic model made static for the audit).
 public struct InputShapePin: Sendable, Equatable, CustomStringConvertible {
+    /// The graph input's name.
     public var name: String
+    /// The dims to pin (empty pins a scalar).
     public var dims: [Int]
 
+    /// A pin of input `name` to `dims`.
     public init(name: String, dims: [Int]) {
         self.name = name
         self.dims = dims
@@ -42,12 +49,15 @@ public struct InputShapePin: Sendable, Equatable, CustomStringConvertible {
         self.init(name: name, dims: dims)
     }
 
+    /// The pin as `--input-shape` takes it: `NAME=D0,D1,...`.
     public var description: String { "\(name)=" + dims.map(String.init).joined(separator: ",") }
 }
 
 /// A pin that does not fit the model.
 public struct PinError: Error, CustomStringConvertible, Sendable {
+    /// What does not fit, as one line for an `error:` message.
     public var message: String
+    /// The message.
     public var description: String { message }
 }
 

@@ -6,10 +6,13 @@ import Profiles
 /// What an audit is asked: which unit coverage is measured for, which units are allowed, their profiles, the chip
 /// whose numbers the cost model uses.
 public struct AuditOptions: Sendable, Equatable {
+    /// The unit whose coverage is measured and gated (`--profile`, default the Neural Engine).
     public var target: ComputeUnit
+    /// The units nodes may be assigned to (`--compute-units`); must include `target`.
     public var computeUnits: ComputeUnitSet
     /// A profile per compute unit (the built-in ones, or users' replacements).
     public var profiles: [ComputeUnit: Profile]
+    /// The chip whose cost numbers the estimate uses; every allowed unit's profile must have numbers for it.
     public var chip: String
     /// The `--input-shape` pins, as given (`NAME=D0,D1,...`, recorded in the report).
     public var inputShapes: [String]
@@ -17,6 +20,7 @@ public struct AuditOptions: Sendable, Equatable {
     /// unit profiles' rules. On for the command line; rule tests with made-up ops leave it off.
     public var coreMLLowering: Bool
 
+    /// Options; by default the target is the Neural Engine, every unit is allowed, the chip is M1, the gate off.
     public init(target: ComputeUnit = .neuralEngine, computeUnits: ComputeUnitSet = .all,
                 profiles: [ComputeUnit: Profile], chip: String = "M1", inputShapes: [String] = [],
                 coreMLLowering: Bool = false) {
@@ -37,14 +41,18 @@ public struct AuditOptions: Sendable, Equatable {
 
 /// A request the audit cannot answer (the target is not an allowed unit, a chip has no numbers…).
 public struct AuditError: Error, CustomStringConvertible, Sendable {
+    /// What the audit cannot do, as one line.
     public var message: String
+    /// An error with `message`.
     public init(_ message: String) { self.message = message }
+    /// The message.
     public var description: String { message }
 }
 
 /// The audit: a verdict per node and allowed unit from the profiles' rules, then the assignment pass (preferred unit
 /// per node, then transition smoothing with the cost model).
 public enum Auditor {
+    /// Audits `input`; throws `AuditError` if the target is not allowed, or a unit lacks a profile or chip numbers.
     public static func audit(_ input: AuditInput, modelName: String, options: AuditOptions) throws -> AuditReport {
         guard options.computeUnits.units.contains(options.target) else {
             throw AuditError("--profile \(options.target.rawValue) is not among --compute-units \(options.computeUnits.rawValue) (\(options.computeUnits.units.map(\.rawValue).joined(separator: ", ")))")

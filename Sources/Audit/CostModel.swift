@@ -6,18 +6,26 @@ import Profiles
 /// switch between units costs the transfer latency plus writing and reading the tensors handed over. Everything here
 /// is an estimate: peaks, not measurements.
 public struct CostModel: Sendable {
+    /// One unit's numbers for the chosen chip.
     public struct UnitNumbers: Sendable, Equatable {
+        /// Peak throughput, in GFLOP/s.
         public var gflops: Double
+        /// Memory bandwidth, in GB/s.
         public var bandwidthGBps: Double
         /// Bytes a float32 tensor element occupies on the unit (2 on float16 units).
         public var floatBytes: Double
     }
 
+    /// The chip the numbers are for.
     public var chip: String
+    /// Each allowed unit's numbers.
     public var units: [ComputeUnit: UnitNumbers]
+    /// Fixed cost of one switch between units, in seconds.
     public var transferLatency: Double
+    /// The longest run, in nodes, that transition smoothing considers moving.
     public var maxRunNodes: Int
 
+    /// A cost model from explicit numbers.
     public init(chip: String, units: [ComputeUnit: UnitNumbers], transferLatency: Double, maxRunNodes: Int) {
         self.chip = chip
         self.units = units

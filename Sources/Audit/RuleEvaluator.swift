@@ -10,9 +10,13 @@ public struct Finding: Codable, Sendable, Equatable {
     public var profile: String
     /// The concrete fact about this node: "dilations [2, 2]", "input 1 'B' is not constant".
     public var detail: String
+    /// The rule's reason, in a few words.
     public var reason: String
+    /// Where the rule's claim can be read.
     public var source: String
+    /// The rule's confidence; nil for findings that rest on no profile entry (e.g. `no-rule`).
     public var confidence: Confidence?
+    /// The sentence reports print: the detail, the reason, then the confidence and source.
     public var text: String
 
     init(rule: String, profile: String, detail: String, reason: String, source: String, confidence: Confidence?) {
@@ -41,6 +45,7 @@ public struct Finding: Codable, Sendable, Equatable {
         try c.encode(detail, forKey: .detail)
     }
 
+    /// Decodes a finding as `encode(to:)` writes it; the reason, source and confidence are empty unless present.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(rule: try c.decode(String.self, forKey: .rule),

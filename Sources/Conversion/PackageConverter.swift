@@ -9,13 +9,21 @@ import Quantization
 
 /// `mlpkg convert` as a library call: import an ONNX model, re-encode its weights, write the package.
 public enum PackageConverter {
+    /// The settings of one conversion, as `convert`'s flags give them; a nil field takes the format's default.
     public struct Options: Sendable, Equatable {
+        /// The weight format (`--weights`): fp32, fp16, int2…int8, lut1…lut8, or auto.
         public var weights: WeightFormat
+        /// Float tensors with fewer elements stay as they are (`--min-elements`); nil: 2048 for integer and lut
+        /// formats, 1 otherwise.
         public var minElements: Int?
+        /// How finely scales (or lookup tables) are shared (`--granularity`); nil: the format's default.
         public var granularity: Granularity?
+        /// Elements per block of per-block scales, or slices of axis 0 per lut table (`--block-size`);
+        /// nil: 32, or 16 for lut.
         public var blockSize: Int?
         /// nil: the format's default (asymmetric below 8 bits, symmetric int8).
         public var symmetric: Bool?
+        /// `float` or `float16` scales for linear formats (`--scale-type`); nil: float16 below 8 bits, float for int8.
         public var scaleType: DataType?
         /// Fold constants and drop dead nodes before inferring shapes (`--no-fold` turns it off: the graph is
         /// then kept exactly as imported, and only value_info gains the inferred types).
@@ -31,6 +39,7 @@ public enum PackageConverter {
         /// `--weights auto`: `--max-size` or `--min-snr`.
         public var autoBudget: AutoBudget?
 
+        /// Options for `weights`; every other value defaults as when its flag is not given.
         public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
                     blockSize: Int? = nil, symmetric: Bool? = nil, scaleType: DataType? = nil, fold: Bool = true,
                     inputShapes: InputShapes = InputShapes(), audit: AuditOptions? = nil,
@@ -102,14 +111,19 @@ public enum PackageConverter {
         }
     }
 
+    /// What a conversion produced: the manifest and report written, the graph passes' counts, sizes and timings.
     public struct Result: Sendable {
         /// Wall time of each step, in order.
         public var timings: [(step: String, seconds: Double)]
+        /// The manifest written to manifest.json.
         public var manifest: Manifest
+        /// What the conversion did to each weight (the `conversion` section of report.json).
         public var report: ConversionReport
         /// What the graph passes did.
         public var graph: GraphPassReport
+        /// Size in bytes of the source ONNX file (external data files not included).
         public var sourceBytes: Int
+        /// Total bytes of manifest.json, weights.bin and report.json in the written package.
         public var packageBytes: Int
         /// The compute-unit audit, with `Options.audit`.
         public var audit: AuditReport?
@@ -223,10 +237,13 @@ final class SourceDigest: @unchecked Sendable {
 /// Wall-clock laps for `--verbose`.
 public struct StepClock: Sendable {
     private var last = DispatchTime.now()
+    /// Each step's name and its wall time in seconds, in the order the laps were taken.
     public private(set) var laps: [(step: String, seconds: Double)] = []
 
+    /// A clock whose first lap starts now.
     public init() {}
 
+    /// Records the time since the previous lap (or since the clock was made) as `step`, and starts the next lap.
     public mutating func lap(_ step: String) {
         let now = DispatchTime.now()
         laps.append((step, Double(now.uptimeNanoseconds - last.uptimeNanoseconds) / 1e9))

@@ -9,6 +9,7 @@ import SafeOutput
 /// by the data, also 64-byte aligned. A const refers to a blob by the offset of its metadata record.
 /// Blobs are laid out as they are added; the file is written at the end, streaming views of the package's weights.
 public final class BlobStorage {
+    /// Bytes every metadata record and blob is aligned to, and the size of the file header.
     public static let alignment = 64
     static let sentinel: UInt32 = 0xDEAD_BEEF
 
@@ -23,6 +24,7 @@ public final class BlobStorage {
     /// The size of the file so far (header included).
     public private(set) var size = alignment
 
+    /// An empty storage: the header alone.
     public init() {}
 
     private static func aligned(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }

@@ -6,6 +6,7 @@ import SafeOutput
 
 /// What happened to one ONNX node of the main graph.
 public struct CoreMLNodeOutcome: Sendable, Equatable {
+    /// Whether the node was lowered, folded to constants, or refused.
     public enum Verdict: Sendable, Equatable {
         /// Lowered to MIL ops.
         case lowered
@@ -15,9 +16,13 @@ public struct CoreMLNodeOutcome: Sendable, Equatable {
         case refused(LoweringRefusal)
     }
 
+    /// The node's position in the main graph after inlining and folding; -1 for a graph input or output.
     public var index: Int
+    /// The node's name, or its first output when it has none (the value's name for a graph input or output).
     public var name: String
+    /// The ONNX op type; `input` or `output` for a graph input or output.
     public var opType: String
+    /// What the exporter did with the node.
     public var verdict: Verdict
     /// The node's first output (how the audit matches nodes; folding may renumber them).
     public var outputName: String = ""
@@ -27,10 +32,14 @@ public struct CoreMLNodeOutcome: Sendable, Equatable {
 
 /// A node that cannot be exported, for the error message.
 public struct CoreMLExportError: Error, CustomStringConvertible, Sendable {
+    /// The `.mlpackage` path the export was writing.
     public var path: String
+    /// What went wrong ("cannot be lowered" when nodes were refused).
     public var message: String
+    /// The refused nodes and graph inputs or outputs; empty for other errors.
     public var refusals: [CoreMLNodeOutcome]
 
+    /// One line: the path and up to 20 refused nodes with their reasons, or the message.
     public var description: String {
         guard !refusals.isEmpty else { return "\(path): \(message)" }
         let listed = refusals.prefix(20).map { n -> String in
@@ -44,6 +53,7 @@ public struct CoreMLExportError: Error, CustomStringConvertible, Sendable {
 
 /// ONNX graph (from a package, or straight from an import) → Core ML ML Program `.mlpackage` (docs/COREML.md).
 public enum CoreMLExporter {
+    /// How to lower the model and what to record in the package.
     public struct Options: Sendable {
         /// nil: the lowest target every stored encoding needs.
         public var target: DeploymentTarget?
@@ -53,10 +63,12 @@ public enum CoreMLExporter {
         public var computeUnits: String
         /// Store every weight as floats instead of constexpr-compressed.
         public var dequantize: Bool
+        /// Pins for dynamic input dims, applied before lowering (mlpkg's MIL programs have static shapes).
         public var inputShapes: InputShapes
         /// Extra user-defined metadata (provenance), written in this order after mlpkg's own keys.
         public var metadata: [(String, String)]
 
+        /// Defaults: the lowest target the weights need, fp16 compute, all compute units, weights kept compressed.
         public init(target: DeploymentTarget? = nil, compute: MILDataType = .fp16, computeUnits: String = "all",
                     dequantize: Bool = false, inputShapes: InputShapes = InputShapes(), metadata: [(String, String)] = []) {
             self.target = target
@@ -68,11 +80,17 @@ public enum CoreMLExporter {
         }
     }
 
+    /// What an export wrote.
     public struct Result: Sendable {
+        /// The deployment target the program was written for.
         public var target: DeploymentTarget
+        /// Size of the encoded model specification (model.mlmodel), in bytes.
         public var modelBytes: Int
+        /// Size of weight.bin, in bytes (header included).
         public var weightBytes: Int
+        /// Number of MIL ops written, by op type.
         public var operations: [String: Int]
+        /// The outcome of every main-graph node.
         public var outcomes: [CoreMLNodeOutcome]
         /// Where values were narrowed or a behaviour differs from ONNX in a corner (int64 → int32…).
         public var notes: [String]
@@ -383,6 +401,7 @@ public enum CoreMLExporter {
 
 /// A fully lowered program, ready to encode.
 public struct LoweredProgram {
+    /// The deployment target the program is lowered for.
     public let target: DeploymentTarget
     let inputs: [FeatureDescription]
     let outputs: [FeatureDescription]

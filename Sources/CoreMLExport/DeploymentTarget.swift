@@ -6,9 +6,13 @@ public struct DeploymentTarget: Sendable, Hashable, Comparable, CustomStringConv
     /// The spelling the user chose (`iOS16`, `macOS13`…), kept for messages and metadata.
     public let name: String
 
+    /// iOS 15 (macOS 12): specification version 6, the lowest target mlpkg writes.
     public static let iOS15 = DeploymentTarget(specificationVersion: 6, name: "iOS15")
+    /// iOS 16 (macOS 13): specification version 7.
     public static let iOS16 = DeploymentTarget(specificationVersion: 7, name: "iOS16")
+    /// iOS 17 (macOS 14): specification version 8.
     public static let iOS17 = DeploymentTarget(specificationVersion: 8, name: "iOS17")
+    /// iOS 18 (macOS 15): specification version 9.
     public static let iOS18 = DeploymentTarget(specificationVersion: 9, name: "iOS18")
 
     /// Every accepted spelling, lowest first within each platform.
@@ -19,6 +23,7 @@ public struct DeploymentTarget: Sendable, Hashable, Comparable, CustomStringConv
         ("tvOS15", 6), ("tvOS16", 7), ("tvOS17", 8), ("tvOS18", 9),
     ]
 
+    /// The target a spelling in `names` stands for, ignoring case; nil for any other text.
     public init?(parsing text: String) {
         guard let match = Self.names.first(where: { $0.0.lowercased() == text.lowercased() }) else { return nil }
         self.init(specificationVersion: match.1, name: match.0)
@@ -37,9 +42,13 @@ public struct DeploymentTarget: Sendable, Hashable, Comparable, CustomStringConv
     /// The MIL opset name of the main function (`CoreML5` for iOS15 … `CoreML8` for iOS18).
     public var opset: String { "CoreML\(specificationVersion - 1)" }
 
+    /// The spelling the target was given in.
     public var description: String { name }
 
+    /// Orders targets by specification version.
     public static func < (a: DeploymentTarget, b: DeploymentTarget) -> Bool { a.specificationVersion < b.specificationVersion }
+    /// Targets are equal when their specification versions are, whatever the spelling.
     public static func == (a: DeploymentTarget, b: DeploymentTarget) -> Bool { a.specificationVersion == b.specificationVersion }
+    /// Hashes the specification version alone, as `==` compares it.
     public func hash(into hasher: inout Hasher) { hasher.combine(specificationVersion) }
 }

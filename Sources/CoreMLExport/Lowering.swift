@@ -3,6 +3,7 @@ import Ops
 
 /// Why a node cannot be lowered to MIL: the precondition that failed, in words a user can act on.
 public struct LoweringRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The precondition that failed, in words a user can act on.
     public var reason: String
     /// The lowest deployment target at which the node would lower (when only the target is at fault).
     public var needs: DeploymentTarget?
@@ -12,6 +13,7 @@ public struct LoweringRefusal: Error, Sendable, Equatable, CustomStringConvertib
     /// The rule that refuses (a `LoweringRule` id); nil until the exporter names the lowering that threw it.
     public var rule: String?
 
+    /// A refusal for `reason`; the other parameters set `needs`, `unknown` and `rule`.
     public init(_ reason: String, needs: DeploymentTarget? = nil, unknown: Bool = false, rule: String? = nil) {
         self.reason = reason
         self.needs = needs
@@ -19,6 +21,7 @@ public struct LoweringRefusal: Error, Sendable, Equatable, CustomStringConvertib
         self.rule = rule
     }
 
+    /// The reason.
     public var description: String { reason }
 }
 
@@ -29,7 +32,7 @@ typealias Emission = (Emitter) throws(LoweringRefusal) -> [MILVar?]
 /// One ONNX op family's lowering to MIL (see docs/COREML.md). `plan` checks every precondition (static shapes,
 /// dtypes, constant inputs, attribute values, deployment target) without emitting anything and returns the
 /// emission; the audit calls `plan` alone, the exporter both, so they can never disagree.
-protocol OpLowering {
+protocol OpLowering: Sendable {
     /// ONNX op types (default domain) this lowering handles.
     static var opTypes: [String] { get }
     /// The MIL definition the lowering follows, with its type and rank conditions (LoweringRules.swift).

@@ -52,6 +52,7 @@ public struct LoweringRule: Sendable {
 public enum CoreMLLimits {
     /// Core ML tensors have rank 5 at most.
     public static let maxRank = 5
+    /// The rule a node fails when an input or output has a rank above `maxRank`.
     public static let maxRankRule = LoweringRule(
         "coreml-max-rank", mil: "every op",
         source: "https://github.com/microsoft/onnxruntime/blob/main/onnxruntime/core/providers/coreml/builders/helper.cc",
@@ -61,18 +62,23 @@ public enum CoreMLLimits {
     public static let noLowering = LoweringRule(
         "coreml-no-lowering", mil: "none", source: "docs/COREML.md#lowering-table",
         says: "mlpkg's exporter has no lowering for the op (docs/COREML.md lists every lowered op), so an ML Program cannot hold it")
+    /// Refuses If, Loop and Scan: mlpkg does not lower control flow.
     public static let controlFlow = LoweringRule(
         "coreml-control-flow", mil: "cond, while_loop (not written by mlpkg)", source: "docs/COREML.md#lowering-table",
         says: "If, Loop and Scan are not lowered; their subgraphs are not converted")
+    /// Refuses every node inside a subgraph, since its control-flow node is not lowered.
     public static let subgraph = LoweringRule(
         "coreml-subgraph", mil: "none", source: "docs/COREML.md#lowering-table",
         says: "a node inside a subgraph converts only with its control-flow node, which is not lowered")
+    /// Refuses ops outside the ONNX domain and model-local functions that were not inlined.
     public static let customDomain = LoweringRule(
         "coreml-custom-domain", mil: "none", source: "docs/COREML.md#lowering-table",
         says: "ops outside the ONNX domain (com.microsoft contrib ops, custom ops, model-local functions not inlined) have no lowering")
+    /// Cited for nodes whose outputs are all known before run time: written as constants, with no op.
     public static let folded = LoweringRule(
         "coreml-folded", mil: "const", source: "docs/COREML.md",
         says: "every output is known before run time: the values are written as constants where used, no op")
+    /// Cited for sparse Constant nodes: refused when the values cannot be densified into a const.
     public static let constant = LoweringRule(
         "coreml-constant", mil: "const", source: "docs/COREML.md",
         says: "a sparse constant must densify; its values become a const")

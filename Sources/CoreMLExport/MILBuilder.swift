@@ -38,6 +38,7 @@ public enum MILArg {
 /// Builds the main function of an ML Program: unique MIL identifiers, const ops (large ones in weight.bin), ops
 /// with their declared output types.
 public final class MILBuilder {
+    /// The deployment target the program is written for.
     public let target: DeploymentTarget
     let blobs: BlobStorage
     private(set) var operations: [MILOperation] = []

@@ -42,6 +42,7 @@ public enum MILDataType: Int, Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// True for fp16 and fp32.
     public var isFloat: Bool { self == .fp16 || self == .fp32 }
 
     /// Bits per element in blob storage.
@@ -84,25 +85,35 @@ public enum MILDataType: Int, Sendable, Hashable, CustomStringConvertible {
 /// A MIL tensor type with a static shape (rank 0 is a scalar). mlpkg only emits static shapes: dynamic ONNX dims
 /// are pinned before lowering.
 public struct MILTensorType: Sendable, Hashable, CustomStringConvertible {
+    /// The element type.
     public var dtype: MILDataType
+    /// The dims; empty for a scalar.
     public var shape: [Int]
 
+    /// A tensor type of `dtype` and `shape`.
     public init(_ dtype: MILDataType, _ shape: [Int]) {
         self.dtype = dtype
         self.shape = shape
     }
 
+    /// Number of dims (0 for a scalar).
     public var rank: Int { shape.count }
+    /// Number of elements (1 for a scalar).
     public var count: Int { shape.reduce(1, *) }
+    /// The element type followed by the dims, e.g. `fp16[1, 3, 224, 224]`.
     public var description: String { "\(dtype)\(shape)" }
 
+    /// The same shape with another element type.
     public func with(dtype: MILDataType) -> MILTensorType { MILTensorType(dtype, shape) }
+    /// The same element type with another shape.
     public func with(shape: [Int]) -> MILTensorType { MILTensorType(dtype, shape) }
 }
 
 /// A named value of a MIL program: a function input or an op output.
 public struct MILVar: Sendable, Hashable {
+    /// The MIL identifier.
     public var name: String
+    /// Its tensor type.
     public var type: MILTensorType
 }
 
@@ -118,20 +129,28 @@ public enum MILConstData: Sendable {
 
 /// A constant value: its type and elements.
 public struct MILConst: Sendable {
+    /// The constant's tensor type.
     public var type: MILTensorType
+    /// Its elements.
     public var data: MILConstData
 
+    /// A constant of `type` holding `data`.
     public init(_ type: MILTensorType, _ data: MILConstData) {
         self.type = type
         self.data = data
     }
 
+    /// An int32 scalar.
     public static func scalar(_ value: Int32) -> MILConst { MILConst(MILTensorType(.int32, []), .ints([value])) }
+    /// A bool scalar.
     public static func scalar(_ value: Bool) -> MILConst { MILConst(MILTensorType(.bool, []), .bools([value])) }
+    /// A string scalar (e.g. the `dtype` of a `cast` op).
     public static func scalar(_ value: String) -> MILConst { MILConst(MILTensorType(.string, []), .strings([value])) }
+    /// A rank-1 int32 constant; values beyond Int32's range are clamped.
     public static func ints(_ values: [Int]) -> MILConst {
         MILConst(MILTensorType(.int32, [values.count]), .ints(values.map { Int32(clamping: $0) }))
     }
+    /// A rank-1 bool constant.
     public static func bools(_ values: [Bool]) -> MILConst { MILConst(MILTensorType(.bool, [values.count]), .bools(values)) }
 
     /// A float scalar of `dtype` (fp16 stored as its bits).
@@ -139,6 +158,7 @@ public struct MILConst: Sendable {
         floats(Array(repeating: value, count: shape.reduce(1, *)), dtype, shape: shape)
     }
 
+    /// A constant of `values` shaped `shape`: fp16 stored as its bits when `dtype` is fp16, else fp32.
     public static func floats(_ values: [Float], _ dtype: MILDataType, shape: [Int]) -> MILConst {
         if dtype == .fp16 {
             return MILConst(MILTensorType(.fp16, shape), .bytes(Float16Codec.encode(values)))

@@ -1,12 +1,19 @@
 /// A structural fault in a graph. Messages name the node and the value at fault.
 public enum GraphError: Error, Equatable, CustomStringConvertible {
+    /// A node reads a value that nothing in the graph or an enclosing graph defines.
     case unproducedInput(node: String, input: String, graph: String)
+    /// A graph output that no node, initializer or input defines.
     case unproducedOutput(output: String, graph: String)
+    /// A value defined more than once in one graph (by nodes, initializers or inputs).
     case duplicateDefinition(value: String, graph: String)
+    /// Nodes that depend on one another in a loop, listed around the cycle.
     case cycle(nodes: [String], graph: String)
+    /// A node output with an empty name.
     case emptyOutputName(node: String, graph: String)
+    /// A model-local function that calls itself; `path` is the chain of calls back to it.
     case recursiveFunction(path: [String])
 
+    /// A one-line message naming the graph, node and value at fault.
     public var description: String {
         switch self {
         case .recursiveFunction(let path):

@@ -6,12 +6,17 @@ import Darwin
 
 /// A whole file mapped read-only into memory; unmapped when the last tensor viewing it goes away.
 public final class MappedFile: @unchecked Sendable {
+    /// The file's contents; empty (no base address) for an empty file.
     public let bytes: UnsafeRawBufferPointer
     private let mapping: UnsafeMutableRawPointer?
 
+    /// Why a file could not be mapped; `reason` words it for messages.
     public enum Failure: Error, Sendable {
+        /// The file could not be opened or examined (`errno` from `openat` or `fstat`).
         case open(errno: Int32)
+        /// The path names a device, FIFO, directory or other non-regular file.
         case notRegular
+        /// `mmap` failed (`errno` from it).
         case map(errno: Int32)
     }
 
@@ -51,6 +56,7 @@ public final class MappedFile: @unchecked Sendable {
         ByteView(bytes: UnsafeRawBufferPointer(rebasing: bytes[range]), owner: self)
     }
 
+    /// A view of the whole file that keeps this mapping alive.
     public var view: ByteView { ByteView(bytes: bytes, owner: self) }
 
     /// Drops the pages holding `range` from this process's memory once their bytes have been used. The mapping stays
@@ -73,6 +79,7 @@ public final class MappedFile: @unchecked Sendable {
 
     private static let pageSize = max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096)
 
+    /// The C library's message for the error number `code` (`strerror`).
     public static func describe(errno code: Int32) -> String {
         String(cString: strerror(code))
     }

@@ -1,16 +1,25 @@
 /// One operator application. Input names are "" where an optional input is left out.
 public struct Node: Sendable {
+    /// The node's name (`NodeProto.name`); may be empty.
     public var name: String
+    /// The operator or model-local function the node applies (`NodeProto.op_type`).
     public var opType: String
     /// "" is the default ONNX domain (importers normalise "ai.onnx" to "").
     public var domain: String
+    /// Which overload of a model-local function the node calls (`NodeProto.overload`); "" when unused.
     public var overload: String
+    /// Names of the values read, in the operator's input order.
     public var inputs: [String]
+    /// Names of the values defined, in the operator's output order.
     public var outputs: [String]
+    /// The node's attributes, in file order.
     public var attributes: [Attribute]
+    /// Free-form documentation (`NodeProto.doc_string`); empty when absent.
     public var docString: String
+    /// Key/value annotations (`NodeProto.metadata_props`), in file order.
     public var metadata: [MetadataEntry]
 
+    /// Creates a node; the optional parts default to empty (the default ONNX domain).
     public init(name: String = "", opType: String, domain: String = "", overload: String = "", inputs: [String],
                 outputs: [String], attributes: [Attribute] = [], docString: String = "", metadata: [MetadataEntry] = []) {
         self.name = name
@@ -24,6 +33,7 @@ public struct Node: Sendable {
         self.metadata = metadata
     }
 
+    /// The first attribute called `name`, or nil when the node has none.
     public func attribute(_ name: String) -> Attribute? { attributes.first { $0.name == name } }
 
     /// How errors and reports name the node: its name, or its op type and position when it has none.
@@ -31,6 +41,7 @@ public struct Node: Sendable {
         name.isEmpty ? "#\(index) (\(opType))" : "'\(name)' (\(opType))"
     }
 
+    /// True for an ONNX `Constant` node (default domain).
     public var isConstant: Bool { opType == "Constant" && domain.isEmpty }
 
     /// The dense tensor a `Constant` node produces, from whichever of its value attributes is set
@@ -69,6 +80,7 @@ public struct Node: Sendable {
 
 /// Little-endian packing of fixed-width numbers into bytes mlpkg owns.
 public enum LittleEndian {
+    /// The values in little-endian byte order, in a new buffer.
     @inlinable
     public static func bytes<T: FixedWidthInteger>(of values: [T]) -> ByteView {
         let buffer = OwnedBuffer(uninitializedCount: values.count * MemoryLayout<T>.size)
@@ -82,8 +94,10 @@ public enum LittleEndian {
         return buffer.view
     }
 
+    /// The values' IEEE 754 bit patterns in little-endian byte order, in a new buffer.
     @inlinable
     public static func bytes(of values: [Float]) -> ByteView { bytes(of: values.map(\.bitPattern)) }
+    /// The values' IEEE 754 bit patterns in little-endian byte order, in a new buffer.
     @inlinable
     public static func bytes(of values: [Double]) -> ByteView { bytes(of: values.map(\.bitPattern)) }
 }

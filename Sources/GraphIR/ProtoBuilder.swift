@@ -1,15 +1,21 @@
 /// Builds protobuf wire-format bytes. Large byte fields are kept as views (never copied) and written out in order,
 /// so a model's weights go straight from their source to the output file.
 public final class ProtoBuilder {
+    /// Creates an empty builder.
     public init() {}
 
+    /// One piece of the output: bytes the builder copied, or a large byte field referenced in place.
     public enum Segment {
+        /// Encoded bytes the builder holds.
         case bytes([UInt8])
+        /// A large bytes field's content, referenced in place.
         case view(ByteView)
     }
 
+    /// The output so far, in order; bytes written since the last `flush()` are not in it yet.
     public private(set) var segments: [Segment] = []
     private var current: [UInt8] = []
+    /// Bytes written so far, flushed or not.
     public private(set) var size = 0
 
     private enum WireType: UInt64 {
@@ -43,6 +49,7 @@ public final class ProtoBuilder {
 
     // MARK: Scalars
 
+    /// An int64 varint field; negative values take ten bytes (two's complement).
     public func int64(_ field: Int, _ value: Int64) {
         tag(field, .varint)
         appendVarint(UInt64(bitPattern: value))
@@ -53,11 +60,13 @@ public final class ProtoBuilder {
         int64(field, Int64(value))
     }
 
+    /// A uint64 varint field.
     public func uint64(_ field: Int, _ value: UInt64) {
         tag(field, .varint)
         appendVarint(value)
     }
 
+    /// A float field as four little-endian bytes (fixed32).
     public func float(_ field: Int, _ value: Float) {
         tag(field, .fixed32)
         var bits = value.bitPattern.littleEndian
@@ -70,6 +79,7 @@ public final class ProtoBuilder {
         bytes(field, Array(value.utf8))
     }
 
+    /// A length-delimited bytes field, copied; written even when empty.
     public func bytes(_ field: Int, _ value: [UInt8]) {
         tag(field, .lengthDelimited)
         appendVarint(UInt64(value.count))
@@ -92,6 +102,7 @@ public final class ProtoBuilder {
 
     // MARK: Repeated
 
+    /// One length-delimited field per string (UTF-8), empty strings included.
     public func repeatedStrings(_ field: Int, _ values: [String]) {
         for v in values { bytes(field, Array(v.utf8)) }
     }
@@ -101,6 +112,7 @@ public final class ProtoBuilder {
         for v in values { int64(field, v) }
     }
 
+    /// Repeated float written one element per tag (the unpacked form ONNX's schema declares for attribute floats).
     public func repeatedFloat(_ field: Int, _ values: [Float]) {
         for v in values { float(field, v) }
     }
@@ -122,6 +134,7 @@ public final class ProtoBuilder {
 
     // MARK: Messages
 
+    /// An embedded message field whose content `build` writes into a child builder; the child's views are kept.
     public func message(_ field: Int, _ build: (ProtoBuilder) -> Void) {
         let child = ProtoBuilder()
         build(child)
@@ -139,6 +152,7 @@ public final class ProtoBuilder {
         }
     }
 
+    /// Moves the bytes written since the last flush into a new segment; call it before reading `segments`.
     public func flush() {
         guard !current.isEmpty else { return }
         segments.append(.bytes(current))

@@ -1,6 +1,7 @@
 /// Where a tensor's bytes live: inside the model file, in an external data file beside it, or already written into
 /// the weights file of a package being built.
 public enum TensorLocation: Sendable, Hashable {
+    /// Held with the model: read from the model file itself, or created in memory.
     case embedded
     /// `location` as written in the model (relative to the model's folder), byte offset and length in that file.
     case external(location: String, offset: Int, length: Int)
@@ -8,6 +9,7 @@ public enum TensorLocation: Sendable, Hashable {
     /// released then, and the package writer records this blob instead of writing it again.
     case stored(offset: Int, length: Int, sha256: String)
 
+    /// True when the bytes are in an external data file beside the model.
     public var isExternal: Bool {
         if case .external = self { return true }
         return false
@@ -26,6 +28,7 @@ public indirect enum WeightEncoding: Sendable {
     /// float32 values stored as N-bit indices into a lookup table: w ≈ lut[group][q].
     case palette(PaletteQuantization)
 
+    /// `raw`, `float16`, `linear` or `lut`: the encoding's name in conversion reports.
     public var name: String {
         switch self {
         case .raw: return "raw"
@@ -35,6 +38,7 @@ public indirect enum WeightEncoding: Sendable {
         }
     }
 
+    /// True when the bytes are stored as plain `raw_data` of the tensor's type.
     public var isRaw: Bool {
         if case .raw = self { return true }
         return false
@@ -59,14 +63,19 @@ public indirect enum WeightEncoding: Sendable {
 public struct LinearQuantization: Sendable {
     /// int8, uint8, int4 or uint4.
     public var storage: DataType
+    /// The channel or blocked axis; nil for per-tensor quantization.
     public var axis: Int?
+    /// Elements per block along `axis` for per-block quantization; nil otherwise.
     public var blockSize: Int?
+    /// The float scales, shaped by the granularity (see the type's description).
     public var scale: Tensor
+    /// Zero points in the storage type, shaped like `scale`; nil means zero (symmetric).
     public var zeroPoint: Tensor?
     /// 2, 3, 5, 6 or 7: the integers are packed at this width (an LSB-first bit stream, two's complement for signed
     /// storage) instead of the storage type's layout; nil: the storage type's own layout.
     public var bits: Int?
 
+    /// Creates linear quantization parameters; `bits` nil keeps the storage type's own layout.
     public init(storage: DataType, axis: Int?, blockSize: Int?, scale: Tensor, zeroPoint: Tensor?, bits: Int? = nil) {
         self.bits = bits
         self.storage = storage
@@ -76,6 +85,7 @@ public struct LinearQuantization: Sendable {
         self.zeroPoint = zeroPoint
     }
 
+    /// `per-tensor`, `per-channel` or `per-block`, from which of `axis` and `blockSize` are set.
     public var granularity: String {
         blockSize != nil ? "per-block" : axis != nil ? "per-channel" : "per-tensor"
     }
@@ -85,10 +95,14 @@ public struct LinearQuantization: Sendable {
 /// bit of the first byte) into a lookup table. `lut` is float16 (or float) of shape [2^bits] (one table), or
 /// [groups, 2^bits] when `groupSize` consecutive slices along axis 0 share each table (the last group may be shorter).
 public struct PaletteQuantization: Sendable {
+    /// Bits per index; the table has 2^bits entries.
     public var bits: Int
+    /// Slices along axis 0 that share one table; nil when a single table serves the whole tensor.
     public var groupSize: Int?
+    /// The lookup table(s): [2^bits], or [groups, 2^bits] with `groupSize`.
     public var lut: Tensor
 
+    /// Creates palettization parameters.
     public init(bits: Int, groupSize: Int?, lut: Tensor) {
         self.bits = bits
         self.groupSize = groupSize
@@ -106,15 +120,24 @@ public struct PaletteQuantization: Sendable {
 /// `dims` are validated (non-negative, element count fits in `Int`) and `data` holds exactly the bytes they need in
 /// `encoding` (for `.raw`, ONNX's raw little-endian layout of `dataType`).
 public struct Tensor: Sendable {
+    /// The name of the value the tensor defines (`TensorProto.name`).
     public var name: String
+    /// The logical element type the graph sees, whatever `encoding` stores.
     public var dataType: DataType
+    /// The shape (`TensorProto.dims`); empty for a scalar.
     public var dims: [Int]
+    /// The stored bytes, laid out as `encoding` says.
     public var data: TensorData
+    /// How `data` encodes the values: `.raw` as in ONNX, or a compressed form.
     public var encoding: WeightEncoding
+    /// Where the bytes live: in the model file, in an external data file, or already in a package's weights.
     public var location: TensorLocation
+    /// Free-form documentation (`TensorProto.doc_string`); empty when absent.
     public var docString: String
+    /// Key/value annotations (`TensorProto.metadata_props`), in file order.
     public var metadata: [MetadataEntry]
 
+    /// Creates a tensor; the caller makes sure `data` holds exactly the bytes `dims` need in `encoding`.
     public init(name: String, dataType: DataType, dims: [Int], data: TensorData, encoding: WeightEncoding = .raw,
                 location: TensorLocation = .embedded, docString: String = "", metadata: [MetadataEntry] = []) {
         self.name = name
@@ -133,6 +156,7 @@ public struct Tensor: Sendable {
     /// Size of the elements in storage: packed bytes, or the summed UTF-8 lengths of a string tensor.
     public var byteCount: Int { data.byteCount }
 
+    /// The tensor's type: `dataType` with every dim known.
     public var type: TensorType { TensorType(elementType: dataType, shape: dims.map { .value($0) }) }
 
     /// Element count of `dims`, or nil when a dim is negative or the product overflows `Int`.
@@ -150,15 +174,20 @@ public struct Tensor: Sendable {
 
 /// An ONNX sparse tensor: `values` [NNZ] at `indices` ([NNZ] linear or [NNZ, rank] coordinates) of a dense `dims` shape.
 public struct SparseTensor: Sendable {
+    /// The non-zero values, a 1-D tensor of NNZ elements (`SparseTensorProto.values`).
     public var values: Tensor
+    /// Positions of the values: [NNZ] linear indices or [NNZ, rank] coordinates (`SparseTensorProto.indices`).
     public var indices: Tensor
+    /// The shape of the dense tensor (`SparseTensorProto.dims`).
     public var dims: [Int]
 
+    /// Creates a sparse tensor from its values, indices and dense shape.
     public init(values: Tensor, indices: Tensor, dims: [Int]) {
         self.values = values
         self.indices = indices
         self.dims = dims
     }
 
+    /// The name of the value it defines: the name of `values`, as in ONNX.
     public var name: String { values.name }
 }

@@ -2,10 +2,12 @@ import Foundation
 /// A read-only view of bytes whose memory is kept alive by `owner`: a parsed protobuf message, a memory-mapped
 /// external-data file, or a buffer mlpkg allocated. Copying the view never copies the bytes.
 public struct ByteView: @unchecked Sendable {
+    /// The viewed bytes; valid as long as the view exists.
     public let bytes: UnsafeRawBufferPointer
     /// Keeps `bytes` valid; never read.
     private let owner: AnyObject?
 
+    /// A view of `bytes`, kept valid by `owner` (nil when something else keeps them valid).
     public init(bytes: UnsafeRawBufferPointer, owner: AnyObject?) {
         self.bytes = bytes
         self.owner = owner
@@ -18,14 +20,18 @@ public struct ByteView: @unchecked Sendable {
         self.init(bytes: UnsafeRawBufferPointer(buffer.mutableBytes), owner: buffer)
     }
 
+    /// A view of no bytes.
     public static let empty = ByteView(copying: [])
 
+    /// The number of bytes viewed.
     public var count: Int { bytes.count }
 
+    /// A view of `range` (byte offsets in this view) sharing this view's owner.
     public func slice(_ range: Range<Int>) -> ByteView {
         ByteView(bytes: UnsafeRawBufferPointer(rebasing: bytes[range]), owner: owner)
     }
 
+    /// A copy of the bytes in an array.
     public var array: [UInt8] { Array(bytes) }
 
     /// For a view of a memory-mapped file: lets the kernel drop its pages from this process (see
@@ -37,6 +43,7 @@ public struct ByteView: @unchecked Sendable {
 
 /// Heap memory allocated by mlpkg (16-byte aligned), freed when the last view of it goes away.
 public final class OwnedBuffer: @unchecked Sendable {
+    /// The usable memory: exactly the count asked for.
     public let mutableBytes: UnsafeMutableRawBufferPointer
 
     /// The memory allocated, which may be larger than `mutableBytes` (a reused buffer).
@@ -56,15 +63,19 @@ public final class OwnedBuffer: @unchecked Sendable {
 
     deinit { BufferPool.shared.give(allocation) }
 
+    /// A read-only view of the buffer that keeps it alive.
     public var view: ByteView { ByteView(bytes: UnsafeRawBufferPointer(mutableBytes), owner: self) }
 }
 
 /// The elements of a tensor: packed little-endian bytes in ONNX `raw_data` layout (sub-byte types packed LSB-first),
 /// or, for string tensors, one byte string per element.
 public enum TensorData: Sendable {
+    /// Packed bytes of every type but strings.
     case bytes(ByteView)
+    /// One byte string per element of a string tensor.
     case strings([[UInt8]])
 
+    /// Bytes stored: the packed size, or the summed lengths of the strings.
     public var byteCount: Int {
         switch self {
         case .bytes(let view): return view.count

@@ -4,6 +4,7 @@
 //            {"kind": "map", "key": "int64", "value": T}, {"kind": "opaque", "domain": d, "name": n}, {"kind": "unknown"}
 
 extension DataType: Codable {
+    /// Decodes a type from its `name` string; throws `DecodingError.dataCorrupted` for an unknown name.
     public init(from decoder: Decoder) throws {
         let name = try decoder.singleValueContainer().decode(String.self)
         guard let type = DataType(name: name) else {
@@ -12,6 +13,7 @@ extension DataType: Codable {
         self = type
     }
 
+    /// Encodes the type as its `name` string.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(name)
@@ -20,6 +22,7 @@ extension DataType: Codable {
 
 /// A dim is an integer, a symbol's name, or null when unknown.
 extension Dim: Codable {
+    /// Decodes null as `.unknown`, an integer as `.value`, and a string as `.symbol`.
     public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() {
@@ -31,6 +34,7 @@ extension Dim: Codable {
         }
     }
 
+    /// Encodes `.value` as an integer, `.symbol` as its name and `.unknown` as null.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.singleValueContainer()
         switch self {
@@ -44,6 +48,7 @@ extension Dim: Codable {
 extension ValueType: Codable {
     private enum Keys: String, CodingKey { case kind, dtype, shape, element, key, value, domain, name }
 
+    /// Encodes the type as an object with a `kind` key, in the forms listed at the top of this file.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: Keys.self)
         switch self {
@@ -70,6 +75,7 @@ extension ValueType: Codable {
         }
     }
 
+    /// Decodes the forms listed at the top of this file; throws for an unknown `kind`.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Keys.self)
         switch try c.decode(String.self, forKey: .kind) {

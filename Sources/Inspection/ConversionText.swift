@@ -3,6 +3,8 @@ import Quantization
 
 /// The terminal summary of a conversion.
 public enum ConversionText {
+    /// The summary `convert` prints: graph passes (when `graph` is given), weight bytes before and after,
+    /// accuracy, file sizes, and tables of the largest converted and kept tensors.
     public static func render(_ r: ConversionReport, source: String, sourceBytes: Int, package: String,
                               packageBytes: Int, graph: GraphPassReport? = nil) -> String {
         let t = r.totals

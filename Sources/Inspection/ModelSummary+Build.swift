@@ -4,6 +4,7 @@ extension ModelSummary {
     /// How many of the largest weight tensors the summary lists.
     public static let largestTensorLimit = 10
 
+    /// Summarises `model`, naming it `file`; `package` and `shapes` are left nil for the caller to add.
     public init(model: Model, file: String) {
         let graph = model.graph
         var opCounts: [String: [String: Int]] = [:]

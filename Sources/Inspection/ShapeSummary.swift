@@ -4,7 +4,9 @@ import Passes
 /// `mlpkg inspect --shapes`: every value's inferred type, the nodes whose outputs stayed unknown, and conflicts
 /// between declared and inferred types.
 public struct ShapeSummary: Codable, Sendable, Equatable {
+    /// How many values fall in each category of type knowledge.
     public struct Counts: Codable, Sendable, Equatable {
+        /// Every value of every graph; sequences, maps and the like are counted here but in no category below.
         public var values: Int
         /// Tensors with every dim a number.
         public var `static`: Int
@@ -16,11 +18,16 @@ public struct ShapeSummary: Codable, Sendable, Equatable {
 
     /// `NAME=D0,D1;…` as pinned with `--input-shape`, or nil.
     public var inputShapes: String?
+    /// Values counted by how much of their type is known.
     public var counts: Counts
+    /// Every value of every graph with its inferred type, in graph order.
     public var values: [InferredValue]
+    /// Nodes whose output types stayed (partly) unknown, with the reason.
     public var unresolved: [UnresolvedNode]
+    /// Declared types that contradict the inferred ones (the inferred type is kept).
     public var conflicts: [TypeConflict]
 
+    /// The summary of one inference run; `inputShapes` are the pins it ran with.
     public init(_ result: ShapeInferenceResult, inputShapes: InputShapes) {
         self.inputShapes = inputShapes.isEmpty ? nil : inputShapes.recorded
         values = result.values
@@ -52,6 +59,7 @@ public struct ShapeSummary: Codable, Sendable, Equatable {
 }
 
 extension ModelSummary {
+    /// This summary with `shapes` set.
     public func with(shapes: ShapeSummary) -> ModelSummary {
         var copy = self
         copy.shapes = shapes

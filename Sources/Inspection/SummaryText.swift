@@ -1,5 +1,7 @@
 /// Renders a `ModelSummary` as the human-readable report of `mlpkg inspect`.
 public enum SummaryText {
+    /// The text report: header, package details, inputs and outputs, node and weight tables, and the
+    /// `--shapes` tables when the summary has them.
     public static func render(_ s: ModelSummary) -> String {
         var out: [String] = []
         out.append("\(s.file)")

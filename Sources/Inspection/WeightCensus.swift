@@ -2,16 +2,23 @@ import GraphIR
 
 /// One weight tensor of a model and where it sits.
 public struct WeightRecord: Sendable {
+    /// Where the weight is held: a dense initializer, a sparse initializer, or a Constant node's value.
     public enum Kind: Sendable { case initializer, sparseInitializer, constantNode }
+    /// The tensor's name (may be empty for a Constant node's value).
     public var name: String
+    /// The element type the graph sees (the values' type for a sparse tensor).
     public var dataType: DataType
+    /// The tensor's dims (the dense shape for a sparse tensor).
     public var dims: [Int]
     /// Stored elements (the values of a sparse tensor).
     public var elementCount: Int
     /// Stored bytes (values plus indices for a sparse tensor).
     public var byteCount: Int
+    /// Where the bytes are: embedded in the model, in an external data file, or already written to weights.bin.
     public var location: TensorLocation
+    /// How the bytes encode the values: raw, float16, linear or lut.
     public var encoding: WeightEncoding
+    /// Which kind of holder the weight came from.
     public var kind: Kind
 }
 

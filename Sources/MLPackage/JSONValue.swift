@@ -3,14 +3,22 @@ import Foundation
 /// Any JSON value, kept as read: report.json sections a reader need not understand (the audit's summary) pass
 /// through unchanged, and encode again to the same document (integers stay integers).
 public enum JSONValue: Codable, Sendable, Equatable {
+    /// JSON `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
+    /// An integer: a number that decodes as Int64.
     case int(Int64)
+    /// Any other number.
     case double(Double)
+    /// A string.
     case string(String)
+    /// An array, in order.
     case array([JSONValue])
+    /// An object, by key (key order is not kept).
     case object([String: JSONValue])
 
+    /// Decodes any JSON value, preferring an integer over a double when the number fits in Int64.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() {
@@ -30,6 +38,7 @@ public enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
+    /// Encodes the value as the JSON it was read from.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         switch self {
@@ -56,6 +65,7 @@ public enum JSONValue: Codable, Sendable, Equatable {
         return nil
     }
 
+    /// The number as a Double (integers widened); nil for anything but a number.
     public var doubleValue: Double? {
         switch self {
         case .int(let i): return Double(i)
@@ -64,6 +74,7 @@ public enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
+    /// The number as an Int when it is an integer; nil for doubles and non-numbers.
     public var intValue: Int? {
         if case .int(let i) = self { return Int(i) }
         return nil

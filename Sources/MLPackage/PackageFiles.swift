@@ -12,11 +12,13 @@ import Darwin
 /// fails cleanly), never the manifest of one version with the weights of another (issue 16). Files must be regular
 /// files inside the package: a symbolic link is refused.
 public final class PackageFiles {
+    /// The package directory as given.
     public let path: String
     private let fd: Int32
     /// report.json larger than this is refused unread (a sparse 1 GiB file cost 1.6 GB of memory before).
     public static let maxReportBytes = 64 << 20
 
+    /// Opens the package directory; throws when it is missing, not a directory or cannot be opened.
     public init(path: String) throws(PackageError) {
         self.path = path
         let opened = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

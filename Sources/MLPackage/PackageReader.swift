@@ -3,8 +3,11 @@ import GraphIR
 
 /// A package opened for reading: its manifest, the model it holds (tensors are views of the mapped weights.bin).
 public struct LoadedPackage: Sendable {
+    /// The package directory as given.
     public var path: String
+    /// The decoded manifest.json.
     public var manifest: Manifest
+    /// The model rebuilt from the manifest, verified, its weights viewing the mapped weights.bin.
     public var model: Model
 }
 
@@ -20,6 +23,7 @@ public enum PackageReader {
         return FileManager.default.fileExists(atPath: path + "/" + Manifest.manifestFileName)
     }
 
+    /// Opens the package at `path` and reads its manifest.json.
     public static func readManifest(path: String) throws(PackageError) -> Manifest {
         try readManifest(PackageFiles(path: path))
     }

@@ -3,17 +3,25 @@ import GraphIR
 
 /// What `mlpkg verify` found.
 public struct VerificationResult: Codable, Sendable, Equatable {
+    /// One problem found.
     public struct Fault: Codable, Sendable, Equatable {
+        /// The fault, one line starting with the package path.
         public var message: String
         /// The tensor at fault, when there is one.
         public var tensor: String?
     }
 
+    /// The package checked, as given.
     public var package: String
+    /// True when no fault was found.
     public var ok: Bool
+    /// The manifest's `formatVersion`; nil when the manifest could not be read.
     public var formatVersion: String?
+    /// Entries in the tensor table; 0 when the manifest could not be read.
     public var tensors: Int
+    /// Actual size of weights.bin in bytes; 0 when it was not read.
     public var weightsBytes: Int
+    /// Every fault found, in the order checked; empty when the package is sound.
     public var faults: [Fault]
 }
 
@@ -21,6 +29,8 @@ public struct VerificationResult: Codable, Sendable, Equatable {
 /// alignment, length and SHA-256, zero padding between blobs, tensor references, the graph (acyclic, every input
 /// produced) and report.json. Collects every fault rather than stopping at the first.
 public enum PackageVerifier {
+    /// Opens and checks the package at `path`; a package that cannot be opened gives one fault.
+    /// `progress` hears of each tensor checked.
     public static func verify(path: String, progress: ProgressHandler? = nil) -> VerificationResult {
         var result = VerificationResult(package: path, ok: false, formatVersion: nil, tensors: 0, weightsBytes: 0, faults: [])
         let manifest: Manifest

@@ -5,19 +5,24 @@ import SafeOutput
 
 /// The version mlpkg writes into provenance.
 public enum MLPkgVersion {
+    /// This build's version, as `provenance.producer.version` records it.
     public static let current = "0.1.0"
 }
 
 /// The contents of report.json.
 public struct PackageReport: Codable, Sendable, Equatable {
+    /// Always "mlpkg-report".
     public var format = "mlpkg-report"
+    /// The package's format version, the same as the manifest's.
     public var formatVersion = Manifest.baseVersion.description
+    /// What the conversion did to each weight: converted and kept tensors and the totals.
     public var conversion: ConversionReport
     /// The compute-unit audit `convert --profile` ran (format 1.1); absent otherwise.
     public var audit: PackageAudit?
     /// What the graph passes did (absent in packages written before them).
     public var graph: GraphPassReport?
 
+    /// A report; `audit` and `graph` are left out of the JSON when nil.
     public init(formatVersion: String = Manifest.baseVersion.description, conversion: ConversionReport,
                 audit: PackageAudit? = nil, graph: GraphPassReport? = nil) {
         self.formatVersion = formatVersion
@@ -30,9 +35,12 @@ public struct PackageReport: Codable, Sendable, Equatable {
 /// What `convert --profile` adds to a package: each node's compute unit (by `NodePath.key`) and the audit for
 /// report.json. With it the package is format 1.1; without it, 1.0.
 public struct PackageAssignment: Sendable, Equatable {
+    /// Each node's compute unit (`neural-engine`, `gpu`, `cpu` or `unsupported`), by `NodePath.key`.
     public var computeUnits: [String: String]
+    /// The audit kept in report.json.
     public var audit: PackageAudit
 
+    /// An assignment of the given units with the audit they came from.
     public init(computeUnits: [String: String], audit: PackageAudit) {
         self.computeUnits = computeUnits
         self.audit = audit
@@ -43,15 +51,24 @@ public struct PackageAssignment: Sendable, Equatable {
 /// unit, with their reasons (each node's unit is in the manifest, `computeUnit`). The summary and profiles are kept
 /// as JSON, so reading a package needs no part of the audit.
 public struct PackageAudit: Codable, Sendable, Equatable {
+    /// A node the audit placed off the target unit.
     public struct Fallback: Codable, Sendable, Equatable {
+        /// The node's name.
         public var name: String
+        /// The node's operator.
         public var opType: String
+        /// The operator's domain; "" is the default ONNX domain.
         public var domain: String
+        /// The graph holding the node: "" for the main graph, a node path for a subgraph.
         public var graph: String
+        /// The node's position in its graph.
         public var index: Int
+        /// The unit it was placed on instead, or `unsupported` when no allowed unit can run it.
         public var unit: String
+        /// Why it is not on the target: each rule that kept it off, with its confidence and source.
         public var reasons: [String]
 
+        /// A fallback record with the given fields.
         public init(name: String, opType: String, domain: String, graph: String, index: Int, unit: String, reasons: [String]) {
             self.name = name
             self.opType = opType
@@ -63,16 +80,22 @@ public struct PackageAudit: Codable, Sendable, Equatable {
         }
     }
 
+    /// The compute unit coverage was measured for (the `--profile`'s unit).
     public var target: String
+    /// The set of units allowed (`all`, `cpu-and-ne`, `cpu-and-gpu` or `cpu-only`).
     public var computeUnits: String
+    /// The chip whose numbers the cost estimate used.
     public var chip: String
+    /// The `--input-shape` pins the audit ran with (`NAME=D0,D1,...`); empty when none.
     public var inputShapes: [String]
     /// The profiles used (`mlpkg-audit`'s `profiles`).
     public var profiles: JSONValue
     /// The audit's summary (`mlpkg-audit`'s `summary`: coverage, partitions, blockers, estimate…).
     public var summary: JSONValue
+    /// The nodes not on the target unit, in report order.
     public var fallbacks: [Fallback]
 
+    /// An audit record with the given fields.
     public init(target: String, computeUnits: String, chip: String, inputShapes: [String], profiles: JSONValue,
                 summary: JSONValue, fallbacks: [Fallback]) {
         self.target = target
@@ -88,20 +111,28 @@ public struct PackageAudit: Codable, Sendable, Equatable {
 /// The graph passes' part of report.json: the pipeline, what folding and dead-node elimination removed, and the
 /// nodes whose output shapes stayed unknown.
 public struct GraphPassReport: Codable, Sendable, Equatable {
+    /// The passes run: "fold-and-infer", or "infer" with `--no-fold`.
     public var pipeline: String
     /// Rounds of folding and dead-node elimination until nothing changed.
     public var rounds: Int
+    /// Nodes replaced by constants computed at conversion time.
     public var foldedNodes: Int
     /// BatchNormalization nodes folded into the linear node before them (absent in packages written before 1.2).
     public var foldedBatchNorms: Int?
+    /// Dead nodes removed (their outputs reached no graph output).
     public var removedNodes: Int
+    /// Initializers removed: ones folding created, and parameters of folded BatchNormalizations.
     public var removedInitializers: Int
     /// Values whose type has a dtype and a rank, of all values; values with every dim a number.
     public var typedValues: Int
+    /// Values whose type has every dim a number.
     public var staticValues: Int
+    /// Every value of every graph.
     public var values: Int
+    /// Nodes whose output types stayed (partly) unknown, with the reason.
     public var unresolved: [UnresolvedNode]
 
+    /// A report with the given counts.
     public init(pipeline: String, rounds: Int, foldedNodes: Int, foldedBatchNorms: Int?, removedNodes: Int,
                 removedInitializers: Int, typedValues: Int, staticValues: Int, values: Int, unresolved: [UnresolvedNode]) {
         self.pipeline = pipeline

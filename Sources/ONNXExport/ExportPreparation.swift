@@ -8,8 +8,10 @@ import Quantization
 /// Tensors that cannot take a Cast (an initializer also listed as a graph input, where the input may override it;
 /// a model without ai.onnx opset ≥ 6) are decoded instead.
 public struct ExportPreparation {
+    /// Decode every encoded tensor to its dtype instead of keeping it stored behind a DequantizeLinear, lookup or Cast.
     public var dequantize: Bool
 
+    /// A preparation that decodes every encoded tensor when `dequantize` is true.
     public init(dequantize: Bool) {
         self.dequantize = dequantize
     }
@@ -28,6 +30,8 @@ public struct ExportPreparation {
         return found
     }
 
+    /// The model with every encoded tensor in standard ONNX form (decoded, or stored with the nodes that restore it),
+    /// the ai.onnx opset raised when DequantizeLinear needs it; what it could not do as asked is added to `notes`.
     public mutating func prepare(_ model: Model) -> Model {
         var model = model
         var names = NameAllocator(model: model)

@@ -8,14 +8,18 @@ import SafeOutput
 /// `OUT.<digest>.data` when the protobuf would pass its 2 GiB limit (or when asked). Both files are replaced as a
 /// unit: a reader sees the old pair or the new one.
 public enum ONNXExporter {
+    /// How to write the file.
     public struct Options: Sendable {
+        /// Decode every encoded tensor (float16, quantized, palettized) to its dtype instead of keeping it stored.
         public var dequantize: Bool
         /// Put every tensor of at least `externalThreshold` bytes in `OUT.data` even when the model is small.
         public var forceExternalData: Bool
+        /// Smallest tensor, in bytes, that goes to the external data file when one is written (default 1024).
         public var externalThreshold: Int
         /// Replace an existing file at the target even when it is not an ONNX model.
         public var force: Bool
 
+        /// Options with the defaults: encodings kept, external data only past the size limit, no forced replacement.
         public init(dequantize: Bool = false, forceExternalData: Bool = false, externalThreshold: Int = 1024,
                     force: Bool = false) {
             self.dequantize = dequantize
@@ -28,9 +32,13 @@ public enum ONNXExporter {
     /// Protobuf refuses messages of 2 GiB or more; stay clear of it with room for the graph itself.
     public static let embeddedLimit = (1 << 31) - (64 << 20)
 
+    /// What an export wrote.
     public struct Result: Sendable {
+        /// Size of the model file, in bytes.
         public var modelBytes: Int
+        /// Path of the external data file written; nil when every tensor is embedded.
         public var externalDataFile: String?
+        /// Bytes of external data written; 0 when there is no external data file.
         public var externalDataBytes: Int
         /// What could not be exported as asked, e.g. quantized weights written as float32 for an old opset.
         public var notes: [String]

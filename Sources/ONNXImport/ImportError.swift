@@ -2,13 +2,16 @@
 public struct ImportError: Error, CustomStringConvertible, Equatable {
     /// The model file as the user named it.
     public var file: String
+    /// What is wrong, naming the tensor or node at fault.
     public var message: String
 
+    /// An error about `file`.
     public init(file: String, _ message: String) {
         self.file = file
         self.message = message
     }
 
+    /// `FILE: message`, on one line.
     public var description: String { "\(file): \(message)" }
 }
 

@@ -18,6 +18,7 @@ public enum ONNXImporter {
     /// Subgraphs nested deeper than this are refused (real models nest a few levels).
     public static let maxSubgraphDepth = 64
 
+    /// Reads the ONNX model file at `path` into the graph IR; throws an `ImportError` naming the file and the fault.
     public static func load(path: String) throws(ImportError) -> Model {
         try load(mapped: try map(path: path), path: path)
     }

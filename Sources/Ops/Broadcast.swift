@@ -7,6 +7,7 @@ import GraphIR
 public enum BinaryOp: Operator {
     static let logical: Set<String> = ["And", "Or", "Xor", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual"]
 
+    /// Arithmetic, bitwise, PRelu, comparison and logic ops, with the opsets their ONNX definitions changed at.
     public static let schemas: [OpSchema] = [
         OpSchema("Add", [1, 6, 7, 13, 14]), OpSchema("Sub", [1, 6, 7, 13, 14]), OpSchema("Mul", [1, 6, 7, 13, 14]),
         OpSchema("Div", [1, 6, 7, 13, 14]), OpSchema("Pow", [1, 7, 12, 13, 15]), OpSchema("Mod", [10, 13]),
@@ -16,6 +17,8 @@ public enum BinaryOp: Operator {
         OpSchema("GreaterOrEqual", [12, 16]), OpSchema("LessOrEqual", [12, 16]),
     ]
 
+    /// One output: the broadcast shape (A's under legacy broadcasting), bool for comparisons and logic; throws
+    /// when the input types differ (Pow excepted).
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1) else { throw ctx.fail("needs two inputs") }
         let elementType: DataType? = logical.contains(ctx.opType) ? .bool : ctx.elementType(0)
@@ -31,6 +34,8 @@ public enum BinaryOp: Operator {
         return [tensorType(elementType, shape)]
     }
 
+    /// Folds Add, Sub, Mul, Div, Mod, the comparisons and And/Or/Xor once both inputs are known; nil for the
+    /// other ops and for legacy broadcasting of unequal shapes.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let a = ctx.value(0), let b = ctx.value(1), case .tensor(let out)? = types.first,
               let type = out.elementType else { return nil }
@@ -101,9 +106,11 @@ public enum BinaryOp: Operator {
 
 /// Variadic elementwise ops: Max, Min, Sum, Mean (broadcasting from opset 8; before, equal shapes).
 public enum VariadicOp: Operator {
+    /// `Max`, `Min`, `Sum` and `Mean`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("Max", [1, 6, 8, 12, 13]), OpSchema("Min", [1, 6, 8, 12, 13]),
                                  OpSchema("Sum", [1, 6, 8, 13]), OpSchema("Mean", [1, 6, 8, 13])]
 
+    /// One output of input 0's type: the broadcast shape from opset 8, before it the inputs' common shape.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.inputCount > 0, ctx.has(0) else { throw ctx.fail("needs at least one input") }
         let shapes = (0..<ctx.inputCount).map { ctx.shape($0) }
@@ -122,6 +129,7 @@ public enum VariadicOp: Operator {
         return [tensorType(ctx.elementType(0), shape)]
     }
 
+    /// Folds Max, Min and Sum once every input is known (Max and Min refuse NaN); Mean is not folded.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         let values = (0..<ctx.inputCount).compactMap { ctx.value($0) }
         guard values.count == ctx.inputCount, !values.isEmpty, case .tensor(let out)? = types.first,
@@ -155,13 +163,16 @@ public enum VariadicOp: Operator {
 /// Where(condition, X, Y): three-way broadcasting, X's type. Folds element by element, symbolic dims included
 /// (the `Where(Equal(shape, -1), 1, shape)` pattern torch exports for Expand).
 public enum WhereOp: Operator {
+    /// `Where`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Where", [9, 16])]
 
+    /// One output of X's type (Y's when X's is unknown), shaped by broadcasting all three inputs.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1), ctx.has(2) else { throw ctx.fail("needs three inputs") }
         return [tensorType(ctx.elementType(1) ?? ctx.elementType(2), try ctx.broadcast([ctx.shape(0), ctx.shape(1), ctx.shape(2)]))]
     }
 
+    /// Picks each element from X or Y by a known bool condition, once all three inputs are known.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let c = ctx.value(0), case .bools(let cond) = c.elements, let x = ctx.value(1), let y = ctx.value(2),
               let outDims = Evaluation.broadcastDims([c.dims, x.dims, y.dims]),

@@ -3,8 +3,10 @@ import GraphIR
 /// Concat along `axis` (required from opset 4, default 1 before; negative from 11): the axis dims add up
 /// (symbolically), the others must agree.
 public enum ConcatOp: Operator {
+    /// `Concat`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Concat", [1, 4, 11, 13])]
 
+    /// One output: the inputs' common shape with the `axis` dims summed; throws when ranks or known dims differ.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.inputCount > 0 else { throw ctx.fail("needs at least one input") }
         let present = (0..<ctx.inputCount).filter { ctx.has($0) }
@@ -36,6 +38,7 @@ public enum ConcatOp: Operator {
         return [tensorType(type, result)]
     }
 
+    /// Joins the inputs along `axis` once every present input is known and the other dims match.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         var values: [TensorValue] = []
         for i in 0..<ctx.inputCount where ctx.has(i) {
@@ -71,6 +74,7 @@ public enum ConcatOp: Operator {
 /// Split along `axis`: sizes from the `split` attribute (before 13) or input (13 on; opset 1 also took it as
 /// input 1), else equal parts — exact division before 18, `num_outputs` with a shorter last part from 18.
 public enum SplitOp: Operator {
+    /// `Split`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Split", [1, 2, 11, 13, 18])]
 
     /// The part sizes, or nil when they are not known before run time.
@@ -112,6 +116,8 @@ public enum SplitOp: Operator {
         return Array(repeating: alg.exactQuotient(dim, .value(outputs)) ?? alg.floorDiv(dim, outputs), count: outputs)
     }
 
+    /// One type per output: input 0's shape with the `axis` dim set to that part's size (fresh symbols when the
+    /// sizes are not known before run time).
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = ctx.elementType(0)
@@ -133,6 +139,7 @@ public enum SplitOp: Operator {
         }
     }
 
+    /// Cuts a known input into the known part sizes along `axis`.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let x = ctx.value(0) else { return nil }
         let axis = try ctx.axis(try ctx.int("axis", default: 0), rank: x.dims.count)

@@ -27,6 +27,7 @@ private func joinTensors(_ x: TensorType, _ y: TensorType, fresh: () -> Dim) -> 
 
 /// If: the outputs of the branch the condition picks when it is known, else the join of both branches' outputs.
 public enum IfOp: Operator {
+    /// `If`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("If", [1, 11, 13, 16, 19, 21, 23, 24, 25])]
 
     static func condition(_ ctx: OpContext) -> Bool? {
@@ -37,6 +38,7 @@ public enum IfOp: Operator {
         }
     }
 
+    /// The output types of the branch a known condition picks, else the join of both branches' output types.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 (cond) is missing") }
         let thenOut = try ctx.inferSubgraph("then_branch", inputs: [])
@@ -49,6 +51,7 @@ public enum IfOp: Operator {
         return zip(thenOut, elseOut).map { joinTypes($0.type, $1.type, fresh: { ctx.algebra.fresh() }) }
     }
 
+    /// The known outputs of the branch a known condition picks; nil when the condition is not known.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let c = condition(ctx) else { return nil }
         return try ctx.inferSubgraph(c ? "then_branch" : "else_branch", inputs: []).map(\.knownValue)
@@ -60,8 +63,11 @@ public enum IfOp: Operator {
 /// count is constant and the loop cannot stop early (no condition, or a constant true one the body passes on
 /// unchanged), else a fresh symbol.
 public enum LoopOp: Operator {
+    /// `Loop`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Loop", [1, 11, 13, 16, 19, 21, 23, 24, 25])]
 
+    /// Loop-carried types joined over at most three rounds of body inference, then the scan outputs with a
+    /// leading trip-count dim.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard case .graph(let body)? = ctx.attribute("body") else { throw ctx.fail("attribute 'body' is missing") }
         let carriedCount = max(ctx.inputCount - 2, 0)
@@ -108,8 +114,11 @@ public enum LoopOp: Operator {
 /// each scan input (its scan axis removed); scan outputs stack the body's along `scan_output_axes` with the
 /// sequence length.
 public enum ScanOp: Operator {
+    /// `Scan`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Scan", [8, 9, 11, 16, 19, 21, 23, 24, 25])]
 
+    /// The body's state outputs, then its scan outputs stacked with the sequence length (batch first before
+    /// opset 9).
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard let m = try ctx.int("num_scan_inputs"), m >= 1 else { throw ctx.fail("attribute 'num_scan_inputs' is missing or below 1") }
         let batched = ctx.since < 9

@@ -60,9 +60,12 @@ struct SlidingWindow {
 /// Conv and its relatives: [N, C, spatial…] with weights [M, C/group, kernel…] → [N, M, out…] (ConvInteger:
 /// int32; QLinearConv: the output zero point's type; DeformConv: offsets as an extra input).
 public enum ConvOp: Operator {
+    /// `Conv`, `ConvInteger`, `QLinearConv` and `DeformConv`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("Conv", [1, 11, 22]), OpSchema("ConvInteger", [10]), OpSchema("QLinearConv", [10]),
                                  OpSchema("DeformConv", [19, 22])]
 
+    /// [N, M, out…] with each spatial size from the sliding window (fresh symbols when the kernel shape is
+    /// unknown); throws when X's channels do not match W's times `group`.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         let (x, w, type): (Int, Int, DataType?)
         switch ctx.opType {
@@ -97,8 +100,10 @@ public enum ConvOp: Operator {
 /// ConvTranspose: [N, C, in…] with weights [C, M/group, kernel…] → [N, M, out…]; out = stride·(in − 1) +
 /// output_padding + (kernel − 1)·dilation + 1 − pads, or `output_shape`, or in·stride with SAME auto_pad.
 public enum ConvTransposeOp: Operator {
+    /// `ConvTranspose`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("ConvTranspose", [1, 11, 22])]
 
+    /// [N, M, out…] by the formula above or from `output_shape`; throws when a spatial size would be below 1.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1) else { throw ctx.fail("needs X and W") }
         let type = ctx.elementType(0)
@@ -143,9 +148,12 @@ public enum ConvTransposeOp: Operator {
 /// MaxPool (Indices output from 8, ceil_mode from 10, dilations from 10), AveragePool (ceil_mode 10,
 /// dilations 19), LpPool (ceil_mode and dilations 18): [N, C, out…].
 public enum PoolOp: Operator {
+    /// `MaxPool`, `AveragePool` and `LpPool`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("MaxPool", [1, 8, 10, 11, 12, 22]), OpSchema("AveragePool", [1, 7, 10, 11, 19, 22]),
                                  OpSchema("LpPool", [1, 2, 11, 18, 22])]
 
+    /// [N, C, out…] from the sliding window, for the output and MaxPool's int64 Indices; throws without
+    /// `kernel_shape`.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = ctx.elementType(0)
@@ -171,9 +179,11 @@ public enum PoolOp: Operator {
 
 /// Global pools: [N, C, 1, 1…].
 public enum GlobalPoolOp: Operator {
+    /// `GlobalAveragePool`, `GlobalMaxPool` and `GlobalLpPool`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("GlobalAveragePool", [1, 22]), OpSchema("GlobalMaxPool", [1, 22]),
                                  OpSchema("GlobalLpPool", [1, 2, 22])]
 
+    /// [N, C] followed by a 1 for each spatial axis of X; throws below rank 2.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         guard let input = ctx.shape(0) else { return [tensorType(ctx.elementType(0), nil)] }
@@ -184,8 +194,11 @@ public enum GlobalPoolOp: Operator {
 
 /// Region pools: MaxRoiPool [num_rois, C, pooled…], RoiAlign [num_rois, C, output_height, output_width].
 public enum RoiPoolOp: Operator {
+    /// `MaxRoiPool` and `RoiAlign`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("MaxRoiPool", [1, 22]), OpSchema("RoiAlign", [10, 16, 22])]
 
+    /// [num_rois, C, …] with the pooled sizes from `pooled_shape`, or `output_height` and `output_width`
+    /// (1 by default).
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1) else { throw ctx.fail("needs X and rois") }
         let channels = ctx.shape(0).flatMap { $0.count >= 2 ? $0[1] : nil } ?? ctx.algebra.fresh()
@@ -203,8 +216,10 @@ public enum RoiPoolOp: Operator {
 
 /// MaxUnpool: `output_shape` input when given, else (in − 1)·stride + kernel − pads per spatial axis.
 public enum MaxUnpoolOp: Operator {
+    /// `MaxUnpool`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("MaxUnpool", [9, 11, 22])]
 
+    /// The `output_shape` input's elements when known, else [N, C, out…] by the formula above.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1) else { throw ctx.fail("needs X and I") }
         let type = ctx.elementType(0)
@@ -225,8 +240,10 @@ public enum MaxUnpoolOp: Operator {
 
 /// DepthToSpace [N, C/b², H·b, W·b] and SpaceToDepth [N, C·b², H/b, W/b].
 public enum SpaceDepthOp: Operator {
+    /// `DepthToSpace` and `SpaceToDepth`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("DepthToSpace", [1, 11, 13]), OpSchema("SpaceToDepth", [1, 13])]
 
+    /// The rearranged rank-4 shape; throws when a known dim does not divide by the block size.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = ctx.elementType(0)

@@ -16,6 +16,7 @@ public final class DimAlgebra {
     /// The prefix of generated symbols.
     public static let freshPrefix = "unk__"
 
+    /// An empty table for a new inference run; its fresh symbols start at `unk__0`.
     public init() {}
 
     /// The expression of a dim: a constant, a known rendering, or a named atom; nil for `.unknown`.
@@ -66,6 +67,7 @@ public final class DimAlgebra {
         lowerBounds[symbol] = lowerBound
     }
 
+    /// The lower bound declared for symbol `name`; 1 when none was declared.
     public func lowerBound(ofSymbol name: String) -> Int {
         lowerBounds[name] ?? 1
     }
@@ -84,10 +86,15 @@ public final class DimAlgebra {
         return dim(r)
     }
 
+    /// a + b, or a fresh symbol when a dim is unknown or the sum cannot be expressed.
     public func add(_ a: Dim, _ b: Dim) -> Dim { combine(a, b, +) }
+    /// a − b, or a fresh symbol when a dim is unknown or the difference cannot be expressed.
     public func subtract(_ a: Dim, _ b: Dim) -> Dim { combine(a, b, -) }
+    /// a · b, or a fresh symbol when a dim is unknown or the product cannot be expressed.
     public func multiply(_ a: Dim, _ b: Dim) -> Dim { combine(a, b, *) }
+    /// a + b for a constant b.
     public func add(_ a: Dim, _ b: Int) -> Dim { add(a, .value(b)) }
+    /// a · b for a constant b.
     public func multiply(_ a: Dim, _ b: Int) -> Dim { multiply(a, .value(b)) }
 
     /// ⌊a / b⌋: exact polynomial division when b divides a, floor division by a positive constant, else fresh.
@@ -98,6 +105,7 @@ public final class DimAlgebra {
         return fresh()
     }
 
+    /// ⌊a / b⌋ for a constant b.
     public func floorDiv(_ a: Dim, _ b: Int) -> Dim { floorDiv(a, .value(b)) }
 
     /// ⌈a / b⌉ for a positive constant b.
@@ -112,11 +120,15 @@ public final class DimAlgebra {
         return dim(q)
     }
 
+    /// min(a, b): the smaller one when the symbols' lower bounds show it, else a `min(…)` dim; fresh when a
+    /// dim is unknown.
     public func minimum(_ a: Dim, _ b: Dim) -> Dim {
         guard let x = expression(a), let y = expression(b), let r = DimExpr.minimum(x, y, bounds: bounds) else { return fresh() }
         return dim(r)
     }
 
+    /// max(a, b): the larger one when the symbols' lower bounds show it, else a `max(…)` dim; fresh when a
+    /// dim is unknown.
     public func maximum(_ a: Dim, _ b: Dim) -> Dim {
         guard let x = expression(a), let y = expression(b), let r = DimExpr.maximum(x, y, bounds: bounds) else { return fresh() }
         return dim(r)

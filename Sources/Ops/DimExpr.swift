@@ -7,11 +7,15 @@
 /// the constant. Every operation returns nil when an integer overflows or the expression grows past `maxTerms`,
 /// and the caller falls back to a fresh symbol: an honest "unknown", never a wrong value.
 public struct DimExpr: Hashable, Sendable, CustomStringConvertible {
+    /// An indivisible factor of a term: a named symbol, a floor division, a minimum or a maximum.
     public indirect enum Atom: Hashable, Sendable {
+        /// A named symbol.
         case symbol(String)
         /// ⌊expr / divisor⌋, divisor ≥ 2, expr not divisible as a whole.
         case floorDiv(DimExpr, Int)
+        /// The smaller of two expressions, kept when neither is provably smaller.
         case min(DimExpr, DimExpr)
+        /// The larger of two expressions, kept when neither is provably larger.
         case max(DimExpr, DimExpr)
     }
 
@@ -23,16 +27,19 @@ public struct DimExpr: Hashable, Sendable, CustomStringConvertible {
 
     /// Sorted by the atoms' rendering; no two terms with the same atoms; no zero coefficient.
     private(set) var terms: [Term]
+    /// The constant term.
     public private(set) var constant: Int
 
     /// Expressions bigger than this are not worth tracking: they become fresh symbols.
     static let maxTerms = 8
 
+    /// The constant expression `constant`.
     public init(_ constant: Int) {
         terms = []
         self.constant = constant
     }
 
+    /// The expression made of the named symbol alone.
     public init(symbol: String) {
         terms = [Term(atoms: [.symbol(symbol)], coefficient: 1)]
         constant = 0
@@ -84,22 +91,26 @@ public struct DimExpr: Hashable, Sendable, CustomStringConvertible {
         return DimExpr(terms: terms, constant: constant)
     }
 
+    /// The sum in canonical form; nil when an integer overflows or it grows past `maxTerms` terms.
     public static func + (a: DimExpr, b: DimExpr) -> DimExpr? {
         let (c, overflow) = a.constant.addingReportingOverflow(b.constant)
         if overflow { return nil }
         return normalized(a.terms + b.terms, constant: c)
     }
 
+    /// The negation; nil when the constant or a coefficient is `Int.min`.
     public static prefix func - (a: DimExpr) -> DimExpr? {
         guard a.constant != Int.min, !a.terms.contains(where: { $0.coefficient == Int.min }) else { return nil }
         return DimExpr(terms: a.terms.map { Term(atoms: $0.atoms, coefficient: -$0.coefficient) }, constant: -a.constant)
     }
 
+    /// The difference in canonical form; nil when an integer overflows or it grows past `maxTerms` terms.
     public static func - (a: DimExpr, b: DimExpr) -> DimExpr? {
         guard let negated = -b else { return nil }
         return a + negated
     }
 
+    /// The expanded product in canonical form; nil when an integer overflows or it grows past `maxTerms` terms.
     public static func * (a: DimExpr, b: DimExpr) -> DimExpr? {
         var raw: [Term] = []
         func product(_ x: Int, _ y: Int) -> Int? {
@@ -331,6 +342,7 @@ public struct DimExpr: Hashable, Sendable, CustomStringConvertible {
 
     // MARK: rendering
 
+    /// The canonical rendering (`seq*2`, `(H+1)/2`, `batch*seq+1`); `DimAlgebra` uses it as the dim's symbol.
     public var description: String {
         if terms.isEmpty { return String(constant) }
         var out = ""

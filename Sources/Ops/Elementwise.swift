@@ -5,6 +5,7 @@ import GraphIR
 /// Identity, Clip, CumSum, Trilu… Folds the cheap, exactly rounded ones (Identity, Neg, Abs, Floor, Ceil, Round,
 /// Sqrt, Reciprocal, Relu, Sign, Not).
 public enum UnaryOp: Operator {
+    /// The shape-preserving unary ops, with the opsets their ONNX definitions changed at.
     public static let schemas: [OpSchema] = [
         OpSchema("Abs", [1, 6, 13]), OpSchema("Acos", [7, 22]), OpSchema("Acosh", [9, 22]), OpSchema("Asin", [7, 22]),
         OpSchema("Asinh", [9, 22]), OpSchema("Atan", [7, 22]), OpSchema("Atanh", [9, 22]), OpSchema("Ceil", [1, 6, 13]),
@@ -29,6 +30,7 @@ public enum UnaryOp: Operator {
     /// Ops whose axis-like attributes must be within the rank (checked so a malformed node is reported).
     static let axisAttribute: [String: String] = ["Softmax": "axis", "LogSoftmax": "axis", "Hardmax": "axis"]
 
+    /// Input 0's type unchanged; throws when Softmax, LogSoftmax or Hardmax has an axis outside the rank.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), let type = ctx.type(0) else { throw ctx.fail("input 0 is missing") }
         if let name = axisAttribute[ctx.opType], let rank = ctx.rank(0), let axis = try ctx.int(name) {
@@ -37,6 +39,7 @@ public enum UnaryOp: Operator {
         return [type]
     }
 
+    /// Folds Identity, Neg, Abs, Floor, Ceil, Round, Sqrt, Reciprocal, Relu, Sign and Not on a known input.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let x = ctx.value(0) else { return nil }
         if ctx.opType == "Identity" { return [x] }
@@ -70,8 +73,10 @@ public enum UnaryOp: Operator {
 
 /// Unary ops with a bool output of the input's shape: IsNaN, IsInf.
 public enum UnaryPredicateOp: Operator {
+    /// `IsNaN` and `IsInf`, with the opsets their ONNX definitions changed at.
     public static let schemas: [OpSchema] = [OpSchema("IsNaN", [9, 13, 20]), OpSchema("IsInf", [10, 20])]
 
+    /// A bool tensor of input 0's shape.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         return [tensorType(.bool, ctx.shape(0))]
@@ -81,8 +86,10 @@ public enum UnaryPredicateOp: Operator {
 /// Dropout: the data (same type and shape) and an optional bool mask of the same shape. At inference (no
 /// training_mode input, or false) it is the identity, which folding uses.
 public enum DropoutOp: Operator {
+    /// `Dropout`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Dropout", [1, 6, 7, 10, 12, 13, 22])]
 
+    /// The data's type, then the mask: bool of the data's shape from opset 10, the data's type before.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), let type = ctx.type(0) else { throw ctx.fail("input 0 is missing") }
         // Before opset 10 the mask had the input's type; from 10 on it is bool.
@@ -90,6 +97,7 @@ public enum DropoutOp: Operator {
         return [type] + Array(repeating: mask, count: max(ctx.node.outputs.count - 1, 0))
     }
 
+    /// The input itself when the node is in inference mode and its mask output is not used; nil otherwise.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let x = ctx.value(0), ctx.node.outputs.count == 1 || ctx.node.outputs.dropFirst().allSatisfy(\.isEmpty) else { return nil }
         if ctx.since >= 12, ctx.has(2) {

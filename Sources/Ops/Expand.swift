@@ -2,8 +2,11 @@ import GraphIR
 
 /// Expand: the input broadcast with the shape input (whose elements may be symbolic).
 public enum ExpandOp: Operator {
+    /// `Expand`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Expand", [8, 13])]
 
+    /// The input broadcast with the known shape input; with only its length known, fresh symbols where input dims
+    /// may grow.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1) else { throw ctx.fail("needs input and shape") }
         let type = ctx.elementType(0)
@@ -23,6 +26,7 @@ public enum ExpandOp: Operator {
         })]
     }
 
+    /// Broadcasts a known input to the inferred shape when every output dim is a number.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let x = ctx.value(0), let outDims = ctx.concrete(types.first.flatMap(shapeOf)),
               ctx.canEvaluate(Evaluation.count(outDims)), Evaluation.broadcastDims([x.dims, outDims]) == outDims else { return nil }
@@ -42,8 +46,11 @@ extension Dim {
 
 /// Tile: each dim times its repeat (repeats input from opset 6; opset 1's tiles/axis form is not inferred).
 public enum TileOp: Operator {
+    /// `Tile`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Tile", [1, 6, 13])]
 
+    /// Each dim times its repeat (fresh symbols when the repeats are unknown); throws on opset 1, a count
+    /// mismatch or a negative repeat.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1) else { throw ctx.fail("needs input and repeats") }
         let type = ctx.elementType(0)
@@ -58,6 +65,7 @@ public enum TileOp: Operator {
         return [tensorType(type, zip(shape, repeats).map { ctx.algebra.multiply($0, $1) })]
     }
 
+    /// Repeats a known input to the inferred shape when every output dim is a number.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard ctx.since >= 6, let x = ctx.value(0), let outDims = ctx.concrete(types.first.flatMap(shapeOf)),
               outDims.count == x.dims.count, ctx.canEvaluate(Evaluation.count(outDims)) else { return nil }
@@ -78,8 +86,11 @@ public enum TileOp: Operator {
 /// Pad: each dim plus its begin and end pads (`paddings` attribute in opset 1, `pads` in 2, an input from 11;
 /// `axes` input from 18). Pads may be negative (cropping) and symbolic.
 public enum PadOp: Operator {
+    /// `Pad`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Pad", [1, 2, 11, 13, 18, 19, 21])]
 
+    /// Each padded dim plus its begin and end pads (fresh symbols when the pads are unknown); throws when a dim
+    /// would be negative.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = ctx.elementType(0)

@@ -3,8 +3,10 @@ import GraphIR
 /// Gather along `axis`: data[:axis] + indices + data[axis+1:]. Folds (negative indices wrap; an index out of
 /// range refuses), which is how `Shape → Gather` picks a symbolic dim.
 public enum GatherOp: Operator {
+    /// `Gather`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Gather", [1, 11, 13])]
 
+    /// data[:axis] + indices + data[axis+1:]; throws when a known index is out of range.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1) else { throw ctx.fail("needs data and indices") }
         let type = ctx.elementType(0)
@@ -17,6 +19,7 @@ public enum GatherOp: Operator {
         return [tensorType(type, Array(data[..<axis]) + indices + Array(data[(axis + 1)...]))]
     }
 
+    /// Gathers from a known input with known, in-range indices (negative ones wrap).
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let x = ctx.value(0), let idxValue = ctx.value(1), let idx = idxValue.ints, !x.dims.isEmpty else { return nil }
         let axis = try ctx.axis(try ctx.int("axis", default: 0), rank: x.dims.count)
@@ -45,8 +48,10 @@ public enum GatherOp: Operator {
 
 /// GatherElements: the output has the indices' shape.
 public enum GatherElementsOp: Operator {
+    /// `GatherElements`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("GatherElements", [11, 13])]
 
+    /// The data's element type with the indices' shape; throws when their ranks differ.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1) else { throw ctx.fail("needs data and indices") }
         if let d = ctx.rank(0), let i = ctx.rank(1), d != i { throw ctx.fail("data has rank \(d), indices \(i)") }
@@ -57,8 +62,10 @@ public enum GatherElementsOp: Operator {
 
 /// GatherND (batch_dims from opset 12): indices[:-1] + data[batch_dims + indices[-1]:].
 public enum GatherNDOp: Operator {
+    /// `GatherND`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("GatherND", [11, 12, 13])]
 
+    /// indices[:-1] + data[batch_dims + k:] for a known index depth k; throws when the depth does not fit the data.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1) else { throw ctx.fail("needs data and indices") }
         let type = ctx.elementType(0)
@@ -77,9 +84,11 @@ public enum GatherNDOp: Operator {
 
 /// Scatter, ScatterElements, ScatterND, TensorScatter: the output is the data.
 public enum ScatterOp: Operator {
+    /// `Scatter`, `ScatterElements` and `ScatterND`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("Scatter", [9, 11]), OpSchema("ScatterElements", [11, 13, 16, 18]),
                                  OpSchema("ScatterND", [11, 13, 16, 18])]
 
+    /// The data's type unchanged.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), let t = ctx.type(0) else { throw ctx.fail("input 0 is missing") }
         return [t]

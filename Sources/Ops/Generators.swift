@@ -2,14 +2,17 @@ import GraphIR
 
 /// Constant: the type of whichever value attribute is set; evaluates to its tensor.
 public enum ConstantOp: Operator {
+    /// `Constant`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Constant", [1, 9, 11, 12, 13, 19, 21, 23, 24, 25])]
 
+    /// The type of the value attribute's tensor (dense or sparse); throws when none is set.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         if let t = ctx.node.constantTensor { return [t.type.asValueType] }
         if let s = ctx.node.constantSparseTensor { return [tensorType(s.values.dataType, s.dims.map { .value($0) })] }
         throw ctx.fail("has no value attribute")
     }
 
+    /// The dense value attribute's elements, when small enough to hold.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let t = ctx.node.constantTensor else { return nil }
         return [TensorValue.decode(t, limit: ctx.limits.evaluationElements)]
@@ -22,6 +25,7 @@ extension TensorType {
 
 /// ConstantOfShape: the shape input's elements (symbolic allowed); the `value` attribute's type (float 0 by default).
 public enum ConstantOfShapeOp: Operator {
+    /// `ConstantOfShape`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("ConstantOfShape", [9, 20, 21, 23, 24, 25])]
 
     static func fill(_ ctx: OpContext) throws -> TensorValue {
@@ -30,6 +34,8 @@ public enum ConstantOfShapeOp: Operator {
         return TensorValue.decode(t, limit: 1) ?? TensorValue(dataType: t.dataType, dims: [1], elements: .floats([]))
     }
 
+    /// The shape input's elements as dims (fresh symbols when only its length is known), in the fill value's type;
+    /// throws on a negative element.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = try fill(ctx).dataType
@@ -44,6 +50,7 @@ public enum ConstantOfShapeOp: Operator {
         return [tensorType(type, nil)]
     }
 
+    /// The fill value repeated over the inferred shape when every dim is a number.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         let f = try fill(ctx)
         guard f.count == 1, let dims = ctx.concrete(types.first.flatMap(shapeOf)), let n = Evaluation.count(dims),
@@ -56,8 +63,10 @@ public enum ConstantOfShapeOp: Operator {
 /// when limit is (`Range(0, seq, 1)` has `seq` elements). Float ranges fold only when every element is an integer
 /// (exact however the runtime accumulates).
 public enum RangeOp: Operator {
+    /// `Range`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Range", [11])]
 
+    /// A vector of start's type whose length is computed as above (a fresh symbol when it cannot be).
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1), ctx.has(2) else { throw ctx.fail("needs start, limit and delta") }
         let type = ctx.elementType(0)
@@ -85,6 +94,7 @@ public enum RangeOp: Operator {
         return alg.ceilDiv(span, Swift.abs(delta))
     }
 
+    /// The elements of an integer range, or of a float range whose start and step are whole numbers.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let s = ctx.value(0), let l = ctx.value(1), let d = ctx.value(2), case .value(let n)? = length(ctx),
               ctx.canEvaluate(n), s.count == 1 else { return nil }
@@ -109,8 +119,10 @@ public enum RangeOp: Operator {
 
 /// EyeLike: the input's 2-D shape, `dtype` or the input's type.
 public enum EyeLikeOp: Operator {
+    /// `EyeLike`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("EyeLike", [9, 22])]
 
+    /// The input's shape in `dtype` (the input's type when not set); throws when the rank is not 2.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         if let r = ctx.rank(0), r != 2 { throw ctx.fail("input has rank \(r), not 2") }
@@ -121,11 +133,15 @@ public enum EyeLikeOp: Operator {
 /// Random generators: RandomNormal/RandomUniform (`shape` attribute), …Like (the input's shape), Bernoulli,
 /// Multinomial ([batch, sample_size]). Never constant.
 public enum RandomOp: Operator {
+    /// The random generator ops, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("RandomNormal", [1, 22]), OpSchema("RandomUniform", [1, 22]),
                                  OpSchema("RandomNormalLike", [1, 22]), OpSchema("RandomUniformLike", [1, 22]),
                                  OpSchema("Bernoulli", [15, 22]), OpSchema("Multinomial", [7, 22])]
+    /// False: random outputs are never constant and never folded.
     public static var isDeterministic: Bool { false }
 
+    /// The generated tensor's type, in `dtype` when set (float for RandomNormal/RandomUniform, int32 for
+    /// Multinomial, else the input's type).
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         let dtype = try ctx.dataType("dtype")
         switch ctx.opType {
@@ -147,8 +163,10 @@ public enum RandomOp: Operator {
 /// Window functions (HannWindow, HammingWindow, BlackmanWindow): a vector of `size` elements, `output_datatype`
 /// (float by default).
 public enum WindowOp: Operator {
+    /// `HannWindow`, `HammingWindow` and `BlackmanWindow`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("HannWindow", [17]), OpSchema("HammingWindow", [17]), OpSchema("BlackmanWindow", [17])]
 
+    /// A vector of `size` elements (a fresh symbol when unknown) in `output_datatype`, float by default.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 (size) is missing") }
         let size = ctx.scalarDim(0) ?? ctx.algebra.fresh()

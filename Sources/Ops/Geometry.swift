@@ -4,9 +4,12 @@ import GraphIR
 /// ([N, C] + the grid's spatial dims), AffineGrid ([N, H, W, 2] or [N, D, H, W, 3] from `size`),
 /// CenterCropPad (the `shape` input on `axes`), RotaryEmbedding (the input's shape).
 public enum GeometryOp: Operator {
+    /// `Det`, `GridSample`, `AffineGrid`, `CenterCropPad` and `RotaryEmbedding`, with the opsets their ONNX
+    /// definitions changed at.
     public static let schemas = [OpSchema("Det", [11, 22]), OpSchema("GridSample", [16, 20, 22]), OpSchema("AffineGrid", [20]),
                                  OpSchema("CenterCropPad", [18]), OpSchema("RotaryEmbedding", [23])]
 
+    /// Input 0's element type with the shape listed above for the op; throws when a rank does not fit.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = ctx.elementType(0)

@@ -3,9 +3,11 @@ import GraphIR
 /// NonZero [rank, n], Unique, Compress and NonMaxSuppression [n, 3]: the counts are data-dependent and get
 /// fresh symbols (which may be 0).
 public enum DataDependentOp: Operator {
+    /// `NonZero`, `Unique`, `Compress` and `NonMaxSuppression`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("NonZero", [9, 13]), OpSchema("Unique", [11]), OpSchema("Compress", [9, 11]),
                                  OpSchema("NonMaxSuppression", [10, 11])]
 
+    /// The output types with each data-dependent count a fresh symbol.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let alg = ctx.algebra
@@ -46,8 +48,10 @@ public enum DataDependentOp: Operator {
 
 /// OneHot: the indices' shape with `depth` inserted at `axis` (default −1), the values' type.
 public enum OneHotOp: Operator {
+    /// `OneHot`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("OneHot", [9, 11])]
 
+    /// The indices' shape with the depth inserted at `axis` (a fresh symbol when not known), in the values' type.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1), ctx.has(2) else { throw ctx.fail("needs indices, depth and values") }
         let type = ctx.elementType(2)

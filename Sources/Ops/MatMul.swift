@@ -3,8 +3,10 @@ import GraphIR
 /// MatMul with numpy semantics (1-D operands promoted and the added axis removed, batch dims broadcast), and its
 /// quantized forms: MatMulInteger (int32 out), QLinearMatMul (the output zero point's type).
 public enum MatMulOp: Operator {
+    /// `MatMul`, `MatMulInteger` and `QLinearMatMul`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("MatMul", [1, 9, 13]), OpSchema("MatMulInteger", [10]), OpSchema("QLinearMatMul", [10, 21])]
 
+    /// The numpy matmul shape; throws on a scalar operand, differing inner dims or batch dims that cannot broadcast.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         let (a, b, type): (Int, Int, DataType?)
         switch ctx.opType {
@@ -36,8 +38,10 @@ public enum MatMulOp: Operator {
 
 /// Gemm: [M, K] × [K, N] → [M, N] with transA/transB (C broadcasts into the result).
 public enum GemmOp: Operator {
+    /// `Gemm`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Gemm", [1, 6, 7, 9, 11, 13])]
 
+    /// [M, N] in A's type; throws when A or B is not 2-D or the inner dims differ.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1) else { throw ctx.fail("needs A and B") }
         let type = ctx.elementType(0)
@@ -54,8 +58,10 @@ public enum GemmOp: Operator {
 /// Einsum: the output's labels (explicit after `->`, else the labels used once, sorted) with their dims; an
 /// ellipsis stands for the broadcast of the operands' remaining dims.
 public enum EinsumOp: Operator {
+    /// `Einsum`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Einsum", [12])]
 
+    /// The output labels' dims as described above; throws on a malformed equation or labels with different dims.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard let equation = try ctx.string("equation") else { throw ctx.fail("attribute 'equation' is missing") }
         let type = (0..<ctx.inputCount).lazy.compactMap { ctx.elementType($0) }.first

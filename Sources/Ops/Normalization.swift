@@ -3,8 +3,10 @@ import GraphIR
 /// LayerNormalization (17): Y like X; Mean and InvStdDev keep X's dims before `axis` and have 1 after, in the
 /// `stash_type` (float by default).
 public enum LayerNormalizationOp: Operator {
+    /// `LayerNormalization`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("LayerNormalization", [17])]
 
+    /// Y with X's type and shape, then Mean and InvStdDev as described above.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1) else { throw ctx.fail("needs X and Scale") }
         let type = ctx.elementType(0)
@@ -22,8 +24,10 @@ public enum LayerNormalizationOp: Operator {
 /// BatchNormalization: Y like X. Training outputs: running mean and variance [C] (from opset 14); before that,
 /// mean, var, saved_mean, saved_var [C].
 public enum BatchNormalizationOp: Operator {
+    /// `BatchNormalization`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("BatchNormalization", [1, 6, 7, 9, 14, 15])]
 
+    /// Y with X's type, then one [C] vector per extra output.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), let type = ctx.type(0) else { throw ctx.fail("input 0 is missing") }
         let channels = ctx.shape(0).flatMap { $0.count >= 2 ? $0[1] : nil } ?? ctx.shape(1)?.first ?? ctx.algebra.fresh()
@@ -36,8 +40,10 @@ public enum BatchNormalizationOp: Operator {
 /// LSTM, GRU and RNN: Y [seq, directions, batch, hidden] (or [batch, seq, directions, hidden] with layout 1, from
 /// opset 14), Y_h and LSTM's Y_c [directions, batch, hidden] (or [batch, directions, hidden]).
 public enum RecurrentOp: Operator {
+    /// `LSTM`, `GRU` and `RNN`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("LSTM", [1, 7, 14, 22]), OpSchema("GRU", [1, 3, 7, 14, 22]), OpSchema("RNN", [1, 7, 14, 22])]
 
+    /// Y, then Y_h (and LSTM's Y_c), shaped as described above for the `layout`; throws on an unknown direction.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0), ctx.has(1), ctx.has(2) else { throw ctx.fail("needs X, W and R") }
         let type = ctx.elementType(0)

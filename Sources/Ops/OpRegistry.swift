@@ -2,21 +2,27 @@ import GraphIR
 
 /// Every op the passes know, keyed by (domain, op type), each with the opset versions its definition changed at.
 public struct OpRegistry: Sendable {
+    /// One registered op type: its schema and the operator that infers it.
     public struct Entry: Sendable {
+        /// The op type's schema.
         public var schema: OpSchema
+        /// The operator that infers (and may fold) nodes of this op type.
         public var implementation: any Operator.Type
     }
 
+    /// The outcome of looking up a node's op.
     public enum Lookup {
         /// The op and the schema version in effect for the model's opset.
         case found(any Operator.Type, since: Int)
         /// The op exists, but only from a later opset than the model imports.
         case tooNew(firstVersion: Int)
+        /// No op of that domain and type is registered.
         case unknown
     }
 
     private var entries: [String: Entry] = [:]
 
+    /// A registry of every schema of `operators`; a later operator's schema replaces an earlier one for the same op.
     public init(_ operators: [any Operator.Type]) {
         for op in operators {
             for schema in op.schemas { entries[Self.key(schema.domain, schema.opType)] = Entry(schema: schema, implementation: op) }
@@ -40,6 +46,7 @@ public struct OpRegistry: Sendable {
         (domain == "ai.onnx" ? "" : domain) + "\u{0}" + opType
     }
 
+    /// The op for `opType` in `domain` ("ai.onnx" counts as "") and the schema version in effect at `opset`.
     public func lookup(domain: String, opType: String, opset: Int) -> Lookup {
         guard let entry = entries[Self.key(domain, opType)] else { return .unknown }
         guard let since = entry.schema.versions.last(where: { $0 <= opset }) else {

@@ -5,6 +5,7 @@ import GraphIR
 ///
 /// Adding an op: one type conforming to `Operator`, one line in `OpRegistry.standard`, and a test.
 public protocol Operator: Sendable {
+    /// The op types this operator covers, each with the opset versions its definition changed at.
     static var schemas: [OpSchema] { get }
     /// The type of every output of `ctx.node` (`.unknown` where nothing can be said), or a thrown `OpFailure`
     /// naming what is wrong with the node.
@@ -17,17 +18,23 @@ public protocol Operator: Sendable {
 }
 
 extension Operator {
+    /// By default an op does not fold: nil.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? { nil }
+    /// By default an op is deterministic.
     public static var isDeterministic: Bool { true }
 }
 
 /// An op type and the opset versions its definition changed at (the first one is where the op appeared).
 /// Only changes that affect inference need to be listed, but listing the whole history does no harm.
 public struct OpSchema: Sendable {
+    /// The op's domain; "" for the default ONNX domain.
     public var domain: String
+    /// The op type, as `NodeProto.op_type` spells it.
     public var opType: String
+    /// The opset versions the definition changed at, ascending.
     public var versions: [Int]
 
+    /// A schema of `opType`; `versions` may be listed in any order.
     public init(_ opType: String, _ versions: [Int], domain: String = "") {
         self.domain = domain
         self.opType = opType
@@ -37,19 +44,25 @@ public struct OpSchema: Sendable {
 
 /// Why a node's outputs could not be (fully) inferred.
 public struct OpFailure: Error, CustomStringConvertible, Sendable {
+    /// What is wrong, as one sentence for reports.
     public var reason: String
+    /// A failure with the given reason.
     public init(_ reason: String) { self.reason = reason }
+    /// The reason.
     public var description: String { reason }
 }
 
 /// What inference knows about one value: its type, whether it is fixed before run time (an initializer, a Constant,
 /// anything computed only from those), and, for small tensors, its elements. A tensor source is decoded lazily.
 public final class ValueState {
+    /// The value's type as far as inference knows it.
     public var type: ValueType
+    /// Whether the value is fixed before run time.
     public var isConstant: Bool
     private var source: Tensor?
     private var known: TensorValue?
 
+    /// A state; `value` gives known elements, `source` a tensor decoded only when its elements are asked for.
     public init(type: ValueType, isConstant: Bool = false, value: TensorValue? = nil, source: Tensor? = nil) {
         self.type = type
         self.isConstant = isConstant
@@ -69,6 +82,7 @@ public final class ValueState {
     /// Elements already known (without decoding).
     public var knownValue: TensorValue? { known }
 
+    /// Replaces the known elements; nil clears them.
     public func set(value: TensorValue?) { known = value }
 }
 
@@ -82,6 +96,7 @@ public struct InferenceLimits: Sendable {
     /// no longer computed; types still are (10,000 Expand nodes just under the per-value limit took 5.2 GB before).
     public var totalElements: Int
 
+    /// Limits; the defaults evaluate up to 2^16 elements, track up to 64 symbolic ones and keep 2^24 in all.
     public init(evaluationElements: Int = 1 << 16, symbolicElements: Int = 64, totalElements: Int = 1 << 24) {
         self.evaluationElements = evaluationElements
         self.symbolicElements = symbolicElements
@@ -100,17 +115,21 @@ public struct OpContext {
     /// Ranks beyond this are not believed (a shape vector declared with a million elements is malformed).
     public static let maxRank = 1024
 
+    /// The node being inferred.
     public let node: Node
     /// The model's opset version for the node's domain.
     public let opsetVersion: Int
     /// The schema version in effect: the newest listed version ≤ `opsetVersion`.
     public let since: Int
+    /// The dim arithmetic of this inference run, shared by its nodes so symbols stay consistent.
     public let algebra: DimAlgebra
+    /// The limits on evaluating and tracking values.
     public let limits: InferenceLimits
     private let inputStates: [ValueState?]
     private let subgraphs: SubgraphInferring?
     private let notes: NoteBox
 
+    /// A context for `node`: one state per input, nil where an optional input is left out.
     public init(node: Node, opsetVersion: Int, since: Int, algebra: DimAlgebra, limits: InferenceLimits,
                 inputs: [ValueState?], subgraphs: SubgraphInferring?) {
         self.node = node
@@ -123,6 +142,7 @@ public struct OpContext {
         self.notes = NoteBox()
     }
 
+    /// The node's op type.
     public var opType: String { node.opType }
 
     /// Notes left by the op about outputs it could not fully infer.
@@ -135,13 +155,16 @@ public struct OpContext {
 
     // MARK: inputs
 
+    /// The number of input slots the node lists, left-out optional ones included.
     public var inputCount: Int { node.inputs.count }
 
     /// Whether optional input `i` is given.
     public func has(_ i: Int) -> Bool { i < inputStates.count && inputStates[i] != nil }
 
+    /// What inference knows about input `i`; nil when it is left out or past the node's inputs.
     public func state(_ i: Int) -> ValueState? { i < inputStates.count ? inputStates[i] : nil }
 
+    /// The type of input `i`; nil when it is left out.
     public func type(_ i: Int) -> ValueType? { state(i)?.type }
 
     /// The tensor type of input `i`; nil when absent or not known to be a tensor.
@@ -150,9 +173,13 @@ public struct OpContext {
         return nil
     }
 
+    /// The shape of input `i`; nil when absent, not a tensor, or of unknown rank.
     public func shape(_ i: Int) -> [Dim]? { tensor(i)?.shape }
+    /// The element type of input `i`; nil when absent, not a tensor, or undefined.
     public func elementType(_ i: Int) -> DataType? { tensor(i)?.elementType }
+    /// The rank of input `i`; nil when its shape is not known.
     public func rank(_ i: Int) -> Int? { shape(i)?.count }
+    /// Whether input `i` is given and fixed before run time.
     public func isConstant(_ i: Int) -> Bool { state(i)?.isConstant ?? false }
 
     /// The shape of a required input, or a failure naming it.
@@ -187,40 +214,48 @@ public struct OpContext {
 
     // MARK: attributes
 
+    /// The value of the node's attribute `name`; nil when it is not set.
     public func attribute(_ name: String) -> AttributeValue? { node.attribute(name)?.value }
 
+    /// INT attribute `name`; nil when not set; throws when it has another type.
     public func int(_ name: String) throws -> Int? {
         guard let a = attribute(name) else { return nil }
         guard case .int(let v) = a else { throw OpFailure("attribute '\(name)' is \(a.typeName), not INT") }
         return Int(v)
     }
 
+    /// INT attribute `name`, or `value` when not set; throws when it has another type.
     public func int(_ name: String, default value: Int) throws -> Int { try int(name) ?? value }
 
+    /// INTS attribute `name`; nil when not set; throws when it has another type.
     public func ints(_ name: String) throws -> [Int]? {
         guard let a = attribute(name) else { return nil }
         guard case .ints(let v) = a else { throw OpFailure("attribute '\(name)' is \(a.typeName), not INTS") }
         return v.map { Int($0) }
     }
 
+    /// FLOAT attribute `name`; nil when not set; throws when it has another type.
     public func float(_ name: String) throws -> Float? {
         guard let a = attribute(name) else { return nil }
         guard case .float(let v) = a else { throw OpFailure("attribute '\(name)' is \(a.typeName), not FLOAT") }
         return v
     }
 
+    /// FLOATS attribute `name`; nil when not set; throws when it has another type.
     public func floats(_ name: String) throws -> [Float]? {
         guard let a = attribute(name) else { return nil }
         guard case .floats(let v) = a else { throw OpFailure("attribute '\(name)' is \(a.typeName), not FLOATS") }
         return v
     }
 
+    /// STRING attribute `name` decoded as UTF-8; nil when not set; throws when it has another type.
     public func string(_ name: String) throws -> String? {
         guard let a = attribute(name) else { return nil }
         guard case .string(let v) = a else { throw OpFailure("attribute '\(name)' is \(a.typeName), not STRING") }
         return String(decoding: v, as: UTF8.self)
     }
 
+    /// STRING attribute `name`, or `value` when not set; throws when it has another type.
     public func string(_ name: String, default value: String) throws -> String { try string(name) ?? value }
 
     /// A data type attribute (`to`, `dtype`, `output_dtype`…), checked against ONNX's type numbers.
@@ -232,6 +267,8 @@ public struct OpContext {
 
     // MARK: subgraphs
 
+    /// The output states of graph attribute `attribute` inferred with `inputs`; throws when no subgraph inference
+    /// is available.
     public func inferSubgraph(_ attribute: String, inputs: [ValueType]) throws -> [ValueState] {
         guard let subgraphs else { throw OpFailure("subgraphs cannot be inferred here") }
         return try subgraphs.inferSubgraph(attribute: attribute, of: node, inputs: inputs)

@@ -4,10 +4,13 @@ import GraphIR
 /// type, or `output_dtype` from 23), DynamicQuantizeLinear (uint8 data, float scale, uint8 zero point): the data
 /// keeps its shape.
 public enum QuantizeOp: Operator {
+    /// `QuantizeLinear`, `DequantizeLinear` and `DynamicQuantizeLinear`, with the opsets their ONNX definitions
+    /// changed at.
     public static let schemas = [OpSchema("QuantizeLinear", [10, 13, 19, 21, 23, 24, 25]),
                                  OpSchema("DequantizeLinear", [10, 13, 19, 21, 23, 24, 25]),
                                  OpSchema("DynamicQuantizeLinear", [11])]
 
+    /// The data's shape in the output type described above (DynamicQuantizeLinear adds two scalars).
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let shape = ctx.shape(0)

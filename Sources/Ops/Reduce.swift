@@ -4,6 +4,7 @@ import GraphIR
 /// everything unless `noop_with_empty_axes` (from the same versions). `keepdims` (default 1) keeps reduced axes
 /// as 1. Folds ReduceSum/Prod/Max/Min on integers and symbolic dims (`ReduceProd(Shape(x))` is the element count).
 public enum ReduceOp: Operator {
+    /// The ten Reduce ops, with the opsets their ONNX definitions changed at.
     public static let schemas = [
         OpSchema("ReduceSum", [1, 11, 13]), OpSchema("ReduceMean", [1, 11, 13, 18]), OpSchema("ReduceMax", [1, 11, 12, 13, 18, 20]),
         OpSchema("ReduceMin", [1, 11, 12, 13, 18, 20]), OpSchema("ReduceProd", [1, 11, 13, 18]), OpSchema("ReduceL1", [1, 11, 13, 18]),
@@ -32,6 +33,8 @@ public enum ReduceOp: Operator {
         return .all
     }
 
+    /// The input's shape without the reduced axes, or with them as 1 (`keepdims`); fresh symbols or an
+    /// unknown rank when the axes are unknown.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = ctx.elementType(0)
@@ -49,6 +52,7 @@ public enum ReduceOp: Operator {
         }
     }
 
+    /// Folds ReduceSum, ReduceProd, ReduceMax and ReduceMin on known integer or symbolic elements.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard ["ReduceSum", "ReduceProd", "ReduceMax", "ReduceMin"].contains(ctx.opType), let x = ctx.value(0),
               let outDims = ctx.concrete(types.first.flatMap(shapeOf)) else { return nil }
@@ -111,8 +115,10 @@ public enum ReduceOp: Operator {
 
 /// ArgMax / ArgMin: int64, the axis removed or kept as 1 (`keepdims`).
 public enum ArgReduceOp: Operator {
+    /// `ArgMax` and `ArgMin`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("ArgMax", [1, 11, 12, 13]), OpSchema("ArgMin", [1, 11, 12, 13])]
 
+    /// An int64 tensor of the input's shape with `axis` removed or kept as 1.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         guard let shape = ctx.shape(0) else { return [tensorType(.int64, nil)] }
@@ -127,8 +133,11 @@ public enum ArgReduceOp: Operator {
 /// TopK: values and int64 indices with the axis (default −1) replaced by k (attribute before opset 10, a
 /// one-element input from 10; may be symbolic).
 public enum TopKOp: Operator {
+    /// `TopK`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("TopK", [1, 10, 11, 24])]
 
+    /// Values and int64 indices of the input's shape with `axis` replaced by k; throws when a known k is
+    /// negative or larger than the axis.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = ctx.elementType(0)

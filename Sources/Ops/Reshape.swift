@@ -3,8 +3,10 @@ import GraphIR
 /// Reshape (shape attribute before opset 5, input from 5; `0` copies the input dim unless `allowzero` (14); one
 /// `-1` takes what is left, divided symbolically: [batch, seq, 64] → [0, -1, 4, 16] gives [batch, seq, 4, 16]).
 public enum ReshapeOp: Operator {
+    /// `Reshape`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Reshape", [1, 5, 13, 14, 19, 21])]
 
+    /// The requested shape with `0` and `-1` resolved; throws when the element counts cannot match.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = ctx.elementType(0)
@@ -66,6 +68,7 @@ public enum ReshapeOp: Operator {
         return out
     }
 
+    /// The known input's elements with the inferred shape, when every dim is a number.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let x = ctx.value(0), let dims = ctx.concrete(types.first.flatMap(shapeOf)), Evaluation.count(dims) == x.count else { return nil }
         return [TensorValue(dataType: x.dataType, dims: dims, elements: x.elements)]
@@ -80,8 +83,10 @@ func shapeOf(_ t: ValueType) -> [Dim]? {
 
 /// Flatten to 2-D at `axis` (negative from opset 11).
 public enum FlattenOp: Operator {
+    /// `Flatten`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Flatten", [1, 9, 11, 13, 21])]
 
+    /// [product of the dims before `axis`, product of the rest].
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         guard let shape = ctx.shape(0) else { return [tensorType(ctx.elementType(0), [ctx.algebra.fresh(), ctx.algebra.fresh()])] }
@@ -91,6 +96,7 @@ public enum FlattenOp: Operator {
         return [tensorType(ctx.elementType(0), [ctx.algebra.product(Array(shape[..<axis])), ctx.algebra.product(Array(shape[axis...]))])]
     }
 
+    /// The known input's elements with the inferred 2-D shape.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         try ReshapeOp.evaluate(ctx, types: types)
     }
@@ -98,6 +104,7 @@ public enum FlattenOp: Operator {
 
 /// Squeeze (axes attribute before opset 13, input from 13; no axes: every dim known to be 1).
 public enum SqueezeOp: Operator {
+    /// `Squeeze`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Squeeze", [1, 11, 13, 21])]
 
     static func axesList(_ ctx: OpContext) throws -> [Int]?? {
@@ -107,6 +114,7 @@ public enum SqueezeOp: Operator {
         return .some(a)
     }
 
+    /// The input's shape without the squeezed axes; throws when a squeezed axis is known not to be 1.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = ctx.elementType(0)
@@ -133,6 +141,7 @@ public enum SqueezeOp: Operator {
         return [tensorType(type, out)]
     }
 
+    /// The known input's elements with the squeezed shape.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         try ReshapeOp.evaluate(ctx, types: types)
     }
@@ -140,8 +149,10 @@ public enum SqueezeOp: Operator {
 
 /// Unsqueeze (axes attribute before opset 13, input from 13; axes index the output).
 public enum UnsqueezeOp: Operator {
+    /// `Unsqueeze`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Unsqueeze", [1, 11, 13, 21])]
 
+    /// The input's shape with a 1 inserted at each axis of the output.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = ctx.elementType(0)
@@ -165,6 +176,7 @@ public enum UnsqueezeOp: Operator {
         return [tensorType(type, out)]
     }
 
+    /// The known input's elements with the unsqueezed shape.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         try ReshapeOp.evaluate(ctx, types: types)
     }
@@ -172,6 +184,7 @@ public enum UnsqueezeOp: Operator {
 
 /// Transpose by `perm` (default: reversed axes).
 public enum TransposeOp: Operator {
+    /// `Transpose`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Transpose", [1, 13, 21])]
 
     static func permutation(_ ctx: OpContext, rank: Int) throws -> [Int] {
@@ -180,6 +193,7 @@ public enum TransposeOp: Operator {
         return perm
     }
 
+    /// The input's dims in `perm` order; throws when `perm` is not a permutation of the axes.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         guard let shape = ctx.shape(0) else {
@@ -190,6 +204,7 @@ public enum TransposeOp: Operator {
         return [tensorType(ctx.elementType(0), perm.map { shape[$0] })]
     }
 
+    /// The known input's elements transposed.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let x = ctx.value(0) else { return nil }
         let perm = try permutation(ctx, rank: x.dims.count)

@@ -6,8 +6,10 @@ import GraphIR
 /// (X, roi, scales, sizes). On a symbolic dim an integer scale multiplies and 1/n divides; other scales give a
 /// fresh symbol.
 public enum ResizeOp: Operator {
+    /// `Resize` and `Upsample`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("Resize", [10, 11, 13, 18, 19]), OpSchema("Upsample", [7, 9, 10])]
 
+    /// The input's shape with each resized axis from `sizes` or the scales, as described above.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = ctx.elementType(0)

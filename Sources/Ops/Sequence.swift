@@ -3,6 +3,7 @@ import GraphIR
 /// Sequence ops (opset 11): SequenceEmpty, SequenceConstruct, SequenceInsert, SequenceErase, SequenceAt,
 /// SequenceLength, SplitToSequence, ConcatFromSequence. Element types join; lengths are not tracked.
 public enum SequenceOp: Operator {
+    /// The opset 11 sequence ops, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("SequenceEmpty", [11]), OpSchema("SequenceConstruct", [11]), OpSchema("SequenceInsert", [11]),
                                  OpSchema("SequenceErase", [11]), OpSchema("SequenceAt", [11]), OpSchema("SequenceLength", [11]),
                                  OpSchema("SplitToSequence", [11, 24]), OpSchema("ConcatFromSequence", [11])]
@@ -12,6 +13,7 @@ public enum SequenceOp: Operator {
         return nil
     }
 
+    /// The sequence or tensor each op yields, with element types joined and lengths not tracked.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         let fresh = { ctx.algebra.fresh() }
         switch ctx.opType {
@@ -69,8 +71,10 @@ public enum SequenceOp: Operator {
 /// Optional (15): Optional wraps its input (or the `type` attribute); OptionalHasElement is a bool scalar;
 /// OptionalGetElement unwraps.
 public enum OptionalOp: Operator {
+    /// `Optional`, `OptionalHasElement` and `OptionalGetElement`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("Optional", [15]), OpSchema("OptionalHasElement", [15, 18]), OpSchema("OptionalGetElement", [15, 18])]
 
+    /// The wrapped type, a bool scalar, or the unwrapped type, per op.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         switch ctx.opType {
         case "Optional":

@@ -3,6 +3,7 @@ import GraphIR
 /// Shape (with `start`/`end` from opset 15): an int64 vector whose elements are the input's dims — values when
 /// known, symbols otherwise — so shape arithmetic downstream stays symbolic, and folds once dims are pinned.
 public enum ShapeOp: Operator {
+    /// `Shape`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Shape", [1, 13, 15, 19, 21])]
 
     static func range(_ ctx: OpContext, rank: Int) throws -> Range<Int> {
@@ -13,6 +14,7 @@ public enum ShapeOp: Operator {
         return start..<max(start, end)
     }
 
+    /// An int64 vector as long as the selected range of dims (a fresh symbol when the rank is unknown).
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         guard let shape = ctx.shape(0) else {
@@ -22,6 +24,7 @@ public enum ShapeOp: Operator {
         return [tensorType(.int64, [.value(try range(ctx, rank: shape.count).count)])]
     }
 
+    /// The input's dims as symbolic elements (fresh symbols for unknown dims), when its rank is known.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let shape = ctx.shape(0) else { return nil }
         let r = try range(ctx, rank: shape.count)
@@ -32,13 +35,16 @@ public enum ShapeOp: Operator {
 
 /// Size: the element count as an int64 scalar.
 public enum SizeOp: Operator {
+    /// `Size`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Size", [1, 13, 19, 21])]
 
+    /// An int64 scalar.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         return [tensorType(.int64, [])]
     }
 
+    /// The product of the input's dims (symbolic when they are), when none is unknown.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let shape = ctx.shape(0), !shape.contains(.unknown) else { return nil }
         return [TensorValue(dims: [], symbolic: [ctx.algebra.product(shape)])]
@@ -50,6 +56,7 @@ public enum SizeOp: Operator {
 /// out of range), integer to integer wraps as C++ does, float to float16 rounds to nearest even. Symbolic
 /// integers stay symbolic between integer types.
 public enum CastOp: Operator {
+    /// `Cast` and `CastLike`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("Cast", [1, 6, 9, 13, 19, 21, 23, 24, 25]), OpSchema("CastLike", [15, 19, 21, 23, 24, 25])]
 
     static func target(_ ctx: OpContext) throws -> DataType? {
@@ -63,12 +70,14 @@ public enum CastOp: Operator {
         return t
     }
 
+    /// The input's shape in the target type.
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         if ctx.opType == "CastLike", !ctx.has(1) { throw ctx.fail("input 1 (target_type) is missing") }
         return [tensorType(try target(ctx), ctx.shape(0))]
     }
 
+    /// The known input converted as described above; nil for conversions that are not folded.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let x = ctx.value(0), let to = try target(ctx), let kind = TensorValue.kind(of: to) else { return nil }
         return [convert(x, to: to, kind: kind)]

@@ -4,6 +4,7 @@ import GraphIR
 /// ends are clamped as ONNX specifies; on a symbolic axis the clamps become `min`/`max`, simplified where the
 /// bounds allow (`x[1:]` on `seq` is `seq-1`; an end of at least 2^31−1 means "to the end").
 public enum SliceOp: Operator {
+    /// `Slice`, with the opsets its ONNX definition changed at.
     public static let schemas = [OpSchema("Slice", [1, 10, 11, 13])]
 
     /// Ends at or beyond this mean "to the end" on a symbolic axis (exporters write INT_MAX or INT64_MAX).
@@ -77,6 +78,7 @@ public enum SliceOp: Operator {
         return (s, step == -1 ? span : alg.ceilDiv(span, step == Int.min ? Int.max : -step))
     }
 
+    /// The input's shape with each sliced axis' length (fresh symbols when the bounds are unknown).
     public static func infer(_ ctx: OpContext) throws -> [ValueType] {
         guard ctx.has(0) else { throw ctx.fail("input 0 is missing") }
         let type = ctx.elementType(0)
@@ -97,6 +99,7 @@ public enum SliceOp: Operator {
         return [tensorType(type, out)]
     }
 
+    /// The slice of a known input, when the bounds are known.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let x = ctx.value(0), let p = try parameters(ctx, rank: x.dims.count) else { return nil }
         var starts = [Int](repeating: 0, count: x.dims.count)

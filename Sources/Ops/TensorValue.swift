@@ -7,12 +7,18 @@ import GraphIR
 /// also be `symbolic`: elements that are dims (`[batch, seq, 64]`, the output of Shape on a dynamic tensor), so
 /// `Shape → Gather → Concat → Reshape` chains carry symbols through. Strings and sub-byte types are not held.
 public struct TensorValue: Sendable, Equatable, CustomStringConvertible {
+    /// The elements in row-major order, in the form their type is held.
     public enum Elements: Sendable, Equatable {
+        /// Integer elements (every integer type; uint64 only up to Int64.max).
         case ints([Int64])
+        /// Float elements (float, double, float16, bfloat16), exactly as doubles.
         case floats([Double])
+        /// Bool elements.
         case bools([Bool])
+        /// Integer elements that are dims, some of them symbolic.
         case symbolic([Dim])
 
+        /// The number of elements.
         public var count: Int {
             switch self {
             case .ints(let v): return v.count
@@ -66,10 +72,14 @@ public struct TensorValue: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The ONNX element type the elements stand for.
     public var dataType: DataType
+    /// The shape; empty for a scalar.
     public var dims: [Int]
+    /// The elements in row-major order.
     public var elements: Elements
 
+    /// A value with these elements; the caller makes their count match `dims`.
     public init(dataType: DataType, dims: [Int], elements: Elements) {
         self.dataType = dataType
         self.dims = dims
@@ -87,10 +97,12 @@ public struct TensorValue: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// A rank-0 integer value `v` of `type` (int64 by default).
     public static func scalar(_ v: Int64, _ type: DataType = .int64) -> TensorValue {
         TensorValue(dataType: type, dims: [], elements: .ints([v]))
     }
 
+    /// The number of elements.
     public var count: Int { elements.count }
 
     /// Bytes the elements take as a tensor of `dataType` (Int.max when they cannot be stored).
@@ -102,6 +114,7 @@ public struct TensorValue: Sendable, Equatable, CustomStringConvertible {
         return true
     }
 
+    /// The value's type: `dataType` with every dim known.
     public var type: ValueType { .tensor(TensorType(elementType: dataType, shape: dims.map { .value($0) })) }
 
     /// The integer elements, when all are concrete integers.
@@ -110,6 +123,7 @@ public struct TensorValue: Sendable, Equatable, CustomStringConvertible {
         return nil
     }
 
+    /// Type, shape and up to eight elements, for messages (`int64[3][1, 2, 3]`).
     public var description: String {
         let shown: String
         switch elements {
@@ -123,6 +137,7 @@ public struct TensorValue: Sendable, Equatable, CustomStringConvertible {
 
     // MARK: element types
 
+    /// How a data type's elements are held: as `ints`, `floats` or `bools`.
     public enum Kind { case int, float, bool }
 
     /// How a data type's elements are held, or nil when they are not (strings, sub-byte types, complex, float8).

@@ -18,10 +18,14 @@ import GraphIR
 /// and its weight (and bias) are float32 initializers that nothing else reads and no graph input overrides.
 /// Subgraphs are folded too (their own initializers only).
 public struct BatchNormFolding: GraphPass {
+    /// The pass's name, as `PipelineError` reports it.
     public let name = "fold-batch-norm"
 
+    /// The pass; it has no settings.
     public init() {}
 
+    /// Folds every eligible BatchNormalization using the last shape inference's types, then infers shapes again;
+    /// returns whether any was folded.
     public func run(_ model: inout Model, context: PassContext) throws -> Bool {
         var folded = 0, removed = 0
         model.graph = Self.fold(model.graph, types: context.inference?.types ?? [:], count: &folded, removedInitializers: &removed)

@@ -10,10 +10,13 @@ import Ops
 /// stay computed at run time, though their values still drive inference). Dead producers are left to
 /// `DeadNodeElimination`.
 public struct ConstantFolding: GraphPass {
+    /// The pass's name, as `PipelineError` reports it.
     public let name = "fold-constants"
 
+    /// The pass; its limits come from the `PassContext`.
     public init() {}
 
+    /// Replaces every node inference can compute with initializers; returns whether any node was folded.
     public func run(_ model: inout Model, context: PassContext) throws -> Bool {
         let engine = InferenceEngine(model: model, limits: context.limits,
                                      folding: FoldingPolicy(materializeBytes: context.materializeBytes, budget: context.budget))

@@ -5,10 +5,13 @@ import GraphIR
 /// nothing reads them; the model's own initializers always stay (unread ones too: they are the model's data, and
 /// `export` gives every one of them back). Graph inputs and outputs never change.
 public struct DeadNodeElimination: GraphPass {
+    /// The pass's name, as `PipelineError` reports it.
     public let name = "eliminate-dead-nodes"
 
+    /// The pass; it has no settings.
     public init() {}
 
+    /// Removes unread nodes and the unread initializers constant folding created; returns whether anything went.
     public func run(_ model: inout Model, context: PassContext) throws -> Bool {
         var removedNodes = 0
         var removedInitializers = 0

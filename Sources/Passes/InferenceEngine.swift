@@ -3,14 +3,19 @@ import Ops
 
 /// A value as shape inference reports it.
 public struct InferredValue: Codable, Sendable, Equatable {
+    /// Where the value comes from: a graph input, an initializer, or a node output.
     public enum Kind: String, Codable, Sendable {
+        /// The raw values are what shape listings show in their `kind` column.
         case input, initializer, node
     }
 
     /// `main`, or the path of a subgraph: `main/NODE.ATTRIBUTE` (`main/loop.body`).
     public var graph: String
+    /// The value's name.
     public var name: String
+    /// Where the value comes from.
     public var kind: Kind
+    /// The inferred type.
     public var type: ValueType
     /// Fixed before run time (an initializer, a Constant, or computed only from those).
     public var constant: Bool
@@ -19,9 +24,13 @@ public struct InferredValue: Codable, Sendable, Equatable {
 
 /// A value whose declared type (value_info or graph output) contradicts the inferred one; the inferred one is kept.
 public struct TypeConflict: Codable, Sendable, Equatable {
+    /// `main`, or the path of the subgraph holding the value (as in `InferredValue.graph`).
     public var graph: String
+    /// The value's name.
     public var value: String
+    /// The declared type, as text (`float[batch, 3]`).
     public var declared: String
+    /// The inferred type, as text; this is the one kept.
     public var inferred: String
 }
 

@@ -2,14 +2,22 @@ import GraphIR
 
 /// A problem with `--input-shape` pins: the user's request does not fit the model (a usage error, exit 2).
 public enum InputShapeError: Error, Equatable, CustomStringConvertible {
+    /// An argument that is not `NAME=D0,D1,...`.
     case syntax(String)
+    /// A name that is not a runtime input of the main graph.
     case unknownInput(name: String, available: [String])
+    /// An input pinned more than once.
     case duplicate(name: String)
+    /// A pin with a different number of dims than the input's rank.
     case rankMismatch(name: String, modelRank: Int, pinnedRank: Int)
+    /// A dim that is 0, negative or unknown.
     case nonPositive(name: String, axis: Int, value: String)
+    /// A dim that differs from a size the model fixes.
     case conflict(name: String, axis: Int, modelDim: Int, pinned: String)
+    /// An input that is not a tensor.
     case notATensor(name: String)
 
+    /// The message for the command line, naming the `--input-shape` argument at fault.
     public var description: String {
         switch self {
         case .syntax(let text):
@@ -33,22 +41,28 @@ public enum InputShapeError: Error, Equatable, CustomStringConvertible {
 /// Dims pinned on the main graph's inputs (`--input-shape NAME=D0,D1,...`). A dim is a positive integer, or a
 /// symbol name (a letter or `_` first, then letters, digits, `_`, `.`, `-`) that renames or keeps it symbolic.
 public struct InputShapes: Sendable, Equatable {
+    /// The pinned dims, by input name.
     public private(set) var pins: [String: [Dim]] = [:]
     /// Names in the order given (for messages and provenance).
     public private(set) var order: [String] = []
 
+    /// No pins.
     public init() {}
 
+    /// Pins from a dictionary, added in name order; throws when a dim is 0, negative or unknown.
     public init(_ pins: [String: [Dim]]) throws(InputShapeError) {
         for name in pins.keys.sorted() { try add(name, pins[name]!) }
     }
 
+    /// Pins parsed from `--input-shape` arguments in order; throws on bad syntax, a repeated name or a bad dim.
     public init(parsing arguments: [String]) throws(InputShapeError) {
         for argument in arguments { try add(parsing: argument) }
     }
 
+    /// True when nothing is pinned.
     public var isEmpty: Bool { pins.isEmpty }
 
+    /// Pins `dims` on input `name`; throws when `name` is already pinned or a dim is 0, negative or unknown.
     public mutating func add(_ name: String, _ dims: [Dim]) throws(InputShapeError) {
         guard pins[name] == nil else { throw .duplicate(name: name) }
         for (axis, d) in dims.enumerated() {
@@ -180,6 +194,7 @@ extension ValueType {
 }
 
 extension TensorType {
+    /// The type with symbolic dims replaced by the values `bindings` gives them; an unknown rank stays unknown.
     public func binding(_ bindings: [String: Int]) -> TensorType {
         guard let shape else { return self }
         return TensorType(elementType: elementType, shape: shape.map { dim in

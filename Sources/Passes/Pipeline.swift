@@ -3,6 +3,7 @@ import Ops
 
 /// One graph transformation. The pipeline verifies the graph after every pass, so the pass that broke it is named.
 public protocol GraphPass: Sendable {
+    /// The pass's name, as `PipelineError` reports it.
     var name: String { get }
     /// Rewrites the model; returns whether anything changed.
     func run(_ model: inout Model, context: PassContext) throws -> Bool
@@ -10,18 +11,23 @@ public protocol GraphPass: Sendable {
 
 /// Settings and bookkeeping shared by the passes of one pipeline run.
 public final class PassContext {
+    /// Limits on the values inference evaluates and folding computes.
     public var limits: InferenceLimits
     /// Largest folded tensor written as an initializer, in bytes.
     public var materializeBytes: Int
     /// The last shape inference result (set by `ShapeInference`).
     public internal(set) var inference: ShapeInferenceResult?
+    /// Nodes constant folding replaced with initializers, over every round.
     public internal(set) var foldedNodes = 0
     /// BatchNormalization nodes folded into the Conv/ConvTranspose/Gemm/MatMul before them.
     public internal(set) var foldedBatchNorms = 0
+    /// Nodes dead-node elimination removed.
     public internal(set) var removedNodes = 0
+    /// Initializers removed: unread ones that folding created, and parameters only a folded BatchNormalization read.
     public internal(set) var removedInitializers = 0
     /// Rounds of the fixed-point stages (folding and dead-node elimination), and whether a cap stopped one.
     public internal(set) var rounds = 0
+    /// Whether a fixed-point stage stopped at its cap while its passes were still changing the model.
     public internal(set) var reachedCap = false
     /// Initializers constant folding created.
     var foldedInitializers = Set<String>()
@@ -37,22 +43,32 @@ public final class PassContext {
 
 /// A pass left the graph malformed: a bug in mlpkg, reported with the pass's name.
 public struct PipelineError: Error, CustomStringConvertible {
+    /// The name of the pass after which verification failed.
     public var pass: String
+    /// The verifier's message about what is malformed.
     public var underlying: String
+    /// The message, marked as an internal error and naming the pass.
     public var description: String { "internal error: pass \(pass) left an invalid graph: \(underlying)" }
 }
 
 /// Passes as named, ordered lists. A stage runs once, or repeats its passes until none changes anything (at most
 /// `cap` rounds).
 public struct Pipeline: Sendable {
+    /// One step of a pipeline: a pass run once, or passes repeated until none changes anything or `cap`
+    /// rounds have run.
     public enum Stage: Sendable {
+        /// Runs the pass once.
         case once(any GraphPass)
+        /// Runs the passes in turn until a round changes nothing, or `cap` rounds have run.
         case untilStable([any GraphPass], cap: Int)
     }
 
+    /// The pipeline's name (`infer`, `fold-and-infer`), by which `named(_:)` finds it.
     public let name: String
+    /// The stages, run in order.
     public let stages: [Stage]
 
+    /// A pipeline of `stages` called `name`.
     public init(name: String, stages: [Stage]) {
         self.name = name
         self.stages = stages
@@ -68,8 +84,10 @@ public struct Pipeline: Sendable {
         .once(BatchNormFolding()),
     ])
 
+    /// Every predefined pipeline.
     public static let all = [infer, foldAndInfer]
 
+    /// The predefined pipeline called `name`, or nil when there is none.
     public static func named(_ name: String) -> Pipeline? { all.first { $0.name == name } }
 
     /// Runs every stage on `model` (which must already be a verified graph), verifying after each pass.

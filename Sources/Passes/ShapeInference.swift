@@ -46,8 +46,10 @@ public struct ShapeInferenceResult: Sendable {
 /// function calls) in topological order, with symbolic dims (docs/SHAPES.md). It never guesses: an op it does not
 /// know, or an input it cannot interpret, leaves that node's outputs unknown and lists the node with the reason.
 public struct ShapeInference: GraphPass {
+    /// The pass's name, as `PipelineError` reports it.
     public let name = "infer-shapes"
 
+    /// The pass; its limits come from the `PassContext`.
     public init() {}
 
     /// Infers the model's types; `pinned` dims replace the declared ones of those main-graph inputs first.

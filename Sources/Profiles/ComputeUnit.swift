@@ -8,6 +8,7 @@ public enum ComputeUnit: String, Sendable, Codable, CaseIterable, Comparable {
     /// efficient, the CPU the fallback that runs everything Core ML can express.
     public static let preference: [ComputeUnit] = [.neuralEngine, .gpu, .cpu]
 
+    /// Orders units by `preference`: the Neural Engine first, the CPU last.
     public static func < (a: ComputeUnit, b: ComputeUnit) -> Bool {
         preference.firstIndex(of: a)! < preference.firstIndex(of: b)!
     }
@@ -20,6 +21,7 @@ public enum ComputeUnitSet: String, Sendable, Codable, CaseIterable {
     case cpuAndGPU = "cpu-and-gpu"
     case cpuOnly = "cpu-only"
 
+    /// The units the set allows, in preference order.
     public var units: [ComputeUnit] {
         switch self {
         case .all: return [.neuralEngine, .gpu, .cpu]

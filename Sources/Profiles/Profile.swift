@@ -1,19 +1,28 @@
 /// A profile with its `extends` chain resolved: the support entries and rules of every profile in the chain (base
 /// first), minus the rules a profile disables.
 public struct Profile: Sendable, Equatable {
+    /// The profile's name, e.g. `neural-engine`.
     public var name: String
+    /// What the profile holds, from its file ("" when it has no description).
     public var description: String
+    /// The compute unit it describes; nil for the base profile (`core-ml`).
     public var unit: ComputeUnit?
     /// Profile names from the base to this one, e.g. ["core-ml", "neural-engine"].
     public var chain: [String]
     /// The file the profile came from; nil for a built-in one.
     public var file: String?
+    /// The unit's compute precision, from the last profile in the chain that declares one; nil when none does.
     public var precision: Precision?
+    /// The support entries of every profile in the chain, base first.
     public var support: [SupportEntry]
+    /// The rules of every profile in the chain, base first, minus those a profile disables.
     public var rules: [Rule]
+    /// The cost of a unit switch, from the last profile in the chain that declares one; nil when none does.
     public var transfer: TransferCost?
+    /// Cost numbers by chip name; a later profile in the chain overrides a chip an earlier one gives.
     public var chips: [String: ChipCost]
 
+    /// A resolved profile from its parts; an empty `chain` becomes `[name]`.
     public init(name: String, description: String = "", unit: ComputeUnit?, chain: [String] = [], file: String? = nil,
                 precision: Precision? = nil, support: [SupportEntry] = [], rules: [Rule] = [],
                 transfer: TransferCost? = nil, chips: [String: ChipCost] = [:]) {

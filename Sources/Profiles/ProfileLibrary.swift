@@ -4,13 +4,16 @@ import Foundation
 public struct ProfileError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The file, or the built-in profile's name.
     public var origin: String
+    /// What is wrong, e.g. "rules[3] 'ane-x': kind 'maxRank' needs 'max'".
     public var message: String
 
+    /// An error about `origin`.
     public init(origin: String, _ message: String) {
         self.origin = origin
         self.message = message
     }
 
+    /// `ORIGIN: message`, on one line.
     public var description: String { "\(origin): \(message)" }
 }
 

@@ -37,9 +37,12 @@ public enum RuleKind: String, Codable, Sendable, CaseIterable {
 
 /// A rule applies only to nodes whose attribute `attribute` has the value `equals` (compared as text).
 public struct RuleCondition: Codable, Sendable, Equatable {
+    /// The attribute's name.
     public var attribute: String
+    /// The value it must have, compared with the attribute's value as text.
     public var equals: String
 
+    /// A condition that the node's attribute `attribute` is `equals`.
     public init(attribute: String, equals: String) {
         self.attribute = attribute
         self.equals = equals
@@ -51,24 +54,39 @@ public struct RuleCondition: Codable, Sendable, Equatable {
 /// Scope: `ops` (op types in `domain`, default the ONNX domain); `domain` alone covers every op of that domain; neither
 /// covers every node. Parameters are read according to `kind`.
 public struct Rule: Codable, Sendable, Equatable {
+    /// A unique id, cited in findings (e.g. `ane-static-shapes`).
     public var id: String
+    /// What the rule checks; decides which parameters are read.
     public var kind: RuleKind
+    /// The op types covered, in `domain`; nil covers every op of `domain`, or every node when `domain` is nil too.
     public var ops: [String]?
+    /// The ops' domain (nil or "" is the ONNX domain).
     public var domain: String?
+    /// Limits the rule to nodes whose attribute has a given value; nil covers every node in scope.
     public var when: RuleCondition?
+    /// The limit for `maxRank`, `maxDim`, `spatialExtent` and `resizeScale`.
     public var max: Int?
+    /// Input positions `constantInputs` and `dtypes` check.
     public var inputs: [Int]?
+    /// The input position `inputRank` checks.
     public var input: Int?
+    /// Element type names `dtypes` accepts (ONNX names in lower case: `float`, `float16`…).
     public var allowed: [String]?
+    /// The attribute an `attribute` rule reads.
     public var attribute: String?
+    /// The value an `attribute` rule uses when the node lacks the attribute (key `default` in the file).
     public var defaultValue: [Int]?
+    /// The largest integer an `attribute` rule allows in the attribute.
     public var eachAtMost: Int?
+    /// The ranks `inputRank` accepts.
     public var oneOf: [Int]?
     /// Why the condition matters, in a few words; quoted in every finding.
     public var reason: String
     /// A URL (or repository path) where the claim can be read.
     public var source: String
+    /// How far the claim is established.
     public var confidence: Confidence
+    /// Extra context printed with the rule (`mlpkg profiles NAME`); optional.
     public var note: String?
 
     /// The profile that declared the rule (set when a profile is resolved; not part of the file).
@@ -85,6 +103,7 @@ public struct Rule: Codable, Sendable, Equatable {
         ["id", "kind", "ops", "domain", "when", "max", "inputs", "input", "allowed", "attribute", "default",
          "eachAtMost", "oneOf", "reason", "source", "confidence", "note"])
 
+    /// A rule as a profile file declares it; `profile` is normally set when a profile is resolved.
     public init(id: String, kind: RuleKind, ops: [String]? = nil, domain: String? = nil, when: RuleCondition? = nil,
                 max: Int? = nil, inputs: [Int]? = nil, input: Int? = nil, allowed: [String]? = nil,
                 attribute: String? = nil, defaultValue: [Int]? = nil, eachAtMost: Int? = nil, oneOf: [Int]? = nil,

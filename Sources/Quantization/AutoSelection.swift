@@ -10,6 +10,7 @@ public enum AutoBudget: Sendable, Equatable, CustomStringConvertible {
     /// Every tensor at least this SNR (dB), each in its smallest format that reaches it.
     case minSNR(Double)
 
+    /// The budget as the command line gives it: `--max-size BYTES`, `--max-size FRACTION` or `--min-snr DB`.
     public var description: String {
         switch self {
         case .maxBytes(let b): return "--max-size \(b)"
@@ -55,9 +56,11 @@ public struct AutoReport: Codable, Sendable, Equatable {
     /// Predicted weight bytes after conversion, and the element-weighted mean SNR of the chosen formats, from the
     /// candidates measured before the choice; report.json's totals measure the same after the conversion.
     public var predictedBytes: Int
+    /// Element-weighted mean SNR, in dB, of the chosen formats; nil when no chosen format has a measurable error.
     public var predictedWeightedSNRDB: Double?
     /// Tensors choosing among all formats, and among fp16/fp32 only (not a weight input, or small).
     public var tensors: Int
+    /// Tensors choosing between fp16 and fp32 only.
     public var floatOnlyTensors: Int
     /// How many tensors took each format.
     public var formats: [String: Int]

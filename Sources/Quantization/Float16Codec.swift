@@ -9,12 +9,17 @@ public enum Float16Codec {
 
     /// Error statistics of one encoding pass, summed in double precision.
     public struct Stats: Sendable, Equatable {
+        /// Values beyond ±65504, clamped to the largest finite half.
         public var clamped = 0
         /// inf or NaN inputs; when non-zero the output is not a faithful encoding and must not be used.
         public var nonFinite = 0
+        /// Largest absolute difference between a value and its half.
         public var maxAbsError: Float = 0
+        /// Σw² over the values.
         public var signalEnergy: Double = 0
+        /// Σ(w − ŵ)²: the squared error of the halves.
         public var errorEnergy: Double = 0
+        /// Empty statistics: all counts and sums zero.
         public init() {}
     }
 
@@ -112,6 +117,7 @@ public enum Float16Codec {
         return sign | UInt16(result)
     }
 
+    /// The float32 value of the half bit pattern `half`, exactly (zeros, subnormals, infinities and NaN included).
     @inline(__always)
     public static func float(fromHalf half: UInt16) -> Float {
         let sign = UInt32(half & 0x8000) << 16

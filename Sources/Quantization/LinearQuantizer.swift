@@ -11,14 +11,19 @@ import GraphIR
 /// the row-major index into a scale of the weight's shape with the blocked axis cut to nb = ⌈axisDim/B⌉ — the layout
 /// ONNX DequantizeLinear uses.
 public struct GroupLayout: Sendable, Equatable {
+    /// The tensor's shape.
     public let dims: [Int]
+    /// Which elements share a scale.
     public let granularity: Granularity
+    /// The channel or blocked axis; nil per tensor.
     public let axis: Int?
+    /// Elements per block along `axis`; nil unless per block.
     public let blockSize: Int?
     let outer: Int
     let axisDim: Int
     let inner: Int
 
+    /// A layout of `dims`; `axis` is dropped per tensor, and `blockSize` unless per block.
     public init(dims: [Int], granularity: Granularity, axis: Int?, blockSize: Int?) {
         self.dims = dims
         self.granularity = granularity
@@ -38,6 +43,7 @@ public struct GroupLayout: Sendable, Equatable {
     /// ⌈axisDim / B⌉, without overflow for any positive B.
     var blocks: Int { blockSize.map { axisDim == 0 ? 0 : (axisDim - 1) / $0 + 1 } ?? 1 }
 
+    /// Number of groups, i.e. of scales (and zero points).
     public var groupCount: Int {
         switch granularity {
         case .perTensor: return 1
@@ -106,17 +112,21 @@ public struct GroupLayout: Sendable, Equatable {
 
 /// inf or NaN values in a tensor to quantize: they have no linear encoding, so the tensor is not quantized.
 public struct NonFiniteValues: Error, Sendable {
+    /// Number of inf and NaN values in the tensor.
     public var count: Int
 }
 
 /// Quantizes float32 tensors linearly (w ≈ scale · (q − zero point)) in a `WeightFormat`, and dequantizes them.
 public struct LinearQuantizer: Sendable {
+    /// The linear format (int2 … int8) the integers take.
     public var format: WeightFormat
+    /// Symmetric levels without a zero point, or asymmetric ones with a zero point per group.
     public var symmetric: Bool
     /// The element type scales are stored in: float, or float16 (half the bytes; scales are rounded before the
     /// integers are chosen, so the reported error is the stored result's).
     public var scaleType: DataType
 
+    /// A quantizer for a linear `format`; `scaleType` must be float or float16.
     public init(format: WeightFormat, symmetric: Bool, scaleType: DataType = .float) {
         precondition(format.isLinear && (scaleType == .float || scaleType == .float16))
         self.format = format
@@ -124,11 +134,17 @@ public struct LinearQuantizer: Sendable {
         self.scaleType = scaleType
     }
 
+    /// A quantized tensor and its error.
     public struct Outcome: Sendable {
+        /// The stored integers, packed at the format's width when ONNX has no type for it.
         public var values: OwnedBuffer
+        /// The storage type, scales, zero points and layout that decode `values`.
         public var encoding: LinearQuantization
+        /// Largest absolute difference between an original value and its dequantized one.
         public var maxAbsError: Float
+        /// Σw² over the original values.
         public var signalEnergy: Double
+        /// Σ(w − ŵ)²: the squared error of the stored result.
         public var errorEnergy: Double
         /// Error energy of plain round-to-nearest with the max-range scale (the search's starting point).
         public var roundToNearestErrorEnergy: Double

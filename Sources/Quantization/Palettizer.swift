@@ -12,22 +12,29 @@ import GraphIR
 /// nearest entry of the rounded table. Memory: the histogram (256 KiB), the DP rows and the split table
 /// (2^N · u · 2 bytes, at most 32 MiB for 8 bits), and the indices.
 public struct Palettizer: Sendable {
+    /// Index width, 1 to 8 bits: each table has 2^bits entries.
     public var bits: Int
     /// Slices along axis 0 that share a table; nil: one table for the tensor.
     public var groupSize: Int?
 
+    /// A palettizer with `bits`-bit indices and one table per `groupSize` slices along axis 0 (nil: one per tensor).
     public init(bits: Int, groupSize: Int? = nil) {
         precondition((1...8).contains(bits))
         self.bits = bits
         self.groupSize = groupSize
     }
 
+    /// A palettized tensor and its error.
     public struct Outcome: Sendable {
         /// Indices, `bits` each, packed little-endian from the least significant bit.
         public var indices: OwnedBuffer
+        /// The float16 tables and the index layout that decode `indices`.
         public var encoding: PaletteQuantization
+        /// Largest absolute difference between an original float32 value and its table entry.
         public var maxAbsError: Float
+        /// Σw² over the original values.
         public var signalEnergy: Double
+        /// Σ(w − ŵ)²: the squared error of the table entries.
         public var errorEnergy: Double
     }
 

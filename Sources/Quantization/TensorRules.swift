@@ -6,13 +6,16 @@ import GraphIR
 /// anything else is a glob (`*`, `?`, `[…]`, as in a shell, `*` crossing `/` and `.`) matched against the tensor's
 /// name and against the names of the nodes that read it.
 public struct TensorSelector: Sendable, Equatable, CustomStringConvertible {
+    /// What a pattern matches: the op type of a reading node, or a glob over tensor and node names.
     public enum Kind: Sendable, Equatable {
         case opType(String)
         case glob(String)
     }
 
+    /// The parsed pattern.
     public let kind: Kind
 
+    /// Parses `op:TYPE` or a glob; throws for an empty pattern or an `op:` without a type.
     public init(_ text: String) throws(TensorRuleError) {
         if text.hasPrefix("op:") {
             let type = String(text.dropFirst(3))
@@ -24,6 +27,7 @@ public struct TensorSelector: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The pattern as written: `op:TYPE` or the glob.
     public var description: String {
         switch kind {
         case .opType(let t): return "op:" + t
@@ -47,21 +51,30 @@ public struct TensorSelector: Sendable, Equatable, CustomStringConvertible {
 /// A setting a user wrote that cannot be carried out: a malformed config, or two rules that ask different things of
 /// the same tensor. The command line reports it as a usage error (exit 2).
 public struct TensorRuleError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The error as one line, naming the tensor, file or setting at fault.
     public var description: String
+    /// An error with `description`.
     public init(_ description: String) { self.description = description }
 }
 
 /// What one rule sets for the tensors it picks; nil leaves the setting to the rule below it.
 public struct FormatOverride: Sendable, Equatable {
+    /// The format (the `weights` key).
     public var weights: WeightFormat?
+    /// Which elements share a scale (linear formats) or a table (lut formats).
     public var granularity: Granularity?
+    /// Elements per block (linear formats) or slices of axis 0 per table (lut formats).
     public var blockSize: Int?
+    /// Symmetric levels, without a zero point.
     public var symmetric: Bool?
+    /// Element type of the scales: float or float16 (`fp32` or `fp16` in a config).
     public var scaleType: DataType?
+    /// Tensors with fewer elements stay as they are unless forced.
     public var minElements: Int?
     /// Convert the tensor even if no heuristic would (not read as a weight input, or below the size threshold).
     public var force: Bool?
 
+    /// An override; each setting left nil comes from the rule below it.
     public init(weights: WeightFormat? = nil, granularity: Granularity? = nil, blockSize: Int? = nil,
                 symmetric: Bool? = nil, scaleType: DataType? = nil, minElements: Int? = nil, force: Bool? = nil) {
         self.weights = weights
@@ -139,14 +152,22 @@ public struct FormatOverride: Sendable, Equatable {
 
 /// The settings one tensor is converted with.
 public struct TensorSettings: Sendable, Equatable {
+    /// The format the tensor is converted to.
     public var format: WeightFormat
+    /// Which elements share a scale (linear formats) or a table (lut formats).
     public var granularity: Granularity
+    /// Elements per block (linear formats) or slices of axis 0 per table (lut formats).
     public var blockSize: Int
+    /// Symmetric levels, without a zero point.
     public var symmetric: Bool
+    /// Element type of the scales: float or float16.
     public var scaleType: DataType
+    /// Tensors with fewer elements stay as they are unless `force` is set.
     public var minElements: Int
+    /// Convert the tensor even where no heuristic would (not a weight input, or below `minElements`).
     public var force: Bool = false
 
+    /// Settings for one tensor.
     public init(format: WeightFormat, granularity: Granularity, blockSize: Int, symmetric: Bool, scaleType: DataType,
                 minElements: Int, force: Bool = false) {
         self.format = format
@@ -175,16 +196,21 @@ public struct TensorSettings: Sendable, Equatable {
 /// `--exclude` (the tensor stays as it is, whatever picked it). Two rules of one level that pick the same tensor
 /// with different settings, or an `--exclude` of a tensor the config forces, are a conflict: an error, not a guess.
 public struct TensorRules: Sendable, Equatable {
+    /// `--exclude` patterns: a tensor any of them picks stays as it is.
     public var excludes: [TensorSelector]
+    /// `--include` patterns: when any are given, a tensor none of them picks stays as it is.
     public var includes: [TensorSelector]
+    /// The `--config` file's rules; nil without one.
     public var config: QuantizationConfig?
 
+    /// Rules from the command line's patterns and an optional config file.
     public init(excludes: [TensorSelector] = [], includes: [TensorSelector] = [], config: QuantizationConfig? = nil) {
         self.excludes = excludes
         self.includes = includes
         self.config = config
     }
 
+    /// True when there is no pattern and no config.
     public var isEmpty: Bool { excludes.isEmpty && includes.isEmpty && config == nil }
 
     /// The decision for one tensor.
@@ -256,13 +282,19 @@ public struct TensorRules: Sendable, Equatable {
 ///      "opTypes": {"Gather": {"weights": "int8"}},
 ///      "names":   {"*classifier*": {"weights": "fp16"}, "pos_embed": {"weights": "int8", "force": true}}}
 public struct QuantizationConfig: Sendable, Equatable {
+    /// One entry of the `names` section: a pattern and the settings for what it picks.
     public struct NameRule: Sendable, Equatable {
+        /// The pattern (the entry's key).
         public var selector: TensorSelector
+        /// The settings for the tensors it picks.
         public var settings: FormatOverride
     }
 
+    /// The `default` section; nil when the file has none.
     public var defaults: FormatOverride?
+    /// The `opTypes` section: settings by the op type of a node reading the tensor.
     public var opTypes: [String: FormatOverride]
+    /// The `names` section, sorted by pattern.
     public var names: [NameRule]
     /// SHA-256 of the file, as provenance records it.
     public var digest: String

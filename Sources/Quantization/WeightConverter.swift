@@ -6,13 +6,17 @@ import GraphIR
 /// tensor took. Weights are initializers and Constant-node tensors in the main graph and every subgraph.
 /// Tensors are converted in parallel; the graph the model computes is unchanged (an encoded tensor keeps its dtype).
 public struct WeightConverter: Sendable {
+    /// What to convert weights to, as the command line gives it.
     public struct Options: Sendable, Equatable {
+        /// The `--weights` format.
         public var format: WeightFormat
         /// Float tensors with fewer elements stay as they are.
         public var minElements: Int
         /// Linear formats only.
         public var granularity: Granularity
+        /// Elements per block (linear formats, default 32) or slices of axis 0 per table (lut formats, default 16).
         public var blockSize: Int
+        /// Symmetric levels without a zero point (default: int8 symmetric, narrower formats asymmetric).
         public var symmetric: Bool
         /// float or float16.
         public var scaleType: DataType
@@ -25,6 +29,7 @@ public struct WeightConverter: Sendable {
         var autoChoices: [String: TensorSettings] = [:]
         var autoReport: AutoReport?
 
+        /// Options for `format`; each setting left nil takes the format's default.
         public init(format: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
                     blockSize: Int? = nil, symmetric: Bool? = nil, scaleType: DataType? = nil,
                     rules: TensorRules = TensorRules(), fp16Clamp: Bool = false, autoBudget: AutoBudget? = nil) {
@@ -69,8 +74,10 @@ public struct WeightConverter: Sendable {
         "QOrderedMatMul", "QuantizeWithOrder", "DequantizeWithOrder", "QuantizeBFP", "DequantizeBFP", "Range",
     ]
 
+    /// The settings every tensor is converted with (resolved by `resolvingAuto` for `--weights auto`).
     public private(set) var options: Options
 
+    /// A converter with `options`.
     public init(options: Options) {
         self.options = options
     }
@@ -96,7 +103,9 @@ public struct WeightConverter: Sendable {
 
     /// The weights to convert, in a stable order, and those left alone with the reason.
     public struct Plan: Sendable {
+        /// The weights to convert, each with its settings.
         public var jobs: [Job]
+        /// The tensors left alone, with the reason.
         public var kept: [ConversionReport.Kept]
         /// All weight bytes of the model before conversion.
         public var bytesBefore: Int
@@ -227,6 +236,7 @@ public struct WeightConverter: Sendable {
         apply(tensor, at: job.place, in: &model.graph)
     }
 
+    /// The report for a plan's results: the converted and kept tensors, and totals over every weight of the model.
     public func report(_ plan: Plan, converted: [ConversionReport.Converted], kept: [ConversionReport.Kept]) -> ConversionReport {
         let after = plan.bytesBefore - converted.reduce(0) { $0 + $1.bytesBefore - $1.bytesAfter }
         let snrElements = converted.filter { $0.snrDB != nil }
@@ -259,18 +269,22 @@ public struct WeightConverter: Sendable {
         }
     }
 
+    /// One weight to convert: the tensor, where it sits, and the settings it gets.
     public struct Job: Sendable {
+        /// The weight as found (a Constant node's tensor takes the node's output name).
         public var tensor: Tensor
         var place: Place
         /// Channel and reduction axes, for linear formats.
         var axes: WeightUses.Axes?
         /// The format and its parameters, and the rule that chose them.
         public var settings: TensorSettings
+        /// The rule that chose the settings, as report.json names it (e.g. `config default`).
         public var rule: String
         /// How much this tensor's error counts in `--weights auto`: its elements; an embedding table's row width squared.
         var sensitivity: Double = 1
     }
 
+    /// What `run` made of a job: the converted tensor with its report entry, or the entry of a tensor kept as it was.
     public enum Result: Sendable {
         case converted(Tensor, ConversionReport.Converted)
         case kept(ConversionReport.Kept)

@@ -51,6 +51,7 @@ public enum WeightFormat: String, CaseIterable, Sendable, Codable {
         }
     }
 
+    /// Whether the format is linear quantization (int2 … int8).
     public var isLinear: Bool { rawValue.hasPrefix("int") }
 
     /// Linear formats packed at a width ONNX has no type for (2, 3, 5, 6, 7 bits): the package stores them at that

@@ -8,14 +8,18 @@ import Darwin
 
 /// A failure to write output. `description` is one line naming the path.
 public struct OutputError: Error, CustomStringConvertible, Equatable {
+    /// The output at fault, as the user named it.
     public var path: String
+    /// What went wrong, without the path.
     public var message: String
 
+    /// A failure writing `path`.
     public init(path: String, _ message: String) {
         self.path = path
         self.message = message
     }
 
+    /// "PATH: MESSAGE", one line.
     public var description: String { "\(path): \(message)" }
 }
 
@@ -24,7 +28,9 @@ public struct OutputError: Error, CustomStringConvertible, Equatable {
 /// removed and the target is untouched; a process killed mid-write leaves only the hidden temporary, which the next
 /// write to the same target removes.
 public struct AtomicDirectory {
+    /// The directory the output replaces or creates once committed.
     public let target: String
+    /// The hidden sibling directory being written (`.NAME.partial-NS-PID`).
     public let temporary: String
     /// The temporary's slot in the table the signal handlers clean up.
     private let slot: Int32
@@ -63,6 +69,7 @@ public struct AtomicDirectory {
         }
     }
 
+    /// The path of `file` inside the temporary directory.
     public func path(_ file: String) -> String { temporary + "/" + file }
 
     /// Creates `name` in the temporary directory; its errors name it as `TARGET/name`.
@@ -121,14 +128,17 @@ public struct AtomicDirectory {
 
 /// A file written sequentially through a buffer; every failure (a full disk included) is thrown.
 public final class OutputFile {
+    /// The file being written (for an atomic output, its temporary).
     public let path: String
     /// The path errors name: the file's place in the output the user asked for, not the temporary being written.
     public let reportedPath: String
     private let fd: Int32
     private var buffer: [UInt8] = []
     private static let bufferSize = 1 << 20
+    /// Bytes written so far, buffered ones included.
     public private(set) var written = 0
 
+    /// Creates the file, which must not exist yet; `reported` is the path errors name (default: `path`).
     public init(path: String, reportedAs reported: String? = nil) throws(OutputError) {
         self.path = path
         reportedPath = reported ?? path
@@ -139,6 +149,7 @@ public final class OutputFile {
 
     deinit { close(fd) }
 
+    /// Appends `bytes` (written directly when they are at least the 1 MiB buffer's size); throws on any write failure.
     public func write(_ bytes: UnsafeRawBufferPointer) throws(OutputError) {
         if bytes.count >= Self.bufferSize {
             try flush()
@@ -150,16 +161,19 @@ public final class OutputFile {
         written += bytes.count
     }
 
+    /// Appends `bytes`.
     public func write(_ bytes: [UInt8]) throws(OutputError) {
         let result = bytes.withUnsafeBytes { raw in Result { () throws(OutputError) in try write(raw) } }
         try result.get()
     }
 
+    /// Appends `count` zero bytes (nothing when `count` is 0 or less).
     public func writeZeros(_ count: Int) throws(OutputError) {
         guard count > 0 else { return }
         try write([UInt8](repeating: 0, count: count))
     }
 
+    /// Writes out what is buffered.
     public func flush() throws(OutputError) {
         guard !buffer.isEmpty else { return }
         let pending = buffer

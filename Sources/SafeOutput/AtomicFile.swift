@@ -8,7 +8,9 @@ import Darwin
 /// A regular file written atomically: into a hidden temporary sibling (`.NAME.partial-PID`), renamed over the target
 /// when complete. The target may be a missing path or an existing regular file; never a directory or a symlink.
 public final class AtomicFile {
+    /// The file the output replaces or creates once committed.
     public let target: String
+    /// The temporary file being written; write the content here.
     public let file: OutputFile
     private let slot: Int32
 
@@ -71,6 +73,7 @@ public final class AtomicFile {
         }
     }
 
+    /// Deletes the temporary; the target is left untouched.
     public func abandon() {
         unlink(file.path)
         Temporaries.unregister(slot)

@@ -37,8 +37,15 @@ struct AuditCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The ONNX model or .mlpkg package to audit.")
-    var model: String
+    @Argument(help: "The ONNX model or .mlpkg package to audit (several with --output-dir).")
+    var models: [String] = []
+
+    @Option(help: ArgumentHelp("Audit every model given, each report to this folder as NAME.txt, .json, .md or .html (batch).",
+                               valueName: "dir"))
+    var outputDir: String?
+
+    /// The one model of a single audit.
+    var model: String { models.first ?? "" }
 
     @OptionGroup var profileOptions: ProfileOptions
 
@@ -70,6 +77,9 @@ struct AuditCommand: ParsableCommand {
     }
 
     func validate() throws {
+        guard !models.isEmpty else { throw ValidationError("give the ONNX model or package to audit") }
+        if outputDir != nil && output != nil { throw ValidationError("-o and --output-dir are alternatives: give one") }
+        if models.count > 1 && outputDir == nil { throw ValidationError("several models need --output-dir DIR") }
         if let minCoverage, !(0...100).contains(minCoverage) { throw ValidationError("--min-coverage must be 0 to 100") }
         if json, format != .text, format != .json { throw ValidationError("--json and --format \(format.rawValue) disagree") }
         if compact, json || format == .json || format == .html { throw ValidationError("--compact applies to --format text and markdown (json is complete; html folds its node tables)") }
@@ -77,6 +87,67 @@ struct AuditCommand: ParsableCommand {
 
     func run() throws {
         let options = try profileOptions.auditOptions(inputShapes: inputShape.pins)
+        if let outputDir {
+            try auditBatch(into: outputDir, options: options)
+            return
+        }
+        try audit(model, to: output, options: options, stdout: !quiet)
+    }
+
+    /// `audit A B … --output-dir D`: each report to D/NAME.EXT, one status line per model, a summary; exit 1 if any
+    /// model failed, else 3 if any is below --min-coverage. A failure does not stop the others.
+    func auditBatch(into dir: String, options: AuditOptions) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CommandFailure("\(dir): no such folder (--output-dir)")
+        }
+        let format = json ? Format.json : self.format
+        let ext = ["text": "txt", "json": "json", "markdown": "md", "html": "html"][format.rawValue]!
+        var seen: Set<String> = []
+        var failed = 0, belowGate = 0
+        var items: [BatchAuditOutput.Item] = []
+        for m in models {
+            var name = URL(fileURLWithPath: m).lastPathComponent
+            for suffix in [".onnx", ".mlpkg", ".mlpkg/"] where name.lowercased().hasSuffix(suffix) { name = String(name.dropLast(suffix.count)) }
+            let out = URL(fileURLWithPath: dir).appendingPathComponent(name + "." + ext).path
+            guard seen.insert(out).inserted else { throw ValidationError("two models would both be written to \(out)") }
+            do {
+                let report = try audit(m, to: out, options: options, stdout: false, gate: false)
+                let s = report.summary
+                let below = minCoverage.map { (s.coverageExact ?? s.coverage) < $0 } ?? false
+                if below { belowGate += 1 }
+                items.append(.init(model: m, report: out, coverage: s.coverageExact ?? s.coverage, nodesOnTarget: s.nodesOnTarget,
+                                   nodes: s.nodes, belowMinCoverage: minCoverage == nil ? nil : below))
+                if !quiet && !json {
+                    printText("\(below ? "below" : "ok   ") \(m) → \(out) (\(report.target) \(ReportFormatting.exactPercent(s.coverageExact ?? s.coverage)), \(s.nodesOnTarget ?? 0) of \(s.nodes) nodes)")
+                }
+            } catch let f as CommandFailure {
+                failed += 1
+                items.append(.init(model: m, report: out, error: f.message))
+                FileHandleOutput.standardError.write("error: \(Printable.terminal(f.message))\n")
+            } catch let f as UsageFailure {
+                failed += 1
+                items.append(.init(model: m, report: out, error: f.message))
+                FileHandleOutput.standardError.write("error: \(Printable.terminal(f.message))\n")
+            }
+        }
+        if json && !quiet {
+            try JSONOutput.print(BatchAuditOutput(results: items, audited: models.count - failed, failed: failed,
+                                                  belowMinCoverage: belowGate))
+        }
+        if !quiet && !json {
+            var line = "audited \(models.count - failed) of \(models.count) model(s) into \(dir)"
+            if failed > 0 { line += "; \(failed) failed" }
+            if belowGate > 0, let minCoverage { line += "; \(belowGate) below --min-coverage \(ReportFormatting.exactPercent(minCoverage))" }
+            printText(line)
+        }
+        if failed > 0 { throw ExitCode(1) }
+        if belowGate > 0 { throw ExitCode(3) }
+    }
+
+    /// Audits one model, writes its report to `output` (or stdout), and applies the gate.
+    @discardableResult
+    func audit(_ model: String, to output: String?, options: AuditOptions, stdout: Bool, gate: Bool = true) throws -> AuditReport {
         let report: AuditReport
         do {
             let graphModel: Model
@@ -128,7 +199,7 @@ struct AuditCommand: ParsableCommand {
             } catch {
                 throw CommandFailure("\(error)")
             }
-        } else if !quiet {
+        } else if stdout {
             var last: Character?
             try render { chunk in
                 FileHandleOutput.standardOutput.write(chunk)
@@ -138,12 +209,32 @@ struct AuditCommand: ParsableCommand {
         }
         // The exact fraction is compared, not the rounded percentage (96.28% used to pass --min-coverage 96.3).
         let exact = report.summary.coverageExact ?? report.summary.coverage
-        if let minCoverage, exact < minCoverage {
+        if gate, let minCoverage, exact < minCoverage {
             let on = report.summary.nodesOnTarget.map { "\($0) of \(report.summary.nodes) nodes" } ?? "\(report.summary.nodes) nodes"
             let (a, b) = ReportFormatting.distinct(exact, minCoverage)
             throw GateFailure("\(model): \(report.target) coverage \(a) (\(on)) is below --min-coverage \(b)")
         }
+        return report
     }
+}
+
+/// What `audit … --output-dir D --json` prints (each report is in its file).
+struct BatchAuditOutput: Encodable {
+    struct Item: Encodable {
+        var model: String
+        /// The report file written (absent when the model failed).
+        var report: String
+        var coverage: Double? = nil
+        var nodesOnTarget: Int? = nil
+        var nodes: Int? = nil
+        var belowMinCoverage: Bool? = nil
+        /// The one-line error, when the model failed.
+        var error: String? = nil
+    }
+    var results: [Item]
+    var audited: Int
+    var failed: Int
+    var belowMinCoverage: Int
 }
 
 /// A quality gate that failed (exit code 3).

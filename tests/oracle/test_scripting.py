@@ -216,3 +216,26 @@ def test_make_install_puts_binary_man_page_and_completions(mlpkg, tmp_path):
     assert subprocess.run(["bash", "-n", str(bash)]).returncode == 0 and "audit" in bash.read_text()
     assert "#compdef mlpkg" in (prefix / "share" / "zsh" / "site-functions" / "_mlpkg").read_text()
     assert "complete -c 'mlpkg'" in (prefix / "share" / "fish" / "vendor_completions.d" / "mlpkg.fish").read_text()
+
+
+def test_batch_audit(mlpkg, tmp_path):
+    out = tmp_path / "reports"
+    out.mkdir()
+    models = [FIXTURES / "cnn.onnx", FIXTURES / "lstm.onnx", FIXTURES / "malformed" / "cycle.onnx"]
+    proc = run([str(mlpkg), "audit", *map(str, models), "--output-dir", str(out), "--format", "markdown",
+                "--input-shape", "input=1,3,32,32"], tmp_path)
+    # cnn takes the pin; lstm has no input 'input' (a usage error for that model alone); cycle.onnx is malformed.
+    assert proc.returncode == 1, proc.stderr
+    assert (out / "cnn.md").read_text().startswith("## Compute-unit audit")
+    assert not (out / "cycle.md").exists() and not (out / "lstm.md").exists()
+    assert len([l for l in proc.stderr.splitlines() if l.startswith("error:")]) == 2
+    assert "audited 1 of 3 model(s)" in proc.stdout and "2 failed" in proc.stdout
+    gate = run([str(mlpkg), "audit", str(FIXTURES / "cnn.onnx"), str(FIXTURES / "fp16.onnx"), "--output-dir", str(out),
+                "--json", "--min-coverage", "50"], tmp_path)
+    assert gate.returncode == 3, gate.stderr  # both are below (dynamic inputs): the gate, after writing both
+    doc = json.loads(gate.stdout)
+    assert doc["audited"] == 2 and doc["belowMinCoverage"] == 2 and doc["results"][0]["coverage"] == 0
+    for name in ("cnn.json", "fp16.json"):
+        assert json.loads((out / name).read_text())["format"] == "mlpkg-audit"
+    single = run([str(mlpkg), "audit", str(FIXTURES / "cnn.onnx"), "--json"], tmp_path)
+    assert json.loads(single.stdout) == json.loads((out / "cnn.json").read_text())
