@@ -59,6 +59,9 @@ public struct PinError: Error, CustomStringConvertible, Sendable {
     public var message: String
     /// The message.
     public var description: String { message }
+
+    /// A pin problem described in one line.
+    public init(message: String) { self.message = message }
 }
 
 extension AuditInput {

@@ -288,6 +288,12 @@ public struct QuantizationConfig: Sendable, Equatable {
         public var selector: TensorSelector
         /// The settings for the tensors it picks.
         public var settings: FormatOverride
+
+        /// A `names` entry built in code.
+        public init(selector: TensorSelector, settings: FormatOverride) {
+            self.selector = selector
+            self.settings = settings
+        }
     }
 
     /// The `default` section; nil when the file has none.
@@ -300,6 +306,15 @@ public struct QuantizationConfig: Sendable, Equatable {
     public var digest: String
 
     static let sections: Set<String> = ["default", "opTypes", "names"]
+
+    /// A config built in code (`digest` is what provenance records for it, e.g. a hash of your own settings).
+    public init(defaults: FormatOverride? = nil, opTypes: [String: FormatOverride] = [:], names: [NameRule] = [],
+                digest: String) {
+        self.defaults = defaults
+        self.opTypes = opTypes
+        self.names = names.sorted { $0.selector.description < $1.selector.description }
+        self.digest = digest
+    }
 
     /// Parses a config's bytes; `file` names it in errors.
     public init(data: Data, file: String, digest: String) throws(TensorRuleError) {
