@@ -334,13 +334,6 @@ public struct QuantizationConfig: Sendable, Equatable {
         }
     }
 
-    init(defaults: FormatOverride?, opTypes: [String: FormatOverride], names: [NameRule], digest: String) {
-        self.defaults = defaults
-        self.opTypes = opTypes
-        self.names = names
-        self.digest = digest
-    }
-
     /// The file as decoded: sections of raw settings objects, checked and named once the file name is known.
     private struct Parsed: Decodable {
         var sections: [String: [String: KeyedDecodingContainer<ConfigKey>]] = [:]
