@@ -143,6 +143,19 @@ struct AuditRun {
     /// Verdicts of function calls by call signature.
     final class VerdictCache { var table: [String: AuditReport.UnitVerdict] = [:] }
     let functionVerdicts = VerdictCache()
+    /// The rules covering each (profile, op type, domain), looked up once: a graph of 10^5 nodes of a few op types
+    /// filtered every profile's rule list per node and unit (12% of an audit's time).
+    final class RulesCache {
+        var table: [String: [Rule]] = [:]
+        func rules(_ profile: Profile, opType: String, domain: String) -> [Rule] {
+            let key = (profile.unit?.rawValue ?? "") + "\u{1}" + profile.name + "\u{1}" + (profile.file ?? "") + "\u{1}" + opType + "\u{1}" + domain
+            if let hit = table[key] { return hit }
+            let found = profile.rules(opType: opType, domain: domain)
+            table[key] = found
+            return found
+        }
+    }
+    let rulesCache = RulesCache()
     var entries: [Entry] = []
     /// Entry indices of each graph, in execution order, by graph path (in the order graphs were met).
     var graphs: [(path: String, entries: [Int])] = []
@@ -264,7 +277,7 @@ struct AuditRun {
         var unchecked: [Finding] = []
         // Under the Core ML gate the base profile's conversion rules give way to the lowering rules.
         let base = gated && profile.chain.count > 1 ? profile.chain[0] : nil
-        for rule in profile.rules(opType: f.node.opType, domain: f.node.domain) where rule.profile != base {
+        for rule in rulesCache.rules(profile, opType: f.node.opType, domain: f.node.domain) where rule.profile != base {
             switch RuleEvaluator.evaluate(rule, f) {
             case .pass: break
             case .fail(let detail): failures.append(Finding(rule: rule, detail: detail))
