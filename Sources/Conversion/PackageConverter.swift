@@ -221,6 +221,11 @@ final class SourceDigest: @unchecked Sendable {
 
     init(file: MappedFile) {
         size = file.bytes.count
+        if Parallel.serial {  // no worker thread under `ulimit -v` (see Parallel.serial)
+            digest = Checksum.sha256(file.bytes)
+            done.signal()
+            return
+        }
         DispatchQueue.global(qos: .userInitiated).async { [self] in
             digest = Checksum.sha256(file.bytes)
             done.signal()

@@ -1,10 +1,35 @@
 import Dispatch
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Data-parallel helpers over all cores.
 public enum Parallel {
+    /// Work runs on the calling thread alone when the address space is limited (`ulimit -v`): each worker thread
+    /// reserves an 8 MiB stack, and when that allocation fails libdispatch retries it once a second, forever, so a
+    /// conversion near the limit never ended (issue 16). `MLPKG_SERIAL=1` asks for the same. Results are identical.
+    public static let serial: Bool = {
+        if getenv("MLPKG_SERIAL") != nil { return true }
+        var limit = rlimit()
+        #if canImport(Glibc)
+        let resource = __rlimit_resource_t(RLIMIT_AS.rawValue)
+        #else
+        let resource = RLIMIT_AS
+        #endif
+        #if canImport(Glibc)
+        let unlimited = rlim_t.max  // RLIM_INFINITY, which Swift does not import on Linux
+        #else
+        let unlimited = RLIM_INFINITY
+        #endif
+        return getrlimit(resource, &limit) == 0 && limit.rlim_cur != unlimited
+    }()
+
     /// `items.map(transform)`, with the calls spread over all cores. Results keep the items' order.
     public static func map<T: Sendable, R: Sendable>(_ items: [T], _ transform: @Sendable (T) -> R) -> [R] {
+        if serial { return items.map(transform) }
         let slots = Slots<R>(count: items.count)
         DispatchQueue.concurrentPerform(iterations: items.count) { i in
             slots.set(i, transform(items[i]))
@@ -40,6 +65,10 @@ extension Parallel {
         produce: @escaping @Sendable (T) -> R, consume: (Int, R) throws(E) -> Void
     ) throws(E) {
         guard !items.isEmpty else { return }
+        if serial {
+            for i in items.indices { try consume(i, produce(items[i])) }
+            return
+        }
         let state = PipelineState<R>(costs: items.map(cost), budget: budget)
         let threads = min(max(workers, 1), items.count)
         state.running = threads

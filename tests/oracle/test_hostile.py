@@ -305,3 +305,30 @@ def test_function_dag_is_not_expanded_call_by_call(mlpkg, tmp_path):
     assert "float[2, 3]" in shapes.stdout
     export = run([str(mlpkg), "export", str(tmp_path / "d.mlpkg"), "--format", "coreml", "-o", str(tmp_path / "D.mlpackage")], tmp_path)
     assert export.returncode == 1 and "not inlined" in export.stderr
+
+
+def _address_space_limited(limit: int):
+    def apply() -> None:
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return apply
+
+
+def test_limited_address_space_runs_serially_with_identical_output(mlpkg, tmp_path):
+    """Under `ulimit -v` worker threads may fail to get their 8 MiB stacks, and libdispatch then retried forever
+    (issue 16 item 4): with an address-space limit mlpkg works on the calling thread alone. The package and the
+    export are byte-identical to the unconstrained run's."""
+    import subprocess
+    free, limited = tmp_path / "free", tmp_path / "limited"
+    free.mkdir()
+    limited.mkdir()
+    for folder, preexec in ((free, None), (limited, _address_space_limited(3 << 30))):
+        for argv in (["convert", str(FIXTURES / "transformer.onnx"), "-o", "t.mlpkg", "--weights", "int4"],
+                     ["convert", str(FIXTURES / "transformer.onnx"), "-o", "a.mlpkg", "--weights", "auto", "--max-size", "0.2"],
+                     ["export", "t.mlpkg", "-o", "t.onnx", "--external-data"]):
+            proc = subprocess.run([str(mlpkg), *argv], cwd=folder, capture_output=True, text=True, timeout=120,
+                                  stdin=subprocess.DEVNULL, preexec_fn=preexec)
+            assert proc.returncode == 0, (argv, proc.stderr)
+    for name in ("t.mlpkg/manifest.json", "t.mlpkg/weights.bin", "t.mlpkg/report.json", "a.mlpkg/weights.bin",
+                 "a.mlpkg/report.json", "t.onnx"):
+        assert (free / name).read_bytes() == (limited / name).read_bytes(), name
