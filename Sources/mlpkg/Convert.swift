@@ -180,7 +180,6 @@ struct Convert: ParsableCommand {
 
     /// `-o X.mlpackage`: the package is written to a private temporary folder, exported, then removed.
     private func convertToCoreML(_ output: String) throws {
-        guard !json else { throw ValidationError("--json applies to .mlpkg output") }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("mlpkg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         do {
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: false)

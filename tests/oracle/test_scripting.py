@@ -149,6 +149,8 @@ def test_json_on_every_command(mlpkg, tmp_path, package):
     docs = {
         "inspect": ["inspect", str(FIXTURES / "cnn.onnx"), "--json"],
         "convert": ["convert", str(FIXTURES / "cnn.onnx"), "-o", str(tmp_path / "j.mlpkg"), "--json"],
+        "convert-coreml": ["convert", str(FIXTURES / "cnn.onnx"), "-o", str(tmp_path / "J1.mlpackage"),
+                           "--input-shape", "input=1,3,32,32", "--json"],
         "verify": ["verify", str(package), "--json"],
         "export": ["export", str(package), "-o", str(tmp_path / "j.onnx"), "--json"],
         "export-coreml": ["export", str(package), "--format", "coreml", "-o", str(tmp_path / "J.mlpackage"),
