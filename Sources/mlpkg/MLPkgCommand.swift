@@ -49,7 +49,7 @@ struct MLPkgCommand: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let failure as CommandFailure {
-            fail(failure.message, code: 1)
+            fail(failure.message, code: 1, file: failure.file, tensor: failure.tensor)
         } catch let gate as GateFailure {
             fail(gate.message, code: 3)
         } catch let failure as UsageFailure {
@@ -84,7 +84,7 @@ struct MLPkgCommand: ParsableCommand {
     }
 
     /// Prints one `error:` line on stderr and exits.
-    static func fail(_ message: String, code: Int32, usage: Bool = false) -> Never {
+    static func fail(_ message: String, code: Int32, usage: Bool = false, file: String? = nil, tensor: String? = nil) -> Never {
         let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmedSpaces }
             .filter { !$0.isEmpty }.joined(separator: " ")
         // Names in messages come from model files: shown with control characters escaped (docs/HARDENING.md).
@@ -93,7 +93,10 @@ struct MLPkgCommand: ParsableCommand {
         FileHandleOutput.standardError.write(text)
         // In JSON mode the error is also a JSON object on stdout, unless a document is already there (an audit
         // report before its --min-coverage gate fails).
-        if ScriptingMode.json, !ScriptingMode.wroteStdout, let json = try? JSONOutput.string(ErrorObject(code: code, message: oneLine)) {
+        var object = ErrorObject(code: code, message: oneLine)
+        if let file { object.error.file = file }
+        if let tensor { object.error.tensor = tensor }
+        if ScriptingMode.json, !ScriptingMode.wroteStdout, let json = try? JSONOutput.string(object) {
             FileHandleOutput.standardOutput.write(json)
         }
         Glibc.exit(code)
@@ -103,8 +106,17 @@ struct MLPkgCommand: ParsableCommand {
 /// A failure of the input or the work (exit code 1); `message` names the file and the tensor or node at fault.
 struct CommandFailure: Error {
     var message: String
+    /// The file and tensor at fault, when the error says so in typed fields (a package's faults do).
+    var file: String?
+    var tensor: String?
     init(_ message: String) { self.message = message }
-    init(_ error: any Error) { self.message = "\(error)" }
+    init(_ error: any Error) {
+        self.message = "\(error)"
+        if let e = error as? PackageError {
+            file = e.path
+            tensor = e.tensor
+        }
+    }
 }
 
 /// Unbuffered writes to stdout/stderr.
