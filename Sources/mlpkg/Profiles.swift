@@ -1,4 +1,5 @@
 import ArgumentParser
+import CoreMLExport
 import Profiles
 
 struct ProfilesCommand: ParsableCommand {
@@ -76,6 +77,10 @@ struct ProfilesCommand: ParsableCommand {
     static func describe(_ p: Profile) -> String {
         var out = "\(p.name)" + (p.file.map { " (\($0))" } ?? " (built-in)") + ": " + (p.unit?.rawValue ?? "base profile") + "\n"
         out += "  \(p.description)\n  chain: \(p.chain.joined(separator: " → "))\n"
+        // On the command line the Core ML level is the exporter's lowering rules, not the base profile's lists.
+        out += "  On the command line (audit, convert --profile) what converts is decided by the Core ML exporter's lowering rules\n"
+        out += "  (listed at the end); the base profile's own rules and support entries apply only to the library's Auditor with\n"
+        out += "  coreMLLowering off. Unit profiles' rules decide where a converting node runs.\n"
         if let precision = p.precision {
             out += "  precision: \(precision.compute) — \(precision.reason) (\(precision.confidence.rawValue): \(precision.source))\n"
         }
@@ -102,6 +107,14 @@ struct ProfilesCommand: ParsableCommand {
         }
         if let t = p.transfer {
             out += "  unit switch: \(t.latencyMicroseconds) µs + tensor bytes written and read (\(t.confidence.rawValue): \(t.source))\n"
+        }
+        if p.unit == nil {
+            out += "\nCore ML lowering rules (\(LoweringRegistry.rules.count); the command line's Core ML level, documented):\n"
+            for rule in LoweringRegistry.rules {
+                let ops = LoweringRegistry.opTypes(ofRule: rule.id)
+                out += "  \(rule.id)\(ops.isEmpty ? "" : " — " + ops.joined(separator: ", ")): MIL \(rule.milOps)\n"
+                out += "      \(rule.says) (\(rule.source))\n"
+            }
         }
         return out
     }
@@ -164,6 +177,17 @@ struct ProfileDetail: Encodable {
     var rules: [DeclaredRule]
     var transfer: TransferCost?
     var chips: [String: ChipCost]
+    /// For the base profile: the Core ML exporter's lowering rules, which decide what converts on the command line.
+    var loweringRules: [LoweringRuleDetail]?
+
+    struct LoweringRuleDetail: Encodable {
+        var id: String
+        var ops: [String]
+        var milOps: String
+        var says: String
+        var source: String
+        var confidence = "documented"
+    }
 
     init(_ p: Profile) {
         name = p.name
@@ -176,6 +200,12 @@ struct ProfileDetail: Encodable {
         rules = p.rules.map { DeclaredRule(profile: $0.profile, rule: $0) }
         transfer = p.transfer
         chips = p.chips
+        if p.unit == nil {
+            loweringRules = LoweringRegistry.rules.map {
+                LoweringRuleDetail(id: $0.id, ops: LoweringRegistry.opTypes(ofRule: $0.id), milOps: $0.milOps, says: $0.says,
+                                   source: $0.source)
+            }
+        }
     }
 }
 

@@ -774,3 +774,15 @@ def test_every_core_ml_verdict_cites_a_lowering_rule_and_every_placement_is_grad
             assert node["placement"]["confidence"] in ("documented", "observed", "community", "assumed"), (name, key)
     placed = report["summary"].get("placementOnTarget", {})
     assert sum(placed.values()) == report["summary"]["nodesOnTarget"]
+
+
+def test_profiles_core_ml_lists_the_lowering_rules(mlpkg, tmp_path):
+    """`mlpkg profiles core-ml` says the command line's Core ML level is the lowering rules, and lists them all."""
+    doc = json.loads(run([str(mlpkg), "profiles", "core-ml", "--json"], tmp_path).stdout)
+    rules = {r["id"]: r for r in doc["loweringRules"]}
+    assert {"mil-gather", "mil-conv", "coreml-max-rank", "coreml-subgraph"} <= set(rules)
+    assert rules["mil-gather"]["ops"] == ["Gather"] and rules["mil-gather"]["source"].endswith("iOS15/scatter_gather.py")
+    text = run([str(mlpkg), "profiles", "core-ml"], tmp_path).stdout
+    assert "decided by the Core ML exporter's lowering rules" in text and f"Core ML lowering rules ({len(rules)};" in text
+    unit = json.loads(run([str(mlpkg), "profiles", "neural-engine", "--json"], tmp_path).stdout)
+    assert "loweringRules" not in unit
