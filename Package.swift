@@ -42,8 +42,11 @@ let package = Package(
         .target(name: "Quantization", dependencies: ["GraphIR", "CKernels"]),
         .target(name: "ONNXExport", dependencies: ["GraphIR", "Quantization", "SafeOutput",
                                                    .product(name: "Crypto", package: "swift-crypto")]),
-        // IR → Core ML ML Program (.mlpackage): MIL builder, blob storage, op lowerings (docs/COREML.md).
-        .target(name: "CoreMLExport", dependencies: ["GraphIR", "Ops", "Passes", "Quantization", "SafeOutput", "CoreMLProto",
+        // The ML Program as data: typed ops with source locations, op definitions with type inference (from
+        // coremltools' op definitions), the verifier, MIL passes in named pipelines, the serializer (blobs placed last).
+        .target(name: "MIL", dependencies: ["GraphIR", "Quantization", "SafeOutput"]),
+        // IR → Core ML ML Program (.mlpackage): op lowerings into the MIL module's program (docs/COREML.md).
+        .target(name: "CoreMLExport", dependencies: ["GraphIR", "Ops", "Passes", "Quantization", "SafeOutput", "CoreMLProto", "MIL",
                                                      "CProtobufC",
                                                      .product(name: "Crypto", package: "swift-crypto")]),
         // Compute-unit profiles as data: the JSON files are compiled into the binary (no resource bundle to ship).
@@ -65,7 +68,7 @@ let package = Package(
         .target(name: "Conversion", dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "MLPackage", "Audit"]),
         // The umbrella: `import MLPkgKit` re-exports the whole public API.
         .target(name: "MLPkgKit", dependencies: ["GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization",
-                                                 "MLPackage", "Conversion", "ONNXExport", "CoreMLExport", "Profiles", "Audit"]),
+                                                 "MLPackage", "Conversion", "ONNXExport", "MIL", "CoreMLExport", "Profiles", "Audit"]),
         .executableTarget(
             name: "mlpkg",
             dependencies: [
@@ -87,6 +90,7 @@ let package = Package(
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GraphIR", "CKernels"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Profiles", "GraphIR", "ONNXImport"]),
         .testTarget(name: "CoreMLExportTests", dependencies: ["CoreMLExport", "CoreMLProto", "CProtobufC", "GraphIR", "Passes"]),
+        .testTarget(name: "MILTests", dependencies: ["MIL", "GraphIR"]),
         .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "Conversion", "ONNXExport", "ONNXImport", "GraphIR",
                                                     "Quantization", "Audit", "Profiles"]),
         .testTarget(name: "MLPkgKitTests", dependencies: ["MLPkgKit"]),

@@ -38,6 +38,8 @@ public struct CoreMLExportError: Error, CustomStringConvertible, Sendable {
     public var message: String
     /// The refused nodes and graph inputs or outputs; empty for other errors.
     public var refusals: [CoreMLNodeOutcome]
+    /// A bug in mlpkg (the program failed verification or does not read back), not a problem with the model.
+    public var isInternal: Bool = false
 
     /// One line: the path and up to 20 refused nodes with their reasons, or the message.
     public var description: String {
@@ -67,6 +69,8 @@ public enum CoreMLExporter {
         public var inputShapes: InputShapes
         /// Extra user-defined metadata (provenance), written in this order after mlpkg's own keys.
         public var metadata: [(String, String)]
+        /// Run the MIL pass pipeline (`MILPipeline.standard`); false writes the program as lowered (`--no-optimize`).
+        public var optimize: Bool = true
 
         /// Defaults: the lowest target the weights need, fp16 compute, all compute units, weights kept compressed.
         public init(target: DeploymentTarget? = nil, compute: MILDataType = .fp16, computeUnits: String = "all",
@@ -141,8 +145,7 @@ public enum CoreMLExporter {
         }
         for o in graph.outputs { table.use(o.name) }
 
-        let blobs = BlobStorage()
-        let builder = MILBuilder(target: target, blobs: blobs)
+        let builder = MILBuilder(target: target)
         var inputs: [FeatureDescription] = []
         var outputs: [FeatureDescription] = []
         var renamed: [(String, String)] = []
@@ -167,6 +170,7 @@ public enum CoreMLExporter {
         // Unpinned inputs make every node downstream dynamic: report the inputs alone, with the fix.
         if failed && !planOnly { return (outcomes, nil) }
         for (index, node) in graph.nodes.enumerated() {
+            builder.source = node.name.isEmpty ? node.outputs.first ?? "" : node.name
             let verdict = lowerNode(node, inference: inference, table: table, builder: builder, opset: opset, target: target,
                                     compute: options.compute, emit: !failed && !planOnly,
                                     functions: Set(model.functions.map { $0.domain + ":" + $0.name }))
@@ -176,6 +180,7 @@ public enum CoreMLExporter {
                                               outputName: node.outputs.first.map { origin[$0] ?? $0 } ?? "",
                                               rule: Self.rule(of: verdict, node)))
         }
+        builder.source = nil
         guard !failed, !planOnly else { return (outcomes, nil) }
 
         var blockOutputs: [String] = []
@@ -190,8 +195,10 @@ public enum CoreMLExporter {
                 return (outcomes, nil)
             }
         }
-        let program = LoweredProgram(target: target, inputs: inputs, outputs: outputs, builder: builder, blobs: blobs,
-                                     blockOutputs: blockOutputs, notes: table.notes, renamed: renamed, model: model)
+        builder.program.inputs = inputs.map { MILVar(name: $0.name, type: $0.type) }
+        builder.program.outputs = blockOutputs
+        let program = LoweredProgram(target: target, inputs: inputs, outputs: outputs, program: builder.program,
+                                     notes: table.notes, renamed: renamed, model: model)
         return (outcomes, program)
     }
 
@@ -326,24 +333,27 @@ public enum CoreMLExporter {
         metadata += options.metadata
         for entry in model.metadata { metadata.append(("onnx." + entry.key, entry.value)) }
         let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
-        let encoder = MILEncoder(specificationVersion: lowered.target.specificationVersion, opset: lowered.target.opset,
-                                 inputs: lowered.inputs, outputs: lowered.outputs, metadata: metadata,
-                                 shortDescription: model.docString, author: producer,
-                                 versionString: model.modelVersion != 0 ? String(model.modelVersion) : "",
-                                 operations: lowered.builder.operations, blockOutputs: lowered.blockOutputs)
-        let bytes = encoder.encode()
+        let program = lowered.program
+        do throws(MILPipelineError) {
+            try (options.optimize ? MILPipeline.standard : MILPipeline.none).run(program)
+        } catch {
+            throw CoreMLExportError(path: path, message: "internal error: the MIL program is invalid, nothing was written (\(error))",
+                                    refusals: [], isInternal: true)
+        }
+        let description = MILModelDescription(inputs: lowered.inputs, outputs: lowered.outputs, metadata: metadata,
+                                              shortDescription: model.docString, author: producer,
+                                              versionString: model.modelVersion != 0 ? String(model.modelVersion) : "")
+        let serialized = MILSerializer.serialize(program, description: description)
         let expected = ModelSelfCheck.Expected(
             specificationVersion: lowered.target.specificationVersion, inputs: lowered.inputs.map(\.name),
-            outputs: lowered.outputs.map(\.name), opset: lowered.target.opset,
-            operations: lowered.builder.operations.map { ($0.type, $0.outputs.map(\.name)) })
-        if let problem = ModelSelfCheck.verify(bytes, expected) {
-            throw CoreMLExportError(path: path, message: "internal error: the encoded model does not read back (\(problem))", refusals: [])
+            outputs: lowered.outputs.map(\.name), opset: lowered.target.opset, operations: serialized.operations)
+        if let problem = ModelSelfCheck.verify(serialized.model, expected) {
+            throw CoreMLExportError(path: path, message: "internal error: the encoded model does not read back (\(problem))", refusals: [],
+                                    isInternal: true)
         }
-        try CoreMLPackageWriter.write(path: path, model: bytes, weights: lowered.blobs)
-        var counts: [String: Int] = [:]
-        for op in lowered.builder.operations { counts[op.type, default: 0] += 1 }
-        return Result(target: lowered.target, modelBytes: bytes.count, weightBytes: lowered.blobs.size, operations: counts,
-                      outcomes: outcomes, notes: lowered.notes, renamed: lowered.renamed)
+        try CoreMLPackageWriter.write(path: path, model: serialized.model, weights: serialized.blobs)
+        return Result(target: lowered.target, modelBytes: serialized.model.count, weightBytes: serialized.blobs.size,
+                      operations: program.histogram, outcomes: outcomes, notes: lowered.notes, renamed: lowered.renamed)
     }
 
     /// A sparse constant as a dense float/int tensor (linear or coordinate indices), zeros elsewhere.
@@ -405,9 +415,8 @@ public struct LoweredProgram {
     public let target: DeploymentTarget
     let inputs: [FeatureDescription]
     let outputs: [FeatureDescription]
-    let builder: MILBuilder
-    let blobs: BlobStorage
-    let blockOutputs: [String]
+    /// The MIL program as the lowerings wrote it (passes rewrite it in place).
+    public let program: MILProgram
     let notes: [String]
     let renamed: [(String, String)]
     let model: Model

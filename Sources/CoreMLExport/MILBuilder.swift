@@ -1,31 +1,5 @@
 import GraphIR
-
-/// A value as a MIL protobuf `Value` holds it: inline, or a blob in weight.bin.
-enum MILValue {
-    case immediate(MILConst)
-    case blob(MILTensorType, offset: Int)
-
-    var type: MILTensorType {
-        switch self {
-        case .immediate(let c): return c.type
-        case .blob(let t, _): return t
-        }
-    }
-}
-
-/// One argument binding of an op input: a named variable, or a value written in place.
-enum MILBinding {
-    case name(String)
-    case value(MILValue)
-}
-
-/// One MIL operation as it will be written.
-struct MILOperation {
-    var type: String
-    var inputs: [(String, [MILBinding])]
-    var outputs: [MILVar]
-    var attributes: [(String, MILValue)]
-}
+@_exported import MIL
 
 /// An op parameter when emitting: a variable, a list of variables, or a constant (emitted as its own `const` op,
 /// as coremltools writes them).
@@ -35,20 +9,23 @@ public enum MILArg {
     case c(MILConst)
 }
 
-/// Builds the main function of an ML Program: unique MIL identifiers, const ops (large ones in weight.bin), ops
-/// with their declared output types.
+/// Appends the ops of the lowerings to a `MILProgram`: unique MIL identifiers, const ops, ops with their declared
+/// output types, each tagged with the ONNX node being lowered (`source`). Storage (inline or weight.bin) is decided
+/// later by the serializer, so passes can still remove or share constants.
 public final class MILBuilder {
     /// The deployment target the program is written for.
     public let target: DeploymentTarget
-    let blobs: BlobStorage
-    private(set) var operations: [MILOperation] = []
+    /// The program being built.
+    public let program: MILProgram
+    /// The ONNX node whose lowering is emitting (set by the exporter around each node).
+    var source: String?
     private var used: Set<String> = []
-    /// Consts ≥ this many elements go to weight.bin (coremltools' threshold).
-    static let blobThreshold = 10
+    /// The next suffix to try per stem, so uniquing many names with one stem stays linear.
+    private var nextSuffix: [String: Int] = [:]
 
-    init(target: DeploymentTarget, blobs: BlobStorage) {
+    init(target: DeploymentTarget) {
         self.target = target
-        self.blobs = blobs
+        self.program = MILProgram(target: target)
     }
 
     /// A MIL identifier from `base` ([A-Za-z_][A-Za-z0-9_]*; other characters become `_`), unique in the program.
@@ -59,10 +36,13 @@ public final class MILBuilder {
         if scalars.isEmpty || ("0"..."9").contains(scalars[0]) { scalars.insert("_", at: 0) }
         let stem = String(scalars)
         var candidate = stem
-        var k = 1
-        while used.contains(candidate) {
-            candidate = "\(stem)_\(k)"
-            k += 1
+        if used.contains(candidate) {
+            var k = nextSuffix[stem] ?? 1
+            repeat {
+                candidate = "\(stem)_\(k)"
+                k += 1
+            } while used.contains(candidate)
+            nextSuffix[stem] = k
         }
         used.insert(candidate)
         return candidate
@@ -78,48 +58,11 @@ public final class MILBuilder {
         return n
     }
 
-    /// How a constant is stored: weight.bin when large and of a type blob storage takes at this target.
-    func value(_ c: MILConst) -> MILValue {
-        guard c.type.count >= Self.blobThreshold, let _ = c.type.dtype.blobType else { return .immediate(Self.immediateForm(c)) }
-        switch c.type.dtype {
-        case .fp16, .fp32, .int8, .uint8: break
-        case .int4, .uint4, .uint1, .uint2, .uint3, .uint6, .int16, .uint16, .int32:
-            guard target >= .iOS18 else { return .immediate(Self.immediateForm(c)) }
-        default: return .immediate(Self.immediateForm(c))
-        }
-        let bytes: ByteView
-        switch c.data {
-        case .bytes(let view): bytes = view
-        case .floats(let values): bytes = LittleEndian.bytes(of: values)
-        case .ints(let values): bytes = LittleEndian.bytes(of: values)
-        case .bools, .strings: return .immediate(c)
-        }
-        return .blob(c.type, offset: blobs.add(c.type.dtype, bytes, elements: c.type.count))
-    }
-
-    /// Inline values in the field MIL reads for their type: fp32 in `floats`, int32 in `ints`, bool in `bools`;
-    /// fp16, 8-bit and sub-byte types stay packed in `bytes` (coremltools' milproto serializer does the same).
-    static func immediateForm(_ c: MILConst) -> MILConst {
-        guard case .bytes(let view) = c.data else { return c }
-        let n = c.type.count
-        switch c.type.dtype {
-        case .fp32:
-            return MILConst(c.type, .floats((0..<n).map { view.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }))
-        case .int32:
-            return MILConst(c.type, .ints((0..<n).map { view.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self) }))
-        case .bool:
-            return MILConst(c.type, .bools((0..<n).map { view.bytes[$0] != 0 }))
-        default:
-            return c
-        }
-    }
-
     /// Emits `const` and returns its variable.
     @discardableResult
     public func const(_ c: MILConst, name base: String) -> MILVar {
         let out = MILVar(name: name(base), type: c.type)
-        operations.append(MILOperation(type: "const", inputs: [], outputs: [out],
-                                       attributes: [("name", .immediate(.scalar(out.name))), ("val", value(c))]))
+        program.operations.append(MILOperation(type: "const", name: out.name, inputs: [], outputs: [out], value: c, source: source))
         return out
     }
 
@@ -127,12 +70,12 @@ public final class MILBuilder {
     public func op(_ type: String, name base: String, _ params: [(String, MILArg)], outputs: [MILTensorType],
                    outputNames: [String]? = nil, interface: Bool = false) -> [MILVar] {
         let opName = name(base)
-        var inputs: [(String, [MILBinding])] = []
+        var inputs: [(name: String, arguments: [MILArgument])] = []
         for (param, arg) in params {
             switch arg {
-            case .v(let v): inputs.append((param, [.name(v.name)]))
-            case .list(let vs): inputs.append((param, vs.map { .name($0.name) }))
-            case .c(let c): inputs.append((param, [.name(const(c, name: opName + "_" + param).name)]))
+            case .v(let v): inputs.append((param, [.variable(v.name)]))
+            case .list(let vs): inputs.append((param, vs.map { .variable($0.name) }))
+            case .c(let c): inputs.append((param, [.variable(const(c, name: opName + "_" + param).name)]))
             }
         }
         let outs: [MILVar] = outputs.enumerated().map { i, t in
@@ -140,8 +83,7 @@ public final class MILBuilder {
             if interface, n != opName, self.interface.remove(n) != nil { return MILVar(name: n, type: t) }
             return MILVar(name: n == opName ? n : name(n), type: t)
         }
-        operations.append(MILOperation(type: type, inputs: inputs, outputs: outs,
-                                       attributes: [("name", .immediate(.scalar(opName)))]))
+        program.operations.append(MILOperation(type: type, name: opName, inputs: inputs, outputs: outs, source: source))
         return outs
     }
 
@@ -151,36 +93,17 @@ public final class MILBuilder {
         op(type, name: name, params, outputs: [output], outputNames: outputName.map { [$0] }, interface: interface)[0]
     }
 
-    /// A `constexpr_*` op: before iOS18 its parameters are attributes of the op, from iOS18 on they are inputs bound
-    /// to values in place (as Core ML's own serializer writes them).
+    /// A `constexpr_*` op: its parameters are values bound in place (the serializer writes them as attributes
+    /// before iOS18 and as inputs from iOS18 on, as Core ML's own serializer does).
     public func constexpr(_ type: String, name base: String, _ params: [(String, MILConst)],
                           output: MILTensorType) -> MILVar {
         let opName = name(base)
         let out = MILVar(name: opName, type: output)
-        var attributes: [(String, MILValue)] = [("name", .immediate(.scalar(opName)))]
-        var inputs: [(String, [MILBinding])] = []
-        for (param, c) in params {
-            if target >= .iOS18 {
-                inputs.append((param, [.value(value(c))]))
-            } else {
-                attributes.append((param, value(c)))
-            }
-        }
-        operations.append(MILOperation(type: type, inputs: inputs, outputs: [out], attributes: attributes))
+        program.operations.append(MILOperation(type: type, name: opName, inputs: params.map { ($0.0, [.value($0.1)]) },
+                                               outputs: [out], source: source))
         return out
     }
 
-    /// The number of ops emitted so far (to attribute ops to the ONNX node that emitted them).
-    var count: Int { operations.count }
-
-    /// Renames the output of the last op that produced `variable` (a graph output takes its interface name).
-    func rename(_ variable: MILVar, to newName: String) -> MILVar? {
-        for i in operations.indices.reversed() {
-            if let k = operations[i].outputs.firstIndex(of: variable) {
-                operations[i].outputs[k].name = newName
-                return operations[i].outputs[k]
-            }
-        }
-        return nil
-    }
+    /// The number of ops emitted so far.
+    var count: Int { program.operations.count }
 }

@@ -6,6 +6,7 @@
 @_exported import CoreMLExport
 @_exported import GraphIR
 @_exported import Inspection
+@_exported import MIL
 @_exported import MLPackage
 @_exported import ONNXExport
 @_exported import ONNXImport

@@ -1,4 +1,9 @@
 import GraphIR
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SafeOutput
 
 /// Core ML's weight.bin: MIL blob storage, version 2 (coremltools' mlmodel/src/MILBlob/Blob/StorageFormat.hpp).
@@ -7,7 +12,9 @@ import SafeOutput
 /// metadata record at a 64-byte aligned offset (uint32 sentinel 0xDEADBEEF, uint32 data type, uint64 size in
 /// bytes, uint64 offset of the data, uint64 padding bits of a sub-byte blob's last byte, reserved zeros) followed
 /// by the data, also 64-byte aligned. A const refers to a blob by the offset of its metadata record.
-/// Blobs are laid out as they are added; the file is written at the end, streaming views of the package's weights.
+/// Blobs are laid out as they are added; a blob identical to one already added (same type, element count and
+/// bytes) is not added again: its offset is shared. The file is written at the end, streaming views of the
+/// package's weights.
 public final class BlobStorage {
     /// Bytes every metadata record and blob is aligned to, and the size of the file header.
     public static let alignment = 64
@@ -21,6 +28,27 @@ public final class BlobStorage {
     }
 
     private(set) var blobs: [Blob] = []
+    /// Blobs by a cheap key (type, size, sampled bytes); equal keys are compared in full.
+    private var byKey: [ContentKey: [Int]] = [:]
+    /// How many adds found an identical blob already stored.
+    public private(set) var sharedCount = 0
+
+    struct ContentKey: Hashable {
+        var type: MILDataType
+        var elements: Int
+        var count: Int
+        var sample: Int
+    }
+
+    /// A hash of up to 512 bytes from the start, middle and end: enough to tell weights apart without reading all.
+    static func sample(_ data: ByteView) -> Int {
+        var h = Hasher()
+        let n = data.count
+        for range in [0..<min(n, 192), max(0, n / 2 - 64)..<min(n, n / 2 + 64), max(0, n - 192)..<n] {
+            h.combine(bytes: UnsafeRawBufferPointer(rebasing: data.bytes[range]))
+        }
+        return h.finalize()
+    }
     /// The size of the file so far (header included).
     public private(set) var size = alignment
 
@@ -32,6 +60,13 @@ public final class BlobStorage {
     /// Adds a blob of `elements` values of `type` whose packed little-endian bytes are `data`; returns the offset a
     /// `BlobFileValue` names.
     public func add(_ type: MILDataType, _ data: ByteView, elements: Int) -> Int {
+        let key = ContentKey(type: type, elements: elements, count: data.count, sample: Self.sample(data))
+        for i in byKey[key] ?? [] where blobs[i].data.count == data.count
+            && (data.count == 0 || memcmp(blobs[i].data.bytes.baseAddress!, data.bytes.baseAddress!, data.count) == 0) {
+            sharedCount += 1
+            return blobs[i].metadataOffset
+        }
+        byKey[key, default: []].append(blobs.count)
         let offset = Self.aligned(size)
         blobs.append(Blob(type: type, data: data, elements: elements, metadataOffset: offset))
         size = offset + Self.alignment + data.count

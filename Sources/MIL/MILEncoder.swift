@@ -1,10 +1,47 @@
 import GraphIR
 
 /// One feature of the model's interface (a function input or output) as Core ML describes it.
-struct FeatureDescription {
-    var name: String
-    var type: MILTensorType
-    var shortDescription: String
+public struct FeatureDescription: Sendable {
+    /// The feature's name (a MIL identifier).
+    public var name: String
+    /// Its type.
+    public var type: MILTensorType
+    /// Shown in Xcode.
+    public var shortDescription: String
+
+    /// A feature `name` of `type`.
+    public init(name: String, type: MILTensorType, shortDescription: String = "") {
+        self.name = name
+        self.type = type
+        self.shortDescription = shortDescription
+    }
+}
+
+/// A value as a MIL protobuf `Value` holds it: inline, or a blob in weight.bin.
+enum MILValue {
+    case immediate(MILConst)
+    case blob(MILTensorType, offset: Int)
+
+    var type: MILTensorType {
+        switch self {
+        case .immediate(let c): return c.type
+        case .blob(let t, _): return t
+        }
+    }
+}
+
+/// One argument binding of an op input as written: a named variable, or a value in place.
+enum MILBinding {
+    case name(String)
+    case value(MILValue)
+}
+
+/// One MIL operation as it is written.
+struct EncodedOperation {
+    var type: String
+    var inputs: [(String, [MILBinding])]
+    var outputs: [MILVar]
+    var attributes: [(String, MILValue)]
 }
 
 /// Writes Core ML's `Model` message holding an ML Program. Field numbers are Core ML's (proto/coreml.proto cites
@@ -18,7 +55,7 @@ struct MILEncoder {
     var shortDescription: String
     var author: String
     var versionString: String
-    var operations: [MILOperation]
+    var operations: [EncodedOperation]
     var blockOutputs: [String]
     static let weightFile = "@model_path/weights/weight.bin"
 
@@ -98,7 +135,7 @@ struct MILEncoder {
         }
     }
 
-    private func operation(_ op: MILOperation, into p: ProtoBuilder) {
+    private func operation(_ op: EncodedOperation, into p: ProtoBuilder) {
         p.string(1, op.type)
         for (name, bindings) in op.inputs {
             p.message(2) { entry in

@@ -115,6 +115,12 @@ public struct MILVar: Sendable, Hashable {
     public var name: String
     /// Its tensor type.
     public var type: MILTensorType
+
+    /// A variable `name` of `type`.
+    public init(name: String, type: MILTensorType) {
+        self.name = name
+        self.type = type
+    }
 }
 
 /// The elements of a constant, in the form MIL stores them.
@@ -164,5 +170,43 @@ public struct MILConst: Sendable {
             return MILConst(MILTensorType(.fp16, shape), .bytes(Float16Codec.encode(values)))
         }
         return MILConst(MILTensorType(.fp32, shape), .floats(values))
+    }
+}
+
+extension MILConst {
+    /// The elements as integers, for int32 constants (inline or packed bytes).
+    public var intValues: [Int]? {
+        switch data {
+        case .ints(let values): return values.map(Int.init)
+        case .bytes(let view) where type.dtype == .int32 && view.count == type.count * 4:
+            return (0..<type.count).map { Int(view.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+        default: return nil
+        }
+    }
+
+    /// The number of elements the data holds (packed bytes are checked against the type's bit width).
+    var storedElementsMatch: Bool {
+        switch data {
+        case .floats(let v): return v.count == type.count
+        case .ints(let v): return v.count == type.count
+        case .bools(let v): return v.count == type.count
+        case .strings(let v): return v.count == type.count
+        case .bytes(let view): return view.count == (type.count * type.dtype.bitWidth + 7) / 8
+        }
+    }
+}
+
+extension MILConst {
+    /// The elements as floats, for fp32 and fp16 constants (nil for other types or above 1 Mi elements).
+    public var floatValues: [Float]? {
+        guard type.count <= 1 << 20 else { return nil }
+        switch (type.dtype, data) {
+        case (.fp32, .floats(let v)): return v
+        case (.fp32, .bytes(let view)) where view.count == type.count * 4:
+            return (0..<type.count).map { view.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        case (.fp16, .bytes(let view)) where view.count == type.count * 2:
+            return (0..<type.count).map { Float16Codec.float(fromHalf: view.bytes.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }
+        default: return nil
+        }
     }
 }

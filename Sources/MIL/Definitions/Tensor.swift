@@ -1,0 +1,284 @@
+/// Tensor ops: iOS15/tensor_transformation.py, tensor_operation.py, scatter_gather.py, reduction.py, linear.py
+/// (iOS16/iOS17 versions where mlpkg's targets reach them; their type rules are the same for what mlpkg emits).
+enum MILTensorDefinitions {
+    static let transformation = "iOS15/tensor_transformation.py"
+    static let operation = "iOS15/tensor_operation.py"
+    static let gatherFile = "iOS15/scatter_gather.py"
+    static let reductionFile = "iOS15/reduction.py"
+
+    /// Python slice semantics: the number of elements of x[b:e:s] along a dim of size n.
+    static func sliceLength(_ n: Int, begin: Int?, end: Int?, stride s: Int) -> Int {
+        func clamp(_ v: Int?, _ low: Int, _ high: Int, _ fallback: Int) -> Int {
+            guard let v else { return fallback }
+            let w = v < 0 ? v + n : v
+            return min(max(w, low), high)
+        }
+        if s > 0 {
+            let b = clamp(begin, 0, n, 0), e = clamp(end, 0, n, n)
+            return e > b ? (e - b + s - 1) / s : 0
+        }
+        let b = clamp(begin, -1, n - 1, n - 1), e = clamp(end, -1, n - 1, -1)
+        return b > e ? (b - e + (-s) - 1) / (-s) : 0
+    }
+
+    static let reductions = ["reduce_mean", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce_l1_norm",
+                             "reduce_l2_norm", "reduce_log_sum", "reduce_log_sum_exp", "reduce_sum_square"]
+
+    static let all: [MILOpDefinition] = {
+        var list: [MILOpDefinition] = []
+        list.append(MILOpDefinition("reshape", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            var shape = try c.ints("shape")
+            guard shape.filter({ $0 == -1 }).count <= 1 else { throw MILTypeError("shape \(shape) has more than one -1") }
+            for i in shape.indices where shape[i] == 0 {
+                guard i < x.rank else { throw MILTypeError("shape \(shape): 0 copies a dim x does not have") }
+                shape[i] = x.shape[i]
+            }
+            if let k = shape.firstIndex(of: -1) {
+                let known = shape.enumerated().filter { $0.offset != k }.reduce(1) { $0 * $1.element }
+                guard known > 0, x.count % known == 0 else { throw MILTypeError("shape \(shape) does not fit \(x.shape)") }
+                shape[k] = x.count / known
+            }
+            guard shape.allSatisfy({ $0 > 0 }), shape.reduce(1, *) == x.count else {
+                throw MILTypeError("reshape of \(x.shape) to \(shape) changes the element count")
+            }
+            return [x.with(shape: shape)]
+        })
+        list.append(MILOpDefinition("transpose", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            let perm = try c.ints("perm").map { p throws(MILTypeError) in try Shapes.axis(p, rank: x.rank) }
+            guard perm.count == x.rank, Set(perm).count == perm.count else { throw MILTypeError("perm \(perm) for rank \(x.rank)") }
+            return [x.with(shape: perm.map { x.shape[$0] })]
+        })
+        list.append(MILOpDefinition("concat", file: operation, domains: ["values": Shapes.any]) { c throws(MILTypeError) in
+            let values = try c.types("values")
+            guard let first = values.first else { throw MILTypeError("concat of no values") }
+            let axis = try Shapes.axis(try c.int("axis"), rank: first.rank)
+            let interleave = try c.bool("interleave", default: false)
+            var shape = first.shape
+            for v in values.dropFirst() {
+                guard v.dtype == first.dtype, v.rank == first.rank else { throw MILTypeError("values are \(first) and \(v)") }
+                for d in 0..<v.rank where d != axis && v.shape[d] != first.shape[d] {
+                    throw MILTypeError("values \(first.shape) and \(v.shape) differ outside axis \(axis)")
+                }
+                if interleave, v.shape[axis] != first.shape[axis] { throw MILTypeError("interleave needs equal sizes") }
+                shape[axis] += v.shape[axis]
+            }
+            return [first.with(shape: shape)]
+        })
+        list.append(MILOpDefinition("split", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            let axis = try Shapes.axis(try c.int("axis"), rank: x.rank)
+            let sizes: [Int]
+            if c.has("split_sizes") {
+                sizes = try c.ints("split_sizes")
+                guard sizes.allSatisfy({ $0 > 0 }), sizes.reduce(0, +) == x.shape[axis] else {
+                    throw MILTypeError("split_sizes \(sizes) do not sum to dim \(axis) (\(x.shape[axis]))")
+                }
+            } else {
+                let n = try c.int("num_splits")
+                guard n > 0, x.shape[axis] % n == 0 else { throw MILTypeError("num_splits \(n) does not divide \(x.shape[axis])") }
+                sizes = Array(repeating: x.shape[axis] / n, count: n)
+            }
+            return sizes.map { s in
+                var shape = x.shape
+                shape[axis] = s
+                return x.with(shape: shape)
+            }
+        })
+        list.append(MILOpDefinition("slice_by_index", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            let n = x.rank
+            let begin = try c.ints("begin"), end = try c.ints("end")
+            let stride = try c.ints("stride", default: Array(repeating: 1, count: n))
+            let beginMask = try c.bools("begin_mask", default: Array(repeating: false, count: n))
+            let endMask = try c.bools("end_mask", default: Array(repeating: false, count: n))
+            let squeezeMask = try c.bools("squeeze_mask", default: Array(repeating: false, count: n))
+            guard begin.count == n, end.count == n, stride.count == n, beginMask.count == n, endMask.count == n,
+                  squeezeMask.count == n else { throw MILTypeError("begin/end/stride/masks must have \(n) entries") }
+            var shape: [Int] = []
+            for d in 0..<n {
+                guard stride[d] != 0 else { throw MILTypeError("stride 0 on dim \(d)") }
+                if squeezeMask[d] { continue }
+                let len = sliceLength(x.shape[d], begin: beginMask[d] ? nil : begin[d], end: endMask[d] ? nil : end[d], stride: stride[d])
+                guard len > 0 else { throw MILTypeError("dim \(d) of the slice is empty") }
+                shape.append(len)
+            }
+            return [x.with(shape: shape)]
+        })
+        list.append(MILOpDefinition("slice_by_size", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            let begin = try c.ints("begin"), size = try c.ints("size")
+            guard begin.count == x.rank, size.count == x.rank else { throw MILTypeError("begin/size must have \(x.rank) entries") }
+            var shape: [Int] = []
+            for d in 0..<x.rank {
+                let s = size[d] == -1 ? x.shape[d] - begin[d] : size[d]
+                guard s > 0, begin[d] >= 0, begin[d] + s <= x.shape[d] else { throw MILTypeError("slice of dim \(d) out of range") }
+                shape.append(s)
+            }
+            return [x.with(shape: shape)]
+        })
+        list.append(MILOpDefinition("squeeze", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            if !c.has("axes") { return [x.with(shape: x.shape.filter { $0 != 1 })] }
+            let axes = Set(try c.ints("axes").map { a throws(MILTypeError) in try Shapes.axis(a, rank: x.rank) })
+            for a in axes where x.shape[a] != 1 { throw MILTypeError("squeeze of dim \(a) of size \(x.shape[a])") }
+            return [x.with(shape: x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element))]
+        })
+        list.append(MILOpDefinition("expand_dims", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            let axes = try c.ints("axes")
+            let rank = x.rank + axes.count
+            let placed = Set(try axes.map { a throws(MILTypeError) in try Shapes.axis(a, rank: rank) })
+            guard placed.count == axes.count else { throw MILTypeError("axes \(axes) repeat") }
+            var dims = x.shape.makeIterator()
+            return [x.with(shape: (0..<rank).map { placed.contains($0) ? 1 : dims.next()! })]
+        })
+        list.append(MILOpDefinition("tile", file: operation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            let reps = try c.ints("reps")
+            guard reps.count == x.rank, reps.allSatisfy({ $0 > 0 }) else { throw MILTypeError("reps \(reps) for rank \(x.rank)") }
+            return [x.with(shape: zip(x.shape, reps).map { $0 * $1 })]
+        })
+        list.append(MILOpDefinition("gather", file: gatherFile, domains: ["x": Shapes.any, "indices": [.int32]]) { c throws(MILTypeError) in
+            let x = try c.type("x"), indices = try c.type("indices")
+            let axis = try Shapes.axis(try c.int("axis", default: 0), rank: x.rank)
+            let batch = try c.int("batch_dims", default: 0)
+            guard batch == 0 else { throw MILTypeError("batch_dims \(batch) is not written by mlpkg") }
+            return [x.with(shape: Array(x.shape[..<axis]) + indices.shape + Array(x.shape[(axis + 1)...]))]
+        })
+        list.append(MILOpDefinition("gather_along_axis", file: gatherFile, domains: ["x": Shapes.any, "indices": [.int32]]) { c throws(MILTypeError) in
+            let x = try c.type("x"), indices = try c.type("indices")
+            let axis = try Shapes.axis(try c.int("axis", default: 0), rank: x.rank)
+            guard indices.rank == x.rank else { throw MILTypeError("indices rank \(indices.rank) differs from x rank \(x.rank)") }
+            for d in 0..<x.rank where d != axis && indices.shape[d] != x.shape[d] {
+                throw MILTypeError("indices \(indices.shape) and x \(x.shape) differ on dim \(d)")
+            }
+            return [x.with(shape: indices.shape)]
+        })
+        list.append(MILOpDefinition("gather_nd", file: gatherFile, domains: ["x": Shapes.any, "indices": [.int32]]) { c throws(MILTypeError) in
+            let x = try c.type("x"), indices = try c.type("indices")
+            guard let k = indices.shape.last, k <= x.rank else { throw MILTypeError("indices \(indices.shape) for rank \(x.rank)") }
+            return [x.with(shape: Array(indices.shape.dropLast()) + Array(x.shape[k...]))]
+        })
+        list.append(MILOpDefinition("scatter_nd", file: gatherFile, domains: ["data": Shapes.numeric, "indices": [.int32], "updates": Shapes.numeric]) { c throws(MILTypeError) in
+            let data = try c.type("data"), indices = try c.type("indices"), updates = try c.type("updates")
+            guard let k = indices.shape.last, k <= data.rank,
+                  updates.shape == Array(indices.shape.dropLast()) + Array(data.shape[k...]) else {
+                throw MILTypeError("updates \(updates.shape) do not fit indices \(indices.shape) and data \(data.shape)")
+            }
+            return [data]
+        })
+        list.append(MILOpDefinition("scatter_along_axis", file: gatherFile, domains: ["data": Shapes.numeric, "indices": [.int32], "updates": Shapes.numeric]) { c throws(MILTypeError) in
+            let data = try c.type("data"), indices = try c.type("indices"), updates = try c.type("updates")
+            guard indices.shape == updates.shape, indices.rank == data.rank else { throw MILTypeError("indices and updates must match, with data's rank") }
+            return [data]
+        })
+        list.append(MILOpDefinition("pad", file: "iOS15/tensor_operation.py", domains: ["x": Shapes.floats]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            let pad = try c.ints("pad")
+            guard pad.count % 2 == 0, pad.count / 2 <= x.rank, pad.allSatisfy({ $0 >= 0 }) else { throw MILTypeError("pad \(pad) for rank \(x.rank)") }
+            let mode = try c.string("mode", default: "constant")
+            guard ["constant", "reflect", "replicate"].contains(mode) else { throw MILTypeError("pad mode '\(mode)'") }
+            var shape = x.shape
+            let first = x.rank - pad.count / 2
+            for i in 0..<(pad.count / 2) { shape[first + i] += pad[2 * i] + pad[2 * i + 1] }
+            return [x.with(shape: shape)]
+        })
+        for op in reductions {
+            let domain: [MILDataType] = ["reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce_mean"].contains(op) ? Shapes.numeric : Shapes.floats
+            list.append(MILOpDefinition(op, file: reductionFile, domains: ["x": domain]) { c throws(MILTypeError) in
+                let x = try c.type("x")
+                let keep = try c.bool("keep_dims", default: false)
+                let axes = c.has("axes") ? Set(try c.ints("axes").map { a throws(MILTypeError) in try Shapes.axis(a, rank: x.rank) }) : Set(0..<x.rank)
+                var shape: [Int] = []
+                for d in 0..<x.rank {
+                    if axes.contains(d) { if keep { shape.append(1) } } else { shape.append(x.shape[d]) }
+                }
+                return [x.with(shape: shape)]
+            })
+        }
+        for op in ["reduce_argmax", "reduce_argmin"] {
+            list.append(MILOpDefinition(op, file: reductionFile, domains: ["x": Shapes.numeric]) { c throws(MILTypeError) in
+                let x = try c.type("x")
+                let axis = try Shapes.axis(try c.int("axis", default: -1), rank: x.rank)
+                let keep = try c.bool("keep_dims", default: false)
+                var shape = x.shape
+                if keep { shape[axis] = 1 } else { shape.remove(at: axis) }
+                return [MILTensorType(.int32, shape)]
+            })
+        }
+        list.append(MILOpDefinition("softmax", file: "iOS15/activation.py", domains: ["x": Shapes.floats]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            _ = try Shapes.axis(try c.int("axis", default: -1), rank: x.rank)
+            return [x]
+        })
+        list.append(MILOpDefinition("matmul", file: "iOS15/linear.py", domains: ["x": Shapes.numeric, "y": Shapes.numeric]) { c throws(MILTypeError) in
+            let x = try c.type("x"), y = try c.type("y")
+            guard x.dtype == y.dtype else { throw MILTypeError("x is \(x.dtype) and y is \(y.dtype)") }
+            var a = x.shape, b = y.shape
+            guard a.count >= 1, b.count >= 1 else { throw MILTypeError("matmul of a scalar") }
+            if try c.bool("transpose_x", default: false), a.count >= 2 { a.swapAt(a.count - 1, a.count - 2) }
+            if try c.bool("transpose_y", default: false), b.count >= 2 { b.swapAt(b.count - 1, b.count - 2) }
+            let vectorX = a.count == 1, vectorY = b.count == 1
+            if vectorX { a = [1] + a }
+            if vectorY { b = b + [1] }
+            guard a[a.count - 1] == b[b.count - 2] else { throw MILTypeError("inner dims differ: \(x.shape) × \(y.shape)") }
+            var shape = try Shapes.broadcast(Array(a.dropLast(2)), Array(b.dropLast(2))) + [a[a.count - 2], b[b.count - 1]]
+            if vectorX { shape.remove(at: shape.count - 2) }
+            if vectorY { shape.removeLast() }
+            return [x.with(shape: shape)]
+        })
+        list.append(MILOpDefinition("linear", file: "iOS15/linear.py", domains: ["x": Shapes.floats, "weight": Shapes.floats, "bias": Shapes.floats]) { c throws(MILTypeError) in
+            let x = try c.type("x"), w = try c.type("weight")
+            guard x.rank >= 1, w.rank == 2, x.shape.last == w.shape[1], x.dtype == w.dtype else {
+                throw MILTypeError("linear of \(x) with weight \(w)")
+            }
+            if let b = try c.optionalType("bias") {
+                guard b.rank == 1, b.shape[0] == w.shape[0], b.dtype == x.dtype else { throw MILTypeError("bias \(b) for weight \(w)") }
+            }
+            return [x.with(shape: x.shape.dropLast() + [w.shape[0]])]
+        })
+        list.append(MILOpDefinition("cumsum", file: "iOS15/scatter_gather.py", domains: ["x": Shapes.numeric]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            _ = try Shapes.axis(try c.int("axis", default: 0), rank: x.rank)
+            return [x]
+        })
+        list.append(MILOpDefinition("topk", file: "iOS15/tensor_operation.py", domains: ["x": Shapes.numeric]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            let axis = try Shapes.axis(try c.int("axis", default: -1), rank: x.rank)
+            let k = try c.int("k", default: 1)
+            guard k > 0, k <= x.shape[axis] else { throw MILTypeError("k \(k) for dim \(x.shape[axis])") }
+            var shape = x.shape
+            shape[axis] = k
+            return [x.with(shape: shape), MILTensorType(.int32, shape)]
+        })
+        list.append(MILOpDefinition("band_part", file: operation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            guard x.rank >= 2 else { throw MILTypeError("band_part takes rank ≥ 2") }
+            return [x]
+        })
+        list.append(MILOpDefinition("depth_to_space", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            let x = try c.type("x"), b = try c.int("block_size")
+            guard x.rank == 4, b > 0, x.shape[1] % (b * b) == 0 else { throw MILTypeError("depth_to_space of \(x.shape) by \(b)") }
+            return [x.with(shape: [x.shape[0], x.shape[1] / (b * b), x.shape[2] * b, x.shape[3] * b])]
+        })
+        list.append(MILOpDefinition("space_to_depth", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            let x = try c.type("x"), b = try c.int("block_size")
+            guard x.rank == 4, b > 0, x.shape[2] % b == 0, x.shape[3] % b == 0 else { throw MILTypeError("space_to_depth of \(x.shape) by \(b)") }
+            return [x.with(shape: [x.shape[0], x.shape[1] * b * b, x.shape[2] / b, x.shape[3] / b])]
+        })
+        list.append(MILOpDefinition("reverse", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            [try c.type("x")]
+        })
+        list.append(MILOpDefinition("stack", file: operation, domains: ["values": Shapes.any]) { c throws(MILTypeError) in
+            let values = try c.types("values")
+            guard let first = values.first, values.allSatisfy({ $0 == first }) else { throw MILTypeError("stack of unequal values") }
+            let axis = try Shapes.axis(try c.int("axis"), rank: first.rank + 1)
+            var shape = first.shape
+            shape.insert(values.count, at: axis)
+            return [first.with(shape: shape)]
+        })
+        return list
+    }()
+}

@@ -1,0 +1,75 @@
+/// One rewrite of a MIL program: a small type registered by name in `MILPipeline`. A pass keeps the interface
+/// (inputs, outputs and their types) and the values the program computes; the pipeline verifies after each one.
+public protocol MILPass {
+    /// The name pipelines list and errors cite.
+    static var name: String { get }
+    /// Rewrites `program` in place.
+    static func run(_ program: MILProgram)
+}
+
+/// A named, ordered list of passes. The program is verified after every pass, so a pass that breaks it is named.
+public struct MILPipeline: Sendable {
+    /// The pipeline's name (`--no-optimize` selects `none`).
+    public let name: String
+    /// The passes, in order.
+    public let passes: [any MILPass.Type]
+
+    /// Every registered pass, by name.
+    public static let registry: [any MILPass.Type] = [
+        NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, FuseLinear.self, FuseSilu.self,
+        FuseGelu.self,
+    ]
+
+    /// What `export --format coreml` runs: clean-ups first, then fusions, then clean-ups of what the fusions left.
+    public static let standard = MILPipeline(name: "standard", passes: [
+        NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, FuseGelu.self, FuseSilu.self,
+        FuseLinear.self, NoOpElimination.self, DeadCodeElimination.self,
+    ])
+    /// Nothing: the program as the lowerings wrote it (`--no-optimize`).
+    public static let none = MILPipeline(name: "none", passes: [])
+
+    /// A pipeline of `passes`.
+    public init(name: String, passes: [any MILPass.Type]) {
+        self.name = name
+        self.passes = passes
+    }
+
+    /// Verifies the program, then runs each pass and verifies again; a failure names the pass that broke it.
+    public func run(_ program: MILProgram) throws(MILPipelineError) {
+        do throws(MILVerificationError) {
+            try MILVerifier.verify(program)
+        } catch {
+            throw MILPipelineError(pass: nil, error: error)
+        }
+        for pass in passes {
+            pass.run(program)
+            do throws(MILVerificationError) {
+                try MILVerifier.verify(program)
+            } catch {
+                throw MILPipelineError(pass: pass.name, error: error)
+            }
+        }
+    }
+}
+
+/// A program that failed verification: after lowering (`pass` nil) or after the named pass.
+public struct MILPipelineError: Error, Sendable, CustomStringConvertible {
+    /// The pass after which verification failed; nil when the lowered program itself is invalid.
+    public var pass: String?
+    /// What the verifier found.
+    public var error: MILVerificationError
+
+    /// One line.
+    public var description: String {
+        (pass.map { "after MIL pass \($0): " } ?? "") + error.description
+    }
+}
+
+/// Facts passes share.
+enum PassSupport {
+    /// Whether a const holds exactly `value` in every element (float types).
+    static func isScalar(_ c: MILConst?, _ value: Float, tolerance: Float = 0) -> Bool {
+        guard let c, c.type.dtype.isFloat, let values = c.floatValues, !values.isEmpty else { return false }
+        return values.allSatisfy { abs($0 - value) <= tolerance * max(1, abs(value)) }
+    }
+}

@@ -1,0 +1,89 @@
+/// Removes ops that return their input unchanged: `identity`, `reshape` to the same shape, `cast` to the same type,
+/// `transpose` by the identity permutation, `squeeze`/`expand_dims`/`tile`/`slice_by_index`/`pad` that change
+/// nothing. Uses of the output read the input instead. When the output is a block output (a model output keeps its
+/// name), the input's producer takes the output's name instead, unless the input is a function input, a constant
+/// or another block output (then the op stays: Core ML needs an op to define the output).
+public enum NoOpElimination: MILPass {
+    public static let name = "no_op_elimination"
+
+    static let candidates: Set<String> = ["identity", "reshape", "cast", "transpose", "squeeze", "expand_dims", "tile",
+                                          "slice_by_index", "pad"]
+
+    /// Whether `op` returns its input `x` unchanged.
+    static func isNoOp(_ op: MILOperation, types: [String: MILTensorType]) -> String? {
+        guard candidates.contains(op.type), op.outputs.count == 1,
+              let x = op.arguments("x"), x.count == 1, let input = x[0].variableName,
+              let inputType = types[input], inputType == op.outputs[0].type else { return nil }
+        switch op.type {
+        case "transpose":
+            // Same type is not enough ([2, 2] transposed): the permutation must be the identity.
+            guard let perm = constantInts(op, "perm", types: types), perm == Array(0..<perm.count) else { return nil }
+        case "slice_by_index":
+            // Same shape with stride 1 everywhere is the whole tensor; a reversing stride keeps the shape.
+            if let stride = constantInts(op, "stride", types: types), stride.contains(where: { $0 != 1 }) { return nil }
+            if op.arguments("stride") != nil, constantInts(op, "stride", types: types) == nil { return nil }
+        case "pad":
+            // A reflect/replicate pad of zero width, or a constant pad of zero width: same shape means no padding.
+            break
+        default:
+            break
+        }
+        return input
+    }
+
+    static func constantInts(_ op: MILOperation, _ param: String, types: [String: MILTensorType]) -> [Int]? {
+        guard let args = op.arguments(param), args.count == 1 else { return nil }
+        if case .value(let c) = args[0] { return c.intValues }
+        return nil
+    }
+
+    public static func run(_ program: MILProgram) {
+        let types = program.types()
+        let constants = program.constants()
+        let blockOutputs = Set(program.outputs)
+        // Sweep 1, linear: no-ops whose output is internal; later ops read the (resolved) input instead.
+        var alias: [String: String] = [:]
+        func resolve(_ name: String) -> String {
+            var n = name
+            while let a = alias[n] { n = a }
+            return n
+        }
+        var removed: Set<Int> = []
+        for i in program.operations.indices {
+            for (k, entry) in program.operations[i].inputs.enumerated() {
+                for (j, a) in entry.arguments.enumerated() {
+                    if let n = a.variableName, alias[n] != nil { program.operations[i].inputs[k].arguments[j] = .variable(resolve(n)) }
+                }
+            }
+            let op = resolvedConstants(program.operations[i], constants)
+            guard let input = isNoOp(op, types: types), !blockOutputs.contains(op.outputs[0].name) else { continue }
+            alias[op.outputs[0].name] = input
+            removed.insert(i)
+        }
+        program.remove(removed)
+        // Sweep 2, once per block output: the input's producer takes the output's name.
+        let inputs = Set(program.inputs.map(\.name))
+        for output in program.outputs {
+            let producers = program.producers()
+            guard let i = producers[output] else { continue }
+            let op = resolvedConstants(program.operations[i], constants)
+            guard let input = isNoOp(op, types: types), !inputs.contains(input), constants[input] == nil,
+                  !blockOutputs.contains(input), let p = producers[input], program.operations[p].type != "const" else { continue }
+            program.remove([i])
+            let q = p < i ? p : p - 1
+            for k in program.operations[q].outputs.indices where program.operations[q].outputs[k].name == input {
+                program.operations[q].outputs[k].name = output
+            }
+            program.replaceUses(of: input, with: output)
+        }
+    }
+
+    /// `op` with perm and stride read from const ops, so the identity checks see their values.
+    static func resolvedConstants(_ op: MILOperation, _ constants: [String: MILConst]) -> MILOperation {
+        var op = op
+        for (k, entry) in op.inputs.enumerated() where entry.name == "perm" || entry.name == "stride" {
+            if let v = entry.arguments.first?.variableName, let c = constants[v] { op.inputs[k].arguments = [.value(c)] }
+        }
+        return op
+    }
+}
