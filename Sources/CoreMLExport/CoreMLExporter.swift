@@ -173,6 +173,7 @@ public enum CoreMLExporter {
             builder.source = node.name.isEmpty ? node.outputs.first ?? "" : node.name
             let verdict = lowerNode(node, inference: inference, table: table, builder: builder, opset: opset, target: target,
                                     compute: options.compute, emit: !failed && !planOnly,
+                                    inferenceFailure: failure(of: node, index: index, inference),
                                     functions: Set(model.functions.map { $0.domain + ":" + $0.name }))
             if case .refused = verdict { failed = true }
             outcomes.append(CoreMLNodeOutcome(index: index, name: node.name.isEmpty ? node.outputs.first ?? "" : node.name,
@@ -206,15 +207,24 @@ public enum CoreMLExporter {
                                   target: DeploymentTarget, into inputs: inout [FeatureDescription]) -> LoweringRefusal? {
         do throws(LoweringRefusal) {
             let t = try table.type(of: onnxName)
-            let (interface, needsCast) = interfaceType(t, target: target)
-            inputs.append(FeatureDescription(name: name, type: interface, shortDescription: ""))
-            let variable = MILVar(name: name, type: interface)
-            if needsCast {
-                table.bind(onnxName, builder.op1("cast", name: onnxName + "_cast",
-                                                 [("x", .v(variable)), ("dtype", .c(.scalar(t.dtype.description)))], output: t))
-            } else {
-                table.bind(onnxName, variable)
+            guard !t.shape.contains(0), !t.shape.contains(where: { $0 > Int(Int32.max) }) else {
+                throw LoweringRefusal("input '\(onnxName)' has shape \(t.shape); Core ML inputs have dims from 1 to 2^31 - 1", rule: CoreMLLimits.dims.id)
             }
+            // A scalar input is [1] at the interface (Core ML features have rank ≥ 1) and reshaped inside.
+            let scalar = t.rank == 0
+            var (interface, needsCast) = interfaceType(t, target: target)
+            if scalar { interface = interface.with(shape: [1]) }
+            inputs.append(FeatureDescription(name: name, type: interface, shortDescription: ""))
+            var variable = MILVar(name: name, type: interface)
+            if scalar {
+                variable = builder.op1("squeeze", name: onnxName + "_scalar", [("x", .v(variable)), ("axes", .c(.ints([0])))],
+                                       output: interface.with(shape: []))
+            }
+            if needsCast {
+                variable = builder.op1("cast", name: onnxName + "_cast",
+                                       [("x", .v(variable)), ("dtype", .c(.scalar(t.dtype.description)))], output: t)
+            }
+            table.bind(onnxName, variable)
             return nil
         } catch {
             return error
@@ -224,8 +234,19 @@ public enum CoreMLExporter {
     private static func bindOutput(_ onnxName: String, interfaceName name: String, table: ValueTable, builder: MILBuilder,
                                    target: DeploymentTarget) -> Swift.Result<FeatureDescription, LoweringRefusal> {
         do throws(LoweringRefusal) {
-            let v = try table.variable(onnxName, builder: builder)
-            let (interface, needsCast) = interfaceType(v.type, target: target)
+            var v = try table.variable(onnxName, builder: builder)
+            var (interface, needsCast) = interfaceType(v.type, target: target)
+            if v.type.rank == 0 {
+                // A scalar output is [1] at the interface (Core ML features have rank ≥ 1).
+                interface = interface.with(shape: [1])
+                if needsCast {
+                    v = builder.op1("cast", name: name + "_cast", [("x", .v(v)), ("dtype", .c(.scalar(interface.dtype.description)))],
+                                    output: v.type.with(dtype: interface.dtype))
+                }
+                let result = builder.op1("reshape", name: name + "_vector", [("x", .v(v)), ("shape", .c(.ints([1])))],
+                                         output: interface, outputName: name, interface: true)
+                return .success(FeatureDescription(name: result.name, type: interface, shortDescription: ""))
+            }
             let result = needsCast
                 ? builder.op1("cast", name: name + "_cast", [("x", .v(v)), ("dtype", .c(.scalar(interface.dtype.description)))],
                               output: interface, outputName: name, interface: true)
@@ -234,6 +255,13 @@ public enum CoreMLExporter {
         } catch {
             return .failure(error)
         }
+    }
+
+    /// Why shape inference failed on a main-graph node, nil when it did not.
+    static func failure(of node: Node, index: Int, _ inference: ShapeInferenceResult) -> String? {
+        let label = node.name.isEmpty ? "#\(index)" : node.name
+        guard inference.failedNodes.contains("main/" + label) else { return nil }
+        return inference.unresolved.first { $0.graph == "main" && $0.node == label }?.reason ?? "no reason recorded"
     }
 
     /// The rule id a node's verdict cites.
@@ -248,7 +276,7 @@ public enum CoreMLExporter {
     /// One node: folded (all outputs known), lowered (emitted when `emit`), or refused with the reason.
     private static func lowerNode(_ node: Node, inference: ShapeInferenceResult, table: ValueTable, builder: MILBuilder,
                                   opset: Int, target: DeploymentTarget, compute: MILDataType, emit: Bool,
-                                  functions: Set<String>) -> CoreMLNodeOutcome.Verdict {
+                                  inferenceFailure: String?, functions: Set<String>) -> CoreMLNodeOutcome.Verdict {
         if node.isConstant, let t = node.constantTensor, let out = node.outputs.first {
             var tensor = t
             tensor.name = out
@@ -280,6 +308,10 @@ public enum CoreMLExporter {
             }
             guard let lowering = LoweringRegistry.byOpType[node.opType] else {
                 throw LoweringRefusal("no Core ML lowering for \(node.opType)", rule: CoreMLLimits.noLowering.id)
+            }
+            if let inferenceFailure {
+                throw LoweringRefusal("shape inference rejects this node (\(inferenceFailure)); mlpkg does not lower a node from its declared output types alone",
+                                      rule: CoreMLLimits.inference.id)
             }
             try CoreMLLimits.checkRanks(view)
             try lowering.rule.check(view)

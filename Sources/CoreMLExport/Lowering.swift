@@ -145,6 +145,21 @@ struct Emitter {
     func op(_ type: String, _ params: [(String, MILArg)], output: MILTensorType, suffix: String = "") -> MILVar {
         builder.op1(type, name: name() + suffix, params, output: output)
     }
+
+    /// `v` broadcast to `shape` (numpy rules, which the caller has checked): reshape to the full rank, then tile.
+    func broadcast(_ v: MILVar, to shape: [Int], suffix: String) -> MILVar {
+        guard v.type.shape != shape else { return v }
+        var x = v
+        let padded = [Int](repeating: 1, count: shape.count - x.type.rank) + x.type.shape
+        if padded != x.type.shape {
+            x = op("reshape", [("x", .v(x)), ("shape", .c(.ints(padded)))], output: x.type.with(shape: padded), suffix: suffix + "_rank")
+        }
+        let reps = zip(shape, padded).map { $0 / $1 }
+        if reps.contains(where: { $0 != 1 }) {
+            x = op("tile", [("x", .v(x)), ("reps", .c(.ints(reps)))], output: x.type.with(shape: shape), suffix: suffix + "_tile")
+        }
+        return x
+    }
 }
 
 /// Every lowering, by ONNX op type. The single source of truth for "converts to Core ML".
@@ -172,7 +187,7 @@ public enum LoweringRegistry {
     public static var rules: [LoweringRule] {
         lowerings.map { $0.rule } + [CoreMLLimits.maxRankRule, CoreMLLimits.noLowering, CoreMLLimits.controlFlow,
                                      CoreMLLimits.subgraph, CoreMLLimits.customDomain, CoreMLLimits.folded,
-                                     CoreMLLimits.constant]
+                                     CoreMLLimits.constant, CoreMLLimits.inference, CoreMLLimits.dims]
     }
 
     /// The ONNX op types a lowering rule covers.

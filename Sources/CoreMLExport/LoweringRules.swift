@@ -83,16 +83,32 @@ public enum CoreMLLimits {
         "coreml-constant", mil: "const", source: "docs/COREML.md",
         says: "a sparse constant must densify; its values become a const")
 
+    /// Refuses a node whose shape inference failed: its declared output types contradict its inputs, so lowering
+    /// from them would write a program Core ML rejects (or computes differently).
+    public static let inference = LoweringRule(
+        "coreml-inference", mil: "none", source: "docs/COREML.md#validity",
+        says: "a node is lowered only when mlpkg's shape inference accepts it; declared output types alone are never trusted")
+
+    /// Refuses a node with an empty tensor or a dim MIL's int32 shapes cannot hold.
+    public static let dims = LoweringRule(
+        "coreml-dims", mil: "every op", source: "https://github.com/apple/coremltools/blob/main/mlmodel/format/MIL.proto",
+        says: "MIL tensor dims are positive and shapes are written as int32 values (MIL has no empty tensors; a dim of 2^31 or more cannot be a reshape, tile or pad parameter)")
+
     static func checkRanks(_ v: NodeView) throws(LoweringRefusal) {
-        for (i, name) in v.node.inputs.enumerated() where !name.isEmpty {
-            if let t = try? v.type(i), t.rank > maxRank {
-                throw LoweringRefusal("input \(i) '\(name)' has rank \(t.rank); Core ML tensors have rank \(maxRank) at most", rule: maxRankRule.id)
+        func check(_ t: MILTensorType, _ what: String) throws(LoweringRefusal) {
+            if t.rank > maxRank {
+                throw LoweringRefusal("\(what) has rank \(t.rank); Core ML tensors have rank \(maxRank) at most", rule: maxRankRule.id)
+            }
+            if t.shape.contains(0) { throw LoweringRefusal("\(what) is empty \(t.shape); MIL has no empty tensors", rule: dims.id) }
+            if t.shape.contains(where: { $0 > Int(Int32.max) }) {
+                throw LoweringRefusal("\(what) has a dim of 2^31 or more \(t.shape); MIL shapes are int32", rule: dims.id)
             }
         }
+        for (i, name) in v.node.inputs.enumerated() where !name.isEmpty {
+            if let t = try? v.type(i) { try check(t, "input \(i) '\(name)'") }
+        }
         for (i, name) in v.node.outputs.enumerated() where !name.isEmpty {
-            if let t = try? v.outputType(i), t.rank > maxRank {
-                throw LoweringRefusal("output \(i) '\(name)' has rank \(t.rank); Core ML tensors have rank \(maxRank) at most", rule: maxRankRule.id)
-            }
+            if let t = try? v.outputType(i) { try check(t, "output \(i) '\(name)'") }
         }
     }
 }

@@ -41,8 +41,11 @@ struct Findings {
     var unresolved: [UnresolvedNode] = []
     var conflicts: [TypeConflict] = []
     var folded = 0
+    /// `path/label` of every node whose op's inference threw (not merely left dims unknown).
+    var failed: Set<String> = []
 
     mutating func append(_ other: Findings) {
+        failed.formUnion(other.failed)
         values += other.values
         known += other.known
         unresolved += other.unresolved
@@ -379,6 +382,7 @@ final class InferenceEngine: SubgraphInferring {
         if reason != nil || incomplete != nil {
             let why = reason ?? "the type of '\(incomplete!)' is not fully known"
             findings.unresolved.append(UnresolvedNode(graph: frame.path, node: label, opType: node.opType, domain: domain, reason: why))
+            if failed { findings.failed.insert(frame.path + "/" + label) }
         }
 
         // Subgraphs: keep what the op inferred; infer the others with their declared input types.

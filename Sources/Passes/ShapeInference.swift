@@ -12,6 +12,9 @@ public struct ShapeInferenceResult: Sendable {
     public var unresolved: [UnresolvedNode]
     /// Declared types that contradict the inferred ones.
     public var conflicts: [TypeConflict]
+    /// Nodes whose op's inference failed (the op's rules reject its inputs, or the op is unknown), as `graph/node`
+    /// (`main/NAME`, or `main/#INDEX` for an unnamed node): their declared output types are not to be trusted.
+    public var failedNodes: Set<String> = []
     /// The elements of small values known before run time (concrete only), by name.
     public var knownValues: [String: TensorValue]
     /// The type of every value by name (a name defined in two sibling subgraphs gets what both agree on).
@@ -69,8 +72,10 @@ public struct ShapeInference: GraphPass {
         let (annotated, findings) = engine.run()
         var known: [String: TensorValue] = [:]
         for (name, value) in findings.known where known[name] == nil { known[name] = value }
-        return ShapeInferenceResult(model: annotated, values: findings.values, unresolved: findings.unresolved,
-                                    conflicts: findings.conflicts, knownValues: known)
+        var result = ShapeInferenceResult(model: annotated, values: findings.values, unresolved: findings.unresolved,
+                                          conflicts: findings.conflicts, knownValues: known)
+        result.failedNodes = findings.failed
+        return result
     }
 
     /// The model with the main graph's declared output types made as specific as inference showed them to be: a

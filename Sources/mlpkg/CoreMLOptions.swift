@@ -24,6 +24,9 @@ struct CoreMLOptions: ParsableArguments {
     @Option(help: "fp16 (default: the Neural Engine computes in fp16) or fp32.")
     var computePrecision: ComputePrecision = .fp16
 
+    @Flag(help: "Write the MIL program as the lowerings emit it, without the MIL passes (clean-ups and fusions), for debugging.")
+    var noOptimize = false
+
     func validate() throws {
         if let t = deploymentTarget, DeploymentTarget(parsing: t) == nil {
             throw ValidationError("unknown --deployment-target '\(t)'; one of " + DeploymentTarget.names.map(\.0).joined(separator: ", "))
@@ -31,9 +34,11 @@ struct CoreMLOptions: ParsableArguments {
     }
 
     func options(dequantize: Bool, inputShapes: InputShapes, computeUnits: String) -> CoreMLExporter.Options {
-        CoreMLExporter.Options(target: deploymentTarget.flatMap(DeploymentTarget.init(parsing:)),
-                               compute: computePrecision == .fp16 ? .fp16 : .fp32, computeUnits: computeUnits,
-                               dequantize: dequantize, inputShapes: inputShapes)
+        var options = CoreMLExporter.Options(target: deploymentTarget.flatMap(DeploymentTarget.init(parsing:)),
+                                             compute: computePrecision == .fp16 ? .fp16 : .fp32, computeUnits: computeUnits,
+                                             dequantize: dequantize, inputShapes: inputShapes)
+        options.optimize = !noOptimize
+        return options
     }
 
     /// Writes `package` as a Core ML model at `output`.

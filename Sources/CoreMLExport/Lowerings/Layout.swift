@@ -108,7 +108,8 @@ enum SliceLowering: OpLowering {
             } else {
                 s = min(max(s, 0), dim - 1); t = min(max(t, -1), dim - 1)
             }
-            begin[a] = s; end[a] = t; stride[a] = step
+            // A step of magnitude ≥ dim takes one element: clamped to ±dim, it stays an int32 MIL reads as ONNX means it.
+            begin[a] = s; end[a] = t; stride[a] = step > 0 ? min(step, max(dim, 1)) : max(step, -max(dim, 1))
             if t == -1 { endMask[a] = true; end[a] = 0 }
         }
         guard out.count > 0 else { throw LoweringRefusal("the slice is empty; MIL has no empty tensors") }
@@ -189,6 +190,9 @@ enum GatherElementsLowering: OpLowering {
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
         let x = try v.type(0), out = try v.outputType()
         let axis = try v.axis(v.int("axis", default: 0), rank: x.rank)
+        if v.isConstant(1), let indices = try? v.ints(1), let bad = indices.first(where: { $0 < -x.shape[axis] || $0 >= x.shape[axis] }) {
+            throw LoweringRefusal("constant index \(bad) is out of range for dim \(axis) of size \(x.shape[axis])")
+        }
         return { e throws(LoweringRefusal) in
             [e.op("gather_along_axis", [("x", .v(try e.input(0))), ("indices", .v(try e.input(1))), ("axis", .c(.scalar(Int32(axis))))],
                   output: out)]
@@ -202,8 +206,15 @@ enum WhereLowering: OpLowering {
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
         let c = try v.type(0), a = try v.type(1), b = try v.type(2), out = try v.outputType()
         guard c.dtype == .bool, a.dtype == b.dtype else { throw LoweringRefusal("Where takes a bool condition and two inputs of one type") }
+        let full = try broadcastType(try broadcastType(c, a), b)
+        guard full.shape == out.shape else { throw LoweringRefusal("inputs broadcast to \(full.shape), the output is declared \(out.shape)") }
+        // MIL's select infers its output from a and b alone (iOS15/control_flow.py): when the condition carries a
+        // broadcast dim, a is broadcast to the full shape first, so the declared type is the inferred one.
+        let ab = try broadcastType(a, b)
         return { e throws(LoweringRefusal) in
-            [e.op("select", [("cond", .v(try e.input(0))), ("a", .v(try e.input(1))), ("b", .v(try e.input(2)))], output: out)]
+            var x = try e.input(1)
+            if ab.shape != out.shape { x = e.broadcast(x, to: out.shape, suffix: "_a") }
+            return [e.op("select", [("cond", .v(try e.input(0))), ("a", .v(x)), ("b", .v(try e.input(2)))], output: out)]
         }
     }
 }

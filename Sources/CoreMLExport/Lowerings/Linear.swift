@@ -5,9 +5,28 @@ enum MatMulLowering: OpLowering {
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
         let a = try v.requireFloat(0), b = try v.type(1), out = try v.outputType()
         guard a.dtype == b.dtype else { throw LoweringRefusal("inputs are \(a.dtype) and \(b.dtype)") }
+        guard a.rank >= 1, b.rank >= 1 else { throw LoweringRefusal("MatMul of a scalar") }
+        // MIL's matmul takes a rank-1 x (as [1, K]) but needs y of rank ≥ 2 (iOS15/linear.py): a vector y becomes
+        // [K, 1] and the added dim is squeezed away after.
         return { e throws(LoweringRefusal) in
-            [e.op("matmul", [("x", .v(try e.input(0))), ("y", .v(try e.input(1))),
-                             ("transpose_x", .c(.scalar(false))), ("transpose_y", .c(.scalar(false)))], output: out)]
+            var y = try e.input(1)
+            if a.rank == 1, b.rank > 2 {
+                // A vector x against batched y: MIL would drop the batch dim, not the promoted one.
+                let x = e.op("expand_dims", [("x", .v(try e.input(0))), ("axes", .c(.ints([0])))], output: a.with(shape: [1] + a.shape), suffix: "_row")
+                var rowShape = out.shape
+                rowShape.insert(1, at: rowShape.count - 1)
+                let product = e.op("matmul", [("x", .v(x)), ("y", .v(y)), ("transpose_x", .c(.scalar(false))),
+                                              ("transpose_y", .c(.scalar(false)))], output: out.with(shape: rowShape), suffix: "_matmul")
+                return [e.op("squeeze", [("x", .v(product)), ("axes", .c(.ints([-2])))], output: out)]
+            }
+            guard b.rank == 1 else {
+                return [e.op("matmul", [("x", .v(try e.input(0))), ("y", .v(y)),
+                                        ("transpose_x", .c(.scalar(false))), ("transpose_y", .c(.scalar(false)))], output: out)]
+            }
+            y = e.op("expand_dims", [("x", .v(y)), ("axes", .c(.ints([1])))], output: b.with(shape: b.shape + [1]), suffix: "_column")
+            let product = e.op("matmul", [("x", .v(try e.input(0))), ("y", .v(y)), ("transpose_x", .c(.scalar(false))),
+                                          ("transpose_y", .c(.scalar(false)))], output: out.with(shape: out.shape + [1]), suffix: "_matmul")
+            return [e.op("squeeze", [("x", .v(product)), ("axes", .c(.ints([-1])))], output: out)]
         }
     }
 }
@@ -103,6 +122,9 @@ enum ConvLowering: OpLowering {
         guard w.rank == x.rank else { throw LoweringRefusal("weight rank \(w.rank) differs from input rank \(x.rank)") }
         try v.requireConstant(1, "weight")
         if v.has(2) { try v.requireConstant(2, "bias") }
+        if let k = v.ints("kernel_shape"), k != Array(w.shape[2...]) {
+            throw LoweringRefusal("kernel_shape \(k) contradicts the weight's spatial dims \(Array(w.shape[2...]))")
+        }
         let window = try Window.resolve(v, spatial: Array(x.shape[2...]), kernel: Array(w.shape[2...]))
         let groups = v.int("group", default: 1)
         guard groups >= 1, x.shape[1] == w.shape[1] * groups else {

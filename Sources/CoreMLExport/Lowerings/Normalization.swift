@@ -8,7 +8,13 @@ enum BatchNormLowering: OpLowering {
         guard v.int("training_mode", default: 0) == 0, !v.outputUsed(1), !v.outputUsed(2) else {
             throw LoweringRefusal("training-mode BatchNormalization (running statistics outputs)")
         }
-        for (i, what) in [(1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")] { try v.requireConstant(i, what) }
+        for (i, what) in [(1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")] {
+            try v.requireConstant(i, what)
+            let t = try v.type(i)
+            guard t.shape == [x.shape[1]] else {
+                throw LoweringRefusal("\(what) '\(v.node.inputs[i])' has shape \(t.shape); \(x.shape[1]) channels need [\(x.shape[1])]")
+            }
+        }
         let epsilon = v.float("epsilon", default: 1e-5)
         return { e throws(LoweringRefusal) in
             [e.op("batch_norm", [("x", .v(try e.input(0))), ("mean", .v(try e.input(3))), ("variance", .v(try e.input(4))),

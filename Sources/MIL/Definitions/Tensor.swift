@@ -31,7 +31,7 @@ enum MILTensorDefinitions {
             var shape = try c.ints("shape")
             guard shape.filter({ $0 == -1 }).count <= 1 else { throw MILTypeError("shape \(shape) has more than one -1") }
             for i in shape.indices where shape[i] == 0 {
-                guard i < x.rank else { throw MILTypeError("shape \(shape): 0 copies a dim x does not have") }
+                guard shape.count == x.rank else { throw MILTypeError("shape \(shape): 0 copies a dim only when the rank stays \(x.rank)") }
                 shape[i] = x.shape[i]
             }
             if let k = shape.firstIndex(of: -1) {
@@ -217,16 +217,18 @@ enum MILTensorDefinitions {
             let x = try c.type("x"), y = try c.type("y")
             guard x.dtype == y.dtype else { throw MILTypeError("x is \(x.dtype) and y is \(y.dtype)") }
             var a = x.shape, b = y.shape
-            guard a.count >= 1, b.count >= 1 else { throw MILTypeError("matmul of a scalar") }
-            if try c.bool("transpose_x", default: false), a.count >= 2 { a.swapAt(a.count - 1, a.count - 2) }
+            // The definition promotes a rank-1 x to [1, K]; y must have rank ≥ 2 (its dim -2 is read).
+            guard a.count >= 1, b.count >= 2 else { throw MILTypeError("matmul takes x of rank ≥ 1 and y of rank ≥ 2, got \(x.shape) and \(y.shape)") }
+            if try c.bool("transpose_x", default: false) {
+                guard a.count >= 2 else { throw MILTypeError("transpose_x on a rank-1 x") }
+                a.swapAt(a.count - 1, a.count - 2)
+            }
             if try c.bool("transpose_y", default: false), b.count >= 2 { b.swapAt(b.count - 1, b.count - 2) }
-            let vectorX = a.count == 1, vectorY = b.count == 1
+            let vectorX = a.count == 1
             if vectorX { a = [1] + a }
-            if vectorY { b = b + [1] }
             guard a[a.count - 1] == b[b.count - 2] else { throw MILTypeError("inner dims differ: \(x.shape) × \(y.shape)") }
             var shape = try Shapes.broadcast(Array(a.dropLast(2)), Array(b.dropLast(2))) + [a[a.count - 2], b[b.count - 1]]
-            if vectorX { shape.remove(at: shape.count - 2) }
-            if vectorY { shape.removeLast() }
+            if vectorX { shape.removeFirst() }
             return [x.with(shape: shape)]
         })
         list.append(MILOpDefinition("linear", file: "iOS15/linear.py", domains: ["x": Shapes.floats, "weight": Shapes.floats, "bias": Shapes.floats]) { c throws(MILTypeError) in
