@@ -121,17 +121,42 @@ public enum CoreMLExporter {
         return target
     }
 
+    /// The model as the lowerings read it: functions inlined, pins applied, constants folded, shapes inferred —
+    /// done once per conversion and shared by the exporter and the audit. Weights may be re-encoded afterwards
+    /// (`model` is replaceable): encodings change neither names, shapes nor element types.
+    public struct PreparedModel: @unchecked Sendable {
+        /// The prepared graph (its weights may be compressed after preparation).
+        public var model: Model
+        /// Shape inference on the prepared graph.
+        public let inference: ShapeInferenceResult
+        /// For inlined nodes' outputs, the call's output they stand for.
+        let origin: [String: String]
+    }
+
+    /// Inlines functions, applies `options.inputShapes`, folds and infers (`Pipeline.foldAndInfer`, run once with
+    /// `context`), dequantizing first with `options.dequantize`.
+    public static func prepare(_ model: Model, options: Options, context: PassContext = PassContext()) throws -> PreparedModel {
+        let model = options.dequantize ? Self.dequantized(model) : model
+        let (inlined, origin) = FunctionInlining.inline(model)
+        let pinned = try options.inputShapes.apply(to: inlined)
+        let folded = try Pipeline.foldAndInfer.run(pinned, context: context)
+        guard let inference = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
+        return PreparedModel(model: folded, inference: inference, origin: origin)
+    }
+
     /// Lowers the model without writing anything: every node's outcome, and the program when all nodes lowered.
     /// The audit's Core ML verdicts come from here, so the audit and the exporter cannot disagree.
     /// `planOnly`: check every node's preconditions and emit nothing (the audit's use), even when inputs are dynamic.
     public static func lower(_ model: Model, options: Options, planOnly: Bool = false) throws -> (outcomes: [CoreMLNodeOutcome], program: LoweredProgram?) {
-        let target = options.target ?? minimumTarget(model, dequantize: options.dequantize)
-        var model = options.dequantize ? Self.dequantized(model) : model
-        let (inlined, origin) = FunctionInlining.inline(model)
-        model = try options.inputShapes.apply(to: inlined)
-        let context = PassContext()
-        model = try Pipeline.foldAndInfer.run(model, context: context)
-        guard let inference = context.inference else { return ([], nil) }
+        lower(try prepare(model, options: options), options: options, planOnly: planOnly)
+    }
+
+    /// Lowers a prepared model (see `lower(_:options:planOnly:)`); the pipeline does not run again.
+    public static func lower(_ prepared: PreparedModel, options: Options, planOnly: Bool = false) -> (outcomes: [CoreMLNodeOutcome], program: LoweredProgram?) {
+        let model = prepared.model
+        let target = options.target ?? minimumTarget(model, dequantize: false)
+        let inference = prepared.inference
+        let origin = prepared.origin
         let graph = model.graph
         let opset = Int(model.opsetVersion(domain: "") ?? model.opsetVersion(domain: "ai.onnx") ?? 1)
         let table = ValueTable(types: inference.types, compute: options.compute, target: target)
@@ -346,7 +371,13 @@ public enum CoreMLExporter {
 
     /// Writes `Model.mlpackage` at `path`, atomically.
     public static func export(_ model: Model, to path: String, options: Options) throws -> Result {
-        let (outcomes, lowered) = try lower(model, options: options)
+        try export(try prepare(model, options: options), to: path, options: options)
+    }
+
+    /// Writes a prepared model as `Model.mlpackage` at `path`, atomically; the pipeline does not run again.
+    public static func export(_ prepared: PreparedModel, to path: String, options: Options) throws -> Result {
+        let model = prepared.model
+        let (outcomes, lowered) = lower(prepared, options: options)
         guard let lowered else {
             throw CoreMLExportError(path: path, message: "cannot be lowered", refusals: outcomes.filter {
                 if case .refused = $0.verdict { return true }

@@ -29,6 +29,8 @@ public final class PassContext {
     public internal(set) var rounds = 0
     /// Whether a fixed-point stage stopped at its cap while its passes were still changing the model.
     public internal(set) var reachedCap = false
+    /// Pipelines run with this context (a conversion that prepares its model once shows 1).
+    public internal(set) var pipelineRuns = 0
     /// Initializers constant folding created.
     var foldedInitializers = Set<String>()
     /// What the model may still spend on folding, across every round of the run.
@@ -92,6 +94,7 @@ public struct Pipeline: Sendable {
 
     /// Runs every stage on `model` (which must already be a verified graph), verifying after each pass.
     public func run(_ model: Model, context: PassContext) throws -> Model {
+        context.pipelineRuns += 1
         var model = model
         for stage in stages {
             switch stage {

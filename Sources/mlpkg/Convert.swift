@@ -178,24 +178,14 @@ struct Convert: ParsableCommand {
         try convert(to: output)
     }
 
-    /// `-o X.mlpackage`: the package is written to a private temporary folder, exported, then removed.
+    /// `-o X.mlpackage`: one library call (Conversion's `CoreMLConverter`): prepared once, no intermediate package.
     private func convertToCoreML(_ output: String) throws {
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("mlpkg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         do {
-            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: false)
-        } catch {
-            throw CommandFailure("\(output): cannot create a temporary folder in \(FileManager.default.temporaryDirectory.path)")
-        }
-        let slot = mlpkg_register_temporary(scratch.path)  // removed on Ctrl-C too
-        defer {
-            try? FileManager.default.removeItem(at: scratch)
-            mlpkg_unregister_temporary(slot)
-        }
-        let package = scratch.appendingPathComponent("model.mlpkg").path
-        do {
-            _ = try PackageConverter.convert(input: model, output: package, options: conversionOptions(audit: nil))
-            try coreML.export(package: package, to: output, dequantize: false, inputShapes: inputShape.pins,
-                              computeUnits: "all", quiet: quiet, reportedInput: model)
+            let options = CoreMLConverter.Options(
+                conversion: try conversionOptions(audit: nil),
+                export: coreML.options(dequantize: false, inputShapes: inputShape.pins, computeUnits: "all"))
+            let result = try CoreMLConverter.convert(input: model, output: output, options: options)
+            coreML.report(result.export, from: model, to: output, quiet: quiet)
         } catch let error as TensorRuleError {
             throw UsageFailure(message: "\(model): \(error)")
         } catch let error as UsageFailure {

@@ -234,6 +234,10 @@ def test_lowering_matches_onnxruntime(mlpkg, tmp_path, case, compute):
         got = evaluate(out, {k: (v.astype(np.int32) if v.dtype == np.int64 else v) for k, v in feeds.items()})
         for (name, _), expected in zip(case.outputs, want):
             have = np.asarray(got[name])
+            if expected.ndim == 0:
+                # A scalar is [1] at a Core ML interface (an MLMultiArray has at least one dim); docs/COREML.md.
+                assert have.shape == (1,), f"{name}: {have.shape}"
+                have = have.reshape(())
             assert have.shape == expected.shape, f"{name}: {have.shape} vs {expected.shape}"
             if expected.dtype.kind in "iub":
                 if compute == "fp16" and case.name in ("Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Logical", "Mod", "ArgMax", "ArgMin"):

@@ -1,0 +1,84 @@
+import CoreMLExport
+import Foundation
+import GraphIR
+import MLPackage
+import ONNXImport
+import Passes
+import Quantization
+
+/// ONNX → Core ML `.mlpackage` in one call (`mlpkg convert model.onnx -o Model.mlpackage`): import, prepare once
+/// (inline functions, pin inputs, fold, infer), re-encode the weights in memory, lower, run the MIL passes, write.
+/// No intermediate `.mlpkg` is written, and the graph pipeline runs once.
+public enum CoreMLConverter {
+    /// What to convert and how: the package conversion's weight options and the Core ML export's options.
+    public struct Options: Sendable {
+        /// Weight formats, per-layer rules and pins (`inputShapes` is what pins the Core ML program too).
+        public var conversion: PackageConverter.Options
+        /// Target, compute precision, metadata, `optimize`; its `inputShapes` is replaced by the conversion's.
+        public var export: CoreMLExporter.Options
+
+        /// Options for a conversion and an export.
+        public init(conversion: PackageConverter.Options, export: CoreMLExporter.Options) {
+            self.conversion = conversion
+            self.export = export
+        }
+    }
+
+    /// What a one-step conversion wrote and measured.
+    public struct Result: Sendable {
+        /// The export's result (target, sizes, MIL op counts, every node's outcome, notes).
+        public var export: CoreMLExporter.Result
+        /// What the weight conversion did to each tensor (bytes, SNR, error), as a package's report.json holds it.
+        public var conversion: ConversionReport
+        /// Graph pipelines run during the conversion (1: the exporter reuses the prepared model).
+        public var pipelineRuns: Int
+        /// Wall time of each step, in order.
+        public var timings: [(step: String, seconds: Double)]
+    }
+
+    /// Converts the ONNX model at `input` to a Core ML package at `output`, atomically.
+    public static func convert(input: String, output: String, options: Options) throws -> Result {
+        try PackageConverter.refuseOverwritingInput(input: input, output: output)
+        var clock = StepClock()
+        let mapped = try ONNXImporter.map(path: input)
+        let digest = SourceDigest(file: mapped)
+        let imported = try ONNXImporter.load(mapped: mapped, path: input)
+        clock.lap("import")
+        var exportOptions = options.export
+        exportOptions.inputShapes = options.conversion.inputShapes
+        let context = PassContext()
+        var prepared: CoreMLExporter.PreparedModel
+        do {
+            prepared = try CoreMLExporter.prepare(imported, options: exportOptions, context: context)
+        } catch let error as InputShapeError {
+            throw error
+        } catch {
+            throw PackageError(path: input, "\(error)")
+        }
+        clock.lap("fold constants, infer shapes")
+        var converter = WeightConverter(options: options.conversion.converter)
+        try converter.validate(prepared.model)
+        converter = try converter.resolvingAuto(prepared.model)
+        let (converted, report) = converter.convert(prepared.model)
+        prepared.model = converted
+        clock.lap("convert weights (\(options.conversion.weights.rawValue))")
+        // The provenance a package records, in the same keys and order as `export` of that package writes them, so
+        // the one-step and the two-step conversions give byte-identical models.
+        let (_, sha256) = digest.result()
+        exportOptions.metadata = [
+            ("com.mlpkg.source", URL(fileURLWithPath: input).lastPathComponent), ("com.mlpkg.source.sha256", sha256),
+            ("com.mlpkg.producer", "mlpkg \(MLPkgVersion.current)"),
+        ] + options.conversion.recorded.keys.sorted().map { ("com.mlpkg.option." + $0, options.conversion.recorded[$0]!) }
+            + options.export.metadata
+        let result: CoreMLExporter.Result
+        do {
+            result = try CoreMLExporter.export(prepared, to: output, options: exportOptions)
+        } catch var error as CoreMLExportError {
+            // A model the exporter refuses is the input's fault: name the model, not the output path.
+            if !error.isInternal { error.path = input }
+            throw error
+        }
+        clock.lap("lower, optimize and write the ML Program")
+        return Result(export: result, conversion: report, pipelineRuns: context.pipelineRuns, timings: clock.laps)
+    }
+}

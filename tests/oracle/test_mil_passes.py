@@ -1,0 +1,112 @@
+"""The MIL pass pipeline changes no answer and only ever removes ops: each fixture (and small models written the way
+exporters decompose GELU, SiLU and Linear) is exported twice, with the standard pipeline and with --no-optimize;
+both packages load in coremltools with matching types, the numpy MIL reference gives the same outputs for both
+(cosine >= 0.99999, fp32 compute) and against onnxruntime, and the optimized program has no more ops than the
+unoptimized one (strictly fewer where a pattern is present).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import FIXTURES, run
+from mil_reference import evaluate
+from test_coreml import MODELS, coremltools_types, cosine, load_spec, onnx_feeds, pin_args, program_ops, proto_type
+
+F = TensorProto.FLOAT
+N = helper.make_node
+R = np.random.default_rng(11)
+
+
+def w(*shape):
+    return (R.standard_normal(shape) * 0.3).astype(np.float32)
+
+
+def small(name, nodes, inputs, outputs, inits):
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, F, s) for n, s in inputs],
+                          [helper.make_tensor_value_info(n, F, None) for n in outputs],
+                          [numpy_helper.from_array(v, n) for n, v in inits])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+# Decomposed patterns as torch.onnx writes them, with the MIL op the pipeline must produce.
+PATTERNS = {
+    "gelu_erf": (small("gelu_erf", [N("Div", ["x", "s2"], ["d"]), N("Erf", ["d"], ["e"]), N("Add", ["e", "one"], ["a"]),
+                                    N("Mul", ["x", "a"], ["m"]), N("Mul", ["m", "half"], ["y"])],
+                       [("x", [2, 16])], ["y"],
+                       [("s2", np.array(1.4142135, np.float32)), ("one", np.array(1, np.float32)), ("half", np.array(0.5, np.float32))]),
+                 "gelu"),
+    "silu": (small("silu", [N("Sigmoid", ["x"], ["g"]), N("Mul", ["x", "g"], ["y"])], [("x", [2, 16])], ["y"], []), "silu"),
+    "linear": (small("linear", [N("MatMul", ["x", "W"], ["m"]), N("Add", ["m", "b"], ["y"])], [("x", [1, 4, 16])], ["y"],
+                     [("W", w(16, 8)), ("b", w(8))]), "linear"),
+    "gemm": (small("gemm", [N("Gemm", ["x", "W", "b"], ["y"], transB=1)], [("x", [3, 16])], ["y"], [("W", w(8, 16)), ("b", w(8))]),
+             "linear"),
+    "identity_chain": (small("identity_chain", [N("Identity", ["x"], ["i"]), N("Relu", ["i"], ["r"]), N("Identity", ["r"], ["y"])],
+                             [("x", [2, 3])], ["y"], []), "relu"),
+}
+
+
+def op_types(path: Path) -> Counter:
+    return Counter(op.type for op in program_ops(load_spec(path)) if op.type != "const")
+
+
+def typecheck(path: Path) -> None:
+    spec = load_spec(path)
+    inferred = coremltools_types(path, spec)
+    for op in program_ops(spec):
+        for o in op.outputs:
+            assert inferred[o.name] == proto_type(o.type), f"{op.type} {o.name}"
+
+
+def export_both(mlpkg, tmp: Path, src: Path, pins: dict) -> tuple[Path, Path]:
+    outs = []
+    for flag in ([], ["--no-optimize"]):
+        out = tmp / (src.stem + ("-raw" if flag else "") + ".mlpackage")
+        r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--weights", "fp32", "--compute-precision", "fp32",
+                 *pin_args(pins), "--quiet", *flag], tmp)
+        assert r.returncode == 0, r.stderr
+        typecheck(out)
+        outs.append(out)
+    return outs[0], outs[1]
+
+
+def compare(src: Path, optimized: Path, raw: Path, pins: dict) -> None:
+    for seed in (0, 1):
+        feeds = onnx_feeds(src, pins, seed)
+        mil_feeds = {k: (v.astype(np.int32) if v.dtype == np.int64 else v) for k, v in feeds.items()}
+        a, b = evaluate(optimized, mil_feeds), evaluate(raw, mil_feeds)
+        want = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, feeds)
+        names = [o.name for o in onnx.load(str(src), load_external_data=False).graph.output]
+        for name, expected in zip(names, want):
+            key = next(k for k in a if k == name or k.replace("_", "") == name.replace(".", "").replace("_", "").replace("/", ""))
+            assert cosine(np.asarray(a[key]), np.asarray(b[key])) >= 0.99999, f"{name}: optimized differs from --no-optimize"
+            assert cosine(np.asarray(a[key]).reshape(-1), np.asarray(expected).reshape(-1)) >= 0.99999, f"{name}: differs from onnxruntime"
+
+
+@pytest.mark.parametrize("name", list(PATTERNS))
+def test_pattern_fuses_with_equal_numerics(mlpkg, tmp_path, name):
+    model, expected_op = PATTERNS[name]
+    src = tmp_path / f"{name}.onnx"
+    onnx.save(model, src)
+    optimized, raw = export_both(mlpkg, tmp_path, src, {})
+    fused, unfused = op_types(optimized), op_types(raw)
+    assert fused[expected_op] >= 1, f"{name}: no {expected_op} in {dict(fused)}"
+    assert sum(fused.values()) < sum(unfused.values()), f"{name}: {dict(fused)} vs --no-optimize {dict(unfused)}"
+    compare(src, optimized, raw, {})
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_fixture_optimized_is_smaller_and_equal(mlpkg, tmp_path, model):
+    src = FIXTURES / f"{model}.onnx"
+    optimized, raw = export_both(mlpkg, tmp_path, src, MODELS[model])
+    assert sum(op_types(optimized).values()) <= sum(op_types(raw).values())
+    compare(src, optimized, raw, MODELS[model])
