@@ -171,7 +171,8 @@ public enum LoweringRegistry {
         SoftmaxLowering.self, ReduceLowering.self, ArgReduceLowering.self, ReshapeLowering.self,
         TransposeLowering.self, ConcatLowering.self, SplitLowering.self, SliceLowering.self, ExpandLowering.self,
         TileLowering.self, GatherLowering.self, GatherElementsLowering.self, WhereLowering.self, CastLowering.self,
-        PadLowering.self, ResizeLowering.self, IdentityLowering.self, DequantizeLowering.self,
+        PadLowering.self, ResizeLowering.self, IdentityLowering.self, DequantizeLowering.self, FloatClassLowering.self,
+        GatherNDLowering.self, CumSumLowering.self, TopKLowering.self, TriluLowering.self, DepthSpaceLowering.self,
     ]
 
     static let byOpType: [String: any OpLowering.Type] = {

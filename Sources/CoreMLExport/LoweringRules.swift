@@ -151,7 +151,7 @@ extension ActivationLowering {
 extension ClipLowering {
     static let rule = LoweringRule(
         "mil-clip", mil: "clip, relu6, maximum, minimum", file: "iOS15/elementwise_unary.py",
-        says: "clip: x: T = (fp16, fp32), alpha and beta const T (iOS17 also requires alpha < beta)", types: ["*": [0: float]])
+        says: "clip: x: T = (fp16, fp32), alpha and beta const T (iOS17 also requires alpha < beta); integer Clip: maximum and minimum, T = (fp16, fp32, int32)", types: ["*": [0: numeric]])
 }
 
 extension MatMulLowering {
@@ -198,9 +198,9 @@ extension GlobalPoolLowering {
 
 extension BatchNormLowering {
     static let rule = LoweringRule(
-        "mil-batch-norm", mil: "batch_norm", file: "iOS15/normalization.py",
-        says: "x: T = (fp16, fp32), 3 <= rank <= 5; mean and variance const, gamma, beta and epsilon const",
-        types: ["*": [0: float]], ranks: ["*": 3...5])
+        "mil-batch-norm", mil: "batch_norm (rank 2: expand_dims before, squeeze after)", file: "iOS15/normalization.py",
+        says: "x: T = (fp16, fp32), 3 <= rank <= 5 (mlpkg gives a rank-2 x a trailing dim); mean and variance const, gamma, beta and epsilon const",
+        types: ["*": [0: float]], ranks: ["*": 2...5])
 }
 
 extension LayerNormLowering {
@@ -282,16 +282,58 @@ extension TileLowering {
 
 extension GatherLowering {
     static let rule = LoweringRule(
-        "mil-gather", mil: "gather", file: "iOS15/scatter_gather.py",
-        says: "x: T = (fp16, fp32, int32) (no bool until iOS17 adds 8- and 16-bit types, still no bool); indices int32; axis const; iOS17: indices must be non-negative",
-        types: ["*": [0: numeric, 1: [.int32]]])
+        "mil-gather", mil: "gather (bool data: cast to int32 and back)", file: "iOS15/scatter_gather.py",
+        says: "x: T = (fp16, fp32, int32) (no bool, even from iOS17; mlpkg casts bool data to int32 around it); indices int32; axis const; iOS17: indices must be non-negative",
+        types: ["*": [0: any, 1: [.int32]]])
 }
 
 extension GatherElementsLowering {
     static let rule = LoweringRule(
-        "mil-gather-along-axis", mil: "gather_along_axis", file: "iOS15/scatter_gather.py",
-        says: "x: T = (fp16, fp32, int32); indices int32 with rank(indices) == rank(x); axis const",
-        types: ["*": [0: numeric, 1: [.int32]]])
+        "mil-gather-along-axis", mil: "gather_along_axis (bool data: cast to int32 and back)", file: "iOS15/scatter_gather.py",
+        says: "x: T = (fp16, fp32, int32) (bool cast around); indices int32 with rank(indices) == rank(x); axis const",
+        types: ["*": [0: any, 1: [.int32]]])
+}
+
+extension FloatClassLowering {
+    static let rule = LoweringRule(
+        "mil-float-class", mil: "not_equal (IsNaN: x ≠ x), abs + equal (IsInf)", file: "iOS15/elementwise_binary.py",
+        says: "not_equal and equal: x and y of T = (fp16, fp32, int32), broadcast; the result is bool",
+        types: ["*": [0: float]])
+}
+
+extension GatherNDLowering {
+    static let rule = LoweringRule(
+        "mil-gather-nd", mil: "gather_nd (bool data: cast to int32 and back)", file: "iOS15/scatter_gather.py",
+        says: "x: T = (fp16, fp32, int32); indices int32 with indices.shape[-1] <= rank(x); output indices.shape[:-1] + x.shape[indices.shape[-1]:] (iOS15 has no batch_dims)",
+        types: ["*": [0: any, 1: [.int32]]])
+}
+
+extension CumSumLowering {
+    static let rule = LoweringRule(
+        "mil-cumsum", mil: "cumsum", file: "iOS15/tensor_operation.py",
+        says: "x: T = (fp16, fp32, int32); axis, exclusive and reverse const",
+        types: ["*": [0: numeric]])
+}
+
+extension TopKLowering {
+    static let rule = LoweringRule(
+        "mil-topk", mil: "topk", file: "iOS15/tensor_operation.py",
+        says: "x: T = (fp16, fp32, int32); k and axis const; ascending flag; outputs the values and int32 indices, sorted",
+        types: ["*": [0: numeric]])
+}
+
+extension TriluLowering {
+    static let rule = LoweringRule(
+        "mil-trilu", mil: "band_part (k = 0), select with a const mask (k ≠ 0)", file: "iOS15/tensor_operation.py",
+        says: "band_part: x: T = (fp16, fp32, int32, bool), lower and upper const (-1 keeps the whole triangle); select: cond bool, a and b of one type",
+        types: ["*": [0: any]])
+}
+
+extension DepthSpaceLowering {
+    static let rule = LoweringRule(
+        "mil-depth-space", mil: "depth_to_space (DCR), pixel_shuffle (CRD), space_to_depth", file: "iOS15/tensor_transformation.py",
+        says: "x: T = (fp16, fp32), rank 4; block_size / upscale_factor const",
+        types: ["*": [0: float]], ranks: ["*": 4...4])
 }
 
 extension WhereLowering {

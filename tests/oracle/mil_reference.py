@@ -1278,6 +1278,22 @@ def _gather(a: Args) -> np.ndarray:
     return np.stack(parts).reshape(batch + parts[0].shape)
 
 
+def _gather_nd(a: Args) -> np.ndarray:
+    """out[i...] = x[indices[i..., 0], ..., indices[i..., k-1], ...] (iOS15: no batch_dims)."""
+    x, ind = a["x"], np.asarray(a["indices"]).astype(np.int64)
+    k = ind.shape[-1]
+    flat = ind.reshape(-1, k)
+    rows = [x[tuple(r)] for r in flat]
+    return np.stack(rows).reshape(ind.shape[:-1] + x.shape[k:])
+
+
+def _pixel_shuffle(a: Args) -> np.ndarray:
+    """PyTorch's pixel_shuffle (ONNX DepthToSpace CRD): out[n, c, h*r + i, w*r + j] = x[n, c*r*r + i*r + j, h, w]."""
+    x, r = a["x"], int(a["upscale_factor"])
+    n, c, h, w = x.shape
+    return x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(n, c // (r * r), h * r, w * r)
+
+
 def _gather_along_axis(a: Args) -> np.ndarray:
     x = np.asarray(a["x"])
     ind = np.asarray(a["indices"]).astype(np.int64)
@@ -1715,6 +1731,8 @@ OPS: dict[str, Callable[[Args], Any]] = {
     "flatten2d": _flatten2d,
     "band_part": _band_part,
     "gather": _gather,
+    "gather_nd": _gather_nd,
+    "pixel_shuffle": _pixel_shuffle,
     "gather_along_axis": _gather_along_axis,
     "pad": _pad,
     "depth_to_space": _depth_to_space,

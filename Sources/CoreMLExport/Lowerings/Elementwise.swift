@@ -181,7 +181,23 @@ enum ClipLowering: OpLowering {
 
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
         let x = try v.type(0), out = try v.outputType()
-        guard x.dtype.isFloat else { throw LoweringRefusal("integer Clip is not lowered") }
+        guard x.dtype.isFloat || x.dtype == .int32 else { throw LoweringRefusal("Clip on \(x.dtype)") }
+        if x.dtype == .int32 {
+            // MIL's clip takes floats: integer bounds become maximum and minimum with int32 constants.
+            let low = v.has(1) ? try v.ints(1).first : nil, high = v.has(2) ? try v.ints(2).first : nil
+            return { e throws(LoweringRefusal) in
+                var value = try e.input(0)
+                if let low {
+                    value = e.op("maximum", [("x", .v(value)), ("y", .c(MILConst(MILTensorType(.int32, []), .ints([Int32(clamping: low)]))))],
+                                 output: out, suffix: high == nil ? "" : "_low")
+                }
+                if let high {
+                    value = e.op("minimum", [("x", .v(value)), ("y", .c(MILConst(MILTensorType(.int32, []), .ints([Int32(clamping: high)]))))], output: out)
+                }
+                if low == nil && high == nil { value = e.op("identity", [("x", .v(value))], output: out) }
+                return [value]
+            }
+        }
         var low: Float? = nil, high: Float? = nil
         if v.opset < 11 {
             low = v.float("min", default: -Float.greatestFiniteMagnitude)

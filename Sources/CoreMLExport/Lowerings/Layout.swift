@@ -179,7 +179,10 @@ enum GatherLowering: OpLowering {
         return { e throws(LoweringRefusal) in
             let indices: MILArg
             if let constantIndices { indices = .c(MILConst(idx, .ints(constantIndices.map { Int32($0) }))) } else { indices = .v(try e.input(1)) }
-            return [e.op("gather", [("x", .v(try e.input(0))), ("indices", indices), ("axis", .c(.scalar(Int32(axis))))], output: out)]
+            return [e.castAround(x, out) { data in
+                e.op("gather", [("x", .v(data)), ("indices", indices), ("axis", .c(.scalar(Int32(axis))))],
+                     output: out.with(dtype: data.type.dtype), suffix: x.dtype == .bool ? "_int" : "")
+            }(try e.input(0))]
         }
     }
 }
@@ -194,8 +197,11 @@ enum GatherElementsLowering: OpLowering {
             throw LoweringRefusal("constant index \(bad) is out of range for dim \(axis) of size \(x.shape[axis])")
         }
         return { e throws(LoweringRefusal) in
-            [e.op("gather_along_axis", [("x", .v(try e.input(0))), ("indices", .v(try e.input(1))), ("axis", .c(.scalar(Int32(axis))))],
-                  output: out)]
+            let indices = try e.input(1)
+            return [e.castAround(x, out) { data in
+                e.op("gather_along_axis", [("x", .v(data)), ("indices", .v(indices)), ("axis", .c(.scalar(Int32(axis))))],
+                     output: out.with(dtype: data.type.dtype), suffix: x.dtype == .bool ? "_int" : "")
+            }(try e.input(0))]
         }
     }
 }

@@ -182,19 +182,28 @@ enum PoolLowering: OpLowering {
         }
         if v.opType == "LpPool" { guard v.int("p", default: 2) == 2 else { throw LoweringRefusal("LpPool with p=\(v.int("p", default: 2)); MIL has l2_pool only") } }
         let ceil = v.int("ceil_mode", default: 0) != 0
+        let excludePad = v.int("count_include_pad", default: 0) == 0
+        var pads = window.pads
         if ceil {
-            // Accepted only where ceil and floor give the same size, so no window starts in the padding.
+            // ONNX's ceil_mode adds a last window that may start in the end padding (never past it). MIL's ceil rule
+            // differs at that edge, so the window is made explicit instead: extra end padding that the floor rule
+            // counts. Max pooling ignores padding; an average excluding padding divides by the real elements only.
             for i in 0..<kernel.count {
                 let span = x.shape[2 + i] + window.pads[2 * i] + window.pads[2 * i + 1] - kernel[i]
-                guard span % window.strides[i] == 0 else { throw LoweringRefusal("ceil_mode=1 changes the output size; MIL's ceil_mode rule differs at the edge") }
+                guard span % window.strides[i] != 0 else { continue }
+                guard v.opType == "MaxPool" || (v.opType == "AveragePool" && excludePad) else {
+                    throw LoweringRefusal("ceil_mode=1 changes the output size; only MaxPool and AveragePool with count_include_pad=0 are lowered then")
+                }
+                var outSize = span / window.strides[i] + 2
+                if (outSize - 1) * window.strides[i] >= x.shape[2 + i] + window.pads[2 * i] { outSize -= 1 }
+                pads[2 * i + 1] += max(0, (outSize - 1) * window.strides[i] + kernel[i] - (span + kernel[i]))
             }
         }
         let op = ["MaxPool": "max_pool", "AveragePool": "avg_pool", "LpPool": "l2_pool"][v.opType]!
-        let excludePad = v.int("count_include_pad", default: 0) == 0
         return { e throws(LoweringRefusal) in
             var params: [(String, MILArg)] = [("x", .v(try e.input(0))), ("kernel_sizes", .c(.ints(kernel))),
                                               ("strides", .c(.ints(window.strides))), ("pad_type", .c(.scalar("custom"))),
-                                              ("pad", .c(.ints(window.pads)))]
+                                              ("pad", .c(.ints(pads)))]
             if op == "avg_pool" { params.append(("exclude_padding_from_average", .c(.scalar(excludePad)))) }
             if op != "l2_pool" { params.append(("ceil_mode", .c(.scalar(false)))) }
             return [e.op(op, params, output: out)]

@@ -4,7 +4,7 @@ enum BatchNormLowering: OpLowering {
 
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
         let x = try v.requireFloat(0), out = try v.outputType()
-        guard (3...5).contains(x.rank) else { throw LoweringRefusal("batch_norm takes rank 3 to 5, got \(x.rank)") }
+        guard (2...5).contains(x.rank) else { throw LoweringRefusal("batch_norm takes rank 3 to 5 (rank 2 is given a trailing dim), got \(x.rank)") }
         guard v.int("training_mode", default: 0) == 0, !v.outputUsed(1), !v.outputUsed(2) else {
             throw LoweringRefusal("training-mode BatchNormalization (running statistics outputs)")
         }
@@ -17,9 +17,16 @@ enum BatchNormLowering: OpLowering {
         }
         let epsilon = v.float("epsilon", default: 1e-5)
         return { e throws(LoweringRefusal) in
-            [e.op("batch_norm", [("x", .v(try e.input(0))), ("mean", .v(try e.input(3))), ("variance", .v(try e.input(4))),
-                                 ("gamma", .v(try e.input(1))), ("beta", .v(try e.input(2))),
-                                 ("epsilon", .c(.float(epsilon, x.dtype)))], output: out)]
+            var input = try e.input(0)
+            // [N, C] (BatchNorm1d after a Linear, LeViT) becomes [N, C, 1] for MIL's rank 3 to 5, and back.
+            if x.rank == 2 {
+                input = e.op("expand_dims", [("x", .v(input)), ("axes", .c(.ints([2])))], output: x.with(shape: x.shape + [1]), suffix: "_rank3")
+            }
+            let normalized = e.op("batch_norm", [("x", .v(input)), ("mean", .v(try e.input(3))), ("variance", .v(try e.input(4))),
+                                                 ("gamma", .v(try e.input(1))), ("beta", .v(try e.input(2))),
+                                                 ("epsilon", .c(.float(epsilon, x.dtype)))], output: input.type, suffix: x.rank == 2 ? "_bn" : "")
+            guard x.rank == 2 else { return [normalized] }
+            return [e.op("squeeze", [("x", .v(normalized)), ("axes", .c(.ints([2])))], output: out)]
         }
     }
 }

@@ -140,14 +140,14 @@ enum MILTensorDefinitions {
             guard reps.count == x.rank, reps.allSatisfy({ $0 > 0 }) else { throw MILTypeError("reps \(reps) for rank \(x.rank)") }
             return [x.with(shape: zip(x.shape, reps).map { $0 * $1 })]
         })
-        list.append(MILOpDefinition("gather", file: gatherFile, domains: ["x": Shapes.any, "indices": [.int32]]) { c throws(MILTypeError) in
+        list.append(MILOpDefinition("gather", file: gatherFile, domains: ["x": Shapes.numeric, "indices": [.int32]]) { c throws(MILTypeError) in
             let x = try c.type("x"), indices = try c.type("indices")
             let axis = try Shapes.axis(try c.int("axis", default: 0), rank: x.rank)
             let batch = try c.int("batch_dims", default: 0)
             guard batch == 0 else { throw MILTypeError("batch_dims \(batch) is not written by mlpkg") }
             return [x.with(shape: Array(x.shape[..<axis]) + indices.shape + Array(x.shape[(axis + 1)...]))]
         })
-        list.append(MILOpDefinition("gather_along_axis", file: gatherFile, domains: ["x": Shapes.any, "indices": [.int32]]) { c throws(MILTypeError) in
+        list.append(MILOpDefinition("gather_along_axis", file: gatherFile, domains: ["x": Shapes.numeric, "indices": [.int32]]) { c throws(MILTypeError) in
             let x = try c.type("x"), indices = try c.type("indices")
             let axis = try Shapes.axis(try c.int("axis", default: 0), rank: x.rank)
             guard indices.rank == x.rank else { throw MILTypeError("indices rank \(indices.rank) differs from x rank \(x.rank)") }
@@ -156,7 +156,7 @@ enum MILTensorDefinitions {
             }
             return [x.with(shape: indices.shape)]
         })
-        list.append(MILOpDefinition("gather_nd", file: gatherFile, domains: ["x": Shapes.any, "indices": [.int32]]) { c throws(MILTypeError) in
+        list.append(MILOpDefinition("gather_nd", file: gatherFile, domains: ["x": Shapes.numeric, "indices": [.int32]]) { c throws(MILTypeError) in
             let x = try c.type("x"), indices = try c.type("indices")
             guard let k = indices.shape.last, k <= x.rank else { throw MILTypeError("indices \(indices.shape) for rank \(x.rank)") }
             return [x.with(shape: Array(indices.shape.dropLast()) + Array(x.shape[k...]))]
@@ -260,15 +260,20 @@ enum MILTensorDefinitions {
             guard x.rank >= 2 else { throw MILTypeError("band_part takes rank ≥ 2") }
             return [x]
         })
-        list.append(MILOpDefinition("depth_to_space", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+        list.append(MILOpDefinition("depth_to_space", file: transformation, domains: ["x": Shapes.floats]) { c throws(MILTypeError) in
             let x = try c.type("x"), b = try c.int("block_size")
             guard x.rank == 4, b > 0, x.shape[1] % (b * b) == 0 else { throw MILTypeError("depth_to_space of \(x.shape) by \(b)") }
             return [x.with(shape: [x.shape[0], x.shape[1] / (b * b), x.shape[2] * b, x.shape[3] * b])]
         })
-        list.append(MILOpDefinition("space_to_depth", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+        list.append(MILOpDefinition("space_to_depth", file: transformation, domains: ["x": Shapes.floats]) { c throws(MILTypeError) in
             let x = try c.type("x"), b = try c.int("block_size")
             guard x.rank == 4, b > 0, x.shape[2] % b == 0, x.shape[3] % b == 0 else { throw MILTypeError("space_to_depth of \(x.shape) by \(b)") }
             return [x.with(shape: [x.shape[0], x.shape[1] * b * b, x.shape[2] / b, x.shape[3] / b])]
+        })
+        list.append(MILOpDefinition("pixel_shuffle", file: transformation, domains: ["x": Shapes.floats]) { c throws(MILTypeError) in
+            let x = try c.type("x"), f = try c.int("upscale_factor")
+            guard x.rank == 4, f > 0, x.shape[1] % (f * f) == 0 else { throw MILTypeError("pixel_shuffle of \(x.shape) by \(f)") }
+            return [x.with(shape: [x.shape[0], x.shape[1] / (f * f), x.shape[2] * f, x.shape[3] * f])]
         })
         list.append(MILOpDefinition("reverse", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
             [try c.type("x")]
