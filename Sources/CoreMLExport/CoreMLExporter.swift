@@ -334,11 +334,11 @@ public enum CoreMLExporter {
             guard let lowering = LoweringRegistry.byOpType[node.opType] else {
                 throw LoweringRefusal("no Core ML lowering for \(node.opType)", rule: CoreMLLimits.noLowering.id)
             }
+            try CoreMLLimits.checkRanks(view)
             if let inferenceFailure {
                 throw LoweringRefusal("shape inference rejects this node (\(inferenceFailure)); mlpkg does not lower a node from its declared output types alone",
                                       rule: CoreMLLimits.inference.id)
             }
-            try CoreMLLimits.checkRanks(view)
             try lowering.rule.check(view)
             let emission: Emission
             do throws(LoweringRefusal) {
