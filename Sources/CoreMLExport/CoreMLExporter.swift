@@ -315,6 +315,10 @@ public enum CoreMLExporter {
             table.addConstant(out, ConstantValue(tensor: dense))
             return .folded
         }
+        if let forwarded = ConstantForwarding.forward(node, table: table, outputType: { inference.types[node.outputs[0]] }) {
+            table.addConstant(forwarded.name, ConstantValue(tensor: forwarded))
+            return .folded
+        }
         let present = node.outputs.filter { !$0.isEmpty }
         if !present.isEmpty, present.allSatisfy({ inference.knownValues[$0]?.isConcrete == true }) {
             for o in present { table.addConstant(o, ConstantValue(known: inference.knownValues[o])) }
