@@ -41,6 +41,9 @@ import ONNXImport
         // ConstantOfShape folds into an initializer; MatMul's output has static dims.
         #expect(!model.graph.nodes.contains { $0.opType == "ConstantOfShape" })
         #expect(model.graph.valueInfo.first { $0.name == "y" }?.type.description == "float[1, 3]")
+        // IR 3 required every initializer to be an input: the export says IR 4.
+        _ = try ONNXExporter.export(model, to: folder + "/back.onnx", options: .init())
+        #expect(try ONNXImporter.load(path: folder + "/back.onnx").irVersion == 4)
     }
 
     @Test("convert with overridable initializer inputs: the input stays, its value is unknown to inference")
@@ -59,5 +62,8 @@ import ONNXImport
         guard case .tensor(let t)? = y else { Issue.record("no type for y"); return }
         #expect(t.shape?.first == .value(1))
         #expect(t.shape?.last.map { if case .value = $0 { return false }; return true } == true)
+        // Every initializer is still an input: the export stays IR 3.
+        _ = try ONNXExporter.export(model, to: folder + "/back.onnx", options: .init())
+        #expect(try ONNXImporter.load(path: folder + "/back.onnx", options: ImportOptions(initializerInputs: .overridable)).irVersion == 3)
     }
 }
