@@ -38,12 +38,17 @@ public enum PackageConverter {
         public var fp16Clamp: Bool
         /// `--weights auto`: `--max-size` or `--min-snr`.
         public var autoBudget: AutoBudget?
+        /// How the model is read; `--keep-initializer-inputs` keeps initializers listed as inputs overridable
+        /// (by default they are constants: docs/IMPORT.md).
+        public var importing: ImportOptions
 
         /// Options for `weights`; every other value defaults as when its flag is not given.
         public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
                     blockSize: Int? = nil, symmetric: Bool? = nil, scaleType: DataType? = nil, fold: Bool = true,
                     inputShapes: InputShapes = InputShapes(), audit: AuditOptions? = nil,
-                    rules: TensorRules = TensorRules(), fp16Clamp: Bool = false, autoBudget: AutoBudget? = nil) {
+                    rules: TensorRules = TensorRules(), fp16Clamp: Bool = false, autoBudget: AutoBudget? = nil,
+                    importing: ImportOptions = ImportOptions()) {
+            self.importing = importing
             self.audit = audit
             self.autoBudget = autoBudget
             self.rules = rules
@@ -79,6 +84,7 @@ public enum PackageConverter {
             var options = ["weights": weights.rawValue, "minElements": String(c.minElements), "fold": String(fold)]
             if !inputShapes.isEmpty { options["inputShapes"] = inputShapes.recorded }
             if fp16Clamp { options["fp16Clamp"] = "true" }
+            if importing.initializerInputs != .constant { options["initializerInputs"] = importing.initializerInputs.rawValue }
             switch autoBudget {
             case .maxBytes(let b)?: options["maxSize"] = String(b)
             case .maxRatio(let r)?: options["maxSize"] = String(r)
@@ -138,7 +144,7 @@ public enum PackageConverter {
         // One mapping serves the importer and the source digest, which runs on another core meanwhile.
         let mapped = try ONNXImporter.map(path: input)
         let digest = SourceDigest(file: mapped)
-        let imported = try ONNXImporter.load(mapped: mapped, path: input)
+        let imported = try ONNXImporter.load(mapped: mapped, path: input, options: options.importing)
         clock.lap("import")
         progress?(WorkProgress(step: "fold constants, infer shapes", items: 0, totalItems: 1))
         let pinned = try options.inputShapes.apply(to: imported)

@@ -96,8 +96,21 @@ public enum LittleEndian {
 
     /// The values' IEEE 754 bit patterns in little-endian byte order, in a new buffer.
     @inlinable
-    public static func bytes(of values: [Float]) -> ByteView { bytes(of: values.map(\.bitPattern)) }
+    public static func bytes(of values: [Float]) -> ByteView { floatBytes(values) { $0.bitPattern } }
     /// The values' IEEE 754 bit patterns in little-endian byte order, in a new buffer.
     @inlinable
-    public static func bytes(of values: [Double]) -> ByteView { bytes(of: values.map(\.bitPattern)) }
+    public static func bytes(of values: [Double]) -> ByteView { floatBytes(values) { $0.bitPattern } }
+
+    /// Floats are stored as their bit patterns: one copy on a little-endian host (no per-element work, which a debug
+    /// build made cost seconds on large weights), the patterns packed one by one elsewhere.
+    @usableFromInline
+    static func floatBytes<F: BinaryFloatingPoint, P: FixedWidthInteger>(_ values: [F], _ pattern: (F) -> P) -> ByteView {
+        #if _endian(little)
+        let buffer = OwnedBuffer(uninitializedCount: values.count * MemoryLayout<F>.size)
+        values.withUnsafeBytes { buffer.mutableBytes.copyMemory(from: $0) }
+        return buffer.view
+        #else
+        return bytes(of: values.map(pattern))
+        #endif
+    }
 }

@@ -55,7 +55,23 @@ public struct ExportPreparation {
             notes.append("palettized weights written as float32: a table lookup needs ai.onnx opset 11 (GatherElements)")
         }
         model.graph = prepare(model.graph, castAllowed: castAllowed, quantized: quantized, names: &names)
+        model.irVersion = Self.irVersion(model)
         return model
+    }
+
+    /// The IR version to write: at least 4 when an initializer is not also a graph input. Before IR version 4 every
+    /// initializer had to be an input (onnxruntime refuses such a file), and an IR 3 model's initializers are
+    /// constants in the package (docs/IMPORT.md), as are the Cast, DequantizeLinear and lookup inputs added here;
+    /// version 4 changed nothing else.
+    static func irVersion(_ model: Model) -> Int64 {
+        guard model.irVersion < 4 else { return model.irVersion }
+        var unlisted = false
+        model.graph.forEachGraph { g, _ in
+            let inputs = Set(g.inputs.map(\.name))
+            if g.initializers.contains(where: { !inputs.contains($0.name) })
+                || g.sparseInitializers.contains(where: { !inputs.contains($0.name) }) { unlisted = true }
+        }
+        return unlisted ? 4 : model.irVersion
     }
 
     /// The ai.onnx opset the model's linear tensors need as DequantizeLinear: 10 per tensor, 13 per channel,

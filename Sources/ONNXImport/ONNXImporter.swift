@@ -19,8 +19,8 @@ public enum ONNXImporter {
     public static let maxSubgraphDepth = 64
 
     /// Reads the ONNX model file at `path` into the graph IR; throws an `ImportError` naming the file and the fault.
-    public static func load(path: String) throws(ImportError) -> Model {
-        try load(mapped: try map(path: path), path: path)
+    public static func load(path: String, options: ImportOptions = ImportOptions()) throws(ImportError) -> Model {
+        try load(mapped: try map(path: path), path: path, options: options)
     }
 
     /// Maps a model file for `load(mapped:path:)`; callers that also hash or copy the file share the one mapping.
@@ -34,22 +34,22 @@ public enum ONNXImporter {
 
     /// Reads the model in `mapped`, the mapping of the file at `path` (errors name `path`; external data is looked
     /// up beside it).
-    public static func load(mapped: MappedFile, path: String) throws(ImportError) -> Model {
+    public static func load(mapped: MappedFile, path: String, options: ImportOptions = ImportOptions()) throws(ImportError) -> Model {
         let slash = path.lastIndex(of: "/")
         let folder = slash.map { String(path[..<$0]) } ?? "."
-        return try load(bytes: mapped.bytes, mapping: mapped, file: path, folder: folder.isEmpty ? "/" : folder)
+        return try load(bytes: mapped.bytes, mapping: mapped, file: path, folder: folder.isEmpty ? "/" : folder, options: options)
     }
 
-    /// Parses a model held in memory. `folder` is where relative external-data locations are looked up.
     /// Parses a model held in memory (copied: `bytes` may go away afterwards). `folder` is where relative
     /// external-data locations are looked up.
-    public static func load(bytes: UnsafeRawBufferPointer, file: String, folder: String) throws(ImportError) -> Model {
-        try load(bytes: bytes, mapping: nil, file: file, folder: folder)
+    public static func load(bytes: UnsafeRawBufferPointer, file: String, folder: String,
+                            options: ImportOptions = ImportOptions()) throws(ImportError) -> Model {
+        try load(bytes: bytes, mapping: nil, file: file, folder: folder, options: options)
     }
 
     /// With `mapping` (the file `bytes` lie in), large tensors are views of the mapping instead of copies.
     static func load(bytes: UnsafeRawBufferPointer, mapping: MappedFile?, file: String,
-                     folder: String) throws(ImportError) -> Model {
+                     folder: String, options: ImportOptions) throws(ImportError) -> Model {
         let unpacked: UnpackedModel
         do {
             unpacked = try UnpackedModel(bytes: bytes, file: mapping)
@@ -75,7 +75,10 @@ public enum ONNXImporter {
             } catch let error as GraphError {
                 throw DecodeError(error.description)
             }
-            return model
+            switch options.initializerInputs {
+            case .constant: return model.initializerInputsAsConstants()
+            case .overridable: return model
+            }
         } catch let error as DecodeError {
             throw ImportError(file: file, error.message)
         } catch {

@@ -113,13 +113,28 @@ private struct Folder {
     func ownedWeight(_ name: String) -> Tensor? {
         guard let i = initializerIndex[name], reads[name] == 1 else { return nil }
         let t = graph.initializers[i]
-        return floats(t) == nil ? nil : t
+        return isFloat32(t) ? t : nil
+    }
+
+    /// Raw little-endian float32 bytes, one value per element (checked without decoding: weights can be large).
+    func isFloat32(_ tensor: Tensor) -> Bool {
+        guard tensor.dataType == .float, tensor.encoding.isRaw, case .bytes(let view) = tensor.data else { return false }
+        return view.count == tensor.elementCount * 4
     }
 
     func floats(_ tensor: Tensor) -> [Float]? {
-        guard tensor.dataType == .float, tensor.encoding.isRaw, case .bytes(let view) = tensor.data,
-              view.count == tensor.elementCount * 4 else { return nil }
+        guard isFloat32(tensor), case .bytes(let view) = tensor.data else { return nil }
+        #if _endian(little)
+        // One copy, not a closure per element (a debug build spent seconds per model here).
+        return [Float](unsafeUninitializedCapacity: tensor.elementCount) { buffer, count in
+            if let base = view.bytes.baseAddress, tensor.elementCount > 0 {
+                UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: base, byteCount: tensor.elementCount * 4)
+            }
+            count = tensor.elementCount
+        }
+        #else
         return (0..<tensor.elementCount).map { view.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        #endif
     }
 
     func int(_ node: Node, _ name: String, _ fallback: Int64) -> Int64 {

@@ -5,6 +5,7 @@ import Audit
 import GraphIR
 import Inspection
 import MLPackage
+import ONNXImport
 import Conversion
 import Passes
 import Quantization
@@ -113,6 +114,9 @@ struct Convert: ParsableCommand {
     @Flag(help: "Keep the graph as imported: no constant folding or dead-node elimination (shapes are still inferred).")
     var noFold = false
 
+    @Flag(help: "Keep initializers the model also lists as graph inputs (all weights, in files before ONNX IR version 4) as inputs a caller may override; by default they are constants (docs/IMPORT.md). Not with a .mlpackage output.")
+    var keepInitializerInputs = false
+
     @Flag(help: "Print one JSON document on stdout instead of the summary.")
     var json = false
 
@@ -163,6 +167,9 @@ struct Convert: ParsableCommand {
         if !profileOptions.requested && (profileOptions.computeUnits != .all || profileOptions.chip != "M1") {
             throw ValidationError("--compute-units and --chip apply with --profile (or --profile-file)")
         }
+        if keepInitializerInputs, let output, output.hasSuffix(".mlpackage") || output.hasSuffix(".mlpackage/") {
+            throw ValidationError("--keep-initializer-inputs applies to .mlpkg packages: a Core ML model has no overridable inputs")
+        }
     }
 
     func run() throws {
@@ -201,7 +208,8 @@ struct Convert: ParsableCommand {
         .init(weights: weights, minElements: minElements, granularity: granularity, blockSize: blockSize,
               symmetric: symmetry.map { $0 == .symmetric }, scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float },
               fold: !noFold, inputShapes: inputShape.pins, audit: audit, rules: try tensorRules(), fp16Clamp: fp16Clamp,
-              autoBudget: try autoBudget())
+              autoBudget: try autoBudget(),
+              importing: ImportOptions(initializerInputs: keepInitializerInputs ? .overridable : .constant))
     }
 
     private func autoBudget() throws -> AutoBudget? {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import CoreMLExport
 import MLPackage
 import Passes
@@ -47,7 +48,13 @@ struct CoreMLOptions: ParsableArguments {
         let loaded = try PackageReader.load(path: package, checksums: true)
         var options = options(dequantize: dequantize, inputShapes: inputShapes, computeUnits: computeUnits)
         options.metadata = Self.provenance(loaded.manifest)
-        let result = try CoreMLExporter.export(loaded.model, to: output, options: options)
+        let result: CoreMLExporter.Result
+        do {
+            result = try CoreMLExporter.export(loaded.model, to: output, options: options)
+        } catch let error as CoreMLExportError {
+            // Dynamic dims: name the model the user gave and the pins that fix it.
+            throw AuditAdvice.explaining(error, model: loaded.model, file: reportedInput ?? package, pins: inputShapes)
+        }
         report(result, from: reportedInput ?? package, to: output, quiet: quiet)
     }
 

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Audit
 import CSystem
+import CoreMLExport
 import GraphIR
 import MLPackage
 #if canImport(Glibc)
@@ -115,6 +117,11 @@ struct CommandFailure: Error {
         if let e = error as? PackageError {
             file = e.path
             tensor = e.tensor
+        } else if let e = error as? DynamicInputShapesError {
+            file = e.file
+            tensor = e.inputs.first?.name
+        } else if let e = error as? CoreMLExportError {
+            file = e.path
         }
     }
 }

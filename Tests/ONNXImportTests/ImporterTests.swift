@@ -132,4 +132,17 @@ import Testing
             try bytes.withUnsafeBytes { try ONNXImporter.load(bytes: $0, file: "garbage.onnx", folder: "/nonexistent") }
         }
     }
+
+    @Test("an initializer listed as a graph input is a constant by default, an overridable input on request")
+    func initializerInputs() throws {
+        // lstm.onnx lists its initializer W as a graph input too (the pre-IR-4 style).
+        let path = Fixtures.path("lstm.onnx")
+        let constant = try ONNXImporter.load(path: path)
+        #expect(constant.graph.inputs.map(\.name) == ["X"])
+        #expect(constant.graph.initializers.contains { $0.name == "W" })
+        let overridable = try ONNXImporter.load(path: path, options: ImportOptions(initializerInputs: .overridable))
+        #expect(overridable.graph.inputs.map(\.name) == ["X", "W"])
+        #expect(overridable.graph.runtimeInputs.map(\.name) == ["X"])
+        #expect(overridable.initializerInputsAsConstants().graph.inputs.map(\.name) == ["X"])
+    }
 }
