@@ -1,3 +1,4 @@
+import Audit
 import CoreMLExport
 import Foundation
 import GraphIR
@@ -42,7 +43,7 @@ public enum CoreMLConverter {
         var clock = StepClock()
         let mapped = try ONNXImporter.map(path: input)
         let digest = SourceDigest(file: mapped)
-        let imported = try ONNXImporter.load(mapped: mapped, path: input)
+        let imported = try ONNXImporter.load(mapped: mapped, path: input, options: options.conversion.importing)
         clock.lap("import")
         var exportOptions = options.export
         exportOptions.inputShapes = options.conversion.inputShapes
@@ -74,9 +75,11 @@ public enum CoreMLConverter {
         do {
             result = try CoreMLExporter.export(prepared, to: output, options: exportOptions)
         } catch var error as CoreMLExportError {
-            // A model the exporter refuses is the input's fault: name the model, not the output path.
-            if !error.isInternal { error.path = input }
-            throw error
+            // A model the exporter refuses is the input's fault: name the model, not the output path; dynamic
+            // dims get the --input-shape flags the audit's pin suggestion computes.
+            guard !error.isInternal else { throw error }
+            error.path = input
+            throw AuditAdvice.explaining(error, model: imported, file: input, pins: options.conversion.inputShapes)
         }
         clock.lap("lower, optimize and write the ML Program")
         return Result(export: result, conversion: report, pipelineRuns: context.pipelineRuns, timings: clock.laps)

@@ -12,6 +12,7 @@ enum ConstantForwarding {
 
     /// The node's output as a constant, or nil when the node does not forward a constant.
     static func forward(_ node: Node, table: ValueTable, outputType: () -> ValueType?) -> Tensor? {
+        if node.opType == "ConstantOfShape", node.domain.isEmpty || node.domain == "ai.onnx" { return filled(node, table: table) }
         guard node.domain.isEmpty || node.domain == "ai.onnx", let input = node.inputs.first, !input.isEmpty,
               let output = node.outputs.first, !output.isEmpty,
               let source = table.constant(input)?.tensor, case .bytes(let view) = source.data else { return nil }
@@ -64,6 +65,23 @@ enum ConstantForwarding {
         default:
             return nil
         }
+    }
+
+    /// ConstantOfShape with a constant shape: the value repeated (old model-zoo files build every weight this way,
+    /// too large for inference to fold).
+    static func filled(_ node: Node, table: ValueTable) -> Tensor? {
+        guard let output = node.outputs.first, !output.isEmpty, let shapeName = node.inputs.first,
+              let dims = table.constant(shapeName)?.ints, dims.allSatisfy({ $0 >= 0 }),
+              let count = Tensor.elementCount(of: dims) else { return nil }
+        var value = Tensor(name: output, dataType: .float, dims: [1], data: .bytes(LittleEndian.bytes(of: [Float(0)])))
+        if case .tensor(let t)? = node.attribute("value")?.value { value = t }
+        guard value.elementCount == 1, value.encoding.isRaw, case .bytes(let one) = value.data,
+              let bits = value.dataType.bitWidth, bits % 8 == 0, one.count == bits / 8, count * one.count <= maxBytes else { return nil }
+        let width = one.count
+        let out = OwnedBuffer(uninitializedCount: count * width)
+        let dst = out.mutableBytes.baseAddress!
+        for i in 0..<count { (dst + i * width).copyMemory(from: one.bytes.baseAddress!, byteCount: width) }
+        return Tensor(name: output, dataType: value.dataType, dims: dims, data: .bytes(out.view))
     }
 
     static func renamed(_ t: Tensor, _ name: String) -> Tensor {

@@ -173,6 +173,7 @@ public enum LoweringRegistry {
         TileLowering.self, GatherLowering.self, GatherElementsLowering.self, WhereLowering.self, CastLowering.self,
         PadLowering.self, ResizeLowering.self, IdentityLowering.self, DequantizeLowering.self, FloatClassLowering.self,
         GatherNDLowering.self, CumSumLowering.self, TopKLowering.self, TriluLowering.self, DepthSpaceLowering.self,
+        LRNLowering.self,
     ]
 
     static let byOpType: [String: any OpLowering.Type] = {

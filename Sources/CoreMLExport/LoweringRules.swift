@@ -294,6 +294,13 @@ extension GatherElementsLowering {
         types: ["*": [0: any, 1: [.int32]]])
 }
 
+extension LRNLowering {
+    static let rule = LoweringRule(
+        "mil-lrn", mil: "local_response_norm", file: "iOS15/normalization.py",
+        says: "x: T = (fp16, fp32), rank ≥ 3; size const; alpha, beta, k const floats; x / (k + alpha/size · Σ x²)^beta over size channels",
+        types: ["*": [0: float]], ranks: ["*": 3...5])
+}
+
 extension FloatClassLowering {
     static let rule = LoweringRule(
         "mil-float-class", mil: "not_equal (IsNaN: x ≠ x), abs + equal (IsInf)", file: "iOS15/elementwise_binary.py",

@@ -204,6 +204,13 @@ CASES = [
     single("TriluUpper", N("Trilu", ["x"], ["y"]), [("x", F, [2, 4, 5])]),
     single("TriluLowerK", N("Trilu", ["x", "k"], ["y"], upper=0), [("x", F, [2, 4, 5])], inits=[("k", np.array(-1, np.int64))]),
     single("TriluUpperK", N("Trilu", ["x", "k"], ["y"]), [("x", F, [4, 4])], inits=[("k", np.array(2, np.int64))]),
+    single("LRN", N("LRN", ["x"], ["y"], size=3, alpha=0.002, beta=0.7, bias=1.5), X4),
+    Case("IdentitySharedWeight", [N("Identity", ["k"], ["k2"]), N("Conv", ["x", "k2"], ["y"])], X4, [("y", F)], [("k", w(600, 4, 3, 3))]),  # 86 KB: above the 64 KB inference folds
+    Case("TransposedWeight", [N("Transpose", ["k"], ["kt"], perm=[1, 0]), N("MatMul", ["x", "kt"], ["y"])], [("x", F, [3, 300])], [("y", F)],
+         [("k", w(70, 300))]),
+    Case("ConstantOfShapeWeight", [N("ConstantOfShape", ["s"], ["k"], value=numpy_helper.from_array(np.array([0.01], np.float32))),
+                                   N("Conv", ["x", "k"], ["c"]), N("Add", ["c", "x2"], ["y"])], X4 + [("x2", F, [1, 512, 6, 6])], [("y", F)],
+         [("s", np.array([512, 4, 3, 3], np.int64))]),
     single("DepthToSpace", N("DepthToSpace", ["x"], ["y"], blocksize=2), X4),
     single("DepthToSpaceCRD", N("DepthToSpace", ["x"], ["y"], blocksize=2, mode="CRD"), X4),
     single("SpaceToDepth", N("SpaceToDepth", ["x"], ["y"], blocksize=2), X4),
@@ -420,6 +427,6 @@ def test_every_lowering_has_a_case():
         "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin",
         "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Expand", "Tile", "Gather",
         "GatherElements", "Where", "Cast", "Pad", "Resize", "Upsample", "Identity", "Dropout", "DequantizeLinear",
-        "IsNaN", "IsInf", "GatherND", "CumSum", "TopK", "Trilu", "DepthToSpace", "SpaceToDepth",
+        "IsNaN", "IsInf", "GatherND", "CumSum", "TopK", "Trilu", "DepthToSpace", "SpaceToDepth", "LRN",
     }
     assert lowered - covered == set()

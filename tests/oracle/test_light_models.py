@@ -45,9 +45,9 @@ MIN_COSINE = 0.9999
 # Ops mlpkg's Core ML exporter has no lowering for, per model (the audit's coreml-no-lowering blockers). Every light
 # model makes its weights with ConstantOfShape: those of up to 2^16 elements are known to inference and fold, the
 # larger ones stay nodes, and Conv/Gemm then lack a constant weight.
-MISSING_LOWERINGS = {name: {"ConstantOfShape"} for name in MODELS}
-for name in ("bvlc_alexnet", "inception_v1", "zfnet512"):
-    MISSING_LOWERINGS[name] = {"ConstantOfShape", "LRN"}
+# Every lowering these models need exists now (ConstantOfShape weights are forwarded as constants, LRN lowers to
+# local_response_norm); a model listed here would be an xfail(strict) naming the missing ops.
+MISSING_LOWERINGS: dict[str, set[str]] = {name: set() for name in MODELS}
 
 
 class MissingLowering(Exception):
@@ -140,7 +140,7 @@ def test_light_model_to_coreml(mlpkg, tmp_path, name):
 
 # The networks small enough to convert and evaluate in a few seconds with their weights written out.
 RANDOM_WEIGHTS = ["squeezenet", "shufflenet", "inception_v1", "densenet121", "inception_v2"]
-RANDOM_MISSING = {"inception_v1": {"LRN"}}
+RANDOM_MISSING: dict[str, set[str]] = {}
 
 
 def with_random_weights(name: str, folder: Path) -> Path:

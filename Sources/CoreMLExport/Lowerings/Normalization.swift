@@ -31,6 +31,23 @@ enum BatchNormLowering: OpLowering {
     }
 }
 
+/// LRN → local_response_norm: both compute x / (bias + alpha/size · Σ x²)^beta over a window of `size` channels
+/// (ONNX's window [c − ⌊(size−1)/2⌋, c + ⌈(size−1)/2⌉] is MIL's).
+enum LRNLowering: OpLowering {
+    static let opTypes = ["LRN"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.requireFloat(0), out = try v.outputType()
+        guard x.rank >= 3 else { throw LoweringRefusal("LRN on rank \(x.rank); MIL's local_response_norm takes rank ≥ 3") }
+        guard let size = v.int("size"), size >= 1 else { throw LoweringRefusal("size is missing") }
+        let alpha = v.float("alpha", default: 1e-4), beta = v.float("beta", default: 0.75), bias = v.float("bias", default: 1)
+        return { e throws(LoweringRefusal) in
+            [e.op("local_response_norm", [("x", .v(try e.input(0))), ("size", .c(.scalar(Int32(size)))), ("alpha", .c(.float(alpha, x.dtype))),
+                                          ("beta", .c(.float(beta, x.dtype))), ("k", .c(.float(bias, x.dtype)))], output: out)]
+        }
+    }
+}
+
 /// LayerNormalization (opset 17) → layer_norm over axes [axis, rank); scale and bias must have exactly the
 /// normalized shape (MIL does not broadcast them).
 enum LayerNormLowering: OpLowering {

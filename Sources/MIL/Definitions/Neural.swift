@@ -112,6 +112,12 @@ enum MILNeuralDefinitions {
             }
             return [x]
         })
+        list.append(MILOpDefinition("local_response_norm", file: "iOS15/normalization.py", domains: ["x": Shapes.floats]) { c throws(MILTypeError) in
+            let x = try c.type("x")
+            guard x.rank >= 3 else { throw MILTypeError("local_response_norm takes rank ≥ 3") }
+            guard try c.int("size") > 0 else { throw MILTypeError("size must be positive") }
+            return [x]
+        })
         list.append(MILOpDefinition("l2_norm", file: "iOS15/normalization.py", domains: ["x": Shapes.floats]) { c throws(MILTypeError) in
             [try c.type("x")]
         })
