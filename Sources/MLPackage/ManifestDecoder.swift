@@ -190,8 +190,15 @@ struct ManifestDecoder {
         ValueInfo(name: v.name, type: v.type, docString: v.docString ?? "", metadata: v.metadata ?? [])
     }
 
+    /// The sparse tensor of a record, checked (`SparseTensor.fault`): its index values are read here, so no reader
+    /// (export, the audit, Core ML densifying) can be sent past the indices' blob.
     func sparseTensor(_ s: SparseRecord) throws(PackageError) -> SparseTensor {
-        SparseTensor(values: try tensor(s.values), indices: try tensor(s.indices), dims: s.dims)
+        let sparse = SparseTensor(values: try tensor(s.values), indices: try tensor(s.indices), dims: s.dims)
+        if let fault = sparse.fault {
+            throw PackageError(path: path, "sparse tensor '\(sparse.name)' (values tensor #\(s.values), indices tensor #\(s.indices)): \(fault)",
+                               tensor: sparse.name)
+        }
+        return sparse
     }
 
     func node(_ n: NodeRecord) throws(PackageError) -> Node {

@@ -344,15 +344,9 @@ struct ProtoReader {
         } catch {
             throw DecodeError("\(shown): \(error.message)")
         }
-        let nnz = values.elementCount
-        guard values.dims.count == 1 else { throw DecodeError("\(shown): values must be 1-D, got dims \(values.dims)") }
-        guard indices.dataType == .int64 else { throw DecodeError("\(shown): indices must be int64, got \(indices.dataType.name)") }
-        let linear = indices.dims == [nnz]
-        let coordinates = indices.dims == [nnz, dims.count]
-        guard linear || coordinates else {
-            throw DecodeError("\(shown): indices dims \(indices.dims) fit neither [\(nnz)] nor [\(nnz), \(dims.count)]")
-        }
-        return SparseTensor(values: values, indices: indices, dims: dims)
+        let sparse = SparseTensor(values: values, indices: indices, dims: dims)
+        if let fault = sparse.fault { throw DecodeError("\(shown): \(fault)") }
+        return sparse
     }
 
     private mutating func function(_ f: Onnx__FunctionProto) throws(DecodeError) -> Function {
