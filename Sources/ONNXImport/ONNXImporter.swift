@@ -15,8 +15,9 @@ import ONNXProto
 /// Every fault — malformed protobuf, bad tensor, unsafe external data, broken graph — comes back as an `ImportError`
 /// naming the file and the tensor or node at fault.
 public enum ONNXImporter {
-    /// Subgraphs nested deeper than this are refused (real models nest a few levels).
-    public static let maxSubgraphDepth = 64
+    /// Subgraphs nested deeper than this are refused (real models nest a few levels): `Graph.maxNesting`, the
+    /// most ONNX readers take.
+    public static let maxSubgraphDepth = Graph.maxNesting
 
     /// Reads the ONNX model file at `path` into the graph IR; throws an `ImportError` naming the file and the fault.
     public static func load(path: String) throws(ImportError) -> Model {
@@ -325,7 +326,7 @@ struct ProtoReader {
 
     private mutating func subgraph(_ g: Onnx__GraphProto, label: String) throws(DecodeError) -> Graph {
         guard depth < ONNXImporter.maxSubgraphDepth else {
-            throw DecodeError("\(label): subgraphs nested deeper than \(ONNXImporter.maxSubgraphDepth) levels")
+            throw DecodeError("\(label): subgraphs nested deeper than \(ONNXImporter.maxSubgraphDepth) levels (ONNX readers stop at 100 nested protobuf messages)")
         }
         depth += 1
         defer { depth -= 1 }

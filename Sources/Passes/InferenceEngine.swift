@@ -366,6 +366,12 @@ final class InferenceEngine: SubgraphInferring {
                 reason = reason ?? "computed a negative dim for '\(name)': \(t.shapeDescription)"
                 type = tensorType(t.elementType, nil)
             }
+            // No consumer may compute an element count or byte size that overflows (declared types are checked by
+            // GraphVerifier; this covers computed ones such as a Concat of two huge halves).
+            if case .tensor(let t) = type, t.holdsTooManyElements {
+                reason = reason ?? "computed a shape for '\(name)' of more elements than fit in 64 bits: \(t.shapeDescription)"
+                type = tensorType(t.elementType, nil)
+            }
             if let d = declared[name] {
                 type = refine(type, declared: d, name: name, path: frame.path, findings: &findings)
             }
