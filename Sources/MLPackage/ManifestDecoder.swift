@@ -116,7 +116,9 @@ struct ManifestDecoder {
             guard g > 0, let rows = record.shape.first, rows > 0 else {
                 return faults + ["group size \(g) needs a positive size and a first axis of at least one slice"]
             }
-            lutShape = [(rows - 1) / g + 1, entries]
+            // Whole groups only: ONNX export reshapes the tensor to [tables, G, …] and Core ML's lut op needs them.
+            guard rows % g == 0 else { return faults + ["group size \(g) does not divide shape[0] (\(rows))"] }
+            lutShape = [rows / g, entries]
         }
         guard let l = e.lut, table.indices.contains(l), l != index else { return faults + ["lut index is missing or out of range"] }
         if ![.float, .float16].contains(table[l].dtype) || table[l].shape != lutShape || table[l].encoding.kind != "raw" {
