@@ -46,7 +46,14 @@ struct MLPkgCommand: ParsableCommand {
             }
         }
         do {
-            var command = try parseAsRoot()
+            // Repeatable patterns go around the parser, whose cost is quadratic in the number of arguments.
+            let lifted = RepeatedOptions(Array(CommandLine.arguments.dropFirst()))
+            var command = try parseAsRoot(lifted.remaining)
+            if var convert = command as? Convert {
+                convert.excludes = lifted.values(of: "--exclude", parsed: convert.excludes)
+                convert.includes = lifted.values(of: "--include", parsed: convert.includes)
+                command = convert
+            }
             try command.run()
         } catch let failure as CommandFailure {
             fail(failure.message, code: 1, file: failure.file, tensor: failure.tensor)
