@@ -92,7 +92,8 @@ struct MLPkgCommand: ParsableCommand {
 
     /// Prints one `error:` line on stderr and exits.
     static func fail(_ message: String, code: Int32, usage: Bool = false, file: String? = nil, tensor: String? = nil) -> Never {
-        let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmedSpaces }
+        // One line, and a bounded one: long quoted values (a 20 MB config setting) are cut.
+        let oneLine = Printable.boundingQuotes(message).split(whereSeparator: \.isNewline).map { $0.trimmedSpaces }
             .filter { !$0.isEmpty }.joined(separator: " ")
         // Names in messages come from model files: shown with control characters escaped (docs/HARDENING.md).
         var text = "error: \(Printable.terminal(oneLine))\n"
