@@ -328,7 +328,7 @@ extension Convert {
         let options = try conversionOptions(audit: audit)
         if let item = Batch.childItem {
             // In a child of a batch: convert that one model, its result as one JSON object on stdout.
-            guard models.indices.contains(item) else { throw CommandFailure("\(Batch.itemVariable)=\(item) names no model") }
+            guard models.indices.contains(item) else { throw CommandFailure("\(Batch.itemVariable): model \(item) is not given") }
             let start = Date()
             let r = try Self.convertOne(models[item], to: outputs[item], options: options)
             var result = BatchOutput.Item(model: models[item], package: outputs[item])
@@ -376,9 +376,15 @@ enum TestHooks {
 /// The models of a batch, each converted by a child mlpkg (the same command line, with `MLPKG_BATCH_ITEM` naming
 /// the model and `--json` for its result), `jobs` at a time; results in the models' order.
 final class Batch: @unchecked Sendable {
-    /// Set by a batch for its children: the index of the one model a child converts. Internal; never set it.
+    /// Set by a batch for its children: `PID:INDEX`, the batch's process and the one model the child converts.
+    /// Internal; a value whose PID is not this process's parent (one left in an environment) is ignored.
     static let itemVariable = "MLPKG_BATCH_ITEM"
-    static var childItem: Int? { ProcessInfo.processInfo.environment[itemVariable].flatMap { Int($0) } }
+    static var childItem: Int? {
+        guard let value = ProcessInfo.processInfo.environment[itemVariable] else { return nil }
+        let parts = value.split(separator: ":")
+        guard parts.count == 2, Int32(parts[0]) == getppid(), let item = Int(parts[1]) else { return nil }
+        return item
+    }
 
     /// This command line for a child: the same arguments, with `--json` (its result is read back as JSON).
     static func childArguments() -> [String] {
@@ -434,7 +440,7 @@ final class Batch: @unchecked Sendable {
             item.error = "\(models[i]): not converted (interrupted)"
         } else {
             do {
-                let child = try ChildProcess.run(arguments, environment: [Self.itemVariable: String(i)])
+                let child = try ChildProcess.run(arguments, environment: [Self.itemVariable: "\(getpid()):\(i)"])
                 item = Self.result(of: child, item: item)
                 let stopped: Bool  // by a signal, or its interrupt handler (128 + signal)
                 switch child.ending {
