@@ -96,8 +96,9 @@ def test_hostile_attribute_is_reported_never_a_trap(mlpkg, tmp_path, case):
                  ["convert", str(model), "-o", str(tmp_path / "out.mlpkg")]):
         no_trap(run([str(mlpkg), *argv], tmp_path))
     # The Core ML lowering never sees the node's (unknown) output as a shape it can compute with.
-    one_error_line(run([str(mlpkg), "convert", str(model), "-o", str(tmp_path / "out.mlpackage")], tmp_path),
-                   "out.mlpackage", f"'{node.name}'")
+    line = one_error_line(run([str(mlpkg), "convert", str(model), "-o", str(tmp_path / "out.mlpackage")], tmp_path),
+                          f"'{node.name}'")
+    assert "out.mlpackage" in line or model.name in line, line
     assert not (tmp_path / "out.mlpackage").exists()
 
 
@@ -121,5 +122,6 @@ def test_computed_shape_past_64_bits_is_left_unknown(mlpkg, tmp_path):
     no_trap(shapes)
     assert shapes.returncode == 0 and "64 bits" in shapes.stdout, shapes.stdout
     no_trap(run([str(mlpkg), "audit", str(model)], tmp_path))
-    one_error_line(run([str(mlpkg), "convert", str(model), "-o", str(tmp_path / "out.mlpackage")], tmp_path),
-                   "out.mlpackage")
+    line = one_error_line(run([str(mlpkg), "convert", str(model), "-o", str(tmp_path / "out.mlpackage")], tmp_path),
+                          "'cat'")
+    assert "out.mlpackage" in line or "cat.onnx" in line, line
