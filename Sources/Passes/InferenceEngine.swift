@@ -106,6 +106,9 @@ final class Scope {
 /// Walks a model in topological order, running each node's op inference and evaluation, and rebuilds every
 /// graph with its value_info annotated (and, with a folding policy, constant nodes replaced by initializers).
 final class InferenceEngine: SubgraphInferring {
+    /// Largest node output dim believed: 2^31 − 1 (see `process`).
+    static let maxDim = Int(Int32.max)
+
     struct Outcome {
         var graph: Graph
         var outputs: [ValueState]
@@ -374,6 +377,13 @@ final class InferenceEngine: SubgraphInferring {
             }
             if let d = declared[name] {
                 type = refine(type, declared: d, name: name, path: frame.path, findings: &findings)
+            }
+            // A node output dim past 2^31 − 1, computed or declared, is not believed: no kernel indexes such a dim
+            // (Core ML's shapes are int32), and a hostile Resize scale or value_info would reach every consumer.
+            if case .tensor(let t) = type, let shape = t.shape,
+               shape.contains(where: { if case .value(let v) = $0 { return v > Self.maxDim }; return false }) {
+                reason = reason ?? "'\(name)' would have a dim past \(Self.maxDim): \(t.shapeDescription); that dim is left unknown"
+                type = tensorType(t.elementType, shape.map { if case .value(let v) = $0, v > Self.maxDim { return algebra.fresh() }; return $0 })
             }
             if incomplete == nil, !Self.isComplete(type) { incomplete = name }
             let constant = (value?.isConcrete ?? false) || fromConstants || node.isConstant

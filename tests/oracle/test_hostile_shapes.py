@@ -125,3 +125,27 @@ def test_computed_shape_past_64_bits_is_left_unknown(mlpkg, tmp_path):
     line = one_error_line(run([str(mlpkg), "convert", str(model), "-o", str(tmp_path / "out.mlpackage")], tmp_path),
                           "'cat'")
     assert "out.mlpackage" in line or "cat.onnx" in line, line
+
+
+@pytest.mark.parametrize("scales_known", [True, False])
+def test_declared_output_dim_past_int32_is_not_believed(mlpkg, tmp_path, scales_known):
+    # The output's declared type would stand in for what inference cannot (or will not) compute: 2.4·10^10 rows.
+    scales = numpy_helper.from_array(np.array([1, 1, 3e9, 2], np.float32), "scales")
+    inputs = [helper.make_tensor_value_info("x", F, [1, 1, 8, 8])]
+    if not scales_known:
+        inputs.append(helper.make_tensor_value_info("scales", F, [4]))
+    graph = helper.make_graph([helper.make_node("Resize", ["x", "", "scales"], ["y"], name="rs")], "g", inputs,
+                              [helper.make_tensor_value_info("y", F, [1, 1, 24_000_000_000, 16])],
+                              [scales] if scales_known else [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "declared.onnx"
+    onnx.save_model(model, str(path))
+    shapes = run([str(mlpkg), "inspect", "--shapes", str(path)], tmp_path)
+    no_trap(shapes)
+    assert shapes.returncode == 0, shapes.stderr
+    (inferred,) = [line for line in shapes.stdout.splitlines() if line.split()[:2] == ["y", "node"]]
+    assert "24000000000" not in inferred, inferred  # the declared dim is not taken for the inferred one
+    no_trap(run([str(mlpkg), "audit", str(path)], tmp_path))
+    line = one_error_line(run([str(mlpkg), "convert", str(path), "-o", str(tmp_path / "out.mlpackage")], tmp_path), "'rs'")
+    assert not (tmp_path / "out.mlpackage").exists(), line
