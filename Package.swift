@@ -94,5 +94,7 @@ let package = Package(
         .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "Conversion", "ONNXExport", "ONNXImport", "GraphIR",
                                                     "Quantization", "Audit", "Profiles"]),
         .testTarget(name: "MLPkgKitTests", dependencies: ["MLPkgKit"]),
+        // Unit tests of the command-line target's own logic (argument handling); end-to-end runs are in tests/oracle.
+        .testTarget(name: "MLPkgCommandTests", dependencies: ["mlpkg"]),
     ]
 )

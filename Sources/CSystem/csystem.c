@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -111,9 +112,77 @@ void mlpkg_remove_temporaries(void) {
     }
 }
 
+// ---- Batch mode: the models of `convert … --output-dir` run in child processes (one crash cannot take down the
+// others). An interrupt then only forwards SIGTERM to the children and is recorded: the batch reports exactly which
+// packages were written before it stopped.
+
+#define MLPKG_CHILD_SLOTS 64
+static atomic_int child_pids[MLPKG_CHILD_SLOTS];
+static atomic_int batch_mode;
+static atomic_int batch_interrupt;
+
+void mlpkg_begin_batch(void) { atomic_store(&batch_mode, 1); }
+
+int mlpkg_batch_interrupted(void) { return atomic_load(&batch_interrupt); }
+
+static void forward_to_children(void) {
+    for (int i = 0; i < MLPKG_CHILD_SLOTS; i++) {
+        int pid = atomic_load(&child_pids[i]);
+        if (pid > 0) kill(pid, SIGTERM);
+    }
+}
+
+int mlpkg_pipe_cloexec(int fds[2]) {
+#ifdef __linux__
+    return pipe2(fds, O_CLOEXEC);
+#else
+    if (pipe(fds) != 0) return -1;
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+#endif
+}
+
+int mlpkg_spawn_child(const char *path, char *const argv[], char *const envp[], int out_fd, int err_fd, int *slot) {
+    *slot = -1;
+    for (int i = 0; i < MLPKG_CHILD_SLOTS && *slot < 0; i++) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&child_pids[i], &expected, -1)) *slot = i;  // -1: reserved
+    }
+    if (*slot < 0) { errno = EAGAIN; return -1; }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+    pid_t pid = 0;
+    int status = posix_spawn(&pid, path, &actions, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    if (status != 0) {
+        atomic_store(&child_pids[*slot], 0);
+        *slot = -1;
+        errno = status;
+        return -1;
+    }
+    atomic_store(&child_pids[*slot], (int)pid);
+    // An interrupt that came before the registration did not see this child: stop it here.
+    if (atomic_load(&batch_interrupt)) kill(pid, SIGTERM);
+    return (int)pid;
+}
+
+void mlpkg_child_finished(int slot) {
+    if (slot >= 0 && slot < MLPKG_CHILD_SLOTS) atomic_store(&child_pids[slot], 0);
+}
+
 static atomic_flag interrupt_reported = ATOMIC_FLAG_INIT;
 
 static void on_interrupt(int signal_number) {
+    if (atomic_load(&batch_mode)) {
+        int expected = 0;
+        atomic_compare_exchange_strong(&batch_interrupt, &expected, signal_number);
+        forward_to_children();
+        return;
+    }
     if (atomic_flag_test_and_set(&interrupt_reported)) {
         for (;;) pause();
     }

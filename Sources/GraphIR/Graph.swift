@@ -1,5 +1,10 @@
 /// A computation graph (ONNX `GraphProto`): the main graph of a model, or a subgraph held by an attribute.
 public struct Graph: Sendable {
+    /// Deepest nesting of subgraphs any reader accepts (the main graph is level 0). Each level is three protobuf
+    /// messages (GraphProto → NodeProto → AttributeProto → GraphProto) and ONNX readers (protobuf's default limit,
+    /// the `onnx` package) stop at 100 nested messages: 33 levels can never be read back by them.
+    public static let maxNesting = 32
+
     /// The graph's name (`GraphProto.name`); may be empty.
     public var name: String
     /// Declared inputs (`GraphProto.input`), in order; see `runtimeInputs` for the ones a caller feeds.

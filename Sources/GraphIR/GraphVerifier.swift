@@ -12,6 +12,10 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
     case emptyOutputName(node: String, graph: String)
     /// A model-local function that calls itself; `path` is the chain of calls back to it.
     case recursiveFunction(path: [String])
+    /// A value declared (graph input, output or value_info) with a shape of more elements than fit in 64 bits.
+    case oversizedValue(value: String, shape: String, graph: String)
+    /// Subgraphs nested deeper than `Graph.maxNesting`; `node` holds the subgraph one level too deep.
+    case nestedTooDeep(node: String, attribute: String, graph: String)
 
     /// A one-line message naming the graph, node and value at fault.
     public var description: String {
@@ -29,6 +33,11 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
             return "graph '\(graph)' has a cycle through \(nodes.count) node(s): \(shown)"
         case .emptyOutputName(let node, let graph):
             return "node \(node) in graph '\(graph)' has an output with an empty name"
+        case .oversizedValue(let value, let shape, let graph):
+            return "value '\(value)' of graph '\(graph)' is declared with shape \(shape): more elements than fit in 64 bits"
+        case .nestedTooDeep(let node, let attribute, let graph):
+            return "node \(node) attribute '\(attribute)' in graph '\(graph)' nests subgraphs more than \(Graph.maxNesting) levels deep; "
+                + "ONNX readers stop at 100 nested protobuf messages (\(Graph.maxNesting) levels), so mlpkg refuses it"
         }
     }
 }
@@ -38,7 +47,16 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
 public enum GraphVerifier {
     /// Returns `graph` with the nodes of it and of every subgraph topologically ordered, or throws the first fault.
     public static func verified(_ graph: Graph, outerScope: Set<String> = []) throws -> Graph {
+        try verified(graph, outerScope: outerScope, depth: 0)
+    }
+
+    private static func verified(_ graph: Graph, outerScope: Set<String>, depth: Int) throws -> Graph {
         var graph = graph
+        for value in graph.inputs + graph.outputs + graph.valueInfo {
+            if case .tensor(let t) = value.type, t.holdsTooManyElements {
+                throw GraphError.oversizedValue(value: value.name, shape: t.shapeDescription, graph: graph.name)
+            }
+        }
         var defined = Set<String>()
         func define(_ name: String) throws {
             guard defined.insert(name).inserted else {
@@ -61,11 +79,15 @@ public enum GraphVerifier {
         // Subgraphs see every name of this graph and of the enclosing ones.
         for n in graph.nodes.indices {
             for a in graph.nodes[n].attributes.indices {
-                switch graph.nodes[n].attributes[a].value {
+                let attribute = graph.nodes[n].attributes[a]
+                if !attribute.value.subgraphs.isEmpty, depth >= Graph.maxNesting {
+                    throw GraphError.nestedTooDeep(node: graph.nodes[n].label(index: n), attribute: attribute.name, graph: graph.name)
+                }
+                switch attribute.value {
                 case .graph(let sub):
-                    graph.nodes[n].attributes[a].value = .graph(try verified(sub, outerScope: visible))
+                    graph.nodes[n].attributes[a].value = .graph(try verified(sub, outerScope: visible, depth: depth + 1))
                 case .graphs(let subs):
-                    graph.nodes[n].attributes[a].value = .graphs(try subs.map { try verified($0, outerScope: visible) })
+                    graph.nodes[n].attributes[a].value = .graphs(try subs.map { try verified($0, outerScope: visible, depth: depth + 1) })
                 default:
                     break
                 }

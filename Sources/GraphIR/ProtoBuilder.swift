@@ -17,6 +17,9 @@ public final class ProtoBuilder {
     private var current: [UInt8] = []
     /// Bytes written so far, flushed or not.
     public private(set) var size = 0
+    /// Levels of messages this one holds, itself included (1 without embedded messages): readers refuse files
+    /// nested deeper than their recursion limit (protobuf's default and the `onnx` package's: 100).
+    public private(set) var depth = 1
 
     private enum WireType: UInt64 {
         case varint = 0, fixed64 = 1, lengthDelimited = 2, fixed32 = 5
@@ -139,6 +142,7 @@ public final class ProtoBuilder {
         let child = ProtoBuilder()
         build(child)
         child.flush()
+        depth = max(depth, child.depth + 1)
         tag(field, .lengthDelimited)
         appendVarint(UInt64(child.size))
         for segment in child.segments {

@@ -35,6 +35,19 @@ public struct TensorType: Sendable, Hashable {
         guard let shape else { return "[...]" }
         return "[" + shape.map(\.description).joined(separator: ", ") + "]"
     }
+
+    /// True when the known dims alone hold more elements than fit in `Int` (and none is 0): no tensor can have
+    /// this shape, and every count or byte size computed from it would overflow. Whatever the symbolic dims are
+    /// (≥ 1 at run time), the product only grows.
+    public var holdsTooManyElements: Bool {
+        guard let shape else { return false }
+        var count = 1, overflow = false
+        for case .value(let v) in shape {
+            if v == 0 { return false }
+            if !overflow { (count, overflow) = count.multipliedReportingOverflow(by: v) }
+        }
+        return overflow
+    }
 }
 
 /// The type of a graph value, mirroring ONNX `TypeProto`.

@@ -190,4 +190,46 @@ public struct SparseTensor: Sendable {
 
     /// The name of the value it defines: the name of `values`, as in ONNX.
     public var name: String { values.name }
+
+    /// What is wrong with the sparse tensor, in one phrase; nil when it is sound. Every reader checks this before
+    /// using one (ONNX import, package reader and verifier): `dims` non-negative with an element count N that fits in
+    /// `Int`; `values` 1-D with NNZ elements; `indices` int64 of shape [NNZ] (linear positions, each in [0, N)) or
+    /// [NNZ, rank] (coordinates, each in [0, dims[j])), strictly ascending (row-major order for coordinates), as the
+    /// ONNX checker requires. Index values are read, so a malformed tensor can never send a reader past its bytes.
+    public var fault: String? {
+        guard let count = Tensor.elementCount(of: dims) else { return "dims \(dims) have a negative dim or overflow" }
+        guard values.dims.count == 1 else { return "values must be 1-D, got dims \(values.dims)" }
+        let nnz = values.elementCount
+        guard indices.dataType == .int64, indices.encoding.isRaw else {
+            return "indices must be int64, got \(indices.dataType.name)"
+        }
+        let rank = dims.count
+        let linear = indices.dims == [nnz]
+        guard linear || indices.dims == [nnz, rank] else {
+            return "indices of shape \(indices.dims) do not fit \(nnz) value(s): they need [\(nnz)] (linear) or [\(nnz), \(rank)] (coordinates)"
+        }
+        let width = linear ? 1 : rank
+        guard case .bytes(let view) = indices.data, view.count == nnz * width * 8 else {
+            return "indices hold \(indices.byteCount) bytes, not the \(nnz * width * 8) their shape needs"
+        }
+        let bytes = view.bytes
+        var previous = -1
+        for k in 0..<nnz {
+            var position = 0
+            for j in 0..<width {
+                let i = Int(Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: (k * width + j) * 8, as: Int64.self)))
+                let bound = linear ? count : dims[j]
+                guard i >= 0, i < bound else {
+                    let at = linear ? "\(k)" : "[\(k), \(j)]"
+                    return "index \(i) at position \(at) is outside [0, \(bound)) of dims \(dims)"
+                }
+                position = linear ? i : position * dims[j] + i  // < count: no overflow
+            }
+            guard position > previous else {
+                return "indices are not in strictly ascending order at position \(k) (ONNX requires sorted, distinct indices)"
+            }
+            previous = position
+        }
+        return nil
+    }
 }

@@ -116,7 +116,9 @@ struct ManifestDecoder {
             guard g > 0, let rows = record.shape.first, rows > 0 else {
                 return faults + ["group size \(g) needs a positive size and a first axis of at least one slice"]
             }
-            lutShape = [(rows - 1) / g + 1, entries]
+            // Whole groups only: ONNX export reshapes the tensor to [tables, G, …] and Core ML's lut op needs them.
+            guard rows % g == 0 else { return faults + ["group size \(g) does not divide shape[0] (\(rows))"] }
+            lutShape = [rows / g, entries]
         }
         guard let l = e.lut, table.indices.contains(l), l != index else { return faults + ["lut index is missing or out of range"] }
         if ![.float, .float16].contains(table[l].dtype) || table[l].shape != lutShape || table[l].encoding.kind != "raw" {
@@ -190,8 +192,15 @@ struct ManifestDecoder {
         ValueInfo(name: v.name, type: v.type, docString: v.docString ?? "", metadata: v.metadata ?? [])
     }
 
+    /// The sparse tensor of a record, checked (`SparseTensor.fault`): its index values are read here, so no reader
+    /// (export, the audit, Core ML densifying) can be sent past the indices' blob.
     func sparseTensor(_ s: SparseRecord) throws(PackageError) -> SparseTensor {
-        SparseTensor(values: try tensor(s.values), indices: try tensor(s.indices), dims: s.dims)
+        let sparse = SparseTensor(values: try tensor(s.values), indices: try tensor(s.indices), dims: s.dims)
+        if let fault = sparse.fault {
+            throw PackageError(path: path, "sparse tensor '\(sparse.name)' (values tensor #\(s.values), indices tensor #\(s.indices)): \(fault)",
+                               tensor: sparse.name)
+        }
+        return sparse
     }
 
     func node(_ n: NodeRecord) throws(PackageError) -> Node {

@@ -29,6 +29,9 @@ public enum ONNXExporter {
         }
     }
 
+    /// Deepest message nesting ONNX readers accept (protobuf's default recursion limit; the `onnx` package's too).
+    public static let maxMessageDepth = 100
+
     /// Protobuf refuses messages of 2 GiB or more; stay clear of it with room for the graph itself.
     public static let embeddedLimit = (1 << 31) - (64 << 20)
 
@@ -59,6 +62,12 @@ public enum ONNXExporter {
         }
         guard embedded.size < (1 << 31) else {
             throw OutputError(path: path, "the graph alone is over protobuf's 2 GiB limit")
+        }
+        // Package readers refuse subgraphs nested past `Graph.maxNesting`; types nested inside the deepest ones can
+        // still pass protobuf's recursion limit, and no ONNX reader would read the file back.
+        guard embedded.depth <= maxMessageDepth else {
+            throw OutputError(path: path, "the model would nest protobuf messages \(embedded.depth) levels deep (subgraphs and the types "
+                              + "inside them); ONNX readers stop at \(maxMessageDepth), so nothing was written")
         }
         // Two files replaced as a unit: the data goes to a fresh name derived from its content
         // (`OUT.onnx.<digest>.data`), the model that references it is renamed into place last, and only then are

@@ -15,8 +15,9 @@ import ONNXProto
 /// Every fault — malformed protobuf, bad tensor, unsafe external data, broken graph — comes back as an `ImportError`
 /// naming the file and the tensor or node at fault.
 public enum ONNXImporter {
-    /// Subgraphs nested deeper than this are refused (real models nest a few levels).
-    public static let maxSubgraphDepth = 64
+    /// Subgraphs nested deeper than this are refused (real models nest a few levels): `Graph.maxNesting`, the
+    /// most ONNX readers take.
+    public static let maxSubgraphDepth = Graph.maxNesting
 
     /// Reads the ONNX model file at `path` into the graph IR; throws an `ImportError` naming the file and the fault.
     public static func load(path: String, options: ImportOptions = ImportOptions()) throws(ImportError) -> Model {
@@ -328,7 +329,7 @@ struct ProtoReader {
 
     private mutating func subgraph(_ g: Onnx__GraphProto, label: String) throws(DecodeError) -> Graph {
         guard depth < ONNXImporter.maxSubgraphDepth else {
-            throw DecodeError("\(label): subgraphs nested deeper than \(ONNXImporter.maxSubgraphDepth) levels")
+            throw DecodeError("\(label): subgraphs nested deeper than \(ONNXImporter.maxSubgraphDepth) levels (ONNX readers stop at 100 nested protobuf messages)")
         }
         depth += 1
         defer { depth -= 1 }
@@ -347,15 +348,9 @@ struct ProtoReader {
         } catch {
             throw DecodeError("\(shown): \(error.message)")
         }
-        let nnz = values.elementCount
-        guard values.dims.count == 1 else { throw DecodeError("\(shown): values must be 1-D, got dims \(values.dims)") }
-        guard indices.dataType == .int64 else { throw DecodeError("\(shown): indices must be int64, got \(indices.dataType.name)") }
-        let linear = indices.dims == [nnz]
-        let coordinates = indices.dims == [nnz, dims.count]
-        guard linear || coordinates else {
-            throw DecodeError("\(shown): indices dims \(indices.dims) fit neither [\(nnz)] nor [\(nnz), \(dims.count)]")
-        }
-        return SparseTensor(values: values, indices: indices, dims: dims)
+        let sparse = SparseTensor(values: values, indices: indices, dims: dims)
+        if let fault = sparse.fault { throw DecodeError("\(shown): \(fault)") }
+        return sparse
     }
 
     private mutating func function(_ f: Onnx__FunctionProto) throws(DecodeError) -> Function {

@@ -45,7 +45,9 @@ struct SlidingWindow {
             let out = alg.add(alg.ceilDiv(span, s), 1)
             // onnxruntime drops a last window that would start in the end padding.
             if case .value(let o) = out, case .value(let d) = input {
-                return .value((o - 1) * s >= d + begin ? o - 1 : o)
+                let (start, o1) = (o - 1).multipliedReportingOverflow(by: s), (padded, o2) = d.addingReportingOverflow(begin)
+                guard !o1, !o2 else { return alg.fresh() }
+                return .value(start >= padded ? o - 1 : o)
             }
             return end + s <= effective ? out : alg.fresh()
         }
@@ -79,10 +81,13 @@ public enum ConvOp: Operator {
         let spatial = input.count - 2
         let weights = ctx.shape(w)
         if let weights, weights.count != input.count { throw ctx.fail("W has rank \(weights.count), X \(input.count)") }
-        let group = try ctx.int("group", default: 1)
-        guard group >= 1 else { throw ctx.fail("group \(group) is below 1") }
-        if let weights, case .value(let c) = input[1], case .value(let wc) = weights[1], c != wc * group {
-            throw ctx.fail("X has \(c) channels, W expects \(wc) × group \(group)")
+        let group = try ctx.count("group", default: 1)
+        if case .value(let c) = input[1] {
+            guard c % group == 0 else { throw ctx.fail("X has \(c) channels, which group \(group) does not divide") }
+            if let weights, case .value(let wc) = weights[1] {
+                let (expected, overflow) = wc.multipliedReportingOverflow(by: group)
+                guard !overflow, c == expected else { throw ctx.fail("X has \(c) channels, W expects \(wc) × group \(group)") }
+            }
         }
         var kernel = try ctx.ints("kernel_shape")
         if kernel == nil, let weights { kernel = ctx.concrete(Array(weights[2...])) }
@@ -112,8 +117,15 @@ public enum ConvTransposeOp: Operator {
         let spatial = input.count - 2
         let weights = ctx.shape(1)
         if let weights, weights.count != input.count { throw ctx.fail("W has rank \(weights.count), X \(input.count)") }
-        let group = try ctx.int("group", default: 1)
-        guard group >= 1 else { throw ctx.fail("group \(group) is below 1") }
+        let group = try ctx.count("group", default: 1)
+        // W is [C, M/group, k…]: C is X's channels, and group divides it.
+        if case .value(let c) = input[1] {
+            guard c % group == 0 else { throw ctx.fail("X has \(c) channels, which group \(group) does not divide") }
+            if let weights, case .value(let wc) = weights[0], wc != c { throw ctx.fail("X has \(c) channels, W \(wc)") }
+        }
+        if let weights, case .value(let wc) = weights[0], wc % group != 0 {
+            throw ctx.fail("W has \(wc) input channels, which group \(group) does not divide")
+        }
         let channels = weights.map { ctx.algebra.multiply($0[1], group) } ?? ctx.algebra.fresh()
         var kernel = try ctx.ints("kernel_shape")
         if kernel == nil, let weights { kernel = ctx.concrete(Array(weights[2...])) }

@@ -227,6 +227,17 @@ public struct OpContext {
     /// INT attribute `name`, or `value` when not set; throws when it has another type.
     public func int(_ name: String, default value: Int) throws -> Int { try int(name) ?? value }
 
+    /// Largest count attribute believed (`group` and the like): runtimes and Core ML hold these as int32.
+    public static let maxCount = Int(Int32.max)
+
+    /// A count attribute (`group`…): `value` when not set; throws unless it is in 1…`maxCount`, so that
+    /// arithmetic with it and conversions to int32 downstream cannot overflow.
+    public func count(_ name: String, default value: Int) throws -> Int {
+        let n = try int(name) ?? value
+        guard n >= 1, n <= Self.maxCount else { throw OpFailure("attribute '\(name)' = \(n) is not a count from 1 to \(Self.maxCount)") }
+        return n
+    }
+
     /// INTS attribute `name`; nil when not set; throws when it has another type.
     public func ints(_ name: String) throws -> [Int]? {
         guard let a = attribute(name) else { return nil }

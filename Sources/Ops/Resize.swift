@@ -29,10 +29,21 @@ public enum ResizeOp: Operator {
         } else {
             (scalesIndex, sizesIndex) = ctx.since >= 11 ? (2, 3) : (1, nil)
         }
-        // sizes win when given with elements.
-        if let si = sizesIndex, ctx.has(si), !(ctx.shape(si) == [.value(0)]) {
+        // Only one of scales and sizes may hold elements (an empty tensor stands for a left-out input).
+        func elements(_ i: Int?) -> Int? {  // nil: not known
+            guard let i, ctx.has(i) else { return 0 }
+            return ctx.shape(i).flatMap(ctx.elementCount)
+        }
+        let sizesCount = elements(sizesIndex), scalesCount = elements(scalesIndex)
+        if let a = sizesCount, a > 0, let b = scalesCount, b > 0 {
+            throw ctx.fail("both scales and sizes are given; ONNX allows only one of them")
+        }
+        if let si = sizesIndex, ctx.has(si), sizesCount != 0 {
             guard let sizes = ctx.dimsValue(si) else { return unknown() }
             guard sizes.count == axes.count else { throw ctx.fail("sizes has \(sizes.count) elements for \(axes.count) axes") }
+            for case .value(let v) in sizes where v < 0 || v > maxSize {
+                throw ctx.fail("sizes \(sizes) has \(v), outside 0…\(maxSize)")
+            }
             let policy = ctx.since >= 18 ? try ctx.string("keep_aspect_ratio_policy", default: "stretch") : "stretch"
             var out = shape
             if policy == "stretch" {
@@ -45,7 +56,7 @@ public enum ResizeOp: Operator {
             guard let scale = policy == "not_larger" ? ratios.min() : ratios.max() else { return [tensorType(type, shape)] }
             for (k, a) in axes.enumerated() {
                 let v = (scale * Float(inDims[k])).rounded(.toNearestOrEven)
-                guard v.isFinite, v >= 0, v < 1e15 else { throw ctx.fail("sizes \(wanted) give an implausible scale") }
+                guard v.isFinite, v >= 0, v < floatLimit else { throw ctx.fail("sizes \(wanted) give an implausible scale") }
                 out[a] = .value(Int(v))
             }
             return [tensorType(type, out)]
@@ -67,7 +78,7 @@ public enum ResizeOp: Operator {
             switch shape[a] {
             case .value(let d):
                 let v = (Float(d) * s).rounded(.down)
-                guard v < 1e15 else { throw ctx.fail("scale \(s) overflows axis \(a)") }
+                guard v < floatLimit else { throw ctx.fail("scale \(s) makes axis \(a) (\(d)) larger than \(maxSize)") }
                 out[a] = .value(Int(v))
             default:
                 if s == s.rounded(), s < 1_048_576 { out[a] = alg.multiply(shape[a], Int(s)) } else if let n = exactInverse(s) {
@@ -79,6 +90,12 @@ public enum ResizeOp: Operator {
         }
         return [tensorType(type, out)]
     }
+
+    /// Largest resized dim believed: 2^31 − 1. A bigger one is a hostile scale or size, never an image, and Core ML and
+    /// most runtimes hold sizes as int32.
+    public static let maxSize = Int(Int32.max)
+    /// 2^31 exactly: a float below it converts to a size of at most `maxSize`.
+    static let floatLimit = Float(1 << 31)
 
     /// n when s is exactly 1/n for a power of two n (0.5, 0.25…): then ⌊d·s⌋ = ⌊d/n⌋ in float32 too.
     static func exactInverse(_ s: Float) -> Int? {

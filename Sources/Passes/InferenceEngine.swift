@@ -109,6 +109,9 @@ final class Scope {
 /// Walks a model in topological order, running each node's op inference and evaluation, and rebuilds every
 /// graph with its value_info annotated (and, with a folding policy, constant nodes replaced by initializers).
 final class InferenceEngine: SubgraphInferring {
+    /// Largest node output dim believed: 2^31 − 1 (see `process`).
+    static let maxDim = Int(Int32.max)
+
     struct Outcome {
         var graph: Graph
         var outputs: [ValueState]
@@ -369,8 +372,21 @@ final class InferenceEngine: SubgraphInferring {
                 reason = reason ?? "computed a negative dim for '\(name)': \(t.shapeDescription)"
                 type = tensorType(t.elementType, nil)
             }
+            // No consumer may compute an element count or byte size that overflows (declared types are checked by
+            // GraphVerifier; this covers computed ones such as a Concat of two huge halves).
+            if case .tensor(let t) = type, t.holdsTooManyElements {
+                reason = reason ?? "computed a shape for '\(name)' of more elements than fit in 64 bits: \(t.shapeDescription)"
+                type = tensorType(t.elementType, nil)
+            }
             if let d = declared[name] {
                 type = refine(type, declared: d, name: name, path: frame.path, findings: &findings)
+            }
+            // A node output dim past 2^31 − 1, computed or declared, is not believed: no kernel indexes such a dim
+            // (Core ML's shapes are int32), and a hostile Resize scale or value_info would reach every consumer.
+            if case .tensor(let t) = type, let shape = t.shape,
+               shape.contains(where: { if case .value(let v) = $0 { return v > Self.maxDim }; return false }) {
+                reason = reason ?? "'\(name)' would have a dim past \(Self.maxDim): \(t.shapeDescription); that dim is left unknown"
+                type = tensorType(t.elementType, shape.map { if case .value(let v) = $0, v > Self.maxDim { return algebra.fresh() }; return $0 })
             }
             if incomplete == nil, !Self.isComplete(type) { incomplete = name }
             let constant = (value?.isConcrete ?? false) || fromConstants || node.isConstant

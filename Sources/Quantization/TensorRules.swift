@@ -318,6 +318,10 @@ public struct QuantizationConfig: Sendable, Equatable {
 
     /// Parses a config's bytes; `file` names it in errors.
     public init(data: Data, file: String, digest: String) throws(TensorRuleError) {
+        // JSONDecoder keeps the first of two equal keys, other readers the last: refuse, as a manifest does.
+        if let key = DuplicateKeys.first(in: data) {
+            throw TensorRuleError("\(file): the key '\(key)' appears twice in one object; JSON readers disagree on which one counts, so mlpkg refuses it")
+        }
         do {
             self = try JSONDecoder().decode(Parsed.self, from: data).config(file: file, digest: digest)
         } catch let error as TensorRuleError {

@@ -288,6 +288,7 @@ extension Convert {
     /// One conversion, its errors sorted into usage (exit 2) and failure (exit 1).
     static func convertOne(_ model: String, to output: String, options: PackageConverter.Options,
                            progress: ProgressHandler? = nil) throws -> PackageConverter.Result {
+        TestHooks.beforeConverting(model)
         do {
             return try PackageConverter.convert(input: model, output: output, options: options, progress: progress)
         } catch let error as TensorRuleError {
@@ -300,8 +301,11 @@ extension Convert {
     }
 
     /// `convert A.onnx B.onnx … --output-dir D [--jobs N]`: each model to D/NAME.mlpkg (atomically, as one by
-    /// one), one status line per model as it finishes, a summary, exit 1 if any failed. A failure does not stop
-    /// the others. Outputs are byte-identical to converting one by one (the same code path, deterministic).
+    /// one), one status line per model as it finishes, a summary, exit 1 if any failed. Each model is converted by
+    /// a child mlpkg (`Batch`), so one that crashes the converter fails alone: the others still run, and the status
+    /// lines, the summary and the `--json` document are always printed. Outputs are byte-identical to converting
+    /// one by one (the same code path, deterministic). After Ctrl-C (SIGINT, SIGTERM, SIGHUP) the running children
+    /// stop, and the error line lists the packages that were written.
     func convertBatch(into dir: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -317,35 +321,89 @@ extension Convert {
             seen[out] = m
             outputs.append(out)
         }
+        // Options are checked here once (a bad config is one usage error, not one per model).
         let audit = profileOptions.requested ? try profileOptions.auditOptions(inputShapes: inputShape.pins) : nil
         let options = try conversionOptions(audit: audit)
-        let batch = Batch(models: models, outputs: outputs, options: options, json: json, quiet: quiet)
+        if let item = Batch.childItem {
+            // In a child of a batch: convert that one model, its result as one JSON object on stdout.
+            guard models.indices.contains(item) else { throw CommandFailure("\(Batch.itemVariable): model \(item) is not given") }
+            let start = Date()
+            let r = try Self.convertOne(models[item], to: outputs[item], options: options)
+            var result = BatchOutput.Item(model: models[item], package: outputs[item])
+            result.sourceBytes = r.sourceBytes
+            result.packageBytes = r.packageBytes
+            result.seconds = (Date().timeIntervalSince(start) * 1000).rounded() / 1000
+            try JSONOutput.print(result)
+            return
+        }
+        mlpkg_begin_batch()
+        let batch = Batch(models: models, outputs: outputs, arguments: Batch.childArguments(), json: json, quiet: quiet)
         batch.run(jobs: jobs)
         let failed = batch.results.filter { $0.error != nil }.count
+        let signal = mlpkg_batch_interrupted()
         if json {
-            try JSONOutput.print(BatchOutput(results: batch.results, converted: models.count - failed, failed: failed))
+            try JSONOutput.print(BatchOutput(results: batch.results, converted: models.count - failed, failed: failed,
+                                             interrupted: signal != 0 ? true : nil))
         } else if !quiet {
             printText("converted \(models.count - failed) of \(models.count) model(s) into \(dir)" + (failed > 0 ? "; \(failed) failed" : ""))
+        }
+        if signal != 0 {
+            let written = batch.results.filter { $0.error == nil }.map(\.package)
+            let what = written.isEmpty ? "no package was written"
+                : "\(written.count) of \(models.count) package(s) written: \(written.joined(separator: ", "))"
+            FileHandleOutput.standardError.write("error: interrupted; \(Printable.terminal(what)); the others were not (temporary output removed)\n")
+            Foundation.exit(128 + signal)
         }
         if failed > 0 { throw ExitCode(1) }
     }
 }
 
-/// The models of a batch, converted by `jobs` threads; results in the models' order.
+/// Test-only hooks (tests/oracle/test_batch.py), read from the environment; never set them otherwise.
+/// `MLPKG_TEST_TRAP_ON=NAME`: converting the model file named NAME (its last path component) traps (`fatalError`),
+/// standing for a converter crash on that model. `MLPKG_TEST_HANG_ON=NAME`: converting it waits until the process
+/// is signalled, standing for a long conversion to interrupt.
+enum TestHooks {
+    static func beforeConverting(_ model: String) {
+        let environment = ProcessInfo.processInfo.environment
+        let name = URL(fileURLWithPath: model).lastPathComponent
+        if environment["MLPKG_TEST_TRAP_ON"] == name { fatalError("MLPKG_TEST_TRAP_ON=\(name): a test-only trap") }
+        if environment["MLPKG_TEST_HANG_ON"] == name { while true { pause() } }
+    }
+}
+
+/// The models of a batch, each converted by a child mlpkg (the same command line, with `MLPKG_BATCH_ITEM` naming
+/// the model and `--json` for its result), `jobs` at a time; results in the models' order.
 final class Batch: @unchecked Sendable {
+    /// Set by a batch for its children: `PID:INDEX`, the batch's process and the one model the child converts.
+    /// Internal; a value whose PID is not this process's parent (one left in an environment) is ignored.
+    static let itemVariable = "MLPKG_BATCH_ITEM"
+    static var childItem: Int? {
+        guard let value = ProcessInfo.processInfo.environment[itemVariable] else { return nil }
+        let parts = value.split(separator: ":")
+        guard parts.count == 2, Int32(parts[0]) == getppid(), let item = Int(parts[1]) else { return nil }
+        return item
+    }
+
+    /// This command line for a child: the same arguments, with `--json` (its result is read back as JSON).
+    static func childArguments() -> [String] {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if !arguments.contains("--json") { arguments.insert("--json", at: min(1, arguments.count)) }
+        return arguments
+    }
+
     let models: [String]
     let outputs: [String]
-    let options: PackageConverter.Options
+    let arguments: [String]
     let json: Bool
     let quiet: Bool
     private(set) var results: [BatchOutput.Item]
     private let lock = NSLock()
     private var next = 0
 
-    init(models: [String], outputs: [String], options: PackageConverter.Options, json: Bool, quiet: Bool) {
+    init(models: [String], outputs: [String], arguments: [String], json: Bool, quiet: Bool) {
         self.models = models
         self.outputs = outputs
-        self.options = options
+        self.arguments = arguments
         self.json = json
         self.quiet = quiet
         results = zip(models, outputs).map { BatchOutput.Item(model: $0, package: $1) }
@@ -359,7 +417,7 @@ final class Batch: @unchecked Sendable {
                 while let i = take() { convert(i) }
                 group.leave()
             }
-            thread.stackSize = 8 << 20
+            thread.stackSize = 1 << 20  // the work is in the children
             thread.start()
         }
         group.wait()
@@ -376,27 +434,73 @@ final class Batch: @unchecked Sendable {
     private func convert(_ i: Int) {
         let start = Date()
         var item = results[i]
-        do {
-            let r = try Convert.convertOne(models[i], to: outputs[i], options: options)
-            item.sourceBytes = r.sourceBytes
-            item.packageBytes = r.packageBytes
-        } catch let f as CommandFailure {
-            item.error = f.message
-        } catch let f as UsageFailure {
-            item.error = f.message
-        } catch {
-            item.error = "\(models[i]): \(error)"
+        if mlpkg_batch_interrupted() != 0 {
+            item.error = "\(models[i]): not converted (interrupted)"
+        } else {
+            do {
+                let child = try ChildProcess.run(arguments, environment: [Self.itemVariable: "\(getpid()):\(i)"])
+                item = Self.result(of: child, item: item)
+                let stopped: Bool  // by a signal, or its interrupt handler (128 + signal)
+                switch child.ending {
+                case .exited(let code): stopped = code > 128
+                case .signaled: stopped = true
+                }
+                if item.error != nil, stopped, mlpkg_batch_interrupted() != 0 {
+                    item.error = "\(models[i]): interrupted before it finished; no package was written for it"
+                }
+                if !quiet && !json {
+                    // Notes of the child (its errors are in its result); crash reports stay out of the batch's output.
+                    for line in String(decoding: child.stderr, as: UTF8.self).split(separator: "\n") where line.hasPrefix("note: ") {
+                        FileHandleOutput.standardError.write(String(line) + "\n")
+                    }
+                }
+            } catch {
+                item.error = "\(models[i]): \(error.message)"
+            }
         }
         item.seconds = (Date().timeIntervalSince(start) * 1000).rounded() / 1000
         lock.lock()
         results[i] = item
         // One status line per model as it finishes (errors always, on stderr).
         if let error = item.error {
-            FileHandleOutput.standardError.write("error: \(Printable.terminal(error))\n")
+            FileHandleOutput.standardError.write("error: \(Printable.terminal(Printable.boundingQuotes(error)))\n")
         } else if !json && !quiet {
             printText("ok    \(item.model) → \(item.package) (\(item.sourceBytes ?? 0) → \(item.packageBytes ?? 0) bytes, \(String(format: "%.2f", item.seconds ?? 0)) s)")
         }
         lock.unlock()
+    }
+
+    /// The item a child's output gives: its result, its error object, or what is known of its crash.
+    static func result(of child: ChildProcess, item: BatchOutput.Item) -> BatchOutput.Item {
+        var item = item
+        struct ErrorReply: Decodable {
+            struct Body: Decodable { var message: String }
+            var error: Body
+        }
+        struct Reply: Decodable {
+            var sourceBytes: Int?
+            var packageBytes: Int?
+        }
+        let data = Data(child.stdout)
+        if child.ending == .exited(0), let reply = try? JSONDecoder().decode(Reply.self, from: data),
+           reply.sourceBytes != nil {
+            item.sourceBytes = reply.sourceBytes
+            item.packageBytes = reply.packageBytes
+        } else if let reply = try? JSONDecoder().decode(ErrorReply.self, from: data) {
+            item.error = reply.error.message
+        } else {
+            // No result: the child crashed. Its own report (the runtime's message) says why.
+            let report = String(decoding: child.stderr, as: UTF8.self).split(separator: "\n")
+                .first { $0.contains("Fatal error") || $0.contains("fatal error") }
+                .map { ": \($0.trimmedSpaces)" } ?? ""
+            let how: String
+            switch child.ending {
+            case .exited(let code): how = "crashed (exit status \(code)\(report))"
+            case .signaled(let signal): how = "was killed by signal \(signal)\(report.isEmpty ? "" : " (\(report.dropFirst(2)))")"
+            }
+            item.error = "\(item.model): the conversion \(how); no package was written for it (the other models are not affected)"
+        }
+        return item
     }
 }
 
@@ -414,6 +518,8 @@ struct BatchOutput: Encodable {
     var results: [Item]
     var converted: Int
     var failed: Int
+    /// Present (true) when the batch was interrupted: the models without a result were not converted.
+    var interrupted: Bool?
 }
 
 struct ConvertOutput: Encodable {

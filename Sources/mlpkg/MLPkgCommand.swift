@@ -48,7 +48,14 @@ struct MLPkgCommand: ParsableCommand {
             }
         }
         do {
-            var command = try parseAsRoot()
+            // Repeatable patterns go around the parser, whose cost is quadratic in the number of arguments.
+            let lifted = RepeatedOptions(Array(CommandLine.arguments.dropFirst()))
+            var command = try parseAsRoot(lifted.remaining)
+            if var convert = command as? Convert {
+                convert.excludes = lifted.values(of: "--exclude", parsed: convert.excludes)
+                convert.includes = lifted.values(of: "--include", parsed: convert.includes)
+                command = convert
+            }
             try command.run()
         } catch let failure as CommandFailure {
             fail(failure.message, code: 1, file: failure.file, tensor: failure.tensor)
@@ -87,7 +94,8 @@ struct MLPkgCommand: ParsableCommand {
 
     /// Prints one `error:` line on stderr and exits.
     static func fail(_ message: String, code: Int32, usage: Bool = false, file: String? = nil, tensor: String? = nil) -> Never {
-        let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmedSpaces }
+        // One line, and a bounded one: long quoted values (a 20 MB config setting) are cut.
+        let oneLine = Printable.boundingQuotes(message).split(whereSeparator: \.isNewline).map { $0.trimmedSpaces }
             .filter { !$0.isEmpty }.joined(separator: " ")
         // Names in messages come from model files: shown with control characters escaped (docs/HARDENING.md).
         var text = "error: \(Printable.terminal(oneLine))\n"

@@ -24,6 +24,20 @@ void mlpkg_remove_temporaries(void);
 /// SIGINT, SIGTERM and SIGHUP remove the registered temporaries, print one `error:` line and exit with 128 + signal.
 void mlpkg_install_interrupt_handlers(void);
 
+/// Batch mode (`convert … --output-dir`): from now on SIGINT, SIGTERM and SIGHUP are recorded (see
+/// `mlpkg_batch_interrupted`) and forwarded as SIGTERM to the running children instead of ending the process, so
+/// the batch can say which packages were written.
+void mlpkg_begin_batch(void);
+/// The first interrupting signal received in batch mode, or 0.
+int mlpkg_batch_interrupted(void);
+/// A pipe whose ends close on exec (a child started meanwhile by another thread must not hold them). 0 or -1.
+int mlpkg_pipe_cloexec(int fds[2]);
+/// Spawns `path` with `argv` and `envp` (NULL-terminated), stdin from /dev/null, stdout on `out_fd` and stderr on
+/// `err_fd`, and registers it for interrupt forwarding in `*slot` (pass it to `mlpkg_child_finished` once it was
+/// waited for). Returns the pid, or -1 with errno set.
+int mlpkg_spawn_child(const char *path, char *const argv[], char *const envp[], int out_fd, int err_fd, int *slot);
+void mlpkg_child_finished(int slot);
+
 /// SIGABRT, SIGILL, SIGTRAP, SIGSEGV and SIGFPE (a failed allocation under `ulimit -v` aborts in the Swift
 /// runtime) remove the registered temporaries, add one `error:` line and exit with status 1.
 void mlpkg_install_fatal_handlers(void);
