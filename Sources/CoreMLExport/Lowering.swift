@@ -139,8 +139,11 @@ struct Emitter {
         try view.values.variable(view.node.inputs[i], builder: builder)
     }
 
-    /// A name for the op producing output `i`.
-    func name(_ i: Int = 0) -> String { view.node.outputs.indices.contains(i) ? view.node.outputs[i] : view.node.name }
+    /// A name for the op producing output `i` (the node's name, or its first output, when output `i` is absent).
+    func name(_ i: Int = 0) -> String {
+        if view.node.outputs.indices.contains(i), !view.node.outputs[i].isEmpty { return view.node.outputs[i] }
+        return view.node.name.isEmpty ? view.node.outputs.first { !$0.isEmpty } ?? "" : view.node.name
+    }
 
     func op(_ type: String, _ params: [(String, MILArg)], output: MILTensorType, suffix: String = "") -> MILVar {
         builder.op1(type, name: name() + suffix, params, output: output)
@@ -171,7 +174,7 @@ public enum LoweringRegistry {
         SoftmaxLowering.self, ReduceLowering.self, ArgReduceLowering.self, ReshapeLowering.self,
         TransposeLowering.self, ConcatLowering.self, SplitLowering.self, SliceLowering.self, ExpandLowering.self,
         TileLowering.self, GatherLowering.self, GatherElementsLowering.self, WhereLowering.self, CastLowering.self,
-        PadLowering.self, ResizeLowering.self, IdentityLowering.self, DequantizeLowering.self,
+        PadLowering.self, ResizeLowering.self, IdentityLowering.self, DequantizeLowering.self, RecurrentLowering.self,
     ]
 
     static let byOpType: [String: any OpLowering.Type] = {
