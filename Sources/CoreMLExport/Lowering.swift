@@ -139,8 +139,11 @@ struct Emitter {
         try view.values.variable(view.node.inputs[i], builder: builder)
     }
 
-    /// A name for the op producing output `i`.
-    func name(_ i: Int = 0) -> String { view.node.outputs.indices.contains(i) ? view.node.outputs[i] : view.node.name }
+    /// A name for the op producing output `i` (the node's name, or its first output, when output `i` is absent).
+    func name(_ i: Int = 0) -> String {
+        if view.node.outputs.indices.contains(i), !view.node.outputs[i].isEmpty { return view.node.outputs[i] }
+        return view.node.name.isEmpty ? view.node.outputs.first { !$0.isEmpty } ?? "" : view.node.name
+    }
 
     func op(_ type: String, _ params: [(String, MILArg)], output: MILTensorType, suffix: String = "") -> MILVar {
         builder.op1(type, name: name() + suffix, params, output: output)
@@ -174,6 +177,7 @@ public enum LoweringRegistry {
         PadLowering.self, ResizeLowering.self, IdentityLowering.self, DequantizeLowering.self, FloatClassLowering.self,
         GatherNDLowering.self, CumSumLowering.self, TopKLowering.self, TriluLowering.self, DepthSpaceLowering.self,
         LRNLowering.self,
+        RecurrentLowering.self,
     ]
 
     static let byOpType: [String: any OpLowering.Type] = {

@@ -26,9 +26,18 @@ struct ConstantValue {
         return nil
     }
 
-    var floats: [Float]? {
-        if let v = decoded, case .floats(let values) = v.elements { return values.map { Float($0) } }
-        guard let tensor, tensor.elementCount <= 1 << 20 else { return nil }
+    var floats: [Float]? { floats(limit: 1 << 20) }
+
+    /// The float elements when there are at most `limit` (weights a lowering rearranges at export time may exceed
+    /// the 1 Mi elements `floats` decodes).
+    func floats(limit: Int) -> [Float]? {
+        if let tensor, tensor.dataType == .float, tensor.encoding.isRaw, case .bytes(let view) = tensor.data,
+           tensor.elementCount <= limit, view.count == tensor.elementCount * 4 {
+            return (0..<tensor.elementCount).map { view.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        }
+        if let known, case .floats(let values) = known.elements { return values.map { Float($0) } }
+        if let tensor, let v = TensorValue.decode(tensor, limit: limit), case .floats(let values) = v.elements { return values.map { Float($0) } }
+        guard let tensor, tensor.elementCount <= limit else { return nil }
         if case .float16 = tensor.encoding, case .bytes(let view) = tensor.data {
             return (0..<tensor.elementCount).map {
                 Float16Codec.float(fromHalf: view.bytes.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))

@@ -159,7 +159,8 @@ public enum MILOpRegistry {
     /// The definitions, by MIL op type; a duplicate type is a programming error caught by the registry's test.
     public static let definitions: [String: MILOpDefinition] = {
         var table: [String: MILOpDefinition] = [:]
-        for d in MILElementwiseDefinitions.all + MILTensorDefinitions.all + MILNeuralDefinitions.all + MILConstexprDefinitions.all {
+        for d in MILElementwiseDefinitions.all + MILTensorDefinitions.all + MILNeuralDefinitions.all + MILConstexprDefinitions.all
+            + MILRecurrentDefinitions.all {
             table[d.type] = d
         }
         return table
@@ -168,7 +169,7 @@ public enum MILOpRegistry {
     /// Number of definitions before duplicates were merged (the registry's test checks it equals `definitions.count`).
     public static var declaredCount: Int {
         MILElementwiseDefinitions.all.count + MILTensorDefinitions.all.count + MILNeuralDefinitions.all.count
-            + MILConstexprDefinitions.all.count
+            + MILConstexprDefinitions.all.count + MILRecurrentDefinitions.all.count
     }
 }
 

@@ -140,4 +140,44 @@ struct MILVerifierTests {
         #expect(try infer("split", [("x", .variable("x")), ("split_sizes", .value(.ints([1, 3]))), ("axis", .value(.scalar(Int32(-1))))], ["x": x])
                 == [MILTensorType(.fp32, [2, 3, 1]), MILTensorType(.fp32, [2, 3, 3])])
     }
+
+    @Test("lstm, gru, rnn: shapes per direction and output_sequence, fp16 from iOS17 only, gate counts and activations checked")
+    func recurrentInference() throws {
+        func infer(_ type: String, _ inputs: [(String, MILArgument)], _ types: [String: MILTensorType],
+                   target: DeploymentTarget = .iOS15) throws -> [MILTensorType] {
+            let op = MILOperation(type: type, name: "o", inputs: inputs.map { ($0.0, [$0.1]) }, outputs: [])
+            return try MILOpRegistry.definitions[type]!.outputTypes(MILOpContext(op: op, target: target, types: types, constants: [:]))
+        }
+        func f(_ shape: [Int], _ dtype: MILDataType = .fp32) -> MILTensorType { MILTensorType(dtype, shape) }
+        // x [s 5, b 2, I 3], hidden 4.
+        let lstm: [String: MILTensorType] = ["x": f([5, 2, 3]), "h": f([2, 4]), "c": f([2, 4]), "wi": f([16, 3]), "wh": f([16, 4]),
+                                             "h2": f([2, 8]), "c2": f([2, 8])]
+        let base: [(String, MILArgument)] = [("x", .variable("x")), ("initial_h", .variable("h")), ("initial_c", .variable("c")),
+                                             ("weight_ih", .variable("wi")), ("weight_hh", .variable("wh"))]
+        #expect(try infer("lstm", base, lstm) == [f([1, 2, 4]), f([2, 4]), f([2, 4])])
+        #expect(try infer("lstm", base + [("output_sequence", .value(.scalar(true))), ("direction", .value(.scalar("reverse")))], lstm)
+                == [f([5, 2, 4]), f([2, 4]), f([2, 4])])
+        let both: [(String, MILArgument)] = [("x", .variable("x")), ("initial_h", .variable("h2")), ("initial_c", .variable("c2")),
+                                             ("weight_ih", .variable("wi")), ("weight_hh", .variable("wh")), ("weight_ih_back", .variable("wi")),
+                                             ("weight_hh_back", .variable("wh")), ("direction", .value(.scalar("bidirectional"))),
+                                             ("output_sequence", .value(.scalar(true)))]
+        #expect(try infer("lstm", both, lstm) == [f([5, 2, 8]), f([2, 8]), f([2, 8])])
+        // bidirectional needs the backward weights.
+        #expect(throws: MILTypeError.self) { try infer("lstm", both.filter { !$0.0.hasSuffix("_back") }, lstm) }
+        #expect(throws: MILTypeError.self) { try infer("lstm", base + [("recurrent_activation", .value(.scalar("softsign")))], lstm) }
+        #expect(throws: MILTypeError.self) { try infer("lstm", base, lstm.merging(["wh": f([12, 4])]) { $1 }) }
+        // fp16: iOS17 on (iOS17/recurrent.py), not before.
+        let half = lstm.mapValues { $0.with(dtype: .fp16) }
+        #expect(throws: MILTypeError.self) { try infer("lstm", base, half, target: .iOS16) }
+        #expect(try infer("lstm", base, half, target: .iOS17) == [f([1, 2, 4], .fp16), f([2, 4], .fp16), f([2, 4], .fp16)])
+        // gru: 3 gates, forward or reverse only; rnn: 1 gate.
+        let gru: [String: MILTensorType] = ["x": f([5, 2, 3]), "h": f([2, 4]), "wi": f([12, 3]), "wh": f([12, 4]), "r1": f([4, 3]), "r2": f([4, 4])]
+        let one: [(String, MILArgument)] = [("x", .variable("x")), ("initial_h", .variable("h")), ("weight_ih", .variable("wi")),
+                                            ("weight_hh", .variable("wh")), ("output_sequence", .value(.scalar(true)))]
+        #expect(try infer("gru", one, gru) == [f([5, 2, 4]), f([2, 4])])
+        #expect(throws: MILTypeError.self) { try infer("gru", one + [("direction", .value(.scalar("bidirectional")))], gru) }
+        #expect(try infer("rnn", [("x", .variable("x")), ("initial_h", .variable("h")), ("weight_ih", .variable("r1")),
+                                  ("weight_hh", .variable("r2"))], gru) == [f([1, 2, 4]), f([2, 4])])
+        #expect(throws: MILTypeError.self) { try infer("rnn", one, gru) }
+    }
 }

@@ -47,6 +47,11 @@ Where the MIL definitions leave room, this evaluator chooses (and test_mil_refer
   * topk/argsort: stable (lower index first among equal values).
   * gather/gather_along_axis: negative indices wrap before iOS17 and are refused from iOS17 on.
   * one_hot: indices outside [0, size) give an all-off vector.
+  * lstm/gru/rnn with direction `reverse` return their states in processing order (row 0 is the
+    last time step); a bidirectional lstm's backward half is aligned with the time steps. gru
+    applies the reset gate before the recurrent product. lstm's clip bounds the cell state.
+    Activations take their default parameters (hard_sigmoid: 0.2 x + 0.5 clipped to [0, 1]).
+    These are what coremltools' numpy references in iOS14/test_recurrent.py check on device.
 """
 
 from __future__ import annotations
@@ -795,6 +800,129 @@ def _einsum(a: Args) -> np.ndarray:
     if x.ndim == 4:
         xs[0] = ys[0] = max(x.shape[0], y.shape[0])
     return np.einsum(eq, np.broadcast_to(x, xs), np.broadcast_to(y, ys))
+
+
+# ----------------------------------------------------------------------------------------------
+# recurrent layers (iOS15/recurrent.py; the behaviour below that the docstrings leave open is
+# the one coremltools' own numpy references in mil/ops/tests/iOS14/test_recurrent.py check
+# against Core ML)
+# ----------------------------------------------------------------------------------------------
+
+# Activations by their MIL names, each with "its standard default values" (test_recurrent.py):
+# scaled_tanh is tanh, hard_sigmoid (lstm) / sigmoid_hard (rnn) is min(max(0.2 x + 0.5, 0), 1),
+# linear is the identity.
+_RNN_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "sigmoid": _sigmoid,
+    "tanh": np.tanh,
+    "scaled_tanh": np.tanh,
+    "relu": lambda v: np.maximum(v, 0),
+    "hard_sigmoid": lambda v: np.minimum(np.maximum(0.2 * v + 0.5, 0), 1),
+    "sigmoid_hard": lambda v: np.minimum(np.maximum(0.2 * v + 0.5, 0), 1),
+    "linear": lambda v: v,
+}
+
+
+def _rnn_activation(a: Args, name: str, default: str) -> Callable[[np.ndarray], np.ndarray]:
+    act = str(a.scalar(name, default)).lower()
+    if act not in _RNN_ACTIVATIONS:
+        raise MILFormatError(f"op {a.op_name}: {name} {act!r}")
+    return _RNN_ACTIVATIONS[act]
+
+
+def _rnn_steps(a: Args, x: np.ndarray, reverse: bool) -> list[int]:
+    if x.ndim != 3:
+        raise MILFormatError(f"op {a.op_name}: x must be [s, b, I], got {x.shape}")
+    return list(range(x.shape[0] - 1, -1, -1)) if reverse else list(range(x.shape[0]))
+
+
+def _rnn_sequence(a: Args, outs: list[np.ndarray]) -> np.ndarray:
+    """Every step's state in processing order (a `reverse` layer's first row is the last time
+    step), or the last one alone, as [steps, b, H]."""
+    return np.stack(outs) if a.scalar("output_sequence", False) else outs[-1][None]
+
+
+def _lstm_layer(a: Args, x, h, c, w_ih, w_hh, bias, peephole, reverse):
+    """One direction: gates in MIL's order (input, forget, output, cell); peepholes (input,
+    forget, output) read the previous cell state for i and f, the new one for o; `clip` bounds
+    the cell state after each update (test_recurrent.py's reference)."""
+    f_rec = _rnn_activation(a, "recurrent_activation", "sigmoid")
+    f_cell = _rnn_activation(a, "cell_activation", "tanh")
+    f_out = _rnn_activation(a, "activation", "tanh")
+    clip = a.scalar("clip")
+    hidden = w_hh.shape[1]
+    b = np.zeros(4 * hidden) if bias is None else bias
+    p = np.zeros(3 * hidden) if peephole is None else peephole
+    p_i, p_f, p_o = np.split(p, 3)
+    outs = []
+    for t in _rnn_steps(a, x, reverse):
+        g_i, g_f, g_o, g_z = np.split(x[t] @ w_ih.T + h @ w_hh.T + b, 4, axis=-1)
+        i = f_rec(g_i + p_i * c)
+        f = f_rec(g_f + p_f * c)
+        c = f * c + i * f_cell(g_z)
+        if clip is not None:
+            c = np.clip(c, -clip, clip)
+        h = f_rec(g_o + p_o * c) * f_out(c)
+        outs.append(h)
+    return outs, h, c
+
+
+def _lstm(a: Args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A bidirectional lstm's backward half is aligned with the input's time steps (its row t
+    is the state after reading x[t]; without output_sequence its final state); `reverse` alone
+    yields its states in processing order, like every unidirectional layer here."""
+    x = _acc(a["x"])
+    direction = a.scalar("direction", "forward")
+    h0, c0 = _acc(a["initial_h"]), _acc(a["initial_c"])
+    opt = lambda k: None if not a.has(k) else _acc(a[k])  # noqa: E731
+    if direction != "bidirectional":
+        outs, h, c = _lstm_layer(a, x, h0, c0, _acc(a["weight_ih"]), _acc(a["weight_hh"]), opt("bias"),
+                                 opt("peephole"), direction == "reverse")
+        return _rnn_sequence(a, outs), h, c
+    hidden = h0.shape[-1] // 2
+    fwd, hf, cf = _lstm_layer(a, x, h0[:, :hidden], c0[:, :hidden], _acc(a["weight_ih"]),
+                              _acc(a["weight_hh"]), opt("bias"), opt("peephole"), False)
+    bwd, hb, cb = _lstm_layer(a, x, h0[:, hidden:], c0[:, hidden:], _acc(a["weight_ih_back"]),
+                              _acc(a["weight_hh_back"]), opt("bias_back"), opt("peephole_back"), True)
+    if a.scalar("output_sequence", False):
+        y = np.concatenate([np.stack(fwd), np.stack(bwd[::-1])], axis=-1)
+    else:
+        y = np.concatenate([fwd[-1], bwd[-1]], axis=-1)[None]
+    return y, np.concatenate([hf, hb], axis=-1), np.concatenate([cf, cb], axis=-1)
+
+
+def _gru(a: Args) -> tuple[np.ndarray, np.ndarray]:
+    """Gates in MIL's order (reset, output, update); the reset gate scales the state before the
+    recurrent product, o = activation(W_o x + R_o (r * h) + b_o), and h = (1 - z) * o + z * h
+    (test_recurrent.py's reference; ONNX GRU with linear_before_reset = 0)."""
+    x = _acc(a["x"])
+    w_ih, w_hh, h = _acc(a["weight_ih"]), _acc(a["weight_hh"]), _acc(a["initial_h"])
+    hidden = w_hh.shape[1]
+    b = _acc(a["bias"]) if a.has("bias") else np.zeros(3 * hidden)
+    f_rec = _rnn_activation(a, "recurrent_activation", "sigmoid")
+    f_out = _rnn_activation(a, "activation", "tanh")
+    w_r, w_o, w_z = np.split(w_ih, 3)
+    r_r, r_o, r_z = np.split(w_hh, 3)
+    b_r, b_o, b_z = np.split(b, 3)
+    outs = []
+    for t in _rnn_steps(a, x, a.scalar("direction", "forward") == "reverse"):
+        r = f_rec(x[t] @ w_r.T + h @ r_r.T + b_r)
+        z = f_rec(x[t] @ w_z.T + h @ r_z.T + b_z)
+        o = f_out(x[t] @ w_o.T + (r * h) @ r_o.T + b_o)
+        h = (1 - z) * o + z * h
+        outs.append(h)
+    return _rnn_sequence(a, outs), h
+
+
+def _rnn(a: Args) -> tuple[np.ndarray, np.ndarray]:
+    x = _acc(a["x"])
+    w_ih, w_hh, h = _acc(a["weight_ih"]), _acc(a["weight_hh"]), _acc(a["initial_h"])
+    b = _acc(a["bias"]) if a.has("bias") else np.zeros(w_ih.shape[0])
+    act = _rnn_activation(a, "activation", "tanh")
+    outs = []
+    for t in _rnn_steps(a, x, a.scalar("direction", "forward") == "reverse"):
+        h = act(x[t] @ w_ih.T + h @ w_hh.T + b)
+        outs.append(h)
+    return _rnn_sequence(a, outs), h
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1699,6 +1827,10 @@ OPS: dict[str, Callable[[Args], Any]] = {
     "matmul": _matmul,
     "linear": _linear,
     "einsum": _einsum,
+
+    "lstm": _lstm,
+    "gru": _gru,
+    "rnn": _rnn,
     # convolution / pooling
     "conv": _conv,
     "conv_transpose": _conv_transpose,

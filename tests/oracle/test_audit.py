@@ -35,10 +35,11 @@ EXPECTED = {
     "cnn.onnx": {"*": GPU},
     # Every value carries [batch, seq, …] (the Reshapes' targets are constant, so batch and seq go through them).
     "transformer.onnx": {"*": GPU},
-    # LSTM/GRU: mlpkg's Core ML exporter has no lowering for them (coreml-no-lowering, docs/COREML.md), so no unit gets
-    # them; the unit rules would keep them off the Neural Engine anyway (coremltools#1780, #337).
-    "lstm.onnx": {"lstm": UNSUPPORTED},
-    "gru.onnx": {"gru": UNSUPPORTED},
+    # LSTM/GRU lower to MIL lstm and an unrolled GRU (mil-recurrent; unpinned, the dynamic seq makes the Core ML gate
+    # "not checked"), but the unit rules keep them off the Neural Engine (ane-no-recurrent, ane-no-gru) and the GPU
+    # (gpu-no-recurrent, coremltools#337): CPU.
+    "lstm.onnx": {"lstm": CPU},
+    "gru.onnx": {"gru": CPU},
     # Everything static; Constant nodes follow their consumers.
     "constant_weights.onnx": {"*": NE},
     # Control flow: MIL has cond and while_loop, but mlpkg's exporter does not lower subgraphs yet (coreml-control-flow, coreml-subgraph);
@@ -75,7 +76,8 @@ NE_FAILURES = {
     ("cnn.onnx", "conv1"): {"ane-static-shapes"},
     ("cnn.onnx", "gap"): {"ane-static-shapes", "ane-global-pool-extent"},
     ("transformer.onnx", "scores"): {"ane-static-shapes"},
-    ("lstm.onnx", "lstm"): {"coreml-no-lowering", "ane-static-shapes", "ane-no-recurrent"},
+    ("lstm.onnx", "lstm"): {"ane-static-shapes", "ane-no-recurrent"},
+    ("gru.onnx", "gru"): {"ane-static-shapes", "ane-no-gru"},
     ("loop_scan.onnx", "loop"): {"coreml-control-flow", "ane-no-while-loop"},
     ("loop_scan.onnx", "scan"): {"coreml-control-flow"},
     ("if_branches.onnx", "if_node/then_branch/then_add"): {"coreml-subgraph"},
@@ -249,9 +251,9 @@ def test_markdown(mlpkg, tmp_path):
 
 
 def test_text_and_usage_errors(mlpkg, tmp_path):
-    proc = run([str(mlpkg), "audit", str(FIXTURES / "lstm.onnx")], tmp_path)
+    proc = run([str(mlpkg), "audit", str(FIXTURES / "qdq.onnx")], tmp_path)
     assert proc.returncode == 0 and "\x1b[" not in proc.stdout  # no colour off a terminal
-    assert "lstm (LSTM) → unsupported" in proc.stdout and "no Core ML lowering for LSTM" in proc.stdout
+    assert "q_x (QuantizeLinear) → unsupported" in proc.stdout and "no Core ML lowering for QuantizeLinear" in proc.stdout
     bad_units = run([str(mlpkg), "audit", str(FIXTURES / "cnn.onnx"), "--compute-units", "cpu-and-gpu"], tmp_path)
     assert bad_units.returncode == 2 and "not among --compute-units" in bad_units.stderr
     gpu = audit(mlpkg, FIXTURES / "cnn.onnx", "--profile", "gpu", "--compute-units", "cpu-and-gpu")
@@ -491,6 +493,8 @@ def test_html_puts_blockers_and_fallbacks_above_the_graph(mlpkg, tmp_path):
 # Every disagreement is listed here and in docs/AUDIT.md.
 ORT_DISAGREEMENTS = {
     ("cnn.onnx", "Flatten"): "ORT's ML Program path has no Flatten builder; MIL expresses it as a reshape",
+    ("lstm.onnx", "LSTM"): "ORT's ML Program path has no LSTM builder; MIL has lstm (mil-recurrent)",
+    ("gru.onnx", "GRU"): "ORT's ML Program path has no GRU builder; mlpkg unrolls GRU with linear_before_reset=1 (mil-recurrent)",
 }
 # Op types our audit splits by node where ORT judges by name.
 ORT_MIXED = {
@@ -716,9 +720,11 @@ def test_static_model_gets_no_suggestion_and_blockers_name_their_action(mlpkg):
     assert "pinSuggestion" not in s and s["loadBlocking"] == 0
     assert [(b["rule"], b["nodes"], b["loadBlocking"]) for b in s["blockers"]] == [("ane-global-pool-extent", 1, 0)]
     assert s["blockers"][0]["action"].startswith("shrink the spatial dims to 13 or below") and s["blockers"][0]["examples"] == ["gap"]
-    lstm = audit(mlpkg, FIXTURES / "lstm.onnx", "--input-shape", "X=4,1,16")["summary"]
-    assert lstm["loadBlocking"] == 1 and lstm["blockers"][0]["rule"] == "coreml-no-lowering"
-    assert lstm["blockers"][0]["action"].startswith("change the model so mlpkg's Core ML exporter can lower it: no Core ML lowering for LSTM")
+    qdq = audit(mlpkg, FIXTURES / "qdq.onnx", *pinned("qdq.onnx"))["summary"]
+    assert qdq["loadBlocking"] == 2 and qdq["blockers"][0]["rule"] == "coreml-no-lowering"
+    assert qdq["blockers"][0]["action"].startswith("change the model so mlpkg's Core ML exporter can lower it: no Core ML lowering for QuantizeLinear")
+    lstm = audit(mlpkg, FIXTURES / "lstm.onnx", *pinned("lstm.onnx"))["summary"]
+    assert lstm["loadBlocking"] == 0 and [b["rule"] for b in lstm["blockers"]] == ["ane-no-recurrent"]
 
 
 def test_compact_markdown_stays_under_a_comment(mlpkg, tmp_path):

@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from coremltools.proto import MIL_pb2
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import run
@@ -20,6 +21,7 @@ from mil_reference import evaluate
 from test_coreml import coremltools_types, cosine, load_spec, program_ops, proto_type
 
 F = TensorProto.FLOAT
+MIL_FLOAT = {TensorProto.FLOAT: MIL_pb2.FLOAT32, TensorProto.FLOAT16: MIL_pb2.FLOAT16}
 I64 = TensorProto.INT64
 BOOL = TensorProto.BOOL
 RNG = np.random.default_rng(7)
@@ -30,7 +32,7 @@ def w(*shape, scale=0.5):
 
 
 class Case:
-    def __init__(self, name, nodes, inputs, outputs, inits=(), opset=17, feeds=None, fp16=True):
+    def __init__(self, name, nodes, inputs, outputs, inits=(), opset=17, feeds=None, fp16=True, reference_nodes=None):
         self.name = name
         self.nodes = nodes
         self.inputs = inputs            # [(name, elem, shape)]
@@ -39,10 +41,15 @@ class Case:
         self.opset = opset
         self.feeds = feeds or {}        # name -> array (else random)
         self.fp16 = fp16
+        # The same function in nodes onnxruntime runs, when it cannot run `nodes` (recurrent layout=1).
+        self.reference_nodes = reference_nodes
 
-    def model(self) -> onnx.ModelProto:
+    def reference(self) -> onnx.ModelProto:
+        return self.model(self.reference_nodes) if self.reference_nodes else self.model()
+
+    def model(self, nodes=None) -> onnx.ModelProto:
         g = helper.make_graph(
-            self.nodes, self.name,
+            nodes or self.nodes, self.name,
             [helper.make_tensor_value_info(n, e, s) for n, e, s in self.inputs],
             [helper.make_tensor_value_info(n, e, None) for n, e in self.outputs],
             [numpy_helper.from_array(a, n) for n, a in self.inits])
@@ -73,6 +80,79 @@ def single(name, node, inputs, out=F, inits=(), opset=17, outputs=None, **kw):
 
 N = helper.make_node
 X4 = [("x", F, [1, 4, 8, 8])]
+
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def recurrent(op, name, direction="forward", bias=False, states=None, peephole=False, layout=0, outputs=(0, 1, 2),
+              seq=5, batch=2, inp=3, hidden=4, opset=17, **attrs):
+    """A small LSTM/GRU/RNN node. states: None (zeros), "input" (graph inputs) or "const" (initializers)."""
+    nd = 2 if direction == "bidirectional" else 1
+    g = GATES[op]
+    x_shape = [seq, batch, inp] if layout == 0 else [batch, seq, inp]
+    state_shape = [nd, batch, hidden] if layout == 0 else [batch, nd, hidden]
+    inits = [("W", w(nd, g * hidden, inp)), ("R", w(nd, g * hidden, hidden))]
+    inputs = [("x", F, x_shape)]
+    names = ["x", "W", "R", "", "", "", "", ""]
+    if bias:
+        inits.append(("B", w(nd, 2 * g * hidden)))
+        names[3] = "B"
+    for i, state in [(5, "h0"), (6, "c0")] if op == "LSTM" else [(5, "h0")]:
+        if states == "input":
+            inputs.append((state, F, state_shape))
+            names[i] = state
+        elif states == "const":
+            inits.append((state, w(*state_shape)))
+            names[i] = state
+    if peephole:
+        inits.append(("P", w(nd, 3 * hidden)))
+        names[7] = "P"
+    if "sequence_lens" in attrs:
+        inits.append(("L", np.array(attrs.pop("sequence_lens"), np.int32)))
+        names[4] = "L"
+    while names and names[-1] == "":
+        names.pop()
+    if layout:
+        attrs["layout"] = layout
+    outs = [["y", "yh", "yc"][i] if i in outputs else "" for i in range(3 if op == "LSTM" else 2)]
+    while outs[-1] == "":
+        outs.pop()
+    node = N(op, names, outs, hidden_size=hidden, direction=direction, **attrs)
+    reference = None
+    if layout:
+        # onnxruntime runs layout 0 only: the same layer between transposes ([batch, seq] <-> [seq, batch]).
+        attrs.pop("layout")
+        batch_major = ("x", "h0", "c0")
+        seq_names = [n + "_seq" if n in batch_major else n for n in names]
+        inner = [o + "_seq" if o else "" for o in outs]
+        reference = [N("Transpose", [n], [n + "_seq"], perm=[1, 0, 2]) for n in names if n in batch_major]
+        reference.append(N(op, seq_names, inner, hidden_size=hidden, direction=direction, **attrs))
+        reference += [N("Transpose", [o + "_seq"], [o], perm=[2, 0, 1, 3] if o == "y" else [1, 0, 2]) for o in outs if o]
+    return Case(name, [node], inputs, [(o, F) for o in outs if o], inits, opset, reference_nodes=reference)
+
+
+RECURRENT = [
+    (("LSTM", "LSTM"), {}),
+    (("LSTM", "LSTMReverse"), dict(direction="reverse", bias=True, states="input", peephole=True)),
+    (("LSTM", "LSTMBidirectional"), dict(direction="bidirectional", bias=True, states="const", peephole=True)),
+    (("LSTM", "LSTMBidirectionalZeroStates"), dict(direction="bidirectional", outputs=(0, 2))),
+    (("LSTM", "LSTMBidirectionalMixedActivations"), dict(direction="bidirectional", bias=True, states="input", layout=1, opset=14,
+                                                         activations=["Sigmoid", "Tanh", "Tanh", "Sigmoid", "Relu", "Tanh"])),
+    (("LSTM", "LSTMActivations"), dict(bias=True, activations=["HardSigmoid", "Relu", "Affine"], activation_alpha=[0.2, 1.0],
+                                       activation_beta=[0.5, 0.0])),
+    (("LSTM", "LSTMLastStateOnly"), dict(bias=True, states="input", outputs=(1,), sequence_lens=[5, 5])),
+    # MIL gru (linear_before_reset=0) is written for batch 1; other GRUs are unrolled per step
+    (("GRU", "GRU"), dict(batch=1)),
+    (("GRU", "GRUReverse"), dict(direction="reverse", bias=True, states="input", batch=1)),
+    (("GRU", "GRUBidirectional"), dict(direction="bidirectional", bias=True, states="const", batch=1)),
+    (("GRU", "GRUBatch2"), dict(direction="reverse", bias=True, states="input")),
+    (("GRU", "GRULinearBeforeReset"), dict(bias=True, states="input", linear_before_reset=1)),
+    (("GRU", "GRULinearBeforeResetBidirectional"), dict(direction="bidirectional", bias=True, states="const", layout=1, opset=14,
+                                                        linear_before_reset=1)),
+    (("RNN", "RNN"), {}),
+    (("RNN", "RNNReverseRelu"), dict(direction="reverse", bias=True, states="input", activations=["Relu"])),
+    (("RNN", "RNNBidirectional"), dict(direction="bidirectional", bias=True, states="const", layout=1, opset=14)),
+]
 
 CASES = [
     # elementwise
@@ -224,6 +304,8 @@ CASES = [
          [("x", F, [3, 16])], [("y", F)],
          [("q", RNG.integers(-127, 128, size=(16, 12)).astype(np.int8)), ("s", (np.abs(w(12)) * 0.02 + 0.001).astype(np.float32)),
           ("z", np.zeros(12, np.int8))]),
+    # recurrent layers (small: seq 5, batch 2, input 3, hidden 4); W, R, B, P initializers, initial states inputs or initializers
+    *[recurrent(*args, **kw) for args, kw in RECURRENT],
 ]
 
 
@@ -256,7 +338,13 @@ def export_case(mlpkg, tmp: Path, case: Case, compute: str, target: str | None =
 @pytest.mark.parametrize("compute", ["fp32", "fp16"])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_lowering_matches_onnxruntime(mlpkg, tmp_path, case, compute):
-    out = export_case(mlpkg, tmp_path, case, compute)
+    check_case(mlpkg, tmp_path, case, compute)
+
+
+def check_case(mlpkg, tmp_path, case, compute, target=None) -> Path:
+    """Export, check coremltools' type inference against the declared types, and compare the MIL reference evaluation
+    with onnxruntime; returns the .mlpackage."""
+    out = export_case(mlpkg, tmp_path, case, compute, target)
     spec = load_spec(out)
     inferred = coremltools_types(out, spec)
     for op in program_ops(spec):
@@ -266,7 +354,7 @@ def test_lowering_matches_onnxruntime(mlpkg, tmp_path, case, compute):
     # activations, which is not the function the ONNX graph (or Core ML) computes.
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(case.model().SerializeToString(), options, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(case.reference().SerializeToString(), options, providers=["CPUExecutionProvider"])
     threshold = 0.99999 if compute == "fp32" else 0.999
     for seed in (0, 1):
         feeds = feeds_for(case, seed)
@@ -288,6 +376,19 @@ def test_lowering_matches_onnxruntime(mlpkg, tmp_path, case, compute):
             else:
                 c = cosine(have, expected)
                 assert c >= threshold, f"{name}: cosine {c:.7f} < {threshold}"
+    return out
+
+
+@pytest.mark.parametrize("name", ["LSTMReverse", "LSTMBidirectional", "GRUReverse", "GRUBidirectional", "RNNReverseRelu"])
+def test_recurrent_ops_compute_in_fp16_from_ios17(mlpkg, tmp_path, name):
+    """iOS17/recurrent.py adds fp16 to lstm, gru and rnn: from iOS17 they run in fp16, below it in fp32 between casts."""
+    case = next(c for c in CASES if c.name == name)
+    for target, dtype in (("iOS17", TensorProto.FLOAT16), (None, TensorProto.FLOAT)):
+        folder = tmp_path / (target or "default")
+        folder.mkdir()
+        out = check_case(mlpkg, folder, case, "fp16", target)
+        recurrent = [op for op in program_ops(load_spec(out)) if op.type in ("lstm", "gru", "rnn")]
+        assert recurrent and all(o.type.tensorType.dataType == MIL_FLOAT[dtype] for op in recurrent for o in op.outputs), target
 
 
 REFUSALS = [
@@ -324,8 +425,6 @@ REFUSALS = [
     ("ResizeChannels", Case("ResizeChannels", [N("Resize", ["x", "", "s"], ["y"], mode="nearest")], X4, [("y", F)],
                             [("s", np.array([1, 2, 2, 2], np.float32))]), "N or C"),
     ("GeluOther", Case("GeluOther", [N("Gelu", ["x"], ["y"], approximate="erf")], X4, [("y", F)], opset=20), "approximate"),
-    ("LSTM", Case("LSTM", [N("LSTM", ["x", "W", "R"], ["y"], hidden_size=4)], [("x", F, [3, 1, 2])], [("y", F)],
-                  [("W", w(1, 16, 2)), ("R", w(1, 16, 4))]), "no Core ML lowering for LSTM"),
     ("DropoutMask", Case("DropoutMask", [N("Dropout", ["x"], ["y", "m"])], X4, [("y", F), ("m", BOOL)]), "mask"),
     ("DropoutTraining", Case("DropoutTraining", [N("Dropout", ["x", "r", "t"], ["y"])], X4, [("y", F)],
                              [("r", np.array(0.5, np.float32)), ("t", np.array(True))]), "training_mode"),
@@ -394,6 +493,26 @@ REFUSALS = [
     ("ResizeCrop", Case("ResizeCrop", [N("Resize", ["x", "r", "s"], ["y"], mode="linear", coordinate_transformation_mode="tf_crop_and_resize")],
                         X4, [("y", F)], [("r", np.array([0, 0, 0, 0, 1, 1, 1, 1], np.float32)), ("s", np.array([1, 1, 2, 2], np.float32))]),
      "tf_crop_and_resize"),
+    ("LSTMClip", recurrent("LSTM", "LSTMClip", clip=1.0), "clip: ONNX bounds the gates' inputs"),
+    ("LSTMInputForget", recurrent("LSTM", "LSTMInputForget", input_forget=1), "input_forget=1"),
+    ("LSTMShortSequence", recurrent("LSTM", "LSTMShortSequence", sequence_lens=[5, 3]), "sequence_lens [5, 3] are not all"),
+    ("LSTMDynamicSequenceLens", Case("LSTMDynamicSequenceLens", [N("LSTM", ["x", "W", "R", "", "L"], ["y"], hidden_size=4)],
+                                     [("x", F, [5, 2, 3]), ("L", TensorProto.INT32, [2])], [("y", F)],
+                                     [("W", w(1, 16, 3)), ("R", w(1, 16, 4))]), "sequence_lens 'L' must be constant"),
+    ("LSTMLeakyRelu", recurrent("LSTM", "LSTMLeakyRelu", activations=["LeakyRelu", "Tanh", "Tanh"]),
+     "activation LeakyRelu has no MIL lstm equivalent"),
+    ("LSTMHardSigmoidAlpha", recurrent("LSTM", "LSTMHardSigmoidAlpha", activations=["HardSigmoid", "Tanh", "Tanh"],
+                                       activation_alpha=[0.3]), "activation HardSigmoid (alpha 0.3) has no MIL lstm equivalent"),
+    ("GRURelu", recurrent("GRU", "GRURelu", activations=["Relu", "Tanh"]), "activation Relu has no MIL gru equivalent"),
+    ("RNNActivationCount", recurrent("RNN", "RNNActivationCount", activations=["Tanh", "Tanh"]), "activations lists 2 functions"),
+    ("LSTMDynamicW", Case("LSTMDynamicW", [N("LSTM", ["x", "W", "R"], ["y"], hidden_size=4)], [("x", F, [5, 2, 3]), ("W", F, [1, 16, 3])],
+                          [("y", F)], [("R", w(1, 16, 4))]), "W 'W' must be constant"),
+    ("GRUDynamicB", Case("GRUDynamicB", [N("GRU", ["x", "W", "R", "B"], ["y"], hidden_size=4)], [("x", F, [5, 2, 3]), ("B", F, [1, 24])],
+                         [("y", F)], [("W", w(1, 12, 3)), ("R", w(1, 12, 4))]), "B 'B' must be constant"),
+    ("RNNHiddenSize", Case("RNNHiddenSize", [N("RNN", ["x", "W", "R"], ["y"], hidden_size=5)], [("x", F, [5, 2, 3])], [("y", F)],
+                           [("W", w(1, 4, 3)), ("R", w(1, 4, 4))]), "hidden_size 5 contradicts R"),
+    ("GRUUnrollLimit", recurrent("GRU", "GRUUnrollLimit", seq=513, batch=1, inp=2, hidden=2, linear_before_reset=1),
+     "513 steps exceed 512"),
     ("CastToString", Case("CastToString", [N("Cast", ["x"], ["y"], to=TensorProto.STRING)], [("x", F, [3])], [("y", TensorProto.STRING)]),
      "string"),
 ]
@@ -428,5 +547,6 @@ def test_every_lowering_has_a_case():
         "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Expand", "Tile", "Gather",
         "GatherElements", "Where", "Cast", "Pad", "Resize", "Upsample", "Identity", "Dropout", "DequantizeLinear",
         "IsNaN", "IsInf", "GatherND", "CumSum", "TopK", "Trilu", "DepthToSpace", "SpaceToDepth", "LRN",
+        "LSTM", "GRU", "RNN",
     }
     assert lowered - covered == set()

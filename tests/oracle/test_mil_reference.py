@@ -923,7 +923,83 @@ def _matmul_ort_cases() -> None:
         ortc("matmul", f"{'x'.join(map(str, sa))}-{'x'.join(map(str, sb))}", mm)
 
 
+
+def _reorder(a: np.ndarray, blocks: list[int], n: int) -> np.ndarray:
+    """ONNX gate blocks (axis 0 split into n) picked in MIL's order."""
+    parts = np.split(a, n)
+    return np.concatenate([parts[i] for i in blocks])
+
+
+# ONNX gate order -> MIL's: LSTM (i, o, f, c) -> (i, f, o, z); GRU (z, r, h) -> (r, o, z);
+# peepholes (i, o, f) -> (i, f, o).
+LSTM_GATES, GRU_GATES, PEEPHOLE_GATES = [0, 2, 1, 3], [1, 2, 0], [0, 2, 1]
+
+
+def _recurrent_ort_cases() -> None:
+    """lstm, gru and rnn against ONNX LSTM, GRU (linear_before_reset = 0) and RNN: MIL weights are
+    ONNX's split per direction and reordered, the bias is Wb + Rb; a `reverse` MIL layer yields
+    its states in processing order, so ONNX's time-aligned Y is compared reversed."""
+    s, b, i, hsz = 5, 2, 3, 4
+    for op, onnx_op, gates, order in (("lstm", "LSTM", 4, LSTM_GATES), ("gru", "GRU", 3, GRU_GATES),
+                                      ("rnn", "RNN", 1, [0])):
+        for direction in ("forward", "reverse", "bidirectional"):
+            if direction == "bidirectional" and op != "lstm":
+                continue  # MIL gru and rnn have no bidirectional form
+            for variant in ("plain", "full", "acts"):
+                if variant == "acts" and (op != "lstm" or direction != "forward"):
+                    continue
+
+                def fn(op=op, onnx_op=onnx_op, gates=gates, order=order, direction=direction, variant=variant):
+                    nd = 2 if direction == "bidirectional" else 1
+                    g = rng(200 + len(op) * 10 + nd + (variant == "full") * 3)
+                    x = f32(g, s, b, i)
+                    w, r = f32(g, nd, gates * hsz, i) * 0.5, f32(g, nd, gates * hsz, hsz) * 0.5
+                    full = variant == "full"
+                    bias = f32(g, nd, 2 * gates * hsz) * 0.5 if full else None
+                    h0 = f32(g, nd, b, hsz) if full else None
+                    c0 = f32(g, nd, b, hsz) if full and op == "lstm" else None
+                    p = f32(g, nd, 3 * hsz) * 0.5 if full and op == "lstm" else None
+                    attrs: dict[str, Any] = dict(hidden_size=hsz, direction=direction)
+                    mil_acts: dict[str, Any] = {}
+                    if variant == "acts":
+                        attrs.update(activations=["HardSigmoid", "Relu", "Affine"], activation_alpha=[0.2, 1.0],
+                                     activation_beta=[0.5, 0.0])
+                        mil_acts = dict(recurrent_activation="hard_sigmoid", cell_activation="relu", activation="linear")
+                    onnx_in = [("x", x), ("w", w), ("r", r), ("b", bias), ("sl", None), ("h0", h0)]
+                    if op == "lstm":
+                        onnx_in += [("c0", c0), ("p", p)]
+                    n_out = 3 if op == "lstm" else 2
+                    y, yh, *yc = _single(onnx_op, {}, onnx_in, attrs, n_out=n_out)
+
+                    def direction_inputs(d: int) -> dict[str, Any]:
+                        out = dict(weight_ih=_reorder(w[d], order, gates), weight_hh=_reorder(r[d], order, gates))
+                        if bias is not None:
+                            out["bias"] = _reorder(bias[d, :gates * hsz] + bias[d, gates * hsz:], order, gates)
+                        if p is not None:
+                            out["peephole"] = _reorder(p[d], PEEPHOLE_GATES, 3)
+                        return out
+                    zeros = np.zeros((b, hsz), np.float32)
+                    state = lambda v, d: zeros if v is None else v[d]  # noqa: E731
+                    kw: dict[str, Any] = dict(x=x, direction=direction, output_sequence=True, **mil_acts,
+                                              **direction_inputs(0))
+                    if nd == 2:
+                        kw.update({k + "_back": v for k, v in direction_inputs(1).items()})
+                    kw["initial_h"] = np.concatenate([state(h0, d) for d in range(nd)], axis=-1)
+                    if op == "lstm":
+                        kw["initial_c"] = np.concatenate([state(c0, d) for d in range(nd)], axis=-1)
+                    got = mr.run_op(op, kw, out_dtypes=["fp32"] * n_out)
+                    # ONNX [s, D, b, H] -> MIL [s, b, D*H]; states [D, b, H] -> [b, D*H]
+                    want_y = np.concatenate([y[:, d] for d in range(nd)], axis=-1)
+                    if direction == "reverse":
+                        want_y = want_y[::-1]
+                    states = [np.concatenate([st[d] for d in range(nd)], axis=-1) for st in [yh, *yc]]
+                    return np.concatenate([v.reshape(-1) for v in got]), \
+                        np.concatenate([want_y.reshape(-1)] + [v.reshape(-1) for v in states])
+                ortc(op, f"{direction}-{variant}", fn)
+
+
 _matmul_ort_cases()
+_recurrent_ort_cases()
 _conv_cases()
 _conv_transpose_cases()
 _pool_cases()
