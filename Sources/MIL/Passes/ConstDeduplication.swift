@@ -8,6 +8,7 @@ import Darwin
 /// Merges `const` ops holding the same type and elements: later copies are removed and their uses read the first.
 /// Big values are compared by a sampled key first and in full only when the keys match.
 public enum ConstDeduplication: MILPass {
+    /// The name pipelines list and errors cite.
     public static let name = "const_deduplication"
 
     struct Key: Hashable {
@@ -39,6 +40,8 @@ public enum ConstDeduplication: MILPass {
         default: return false
         }
     }
+
+    /// Rewrites `program` in place (see the type\'s description).
 
     public static func run(_ program: MILProgram) {
         var seen: [Key: [(name: String, value: MILConst)]] = [:]

@@ -2,7 +2,10 @@
 /// gelu(x, mode=EXACT). Matched: erf of real_div(x, √2) or mul(x, 1/√2); add of 1; then either
 /// mul(mul(x, ·), 0.5) or mul(mul(x, 0.5), ·), operands in either order. Every intermediate has one use.
 public enum FuseGelu: MILPass {
+    /// The name pipelines list and errors cite.
     public static let name = "fuse_gelu"
+
+    /// Rewrites `program` in place (see the type\'s description).
 
     public static func run(_ program: MILProgram) {
         var changed = true

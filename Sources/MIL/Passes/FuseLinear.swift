@@ -5,7 +5,10 @@ import GraphIR
 /// [D_in, D_out] is transposed once here; with transpose_y W is used as it is (so compressed weights, which are
 /// constexpr outputs, fuse too). x has rank 1 to 3, as the definition states.
 public enum FuseLinear: MILPass {
+    /// The name pipelines list and errors cite.
     public static let name = "fuse_linear"
+
+    /// Rewrites `program` in place (see the type\'s description).
 
     public static func run(_ program: MILProgram) {
         var index = 0

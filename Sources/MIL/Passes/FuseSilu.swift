@@ -1,6 +1,9 @@
 /// x · sigmoid(x) → silu(x) (EfficientNet, MobileNet v3, YOLO and Llama MLPs write it decomposed).
 public enum FuseSilu: MILPass {
+    /// The name pipelines list and errors cite.
     public static let name = "fuse_silu"
+
+    /// Rewrites `program` in place (see the type\'s description).
 
     public static func run(_ program: MILProgram) {
         let producers = program.producers()

@@ -4,6 +4,7 @@
 /// name), the input's producer takes the output's name instead, unless the input is a function input, a constant
 /// or another block output (then the op stays: Core ML needs an op to define the output).
 public enum NoOpElimination: MILPass {
+    /// The name pipelines list and errors cite.
     public static let name = "no_op_elimination"
 
     static let candidates: Set<String> = ["identity", "reshape", "cast", "transpose", "squeeze", "expand_dims", "tile",
@@ -36,6 +37,8 @@ public enum NoOpElimination: MILPass {
         if case .value(let c) = args[0] { return c.intValues }
         return nil
     }
+
+    /// Rewrites `program` in place (see the type\'s description).
 
     public static func run(_ program: MILProgram) {
         let types = program.types()
