@@ -41,8 +41,7 @@ public enum ConstDeduplication: MILPass {
         }
     }
 
-    /// Rewrites `program` in place (see the type\'s description).
-
+    /// Rewrites `program` in place (see the type's description).
     public static func run(_ program: MILProgram) {
         var seen: [Key: [(name: String, value: MILConst)]] = [:]
         var removed: Set<Int> = []

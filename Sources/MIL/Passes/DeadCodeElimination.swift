@@ -4,8 +4,7 @@ public enum DeadCodeElimination: MILPass {
     /// The name pipelines list and errors cite.
     public static let name = "dead_code_elimination"
 
-    /// Rewrites `program` in place (see the type\'s description).
-
+    /// Rewrites `program` in place (see the type's description).
     public static func run(_ program: MILProgram) {
         var live = Set(program.outputs)
         var removed: Set<Int> = []

@@ -5,8 +5,7 @@ public enum FuseGelu: MILPass {
     /// The name pipelines list and errors cite.
     public static let name = "fuse_gelu"
 
-    /// Rewrites `program` in place (see the type\'s description).
-
+    /// Rewrites `program` in place (see the type's description).
     public static func run(_ program: MILProgram) {
         var changed = true
         while changed {

@@ -8,8 +8,7 @@ public enum FuseLinear: MILPass {
     /// The name pipelines list and errors cite.
     public static let name = "fuse_linear"
 
-    /// Rewrites `program` in place (see the type\'s description).
-
+    /// Rewrites `program` in place (see the type's description).
     public static func run(_ program: MILProgram) {
         var index = 0
         while index < program.operations.count {

@@ -3,8 +3,7 @@ public enum FuseSilu: MILPass {
     /// The name pipelines list and errors cite.
     public static let name = "fuse_silu"
 
-    /// Rewrites `program` in place (see the type\'s description).
-
+    /// Rewrites `program` in place (see the type's description).
     public static func run(_ program: MILProgram) {
         let producers = program.producers()
         let uses = program.uses()

@@ -38,8 +38,7 @@ public enum NoOpElimination: MILPass {
         return nil
     }
 
-    /// Rewrites `program` in place (see the type\'s description).
-
+    /// Rewrites `program` in place (see the type's description).
     public static func run(_ program: MILProgram) {
         let types = program.types()
         let constants = program.constants()
