@@ -57,13 +57,16 @@ import Profiles
 
     @Test("each lowering rule's type domain, end to end: an allowed dtype converts, a refused one fails with the rule")
     func typeDomainsEndToEnd() throws {
-        // Gather: MIL gather takes x in fp16, fp32, int32 (no bool).
+        // Gather: MIL gather takes x in fp16, fp32, int32; bool data converts too (cast to int32 around the gather).
         let gatherFloat = try Self.gate("Gather", inputs: [(.float, [4, 3]), (.int64, [2])], output: (.float, [2, 3]))
         #expect(gatherFloat.unit != "unsupported" && gatherFloat.verdicts["cpu"]?.support?.rule == "mil-gather")
         let gatherBool = try Self.gate("Gather", inputs: [(.bool, [4, 3]), (.int64, [2])], output: (.bool, [2, 3]))
-        #expect(gatherBool.unit == "unsupported")
-        #expect(gatherBool.verdicts["cpu"]?.failures.first?.rule == "mil-gather")
-        #expect(gatherBool.verdicts["cpu"]?.failures.first?.detail.contains("MIL gather takes fp16, fp32, int32") == true)
+        #expect(gatherBool.verdicts["cpu"]?.supported == true && gatherBool.verdicts["cpu"]?.support?.rule == "mil-gather")
+        // Relu: MIL relu takes fp16, fp32; a bool input fails with the rule.
+        let reluBool = try Self.gate("Relu", inputs: [(.bool, [4, 3])], output: (.bool, [4, 3]))
+        #expect(reluBool.unit == "unsupported")
+        #expect(reluBool.verdicts["cpu"]?.failures.first?.rule == "mil-elementwise-unary")
+        #expect(reluBool.verdicts["cpu"]?.failures.first?.detail.contains("takes fp16, fp32") == true)
         // Transpose of int64: MIL transpose takes int32 (every integer is int32 in the program), so it converts
         // (ONNX Runtime's builder refuses it; its conditions are not Core ML's).
         let transposeInt = try Self.gate("Transpose", inputs: [(.int64, [2, 3])], output: (.int64, [3, 2]))
