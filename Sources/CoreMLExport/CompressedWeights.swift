@@ -7,8 +7,9 @@ import Quantization
 /// - int4/uint4, or any per-block encoding → `constexpr_blockwise_shift_scale` (iOS18+): scale · (q − offset),
 ///   with scale and offset shaped like the data with each dim divided by its block (from iOS18 every linear
 ///   encoding takes this op, the one Core ML documents for new models).
-/// The stored integers, scales and zero points are written as they are in the package (bit for bit); when the scale
-/// type differs from the compute precision a `cast` follows.
+/// The stored integers and zero points are written as they are in the package (bit for bit); scales and tables
+/// take the compute precision (fp16 ones widened exactly for fp32 compute, fp32 ones rounded to fp16 for fp16
+/// compute), so the constexpr produces the compute type and no run-time cast follows a weight.
 /// - palettized tensors (`lut`) → `constexpr_lut_to_dense` (iOS18+): indices as uint1/2/3/4/6/8 shaped like the
 ///   weight (the package's LSB-first packing is MILBlob's), the table as [G, 1, …, 2^N, 1] (G tables along axis 0).
 enum CompressedWeights {
@@ -56,6 +57,13 @@ enum CompressedWeights {
             Float16Codec.decode(scaleBytes, into: wide)
             scaleBytes = wide.view
             scaleType = .fp32
+        } else if scaleType == .fp32, type.dtype == .fp16 {
+            // fp16 compute: the constexpr produces fp16 directly (scales rounded to fp16 once here), so no run-time
+            // cast follows each weight.
+            let narrow = OwnedBuffer(uninitializedCount: q.scale.elementCount * 2)
+            _ = Float16Codec.encode(scaleBytes, into: narrow)
+            scaleBytes = narrow.view
+            scaleType = .fp16
         }
         let rank = tensor.dims.count
         // 2, 3, 5, 6 and 7-bit packings become the storage type's layout (int4/uint4 or int8/uint8).
@@ -131,6 +139,12 @@ enum CompressedWeights {
             Float16Codec.decode(lutBytes, into: wide)
             lutBytes = wide.view
             lutType = .fp32
+        } else if lutType == .fp32, type.dtype == .fp16 {
+            // fp16 compute: the table in fp16, so the constexpr produces the compute type (no run-time cast).
+            let narrow = OwnedBuffer(uninitializedCount: p.lut.elementCount * 2)
+            _ = Float16Codec.encode(lutBytes, into: narrow)
+            lutBytes = narrow.view
+            lutType = .fp16
         }
         var lutShape = [Int](repeating: 1, count: tensor.dims.count + 2)
         lutShape[0] = p.groupSize.map { tensor.dims[0] / $0 } ?? 1
