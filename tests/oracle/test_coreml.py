@@ -226,12 +226,14 @@ def test_export_loads_typechecks_and_matches_onnxruntime(mlpkg, tmp_path_factory
         if data not in blobs and t["dtype"] == "float16" and compute == "fp32":
             # fp32 compute widens float16 scales (exactly) so weights are rebuilt in fp32, as the package decodes them.
             data = np.frombuffer(data, "<f2").astype("<f4").tobytes()
-        if data not in blobs and enc_i.get("kind") in (None, "raw") and compute == "fp16" and i not in compressed and len(data) % 4 == 0:
+        if data not in blobs and t["dtype"] == "float" and enc_i.get("kind") in (None, "raw") and compute == "fp16" and i not in compressed:
             # fp16 compute rounds float32 scales and tables to fp16 once, so the constexpr yields the compute type.
             data = np.frombuffer(data, "<f4").astype("<f2").tobytes()
-        if data not in blobs and len(t["shape"]) == 2 and enc_i.get("kind") in (None, "float16"):
-            # A MatMul weight [K, N] fused into MIL's linear is stored as its transpose [N, K] (values bit for bit).
-            width = "<f2" if len(data) == 2 * int(np.prod(t["shape"])) else "<f4"
+        if data not in blobs and len(t["shape"]) == 2 and len(data) // int(np.prod(t["shape"])) in (1, 2, 4) \
+                and len(data) % int(np.prod(t["shape"])) == 0:
+            # A MatMul weight [K, N] fused into MIL's linear is stored as its transpose [N, K] (float values, or
+            # 8-bit levels with their blockwise scales, bit for bit).
+            width = {1: "<u1", 2: "<f2", 4: "<f4"}[len(data) // int(np.prod(t["shape"]))]
             data = np.frombuffer(data, width).reshape(t["shape"]).T.tobytes()
         assert data in blobs, f"{t['name']} ({len(data)} bytes) is not stored bit for bit in weight.bin"
 

@@ -28,9 +28,15 @@ public enum FuseLinear: MILPass {
         guard let wp = producer(program, w) else { return false }
         let weightOp = program.operations[wp]
         var weight: MILConst? = nil
+        var weightConstexpr: MILOperation? = nil
         if !transposeY {
-            guard weightOp.type == "const", let value = weightOp.value, let t = transposed(value) else { return false }
-            weight = t
+            if weightOp.type == "const", let value = weightOp.value, let t = transposed(value) {
+                weight = t
+            } else if let t = transposedConstexpr(weightOp, name: program.unusedName(weightOp.name + "_transposed")) {
+                weightConstexpr = t
+            } else {
+                return false
+            }
         } else {
             guard weightOp.type == "const" || weightOp.type.hasPrefix("constexpr_") else { return false }
         }
@@ -58,6 +64,11 @@ public enum FuseLinear: MILPass {
         if let weight {
             let name = program.insertConst(weight, name: mm.name + "_weight", before: insertAt, source: mm.source)
             inputs.append(("weight", [.variable(name)]))
+            insertAt += 1
+            target += 1
+        } else if let weightConstexpr {
+            program.operations.insert(weightConstexpr, at: insertAt)
+            inputs.append(("weight", [.variable(weightConstexpr.outputs[0].name)]))
             insertAt += 1
             target += 1
         } else {
@@ -96,6 +107,54 @@ public enum FuseLinear: MILPass {
         for v in program.inputs where names.contains(v.name) { t[v.name] = v.type }
         for op in program.operations { for o in op.outputs where names.contains(o.name) { t[o.name] = o.type } }
         return t
+    }
+
+    /// A 2-D constexpr weight with 8-bit data, rebuilt transposed ([K, N] → [N, K]): the stored integers are
+    /// permuted (bit for bit), per-axis scales and zero points follow their axis, blockwise scales and offsets are
+    /// transposed with the data. Other forms (sub-byte data, tables) are left alone.
+    static func transposedConstexpr(_ op: MILOperation, name: String) -> MILOperation? {
+        guard op.outputs.count == 1, op.outputs[0].type.rank == 2 else { return nil }
+        func value(_ param: String) -> MILConst? {
+            guard let a = op.arguments(param), a.count == 1, case .value(let c) = a[0] else { return nil }
+            return c
+        }
+        var inputs = op.inputs
+        func replace(_ param: String, _ c: MILConst) {
+            if let k = inputs.firstIndex(where: { $0.name == param }) { inputs[k].arguments = [.value(c)] }
+        }
+        switch op.type {
+        case "constexpr_affine_dequantize":
+            guard let data = value("quantized_data"), [.int8, .uint8].contains(data.type.dtype), let t = transposedBytes(data, width: 1),
+                  let axis = value("axis")?.intValues?.first else { return nil }
+            replace("quantized_data", t)
+            replace("axis", .scalar(Int32(axis < 0 ? axis + 2 : axis) == 0 ? 1 : 0))
+        case "constexpr_blockwise_shift_scale":
+            guard let data = value("data"), [.int8, .uint8].contains(data.type.dtype), let t = transposedBytes(data, width: 1),
+                  let scale = value("scale"), let ts = transposed(scale) ?? transposedBytes(scale, width: scale.type.dtype == .fp16 ? 2 : 4) else { return nil }
+            replace("data", t)
+            replace("scale", ts)
+            if let offset = value("offset") {
+                guard let to = transposedBytes(offset, width: offset.type.dtype.isFloat ? (offset.type.dtype == .fp16 ? 2 : 4) : 1) else { return nil }
+                replace("offset", to)
+            }
+        default:
+            return nil
+        }
+        let out = op.outputs[0]
+        return MILOperation(type: op.type, name: name, inputs: inputs,
+                            outputs: [MILVar(name: name, type: out.type.with(shape: out.type.shape.reversed()))], source: op.source)
+    }
+
+    /// A 2-D constant's packed bytes (elements `width` bytes wide) transposed.
+    static func transposedBytes(_ c: MILConst, width: Int) -> MILConst? {
+        guard c.type.rank == 2, case .bytes(let view) = c.data, view.count == c.type.count * width else { return nil }
+        let rows = c.type.shape[0], cols = c.type.shape[1]
+        let out = OwnedBuffer(uninitializedCount: rows * cols * width)
+        let dst = out.mutableBytes.baseAddress!, src = view.bytes.baseAddress!
+        for r in 0..<rows {
+            for k in 0..<cols { (dst + (k * rows + r) * width).copyMemory(from: src + (r * cols + k) * width, byteCount: width) }
+        }
+        return MILConst(MILTensorType(c.type.dtype, [cols, rows]), .bytes(out.view))
     }
 
     /// A 2-D float constant transposed ([K, N] → [N, K]).
