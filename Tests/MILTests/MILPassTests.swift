@@ -162,3 +162,46 @@ struct MILPassTests {
         #expect(serialized.blobs.blobs.count == 1 && serialized.blobs.sharedCount == 1)
     }
 }
+
+@Suite("MIL layout chains")
+struct MILLayoutChainTests {
+    @Test("reshape, squeeze and expand_dims chains become one reshape; transposes compose (and cancel)")
+    func chains() throws {
+        let b = ProgramBuilder(inputs: [MILVar(name: "x", type: MILTensorType(.fp32, [2, 3, 4]))])
+        b.const("s1", .ints([6, 4]))
+        b.op("reshape", "r1", [("x", "x"), ("shape", "s1")], MILTensorType(.fp32, [6, 4]))
+        b.const("a", .ints([0]))
+        b.op("expand_dims", "e", [("x", "r1"), ("axes", "a")], MILTensorType(.fp32, [1, 6, 4]))
+        b.const("s2", .ints([3, 8]))
+        b.op("reshape", "r2", [("x", "e"), ("shape", "s2")], MILTensorType(.fp32, [3, 8]))
+        b.const("p", .ints([1, 0]))
+        b.op("transpose", "t1", [("x", "r2"), ("perm", "p")], MILTensorType(.fp32, [8, 3]))
+        b.op("transpose", "t2", [("x", "t1"), ("perm", "p")], MILTensorType(.fp32, [3, 8]))
+        b.op("relu", "y", [("x", "t2")], MILTensorType(.fp32, [3, 8]))
+        b.program.outputs = ["y"]
+        try MILVerifier.verify(b.program)
+        MergeLayoutChains.run(b.program)
+        try MILVerifier.verify(b.program)
+        NoOpElimination.run(b.program)
+        DeadCodeElimination.run(b.program)
+        try MILVerifier.verify(b.program)
+        #expect(b.program.operations.filter { $0.type != "const" }.map(\.type) == ["reshape", "relu"])
+    }
+
+    @Test("a 20,000-op reshape chain merges in one linear walk")
+    func longChain() throws {
+        let n = 20_000
+        let b = ProgramBuilder(inputs: [MILVar(name: "x", type: MILTensorType(.fp32, [4, 6]))])
+        b.const("sa", .ints([6, 4]))
+        b.const("sb", .ints([4, 6]))
+        var last = "x"
+        for i in 0..<n {
+            let shape = i % 2 == 0 ? [6, 4] : [4, 6]
+            last = b.op("reshape", "r\(i)", [("x", last), ("shape", i % 2 == 0 ? "sa" : "sb")], MILTensorType(.fp32, shape))
+        }
+        b.program.outputs = [last]
+        MergeLayoutChains.run(b.program)
+        try MILVerifier.verify(b.program)
+        #expect(b.program.operations.filter { $0.type == "reshape" }.count == 1)
+    }
+}
