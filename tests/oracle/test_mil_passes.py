@@ -50,6 +50,24 @@ PATTERNS = {
                      [("W", w(16, 8)), ("b", w(8))]), "linear"),
     "gemm": (small("gemm", [N("Gemm", ["x", "W", "b"], ["y"], transB=1)], [("x", [3, 16])], ["y"], [("W", w(8, 16)), ("b", w(8))]),
              "linear"),
+    "layer_norm_decomposed": (small("layer_norm_decomposed", [
+        N("ReduceMean", ["x"], ["m"], axes=[-1]), N("Sub", ["x", "m"], ["d"]), N("Pow", ["d", "two"], ["sq"]),
+        N("ReduceMean", ["sq"], ["v"], axes=[-1]), N("Add", ["v", "eps"], ["ve"]), N("Sqrt", ["ve"], ["sd"]),
+        N("Div", ["d", "sd"], ["n"]), N("Mul", ["n", "g"], ["ng"]), N("Add", ["ng", "b"], ["y"])],
+        [("x", [2, 5, 16])], ["y"],
+        [("two", np.array(2, np.float32)), ("eps", np.array(1e-5, np.float32)), ("g", w(16)), ("b", w(16))]), "layer_norm"),
+    "channel_layer_norm": (small("channel_layer_norm", [
+        N("ReduceMean", ["x"], ["m"], axes=[1]), N("Sub", ["x", "m"], ["d"]), N("Mul", ["d", "d"], ["sq"]),
+        N("ReduceMean", ["sq"], ["v"], axes=[1]), N("Add", ["v", "eps"], ["ve"]), N("Sqrt", ["ve"], ["sd"]),
+        N("Div", ["d", "sd"], ["n"]), N("Mul", ["g", "n"], ["ng"]), N("Add", ["ng", "b"], ["y"])],
+        [("x", [1, 8, 4, 4])], ["y"],
+        [("eps", np.array(1e-6, np.float32)), ("g", w(8, 1, 1)), ("b", w(8, 1, 1))]), "layer_norm"),
+    "shuffle_chain": (small("shuffle_chain", [
+        N("Reshape", ["x", "s1"], ["r1"]), N("Transpose", ["r1"], ["t"], perm=[0, 2, 1, 3, 4]), N("Reshape", ["t", "s2"], ["r2"]),
+        N("Reshape", ["r2", "s3"], ["y"])],
+        [("x", [1, 8, 3, 3])], ["y"],
+        [("s1", np.array([1, 2, 4, 3, 3], np.int64)), ("s2", np.array([1, 8, 3, 3], np.int64)), ("s3", np.array([1, 8, 9], np.int64))]),
+        "transpose"),
     "identity_chain": (small("identity_chain", [N("Identity", ["x"], ["i"]), N("Relu", ["i"], ["r"]), N("Identity", ["r"], ["y"])],
                              [("x", [2, 3])], ["y"], []), "relu"),
 }
