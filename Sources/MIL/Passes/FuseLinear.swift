@@ -9,6 +9,10 @@ public enum FuseLinear: MILPass {
     public static let name = "fuse_linear"
 
     /// Rewrites `program` in place (see the type's description).
+    /// Weights larger than this stay a matmul when fusing would transpose them: the transposed copy is held in memory
+    /// until the package is written (the 1 GiB MLP's 32 MiB layers stay matmul, BERT-base's layers fuse).
+    public static let maxTransposedBytes = 8 << 20
+
     public static func run(_ program: MILProgram) {
         var index = 0
         while index < program.operations.count {
@@ -30,6 +34,8 @@ public enum FuseLinear: MILPass {
         var weight: MILConst? = nil
         var weightConstexpr: MILOperation? = nil
         if !transposeY {
+            let bytes = wt.count * (wt.dtype == .fp32 ? 4 : 2)
+            guard bytes <= maxTransposedBytes else { return false }
             if weightOp.type == "const", let value = weightOp.value, let t = transposed(value) {
                 weight = t
             } else if let t = transposedConstexpr(weightOp, name: program.unusedName(weightOp.name + "_transposed")) {
