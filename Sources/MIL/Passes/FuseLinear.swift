@@ -8,11 +8,11 @@ public enum FuseLinear: MILPass {
     /// The name pipelines list and errors cite.
     public static let name = "fuse_linear"
 
-    /// Rewrites `program` in place (see the type's description).
     /// Weights larger than this stay a matmul when fusing would transpose them: the transposed copy is held in memory
     /// until the package is written (the 1 GiB MLP's 32 MiB layers stay matmul, BERT-base's layers fuse).
     public static let maxTransposedBytes = 8 << 20
 
+    /// Rewrites `program` in place (see the type's description).
     public static func run(_ program: MILProgram) {
         var index = 0
         while index < program.operations.count {
