@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "ONNXImportTests", dependencies: ["ONNXImport", "GraphIR", "Inspection"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GraphIR", "CKernels"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Profiles", "GraphIR", "ONNXImport"]),
-        .testTarget(name: "CoreMLExportTests", dependencies: ["CoreMLExport", "CoreMLProto", "CProtobufC", "GraphIR", "Passes"]),
+        .testTarget(name: "CoreMLExportTests", dependencies: ["CoreMLExport", "CoreMLProto", "CProtobufC", "GraphIR", "Passes", "Ops"]),
         .testTarget(name: "MILTests", dependencies: ["MIL", "GraphIR"]),
         .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "Conversion", "ONNXExport", "ONNXImport", "GraphIR",
                                                     "Quantization", "Audit", "Profiles"]),

@@ -1,5 +1,6 @@
 @testable import CoreMLExport
 import Foundation
+import Ops
 import GraphIR
 import Testing
 
@@ -105,6 +106,30 @@ import Testing
             for op in LoweringRegistry.opTypes(ofRule: rule.id) { #expect(row.contains(op), "\(rule.id): \(op)") }
             if rule.source.hasPrefix(LoweringRule.definitions) {
                 #expect(row.contains(String(rule.source.dropFirst(LoweringRule.definitions.count))), "\(rule.id)")
+            }
+        }
+    }
+}
+
+/// Per-op knowledge stays in one place: the lists these tests walk come from the registries themselves.
+@Suite("registries agree")
+struct RegistryAgreementTests {
+    @Test("every ONNX op with a Core ML lowering has shape inference (a node is never lowered from declared types alone)")
+    func everyLoweringHasInference() {
+        for op in LoweringRegistry.opTypes {
+            if case .unknown = OpRegistry.standard.lookup(domain: "", opType: op, opset: 21) {
+                Issue.record("\(op) has a lowering but no shape inference")
+            }
+        }
+    }
+
+    @Test("every lowering rule is registered once and every op type has exactly one lowering")
+    func uniqueLowerings() {
+        var seen: [String: String] = [:]
+        for lowering in LoweringRegistry.lowerings {
+            for op in lowering.opTypes {
+                #expect(seen[op] == nil, "\(op) is lowered by both \(seen[op] ?? "") and \(lowering.rule.id)")
+                seen[op] = lowering.rule.id
             }
         }
     }
