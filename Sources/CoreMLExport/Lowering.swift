@@ -176,7 +176,7 @@ public enum LoweringRegistry {
         TileLowering.self, GatherLowering.self, GatherElementsLowering.self, WhereLowering.self, CastLowering.self,
         PadLowering.self, ResizeLowering.self, IdentityLowering.self, DequantizeLowering.self, FloatClassLowering.self,
         GatherNDLowering.self, CumSumLowering.self, TopKLowering.self, TriluLowering.self, DepthSpaceLowering.self,
-        LRNLowering.self,
+        LRNLowering.self, ScatterLowering.self,
         RecurrentLowering.self,
     ]
 

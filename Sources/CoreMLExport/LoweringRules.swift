@@ -301,6 +301,13 @@ extension LRNLowering {
         types: ["*": [0: float]], ranks: ["*": 3...5])
 }
 
+extension ScatterLowering {
+    static let rule = LoweringRule(
+        "mil-scatter", mil: "scatter_nd, scatter_along_axis", file: "iOS15/scatter_gather.py",
+        says: "data and updates: T = (fp16, fp32, int32); indices int32 (scatter_nd: updates shaped indices.shape[:-1] + data.shape[indices.shape[-1]:]; scatter_along_axis: indices and updates of one shape, data's rank); mode update, add, sub, mul, div, max or min",
+        types: ["*": [0: numeric, 1: [.int32], 2: numeric]])
+}
+
 extension FloatClassLowering {
     static let rule = LoweringRule(
         "mil-float-class", mil: "not_equal (IsNaN: x ≠ x), abs + equal (IsInf)", file: "iOS15/elementwise_binary.py",

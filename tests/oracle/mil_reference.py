@@ -1415,6 +1415,37 @@ def _gather_nd(a: Args) -> np.ndarray:
     return np.stack(rows).reshape(ind.shape[:-1] + x.shape[k:])
 
 
+_SCATTER_MODES = {"update": lambda old, new: new, "add": np.add, "sub": np.subtract, "mul": np.multiply,
+                  "div": np.divide, "max": np.maximum, "min": np.minimum}
+
+
+def _scatter_nd(a: Args) -> np.ndarray:
+    """output = data; output[indices[i...]] = mode(output[...], updates[i...]), in index order."""
+    out = np.array(a["data"], copy=True)
+    ind = np.asarray(a["indices"]).astype(np.int64)
+    upd = np.asarray(a["updates"])
+    fn = _SCATTER_MODES[str(a.scalar("mode", "add"))]
+    k = ind.shape[-1]
+    flat, ups = ind.reshape(-1, k), upd.reshape((-1,) + out.shape[k:])
+    for r, u in zip(flat, ups):
+        out[tuple(r)] = fn(out[tuple(r)], u)
+    return out
+
+
+def _scatter_along_axis(a: Args) -> np.ndarray:
+    """output = data; output[..., indices[i], ...] (along axis) = mode(old, updates[i]), in element order."""
+    out = np.array(a["data"], copy=True)
+    ind = np.asarray(a["indices"]).astype(np.int64)
+    upd = np.asarray(a["updates"])
+    axis = _norm_axis(int(a.scalar("axis", 0)), out.ndim)
+    fn = _SCATTER_MODES[str(a.scalar("mode", "add"))]
+    for pos in np.ndindex(*ind.shape):
+        target = list(pos)
+        target[axis] = ind[pos]
+        out[tuple(target)] = fn(out[tuple(target)], upd[pos])
+    return out
+
+
 def _pixel_shuffle(a: Args) -> np.ndarray:
     """PyTorch's pixel_shuffle (ONNX DepthToSpace CRD): out[n, c, h*r + i, w*r + j] = x[n, c*r*r + i*r + j, h, w]."""
     x, r = a["x"], int(a["upscale_factor"])
@@ -1864,6 +1895,8 @@ OPS: dict[str, Callable[[Args], Any]] = {
     "band_part": _band_part,
     "gather": _gather,
     "gather_nd": _gather_nd,
+    "scatter_nd": _scatter_nd,
+    "scatter_along_axis": _scatter_along_axis,
     "pixel_shuffle": _pixel_shuffle,
     "gather_along_axis": _gather_along_axis,
     "pad": _pad,

@@ -291,6 +291,14 @@ CASES = [
     Case("ConstantOfShapeWeight", [N("ConstantOfShape", ["s"], ["k"], value=numpy_helper.from_array(np.array([0.01], np.float32))),
                                    N("Conv", ["x", "k"], ["c"]), N("Add", ["c", "x2"], ["y"])], X4 + [("x2", F, [1, 512, 6, 6])], [("y", F)],
          [("s", np.array([512, 4, 3, 3], np.int64))]),
+    single("ScatterND", N("ScatterND", ["x", "i", "u"], ["y"]), [("x", F, [4, 3, 2])],
+           inits=[("i", np.array([[1], [-1]], np.int64)), ("u", w(2, 3, 2))]),
+    single("ScatterNDAdd", N("ScatterND", ["x", "i", "u"], ["y"], reduction="add"), [("x", F, [4, 3])],
+           inits=[("i", np.array([[0, 1], [2, 2], [0, 1]], np.int64)), ("u", w(3))], opset=18),
+    Case("ScatterElements", [N("ScatterElements", ["x", "i", "u"], ["y"], axis=1)], [("x", F, [3, 4]), ("u", F, [3, 2])], [("y", F)],
+         [("i", np.array([[0, 3], [1, 2], [3, 0]], np.int64))]),
+    single("ScatterElementsMax", N("ScatterElements", ["x", "i", "u"], ["y"], axis=0, reduction="max"), [("x", F, [3, 4])],
+           inits=[("i", np.array([[0, 1, 2, 0]], np.int64)), ("u", w(1, 4))], opset=18),
     single("DepthToSpace", N("DepthToSpace", ["x"], ["y"], blocksize=2), X4),
     single("DepthToSpaceCRD", N("DepthToSpace", ["x"], ["y"], blocksize=2, mode="CRD"), X4),
     single("SpaceToDepth", N("SpaceToDepth", ["x"], ["y"], blocksize=2), X4),
@@ -546,7 +554,7 @@ def test_every_lowering_has_a_case():
         "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin",
         "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Expand", "Tile", "Gather",
         "GatherElements", "Where", "Cast", "Pad", "Resize", "Upsample", "Identity", "Dropout", "DequantizeLinear",
-        "IsNaN", "IsInf", "GatherND", "CumSum", "TopK", "Trilu", "DepthToSpace", "SpaceToDepth", "LRN",
+        "IsNaN", "IsInf", "GatherND", "CumSum", "TopK", "Trilu", "DepthToSpace", "SpaceToDepth", "LRN", "ScatterND", "ScatterElements",
         "LSTM", "GRU", "RNN",
     }
     assert lowered - covered == set()

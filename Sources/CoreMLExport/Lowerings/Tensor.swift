@@ -153,3 +153,56 @@ extension Emitter {
         }
     }
 }
+
+/// ScatterND → scatter_nd, ScatterElements (and opset-9 Scatter) → scatter_along_axis; the reduction becomes MIL's
+/// mode (none → update, add, mul, max, min). Constant indices are made non-negative and range-checked.
+enum ScatterLowering: OpLowering {
+    static let opTypes = ["ScatterND", "ScatterElements", "Scatter"]
+    static let modes = ["none": "update", "add": "add", "mul": "mul", "max": "max", "min": "min"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let data = try v.type(0), idx = try v.type(1), updates = try v.type(2), out = try v.outputType()
+        guard data.dtype == updates.dtype, data.dtype != .bool else { throw LoweringRefusal("data \(data.dtype) and updates \(updates.dtype); MIL scatters take fp16, fp32, int32") }
+        let reduction = v.string("reduction", default: "none")
+        guard let mode = modes[reduction] else { throw LoweringRefusal("reduction '\(reduction)'") }
+        var constant: [Int32]? = nil
+        var axis = 0
+        if v.opType == "ScatterND" {
+            guard let k = idx.shape.last, k >= 1, k <= data.rank,
+                  updates.shape == Array(idx.shape.dropLast()) + Array(data.shape[k...]) else {
+                throw LoweringRefusal("updates \(updates.shape) do not fit indices \(idx.shape) and data \(data.shape)")
+            }
+            if v.isConstant(1) {
+                constant = []
+                for (n, i) in try v.ints(1).enumerated() {
+                    let dim = data.shape[n % k]
+                    guard i >= -dim, i < dim else { throw LoweringRefusal("index \(i) is out of range for dim \(n % k) of size \(dim)") }
+                    constant!.append(Int32(i < 0 ? i + dim : i))
+                }
+            }
+        } else {
+            axis = try v.axis(v.int("axis", default: 0), rank: data.rank)
+            guard idx.shape == updates.shape, idx.rank == data.rank else { throw LoweringRefusal("indices \(idx.shape) and updates \(updates.shape) must match, with data's rank") }
+            if v.isConstant(1) {
+                let dim = data.shape[axis]
+                constant = []
+                for i in try v.ints(1) {
+                    guard i >= -dim, i < dim else { throw LoweringRefusal("index \(i) is out of range for dim \(axis) of size \(dim)") }
+                    constant!.append(Int32(i < 0 ? i + dim : i))
+                }
+            }
+        }
+        if constant == nil {
+            v.values.note("scatter:" + v.node.inputs[1], "'\(v.node.inputs[1])': run-time scatter indices must be non-negative in Core ML")
+        }
+        let op = v.opType == "ScatterND" ? "scatter_nd" : "scatter_along_axis"
+        return { e throws(LoweringRefusal) in
+            let indices: MILArg
+            if let constant { indices = .c(MILConst(idx, .ints(constant))) } else { indices = .v(try e.input(1)) }
+            var params: [(String, MILArg)] = [("data", .v(try e.input(0))), ("indices", indices), ("updates", .v(try e.input(2))),
+                                              ("mode", .c(.scalar(mode)))]
+            if op == "scatter_along_axis" { params.append(("axis", .c(.scalar(Int32(axis))))) }
+            return [e.op(op, params, output: out)]
+        }
+    }
+}

@@ -162,6 +162,7 @@ enum MILTensorDefinitions {
             return [x.with(shape: Array(indices.shape.dropLast()) + Array(x.shape[k...]))]
         })
         list.append(MILOpDefinition("scatter_nd", file: gatherFile, domains: ["data": Shapes.numeric, "indices": [.int32], "updates": Shapes.numeric]) { c throws(MILTypeError) in
+            guard ["update", "add", "sub", "mul", "div", "max", "min"].contains(try c.string("mode", default: "add")) else { throw MILTypeError("mode") }
             let data = try c.type("data"), indices = try c.type("indices"), updates = try c.type("updates")
             guard let k = indices.shape.last, k <= data.rank,
                   updates.shape == Array(indices.shape.dropLast()) + Array(data.shape[k...]) else {
@@ -170,6 +171,8 @@ enum MILTensorDefinitions {
             return [data]
         })
         list.append(MILOpDefinition("scatter_along_axis", file: gatherFile, domains: ["data": Shapes.numeric, "indices": [.int32], "updates": Shapes.numeric]) { c throws(MILTypeError) in
+            guard ["update", "add", "sub", "mul", "div", "max", "min"].contains(try c.string("mode", default: "add")) else { throw MILTypeError("mode") }
+            _ = try Shapes.axis(try c.int("axis", default: 0), rank: try c.type("data").rank)
             let data = try c.type("data"), indices = try c.type("indices"), updates = try c.type("updates")
             guard indices.shape == updates.shape, indices.rank == data.rank else { throw MILTypeError("indices and updates must match, with data's rank") }
             return [data]
