@@ -139,8 +139,14 @@ public enum CoreMLExporter {
         let model = options.dequantize ? Self.dequantized(model) : model
         let (inlined, origin) = FunctionInlining.inline(model)
         let pinned = try options.inputShapes.apply(to: inlined)
-        let folded = try Pipeline.foldAndInfer.run(pinned, context: context)
-        guard let inference = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
+        var folded = try Pipeline.foldAndInfer.run(pinned, context: context)
+        guard var inference = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
+        // An If decided by constants (after pinning) becomes its branch; the expanded graph is folded once more.
+        if let expanded = IfFolding.fold(folded, inference: inference) {
+            folded = try Pipeline.foldAndInfer.run(expanded, context: context)
+            guard let again = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
+            inference = again
+        }
         return PreparedModel(model: folded, inference: inference, origin: origin)
     }
 
