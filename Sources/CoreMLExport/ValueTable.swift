@@ -120,7 +120,7 @@ final class ValueTable {
         var dims: [Int] = []
         for d in shape {
             guard case .value(let v) = d else {
-                throw LoweringRefusal("'\(name)' has dynamic dims \(t.shapeDescription); pin the inputs with --input-shape", unknown: true)
+                throw LoweringRefusal("'\(name)' has dynamic dims \(t.shapeDescription); pin dynamic inputs with --input-shape (a dim that depends on the data, as NonZero's output size, cannot be pinned: Core ML programs here have static shapes)", unknown: true)
             }
             dims.append(v)
         }
