@@ -874,6 +874,36 @@ def _misc_ort_cases() -> None:
             got = mr.run_op("space_to_depth", dict(x=x, block_size=b), out_dtypes=["fp32"])
             return got, _single("SpaceToDepth", {}, [("x", x)], dict(blocksize=b))[0]
         ortc("space_to_depth", f"b{b}", s2d)
+    for seed, b in ((121, 2), (122, 3)):
+        def ps(seed=seed, b=b):
+            x = f32(rng(seed), 1, 2 * b * b, 3, 2)
+            got = mr.run_op("pixel_shuffle", dict(x=x, upscale_factor=b), out_dtypes=["fp32"])
+            return got, _single("DepthToSpace", {}, [("x", x)], dict(blocksize=b, mode="CRD"))[0]
+        ortc("pixel_shuffle", f"b{b}", ps)
+    for seed, shape, idx in ((131, (4, 3, 2), [[1], [3]]), (132, (3, 4, 5), [[0, 1], [2, 3], [1, 0]])):
+        def gnd(seed=seed, shape=shape, idx=idx):
+            x = f32(rng(seed), *shape)
+            i = np.array(idx, np.int64)
+            got = mr.run_op("gather_nd", dict(x=x, indices=i.astype(np.int32)), out_dtypes=["fp32"])
+            return got, _single("GatherND", {}, [("x", x), ("i", i)], {})[0]
+        ortc("gather_nd", f"{len(shape)}d", gnd)
+
+        def snd(seed=seed, shape=shape, idx=idx):
+            x = f32(rng(seed), *shape)
+            i = np.array(idx, np.int64)
+            u = f32(rng(seed + 1), *(i.shape[:-1] + shape[i.shape[-1]:]))
+            got = mr.run_op("scatter_nd", dict(data=x, indices=i.astype(np.int32), updates=u, mode="update"), out_dtypes=["fp32"])
+            return got, _single("ScatterND", {}, [("x", x), ("i", i), ("u", u)], {})[0]
+        ortc("scatter_nd", f"{len(shape)}d", snd)
+    for seed, reduction in ((141, "none"), (142, "add")):
+        def sae(seed=seed, reduction=reduction):
+            x = f32(rng(seed), 3, 4)
+            i = np.array([[0, 3], [1, 1], [3, 0]], np.int64)
+            u = f32(rng(seed + 1), 3, 2)
+            mode = "update" if reduction == "none" else reduction
+            got = mr.run_op("scatter_along_axis", dict(data=x, indices=i.astype(np.int32), updates=u, axis=1, mode=mode), out_dtypes=["fp32"])
+            return got, _single("ScatterElements", {}, [("x", x), ("i", i), ("u", u)], dict(axis=1, reduction=reduction))[0]
+        ortc("scatter_along_axis", reduction, sae)
     for seed, shape, dt in ((111, (2, 3, 4), "fp32"), (112, (7,), "fp32"), (113, (3, 5), "fp16")):
         def silu(seed=seed, shape=shape, dt=dt):
             x = f32(rng(seed), *shape) * 4
