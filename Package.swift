@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "CSystem"),
         // Atomic, symlink-safe output: temporary siblings renamed into place.
         .target(name: "SafeOutput", dependencies: ["CSystem"]),
-        .target(name: "Inspection", dependencies: ["GraphIR", "MLPackage", "Passes", "Quantization"]),
+        .target(name: "Inspection", dependencies: ["GraphIR", "MLPackage", "Passes", "Quantization", "CoreMLPackage"]),
         // SIMD numeric kernels (F16C where the CPU has it, chosen at run time; portable C otherwise).
         .target(name: "CKernels"),
         .target(name: "Quantization", dependencies: ["GraphIR", "CKernels"]),
@@ -49,6 +49,10 @@ let package = Package(
         .target(name: "CoreMLExport", dependencies: ["GraphIR", "Ops", "Passes", "Quantization", "SafeOutput", "CoreMLProto", "MIL",
                                                      "CProtobufC",
                                                      .product(name: "Crypto", package: "swift-crypto")]),
+        // Core ML packages any tool wrote, as inputs: the .mlpackage container, model.mlmodel decoded against
+        // proto/coreml.proto, weight.bin's blobs, the program rebuilt as a MILProgram and checked by the MIL
+        // definitions (`mlpkg inspect|verify X.mlpackage`).
+        .target(name: "CoreMLPackage", dependencies: ["GraphIR", "MIL", "CoreMLProto", "CProtobufC"]),
         // Compute-unit profiles as data: the JSON files are compiled into the binary (no resource bundle to ship).
         .target(
             name: "Profiles",
@@ -68,12 +72,13 @@ let package = Package(
         .target(name: "Conversion", dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "MLPackage", "Audit", "CoreMLExport"]),
         // The umbrella: `import MLPkgKit` re-exports the whole public API.
         .target(name: "MLPkgKit", dependencies: ["GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization",
-                                                 "MLPackage", "Conversion", "ONNXExport", "MIL", "CoreMLExport", "Profiles", "Audit"]),
+                                                 "MLPackage", "Conversion", "ONNXExport", "MIL", "CoreMLExport", "CoreMLPackage", "Profiles",
+                                                 "Audit"]),
         .executableTarget(
             name: "mlpkg",
             dependencies: [
                 "GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization", "MLPackage", "Conversion", "ONNXExport",
-                "CSystem", "CoreMLExport",
+                "CSystem", "CoreMLExport", "CoreMLPackage",
                 "Profiles", "Audit", "SafeOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -91,6 +96,7 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Profiles", "GraphIR", "ONNXImport"]),
         .testTarget(name: "CoreMLExportTests", dependencies: ["CoreMLExport", "CoreMLProto", "CProtobufC", "GraphIR", "Passes", "Ops"]),
         .testTarget(name: "MILTests", dependencies: ["MIL", "GraphIR"]),
+        .testTarget(name: "CoreMLPackageTests", dependencies: ["CoreMLPackage", "CoreMLExport", "MIL", "GraphIR", "Passes"]),
         .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "Conversion", "ONNXExport", "ONNXImport", "GraphIR",
                                                     "Quantization", "Audit", "Profiles"]),
         .testTarget(name: "MLPkgKitTests", dependencies: ["MLPkgKit"]),

@@ -57,6 +57,8 @@ public enum CoreMLConverter {
             throw PackageError(path: input, "\(error)")
         }
         clock.lap("fold constants, infer shapes")
+        // Names, descriptions and --io-dtype against the model, before the weights are converted.
+        try CoreMLExporter.checkInterface(prepared.model, options: exportOptions)
         var converter = WeightConverter(options: options.conversion.converter)
         try converter.validate(prepared.model)
         converter = try converter.resolvingAuto(prepared.model)

@@ -71,6 +71,8 @@ public enum CoreMLExporter {
         public var metadata: [(String, String)]
         /// Run the MIL pass pipeline (`MILPipeline.standard`); false writes the program as lowered (`--no-optimize`).
         public var optimize: Bool = true
+        /// What an app sees: the float features' element type, names, descriptions, author, license, version.
+        public var interface = CoreMLInterfaceOptions()
 
         /// Defaults: the lowest target the weights need, fp16 compute, all compute units, weights kept compressed.
         public init(target: DeploymentTarget? = nil, compute: MILDataType = .fp16, computeUnits: String = "all",
@@ -100,6 +102,28 @@ public enum CoreMLExporter {
         public var notes: [String]
         /// ONNX interface names that had to change to become MIL identifiers (old → new).
         public var renamed: [(String, String)]
+    }
+
+    /// The target a lowering is for: the one asked for, else the lowest the stored encodings need, raised to
+    /// iOS16 for fp16 features (`--io-dtype fp16`).
+    public static func target(for model: Model, options: Options) -> DeploymentTarget {
+        if let target = options.target { return target }
+        let needed = minimumTarget(model, dequantize: false)
+        return options.interface.ioDtype == .fp16 ? max(needed, .iOS16) : needed
+    }
+
+    /// Refuses options the target cannot honour: fp16 features before iOS16 (Core ML's multi-arrays take fp16 from
+    /// iOS16). A usage error, like the interface names.
+    public static func checkInterface(_ model: Model, options: Options) throws(CoreMLInterfaceError) {
+        let target = target(for: model, options: options)
+        if options.interface.ioDtype == .fp16 && target < .iOS16 {
+            throw CoreMLInterfaceError("--io-dtype fp16 needs --deployment-target iOS16 or later (Core ML takes fp16 inputs and outputs from iOS16); "
+                                       + "the target is \(target)")
+        }
+        guard options.interface.ioDtype == .fp16 || options.interface.ioDtype == .fp32 else {
+            throw CoreMLInterfaceError("--io-dtype is fp32 or fp16, not \(options.interface.ioDtype)")
+        }
+        _ = try InterfacePlan.resolve(model.graph, options.interface)
     }
 
     /// The lowest deployment target the model's stored encodings need (iOS15 when none is compressed).
@@ -160,7 +184,10 @@ public enum CoreMLExporter {
     /// Lowers a prepared model (see `lower(_:options:planOnly:)`); the pipeline does not run again.
     public static func lower(_ prepared: PreparedModel, options: Options, planOnly: Bool = false) -> (outcomes: [CoreMLNodeOutcome], program: LoweredProgram?) {
         let model = prepared.model
-        let target = options.target ?? minimumTarget(model, dequantize: false)
+        let target = target(for: model, options: options)
+        let io: MILDataType = options.interface.ioDtype == .fp16 && target >= .iOS16 ? .fp16 : .fp32
+        // Checked by `export` first (a usage error); the audit's planning takes the names as they are.
+        let plan = (try? InterfacePlan.resolve(model.graph, options.interface)) ?? InterfacePlan()
         let inference = prepared.inference
         let origin = prepared.origin
         let graph = model.graph
@@ -183,16 +210,22 @@ public enum CoreMLExporter {
         var outcomes: [CoreMLNodeOutcome] = []
         var failed = false
 
-        // Interface names first, so no internal op can take them.
-        var interfaceNames: [String: String] = [:]
-        for v in graph.runtimeInputs + graph.outputs {
-            let n = builder.reserveInterface(v.name)
-            interfaceNames[v.name] = n
-            if n != v.name { renamed.append((v.name, n)) }
+        // Interface names first, so no internal op can take them; names the user chose before the others, so they
+        // are kept exactly (`InterfacePlan` made sure no other feature has them).
+        var inputNames: [String: String] = [:]
+        var outputNames: [String: String] = [:]
+        for v in graph.runtimeInputs { if let n = plan.inputNames[v.name] { inputNames[v.name] = builder.reserveInterface(n) } }
+        for v in graph.outputs { if let n = plan.outputNames[v.name] { outputNames[v.name] = builder.reserveInterface(n) } }
+        for v in graph.runtimeInputs where inputNames[v.name] == nil { inputNames[v.name] = builder.reserveInterface(v.name) }
+        for v in graph.outputs where outputNames[v.name] == nil { outputNames[v.name] = builder.reserveInterface(v.name) }
+        for v in graph.runtimeInputs where inputNames[v.name] != v.name { renamed.append((v.name, inputNames[v.name]!)) }
+        for v in graph.outputs where outputNames[v.name] != v.name && !renamed.contains(where: { $0 == (v.name, outputNames[v.name]!) }) {
+            renamed.append((v.name, outputNames[v.name]!))
         }
         for input in graph.runtimeInputs {
-            let name = interfaceNames[input.name]!
-            if let refusal = bindInput(input.name, interfaceName: name, table: table, builder: builder, target: target, into: &inputs) {
+            let name = inputNames[input.name]!
+            if let refusal = bindInput(input.name, interfaceName: name, table: table, builder: builder, io: io,
+                                       description: plan.inputDescriptions[input.name] ?? "", into: &inputs) {
                 outcomes.append(CoreMLNodeOutcome(index: -1, name: input.name, opType: "input", verdict: .refused(refusal)))
                 failed = true
             }
@@ -217,8 +250,9 @@ public enum CoreMLExporter {
 
         var blockOutputs: [String] = []
         for output in graph.outputs {
-            let name = interfaceNames[output.name]!
-            switch bindOutput(output.name, interfaceName: name, table: table, builder: builder, target: target) {
+            let name = outputNames[output.name]!
+            switch bindOutput(output.name, interfaceName: name, table: table, builder: builder, io: io,
+                              description: plan.outputDescriptions[output.name] ?? "") {
             case .success(let feature):
                 blockOutputs.append(feature.name)
                 outputs.append(feature)
@@ -235,7 +269,7 @@ public enum CoreMLExporter {
     }
 
     private static func bindInput(_ onnxName: String, interfaceName name: String, table: ValueTable, builder: MILBuilder,
-                                  target: DeploymentTarget, into inputs: inout [FeatureDescription]) -> LoweringRefusal? {
+                                  io: MILDataType, description: String, into inputs: inout [FeatureDescription]) -> LoweringRefusal? {
         do throws(LoweringRefusal) {
             let t = try table.type(of: onnxName)
             guard !t.shape.contains(0), !t.shape.contains(where: { $0 > Int(Int32.max) }) else {
@@ -243,9 +277,9 @@ public enum CoreMLExporter {
             }
             // A scalar input is [1] at the interface (Core ML features have rank ≥ 1) and reshaped inside.
             let scalar = t.rank == 0
-            var (interface, needsCast) = interfaceType(t, target: target)
+            var (interface, needsCast) = interfaceType(t, io: io)
             if scalar { interface = interface.with(shape: [1]) }
-            inputs.append(FeatureDescription(name: name, type: interface, shortDescription: ""))
+            inputs.append(FeatureDescription(name: name, type: interface, shortDescription: description))
             var variable = MILVar(name: name, type: interface)
             if scalar {
                 variable = builder.op1("squeeze", name: onnxName + "_scalar", [("x", .v(variable)), ("axes", .c(.ints([0])))],
@@ -263,10 +297,10 @@ public enum CoreMLExporter {
     }
 
     private static func bindOutput(_ onnxName: String, interfaceName name: String, table: ValueTable, builder: MILBuilder,
-                                   target: DeploymentTarget) -> Swift.Result<FeatureDescription, LoweringRefusal> {
+                                   io: MILDataType, description: String) -> Swift.Result<FeatureDescription, LoweringRefusal> {
         do throws(LoweringRefusal) {
             var v = try table.variable(onnxName, builder: builder)
-            var (interface, needsCast) = interfaceType(v.type, target: target)
+            var (interface, needsCast) = interfaceType(v.type, io: io)
             if v.type.rank == 0 {
                 // A scalar output is [1] at the interface (Core ML features have rank ≥ 1).
                 interface = interface.with(shape: [1])
@@ -276,13 +310,13 @@ public enum CoreMLExporter {
                 }
                 let result = builder.op1("reshape", name: name + "_vector", [("x", .v(v)), ("shape", .c(.ints([1])))],
                                          output: interface, outputName: name, interface: true)
-                return .success(FeatureDescription(name: result.name, type: interface, shortDescription: ""))
+                return .success(FeatureDescription(name: result.name, type: interface, shortDescription: description))
             }
             let result = needsCast
                 ? builder.op1("cast", name: name + "_cast", [("x", .v(v)), ("dtype", .c(.scalar(interface.dtype.description)))],
                               output: interface, outputName: name, interface: true)
                 : builder.op1("identity", name: name + "_out", [("x", .v(v))], output: interface, outputName: name, interface: true)
-            return .success(FeatureDescription(name: result.name, type: interface, shortDescription: ""))
+            return .success(FeatureDescription(name: result.name, type: interface, shortDescription: description))
         } catch {
             return .failure(error)
         }
@@ -370,12 +404,13 @@ public enum CoreMLExporter {
         }
     }
 
-    /// Core ML interfaces are fp32, int32 (and fp16 from iOS16); other types are cast at the boundary.
-    static func interfaceType(_ t: MILTensorType, target: DeploymentTarget) -> (MILTensorType, Bool) {
+    /// The interface type of a value: floats in `io` (fp32 unless fp16 was asked for, whatever the compute
+    /// precision), int32 as it is, other types (bool) as int32; true when a cast is needed at the boundary.
+    static func interfaceType(_ t: MILTensorType, io: MILDataType) -> (MILTensorType, Bool) {
         switch t.dtype {
-        case .fp32, .int32: return (t, false)
-        case .fp16: return target >= .iOS16 ? (t, false) : (t.with(dtype: .fp32), true)
-        default: return (t.with(dtype: t.dtype.isFloat ? .fp32 : .int32), true)
+        case .fp32, .fp16: return t.dtype == io ? (t, false) : (t.with(dtype: io), true)
+        case .int32: return (t, false)
+        default: return (t.with(dtype: t.dtype.isFloat ? io : .int32), true)
         }
     }
 
@@ -385,8 +420,10 @@ public enum CoreMLExporter {
     }
 
     /// Writes a prepared model as `Model.mlpackage` at `path`, atomically; the pipeline does not run again.
+    /// Interface options that do not fit the model throw `CoreMLInterfaceError` before anything is lowered.
     public static func export(_ prepared: PreparedModel, to path: String, options: Options) throws -> Result {
         let model = prepared.model
+        try checkInterface(model, options: options)
         let (outcomes, lowered) = lower(prepared, options: options)
         guard let lowered else {
             throw CoreMLExportError(path: path, message: "cannot be lowered", refusals: outcomes.filter {
@@ -403,9 +440,11 @@ public enum CoreMLExporter {
         if !lowered.renamed.isEmpty {
             metadata.append(("com.mlpkg.renamed", lowered.renamed.map { "\($0.0)=\($0.1)" }.joined(separator: ";")))
         }
+        // The ONNX exporter that wrote the source (PyTorch, tf2onnx…) is provenance, not the model's author.
+        let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
+        if !producer.isEmpty { metadata.append(("com.mlpkg.source.producer", producer)) }
         metadata += options.metadata
         for entry in model.metadata { metadata.append(("onnx." + entry.key, entry.value)) }
-        let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
         let program = lowered.program
         do throws(MILPipelineError) {
             try (options.optimize ? MILPipeline.standard : MILPipeline.none).run(program)
@@ -413,9 +452,11 @@ public enum CoreMLExporter {
             throw CoreMLExportError(path: path, message: "internal error: the MIL program is invalid, nothing was written (\(error))",
                                     refusals: [], isInternal: true)
         }
+        let info = options.interface
         let description = MILModelDescription(inputs: lowered.inputs, outputs: lowered.outputs, metadata: metadata,
-                                              shortDescription: model.docString, author: producer,
-                                              versionString: model.modelVersion != 0 ? String(model.modelVersion) : "")
+                                              shortDescription: info.shortDescription ?? model.docString,
+                                              author: info.author ?? "", license: info.license ?? "",
+                                              versionString: info.version ?? (model.modelVersion != 0 ? String(model.modelVersion) : ""))
         let serialized = MILSerializer.serialize(program, description: description)
         let expected = ModelSelfCheck.Expected(
             specificationVersion: lowered.target.specificationVersion, inputs: lowered.inputs.map(\.name),

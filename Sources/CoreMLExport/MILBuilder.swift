@@ -28,13 +28,22 @@ public final class MILBuilder {
         self.program = MILProgram(target: target)
     }
 
-    /// A MIL identifier from `base` ([A-Za-z_][A-Za-z0-9_]*; other characters become `_`), unique in the program.
-    public func name(_ base: String) -> String {
+    /// `base` as a MIL identifier ([A-Za-z_][A-Za-z0-9_]*): other characters become `_`, a leading digit (or an
+    /// empty name) gets a `_` before it.
+    public static func identifier(_ base: String) -> String {
         var scalars = base.unicodeScalars.map { s -> Character in
             (s.isASCII && (s.properties.isAlphabetic || ("0"..."9").contains(Character(s)))) || s == "_" ? Character(s) : "_"
         }
         if scalars.isEmpty || ("0"..."9").contains(scalars[0]) { scalars.insert("_", at: 0) }
-        let stem = String(scalars)
+        return String(scalars)
+    }
+
+    /// Whether `name` is a MIL identifier as it is (`identifier` would not change it).
+    public static func isIdentifier(_ name: String) -> Bool { !name.isEmpty && identifier(name) == name }
+
+    /// A MIL identifier from `base` ([A-Za-z_][A-Za-z0-9_]*; other characters become `_`), unique in the program.
+    public func name(_ base: String) -> String {
+        let stem = Self.identifier(base)
         var candidate = stem
         if used.contains(candidate) {
             var k = nextSuffix[stem] ?? 1

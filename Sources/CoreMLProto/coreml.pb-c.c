@@ -97,6 +97,51 @@ void   coreml__model_description__free_unpacked
   assert(message->base.descriptor == &coreml__model_description__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   coreml__function_description__init
+                     (Coreml__FunctionDescription         *message)
+{
+  static const Coreml__FunctionDescription init_value = COREML__FUNCTION_DESCRIPTION__INIT;
+  *message = init_value;
+}
+size_t coreml__function_description__get_packed_size
+                     (const Coreml__FunctionDescription *message)
+{
+  assert(message->base.descriptor == &coreml__function_description__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__function_description__pack
+                     (const Coreml__FunctionDescription *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__function_description__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__function_description__pack_to_buffer
+                     (const Coreml__FunctionDescription *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__function_description__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__FunctionDescription *
+       coreml__function_description__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__FunctionDescription *)
+     protobuf_c_message_unpack (&coreml__function_description__descriptor,
+                                allocator, len, data);
+}
+void   coreml__function_description__free_unpacked
+                     (Coreml__FunctionDescription *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__function_description__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   coreml__metadata__user_defined_entry__init
                      (Coreml__Metadata__UserDefinedEntry         *message)
 {
@@ -238,6 +283,339 @@ void   coreml__feature_type__free_unpacked
   assert(message->base.descriptor == &coreml__feature_type__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   coreml__int64_feature_type__init
+                     (Coreml__Int64FeatureType         *message)
+{
+  static const Coreml__Int64FeatureType init_value = COREML__INT64_FEATURE_TYPE__INIT;
+  *message = init_value;
+}
+size_t coreml__int64_feature_type__get_packed_size
+                     (const Coreml__Int64FeatureType *message)
+{
+  assert(message->base.descriptor == &coreml__int64_feature_type__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__int64_feature_type__pack
+                     (const Coreml__Int64FeatureType *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__int64_feature_type__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__int64_feature_type__pack_to_buffer
+                     (const Coreml__Int64FeatureType *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__int64_feature_type__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__Int64FeatureType *
+       coreml__int64_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__Int64FeatureType *)
+     protobuf_c_message_unpack (&coreml__int64_feature_type__descriptor,
+                                allocator, len, data);
+}
+void   coreml__int64_feature_type__free_unpacked
+                     (Coreml__Int64FeatureType *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__int64_feature_type__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   coreml__double_feature_type__init
+                     (Coreml__DoubleFeatureType         *message)
+{
+  static const Coreml__DoubleFeatureType init_value = COREML__DOUBLE_FEATURE_TYPE__INIT;
+  *message = init_value;
+}
+size_t coreml__double_feature_type__get_packed_size
+                     (const Coreml__DoubleFeatureType *message)
+{
+  assert(message->base.descriptor == &coreml__double_feature_type__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__double_feature_type__pack
+                     (const Coreml__DoubleFeatureType *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__double_feature_type__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__double_feature_type__pack_to_buffer
+                     (const Coreml__DoubleFeatureType *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__double_feature_type__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__DoubleFeatureType *
+       coreml__double_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__DoubleFeatureType *)
+     protobuf_c_message_unpack (&coreml__double_feature_type__descriptor,
+                                allocator, len, data);
+}
+void   coreml__double_feature_type__free_unpacked
+                     (Coreml__DoubleFeatureType *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__double_feature_type__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   coreml__string_feature_type__init
+                     (Coreml__StringFeatureType         *message)
+{
+  static const Coreml__StringFeatureType init_value = COREML__STRING_FEATURE_TYPE__INIT;
+  *message = init_value;
+}
+size_t coreml__string_feature_type__get_packed_size
+                     (const Coreml__StringFeatureType *message)
+{
+  assert(message->base.descriptor == &coreml__string_feature_type__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__string_feature_type__pack
+                     (const Coreml__StringFeatureType *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__string_feature_type__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__string_feature_type__pack_to_buffer
+                     (const Coreml__StringFeatureType *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__string_feature_type__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__StringFeatureType *
+       coreml__string_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__StringFeatureType *)
+     protobuf_c_message_unpack (&coreml__string_feature_type__descriptor,
+                                allocator, len, data);
+}
+void   coreml__string_feature_type__free_unpacked
+                     (Coreml__StringFeatureType *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__string_feature_type__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   coreml__image_feature_type__image_size__init
+                     (Coreml__ImageFeatureType__ImageSize         *message)
+{
+  static const Coreml__ImageFeatureType__ImageSize init_value = COREML__IMAGE_FEATURE_TYPE__IMAGE_SIZE__INIT;
+  *message = init_value;
+}
+void   coreml__image_feature_type__enumerated_image_sizes__init
+                     (Coreml__ImageFeatureType__EnumeratedImageSizes         *message)
+{
+  static const Coreml__ImageFeatureType__EnumeratedImageSizes init_value = COREML__IMAGE_FEATURE_TYPE__ENUMERATED_IMAGE_SIZES__INIT;
+  *message = init_value;
+}
+void   coreml__image_feature_type__image_size_range__init
+                     (Coreml__ImageFeatureType__ImageSizeRange         *message)
+{
+  static const Coreml__ImageFeatureType__ImageSizeRange init_value = COREML__IMAGE_FEATURE_TYPE__IMAGE_SIZE_RANGE__INIT;
+  *message = init_value;
+}
+void   coreml__image_feature_type__init
+                     (Coreml__ImageFeatureType         *message)
+{
+  static const Coreml__ImageFeatureType init_value = COREML__IMAGE_FEATURE_TYPE__INIT;
+  *message = init_value;
+}
+size_t coreml__image_feature_type__get_packed_size
+                     (const Coreml__ImageFeatureType *message)
+{
+  assert(message->base.descriptor == &coreml__image_feature_type__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__image_feature_type__pack
+                     (const Coreml__ImageFeatureType *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__image_feature_type__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__image_feature_type__pack_to_buffer
+                     (const Coreml__ImageFeatureType *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__image_feature_type__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__ImageFeatureType *
+       coreml__image_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__ImageFeatureType *)
+     protobuf_c_message_unpack (&coreml__image_feature_type__descriptor,
+                                allocator, len, data);
+}
+void   coreml__image_feature_type__free_unpacked
+                     (Coreml__ImageFeatureType *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__image_feature_type__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   coreml__dictionary_feature_type__init
+                     (Coreml__DictionaryFeatureType         *message)
+{
+  static const Coreml__DictionaryFeatureType init_value = COREML__DICTIONARY_FEATURE_TYPE__INIT;
+  *message = init_value;
+}
+size_t coreml__dictionary_feature_type__get_packed_size
+                     (const Coreml__DictionaryFeatureType *message)
+{
+  assert(message->base.descriptor == &coreml__dictionary_feature_type__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__dictionary_feature_type__pack
+                     (const Coreml__DictionaryFeatureType *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__dictionary_feature_type__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__dictionary_feature_type__pack_to_buffer
+                     (const Coreml__DictionaryFeatureType *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__dictionary_feature_type__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__DictionaryFeatureType *
+       coreml__dictionary_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__DictionaryFeatureType *)
+     protobuf_c_message_unpack (&coreml__dictionary_feature_type__descriptor,
+                                allocator, len, data);
+}
+void   coreml__dictionary_feature_type__free_unpacked
+                     (Coreml__DictionaryFeatureType *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__dictionary_feature_type__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   coreml__sequence_feature_type__init
+                     (Coreml__SequenceFeatureType         *message)
+{
+  static const Coreml__SequenceFeatureType init_value = COREML__SEQUENCE_FEATURE_TYPE__INIT;
+  *message = init_value;
+}
+size_t coreml__sequence_feature_type__get_packed_size
+                     (const Coreml__SequenceFeatureType *message)
+{
+  assert(message->base.descriptor == &coreml__sequence_feature_type__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__sequence_feature_type__pack
+                     (const Coreml__SequenceFeatureType *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__sequence_feature_type__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__sequence_feature_type__pack_to_buffer
+                     (const Coreml__SequenceFeatureType *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__sequence_feature_type__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__SequenceFeatureType *
+       coreml__sequence_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__SequenceFeatureType *)
+     protobuf_c_message_unpack (&coreml__sequence_feature_type__descriptor,
+                                allocator, len, data);
+}
+void   coreml__sequence_feature_type__free_unpacked
+                     (Coreml__SequenceFeatureType *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__sequence_feature_type__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   coreml__state_feature_type__init
+                     (Coreml__StateFeatureType         *message)
+{
+  static const Coreml__StateFeatureType init_value = COREML__STATE_FEATURE_TYPE__INIT;
+  *message = init_value;
+}
+size_t coreml__state_feature_type__get_packed_size
+                     (const Coreml__StateFeatureType *message)
+{
+  assert(message->base.descriptor == &coreml__state_feature_type__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__state_feature_type__pack
+                     (const Coreml__StateFeatureType *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__state_feature_type__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__state_feature_type__pack_to_buffer
+                     (const Coreml__StateFeatureType *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__state_feature_type__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__StateFeatureType *
+       coreml__state_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__StateFeatureType *)
+     protobuf_c_message_unpack (&coreml__state_feature_type__descriptor,
+                                allocator, len, data);
+}
+void   coreml__state_feature_type__free_unpacked
+                     (Coreml__StateFeatureType *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__state_feature_type__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   coreml__size_range__init
                      (Coreml__SizeRange         *message)
 {
@@ -289,6 +667,18 @@ void   coreml__array_feature_type__shape_range__init
   static const Coreml__ArrayFeatureType__ShapeRange init_value = COREML__ARRAY_FEATURE_TYPE__SHAPE_RANGE__INIT;
   *message = init_value;
 }
+void   coreml__array_feature_type__shape__init
+                     (Coreml__ArrayFeatureType__Shape         *message)
+{
+  static const Coreml__ArrayFeatureType__Shape init_value = COREML__ARRAY_FEATURE_TYPE__SHAPE__INIT;
+  *message = init_value;
+}
+void   coreml__array_feature_type__enumerated_shapes__init
+                     (Coreml__ArrayFeatureType__EnumeratedShapes         *message)
+{
+  static const Coreml__ArrayFeatureType__EnumeratedShapes init_value = COREML__ARRAY_FEATURE_TYPE__ENUMERATED_SHAPES__INIT;
+  *message = init_value;
+}
 void   coreml__array_feature_type__init
                      (Coreml__ArrayFeatureType         *message)
 {
@@ -332,6 +722,51 @@ void   coreml__array_feature_type__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &coreml__array_feature_type__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   coreml__attributes_entry__init
+                     (Coreml__AttributesEntry         *message)
+{
+  static const Coreml__AttributesEntry init_value = COREML__ATTRIBUTES_ENTRY__INIT;
+  *message = init_value;
+}
+size_t coreml__attributes_entry__get_packed_size
+                     (const Coreml__AttributesEntry *message)
+{
+  assert(message->base.descriptor == &coreml__attributes_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__attributes_entry__pack
+                     (const Coreml__AttributesEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__attributes_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__attributes_entry__pack_to_buffer
+                     (const Coreml__AttributesEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__attributes_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__AttributesEntry *
+       coreml__attributes_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__AttributesEntry *)
+     protobuf_c_message_unpack (&coreml__attributes_entry__descriptor,
+                                allocator, len, data);
+}
+void   coreml__attributes_entry__free_unpacked
+                     (Coreml__AttributesEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__attributes_entry__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   coreml__program__functions_entry__init
@@ -679,6 +1114,186 @@ void   coreml__value_type__free_unpacked
   assert(message->base.descriptor == &coreml__value_type__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   coreml__list_type__init
+                     (Coreml__ListType         *message)
+{
+  static const Coreml__ListType init_value = COREML__LIST_TYPE__INIT;
+  *message = init_value;
+}
+size_t coreml__list_type__get_packed_size
+                     (const Coreml__ListType *message)
+{
+  assert(message->base.descriptor == &coreml__list_type__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__list_type__pack
+                     (const Coreml__ListType *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__list_type__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__list_type__pack_to_buffer
+                     (const Coreml__ListType *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__list_type__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__ListType *
+       coreml__list_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__ListType *)
+     protobuf_c_message_unpack (&coreml__list_type__descriptor,
+                                allocator, len, data);
+}
+void   coreml__list_type__free_unpacked
+                     (Coreml__ListType *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__list_type__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   coreml__tuple_type__init
+                     (Coreml__TupleType         *message)
+{
+  static const Coreml__TupleType init_value = COREML__TUPLE_TYPE__INIT;
+  *message = init_value;
+}
+size_t coreml__tuple_type__get_packed_size
+                     (const Coreml__TupleType *message)
+{
+  assert(message->base.descriptor == &coreml__tuple_type__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__tuple_type__pack
+                     (const Coreml__TupleType *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__tuple_type__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__tuple_type__pack_to_buffer
+                     (const Coreml__TupleType *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__tuple_type__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__TupleType *
+       coreml__tuple_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__TupleType *)
+     protobuf_c_message_unpack (&coreml__tuple_type__descriptor,
+                                allocator, len, data);
+}
+void   coreml__tuple_type__free_unpacked
+                     (Coreml__TupleType *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__tuple_type__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   coreml__dictionary_type__init
+                     (Coreml__DictionaryType         *message)
+{
+  static const Coreml__DictionaryType init_value = COREML__DICTIONARY_TYPE__INIT;
+  *message = init_value;
+}
+size_t coreml__dictionary_type__get_packed_size
+                     (const Coreml__DictionaryType *message)
+{
+  assert(message->base.descriptor == &coreml__dictionary_type__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__dictionary_type__pack
+                     (const Coreml__DictionaryType *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__dictionary_type__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__dictionary_type__pack_to_buffer
+                     (const Coreml__DictionaryType *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__dictionary_type__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__DictionaryType *
+       coreml__dictionary_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__DictionaryType *)
+     protobuf_c_message_unpack (&coreml__dictionary_type__descriptor,
+                                allocator, len, data);
+}
+void   coreml__dictionary_type__free_unpacked
+                     (Coreml__DictionaryType *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__dictionary_type__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   coreml__state_type__init
+                     (Coreml__StateType         *message)
+{
+  static const Coreml__StateType init_value = COREML__STATE_TYPE__INIT;
+  *message = init_value;
+}
+size_t coreml__state_type__get_packed_size
+                     (const Coreml__StateType *message)
+{
+  assert(message->base.descriptor == &coreml__state_type__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t coreml__state_type__pack
+                     (const Coreml__StateType *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &coreml__state_type__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t coreml__state_type__pack_to_buffer
+                     (const Coreml__StateType *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &coreml__state_type__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Coreml__StateType *
+       coreml__state_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Coreml__StateType *)
+     protobuf_c_message_unpack (&coreml__state_type__descriptor,
+                                allocator, len, data);
+}
+void   coreml__state_type__free_unpacked
+                     (Coreml__StateType *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &coreml__state_type__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   coreml__tensor_type__init
                      (Coreml__TensorType         *message)
 {
@@ -856,6 +1471,12 @@ void   coreml__tensor_value__repeated_long_ints__init
   static const Coreml__TensorValue__RepeatedLongInts init_value = COREML__TENSOR_VALUE__REPEATED_LONG_INTS__INIT;
   *message = init_value;
 }
+void   coreml__tensor_value__repeated_doubles__init
+                     (Coreml__TensorValue__RepeatedDoubles         *message)
+{
+  static const Coreml__TensorValue__RepeatedDoubles init_value = COREML__TENSOR_VALUE__REPEATED_DOUBLES__INIT;
+  *message = init_value;
+}
 void   coreml__tensor_value__repeated_bools__init
                      (Coreml__TensorValue__RepeatedBools         *message)
 {
@@ -998,7 +1619,7 @@ const ProtobufCMessageDescriptor coreml__model__descriptor =
   (ProtobufCMessageInit) coreml__model__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor coreml__model_description__field_descriptors[3] =
+static const ProtobufCFieldDescriptor coreml__model_description__field_descriptors[8] =
 {
   {
     "input",
@@ -1025,6 +1646,66 @@ static const ProtobufCFieldDescriptor coreml__model_description__field_descripto
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "predictedFeatureName",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__ModelDescription, predictedfeaturename),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "predictedProbabilitiesName",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__ModelDescription, predictedprobabilitiesname),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    13,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__ModelDescription, n_state),
+    offsetof(Coreml__ModelDescription, state),
+    &coreml__feature_description__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "functions",
+    20,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__ModelDescription, n_functions),
+    offsetof(Coreml__ModelDescription, functions),
+    &coreml__function_description__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "defaultFunctionName",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__ModelDescription, defaultfunctionname),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "metadata",
     100,
     PROTOBUF_C_LABEL_NONE,
@@ -1038,16 +1719,22 @@ static const ProtobufCFieldDescriptor coreml__model_description__field_descripto
   },
 };
 static const unsigned coreml__model_description__field_indices_by_name[] = {
+  6,   /* field[6] = defaultFunctionName */
+  5,   /* field[5] = functions */
   0,   /* field[0] = input */
-  2,   /* field[2] = metadata */
+  7,   /* field[7] = metadata */
   1,   /* field[1] = output */
+  2,   /* field[2] = predictedFeatureName */
+  3,   /* field[3] = predictedProbabilitiesName */
+  4,   /* field[4] = state */
 };
-static const ProtobufCIntRange coreml__model_description__number_ranges[3 + 1] =
+static const ProtobufCIntRange coreml__model_description__number_ranges[4 + 1] =
 {
   { 1, 0 },
   { 10, 1 },
-  { 100, 2 },
-  { 0, 3 }
+  { 20, 5 },
+  { 100, 7 },
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor coreml__model_description__descriptor =
 {
@@ -1057,11 +1744,114 @@ const ProtobufCMessageDescriptor coreml__model_description__descriptor =
   "Coreml__ModelDescription",
   "coreml",
   sizeof(Coreml__ModelDescription),
-  3,
+  8,
   coreml__model_description__field_descriptors,
   coreml__model_description__field_indices_by_name,
-  3,  coreml__model_description__number_ranges,
+  4,  coreml__model_description__number_ranges,
   (ProtobufCMessageInit) coreml__model_description__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor coreml__function_description__field_descriptors[6] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__FunctionDescription, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "input",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__FunctionDescription, n_input),
+    offsetof(Coreml__FunctionDescription, input),
+    &coreml__feature_description__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "output",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__FunctionDescription, n_output),
+    offsetof(Coreml__FunctionDescription, output),
+    &coreml__feature_description__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "predictedFeatureName",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__FunctionDescription, predictedfeaturename),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "predictedProbabilitiesName",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__FunctionDescription, predictedprobabilitiesname),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__FunctionDescription, n_state),
+    offsetof(Coreml__FunctionDescription, state),
+    &coreml__feature_description__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__function_description__field_indices_by_name[] = {
+  1,   /* field[1] = input */
+  0,   /* field[0] = name */
+  2,   /* field[2] = output */
+  3,   /* field[3] = predictedFeatureName */
+  4,   /* field[4] = predictedProbabilitiesName */
+  5,   /* field[5] = state */
+};
+static const ProtobufCIntRange coreml__function_description__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor coreml__function_description__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.FunctionDescription",
+  "FunctionDescription",
+  "Coreml__FunctionDescription",
+  "coreml",
+  sizeof(Coreml__FunctionDescription),
+  6,
+  coreml__function_description__field_descriptors,
+  coreml__function_description__field_indices_by_name,
+  1,  coreml__function_description__number_ranges,
+  (ProtobufCMessageInit) coreml__function_description__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor coreml__metadata__user_defined_entry__field_descriptors[2] =
@@ -1270,18 +2060,102 @@ const ProtobufCMessageDescriptor coreml__feature_description__descriptor =
   (ProtobufCMessageInit) coreml__feature_description__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor coreml__feature_type__field_descriptors[2] =
+static const ProtobufCFieldDescriptor coreml__feature_type__field_descriptors[9] =
 {
+  {
+    "int64Type",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__FeatureType, type_case),
+    offsetof(Coreml__FeatureType, int64type),
+    &coreml__int64_feature_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "doubleType",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__FeatureType, type_case),
+    offsetof(Coreml__FeatureType, doubletype),
+    &coreml__double_feature_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stringType",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__FeatureType, type_case),
+    offsetof(Coreml__FeatureType, stringtype),
+    &coreml__string_feature_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "imageType",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__FeatureType, type_case),
+    offsetof(Coreml__FeatureType, imagetype),
+    &coreml__image_feature_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
   {
     "multiArrayType",
     5,
     PROTOBUF_C_LABEL_NONE,
     PROTOBUF_C_TYPE_MESSAGE,
-    0,   /* quantifier_offset */
+    offsetof(Coreml__FeatureType, type_case),
     offsetof(Coreml__FeatureType, multiarraytype),
     &coreml__array_feature_type__descriptor,
     NULL,
-    0,             /* flags */
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dictionaryType",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__FeatureType, type_case),
+    offsetof(Coreml__FeatureType, dictionarytype),
+    &coreml__dictionary_feature_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sequenceType",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__FeatureType, type_case),
+    offsetof(Coreml__FeatureType, sequencetype),
+    &coreml__sequence_feature_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stateType",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__FeatureType, type_case),
+    offsetof(Coreml__FeatureType, statetype),
+    &coreml__state_feature_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
@@ -1298,14 +2172,21 @@ static const ProtobufCFieldDescriptor coreml__feature_type__field_descriptors[2]
   },
 };
 static const unsigned coreml__feature_type__field_indices_by_name[] = {
-  1,   /* field[1] = isOptional */
-  0,   /* field[0] = multiArrayType */
+  5,   /* field[5] = dictionaryType */
+  1,   /* field[1] = doubleType */
+  3,   /* field[3] = imageType */
+  0,   /* field[0] = int64Type */
+  8,   /* field[8] = isOptional */
+  4,   /* field[4] = multiArrayType */
+  6,   /* field[6] = sequenceType */
+  7,   /* field[7] = stateType */
+  2,   /* field[2] = stringType */
 };
 static const ProtobufCIntRange coreml__feature_type__number_ranges[2 + 1] =
 {
-  { 5, 0 },
-  { 1000, 1 },
-  { 0, 2 }
+  { 1, 0 },
+  { 1000, 8 },
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor coreml__feature_type__descriptor =
 {
@@ -1315,11 +2196,405 @@ const ProtobufCMessageDescriptor coreml__feature_type__descriptor =
   "Coreml__FeatureType",
   "coreml",
   sizeof(Coreml__FeatureType),
-  2,
+  9,
   coreml__feature_type__field_descriptors,
   coreml__feature_type__field_indices_by_name,
   2,  coreml__feature_type__number_ranges,
   (ProtobufCMessageInit) coreml__feature_type__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define coreml__int64_feature_type__field_descriptors NULL
+#define coreml__int64_feature_type__field_indices_by_name NULL
+#define coreml__int64_feature_type__number_ranges NULL
+const ProtobufCMessageDescriptor coreml__int64_feature_type__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.Int64FeatureType",
+  "Int64FeatureType",
+  "Coreml__Int64FeatureType",
+  "coreml",
+  sizeof(Coreml__Int64FeatureType),
+  0,
+  coreml__int64_feature_type__field_descriptors,
+  coreml__int64_feature_type__field_indices_by_name,
+  0,  coreml__int64_feature_type__number_ranges,
+  (ProtobufCMessageInit) coreml__int64_feature_type__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define coreml__double_feature_type__field_descriptors NULL
+#define coreml__double_feature_type__field_indices_by_name NULL
+#define coreml__double_feature_type__number_ranges NULL
+const ProtobufCMessageDescriptor coreml__double_feature_type__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.DoubleFeatureType",
+  "DoubleFeatureType",
+  "Coreml__DoubleFeatureType",
+  "coreml",
+  sizeof(Coreml__DoubleFeatureType),
+  0,
+  coreml__double_feature_type__field_descriptors,
+  coreml__double_feature_type__field_indices_by_name,
+  0,  coreml__double_feature_type__number_ranges,
+  (ProtobufCMessageInit) coreml__double_feature_type__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define coreml__string_feature_type__field_descriptors NULL
+#define coreml__string_feature_type__field_indices_by_name NULL
+#define coreml__string_feature_type__number_ranges NULL
+const ProtobufCMessageDescriptor coreml__string_feature_type__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.StringFeatureType",
+  "StringFeatureType",
+  "Coreml__StringFeatureType",
+  "coreml",
+  sizeof(Coreml__StringFeatureType),
+  0,
+  coreml__string_feature_type__field_descriptors,
+  coreml__string_feature_type__field_indices_by_name,
+  0,  coreml__string_feature_type__number_ranges,
+  (ProtobufCMessageInit) coreml__string_feature_type__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor coreml__image_feature_type__image_size__field_descriptors[2] =
+{
+  {
+    "width",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__ImageFeatureType__ImageSize, width),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "height",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__ImageFeatureType__ImageSize, height),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__image_feature_type__image_size__field_indices_by_name[] = {
+  1,   /* field[1] = height */
+  0,   /* field[0] = width */
+};
+static const ProtobufCIntRange coreml__image_feature_type__image_size__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor coreml__image_feature_type__image_size__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.ImageFeatureType.ImageSize",
+  "ImageSize",
+  "Coreml__ImageFeatureType__ImageSize",
+  "coreml",
+  sizeof(Coreml__ImageFeatureType__ImageSize),
+  2,
+  coreml__image_feature_type__image_size__field_descriptors,
+  coreml__image_feature_type__image_size__field_indices_by_name,
+  1,  coreml__image_feature_type__image_size__number_ranges,
+  (ProtobufCMessageInit) coreml__image_feature_type__image_size__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor coreml__image_feature_type__enumerated_image_sizes__field_descriptors[1] =
+{
+  {
+    "sizes",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__ImageFeatureType__EnumeratedImageSizes, n_sizes),
+    offsetof(Coreml__ImageFeatureType__EnumeratedImageSizes, sizes),
+    &coreml__image_feature_type__image_size__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__image_feature_type__enumerated_image_sizes__field_indices_by_name[] = {
+  0,   /* field[0] = sizes */
+};
+static const ProtobufCIntRange coreml__image_feature_type__enumerated_image_sizes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor coreml__image_feature_type__enumerated_image_sizes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.ImageFeatureType.EnumeratedImageSizes",
+  "EnumeratedImageSizes",
+  "Coreml__ImageFeatureType__EnumeratedImageSizes",
+  "coreml",
+  sizeof(Coreml__ImageFeatureType__EnumeratedImageSizes),
+  1,
+  coreml__image_feature_type__enumerated_image_sizes__field_descriptors,
+  coreml__image_feature_type__enumerated_image_sizes__field_indices_by_name,
+  1,  coreml__image_feature_type__enumerated_image_sizes__number_ranges,
+  (ProtobufCMessageInit) coreml__image_feature_type__enumerated_image_sizes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor coreml__image_feature_type__image_size_range__field_descriptors[2] =
+{
+  {
+    "widthRange",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__ImageFeatureType__ImageSizeRange, widthrange),
+    &coreml__size_range__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "heightRange",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__ImageFeatureType__ImageSizeRange, heightrange),
+    &coreml__size_range__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__image_feature_type__image_size_range__field_indices_by_name[] = {
+  1,   /* field[1] = heightRange */
+  0,   /* field[0] = widthRange */
+};
+static const ProtobufCIntRange coreml__image_feature_type__image_size_range__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor coreml__image_feature_type__image_size_range__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.ImageFeatureType.ImageSizeRange",
+  "ImageSizeRange",
+  "Coreml__ImageFeatureType__ImageSizeRange",
+  "coreml",
+  sizeof(Coreml__ImageFeatureType__ImageSizeRange),
+  2,
+  coreml__image_feature_type__image_size_range__field_descriptors,
+  coreml__image_feature_type__image_size_range__field_indices_by_name,
+  1,  coreml__image_feature_type__image_size_range__number_ranges,
+  (ProtobufCMessageInit) coreml__image_feature_type__image_size_range__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue coreml__image_feature_type__color_space__enum_values_by_number[5] =
+{
+  { "INVALID_COLOR_SPACE", "COREML__IMAGE_FEATURE_TYPE__COLOR_SPACE__INVALID_COLOR_SPACE", 0 },
+  { "GRAYSCALE", "COREML__IMAGE_FEATURE_TYPE__COLOR_SPACE__GRAYSCALE", 10 },
+  { "RGB", "COREML__IMAGE_FEATURE_TYPE__COLOR_SPACE__RGB", 20 },
+  { "BGR", "COREML__IMAGE_FEATURE_TYPE__COLOR_SPACE__BGR", 30 },
+  { "GRAYSCALE_FLOAT16", "COREML__IMAGE_FEATURE_TYPE__COLOR_SPACE__GRAYSCALE_FLOAT16", 40 },
+};
+static const ProtobufCIntRange coreml__image_feature_type__color_space__value_ranges[] = {
+{0, 0},{10, 1},{20, 2},{30, 3},{40, 4},{0, 5}
+};
+static const ProtobufCEnumValueIndex coreml__image_feature_type__color_space__enum_values_by_name[5] =
+{
+  { "BGR", 3 },
+  { "GRAYSCALE", 1 },
+  { "GRAYSCALE_FLOAT16", 4 },
+  { "INVALID_COLOR_SPACE", 0 },
+  { "RGB", 2 },
+};
+const ProtobufCEnumDescriptor coreml__image_feature_type__color_space__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "coreml.ImageFeatureType.ColorSpace",
+  "ColorSpace",
+  "Coreml__ImageFeatureType__ColorSpace",
+  "coreml",
+  5,
+  coreml__image_feature_type__color_space__enum_values_by_number,
+  5,
+  coreml__image_feature_type__color_space__enum_values_by_name,
+  5,
+  coreml__image_feature_type__color_space__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor coreml__image_feature_type__field_descriptors[5] =
+{
+  {
+    "width",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__ImageFeatureType, width),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "height",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__ImageFeatureType, height),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "colorSpace",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__ImageFeatureType, colorspace),
+    &coreml__image_feature_type__color_space__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "enumeratedSizes",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__ImageFeatureType, size_flexibility_case),
+    offsetof(Coreml__ImageFeatureType, enumeratedsizes),
+    &coreml__image_feature_type__enumerated_image_sizes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "imageSizeRange",
+    31,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__ImageFeatureType, size_flexibility_case),
+    offsetof(Coreml__ImageFeatureType, imagesizerange),
+    &coreml__image_feature_type__image_size_range__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__image_feature_type__field_indices_by_name[] = {
+  2,   /* field[2] = colorSpace */
+  3,   /* field[3] = enumeratedSizes */
+  1,   /* field[1] = height */
+  4,   /* field[4] = imageSizeRange */
+  0,   /* field[0] = width */
+};
+static const ProtobufCIntRange coreml__image_feature_type__number_ranges[3 + 1] =
+{
+  { 1, 0 },
+  { 21, 3 },
+  { 31, 4 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor coreml__image_feature_type__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.ImageFeatureType",
+  "ImageFeatureType",
+  "Coreml__ImageFeatureType",
+  "coreml",
+  sizeof(Coreml__ImageFeatureType),
+  5,
+  coreml__image_feature_type__field_descriptors,
+  coreml__image_feature_type__field_indices_by_name,
+  3,  coreml__image_feature_type__number_ranges,
+  (ProtobufCMessageInit) coreml__image_feature_type__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define coreml__dictionary_feature_type__field_descriptors NULL
+#define coreml__dictionary_feature_type__field_indices_by_name NULL
+#define coreml__dictionary_feature_type__number_ranges NULL
+const ProtobufCMessageDescriptor coreml__dictionary_feature_type__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.DictionaryFeatureType",
+  "DictionaryFeatureType",
+  "Coreml__DictionaryFeatureType",
+  "coreml",
+  sizeof(Coreml__DictionaryFeatureType),
+  0,
+  coreml__dictionary_feature_type__field_descriptors,
+  coreml__dictionary_feature_type__field_indices_by_name,
+  0,  coreml__dictionary_feature_type__number_ranges,
+  (ProtobufCMessageInit) coreml__dictionary_feature_type__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define coreml__sequence_feature_type__field_descriptors NULL
+#define coreml__sequence_feature_type__field_indices_by_name NULL
+#define coreml__sequence_feature_type__number_ranges NULL
+const ProtobufCMessageDescriptor coreml__sequence_feature_type__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.SequenceFeatureType",
+  "SequenceFeatureType",
+  "Coreml__SequenceFeatureType",
+  "coreml",
+  sizeof(Coreml__SequenceFeatureType),
+  0,
+  coreml__sequence_feature_type__field_descriptors,
+  coreml__sequence_feature_type__field_indices_by_name,
+  0,  coreml__sequence_feature_type__number_ranges,
+  (ProtobufCMessageInit) coreml__sequence_feature_type__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor coreml__state_feature_type__field_descriptors[1] =
+{
+  {
+    "arrayType",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__StateFeatureType, type_case),
+    offsetof(Coreml__StateFeatureType, arraytype),
+    &coreml__array_feature_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__state_feature_type__field_indices_by_name[] = {
+  0,   /* field[0] = arrayType */
+};
+static const ProtobufCIntRange coreml__state_feature_type__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor coreml__state_feature_type__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.StateFeatureType",
+  "StateFeatureType",
+  "Coreml__StateFeatureType",
+  "coreml",
+  sizeof(Coreml__StateFeatureType),
+  1,
+  coreml__state_feature_type__field_descriptors,
+  coreml__state_feature_type__field_indices_by_name,
+  1,  coreml__state_feature_type__number_ranges,
+  (ProtobufCMessageInit) coreml__state_feature_type__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor coreml__size_range__field_descriptors[2] =
@@ -1411,6 +2686,82 @@ const ProtobufCMessageDescriptor coreml__array_feature_type__shape_range__descri
   (ProtobufCMessageInit) coreml__array_feature_type__shape_range__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor coreml__array_feature_type__shape__field_descriptors[1] =
+{
+  {
+    "shape",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Coreml__ArrayFeatureType__Shape, n_shape),
+    offsetof(Coreml__ArrayFeatureType__Shape, shape),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__array_feature_type__shape__field_indices_by_name[] = {
+  0,   /* field[0] = shape */
+};
+static const ProtobufCIntRange coreml__array_feature_type__shape__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor coreml__array_feature_type__shape__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.ArrayFeatureType.Shape",
+  "Shape",
+  "Coreml__ArrayFeatureType__Shape",
+  "coreml",
+  sizeof(Coreml__ArrayFeatureType__Shape),
+  1,
+  coreml__array_feature_type__shape__field_descriptors,
+  coreml__array_feature_type__shape__field_indices_by_name,
+  1,  coreml__array_feature_type__shape__number_ranges,
+  (ProtobufCMessageInit) coreml__array_feature_type__shape__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor coreml__array_feature_type__enumerated_shapes__field_descriptors[1] =
+{
+  {
+    "shapes",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__ArrayFeatureType__EnumeratedShapes, n_shapes),
+    offsetof(Coreml__ArrayFeatureType__EnumeratedShapes, shapes),
+    &coreml__array_feature_type__shape__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__array_feature_type__enumerated_shapes__field_indices_by_name[] = {
+  0,   /* field[0] = shapes */
+};
+static const ProtobufCIntRange coreml__array_feature_type__enumerated_shapes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor coreml__array_feature_type__enumerated_shapes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.ArrayFeatureType.EnumeratedShapes",
+  "EnumeratedShapes",
+  "Coreml__ArrayFeatureType__EnumeratedShapes",
+  "coreml",
+  sizeof(Coreml__ArrayFeatureType__EnumeratedShapes),
+  1,
+  coreml__array_feature_type__enumerated_shapes__field_descriptors,
+  coreml__array_feature_type__enumerated_shapes__field_indices_by_name,
+  1,  coreml__array_feature_type__enumerated_shapes__number_ranges,
+  (ProtobufCMessageInit) coreml__array_feature_type__enumerated_shapes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue coreml__array_feature_type__array_data_type__enum_values_by_number[6] =
 {
   { "INVALID_ARRAY_DATA_TYPE", "COREML__ARRAY_FEATURE_TYPE__ARRAY_DATA_TYPE__INVALID_ARRAY_DATA_TYPE", 0 },
@@ -1447,7 +2798,7 @@ const ProtobufCEnumDescriptor coreml__array_feature_type__array_data_type__descr
   coreml__array_feature_type__array_data_type__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor coreml__array_feature_type__field_descriptors[3] =
+static const ProtobufCFieldDescriptor coreml__array_feature_type__field_descriptors[7] =
 {
   {
     "shape",
@@ -1474,28 +2825,84 @@ static const ProtobufCFieldDescriptor coreml__array_feature_type__field_descript
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "enumeratedShapes",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__ArrayFeatureType, shape_flexibility_case),
+    offsetof(Coreml__ArrayFeatureType, enumeratedshapes),
+    &coreml__array_feature_type__enumerated_shapes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "shapeRange",
     31,
     PROTOBUF_C_LABEL_NONE,
     PROTOBUF_C_TYPE_MESSAGE,
-    0,   /* quantifier_offset */
+    offsetof(Coreml__ArrayFeatureType, shape_flexibility_case),
     offsetof(Coreml__ArrayFeatureType, shaperange),
     &coreml__array_feature_type__shape_range__descriptor,
     NULL,
-    0,             /* flags */
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "intDefaultValue",
+    41,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Coreml__ArrayFeatureType, default_optional_value_case),
+    offsetof(Coreml__ArrayFeatureType, intdefaultvalue),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "floatDefaultValue",
+    51,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Coreml__ArrayFeatureType, default_optional_value_case),
+    offsetof(Coreml__ArrayFeatureType, floatdefaultvalue),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "doubleDefaultValue",
+    61,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Coreml__ArrayFeatureType, default_optional_value_case),
+    offsetof(Coreml__ArrayFeatureType, doubledefaultvalue),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
 };
 static const unsigned coreml__array_feature_type__field_indices_by_name[] = {
   1,   /* field[1] = dataType */
+  6,   /* field[6] = doubleDefaultValue */
+  2,   /* field[2] = enumeratedShapes */
+  5,   /* field[5] = floatDefaultValue */
+  4,   /* field[4] = intDefaultValue */
   0,   /* field[0] = shape */
-  2,   /* field[2] = shapeRange */
+  3,   /* field[3] = shapeRange */
 };
-static const ProtobufCIntRange coreml__array_feature_type__number_ranges[2 + 1] =
+static const ProtobufCIntRange coreml__array_feature_type__number_ranges[6 + 1] =
 {
   { 1, 0 },
-  { 31, 2 },
-  { 0, 3 }
+  { 21, 2 },
+  { 31, 3 },
+  { 41, 4 },
+  { 51, 5 },
+  { 61, 6 },
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor coreml__array_feature_type__descriptor =
 {
@@ -1505,11 +2912,62 @@ const ProtobufCMessageDescriptor coreml__array_feature_type__descriptor =
   "Coreml__ArrayFeatureType",
   "coreml",
   sizeof(Coreml__ArrayFeatureType),
-  3,
+  7,
   coreml__array_feature_type__field_descriptors,
   coreml__array_feature_type__field_indices_by_name,
-  2,  coreml__array_feature_type__number_ranges,
+  6,  coreml__array_feature_type__number_ranges,
   (ProtobufCMessageInit) coreml__array_feature_type__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor coreml__attributes_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__AttributesEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__AttributesEntry, value),
+    &coreml__value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__attributes_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange coreml__attributes_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor coreml__attributes_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.AttributesEntry",
+  "AttributesEntry",
+  "Coreml__AttributesEntry",
+  "coreml",
+  sizeof(Coreml__AttributesEntry),
+  2,
+  coreml__attributes_entry__field_descriptors,
+  coreml__attributes_entry__field_indices_by_name,
+  1,  coreml__attributes_entry__number_ranges,
+  (ProtobufCMessageInit) coreml__attributes_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor coreml__program__functions_entry__field_descriptors[2] =
@@ -1563,7 +3021,7 @@ const ProtobufCMessageDescriptor coreml__program__functions_entry__descriptor =
   (ProtobufCMessageInit) coreml__program__functions_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor coreml__program__field_descriptors[3] =
+static const ProtobufCFieldDescriptor coreml__program__field_descriptors[4] =
 {
   {
     "version",
@@ -1601,8 +3059,21 @@ static const ProtobufCFieldDescriptor coreml__program__field_descriptors[3] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "attributes",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__Program, n_attributes),
+    offsetof(Coreml__Program, attributes),
+    &coreml__attributes_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned coreml__program__field_indices_by_name[] = {
+  3,   /* field[3] = attributes */
   2,   /* field[2] = docString */
   1,   /* field[1] = functions */
   0,   /* field[0] = version */
@@ -1610,7 +3081,7 @@ static const unsigned coreml__program__field_indices_by_name[] = {
 static const ProtobufCIntRange coreml__program__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor coreml__program__descriptor =
 {
@@ -1620,7 +3091,7 @@ const ProtobufCMessageDescriptor coreml__program__descriptor =
   "Coreml__Program",
   "coreml",
   sizeof(Coreml__Program),
-  3,
+  4,
   coreml__program__field_descriptors,
   coreml__program__field_indices_by_name,
   1,  coreml__program__number_ranges,
@@ -1678,7 +3149,7 @@ const ProtobufCMessageDescriptor coreml__function__block_specializations_entry__
   (ProtobufCMessageInit) coreml__function__block_specializations_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor coreml__function__field_descriptors[3] =
+static const ProtobufCFieldDescriptor coreml__function__field_descriptors[4] =
 {
   {
     "inputs",
@@ -1716,8 +3187,21 @@ static const ProtobufCFieldDescriptor coreml__function__field_descriptors[3] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "attributes",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__Function, n_attributes),
+    offsetof(Coreml__Function, attributes),
+    &coreml__attributes_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned coreml__function__field_indices_by_name[] = {
+  3,   /* field[3] = attributes */
   2,   /* field[2] = block_specializations */
   0,   /* field[0] = inputs */
   1,   /* field[1] = opset */
@@ -1725,7 +3209,7 @@ static const unsigned coreml__function__field_indices_by_name[] = {
 static const ProtobufCIntRange coreml__function__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor coreml__function__descriptor =
 {
@@ -1735,14 +3219,14 @@ const ProtobufCMessageDescriptor coreml__function__descriptor =
   "Coreml__Function",
   "coreml",
   sizeof(Coreml__Function),
-  3,
+  4,
   coreml__function__field_descriptors,
   coreml__function__field_indices_by_name,
   1,  coreml__function__number_ranges,
   (ProtobufCMessageInit) coreml__function__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor coreml__block__field_descriptors[3] =
+static const ProtobufCFieldDescriptor coreml__block__field_descriptors[4] =
 {
   {
     "inputs",
@@ -1780,8 +3264,21 @@ static const ProtobufCFieldDescriptor coreml__block__field_descriptors[3] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "attributes",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__Block, n_attributes),
+    offsetof(Coreml__Block, attributes),
+    &coreml__attributes_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned coreml__block__field_indices_by_name[] = {
+  3,   /* field[3] = attributes */
   0,   /* field[0] = inputs */
   2,   /* field[2] = operations */
   1,   /* field[1] = outputs */
@@ -1789,7 +3286,7 @@ static const unsigned coreml__block__field_indices_by_name[] = {
 static const ProtobufCIntRange coreml__block__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor coreml__block__descriptor =
 {
@@ -1799,7 +3296,7 @@ const ProtobufCMessageDescriptor coreml__block__descriptor =
   "Coreml__Block",
   "coreml",
   sizeof(Coreml__Block),
-  3,
+  4,
   coreml__block__field_descriptors,
   coreml__block__field_indices_by_name,
   1,  coreml__block__number_ranges,
@@ -2138,7 +3635,7 @@ const ProtobufCMessageDescriptor coreml__named_value_type__descriptor =
   (ProtobufCMessageInit) coreml__named_value_type__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor coreml__value_type__field_descriptors[1] =
+static const ProtobufCFieldDescriptor coreml__value_type__field_descriptors[5] =
 {
   {
     "tensorType",
@@ -2152,14 +3649,66 @@ static const ProtobufCFieldDescriptor coreml__value_type__field_descriptors[1] =
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "listType",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__ValueType, type_case),
+    offsetof(Coreml__ValueType, listtype),
+    &coreml__list_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tupleType",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__ValueType, type_case),
+    offsetof(Coreml__ValueType, tupletype),
+    &coreml__tuple_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dictionaryType",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__ValueType, type_case),
+    offsetof(Coreml__ValueType, dictionarytype),
+    &coreml__dictionary_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stateType",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__ValueType, type_case),
+    offsetof(Coreml__ValueType, statetype),
+    &coreml__state_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned coreml__value_type__field_indices_by_name[] = {
+  3,   /* field[3] = dictionaryType */
+  1,   /* field[1] = listType */
+  4,   /* field[4] = stateType */
   0,   /* field[0] = tensorType */
+  2,   /* field[2] = tupleType */
 };
 static const ProtobufCIntRange coreml__value_type__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor coreml__value_type__descriptor =
 {
@@ -2169,14 +3718,192 @@ const ProtobufCMessageDescriptor coreml__value_type__descriptor =
   "Coreml__ValueType",
   "coreml",
   sizeof(Coreml__ValueType),
-  1,
+  5,
   coreml__value_type__field_descriptors,
   coreml__value_type__field_indices_by_name,
   1,  coreml__value_type__number_ranges,
   (ProtobufCMessageInit) coreml__value_type__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor coreml__tensor_type__field_descriptors[3] =
+static const ProtobufCFieldDescriptor coreml__list_type__field_descriptors[2] =
+{
+  {
+    "type",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__ListType, type),
+    &coreml__value_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "length",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__ListType, length),
+    &coreml__dimension__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__list_type__field_indices_by_name[] = {
+  1,   /* field[1] = length */
+  0,   /* field[0] = type */
+};
+static const ProtobufCIntRange coreml__list_type__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor coreml__list_type__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.ListType",
+  "ListType",
+  "Coreml__ListType",
+  "coreml",
+  sizeof(Coreml__ListType),
+  2,
+  coreml__list_type__field_descriptors,
+  coreml__list_type__field_indices_by_name,
+  1,  coreml__list_type__number_ranges,
+  (ProtobufCMessageInit) coreml__list_type__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor coreml__tuple_type__field_descriptors[1] =
+{
+  {
+    "types",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__TupleType, n_types),
+    offsetof(Coreml__TupleType, types),
+    &coreml__value_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__tuple_type__field_indices_by_name[] = {
+  0,   /* field[0] = types */
+};
+static const ProtobufCIntRange coreml__tuple_type__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor coreml__tuple_type__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.TupleType",
+  "TupleType",
+  "Coreml__TupleType",
+  "coreml",
+  sizeof(Coreml__TupleType),
+  1,
+  coreml__tuple_type__field_descriptors,
+  coreml__tuple_type__field_indices_by_name,
+  1,  coreml__tuple_type__number_ranges,
+  (ProtobufCMessageInit) coreml__tuple_type__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor coreml__dictionary_type__field_descriptors[2] =
+{
+  {
+    "keyType",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__DictionaryType, keytype),
+    &coreml__value_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "valueType",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__DictionaryType, valuetype),
+    &coreml__value_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__dictionary_type__field_indices_by_name[] = {
+  0,   /* field[0] = keyType */
+  1,   /* field[1] = valueType */
+};
+static const ProtobufCIntRange coreml__dictionary_type__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor coreml__dictionary_type__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.DictionaryType",
+  "DictionaryType",
+  "Coreml__DictionaryType",
+  "coreml",
+  sizeof(Coreml__DictionaryType),
+  2,
+  coreml__dictionary_type__field_descriptors,
+  coreml__dictionary_type__field_indices_by_name,
+  1,  coreml__dictionary_type__number_ranges,
+  (ProtobufCMessageInit) coreml__dictionary_type__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor coreml__state_type__field_descriptors[1] =
+{
+  {
+    "wrappedType",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Coreml__StateType, wrappedtype),
+    &coreml__value_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__state_type__field_indices_by_name[] = {
+  0,   /* field[0] = wrappedType */
+};
+static const ProtobufCIntRange coreml__state_type__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor coreml__state_type__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.StateType",
+  "StateType",
+  "Coreml__StateType",
+  "coreml",
+  sizeof(Coreml__StateType),
+  1,
+  coreml__state_type__field_descriptors,
+  coreml__state_type__field_indices_by_name,
+  1,  coreml__state_type__number_ranges,
+  (ProtobufCMessageInit) coreml__state_type__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor coreml__tensor_type__field_descriptors[4] =
 {
   {
     "dataType",
@@ -2214,8 +3941,21 @@ static const ProtobufCFieldDescriptor coreml__tensor_type__field_descriptors[3] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "attributes",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__TensorType, n_attributes),
+    offsetof(Coreml__TensorType, attributes),
+    &coreml__attributes_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned coreml__tensor_type__field_indices_by_name[] = {
+  3,   /* field[3] = attributes */
   0,   /* field[0] = dataType */
   2,   /* field[2] = dimensions */
   1,   /* field[1] = rank */
@@ -2223,7 +3963,7 @@ static const unsigned coreml__tensor_type__field_indices_by_name[] = {
 static const ProtobufCIntRange coreml__tensor_type__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor coreml__tensor_type__descriptor =
 {
@@ -2233,7 +3973,7 @@ const ProtobufCMessageDescriptor coreml__tensor_type__descriptor =
   "Coreml__TensorType",
   "coreml",
   sizeof(Coreml__TensorType),
-  3,
+  4,
   coreml__tensor_type__field_descriptors,
   coreml__tensor_type__field_indices_by_name,
   1,  coreml__tensor_type__number_ranges,
@@ -2648,6 +4388,44 @@ const ProtobufCMessageDescriptor coreml__tensor_value__repeated_long_ints__descr
   (ProtobufCMessageInit) coreml__tensor_value__repeated_long_ints__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor coreml__tensor_value__repeated_doubles__field_descriptors[1] =
+{
+  {
+    "values",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Coreml__TensorValue__RepeatedDoubles, n_values),
+    offsetof(Coreml__TensorValue__RepeatedDoubles, values),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned coreml__tensor_value__repeated_doubles__field_indices_by_name[] = {
+  0,   /* field[0] = values */
+};
+static const ProtobufCIntRange coreml__tensor_value__repeated_doubles__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor coreml__tensor_value__repeated_doubles__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "coreml.TensorValue.RepeatedDoubles",
+  "RepeatedDoubles",
+  "Coreml__TensorValue__RepeatedDoubles",
+  "coreml",
+  sizeof(Coreml__TensorValue__RepeatedDoubles),
+  1,
+  coreml__tensor_value__repeated_doubles__field_descriptors,
+  coreml__tensor_value__repeated_doubles__field_indices_by_name,
+  1,  coreml__tensor_value__repeated_doubles__number_ranges,
+  (ProtobufCMessageInit) coreml__tensor_value__repeated_doubles__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor coreml__tensor_value__repeated_bools__field_descriptors[1] =
 {
   {
@@ -2762,7 +4540,7 @@ const ProtobufCMessageDescriptor coreml__tensor_value__repeated_bytes__descripto
   (ProtobufCMessageInit) coreml__tensor_value__repeated_bytes__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor coreml__tensor_value__field_descriptors[6] =
+static const ProtobufCFieldDescriptor coreml__tensor_value__field_descriptors[7] =
 {
   {
     "floats",
@@ -2825,6 +4603,18 @@ static const ProtobufCFieldDescriptor coreml__tensor_value__field_descriptors[6]
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "doubles",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Coreml__TensorValue, value_case),
+    offsetof(Coreml__TensorValue, doubles),
+    &coreml__tensor_value__repeated_doubles__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "bytes",
     7,
     PROTOBUF_C_LABEL_NONE,
@@ -2839,17 +4629,17 @@ static const ProtobufCFieldDescriptor coreml__tensor_value__field_descriptors[6]
 };
 static const unsigned coreml__tensor_value__field_indices_by_name[] = {
   2,   /* field[2] = bools */
-  5,   /* field[5] = bytes */
+  6,   /* field[6] = bytes */
+  5,   /* field[5] = doubles */
   0,   /* field[0] = floats */
   1,   /* field[1] = ints */
   4,   /* field[4] = longInts */
   3,   /* field[3] = strings */
 };
-static const ProtobufCIntRange coreml__tensor_value__number_ranges[2 + 1] =
+static const ProtobufCIntRange coreml__tensor_value__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 7, 5 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor coreml__tensor_value__descriptor =
 {
@@ -2859,14 +4649,14 @@ const ProtobufCMessageDescriptor coreml__tensor_value__descriptor =
   "Coreml__TensorValue",
   "coreml",
   sizeof(Coreml__TensorValue),
-  6,
+  7,
   coreml__tensor_value__field_descriptors,
   coreml__tensor_value__field_indices_by_name,
-  2,  coreml__tensor_value__number_ranges,
+  1,  coreml__tensor_value__number_ranges,
   (ProtobufCMessageInit) coreml__tensor_value__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue coreml__data_type__enum_values_by_number[21] =
+static const ProtobufCEnumValue coreml__data_type__enum_values_by_number[23] =
 {
   { "UNUSED_TYPE", "COREML__DATA_TYPE__UNUSED_TYPE", 0 },
   { "BOOL", "COREML__DATA_TYPE__BOOL", 1 },
@@ -2889,17 +4679,21 @@ static const ProtobufCEnumValue coreml__data_type__enum_values_by_number[21] =
   { "UINT1", "COREML__DATA_TYPE__UINT1", 37 },
   { "UINT6", "COREML__DATA_TYPE__UINT6", 38 },
   { "UINT3", "COREML__DATA_TYPE__UINT3", 39 },
+  { "FLOAT8E4M3FN", "COREML__DATA_TYPE__FLOAT8E4M3FN", 40 },
+  { "FLOAT8E5M2", "COREML__DATA_TYPE__FLOAT8E5M2", 41 },
 };
 static const ProtobufCIntRange coreml__data_type__value_ranges[] = {
-{0, 0},{10, 3},{21, 7},{31, 12},{0, 21}
+{0, 0},{10, 3},{21, 7},{31, 12},{0, 23}
 };
-static const ProtobufCEnumValueIndex coreml__data_type__enum_values_by_name[21] =
+static const ProtobufCEnumValueIndex coreml__data_type__enum_values_by_name[23] =
 {
   { "BFLOAT16", 6 },
   { "BOOL", 1 },
   { "FLOAT16", 3 },
   { "FLOAT32", 4 },
   { "FLOAT64", 5 },
+  { "FLOAT8E4M3FN", 21 },
+  { "FLOAT8E5M2", 22 },
   { "INT16", 8 },
   { "INT32", 9 },
   { "INT4", 11 },
@@ -2924,9 +4718,9 @@ const ProtobufCEnumDescriptor coreml__data_type__descriptor =
   "DataType",
   "Coreml__DataType",
   "coreml",
-  21,
+  23,
   coreml__data_type__enum_values_by_number,
-  21,
+  23,
   coreml__data_type__enum_values_by_name,
   4,
   coreml__data_type__value_ranges,

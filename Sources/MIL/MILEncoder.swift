@@ -54,6 +54,7 @@ struct MILEncoder {
     var metadata: [(String, String)]
     var shortDescription: String
     var author: String
+    var license: String
     var versionString: String
     var operations: [EncodedOperation]
     var blockOutputs: [String]
@@ -69,6 +70,7 @@ struct MILEncoder {
                 m.string(1, shortDescription)
                 m.string(2, versionString)
                 m.string(3, author)
+                m.string(4, license)
                 for (k, v) in metadata {
                     m.message(100) { e in
                         e.string(1, k)

@@ -2,8 +2,18 @@
 public struct MILTypeError: Error, Sendable, CustomStringConvertible {
     /// The condition that failed, in the definition's terms.
     public var message: String
+    /// The op uses what mlpkg's definition does not describe (a type or parameter a later opset added, a form
+    /// mlpkg never writes): not known to be wrong. mlpkg's own programs must not do it; a package another tool
+    /// wrote reports the op as not checked.
+    public var beyondDefinition = false
     /// An error with `message`.
     public init(_ message: String) { self.message = message }
+    /// An op that goes beyond what the definition describes (see `beyondDefinition`).
+    public static func beyond(_ message: String) -> MILTypeError {
+        var e = MILTypeError(message)
+        e.beyondDefinition = true
+        return e
+    }
     /// The message.
     public var description: String { message }
 }
@@ -127,16 +137,20 @@ public struct MILOpDefinition: Sendable {
     public let file: String
     /// Allowed element types per tensor parameter (checked for every parameter listed).
     public let domains: [String: [MILDataType]]
+    /// Element types a parameter also takes from iOS17 (coremltools' iOS17 versions add int8, uint8, int16, uint16).
+    public let widened: [String: [MILDataType]]
     /// Output types from the inputs.
     public let infer: @Sendable (MILOpContext) throws(MILTypeError) -> [MILTensorType]
 
-    /// A definition; `domains` are checked before `infer` runs.
+    /// A definition; `domains` (and from iOS17 `widened`) are checked before `infer` runs.
     public init(_ type: String, since: DeploymentTarget = .iOS15, file: String, domains: [String: [MILDataType]] = [:],
+                widened: [String: [MILDataType]] = [:],
                 infer: @escaping @Sendable (MILOpContext) throws(MILTypeError) -> [MILTensorType]) {
         self.type = type
         self.since = since
         self.file = file
         self.domains = domains
+        self.widened = widened
         self.infer = infer
     }
 
@@ -145,9 +159,15 @@ public struct MILOpDefinition: Sendable {
         guard context.target >= since else {
             throw MILTypeError("\(type) needs \(DeploymentTarget.iOS(since.specificationVersion)) (the program targets \(context.target))")
         }
-        for (param, allowed) in domains.sorted(by: { $0.key < $1.key }) where context.has(param) {
+        for (param, base) in domains.sorted(by: { $0.key < $1.key }) where context.has(param) {
+            let allowed = base + (context.target >= .iOS17 ? widened[param] ?? [] : [])
             for t in try context.types(param) where !allowed.contains(t.dtype) {
-                throw MILTypeError("parameter '\(param)' is \(t.dtype); \(type) takes \(allowed.map(\.description).joined(separator: ", "))")
+                let message = "parameter '\(param)' is \(t.dtype); \(type) takes \(allowed.map(\.description).joined(separator: ", "))"
+                // iOS17 widened many ops to the small integer types; where mlpkg's definition does not say, it cannot tell.
+                if context.target >= .iOS17, Shapes.smallIntegers.contains(t.dtype) {
+                    throw .beyond(message + " in mlpkg's definition (iOS17 versions of some ops take \(t.dtype))")
+                }
+                throw MILTypeError(message)
             }
         }
         return try infer(context)
@@ -178,6 +198,8 @@ enum Shapes {
     static let floats: [MILDataType] = [.fp16, .fp32]
     static let numeric: [MILDataType] = [.fp16, .fp32, .int32]
     static let any: [MILDataType] = [.fp16, .fp32, .int32, .bool]
+    /// The integer types coremltools' iOS17 op versions add to many ops.
+    static let smallIntegers: [MILDataType] = [.int8, .uint8, .int16, .uint16]
 
     /// numpy broadcasting.
     static func broadcast(_ a: [Int], _ b: [Int]) throws(MILTypeError) -> [Int] {
@@ -237,13 +259,18 @@ enum Shapes {
 /// Definitions as small builders.
 extension MILOpDefinition {
     /// Output type = the type of parameter `x` (unary ops and activations).
+    /// `floatScalars` share x's element type before iOS17; from iOS17 they may be either float type, except
+    /// clip's bounds (coremltools' iOS17 activation and unary ops give them their own type domain U).
     static func sameAs(_ type: String, _ param: String = "x", file: String, domain: [MILDataType] = Shapes.floats,
                        since: DeploymentTarget = .iOS15, floatScalars: [String] = []) -> MILOpDefinition {
         MILOpDefinition(type, since: since, file: file, domains: [param: domain]) { c throws(MILTypeError) in
             let x = try c.type(param)
+            let ownType = c.target >= .iOS17 && type != "clip"
             for s in floatScalars where c.has(s) {
                 let t = try c.type(s)
-                guard t.dtype == x.dtype else { throw MILTypeError("parameter '\(s)' is \(t.dtype), x is \(x.dtype)") }
+                guard t.dtype == x.dtype || (ownType && t.dtype.isFloat) else {
+                    throw MILTypeError("parameter '\(s)' is \(t.dtype), x is \(x.dtype)")
+                }
             }
             return [x]
         }

@@ -14,15 +14,18 @@ public struct MILModelDescription: Sendable {
     public var author: String
     /// Shown in Xcode.
     public var versionString: String
+    /// Shown in Xcode.
+    public var license: String
 
     /// A description of the interface and metadata.
     public init(inputs: [FeatureDescription], outputs: [FeatureDescription], metadata: [(String, String)] = [],
-                shortDescription: String = "", author: String = "", versionString: String = "") {
+                shortDescription: String = "", author: String = "", license: String = "", versionString: String = "") {
         self.inputs = inputs
         self.outputs = outputs
         self.metadata = metadata
         self.shortDescription = shortDescription
         self.author = author
+        self.license = license
         self.versionString = versionString
     }
 }
@@ -75,7 +78,7 @@ public enum MILSerializer {
         let encoder = MILEncoder(specificationVersion: target.specificationVersion, opset: target.opset,
                                  inputs: description.inputs, outputs: description.outputs, metadata: description.metadata,
                                  shortDescription: description.shortDescription, author: description.author,
-                                 versionString: description.versionString, operations: encoded, blockOutputs: program.outputs)
+                                 license: description.license, versionString: description.versionString, operations: encoded, blockOutputs: program.outputs)
         return MILSerialized(model: encoder.encode(), blobs: blobs,
                              operations: encoded.map { ($0.type, $0.outputs.map(\.name)) })
     }

@@ -46,7 +46,7 @@ public enum MILDataType: Int, Sendable, Hashable, CustomStringConvertible {
     public var isFloat: Bool { self == .fp16 || self == .fp32 }
 
     /// Bits per element in blob storage.
-    var bitWidth: Int {
+    public var bitWidth: Int {
         switch self {
         case .bool, .int8, .uint8: return 8
         case .fp16, .int16, .uint16: return 16

@@ -4,6 +4,7 @@
 @_exported import Audit
 @_exported import Conversion
 @_exported import CoreMLExport
+@_exported import CoreMLPackage
 @_exported import GraphIR
 @_exported import Inspection
 @_exported import MIL

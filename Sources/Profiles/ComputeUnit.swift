@@ -14,12 +14,22 @@ public enum ComputeUnit: String, Sendable, Codable, CaseIterable, Comparable {
     }
 }
 
-/// Which compute units a model may use: Core ML's `MLComputeUnits` (`--compute-units`).
+/// Which compute units a model may use: Core ML's `MLComputeUnits` (`--compute-units`), spelled the same way by
+/// every command (`all`, `cpu-only`, `cpu-and-gpu`, `cpu-and-neural-engine`).
 public enum ComputeUnitSet: String, Sendable, Codable, CaseIterable {
     case all
-    case cpuAndNeuralEngine = "cpu-and-ne"
+    case cpuAndNeuralEngine = "cpu-and-neural-engine"
     case cpuAndGPU = "cpu-and-gpu"
     case cpuOnly = "cpu-only"
+
+    /// Earlier spellings still accepted: `cpu-and-ne` (convert and audit before issue 26).
+    public static let aliases: [String: ComputeUnitSet] = ["cpu-and-ne": .cpuAndNeuralEngine]
+
+    /// The set a spelling names (the canonical one or an alias), nil for any other text.
+    public init?(spelling: String) {
+        guard let set = ComputeUnitSet(rawValue: spelling) ?? Self.aliases[spelling] else { return nil }
+        self = set
+    }
 
     /// The units the set allows, in preference order.
     public var units: [ComputeUnit] {

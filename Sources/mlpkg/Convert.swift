@@ -7,6 +7,7 @@ import Inspection
 import MLPackage
 import ONNXImport
 import Conversion
+import CoreMLExport
 import Passes
 import Quantization
 
@@ -164,12 +165,25 @@ struct Convert: ParsableCommand {
         } else if blockSize != nil && !weights.isPalette && (granularity ?? weights.defaultGranularity) != .perBlock {
             throw ValidationError("--block-size needs --granularity per-block")
         }
-        if !profileOptions.requested && (profileOptions.computeUnits != .all || profileOptions.chip != "M1") {
-            throw ValidationError("--compute-units and --chip apply with --profile (or --profile-file)")
+        if let output { try OutputExtension.checkConvert(output) }
+        if !writesCoreML, !coreML.given.isEmpty {
+            throw ValidationError("\(coreML.given.joined(separator: ", ")) apply to a Core ML output (-o NAME.mlpackage)")
         }
-        if keepInitializerInputs, let output, output.hasSuffix(".mlpackage") || output.hasSuffix(".mlpackage/") {
+        if !profileOptions.requested && profileOptions.chip != "M1" {
+            throw ValidationError("--chip applies with --profile (or --profile-file)")
+        }
+        if !profileOptions.requested && profileOptions.computeUnits != .all && !writesCoreML {
+            throw ValidationError("--compute-units applies with --profile (or --profile-file), or with a .mlpackage output (recorded as its recommendation)")
+        }
+        if keepInitializerInputs, writesCoreML {
             throw ValidationError("--keep-initializer-inputs applies to .mlpkg packages: a Core ML model has no overridable inputs")
         }
+    }
+
+    /// Whether `-o` names a Core ML package (one step: convert, then export --format coreml).
+    var writesCoreML: Bool {
+        guard let output else { return false }
+        return output.hasSuffix(".mlpackage") || output.hasSuffix(".mlpackage/")
     }
 
     func run() throws {
@@ -178,7 +192,7 @@ struct Convert: ParsableCommand {
             return
         }
         let output = self.output ?? ""
-        if output.hasSuffix(".mlpackage") || output.hasSuffix(".mlpackage/") {
+        if writesCoreML {
             try convertToCoreML(output)
             return
         }
@@ -190,9 +204,11 @@ struct Convert: ParsableCommand {
         do {
             let options = CoreMLConverter.Options(
                 conversion: try conversionOptions(audit: nil),
-                export: coreML.options(dequantize: false, inputShapes: inputShape.pins, computeUnits: "all"))
+                export: coreML.options(dequantize: false, inputShapes: inputShape.pins, computeUnits: profileOptions.computeUnits.rawValue))
             let result = try CoreMLConverter.convert(input: model, output: output, options: options)
             coreML.report(result.export, from: model, to: output, quiet: quiet)
+        } catch let error as CoreMLInterfaceError {
+            throw UsageFailure(message: "\(model): \(error)")
         } catch let error as TensorRuleError {
             throw UsageFailure(message: "\(model): \(error)")
         } catch let error as UsageFailure {
@@ -308,8 +324,15 @@ extension Convert {
     /// stop, and the error line lists the packages that were written.
     func convertBatch(into dir: String) throws {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw CommandFailure("\(dir): no such folder (--output-dir)")
+        if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) {
+            // Created with its parents, as `mkdir -p` would (a batch run in a build script names a fresh folder).
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                throw CommandFailure("\(dir): cannot create the folder (--output-dir): \((error as NSError).localizedDescription)")
+            }
+        } else if !isDirectory.boolValue {
+            throw CommandFailure("\(dir): exists and is not a folder (--output-dir)")
         }
         var outputs: [String] = []
         var seen: [String: String] = [:]

@@ -3,6 +3,7 @@ import Audit
 import CoreMLExport
 import MLPackage
 import Passes
+import Profiles
 
 enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
     case onnx, coreml
@@ -12,8 +13,8 @@ enum ComputePrecision: String, ExpressibleByArgument, CaseIterable {
     case fp16, fp32
 }
 
-enum ComputeUnitsChoice: String, ExpressibleByArgument, CaseIterable {
-    case all, cpuOnly = "cpu-only", cpuAndGPU = "cpu-and-gpu", cpuAndNeuralEngine = "cpu-and-neural-engine"
+enum InterfaceDtype: String, ExpressibleByArgument, CaseIterable {
+    case fp32, fp16
 }
 
 /// Options of a Core ML export, shared by `export --format coreml` and `convert -o X.mlpackage`.
@@ -28,10 +29,87 @@ struct CoreMLOptions: ParsableArguments {
     @Flag(help: "Write the MIL program as the lowerings emit it, without the MIL passes (clean-ups and fusions), for debugging.")
     var noOptimize = false
 
+    @Option(help: ArgumentHelp("Element type of float inputs and outputs: fp32 (default, on every target) or fp16 (iOS16 and later; raises the default target to iOS16).",
+                               valueName: "fp32|fp16"))
+    var ioDtype: InterfaceDtype = .fp32
+
+    @Option(help: ArgumentHelp("The model's author, shown in Xcode (default: none).", valueName: "text"))
+    var author: String?
+
+    @Option(help: ArgumentHelp("The model's license, shown in Xcode (default: none).", valueName: "text"))
+    var license: String?
+
+    @Option(name: .customLong("description"), help: ArgumentHelp("The model's description, shown in Xcode (default: the ONNX doc string).", valueName: "text"))
+    var modelDescription: String?
+
+    @Option(name: .customLong("version"), help: ArgumentHelp("The model's version string, shown in Xcode (default: the ONNX model_version).", valueName: "text"))
+    var modelVersion: String?
+
+    @Option(name: .customLong("input-description"), help: ArgumentHelp("Describe an input, shown in Xcode (repeatable).", valueName: "NAME=TEXT"))
+    var inputDescriptions: [String] = []
+
+    @Option(name: .customLong("output-description"), help: ArgumentHelp("Describe an output, shown in Xcode (repeatable).", valueName: "NAME=TEXT"))
+    var outputDescriptions: [String] = []
+
+    @Option(name: .customLong("rename"), help: ArgumentHelp("Rename an input or output (repeatable); NEW is a MIL identifier ([A-Za-z_][A-Za-z0-9_]*), unique among the features.",
+                                                   valueName: "NAME=NEW"))
+    var renames: [String] = []
+
     func validate() throws {
         if let t = deploymentTarget, DeploymentTarget(parsing: t) == nil {
             throw ValidationError("unknown --deployment-target '\(t)'; one of " + DeploymentTarget.names.map(\.0).joined(separator: ", "))
         }
+        if ioDtype == .fp16, let t = deploymentTarget.flatMap(DeploymentTarget.init(parsing:)), t < .iOS16 {
+            throw ValidationError("--io-dtype fp16 needs --deployment-target iOS16 or later (Core ML takes fp16 inputs and outputs from iOS16), not \(t)")
+        }
+        for r in renames {
+            let (old, new) = try Self.pair(r, option: "--rename", value: "NAME=NEW")
+            guard MILBuilder.isIdentifier(new) else {
+                throw ValidationError("--rename \(old)=\(new): '\(new)' is not a MIL identifier (letters, digits and _, not starting with a digit)")
+            }
+        }
+        for d in inputDescriptions { _ = try Self.pair(d, option: "--input-description", value: "NAME=TEXT") }
+        for d in outputDescriptions { _ = try Self.pair(d, option: "--output-description", value: "NAME=TEXT") }
+    }
+
+    /// `NAME=VALUE` split at the first `=`; NAME must not be empty.
+    static func pair(_ text: String, option: String, value: String) throws -> (String, String) {
+        guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+            throw ValidationError("\(option) '\(text)': expected \(value)")
+        }
+        return (String(text[..<eq]), String(text[text.index(after: eq)...]))
+    }
+
+    /// The options of this group that were given, by flag (a command whose output is not a Core ML model refuses them).
+    var given: [String] {
+        var flags: [String] = []
+        if deploymentTarget != nil { flags.append("--deployment-target") }
+        if computePrecision != .fp16 { flags.append("--compute-precision") }
+        if noOptimize { flags.append("--no-optimize") }
+        if ioDtype != .fp32 { flags.append("--io-dtype") }
+        if author != nil { flags.append("--author") }
+        if license != nil { flags.append("--license") }
+        if modelDescription != nil { flags.append("--description") }
+        if modelVersion != nil { flags.append("--version") }
+        if !inputDescriptions.isEmpty { flags.append("--input-description") }
+        if !outputDescriptions.isEmpty { flags.append("--output-description") }
+        if !renames.isEmpty { flags.append("--rename") }
+        return flags
+    }
+
+    /// The interface and metadata options (validated).
+    var interface: CoreMLInterfaceOptions {
+        var i = CoreMLInterfaceOptions()
+        i.ioDtype = ioDtype == .fp16 ? .fp16 : .fp32
+        i.author = author
+        i.license = license
+        i.shortDescription = modelDescription
+        i.version = modelVersion
+        let split = { (t: String) in (try? Self.pair(t, option: "", value: "")) ?? (t, "") }
+        i.renames = renames.map(split)
+        i.inputDescriptions = inputDescriptions.map(split)
+        i.outputDescriptions = outputDescriptions.map(split)
+        return i
     }
 
     func options(dequantize: Bool, inputShapes: InputShapes, computeUnits: String) -> CoreMLExporter.Options {
@@ -39,6 +117,7 @@ struct CoreMLOptions: ParsableArguments {
                                              compute: computePrecision == .fp16 ? .fp16 : .fp32, computeUnits: computeUnits,
                                              dequantize: dequantize, inputShapes: inputShapes)
         options.optimize = !noOptimize
+        options.interface = interface
         return options
     }
 
@@ -51,6 +130,8 @@ struct CoreMLOptions: ParsableArguments {
         let result: CoreMLExporter.Result
         do {
             result = try CoreMLExporter.export(loaded.model, to: output, options: options)
+        } catch let error as CoreMLInterfaceError {
+            throw UsageFailure(message: "\(reportedInput ?? package): \(error)")
         } catch let error as CoreMLExportError {
             // Dynamic dims: name the model the user gave and the pins that fix it.
             throw AuditAdvice.explaining(error, model: loaded.model, file: reportedInput ?? package, pins: inputShapes)
@@ -105,6 +186,6 @@ struct ExportOutput: Encodable {
 
 /// `export --compute-units`: the MLComputeUnits recommendation written into the model's metadata.
 struct RecommendedComputeUnits: ParsableArguments {
-    @Option(help: "Recommended MLComputeUnits, recorded in the model's metadata: all, cpu-only, cpu-and-gpu, cpu-and-neural-engine.")
-    var computeUnits: ComputeUnitsChoice = .all
+    @Option(help: "Recommended MLComputeUnits, recorded in the model's metadata: all, cpu-only, cpu-and-gpu or cpu-and-neural-engine (cpu-and-ne is accepted too).")
+    var computeUnits: ComputeUnitSet = .all
 }

@@ -58,6 +58,14 @@ struct Export: ParsableCommand {
     @Flag(help: "Print one JSON document on stdout (files written, sizes, notes); an error is a JSON object too.")
     var json = false
 
+    func validate() throws {
+        try OutputExtension.checkExport(output, coreML: format == .coreml)
+        if format == .onnx {
+            let given = coreML.given + (recommended.computeUnits != .all ? ["--compute-units"] : [])
+            if !given.isEmpty { throw ValidationError("\(given.joined(separator: ", ")) apply to --format coreml") }
+        }
+    }
+
     func run() throws {
         do {
             try OutputPlacement.refuseInside(output: output, input: package)
@@ -68,6 +76,8 @@ struct Export: ParsableCommand {
             do {
                 try coreML.export(package: package, to: output, dequantize: dequantize, inputShapes: inputShape.pins,
                                  computeUnits: recommended.computeUnits.rawValue, quiet: quiet)
+            } catch let error as UsageFailure {
+                throw error
             } catch {
                 throw CommandFailure(error)
             }

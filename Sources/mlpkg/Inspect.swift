@@ -1,4 +1,5 @@
 import ArgumentParser
+import CoreMLPackage
 import Foundation
 import GraphIR
 import Inspection
@@ -19,14 +20,19 @@ struct Inspect: ParsableCommand {
             unknown with the reason, and declared types that contradict the inferred ones. --input-shape pins \
             an input's dims first (the inputs table shows them too).
 
+            A Core ML .mlpackage (written by mlpkg or any other tool) shows its interface with types and shapes, \
+            its functions, the MIL op histogram, the weight blobs in weight.bin (count, encodings, sizes, the \
+            largest), the deployment target and the metadata.
+
             Examples:
               mlpkg inspect model.onnx
               mlpkg inspect model.onnx --shapes --input-shape input=1,3,224,224
               mlpkg inspect model.mlpkg --json
+              mlpkg inspect Model.mlpackage
             """
     )
 
-    @Argument(help: "The ONNX model or .mlpkg package to read.")
+    @Argument(help: "The ONNX model, .mlpkg package or Core ML .mlpackage to read.")
     var model: String
 
     @Flag(help: "Print one JSON document on stdout instead of the table.")
@@ -41,6 +47,10 @@ struct Inspect: ParsableCommand {
     @OptionGroup var inputShape: InputShapeOptions
 
     func run() throws {
+        if CoreMLPackageReader.isMLPackage(model) {
+            try inspectCoreML()
+            return
+        }
         var summary: ModelSummary
         var loaded: Model
         do {
@@ -75,6 +85,28 @@ struct Inspect: ParsableCommand {
         } else {
             printText(SummaryText.render(summary))
         }
+    }
+}
+
+extension Inspect {
+    /// `inspect X.mlpackage`: the interface, functions, MIL ops, weight blobs, target and metadata of a Core ML
+    /// package any tool wrote. Fails (exit 1) only when its model cannot be read; other problems are notes
+    /// (`mlpkg verify` checks everything).
+    func inspectCoreML() throws {
+        if shapes || !inputShape.inputShapes.isEmpty {
+            throw UsageFailure(message: "\(model): --shapes and --input-shape apply to ONNX models and .mlpkg packages, not to a Core ML package")
+        }
+        let contents = CoreMLPackageReader.read(path: model)
+        guard let summary = CoreMLPackageSummary(contents) else {
+            throw CommandFailure(contents.faults.first ?? "\(model): cannot be read")
+        }
+        if quiet { return }
+        if json {
+            try JSONOutput.print(summary)
+            return
+        }
+        for problem in summary.problems { printNote(problem + " (mlpkg verify checks the whole package)") }
+        printText(CoreMLSummaryText.render(summary))
     }
 }
 

@@ -3,7 +3,10 @@ import Audit
 import Passes
 import Profiles
 
-extension ComputeUnitSet: ExpressibleByArgument {}
+extension ComputeUnitSet: ExpressibleByArgument {
+    /// The canonical spelling or an alias (`cpu-and-ne`).
+    public init?(argument: String) { self.init(spelling: argument) }
+}
 
 /// The options `audit` and `convert` share: which profile is the target, users' profile files, allowed compute
 /// units and the chip for the cost model (input-shape pins are `InputShapeOptions`).
@@ -17,7 +20,7 @@ struct ProfileOptions: ParsableArguments {
                                valueName: "file"))
     var profileFiles: [String] = []
 
-    @Option(help: "Compute units the model may use: all, cpu-and-ne, cpu-and-gpu or cpu-only (Core ML's MLComputeUnits).")
+    @Option(help: "Compute units the model may use (Core ML's MLComputeUnits): all, cpu-only, cpu-and-gpu or cpu-and-neural-engine (cpu-and-ne is accepted too). With a .mlpackage output, also recorded in its metadata as the recommendation.")
     var computeUnits: ComputeUnitSet = .all
 
     @Option(help: "The chip whose numbers the cost model uses (M1, M4 Pro; see `mlpkg profiles NAME`).")

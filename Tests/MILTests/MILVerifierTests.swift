@@ -181,3 +181,50 @@ struct MILVerifierTests {
         #expect(throws: MILTypeError.self) { try infer("rnn", one, gru) }
     }
 }
+
+@Suite("MIL checker for packages other tools wrote")
+struct MILCheckTests {
+    @Test("unknown ops and opaque values are not checked; their declared outputs are trusted")
+    func notChecked() {
+        let b = ProgramBuilder(inputs: [MILVar(name: "x", type: f32x4)])
+        b.op("argsort", "order", [("x", "x")], MILTensorType(.int32, [2, 4]))
+        b.op("relu", "r", [("x", "x")], f32x4)
+        b.op("relu", "s", [("x", "list_item")], f32x4)
+        b.program.outputs = ["order", "r", "s"]
+        let report = MILVerifier.check(b.program, opaque: ["list_item"])
+        #expect(report.errors.isEmpty)
+        #expect(report.checked == 1)
+        #expect(report.notChecked.map(\.op) == ["order", "s"])
+        #expect(report.notChecked[0].reason == "mlpkg has no MIL definition of argsort")
+    }
+
+    @Test("every fault is collected; one wrong declaration is one fault (the inferred type is carried on)")
+    func collects() {
+        let b = ProgramBuilder(inputs: [MILVar(name: "x", type: f32x4)])
+        b.op("relu", "r", [("x", "x")], MILTensorType(.fp16, [2, 4]))
+        b.op("sigmoid", "s", [("x", "r")], f32x4)
+        b.op("tanh", "t", [("x", "nowhere")], f32x4)
+        b.program.outputs = ["s", "t"]
+        let report = MILVerifier.check(b.program)
+        #expect(report.errors.map(\.op) == ["r", "t"])
+        #expect(report.errors[1].problem == "reads 'nowhere' before it is defined")
+    }
+
+    @Test("beyond the definition (iOS17's small integer types) is not checked at iOS17, an error before")
+    func beyond() {
+        let int16 = MILTensorType(.int16, [2, 4])
+        for (target, notChecked) in [(DeploymentTarget.iOS17, true), (.iOS16, false)] {
+            let b = ProgramBuilder(target: target, inputs: [MILVar(name: "x", type: int16)])
+            b.op("relu", "r", [("x", "x")], int16)
+            b.program.outputs = ["r"]
+            let report = MILVerifier.check(b.program)
+            #expect(report.notChecked.count == (notChecked ? 1 : 0))
+            #expect(report.errors.count == (notChecked ? 0 : 1))
+        }
+        // mlpkg's own programs may not go beyond: the strict verifier refuses it.
+        let b = ProgramBuilder(target: .iOS17, inputs: [MILVar(name: "x", type: int16)])
+        b.op("relu", "r", [("x", "x")], int16)
+        b.program.outputs = ["r"]
+        #expect(throws: MILVerificationError.self) { try MILVerifier.verify(b.program) }
+    }
+}

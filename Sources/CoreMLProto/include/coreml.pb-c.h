@@ -17,13 +17,27 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Coreml__Model Coreml__Model;
 typedef struct Coreml__ModelDescription Coreml__ModelDescription;
+typedef struct Coreml__FunctionDescription Coreml__FunctionDescription;
 typedef struct Coreml__Metadata Coreml__Metadata;
 typedef struct Coreml__Metadata__UserDefinedEntry Coreml__Metadata__UserDefinedEntry;
 typedef struct Coreml__FeatureDescription Coreml__FeatureDescription;
 typedef struct Coreml__FeatureType Coreml__FeatureType;
+typedef struct Coreml__Int64FeatureType Coreml__Int64FeatureType;
+typedef struct Coreml__DoubleFeatureType Coreml__DoubleFeatureType;
+typedef struct Coreml__StringFeatureType Coreml__StringFeatureType;
+typedef struct Coreml__ImageFeatureType Coreml__ImageFeatureType;
+typedef struct Coreml__ImageFeatureType__ImageSize Coreml__ImageFeatureType__ImageSize;
+typedef struct Coreml__ImageFeatureType__EnumeratedImageSizes Coreml__ImageFeatureType__EnumeratedImageSizes;
+typedef struct Coreml__ImageFeatureType__ImageSizeRange Coreml__ImageFeatureType__ImageSizeRange;
+typedef struct Coreml__DictionaryFeatureType Coreml__DictionaryFeatureType;
+typedef struct Coreml__SequenceFeatureType Coreml__SequenceFeatureType;
+typedef struct Coreml__StateFeatureType Coreml__StateFeatureType;
 typedef struct Coreml__SizeRange Coreml__SizeRange;
 typedef struct Coreml__ArrayFeatureType Coreml__ArrayFeatureType;
 typedef struct Coreml__ArrayFeatureType__ShapeRange Coreml__ArrayFeatureType__ShapeRange;
+typedef struct Coreml__ArrayFeatureType__Shape Coreml__ArrayFeatureType__Shape;
+typedef struct Coreml__ArrayFeatureType__EnumeratedShapes Coreml__ArrayFeatureType__EnumeratedShapes;
+typedef struct Coreml__AttributesEntry Coreml__AttributesEntry;
 typedef struct Coreml__Program Coreml__Program;
 typedef struct Coreml__Program__FunctionsEntry Coreml__Program__FunctionsEntry;
 typedef struct Coreml__Function Coreml__Function;
@@ -36,6 +50,10 @@ typedef struct Coreml__Operation__InputsEntry Coreml__Operation__InputsEntry;
 typedef struct Coreml__Operation__AttributesEntry Coreml__Operation__AttributesEntry;
 typedef struct Coreml__NamedValueType Coreml__NamedValueType;
 typedef struct Coreml__ValueType Coreml__ValueType;
+typedef struct Coreml__ListType Coreml__ListType;
+typedef struct Coreml__TupleType Coreml__TupleType;
+typedef struct Coreml__DictionaryType Coreml__DictionaryType;
+typedef struct Coreml__StateType Coreml__StateType;
 typedef struct Coreml__TensorType Coreml__TensorType;
 typedef struct Coreml__Dimension Coreml__Dimension;
 typedef struct Coreml__Dimension__ConstantDimension Coreml__Dimension__ConstantDimension;
@@ -47,6 +65,7 @@ typedef struct Coreml__TensorValue Coreml__TensorValue;
 typedef struct Coreml__TensorValue__RepeatedFloats Coreml__TensorValue__RepeatedFloats;
 typedef struct Coreml__TensorValue__RepeatedInts Coreml__TensorValue__RepeatedInts;
 typedef struct Coreml__TensorValue__RepeatedLongInts Coreml__TensorValue__RepeatedLongInts;
+typedef struct Coreml__TensorValue__RepeatedDoubles Coreml__TensorValue__RepeatedDoubles;
 typedef struct Coreml__TensorValue__RepeatedBools Coreml__TensorValue__RepeatedBools;
 typedef struct Coreml__TensorValue__RepeatedStrings Coreml__TensorValue__RepeatedStrings;
 typedef struct Coreml__TensorValue__RepeatedBytes Coreml__TensorValue__RepeatedBytes;
@@ -54,6 +73,14 @@ typedef struct Coreml__TensorValue__RepeatedBytes Coreml__TensorValue__RepeatedB
 
 /* --- enums --- */
 
+typedef enum _Coreml__ImageFeatureType__ColorSpace {
+  COREML__IMAGE_FEATURE_TYPE__COLOR_SPACE__INVALID_COLOR_SPACE = 0,
+  COREML__IMAGE_FEATURE_TYPE__COLOR_SPACE__GRAYSCALE = 10,
+  COREML__IMAGE_FEATURE_TYPE__COLOR_SPACE__RGB = 20,
+  COREML__IMAGE_FEATURE_TYPE__COLOR_SPACE__BGR = 30,
+  COREML__IMAGE_FEATURE_TYPE__COLOR_SPACE__GRAYSCALE_FLOAT16 = 40
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COREML__IMAGE_FEATURE_TYPE__COLOR_SPACE)
+} Coreml__ImageFeatureType__ColorSpace;
 typedef enum _Coreml__ArrayFeatureType__ArrayDataType {
   COREML__ARRAY_FEATURE_TYPE__ARRAY_DATA_TYPE__INVALID_ARRAY_DATA_TYPE = 0,
   COREML__ARRAY_FEATURE_TYPE__ARRAY_DATA_TYPE__FLOAT32 = 65568,
@@ -84,7 +111,9 @@ typedef enum _Coreml__DataType {
   COREML__DATA_TYPE__UINT2 = 36,
   COREML__DATA_TYPE__UINT1 = 37,
   COREML__DATA_TYPE__UINT6 = 38,
-  COREML__DATA_TYPE__UINT3 = 39
+  COREML__DATA_TYPE__UINT3 = 39,
+  COREML__DATA_TYPE__FLOAT8E4M3FN = 40,
+  COREML__DATA_TYPE__FLOAT8E5M2 = 41
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COREML__DATA_TYPE)
 } Coreml__DataType;
 
@@ -110,11 +139,36 @@ struct  Coreml__ModelDescription
   Coreml__FeatureDescription **input;
   size_t n_output;
   Coreml__FeatureDescription **output;
+  char *predictedfeaturename;
+  char *predictedprobabilitiesname;
+  size_t n_state;
+  Coreml__FeatureDescription **state;
+  size_t n_functions;
+  Coreml__FunctionDescription **functions;
+  char *defaultfunctionname;
   Coreml__Metadata *metadata;
 };
 #define COREML__MODEL_DESCRIPTION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&coreml__model_description__descriptor) \
-    , 0,NULL, 0,NULL, NULL }
+    , 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Coreml__FunctionDescription
+{
+  ProtobufCMessage base;
+  char *name;
+  size_t n_input;
+  Coreml__FeatureDescription **input;
+  size_t n_output;
+  Coreml__FeatureDescription **output;
+  char *predictedfeaturename;
+  char *predictedprobabilitiesname;
+  size_t n_state;
+  Coreml__FeatureDescription **state;
+};
+#define COREML__FUNCTION_DESCRIPTION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__function_description__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL }
 
 
 struct  Coreml__Metadata__UserDefinedEntry
@@ -155,15 +209,162 @@ struct  Coreml__FeatureDescription
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL }
 
 
+typedef enum {
+  COREML__FEATURE_TYPE__TYPE__NOT_SET = 0,
+  COREML__FEATURE_TYPE__TYPE_INT64_TYPE = 1,
+  COREML__FEATURE_TYPE__TYPE_DOUBLE_TYPE = 2,
+  COREML__FEATURE_TYPE__TYPE_STRING_TYPE = 3,
+  COREML__FEATURE_TYPE__TYPE_IMAGE_TYPE = 4,
+  COREML__FEATURE_TYPE__TYPE_MULTI_ARRAY_TYPE = 5,
+  COREML__FEATURE_TYPE__TYPE_DICTIONARY_TYPE = 6,
+  COREML__FEATURE_TYPE__TYPE_SEQUENCE_TYPE = 7,
+  COREML__FEATURE_TYPE__TYPE_STATE_TYPE = 8
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COREML__FEATURE_TYPE__TYPE__CASE)
+} Coreml__FeatureType__TypeCase;
+
 struct  Coreml__FeatureType
 {
   ProtobufCMessage base;
-  Coreml__ArrayFeatureType *multiarraytype;
   protobuf_c_boolean isoptional;
+  Coreml__FeatureType__TypeCase type_case;
+  union {
+    Coreml__Int64FeatureType *int64type;
+    Coreml__DoubleFeatureType *doubletype;
+    Coreml__StringFeatureType *stringtype;
+    Coreml__ImageFeatureType *imagetype;
+    Coreml__ArrayFeatureType *multiarraytype;
+    Coreml__DictionaryFeatureType *dictionarytype;
+    Coreml__SequenceFeatureType *sequencetype;
+    Coreml__StateFeatureType *statetype;
+  };
 };
 #define COREML__FEATURE_TYPE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&coreml__feature_type__descriptor) \
-    , NULL, 0 }
+    , 0, COREML__FEATURE_TYPE__TYPE__NOT_SET, {0} }
+
+
+struct  Coreml__Int64FeatureType
+{
+  ProtobufCMessage base;
+};
+#define COREML__INT64_FEATURE_TYPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__int64_feature_type__descriptor) \
+     }
+
+
+struct  Coreml__DoubleFeatureType
+{
+  ProtobufCMessage base;
+};
+#define COREML__DOUBLE_FEATURE_TYPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__double_feature_type__descriptor) \
+     }
+
+
+struct  Coreml__StringFeatureType
+{
+  ProtobufCMessage base;
+};
+#define COREML__STRING_FEATURE_TYPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__string_feature_type__descriptor) \
+     }
+
+
+struct  Coreml__ImageFeatureType__ImageSize
+{
+  ProtobufCMessage base;
+  uint64_t width;
+  uint64_t height;
+};
+#define COREML__IMAGE_FEATURE_TYPE__IMAGE_SIZE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__image_feature_type__image_size__descriptor) \
+    , 0, 0 }
+
+
+struct  Coreml__ImageFeatureType__EnumeratedImageSizes
+{
+  ProtobufCMessage base;
+  size_t n_sizes;
+  Coreml__ImageFeatureType__ImageSize **sizes;
+};
+#define COREML__IMAGE_FEATURE_TYPE__ENUMERATED_IMAGE_SIZES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__image_feature_type__enumerated_image_sizes__descriptor) \
+    , 0,NULL }
+
+
+struct  Coreml__ImageFeatureType__ImageSizeRange
+{
+  ProtobufCMessage base;
+  Coreml__SizeRange *widthrange;
+  Coreml__SizeRange *heightrange;
+};
+#define COREML__IMAGE_FEATURE_TYPE__IMAGE_SIZE_RANGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__image_feature_type__image_size_range__descriptor) \
+    , NULL, NULL }
+
+
+typedef enum {
+  COREML__IMAGE_FEATURE_TYPE__SIZE_FLEXIBILITY__NOT_SET = 0,
+  COREML__IMAGE_FEATURE_TYPE__SIZE_FLEXIBILITY_ENUMERATED_SIZES = 21,
+  COREML__IMAGE_FEATURE_TYPE__SIZE_FLEXIBILITY_IMAGE_SIZE_RANGE = 31
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COREML__IMAGE_FEATURE_TYPE__SIZE_FLEXIBILITY__CASE)
+} Coreml__ImageFeatureType__SizeFlexibilityCase;
+
+struct  Coreml__ImageFeatureType
+{
+  ProtobufCMessage base;
+  int64_t width;
+  int64_t height;
+  Coreml__ImageFeatureType__ColorSpace colorspace;
+  Coreml__ImageFeatureType__SizeFlexibilityCase size_flexibility_case;
+  union {
+    Coreml__ImageFeatureType__EnumeratedImageSizes *enumeratedsizes;
+    Coreml__ImageFeatureType__ImageSizeRange *imagesizerange;
+  };
+};
+#define COREML__IMAGE_FEATURE_TYPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__image_feature_type__descriptor) \
+    , 0, 0, COREML__IMAGE_FEATURE_TYPE__COLOR_SPACE__INVALID_COLOR_SPACE, COREML__IMAGE_FEATURE_TYPE__SIZE_FLEXIBILITY__NOT_SET, {0} }
+
+
+/*
+ * Key and value types are not described (the reader names the kind only).
+ */
+struct  Coreml__DictionaryFeatureType
+{
+  ProtobufCMessage base;
+};
+#define COREML__DICTIONARY_FEATURE_TYPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__dictionary_feature_type__descriptor) \
+     }
+
+
+struct  Coreml__SequenceFeatureType
+{
+  ProtobufCMessage base;
+};
+#define COREML__SEQUENCE_FEATURE_TYPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__sequence_feature_type__descriptor) \
+     }
+
+
+typedef enum {
+  COREML__STATE_FEATURE_TYPE__TYPE__NOT_SET = 0,
+  COREML__STATE_FEATURE_TYPE__TYPE_ARRAY_TYPE = 1
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COREML__STATE_FEATURE_TYPE__TYPE__CASE)
+} Coreml__StateFeatureType__TypeCase;
+
+struct  Coreml__StateFeatureType
+{
+  ProtobufCMessage base;
+  Coreml__StateFeatureType__TypeCase type_case;
+  union {
+    Coreml__ArrayFeatureType *arraytype;
+  };
+};
+#define COREML__STATE_FEATURE_TYPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__state_feature_type__descriptor) \
+    , COREML__STATE_FEATURE_TYPE__TYPE__NOT_SET, {0} }
 
 
 struct  Coreml__SizeRange
@@ -191,17 +392,78 @@ struct  Coreml__ArrayFeatureType__ShapeRange
     , 0,NULL }
 
 
+struct  Coreml__ArrayFeatureType__Shape
+{
+  ProtobufCMessage base;
+  size_t n_shape;
+  int64_t *shape;
+};
+#define COREML__ARRAY_FEATURE_TYPE__SHAPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__array_feature_type__shape__descriptor) \
+    , 0,NULL }
+
+
+struct  Coreml__ArrayFeatureType__EnumeratedShapes
+{
+  ProtobufCMessage base;
+  size_t n_shapes;
+  Coreml__ArrayFeatureType__Shape **shapes;
+};
+#define COREML__ARRAY_FEATURE_TYPE__ENUMERATED_SHAPES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__array_feature_type__enumerated_shapes__descriptor) \
+    , 0,NULL }
+
+
+typedef enum {
+  COREML__ARRAY_FEATURE_TYPE__SHAPE_FLEXIBILITY__NOT_SET = 0,
+  COREML__ARRAY_FEATURE_TYPE__SHAPE_FLEXIBILITY_ENUMERATED_SHAPES = 21,
+  COREML__ARRAY_FEATURE_TYPE__SHAPE_FLEXIBILITY_SHAPE_RANGE = 31
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COREML__ARRAY_FEATURE_TYPE__SHAPE_FLEXIBILITY__CASE)
+} Coreml__ArrayFeatureType__ShapeFlexibilityCase;
+
+typedef enum {
+  COREML__ARRAY_FEATURE_TYPE__DEFAULT_OPTIONAL_VALUE__NOT_SET = 0,
+  COREML__ARRAY_FEATURE_TYPE__DEFAULT_OPTIONAL_VALUE_INT_DEFAULT_VALUE = 41,
+  COREML__ARRAY_FEATURE_TYPE__DEFAULT_OPTIONAL_VALUE_FLOAT_DEFAULT_VALUE = 51,
+  COREML__ARRAY_FEATURE_TYPE__DEFAULT_OPTIONAL_VALUE_DOUBLE_DEFAULT_VALUE = 61
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COREML__ARRAY_FEATURE_TYPE__DEFAULT_OPTIONAL_VALUE__CASE)
+} Coreml__ArrayFeatureType__DefaultOptionalValueCase;
+
 struct  Coreml__ArrayFeatureType
 {
   ProtobufCMessage base;
   size_t n_shape;
   int64_t *shape;
   Coreml__ArrayFeatureType__ArrayDataType datatype;
-  Coreml__ArrayFeatureType__ShapeRange *shaperange;
+  Coreml__ArrayFeatureType__ShapeFlexibilityCase shape_flexibility_case;
+  union {
+    Coreml__ArrayFeatureType__EnumeratedShapes *enumeratedshapes;
+    Coreml__ArrayFeatureType__ShapeRange *shaperange;
+  };
+  Coreml__ArrayFeatureType__DefaultOptionalValueCase default_optional_value_case;
+  union {
+    int32_t intdefaultvalue;
+    float floatdefaultvalue;
+    double doubledefaultvalue;
+  };
 };
 #define COREML__ARRAY_FEATURE_TYPE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&coreml__array_feature_type__descriptor) \
-    , 0,NULL, COREML__ARRAY_FEATURE_TYPE__ARRAY_DATA_TYPE__INVALID_ARRAY_DATA_TYPE, NULL }
+    , 0,NULL, COREML__ARRAY_FEATURE_TYPE__ARRAY_DATA_TYPE__INVALID_ARRAY_DATA_TYPE, COREML__ARRAY_FEATURE_TYPE__SHAPE_FLEXIBILITY__NOT_SET, {0}, COREML__ARRAY_FEATURE_TYPE__DEFAULT_OPTIONAL_VALUE__NOT_SET, {0} }
+
+
+/*
+ * A map<string, Value> entry (Program, Function, Block and TensorType attributes).
+ */
+struct  Coreml__AttributesEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  Coreml__Value *value;
+};
+#define COREML__ATTRIBUTES_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__attributes_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
 
 
 struct  Coreml__Program__FunctionsEntry
@@ -222,10 +484,12 @@ struct  Coreml__Program
   size_t n_functions;
   Coreml__Program__FunctionsEntry **functions;
   char *docstring;
+  size_t n_attributes;
+  Coreml__AttributesEntry **attributes;
 };
 #define COREML__PROGRAM__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&coreml__program__descriptor) \
-    , 0, 0,NULL, (char *)protobuf_c_empty_string }
+    , 0, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL }
 
 
 struct  Coreml__Function__BlockSpecializationsEntry
@@ -247,10 +511,12 @@ struct  Coreml__Function
   char *opset;
   size_t n_block_specializations;
   Coreml__Function__BlockSpecializationsEntry **block_specializations;
+  size_t n_attributes;
+  Coreml__AttributesEntry **attributes;
 };
 #define COREML__FUNCTION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&coreml__function__descriptor) \
-    , 0,NULL, (char *)protobuf_c_empty_string, 0,NULL }
+    , 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL }
 
 
 struct  Coreml__Block
@@ -262,10 +528,12 @@ struct  Coreml__Block
   char **outputs;
   size_t n_operations;
   Coreml__Operation **operations;
+  size_t n_attributes;
+  Coreml__AttributesEntry **attributes;
 };
 #define COREML__BLOCK__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&coreml__block__descriptor) \
-    , 0,NULL, 0,NULL, 0,NULL }
+    , 0,NULL, 0,NULL, 0,NULL, 0,NULL }
 
 
 typedef enum {
@@ -353,7 +621,11 @@ struct  Coreml__NamedValueType
 
 typedef enum {
   COREML__VALUE_TYPE__TYPE__NOT_SET = 0,
-  COREML__VALUE_TYPE__TYPE_TENSOR_TYPE = 1
+  COREML__VALUE_TYPE__TYPE_TENSOR_TYPE = 1,
+  COREML__VALUE_TYPE__TYPE_LIST_TYPE = 2,
+  COREML__VALUE_TYPE__TYPE_TUPLE_TYPE = 3,
+  COREML__VALUE_TYPE__TYPE_DICTIONARY_TYPE = 4,
+  COREML__VALUE_TYPE__TYPE_STATE_TYPE = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COREML__VALUE_TYPE__TYPE__CASE)
 } Coreml__ValueType__TypeCase;
 
@@ -363,11 +635,58 @@ struct  Coreml__ValueType
   Coreml__ValueType__TypeCase type_case;
   union {
     Coreml__TensorType *tensortype;
+    Coreml__ListType *listtype;
+    Coreml__TupleType *tupletype;
+    Coreml__DictionaryType *dictionarytype;
+    Coreml__StateType *statetype;
   };
 };
 #define COREML__VALUE_TYPE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&coreml__value_type__descriptor) \
     , COREML__VALUE_TYPE__TYPE__NOT_SET, {0} }
+
+
+struct  Coreml__ListType
+{
+  ProtobufCMessage base;
+  Coreml__ValueType *type;
+  Coreml__Dimension *length;
+};
+#define COREML__LIST_TYPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__list_type__descriptor) \
+    , NULL, NULL }
+
+
+struct  Coreml__TupleType
+{
+  ProtobufCMessage base;
+  size_t n_types;
+  Coreml__ValueType **types;
+};
+#define COREML__TUPLE_TYPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__tuple_type__descriptor) \
+    , 0,NULL }
+
+
+struct  Coreml__DictionaryType
+{
+  ProtobufCMessage base;
+  Coreml__ValueType *keytype;
+  Coreml__ValueType *valuetype;
+};
+#define COREML__DICTIONARY_TYPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__dictionary_type__descriptor) \
+    , NULL, NULL }
+
+
+struct  Coreml__StateType
+{
+  ProtobufCMessage base;
+  Coreml__ValueType *wrappedtype;
+};
+#define COREML__STATE_TYPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__state_type__descriptor) \
+    , NULL }
 
 
 struct  Coreml__TensorType
@@ -377,10 +696,12 @@ struct  Coreml__TensorType
   int64_t rank;
   size_t n_dimensions;
   Coreml__Dimension **dimensions;
+  size_t n_attributes;
+  Coreml__AttributesEntry **attributes;
 };
 #define COREML__TENSOR_TYPE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&coreml__tensor_type__descriptor) \
-    , COREML__DATA_TYPE__UNUSED_TYPE, 0, 0,NULL }
+    , COREML__DATA_TYPE__UNUSED_TYPE, 0, 0,NULL, 0,NULL }
 
 
 struct  Coreml__Dimension__ConstantDimension
@@ -510,6 +831,17 @@ struct  Coreml__TensorValue__RepeatedLongInts
     , 0,NULL }
 
 
+struct  Coreml__TensorValue__RepeatedDoubles
+{
+  ProtobufCMessage base;
+  size_t n_values;
+  double *values;
+};
+#define COREML__TENSOR_VALUE__REPEATED_DOUBLES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&coreml__tensor_value__repeated_doubles__descriptor) \
+    , 0,NULL }
+
+
 struct  Coreml__TensorValue__RepeatedBools
 {
   ProtobufCMessage base;
@@ -549,6 +881,7 @@ typedef enum {
   COREML__TENSOR_VALUE__VALUE_BOOLS = 3,
   COREML__TENSOR_VALUE__VALUE_STRINGS = 4,
   COREML__TENSOR_VALUE__VALUE_LONG_INTS = 5,
+  COREML__TENSOR_VALUE__VALUE_DOUBLES = 6,
   COREML__TENSOR_VALUE__VALUE_BYTES = 7
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COREML__TENSOR_VALUE__VALUE__CASE)
 } Coreml__TensorValue__ValueCase;
@@ -563,6 +896,7 @@ struct  Coreml__TensorValue
     Coreml__TensorValue__RepeatedBools *bools;
     Coreml__TensorValue__RepeatedStrings *strings;
     Coreml__TensorValue__RepeatedLongInts *longints;
+    Coreml__TensorValue__RepeatedDoubles *doubles;
     Coreml__TensorValue__RepeatedBytes *bytes;
   };
 };
@@ -608,6 +942,25 @@ Coreml__ModelDescription *
                       const uint8_t       *data);
 void   coreml__model_description__free_unpacked
                      (Coreml__ModelDescription *message,
+                      ProtobufCAllocator *allocator);
+/* Coreml__FunctionDescription methods */
+void   coreml__function_description__init
+                     (Coreml__FunctionDescription         *message);
+size_t coreml__function_description__get_packed_size
+                     (const Coreml__FunctionDescription   *message);
+size_t coreml__function_description__pack
+                     (const Coreml__FunctionDescription   *message,
+                      uint8_t             *out);
+size_t coreml__function_description__pack_to_buffer
+                     (const Coreml__FunctionDescription   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__FunctionDescription *
+       coreml__function_description__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__function_description__free_unpacked
+                     (Coreml__FunctionDescription *message,
                       ProtobufCAllocator *allocator);
 /* Coreml__Metadata__UserDefinedEntry methods */
 void   coreml__metadata__user_defined_entry__init
@@ -669,6 +1022,148 @@ Coreml__FeatureType *
 void   coreml__feature_type__free_unpacked
                      (Coreml__FeatureType *message,
                       ProtobufCAllocator *allocator);
+/* Coreml__Int64FeatureType methods */
+void   coreml__int64_feature_type__init
+                     (Coreml__Int64FeatureType         *message);
+size_t coreml__int64_feature_type__get_packed_size
+                     (const Coreml__Int64FeatureType   *message);
+size_t coreml__int64_feature_type__pack
+                     (const Coreml__Int64FeatureType   *message,
+                      uint8_t             *out);
+size_t coreml__int64_feature_type__pack_to_buffer
+                     (const Coreml__Int64FeatureType   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__Int64FeatureType *
+       coreml__int64_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__int64_feature_type__free_unpacked
+                     (Coreml__Int64FeatureType *message,
+                      ProtobufCAllocator *allocator);
+/* Coreml__DoubleFeatureType methods */
+void   coreml__double_feature_type__init
+                     (Coreml__DoubleFeatureType         *message);
+size_t coreml__double_feature_type__get_packed_size
+                     (const Coreml__DoubleFeatureType   *message);
+size_t coreml__double_feature_type__pack
+                     (const Coreml__DoubleFeatureType   *message,
+                      uint8_t             *out);
+size_t coreml__double_feature_type__pack_to_buffer
+                     (const Coreml__DoubleFeatureType   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__DoubleFeatureType *
+       coreml__double_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__double_feature_type__free_unpacked
+                     (Coreml__DoubleFeatureType *message,
+                      ProtobufCAllocator *allocator);
+/* Coreml__StringFeatureType methods */
+void   coreml__string_feature_type__init
+                     (Coreml__StringFeatureType         *message);
+size_t coreml__string_feature_type__get_packed_size
+                     (const Coreml__StringFeatureType   *message);
+size_t coreml__string_feature_type__pack
+                     (const Coreml__StringFeatureType   *message,
+                      uint8_t             *out);
+size_t coreml__string_feature_type__pack_to_buffer
+                     (const Coreml__StringFeatureType   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__StringFeatureType *
+       coreml__string_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__string_feature_type__free_unpacked
+                     (Coreml__StringFeatureType *message,
+                      ProtobufCAllocator *allocator);
+/* Coreml__ImageFeatureType__ImageSize methods */
+void   coreml__image_feature_type__image_size__init
+                     (Coreml__ImageFeatureType__ImageSize         *message);
+/* Coreml__ImageFeatureType__EnumeratedImageSizes methods */
+void   coreml__image_feature_type__enumerated_image_sizes__init
+                     (Coreml__ImageFeatureType__EnumeratedImageSizes         *message);
+/* Coreml__ImageFeatureType__ImageSizeRange methods */
+void   coreml__image_feature_type__image_size_range__init
+                     (Coreml__ImageFeatureType__ImageSizeRange         *message);
+/* Coreml__ImageFeatureType methods */
+void   coreml__image_feature_type__init
+                     (Coreml__ImageFeatureType         *message);
+size_t coreml__image_feature_type__get_packed_size
+                     (const Coreml__ImageFeatureType   *message);
+size_t coreml__image_feature_type__pack
+                     (const Coreml__ImageFeatureType   *message,
+                      uint8_t             *out);
+size_t coreml__image_feature_type__pack_to_buffer
+                     (const Coreml__ImageFeatureType   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__ImageFeatureType *
+       coreml__image_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__image_feature_type__free_unpacked
+                     (Coreml__ImageFeatureType *message,
+                      ProtobufCAllocator *allocator);
+/* Coreml__DictionaryFeatureType methods */
+void   coreml__dictionary_feature_type__init
+                     (Coreml__DictionaryFeatureType         *message);
+size_t coreml__dictionary_feature_type__get_packed_size
+                     (const Coreml__DictionaryFeatureType   *message);
+size_t coreml__dictionary_feature_type__pack
+                     (const Coreml__DictionaryFeatureType   *message,
+                      uint8_t             *out);
+size_t coreml__dictionary_feature_type__pack_to_buffer
+                     (const Coreml__DictionaryFeatureType   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__DictionaryFeatureType *
+       coreml__dictionary_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__dictionary_feature_type__free_unpacked
+                     (Coreml__DictionaryFeatureType *message,
+                      ProtobufCAllocator *allocator);
+/* Coreml__SequenceFeatureType methods */
+void   coreml__sequence_feature_type__init
+                     (Coreml__SequenceFeatureType         *message);
+size_t coreml__sequence_feature_type__get_packed_size
+                     (const Coreml__SequenceFeatureType   *message);
+size_t coreml__sequence_feature_type__pack
+                     (const Coreml__SequenceFeatureType   *message,
+                      uint8_t             *out);
+size_t coreml__sequence_feature_type__pack_to_buffer
+                     (const Coreml__SequenceFeatureType   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__SequenceFeatureType *
+       coreml__sequence_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__sequence_feature_type__free_unpacked
+                     (Coreml__SequenceFeatureType *message,
+                      ProtobufCAllocator *allocator);
+/* Coreml__StateFeatureType methods */
+void   coreml__state_feature_type__init
+                     (Coreml__StateFeatureType         *message);
+size_t coreml__state_feature_type__get_packed_size
+                     (const Coreml__StateFeatureType   *message);
+size_t coreml__state_feature_type__pack
+                     (const Coreml__StateFeatureType   *message,
+                      uint8_t             *out);
+size_t coreml__state_feature_type__pack_to_buffer
+                     (const Coreml__StateFeatureType   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__StateFeatureType *
+       coreml__state_feature_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__state_feature_type__free_unpacked
+                     (Coreml__StateFeatureType *message,
+                      ProtobufCAllocator *allocator);
 /* Coreml__SizeRange methods */
 void   coreml__size_range__init
                      (Coreml__SizeRange         *message);
@@ -691,6 +1186,12 @@ void   coreml__size_range__free_unpacked
 /* Coreml__ArrayFeatureType__ShapeRange methods */
 void   coreml__array_feature_type__shape_range__init
                      (Coreml__ArrayFeatureType__ShapeRange         *message);
+/* Coreml__ArrayFeatureType__Shape methods */
+void   coreml__array_feature_type__shape__init
+                     (Coreml__ArrayFeatureType__Shape         *message);
+/* Coreml__ArrayFeatureType__EnumeratedShapes methods */
+void   coreml__array_feature_type__enumerated_shapes__init
+                     (Coreml__ArrayFeatureType__EnumeratedShapes         *message);
 /* Coreml__ArrayFeatureType methods */
 void   coreml__array_feature_type__init
                      (Coreml__ArrayFeatureType         *message);
@@ -709,6 +1210,25 @@ Coreml__ArrayFeatureType *
                       const uint8_t       *data);
 void   coreml__array_feature_type__free_unpacked
                      (Coreml__ArrayFeatureType *message,
+                      ProtobufCAllocator *allocator);
+/* Coreml__AttributesEntry methods */
+void   coreml__attributes_entry__init
+                     (Coreml__AttributesEntry         *message);
+size_t coreml__attributes_entry__get_packed_size
+                     (const Coreml__AttributesEntry   *message);
+size_t coreml__attributes_entry__pack
+                     (const Coreml__AttributesEntry   *message,
+                      uint8_t             *out);
+size_t coreml__attributes_entry__pack_to_buffer
+                     (const Coreml__AttributesEntry   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__AttributesEntry *
+       coreml__attributes_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__attributes_entry__free_unpacked
+                     (Coreml__AttributesEntry *message,
                       ProtobufCAllocator *allocator);
 /* Coreml__Program__FunctionsEntry methods */
 void   coreml__program__functions_entry__init
@@ -858,6 +1378,82 @@ Coreml__ValueType *
 void   coreml__value_type__free_unpacked
                      (Coreml__ValueType *message,
                       ProtobufCAllocator *allocator);
+/* Coreml__ListType methods */
+void   coreml__list_type__init
+                     (Coreml__ListType         *message);
+size_t coreml__list_type__get_packed_size
+                     (const Coreml__ListType   *message);
+size_t coreml__list_type__pack
+                     (const Coreml__ListType   *message,
+                      uint8_t             *out);
+size_t coreml__list_type__pack_to_buffer
+                     (const Coreml__ListType   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__ListType *
+       coreml__list_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__list_type__free_unpacked
+                     (Coreml__ListType *message,
+                      ProtobufCAllocator *allocator);
+/* Coreml__TupleType methods */
+void   coreml__tuple_type__init
+                     (Coreml__TupleType         *message);
+size_t coreml__tuple_type__get_packed_size
+                     (const Coreml__TupleType   *message);
+size_t coreml__tuple_type__pack
+                     (const Coreml__TupleType   *message,
+                      uint8_t             *out);
+size_t coreml__tuple_type__pack_to_buffer
+                     (const Coreml__TupleType   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__TupleType *
+       coreml__tuple_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__tuple_type__free_unpacked
+                     (Coreml__TupleType *message,
+                      ProtobufCAllocator *allocator);
+/* Coreml__DictionaryType methods */
+void   coreml__dictionary_type__init
+                     (Coreml__DictionaryType         *message);
+size_t coreml__dictionary_type__get_packed_size
+                     (const Coreml__DictionaryType   *message);
+size_t coreml__dictionary_type__pack
+                     (const Coreml__DictionaryType   *message,
+                      uint8_t             *out);
+size_t coreml__dictionary_type__pack_to_buffer
+                     (const Coreml__DictionaryType   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__DictionaryType *
+       coreml__dictionary_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__dictionary_type__free_unpacked
+                     (Coreml__DictionaryType *message,
+                      ProtobufCAllocator *allocator);
+/* Coreml__StateType methods */
+void   coreml__state_type__init
+                     (Coreml__StateType         *message);
+size_t coreml__state_type__get_packed_size
+                     (const Coreml__StateType   *message);
+size_t coreml__state_type__pack
+                     (const Coreml__StateType   *message,
+                      uint8_t             *out);
+size_t coreml__state_type__pack_to_buffer
+                     (const Coreml__StateType   *message,
+                      ProtobufCBuffer     *buffer);
+Coreml__StateType *
+       coreml__state_type__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   coreml__state_type__free_unpacked
+                     (Coreml__StateType *message,
+                      ProtobufCAllocator *allocator);
 /* Coreml__TensorType methods */
 void   coreml__tensor_type__init
                      (Coreml__TensorType         *message);
@@ -936,6 +1532,9 @@ void   coreml__tensor_value__repeated_ints__init
 /* Coreml__TensorValue__RepeatedLongInts methods */
 void   coreml__tensor_value__repeated_long_ints__init
                      (Coreml__TensorValue__RepeatedLongInts         *message);
+/* Coreml__TensorValue__RepeatedDoubles methods */
+void   coreml__tensor_value__repeated_doubles__init
+                     (Coreml__TensorValue__RepeatedDoubles         *message);
 /* Coreml__TensorValue__RepeatedBools methods */
 void   coreml__tensor_value__repeated_bools__init
                      (Coreml__TensorValue__RepeatedBools         *message);
@@ -972,6 +1571,9 @@ typedef void (*Coreml__Model_Closure)
 typedef void (*Coreml__ModelDescription_Closure)
                  (const Coreml__ModelDescription *message,
                   void *closure_data);
+typedef void (*Coreml__FunctionDescription_Closure)
+                 (const Coreml__FunctionDescription *message,
+                  void *closure_data);
 typedef void (*Coreml__Metadata__UserDefinedEntry_Closure)
                  (const Coreml__Metadata__UserDefinedEntry *message,
                   void *closure_data);
@@ -984,14 +1586,53 @@ typedef void (*Coreml__FeatureDescription_Closure)
 typedef void (*Coreml__FeatureType_Closure)
                  (const Coreml__FeatureType *message,
                   void *closure_data);
+typedef void (*Coreml__Int64FeatureType_Closure)
+                 (const Coreml__Int64FeatureType *message,
+                  void *closure_data);
+typedef void (*Coreml__DoubleFeatureType_Closure)
+                 (const Coreml__DoubleFeatureType *message,
+                  void *closure_data);
+typedef void (*Coreml__StringFeatureType_Closure)
+                 (const Coreml__StringFeatureType *message,
+                  void *closure_data);
+typedef void (*Coreml__ImageFeatureType__ImageSize_Closure)
+                 (const Coreml__ImageFeatureType__ImageSize *message,
+                  void *closure_data);
+typedef void (*Coreml__ImageFeatureType__EnumeratedImageSizes_Closure)
+                 (const Coreml__ImageFeatureType__EnumeratedImageSizes *message,
+                  void *closure_data);
+typedef void (*Coreml__ImageFeatureType__ImageSizeRange_Closure)
+                 (const Coreml__ImageFeatureType__ImageSizeRange *message,
+                  void *closure_data);
+typedef void (*Coreml__ImageFeatureType_Closure)
+                 (const Coreml__ImageFeatureType *message,
+                  void *closure_data);
+typedef void (*Coreml__DictionaryFeatureType_Closure)
+                 (const Coreml__DictionaryFeatureType *message,
+                  void *closure_data);
+typedef void (*Coreml__SequenceFeatureType_Closure)
+                 (const Coreml__SequenceFeatureType *message,
+                  void *closure_data);
+typedef void (*Coreml__StateFeatureType_Closure)
+                 (const Coreml__StateFeatureType *message,
+                  void *closure_data);
 typedef void (*Coreml__SizeRange_Closure)
                  (const Coreml__SizeRange *message,
                   void *closure_data);
 typedef void (*Coreml__ArrayFeatureType__ShapeRange_Closure)
                  (const Coreml__ArrayFeatureType__ShapeRange *message,
                   void *closure_data);
+typedef void (*Coreml__ArrayFeatureType__Shape_Closure)
+                 (const Coreml__ArrayFeatureType__Shape *message,
+                  void *closure_data);
+typedef void (*Coreml__ArrayFeatureType__EnumeratedShapes_Closure)
+                 (const Coreml__ArrayFeatureType__EnumeratedShapes *message,
+                  void *closure_data);
 typedef void (*Coreml__ArrayFeatureType_Closure)
                  (const Coreml__ArrayFeatureType *message,
+                  void *closure_data);
+typedef void (*Coreml__AttributesEntry_Closure)
+                 (const Coreml__AttributesEntry *message,
                   void *closure_data);
 typedef void (*Coreml__Program__FunctionsEntry_Closure)
                  (const Coreml__Program__FunctionsEntry *message,
@@ -1029,6 +1670,18 @@ typedef void (*Coreml__NamedValueType_Closure)
 typedef void (*Coreml__ValueType_Closure)
                  (const Coreml__ValueType *message,
                   void *closure_data);
+typedef void (*Coreml__ListType_Closure)
+                 (const Coreml__ListType *message,
+                  void *closure_data);
+typedef void (*Coreml__TupleType_Closure)
+                 (const Coreml__TupleType *message,
+                  void *closure_data);
+typedef void (*Coreml__DictionaryType_Closure)
+                 (const Coreml__DictionaryType *message,
+                  void *closure_data);
+typedef void (*Coreml__StateType_Closure)
+                 (const Coreml__StateType *message,
+                  void *closure_data);
 typedef void (*Coreml__TensorType_Closure)
                  (const Coreml__TensorType *message,
                   void *closure_data);
@@ -1059,6 +1712,9 @@ typedef void (*Coreml__TensorValue__RepeatedInts_Closure)
 typedef void (*Coreml__TensorValue__RepeatedLongInts_Closure)
                  (const Coreml__TensorValue__RepeatedLongInts *message,
                   void *closure_data);
+typedef void (*Coreml__TensorValue__RepeatedDoubles_Closure)
+                 (const Coreml__TensorValue__RepeatedDoubles *message,
+                  void *closure_data);
 typedef void (*Coreml__TensorValue__RepeatedBools_Closure)
                  (const Coreml__TensorValue__RepeatedBools *message,
                   void *closure_data);
@@ -1080,14 +1736,29 @@ typedef void (*Coreml__TensorValue_Closure)
 extern const ProtobufCEnumDescriptor    coreml__data_type__descriptor;
 extern const ProtobufCMessageDescriptor coreml__model__descriptor;
 extern const ProtobufCMessageDescriptor coreml__model_description__descriptor;
+extern const ProtobufCMessageDescriptor coreml__function_description__descriptor;
 extern const ProtobufCMessageDescriptor coreml__metadata__descriptor;
 extern const ProtobufCMessageDescriptor coreml__metadata__user_defined_entry__descriptor;
 extern const ProtobufCMessageDescriptor coreml__feature_description__descriptor;
 extern const ProtobufCMessageDescriptor coreml__feature_type__descriptor;
+extern const ProtobufCMessageDescriptor coreml__int64_feature_type__descriptor;
+extern const ProtobufCMessageDescriptor coreml__double_feature_type__descriptor;
+extern const ProtobufCMessageDescriptor coreml__string_feature_type__descriptor;
+extern const ProtobufCMessageDescriptor coreml__image_feature_type__descriptor;
+extern const ProtobufCMessageDescriptor coreml__image_feature_type__image_size__descriptor;
+extern const ProtobufCMessageDescriptor coreml__image_feature_type__enumerated_image_sizes__descriptor;
+extern const ProtobufCMessageDescriptor coreml__image_feature_type__image_size_range__descriptor;
+extern const ProtobufCEnumDescriptor    coreml__image_feature_type__color_space__descriptor;
+extern const ProtobufCMessageDescriptor coreml__dictionary_feature_type__descriptor;
+extern const ProtobufCMessageDescriptor coreml__sequence_feature_type__descriptor;
+extern const ProtobufCMessageDescriptor coreml__state_feature_type__descriptor;
 extern const ProtobufCMessageDescriptor coreml__size_range__descriptor;
 extern const ProtobufCMessageDescriptor coreml__array_feature_type__descriptor;
 extern const ProtobufCMessageDescriptor coreml__array_feature_type__shape_range__descriptor;
+extern const ProtobufCMessageDescriptor coreml__array_feature_type__shape__descriptor;
+extern const ProtobufCMessageDescriptor coreml__array_feature_type__enumerated_shapes__descriptor;
 extern const ProtobufCEnumDescriptor    coreml__array_feature_type__array_data_type__descriptor;
+extern const ProtobufCMessageDescriptor coreml__attributes_entry__descriptor;
 extern const ProtobufCMessageDescriptor coreml__program__descriptor;
 extern const ProtobufCMessageDescriptor coreml__program__functions_entry__descriptor;
 extern const ProtobufCMessageDescriptor coreml__function__descriptor;
@@ -1100,6 +1771,10 @@ extern const ProtobufCMessageDescriptor coreml__operation__inputs_entry__descrip
 extern const ProtobufCMessageDescriptor coreml__operation__attributes_entry__descriptor;
 extern const ProtobufCMessageDescriptor coreml__named_value_type__descriptor;
 extern const ProtobufCMessageDescriptor coreml__value_type__descriptor;
+extern const ProtobufCMessageDescriptor coreml__list_type__descriptor;
+extern const ProtobufCMessageDescriptor coreml__tuple_type__descriptor;
+extern const ProtobufCMessageDescriptor coreml__dictionary_type__descriptor;
+extern const ProtobufCMessageDescriptor coreml__state_type__descriptor;
 extern const ProtobufCMessageDescriptor coreml__tensor_type__descriptor;
 extern const ProtobufCMessageDescriptor coreml__dimension__descriptor;
 extern const ProtobufCMessageDescriptor coreml__dimension__constant_dimension__descriptor;
@@ -1111,6 +1786,7 @@ extern const ProtobufCMessageDescriptor coreml__tensor_value__descriptor;
 extern const ProtobufCMessageDescriptor coreml__tensor_value__repeated_floats__descriptor;
 extern const ProtobufCMessageDescriptor coreml__tensor_value__repeated_ints__descriptor;
 extern const ProtobufCMessageDescriptor coreml__tensor_value__repeated_long_ints__descriptor;
+extern const ProtobufCMessageDescriptor coreml__tensor_value__repeated_doubles__descriptor;
 extern const ProtobufCMessageDescriptor coreml__tensor_value__repeated_bools__descriptor;
 extern const ProtobufCMessageDescriptor coreml__tensor_value__repeated_strings__descriptor;
 extern const ProtobufCMessageDescriptor coreml__tensor_value__repeated_bytes__descriptor;

@@ -24,8 +24,13 @@ enum MILConstexprDefinitions {
             }
             return [MILTensorType(scale.dtype, data.shape)]
         },
-        MILOpDefinition("constexpr_lut_to_dense", since: .iOS18, file: "iOS18/compression.py",
+        // iOS16 has an op of the same name in another form (lut, packed uint8 indices, a uint32 shape), which
+        // mlpkg never writes: an iOS16/iOS17 program's is beyond this definition (not checked), not an error.
+        MILOpDefinition("constexpr_lut_to_dense", since: .iOS16, file: "iOS18/compression.py",
                         domains: ["indices": [.uint1, .uint2, .uint3, .uint4, .uint6, .uint8], "lut": Shapes.floats]) { c throws(MILTypeError) in
+            guard c.target >= .iOS18 else {
+                throw .beyond("the iOS16 form of constexpr_lut_to_dense (lut, indices, shape; iOS16/constexpr_ops.py) is not in mlpkg's definitions")
+            }
             let indices = try c.type("indices"), lut = try c.type("lut")
             guard lut.rank == indices.rank + 2 else { throw MILTypeError("lut rank \(lut.rank) for indices rank \(indices.rank)") }
             let entries = 1 << indices.dtype.bitWidth

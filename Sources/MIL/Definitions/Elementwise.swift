@@ -47,11 +47,14 @@ enum MILElementwiseDefinitions {
         list.append(MILOpDefinition("identity", file: "iOS15/tensor_operation.py", domains: ["x": Shapes.any]) { c throws(MILTypeError) in
             [try c.type("x")]
         })
-        list.append(MILOpDefinition("cast", file: unaryFile, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+        // iOS17's cast adds int8, uint8, int16 and uint16, as x and as dtype.
+        list.append(MILOpDefinition("cast", file: unaryFile, domains: ["x": Shapes.any], widened: ["x": Shapes.smallIntegers]) { c throws(MILTypeError) in
             let x = try c.type("x")
             let name = try c.string("dtype")
-            guard let dtype = ["fp16": MILDataType.fp16, "fp32": .fp32, "int32": .int32, "bool": .bool][name] else {
-                throw MILTypeError("cast to '\(name)'")
+            var names: [String: MILDataType] = ["fp16": .fp16, "fp32": .fp32, "int32": .int32, "bool": .bool]
+            if c.target >= .iOS17 { for t in Shapes.smallIntegers { names[t.description] = t } }
+            guard let dtype = names[name] else {
+                throw MILTypeError("cast to '\(name)'" + (c.target < .iOS17 && Shapes.smallIntegers.contains { $0.description == name } ? " needs iOS17" : ""))
             }
             return [x.with(dtype: dtype)]
         })

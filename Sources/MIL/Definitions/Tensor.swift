@@ -140,14 +140,16 @@ enum MILTensorDefinitions {
             guard reps.count == x.rank, reps.allSatisfy({ $0 > 0 }) else { throw MILTypeError("reps \(reps) for rank \(x.rank)") }
             return [x.with(shape: zip(x.shape, reps).map { $0 * $1 })]
         })
-        list.append(MILOpDefinition("gather", file: gatherFile, domains: ["x": Shapes.numeric, "indices": [.int32]]) { c throws(MILTypeError) in
+        list.append(MILOpDefinition("gather", file: gatherFile, domains: ["x": Shapes.numeric, "indices": [.int32]],
+                                   widened: ["x": Shapes.smallIntegers, "indices": Shapes.smallIntegers]) { c throws(MILTypeError) in
             let x = try c.type("x"), indices = try c.type("indices")
             let axis = try Shapes.axis(try c.int("axis", default: 0), rank: x.rank)
             let batch = try c.int("batch_dims", default: 0)
-            guard batch == 0 else { throw MILTypeError("batch_dims \(batch) is not written by mlpkg") }
+            guard batch == 0 else { throw .beyond("batch_dims \(batch) is not in mlpkg's definition (mlpkg writes 0)") }
             return [x.with(shape: Array(x.shape[..<axis]) + indices.shape + Array(x.shape[(axis + 1)...]))]
         })
-        list.append(MILOpDefinition("gather_along_axis", file: gatherFile, domains: ["x": Shapes.numeric, "indices": [.int32]]) { c throws(MILTypeError) in
+        list.append(MILOpDefinition("gather_along_axis", file: gatherFile, domains: ["x": Shapes.numeric, "indices": [.int32]],
+                                   widened: ["x": Shapes.smallIntegers, "indices": Shapes.smallIntegers]) { c throws(MILTypeError) in
             let x = try c.type("x"), indices = try c.type("indices")
             let axis = try Shapes.axis(try c.int("axis", default: 0), rank: x.rank)
             guard indices.rank == x.rank else { throw MILTypeError("indices rank \(indices.rank) differs from x rank \(x.rank)") }
@@ -156,7 +158,8 @@ enum MILTensorDefinitions {
             }
             return [x.with(shape: indices.shape)]
         })
-        list.append(MILOpDefinition("gather_nd", file: gatherFile, domains: ["x": Shapes.numeric, "indices": [.int32]]) { c throws(MILTypeError) in
+        list.append(MILOpDefinition("gather_nd", file: gatherFile, domains: ["x": Shapes.numeric, "indices": [.int32]],
+                                   widened: ["x": Shapes.smallIntegers, "indices": Shapes.smallIntegers]) { c throws(MILTypeError) in
             let x = try c.type("x"), indices = try c.type("indices")
             guard let k = indices.shape.last, k <= x.rank else { throw MILTypeError("indices \(indices.shape) for rank \(x.rank)") }
             return [x.with(shape: Array(indices.shape.dropLast()) + Array(x.shape[k...]))]
@@ -249,14 +252,21 @@ enum MILTensorDefinitions {
             _ = try Shapes.axis(try c.int("axis", default: 0), rank: x.rank)
             return [x]
         })
-        list.append(MILOpDefinition("topk", file: "iOS15/tensor_operation.py", domains: ["x": Shapes.numeric]) { c throws(MILTypeError) in
+        list.append(MILOpDefinition("topk", file: "iOS15/tensor_operation.py", domains: ["x": Shapes.numeric],
+                                   widened: ["x": [.int8, .uint8, .int16, .uint16]]) { c throws(MILTypeError) in
             let x = try c.type("x")
             let axis = try Shapes.axis(try c.int("axis", default: -1), rank: x.rank)
             let k = try c.int("k", default: 1)
             guard k > 0, k <= x.shape[axis] else { throw MILTypeError("k \(k) for dim \(x.shape[axis])") }
             var shape = x.shape
             shape[axis] = k
-            return [x.with(shape: shape), MILTensorType(.int32, shape)]
+            // iOS17: return_indices = false gives the values alone; output_indices_dtype is int32 or uint16.
+            guard try c.bool("return_indices", default: true) else { return [x.with(shape: shape)] }
+            let indices = try c.string("output_indices_dtype", default: "int32")
+            guard let dtype = ["int32": MILDataType.int32, "uint16": .uint16][indices] else {
+                throw MILTypeError("output_indices_dtype '\(indices)' (int32 or uint16)")
+            }
+            return [x.with(shape: shape), MILTensorType(dtype, shape)]
         })
         list.append(MILOpDefinition("band_part", file: operation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
             let x = try c.type("x")
