@@ -29,17 +29,23 @@ static int rename_flags(const char *a, const char *b, unsigned int flags) {
 #endif
 }
 
+// macOS has both since 10.12: renamex_np with RENAME_SWAP and RENAME_EXCL. Without them a replace would fall back
+// to moving the old directory aside and the new one in, and between the two renames the path names nothing.
 int mlpkg_rename_exchange(const char *a, const char *b) {
-#ifdef __linux__
+#if defined(__linux__)
     return rename_flags(a, b, RENAME_EXCHANGE);
+#elif defined(__APPLE__)
+    return renamex_np(a, b, RENAME_SWAP);
 #else
     return rename_flags(a, b, 0);
 #endif
 }
 
 int mlpkg_rename_noreplace(const char *from, const char *to) {
-#ifdef __linux__
+#if defined(__linux__)
     return rename_flags(from, to, RENAME_NOREPLACE);
+#elif defined(__APPLE__)
+    return renamex_np(from, to, RENAME_EXCL);
 #else
     return rename_flags(from, to, 0);
 #endif

@@ -1,11 +1,12 @@
 #ifndef MLPKG_CSYSTEM_H
 #define MLPKG_CSYSTEM_H
 
-/// Atomically exchanges the directory entries `a` and `b` (Linux renameat2 with RENAME_EXCHANGE).
+/// Atomically exchanges the directory entries `a` and `b` (Linux renameat2 with RENAME_EXCHANGE, macOS renamex_np
+/// with RENAME_SWAP).
 /// Returns 0, or -1 with errno set (ENOSYS/EINVAL where the kernel or file system cannot do it).
 int mlpkg_rename_exchange(const char *a, const char *b);
 
-/// Renames `from` to `to` only if `to` does not exist (RENAME_NOREPLACE). Returns 0, or -1 with errno set.
+/// Renames `from` to `to` only if `to` does not exist (RENAME_NOREPLACE; macOS RENAME_EXCL). Returns 0, or -1 with errno set.
 int mlpkg_rename_noreplace(const char *from, const char *to);
 
 #include <stddef.h>
