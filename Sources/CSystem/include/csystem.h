@@ -43,6 +43,11 @@ void mlpkg_child_finished(int slot);
 /// runtime) remove the registered temporaries, add one `error:` line and exit with status 1.
 void mlpkg_install_fatal_handlers(void);
 
+/// Points stdio's `stderr` at a buffer (mlpkg itself writes to fd 2 directly): the Swift runtime's fatal message then
+/// becomes part of the fatal handlers' one line instead of a line above it; at a normal exit the buffered text goes
+/// to fd 2. Returns 0, or -1 where it cannot (not Linux).
+int mlpkg_capture_runtime_messages(void);
+
 /// libFuzzer's driver, linked only into fuzz builds (make fuzz), where the fuzz targets' entry points call it.
 int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *data, size_t size));
 
