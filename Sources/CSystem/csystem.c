@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -29,17 +30,23 @@ static int rename_flags(const char *a, const char *b, unsigned int flags) {
 #endif
 }
 
+// macOS has both since 10.12: renamex_np with RENAME_SWAP and RENAME_EXCL. Without them a replace would fall back
+// to moving the old directory aside and the new one in, and between the two renames the path names nothing.
 int mlpkg_rename_exchange(const char *a, const char *b) {
-#ifdef __linux__
+#if defined(__linux__)
     return rename_flags(a, b, RENAME_EXCHANGE);
+#elif defined(__APPLE__)
+    return renamex_np(a, b, RENAME_SWAP);
 #else
     return rename_flags(a, b, 0);
 #endif
 }
 
 int mlpkg_rename_noreplace(const char *from, const char *to) {
-#ifdef __linux__
+#if defined(__linux__)
     return rename_flags(from, to, RENAME_NOREPLACE);
+#elif defined(__APPLE__)
+    return renamex_np(from, to, RENAME_EXCL);
 #else
     return rename_flags(from, to, 0);
 #endif
@@ -193,19 +200,113 @@ static void on_interrupt(int signal_number) {
     _exit(128 + signal_number);
 }
 
+// ---- The runtime's own messages. A failed allocation makes the Swift runtime print "Fatal error: failed to allocate
+// N bytes …" with fputs on stdio's `stderr`, then abort; the backtracer's report (on by default on Linux) would
+// follow from its SIGABRT handler. mlpkg writes its own output to file descriptor 2 directly, never through stdio, so
+// `stderr` (a plain variable in the GNU C library) is pointed at a buffer: a fatal signal folds the runtime's line into
+// its one `error:` line, and at a normal exit whatever was buffered (a library's warning) goes to fd 2 unchanged.
+
+#define MLPKG_CAPTURE_BYTES 65536
+static char captured[MLPKG_CAPTURE_BYTES];
+static atomic_size_t captured_length;
+
+static void write_all(int fd, const char *data, size_t size) {
+    while (size > 0) {
+        ssize_t n = write(fd, data, size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        data += n;
+        size -= (size_t)n;
+    }
+}
+
+static void flush_captured(void) {
+    size_t length = atomic_exchange(&captured_length, 0);
+    write_all(2, captured, length);
+}
+
+#ifdef __linux__
+// stdio locks the stream around each call, so writers never run this at the same time.
+static ssize_t capture_write(void *cookie, const char *data, size_t size) {
+    (void)cookie;
+    size_t length = atomic_load(&captured_length);
+    if (length + size > sizeof captured) {
+        flush_captured();  // more than a fatal message: earlier text goes out as it would have
+        length = 0;
+        if (size > sizeof captured) {
+            write_all(2, data, size);
+            return (ssize_t)size;
+        }
+    }
+    memcpy(captured + length, data, size);
+    atomic_store(&captured_length, length + size);
+    return (ssize_t)size;
+}
+#endif
+
+int mlpkg_capture_runtime_messages(void) {
+#ifdef __linux__
+    cookie_io_functions_t functions = {.read = NULL, .write = capture_write, .seek = NULL, .close = NULL};
+    FILE *stream = fopencookie(NULL, "w", functions);
+    if (stream == NULL) return -1;
+    setvbuf(stream, NULL, _IONBF, 0);
+    fflush(stderr);
+    stderr = stream;
+    atexit(flush_captured);
+    return 0;
+#else
+    return -1;
+#endif
+}
+
+/// Appends to `line` (bounded by `end`) the runtime's message: the last captured line that says "Fatal error", else
+/// the first non-empty one, with control characters as spaces and at most 300 bytes. Returns the new end.
+static char *append_runtime_message(char *line, char *end) {
+    size_t length = atomic_load(&captured_length);
+    if (length > sizeof captured) length = sizeof captured;
+    const char *chosen = NULL;
+    size_t chosen_length = 0;
+    for (size_t start = 0; start < length;) {
+        size_t stop = start;
+        while (stop < length && captured[stop] != '\n') stop++;
+        int fatal = 0;
+        for (size_t k = start; k + 11 <= stop && !fatal; k++) fatal = memcmp(captured + k, "Fatal error", 11) == 0;
+        if (stop > start && (fatal || chosen == NULL)) {
+            chosen = captured + start;
+            chosen_length = stop - start;
+        }
+        start = stop + 1;
+    }
+    if (chosen == NULL) return line;
+    if (chosen_length > 300) chosen_length = 300;
+    for (size_t k = 0; k < chosen_length && line < end; k++) {
+        unsigned char c = (unsigned char)chosen[k];
+        *line++ = (c < 0x20 || c == 0x7F) ? ' ' : (char)c;
+    }
+    return line;
+}
+
 static atomic_flag fatal_reported = ATOMIC_FLAG_INIT;
+
+static void append(char **line, char *end, const char *text) {
+    while (*text && *line < end) *(*line)++ = *text++;
+}
 
 static void on_fatal(int signal_number) {
     if (atomic_flag_test_and_set(&fatal_reported)) {
         for (;;) pause();
     }
     mlpkg_remove_temporaries();
-    static const char message[] = "error: mlpkg stopped: out of memory or an internal error (the runtime's message is above); "
-                                  "nothing was written (temporary output removed). If `ulimit -v` is set, raise it; "
-                                  "MLPKG_BACKTRACE=1 keeps the crash report\n";
-    ssize_t ignored = write(2, message, sizeof message - 1);
-    (void)ignored;
-    (void)signal_number;
+    static char line[1024];
+    char *cursor = line, *end = line + sizeof line - 1;
+    append(&cursor, end, "error: mlpkg stopped: out of memory or an internal error (");
+    char *message = cursor;
+    cursor = append_runtime_message(cursor, end);
+    if (cursor == message) append(&cursor, end, signal_number == SIGSEGV ? "segmentation fault" : "aborted");
+    append(&cursor, end, "); nothing was written (temporary output removed). If `ulimit -v` is set, raise it; "
+                         "MLPKG_BACKTRACE=1 keeps the crash report\n");
+    *cursor = 0;
+    write_all(2, line, (size_t)(cursor - line));
     _exit(1);
 }
 

@@ -28,10 +28,16 @@ public final class MappedFile: @unchecked Sendable {
     /// Maps the regular file `name` inside the open directory `directory` (a package opened once, so all its files
     /// come from the same version of it). `followLinks: false` refuses a symbolic link (it could point out of the
     /// package).
-    public init(directory: Int32, name: String, followLinks: Bool) throws(Failure) {
+    public convenience init(directory: Int32, name: String, followLinks: Bool) throws(Failure) {
         let fd = openat(directory, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
         guard fd >= 0 else { throw .open(errno: errno) }
         defer { close(fd) }
+        try self.init(descriptor: fd)
+    }
+
+    /// Maps the regular file open as `fd` (which stays open: the caller closes it). A file opened earlier keeps the
+    /// contents it had then even if its name was removed since (how a package reader pins one version of a package).
+    public init(descriptor fd: Int32) throws(Failure) {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw .open(errno: errno) }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw .notRegular }

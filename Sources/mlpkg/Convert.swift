@@ -515,7 +515,7 @@ final class Batch: @unchecked Sendable {
             // No result: the child crashed. Its own report (the runtime's message) says why.
             let report = String(decoding: child.stderr, as: UTF8.self).split(separator: "\n")
                 .first { $0.contains("Fatal error") || $0.contains("fatal error") }
-                .map { ": \($0.trimmedSpaces)" } ?? ""
+                .map { ": \(runtimeMessage(in: $0).trimmedSpaces)" } ?? ""
             let how: String
             switch child.ending {
             case .exited(let code): how = "crashed (exit status \(code)\(report))"
@@ -524,6 +524,14 @@ final class Batch: @unchecked Sendable {
             item.error = "\(item.model): the conversion \(how); no package was written for it (the other models are not affected)"
         }
         return item
+    }
+
+    /// The runtime's message in a line of a crashed child's stderr: the line itself, or the part its fatal handler
+    /// quotes ("error: mlpkg stopped: … (MESSAGE); nothing was written …", Sources/CSystem).
+    static func runtimeMessage(in line: Substring) -> Substring {
+        guard line.hasPrefix("error: mlpkg stopped: "), let open = line.firstIndex(of: "("),
+              let close = line.range(of: "); nothing was written") else { return line }
+        return line[line.index(after: open)..<close.lowerBound]
     }
 }
 

@@ -35,7 +35,12 @@ struct MLPkgCommand: ParsableCommand {
         mlpkg_install_interrupt_handlers()
         // An allocation that fails (a `ulimit -v` below what the job needs) aborts in the Swift runtime: remove the
         // temporaries and end with an error line instead of a crash report and a leftover temporary.
-        if getenv("MLPKG_BACKTRACE") == nil { mlpkg_install_fatal_handlers() }
+        // The runtime prints its fatal message on stdio's stderr before it aborts: captured, it becomes part of that
+        // one line (mlpkg's own output goes to fd 2 directly, never through stdio).
+        if getenv("MLPKG_BACKTRACE") == nil {
+            _ = mlpkg_capture_runtime_messages()
+            mlpkg_install_fatal_handlers()
+        }
         ScriptingMode.configure(arguments: Array(CommandLine.arguments.dropFirst()))
         // A first word that is no subcommand gets a suggestion instead of "unexpected arguments".
         if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-") {

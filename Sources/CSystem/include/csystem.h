@@ -1,11 +1,12 @@
 #ifndef MLPKG_CSYSTEM_H
 #define MLPKG_CSYSTEM_H
 
-/// Atomically exchanges the directory entries `a` and `b` (Linux renameat2 with RENAME_EXCHANGE).
+/// Atomically exchanges the directory entries `a` and `b` (Linux renameat2 with RENAME_EXCHANGE, macOS renamex_np
+/// with RENAME_SWAP).
 /// Returns 0, or -1 with errno set (ENOSYS/EINVAL where the kernel or file system cannot do it).
 int mlpkg_rename_exchange(const char *a, const char *b);
 
-/// Renames `from` to `to` only if `to` does not exist (RENAME_NOREPLACE). Returns 0, or -1 with errno set.
+/// Renames `from` to `to` only if `to` does not exist (RENAME_NOREPLACE; macOS RENAME_EXCL). Returns 0, or -1 with errno set.
 int mlpkg_rename_noreplace(const char *from, const char *to);
 
 #include <stddef.h>
@@ -41,6 +42,11 @@ void mlpkg_child_finished(int slot);
 /// SIGABRT, SIGILL, SIGTRAP, SIGSEGV and SIGFPE (a failed allocation under `ulimit -v` aborts in the Swift
 /// runtime) remove the registered temporaries, add one `error:` line and exit with status 1.
 void mlpkg_install_fatal_handlers(void);
+
+/// Points stdio's `stderr` at a buffer (mlpkg itself writes to fd 2 directly): the Swift runtime's fatal message then
+/// becomes part of the fatal handlers' one line instead of a line above it; at a normal exit the buffered text goes
+/// to fd 2. Returns 0, or -1 where it cannot (not Linux).
+int mlpkg_capture_runtime_messages(void);
 
 /// libFuzzer's driver, linked only into fuzz builds (make fuzz), where the fuzz targets' entry points call it.
 int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *data, size_t size));
