@@ -7,7 +7,9 @@ import CProtobufC
 public enum CoreMLModelDecoder {
     /// Why a model does not decode.
     public struct Failure: Error, CustomStringConvertible, Sendable {
+        /// What is wrong, naming the byte or the limit.
         public var message: String
+        /// The message.
         public var description: String { message }
     }
 

@@ -27,9 +27,13 @@ public struct CoreMLModelSpec: Sendable {
 
 /// `Model.description.metadata`.
 public struct CoreMLMetadata: Sendable {
+    /// Shown in Xcode as the model's description.
     public var shortDescription = ""
+    /// The model's version string.
     public var versionString = ""
+    /// The model's author.
     public var author = ""
+    /// The model's license.
     public var license = ""
     /// User-defined entries, in file order.
     public var userDefined: [(key: String, value: String)] = []
@@ -37,17 +41,25 @@ public struct CoreMLMetadata: Sendable {
 
 /// One feature of the interface.
 public struct CoreMLFeature: Sendable {
+    /// The feature's name (what an app passes or reads).
     public var name: String
+    /// Its description (Xcode shows it).
     public var shortDescription: String
+    /// Its type.
     public var type: CoreMLFeatureType
+    /// Whether an app may leave it out.
     public var isOptional: Bool
 }
 
 /// A multifunction model's function as `ModelDescription.functions` describes it.
 public struct CoreMLFunctionDescription: Sendable {
+    /// The function's name.
     public var name: String
+    /// Its inputs.
     public var inputs: [CoreMLFeature]
+    /// Its outputs.
     public var outputs: [CoreMLFeature]
+    /// Its states.
     public var states: [CoreMLFeature]
 }
 
@@ -95,30 +107,43 @@ public enum CoreMLFeatureType: Sendable, CustomStringConvertible {
 
 /// `MILSpec.Program`.
 public struct MILSpecProgram: Sendable {
+    /// `Program.version` (1).
     public var version: Int
+    /// The functions, in file order.
     public var functions: [MILSpecFunction]
 }
 
 /// `MILSpec.Function`: typed inputs, the opset, and one block per specialization (keyed by opset).
 public struct MILSpecFunction: Sendable {
+    /// The function's name (`main`).
     public var name: String
+    /// Its typed inputs.
     public var inputs: [MILSpecNamed]
+    /// Its opset (`CoreML5` = iOS15 … `CoreML8` = iOS18).
     public var opset: String
+    /// Its blocks, keyed by the opset they specialise for.
     public var blocks: [(opset: String, block: MILSpecBlock)]
 }
 
 /// `MILSpec.Block`: inputs (of nested blocks), outputs by name, operations in order.
 public struct MILSpecBlock: Sendable {
+    /// Inputs (nested blocks' loop variables; empty for a function's block).
     public var inputs: [MILSpecNamed]
+    /// The block's outputs, by variable name.
     public var outputs: [String]
+    /// The operations, in order.
     public var operations: [MILSpecOperation]
 }
 
 /// `MILSpec.Operation`.
 public struct MILSpecOperation: Sendable {
+    /// The MIL op type (`conv`, `const`…).
     public var type: String
+    /// Parameters, each bound to its arguments.
     public var inputs: [(name: String, arguments: [MILSpecBinding])]
+    /// The variables it defines.
     public var outputs: [MILSpecNamed]
+    /// Attributes (`name`; a `const`'s `val`; `constexpr_*` parameters before iOS18).
     public var attributes: [(name: String, value: MILSpecValue)]
     /// Nested blocks (`cond`, `while_loop`…).
     public var blocks: [MILSpecBlock]
@@ -139,7 +164,9 @@ public enum MILSpecBinding: Sendable {
 
 /// A name with its type (function inputs, op outputs).
 public struct MILSpecNamed: Sendable {
+    /// The variable's name.
     public var name: String
+    /// Its type.
     public var type: MILSpecType
 }
 
@@ -202,7 +229,9 @@ public struct MILSpecValue: Sendable {
         case blob(file: String, offset: Int)
         case none
     }
+    /// The value's type.
     public var type: MILSpecType
+    /// Where its data is.
     public var storage: Storage
 }
 

@@ -3,7 +3,9 @@ import MIL
 /// What `mlpkg inspect X.mlpackage` shows: the interface with types and shapes, the functions, the MIL op
 /// histogram, the weight blobs (count, encodings, sizes, the largest), the deployment target and the metadata.
 public struct CoreMLPackageSummary: Sendable, Encodable {
+    /// One feature of the interface.
     public struct Feature: Sendable, Encodable {
+        /// The feature's name.
         public var name: String
         /// The feature's description (Xcode shows it), omitted when empty.
         public var description: String?
@@ -17,43 +19,61 @@ public struct CoreMLPackageSummary: Sendable, Encodable {
         public var shape: [Int]?
         /// How the shape or image size may vary (enumerated, range); omitted when fixed.
         public var flexibility: String?
+        /// Whether an app may leave it out.
         public var optional: Bool
     }
 
+    /// One typed input of a function.
     public struct FunctionInput: Sendable, Encodable {
+        /// The input's name.
         public var name: String
+        /// Its MIL type, `fp16[1, ?, 64]`.
         public var type: String
     }
 
+    /// One function of the ML Program.
     public struct Function: Sendable, Encodable {
+        /// The function's name.
         public var name: String
+        /// Its opset (`CoreML6`).
         public var opset: String
         /// The target the opset needs (`iOS16`), omitted for an opset mlpkg does not know.
         public var deploymentTarget: String?
+        /// Its typed inputs.
         public var inputs: [FunctionInput]
+        /// Its block outputs.
         public var outputs: [String]
         /// Ops of the function's block, nested ones included.
         public var operations: Int
     }
 
+    /// How many ops of one type.
     public struct OpCount: Sendable, Encodable {
+        /// The MIL op type.
         public var type: String
+        /// How many.
         public var count: Int
     }
 
+    /// The op histogram.
     public struct Operations: Sendable, Encodable {
+        /// Every op, nested ones included.
         public var total: Int
         /// By op type, most frequent first.
         public var byType: [OpCount]
     }
 
+    /// Blobs of one element type.
     public struct BlobType: Sendable, Encodable {
         /// The blob's element type (`fp16`, `int8`, `uint4`…).
         public var dtype: String
+        /// How many blobs.
         public var blobs: Int
+        /// Their data bytes.
         public var bytes: Int
     }
 
+    /// One blob of weight.bin.
     public struct Blob: Sendable, Encodable {
         /// The op that reads it (a `const`'s name, or a `constexpr_*` op's).
         public var op: String
@@ -61,17 +81,21 @@ public struct CoreMLPackageSummary: Sendable, Encodable {
         public var opType: String
         /// The value it holds, e.g. `uint4[512, 512]`.
         public var type: String
+        /// The blob's element type.
         public var dtype: String
+        /// Its data bytes.
         public var bytes: Int
         /// Offset of its metadata record in the file.
         public var offset: Int
     }
 
+    /// One blob file.
     public struct Weights: Sendable, Encodable {
         /// The file, relative to the model (`weights/weight.bin`).
         public var file: String
         /// Its size in bytes.
         public var bytes: Int
+        /// How many blobs it holds.
         public var blobs: Int
         /// Blobs and bytes per element type, most bytes first.
         public var byType: [BlobType]
@@ -79,36 +103,53 @@ public struct CoreMLPackageSummary: Sendable, Encodable {
         public var largest: [Blob]
     }
 
+    /// `Model.description.metadata`.
     public struct Metadata: Sendable, Encodable {
+        /// The author (empty when none).
         public var author: String
+        /// The license.
         public var license: String
+        /// The model's description.
         public var shortDescription: String
+        /// The version string.
         public var versionString: String
+        /// User-defined entries.
         public var userDefined: [String: String]
     }
 
+    /// The package, as given.
     public var file: String
+    /// Always `mlpackage`.
     public var format = "mlpackage"
     /// Manifest.json's `fileFormatVersion`.
     public var fileFormatVersion: String?
     /// model.mlmodel's size.
     public var modelBytes: Int
+    /// `Model.specificationVersion`.
     public var specificationVersion: Int
     /// The releases the specification version corresponds to (`iOS16, macOS13, watchOS9, tvOS16`).
     public var deploymentTarget: String
     /// `mlProgram`, or the other model type the package holds.
     public var modelType: String
+    /// `Model.isUpdatable`.
     public var isUpdatable: Bool
+    /// The inputs an app feeds.
     public var inputs: [Feature]
+    /// The outputs it reads.
     public var outputs: [Feature]
+    /// States (iOS18 stateful models).
     public var states: [Feature]
+    /// The ML Program's functions.
     public var functions: [Function]
     /// A multifunction model's default function, omitted otherwise.
     public var defaultFunction: String?
+    /// The MIL op histogram.
     public var operations: Operations
     /// The weight-compression ops (`constexpr_*`) and how many of each.
     public var compression: [OpCount]
+    /// The blob files (weights/weight.bin).
     public var weights: [Weights]
+    /// Author, license, description, version, user-defined entries.
     public var metadata: Metadata
     /// Problems met while reading (the container; `mlpkg verify` checks everything).
     public var problems: [String]

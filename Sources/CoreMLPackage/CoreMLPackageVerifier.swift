@@ -5,14 +5,19 @@ import MIL
 public struct CoreMLVerification: Sendable, Encodable {
     /// An op whose types were not checked, and why.
     public struct Skipped: Sendable, Encodable {
+        /// The function (and opset, for several blocks).
         public var function: String
+        /// The op's name.
         public var op: String
+        /// The op's MIL type.
         public var type: String
+        /// Why it was not checked.
         public var reason: String
     }
 
     /// One problem, a line starting with the package path.
     public struct Fault: Sendable, Encodable {
+        /// The fault, starting with the package path.
         public var message: String
     }
 

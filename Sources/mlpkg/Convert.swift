@@ -37,6 +37,8 @@ struct Convert: ParsableCommand {
               mlpkg convert model.onnx -o model.mlpkg --weights int8 --exclude 'op:LayerNormalization'
               mlpkg convert model.onnx -o model.mlpkg --weights auto --min-snr 30 --json
               mlpkg convert model.onnx -o Model.mlpackage --weights int4 --input-shape input=1,3,224,224
+              mlpkg convert model.onnx -o Model.mlpackage --author "Jane Doe" --license MIT --rename input=image
+              mlpkg convert a.onnx b.onnx --output-dir build/models --jobs 2
             """
     )
 

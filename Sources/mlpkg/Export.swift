@@ -18,12 +18,16 @@ struct Export: ParsableCommand {
             --format coreml writes an ML Program .mlpackage that Xcode and MLModel load (docs/COREML.md): fp16 \
             weights as fp16 consts, int8 per-tensor/per-channel as constexpr_affine_dequantize (iOS16+), int4 or \
             per-block as constexpr_blockwise_shift_scale (iOS18+). Dynamic input dims must be pinned with \
-            --input-shape. A node with no valid lowering fails the export, every such node listed with its reason.
+            --input-shape. A node with no valid lowering fails the export, every such node listed with its reason. \
+            Float inputs and outputs are fp32 on every target (--io-dtype fp16 from iOS16); author, license, \
+            description, version, feature descriptions and names are yours to set.
 
             Examples:
               mlpkg export model.mlpkg -o model.onnx
               mlpkg export model.mlpkg --format coreml -o Model.mlpackage --input-shape input=1,3,224,224
               mlpkg export t4.mlpkg --format coreml -o T.mlpackage --deployment-target iOS18 --compute-precision fp32
+              mlpkg export m.mlpkg --format coreml -o M.mlpackage --author "Jane Doe" --license MIT --version 2.1 \\
+                --rename input=image --input-description "image=RGB, 1×3×224×224" --io-dtype fp16
             """
     )
 
