@@ -80,15 +80,17 @@ library: deps
 replay: build
 	$(BUILD_DIR)/debug/mlpkg-fuzz-import fixtures/*.onnx fixtures/malformed/*.onnx fuzz/regressions/import/*
 	MLPKG_FUZZ_WEIGHTS=fuzz/package-weights.bin $(BUILD_DIR)/debug/mlpkg-fuzz-package fuzz/corpus/package/* fuzz/regressions/package/*
+	$(BUILD_DIR)/debug/mlpkg-fuzz-coreml fixtures/*.onnx fuzz/corpus/coreml/* $(wildcard fuzz/regressions/coreml/*)
 
-## libFuzzer + AddressSanitizer runs of the importer and the package reader, FUZZ_SECONDS each (seeds: the fixtures
-## and fuzz/corpus; crashes land in fuzz/regressions, where `make test` replays them from then on).
+## libFuzzer + AddressSanitizer runs of the importer, the package reader and the Core ML exporter, FUZZ_SECONDS each
+## (seeds: the fixtures and fuzz/corpus; crashes land in fuzz/regressions, where `make test` replays them from then on).
 FUZZ_SECONDS ?= 600
 FUZZ_BUILD   ?= .build-fuzz
 FUZZ_FLAGS   := -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xcc -fsanitize=fuzzer-no-link,address
 fuzz-build: deps
 	$(SWIFT) build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product mlpkg-fuzz-import
 	$(SWIFT) build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product mlpkg-fuzz-package
+	$(SWIFT) build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product mlpkg-fuzz-coreml
 
 ## The CI-sized fuzz run in `make test`: a fixed number of executions per target (FUZZ_CI_RUNS_*) from a fixed
 ## seed, on copies of the seeds (the repository's corpus is not grown). Counted, never timed, and with corpus reloads
@@ -96,12 +98,16 @@ fuzz-build: deps
 ## A crash fails the run; its input is left in $(FUZZ_BUILD)/ci-crashes/ to be fixed and then moved to fuzz/regressions.
 FUZZ_CI_RUNS_IMPORT  ?= 100000
 FUZZ_CI_RUNS_PACKAGE ?= 200000
+FUZZ_CI_RUNS_COREML  ?= 10000
 fuzz-ci: fuzz-build
-	@rm -rf $(FUZZ_BUILD)/ci-corpus && mkdir -p $(FUZZ_BUILD)/ci-corpus/import $(FUZZ_BUILD)/ci-corpus/package $(FUZZ_BUILD)/ci-crashes
+	@rm -rf $(FUZZ_BUILD)/ci-corpus && mkdir -p $(FUZZ_BUILD)/ci-corpus/import $(FUZZ_BUILD)/ci-corpus/package \
+	  $(FUZZ_BUILD)/ci-corpus/coreml $(FUZZ_BUILD)/ci-crashes
 	@cp fixtures/*.onnx fixtures/malformed/*.onnx $(FUZZ_BUILD)/ci-corpus/import/
 	@cp fuzz/corpus/package/* $(FUZZ_BUILD)/ci-corpus/package/
-	@for target in import package; do \
-	  case $$target in import) len=300000; runs=$(FUZZ_CI_RUNS_IMPORT) ;; package) len=100000; runs=$(FUZZ_CI_RUNS_PACKAGE) ;; esac; \
+	@cp fixtures/*.onnx fuzz/corpus/coreml/* $(FUZZ_BUILD)/ci-corpus/coreml/
+	@for target in import package coreml; do \
+	  case $$target in import) len=300000; runs=$(FUZZ_CI_RUNS_IMPORT) ;; package) len=100000; runs=$(FUZZ_CI_RUNS_PACKAGE) ;; \
+	    coreml) len=300000; runs=$(FUZZ_CI_RUNS_COREML) ;; esac; \
 	  echo "fuzzing $$target for $$runs executions"; \
 	  MLPKG_FUZZ_WEIGHTS=fuzz/package-weights.bin $(FUZZ_BUILD)/release/mlpkg-fuzz-$$target -seed=1 -runs=$$runs \
 	    -reload=0 -rss_limit_mb=4096 -max_len=$$len \
@@ -112,14 +118,17 @@ fuzz-ci: fuzz-build
 	done
 
 fuzz: fuzz-build
-	@mkdir -p $(FUZZ_BUILD)/corpus/import $(FUZZ_BUILD)/corpus/package
+	@mkdir -p $(FUZZ_BUILD)/corpus/import $(FUZZ_BUILD)/corpus/package $(FUZZ_BUILD)/corpus/coreml fuzz/regressions/coreml
 	@cp fixtures/*.onnx fixtures/malformed/*.onnx $(FUZZ_BUILD)/corpus/import/
 	@cp fuzz/corpus/package/* $(FUZZ_BUILD)/corpus/package/
+	@cp fixtures/*.onnx fuzz/corpus/coreml/* $(FUZZ_BUILD)/corpus/coreml/
 	$(FUZZ_BUILD)/release/mlpkg-fuzz-import -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=300000 \
 	  -artifact_prefix=fuzz/regressions/import/ -print_final_stats=1 $(FUZZ_BUILD)/corpus/import
 	MLPKG_FUZZ_WEIGHTS=fuzz/package-weights.bin $(FUZZ_BUILD)/release/mlpkg-fuzz-package -max_total_time=$(FUZZ_SECONDS) \
 	  -rss_limit_mb=4096 -max_len=100000 -artifact_prefix=fuzz/regressions/package/ -print_final_stats=1 \
 	  $(FUZZ_BUILD)/corpus/package
+	$(FUZZ_BUILD)/release/mlpkg-fuzz-coreml -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=300000 \
+	  -artifact_prefix=fuzz/regressions/coreml/ -print_final_stats=1 $(FUZZ_BUILD)/corpus/coreml
 
 ## The main job on a bundled model: convert to fp16, verify the package, summarise it, and write it as a Core ML
 ## ML Program (.mlpackage) with int8 weights.
