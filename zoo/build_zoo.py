@@ -234,9 +234,12 @@ def timm_model(name: str, size: int = 224) -> Callable[[], Built]:
     def build() -> Built:
         import timm
         from timm.utils.model import reparameterize_model
-        model = timm.create_model(name, pretrained=False).eval()
-        # MobileOne and FastViT are deployed in their reparameterized (inference) form
-        return _vision(reparameterize_model(model), size)
+        built = _vision(timm.create_model(name, pretrained=False), size)
+        # MobileOne and FastViT are deployed in their reparameterized (inference) form; the branches' BatchNorms
+        # get their statistics first (random branches summed with default statistics grow ~10x per block)
+        calibrate_batchnorm(built)
+        built.module = reparameterize_model(built.module).eval()
+        return built
     return build
 
 
@@ -324,7 +327,7 @@ ZOO: list[ZooModel] = [
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def first_line(text: str, limit: int = 300) -> str:
+def first_line(text: str, limit: int | None = 300) -> str:
     """The informative line of an error message: an `error:` line, the line after the dynamo exporter's
     "## Exception summary", or the first line."""
     lines = [ANSI.sub("", ln).strip() for ln in text.strip().splitlines()]
@@ -411,8 +414,8 @@ def mlpkg_convert(mlpkg: str, onnx_path: Path, out: Path, pins: dict, fp32: bool
     seconds = round(time.perf_counter() - t0, 2)
     res = {"ok": rc == 0 and out.exists(), "seconds": seconds, "rc": rc}
     if not res["ok"]:
-        line = first_line(err) if err.strip() else f"exit {rc}"
-        res["error"] = line.replace(f"error: {onnx_path}: ", "error: ")
+        line = first_line(err, None) if err.strip() else f"exit {rc}"
+        res["error"] = line.replace(f"error: {onnx_path}: ", "error: ")[:300]
         res["refused"] = refusals(line)
     return res
 
@@ -557,6 +560,27 @@ def onnx_op_types(path: Path) -> list[str]:
     return sorted(ops)
 
 
+def calibrate_batchnorm(built: Built) -> int:
+    """Give every BatchNorm running statistics from one training-mode pass over random inputs (a batch of 4), as
+    training would: with the default statistics (mean 0, variance 1) random-weight MobileNets' activations fall to
+    ~1e-9 and their outputs underflow float16, which would measure the weights, not the converter. Returns the number
+    of BatchNorm layers."""
+    import torch
+    norms = [m for m in built.module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms or any(not t.is_floating_point() for t in built.inputs.values()):
+        return 0
+    g = torch.Generator().manual_seed(2)
+    batch = tuple(torch.randn(4, *t.shape[1:], generator=g) for t in built.inputs.values())
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None                    # a cumulative average: this one pass is the statistics
+    built.module.train()
+    with torch.no_grad():
+        built.module(*batch)
+    built.module.eval()
+    return len(norms)
+
+
 def run_one(zm: ZooModel, mlpkg: str, out: Path, with_ct: bool) -> dict:
     import numpy as np
     import onnxruntime as ort
@@ -567,6 +591,7 @@ def run_one(zm: ZooModel, mlpkg: str, out: Path, with_ct: bool) -> dict:
     try:
         with torch.no_grad():
             built = zm.build()
+        result["batchNorms"] = calibrate_batchnorm(built)
     except Exception as e:  # noqa: BLE001
         result["buildError"] = exception_line(e)
         traceback.print_exc()
@@ -648,6 +673,7 @@ def run_one(zm: ZooModel, mlpkg: str, out: Path, with_ct: bool) -> dict:
         torch.manual_seed(0)
         with torch.no_grad():
             fresh = zm.build()
+        calibrate_batchnorm(fresh)
         with tempfile.TemporaryDirectory() as tmp:
             result["coremltools"] = coremltools_convert(fresh, Path(tmp))
         c = result["coremltools"]
@@ -706,13 +732,25 @@ def fmt_cos(v) -> str:
     return f"{v:.7f}"
 
 
+def ct_cell(ctc: dict) -> str:
+    """coremltools' op count, or why its converter failed (the PyTorch op it has no conversion for)."""
+    if not ctc:
+        return "–"
+    if ctc.get("ok"):
+        return str(ctc["ops"])
+    for err in ctc.get("errors", [ctc.get("error", "")]):
+        m = re.search(r"op '(\w+)' not implemented|Unsupported fx node (\w+)", err)
+        if m:
+            return f"fails: no {m.group(1) or m.group(2)}"
+    return "fails"
+
+
 def render_table(results: list[dict]) -> str:
     lines = ["| model | exporter | converts | MIL ops (mlpkg) | MIL ops (coremltools) | convert s (fp16 / fp32) "
              "| cosine fp32 | cosine fp16 | coremltools types |",
              "|---|---|---|---:|---:|---|---|---|---|"]
     for r in results:
-        ctc = r.get("coremltools", {})
-        ct_ops = str(ctc["ops"]) if ctc.get("ok") else ("error" if ctc else "–")
+        ct_ops = ct_cell(r.get("coremltools", {}))
         if "buildError" in r:
             lines.append(f"| {r['model']} | – | build: {cell(r['buildError'])} | | {ct_ops} | | | | |")
             continue
@@ -807,15 +845,19 @@ def summary(results: list[dict], seconds: float) -> str:
         exported = sum(1 for x in rows if x and "onnx" in x)
         converted = sum(1 for x in rows if x and "onnx" in x and failure(x) is None)
         lines.append(f"{exporter}: {exported}/{total} exported, {converted}/{total} convert (fp16 and fp32)")
-    both = [(r["exports"].get("torchscript", {}).get("fp32", {}), r.get("coremltools", {})) for r in results
-            if "exports" in r]
-    pairs = [(a["ops"], b["ops"]) for a, b in both if a.get("ok") and "ops" in a and b.get("ok")]
-    if pairs:
-        fewer = sum(1 for a, b in pairs if a < b)
-        equal = sum(1 for a, b in pairs if a == b)
-        ratio = sum(a for a, _ in pairs) / max(1, sum(b for _, b in pairs))
-        lines.append(f"op counts (TorchScript export, fp32) vs coremltools on {len(pairs)} models: mlpkg fewer on "
-                     f"{fewer}, equal on {equal}, more on {len(pairs) - fewer - equal}; total ratio {ratio:.2f}")
+    for exporter in EXPORTERS:
+        both = [(r["model"], r["exports"].get(exporter, {}).get("fp32", {}), r.get("coremltools", {}))
+                for r in results if "exports" in r]
+        pairs = [(m, a["ops"], b["ops"]) for m, a, b in both if a.get("ok") and "ops" in a and b.get("ok")]
+        if not pairs:
+            continue
+        fewer = sum(1 for _, a, b in pairs if a < b)
+        equal = sum(1 for _, a, b in pairs if a == b)
+        ratio = sum(a for _, a, _ in pairs) / max(1, sum(b for _, _, b in pairs))
+        lines.append(f"MIL ops, mlpkg ({exporter} ONNX, fp32) vs coremltools' PyTorch converter (fp32), {len(pairs)} "
+                     f"models both convert: mlpkg fewer on {fewer}, equal on {equal}, more on "
+                     f"{len(pairs) - fewer - equal}; {sum(a for _, a, _ in pairs)} vs "
+                     f"{sum(b for _, _, b in pairs)} ops in all (ratio {ratio:.2f})")
     lines.append(f"total time {seconds:.0f} s")
     return "\n".join(lines)
 
@@ -829,6 +871,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per model")
     ap.add_argument("--copy-candidates", action="store_true", help="copy the fixture candidates to zoo/candidates/")
     ap.add_argument("--list", action="store_true", help="list the models and exit")
+    ap.add_argument("--report", action="store_true",
+                    help="rebuild the table from the per-model results already in OUT/results (no runs)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     out = Path(args.out).resolve()
@@ -857,6 +901,17 @@ def main() -> int:
     (out / "results").mkdir(exist_ok=True)
     start = time.perf_counter()
     results = []
+    if args.report:
+        earlier = {}                          # a full run's per-model seconds, for results written before it
+        if (out / "results.json").exists():
+            earlier = {r["model"]: r.get("seconds") for r in json.loads((out / "results.json").read_text())["models"]}
+        for n in names:
+            if (out / "results" / f"{n}.json").exists():
+                res = json.loads((out / "results" / f"{n}.json").read_text())
+                if res.get("seconds") is None and earlier.get(n) is not None:
+                    res["seconds"] = earlier[n]
+                results.append(res)
+        names = []
     for name in names:
         print(f"== {name}", flush=True)
         res_file = out / "results" / f"{name}.json"
@@ -877,8 +932,9 @@ def main() -> int:
             res = {"model": name, "family": by_name[name].family, "buildError": f"the model's run ended ({rc})",
                    "exports": {}}
         res["seconds"] = round(time.perf_counter() - t0, 1)
+        res_file.write_text(json.dumps(res, indent=1))
         results.append(res)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start if not args.report else sum(r.get("seconds", 0) for r in results)
 
     table = render_table(results)
     groups = failure_groups(results)
