@@ -6,7 +6,7 @@ BIN        := $(BUILD_DIR)/debug/mlpkg
 RELEASE_BIN:= $(BUILD_DIR)/release/mlpkg
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release deps pydeps testdeps test unit oracle library replay demo bench study fuzz fuzz-ci fuzz-build proto fixtures clean install install-files uninstall
+.PHONY: all build release deps pydeps testdeps test unit oracle library replay demo bench study zoo fuzz fuzz-ci fuzz-build proto fixtures clean install install-files uninstall
 
 all: build
 
@@ -160,6 +160,21 @@ STUDY_OUT ?= .build-study
 study: deps pydeps release
 	$(PYTHON) bench/compression_study.py --mlpkg $(RELEASE_BIN) --out $(STUDY_OUT)
 
+## The model zoo: public architectures (transformers, torchvision, timm, ultralytics, torch.nn RNNs) built with random
+## weights (nothing downloaded), exported with both torch.onnx exporters, converted with the release mlpkg (fp16, then
+## fp32) and checked (coremltools' type inference, the numpy MIL evaluator against onnxruntime, coremltools' own
+## PyTorch converter for the op counts). Writes $(ZOO_OUT)/results.json and table.md; ZOO_MODELS=bert_sdpa,resnet50
+## picks models. About an hour; not part of `make test`. torch is installed from PyPI like torchvision, local wheel
+## directories (pip's find-links) ignored: PyPI's torchvision is built against PyPI's torch, and with a CPU-only
+## torch its C++ ops fail to load (`import torchvision` raises "operator torchvision::nms does not exist").
+ZOO_OUT    ?= zoo/out
+ZOO_MODELS ?=
+zoo: deps release
+	@$(PYTHON) -c "import numpy, torch, torchvision, transformers, timm, ultralytics, onnx, onnxruntime, onnxscript, coremltools; \
+	  assert tuple(map(int, numpy.__version__.split('.')[:2])) < (2, 4)" 2>/dev/null || \
+	  env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(PYTHON) -m pip install -q --disable-pip-version-check -r zoo/requirements.txt
+	$(PYTHON) zoo/build_zoo.py --mlpkg $(RELEASE_BIN) --out $(ZOO_OUT) $(if $(ZOO_MODELS),--only $(ZOO_MODELS))
+
 ## Regenerate the C code from proto/onnx.proto and proto/coreml.proto (needs protoc-c: Debian's protobuf-c-compiler).
 proto:
 	@command -v protoc-c >/dev/null || $(SUDO) apt-get install -y -qq protobuf-c-compiler >/dev/null
@@ -173,4 +188,4 @@ fixtures: pydeps
 	$(PYTHON) fixtures/generate.py
 
 clean:
-	rm -rf $(BUILD_DIR) bench/out
+	rm -rf $(BUILD_DIR) bench/out zoo/out
