@@ -181,12 +181,17 @@ public indirect enum MILSpecType: Sendable, CustomStringConvertible {
     /// No type given.
     case none
 
-    /// The MIL tensor type, when mlpkg's `MILTensorType` can hold it (a known element type, a static shape).
+    /// The MIL tensor type, when mlpkg's `MILTensorType` can hold it (a known element type, a static shape of at
+    /// most 2^53 elements: counts read from a file must not overflow).
     public var tensorType: MILTensorType? {
         guard case .tensor(let dt, let dims) = self, let dtype = MILDataType(rawValue: dt) else { return nil }
         var shape: [Int] = []
+        var count = 1
         for d in dims {
-            guard let d else { return nil }
+            guard let d, d <= 1 << 40 else { return nil }
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, product <= 1 << 53 else { return nil }
+            count = product
             shape.append(d)
         }
         return MILTensorType(dtype, shape)

@@ -201,6 +201,20 @@ enum Shapes {
     /// The integer types coremltools' iOS17 op versions add to many ops.
     static let smallIntegers: [MILDataType] = [.int8, .uint8, .int16, .uint16]
 
+    /// The product of `dims`, nil when it overflows (shapes read from other tools' packages are not trusted).
+    static func product(_ dims: [Int]) -> Int? {
+        var p = 1
+        for d in dims {
+            let (r, overflow) = p.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            p = r
+        }
+        return p
+    }
+
+    /// The most elements a checked type may have (2^53: element counts times bit widths stay in range).
+    static let maxElements = 1 << 53
+
     /// numpy broadcasting.
     static func broadcast(_ a: [Int], _ b: [Int]) throws(MILTypeError) -> [Int] {
         let rank = max(a.count, b.count)

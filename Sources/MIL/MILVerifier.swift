@@ -115,6 +115,13 @@ public enum MILVerifier {
                     continue
                 }
             }
+            if let huge = inferred.first(where: { ($0.shape.contains { $0 < 0 }) || (Shapes.product($0.shape) ?? .max) > Shapes.maxElements }) {
+                report.errors.append(fail("the MIL definition infers \(huge), beyond any tensor Core ML holds"))
+                if !tolerant { return report }
+                skip("")
+                report.notChecked.removeLast()
+                continue
+            }
             guard inferred.count == op.outputs.count else {
                 report.errors.append(fail("declares \(op.outputs.count) outputs; the definition gives \(inferred.count)"))
                 if !tolerant { return report }

@@ -191,6 +191,10 @@ def test_export_loads_typechecks_and_matches_onnxruntime(mlpkg, tmp_path_factory
             written += 1
     assert written > 0
 
+    # mlpkg's own reader of .mlpackage folders (`verify`, the path any tool's package takes) checks every op.
+    verified = json.loads(run([str(mlpkg), "verify", str(out), "--json"], tmp).stdout)
+    assert verified["ok"] and verified["notChecked"] == [] and verified["checked"] == verified["operations"], verified
+
     # 2. Every compressed tensor of the package (float16 values, quantized levels, scales, zero points) of at least
     #    10 elements is in weight.bin bit for bit, read through coremltools' blob reader.
     blobs = read_blobs(out, spec)

@@ -7,6 +7,7 @@ node and the reason.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -367,6 +368,9 @@ def check_case(mlpkg, tmp_path, case, compute, target=None) -> Path:
     for op in program_ops(spec):
         for o in op.outputs:
             assert inferred[o.name] == proto_type(o.type), f"{op.type} {o.name}: coremltools {inferred[o.name]} vs {proto_type(o.type)}"
+    # `mlpkg verify` reads the package back as it reads any tool's: every op checked, nothing wrong.
+    verified = json.loads(run([str(mlpkg), "verify", str(out), "--json"], tmp_path).stdout)
+    assert verified["ok"] and verified["notChecked"] == [], verified
     # Graph optimizations off: onnxruntime would fuse DequantizeLinear + MatMul into a kernel that also quantizes the
     # activations, which is not the function the ONNX graph (or Core ML) computes.
     options = ort.SessionOptions()

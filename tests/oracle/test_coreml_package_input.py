@@ -314,3 +314,26 @@ def test_inspect_needs_only_a_readable_model(mlpkg, tmp_path, victim):
     assert r.returncode == 2
     r = run([str(mlpkg), "verify", str(tmp_path / "missing.mlpackage")], tmp_path)
     assert r.returncode == 1 and "no such file or folder" in r.stderr
+
+
+def test_random_damage_never_crashes(mlpkg, tmp_path, packages):
+    """Bytes flipped or cut anywhere in model.mlmodel or weight.bin: verify and inspect answer with exit 0 or 1 and
+    one JSON document, never a crash (DESIGN.md: never a trap on bad input)."""
+    rng = np.random.default_rng(26)
+    source = packages["iOS18-fp16-int4"]
+    for i in range(48):
+        damaged = tmp_path / f"d{i}.mlpackage"
+        shutil.copytree(source, damaged)
+        target = model_file(damaged) if i % 3 else weight_file(damaged)
+        data = bytearray(target.read_bytes())
+        for _ in range(int(rng.integers(1, 9))):
+            data[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
+        if i % 4 == 3:
+            data = data[: int(rng.integers(0, len(data)))]
+        target.write_bytes(bytes(data))
+        for command in ("verify", "inspect"):
+            r = run([str(mlpkg), command, str(damaged), "--json"], tmp_path)
+            assert r.returncode in (0, 1), (command, i, r.returncode, r.stderr[-800:])
+            json.loads(r.stdout)
+            assert "Fatal error" not in r.stderr and "Stack dump" not in r.stderr, r.stderr[-800:]
+        shutil.rmtree(damaged)

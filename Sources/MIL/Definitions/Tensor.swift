@@ -35,11 +35,11 @@ enum MILTensorDefinitions {
                 shape[i] = x.shape[i]
             }
             if let k = shape.firstIndex(of: -1) {
-                let known = shape.enumerated().filter { $0.offset != k }.reduce(1) { $0 * $1.element }
+                let known = Shapes.product(shape.enumerated().filter { $0.offset != k }.map(\.element)) ?? 0
                 guard known > 0, x.count % known == 0 else { throw MILTypeError("shape \(shape) does not fit \(x.shape)") }
                 shape[k] = x.count / known
             }
-            guard shape.allSatisfy({ $0 > 0 }), shape.reduce(1, *) == x.count else {
+            guard shape.allSatisfy({ $0 > 0 }), Shapes.product(shape) == x.count else {
                 throw MILTypeError("reshape of \(x.shape) to \(shape) changes the element count")
             }
             return [x.with(shape: shape)]
