@@ -161,7 +161,7 @@ study: deps pydeps release
 ZOO_OUT    ?= zoo/out
 ZOO_MODELS ?=
 zoo: deps release
-	@$(PYTHON) -c "import numpy, torch, torchvision, transformers, timm, ultralytics, onnx, onnxruntime, onnxscript, coremltools; \
+	@YOLO_OFFLINE=1 $(PYTHON) -c "import numpy, torch, torchvision, transformers, timm, ultralytics, onnx, onnxruntime, onnxscript, coremltools; \
 	  assert tuple(map(int, numpy.__version__.split('.')[:2])) < (2, 4)" 2>/dev/null || \
 	  env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(PYTHON) -m pip install -q --disable-pip-version-check -r zoo/requirements.txt
 	$(PYTHON) zoo/build_zoo.py --mlpkg $(RELEASE_BIN) --out $(ZOO_OUT) $(if $(ZOO_MODELS),--only $(ZOO_MODELS))
