@@ -164,13 +164,13 @@ study: deps pydeps release
 ## weights (nothing downloaded), exported with both torch.onnx exporters, converted with the release mlpkg (fp16, then
 ## fp32) and checked (coremltools' type inference, the numpy MIL evaluator against onnxruntime, coremltools' own
 ## PyTorch converter for the op counts). Writes $(ZOO_OUT)/results.json and table.md; ZOO_MODELS=bert_sdpa,resnet50
-## picks models. About an hour; not part of `make test`. torch is installed from PyPI like torchvision, local wheel
+## picks models. About 35 minutes on 2 cores; not part of `make test`. torch is installed from PyPI like torchvision, local wheel
 ## directories (pip's find-links) ignored: PyPI's torchvision is built against PyPI's torch, and with a CPU-only
 ## torch its C++ ops fail to load (`import torchvision` raises "operator torchvision::nms does not exist").
 ZOO_OUT    ?= zoo/out
 ZOO_MODELS ?=
 zoo: deps release
-	@$(PYTHON) -c "import numpy, torch, torchvision, transformers, timm, ultralytics, onnx, onnxruntime, onnxscript, coremltools; \
+	@YOLO_OFFLINE=1 $(PYTHON) -c "import numpy, torch, torchvision, transformers, timm, ultralytics, onnx, onnxruntime, onnxscript, coremltools; \
 	  assert tuple(map(int, numpy.__version__.split('.')[:2])) < (2, 4)" 2>/dev/null || \
 	  env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(PYTHON) -m pip install -q --disable-pip-version-check -r zoo/requirements.txt
 	$(PYTHON) zoo/build_zoo.py --mlpkg $(RELEASE_BIN) --out $(ZOO_OUT) $(if $(ZOO_MODELS),--only $(ZOO_MODELS))

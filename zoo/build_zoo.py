@@ -6,8 +6,9 @@ torch.onnx's exporters, converted to Core ML ML Programs with mlpkg and checked.
 
 Nothing is downloaded: every model is constructed from its configuration (transformers' `XConfig(...)` with a small
 size where the architecture allows, torchvision's `weights=None`, timm's `pretrained=False`, ultralytics'
-`yolov8n.yaml`), with torch.manual_seed(0). Per model (each in its own subprocess, so a crash or a hang costs one
-row, not the run):
+`yolov8n.yaml`), with torch.manual_seed(0); BatchNorm statistics come from one training-mode pass over random
+inputs, as training would give them. Per model (each in its own subprocess, so a crash or a hang costs one row, not
+the run):
 
 1. export with the TorchScript exporter (`dynamo=False`, dynamic batch/sequence axes) and the dynamo exporter
    (`dynamo=True`, the same axes as dynamic shapes); a failed export is recorded;
@@ -16,12 +17,13 @@ row, not the run):
 3. for each converted package: coremltools opens it (`MLModel(path, skip_model_load=True)`) and its milproto loader
    re-infers every op output's type, which must equal the one mlpkg wrote; the repository's numpy MIL evaluator
    (tests/oracle/mil_reference.py) runs it on the same inputs as onnxruntime runs the ONNX file: cosine per output;
-4. coremltools' own PyTorch converter (`ct.convert(torch.jit.trace(...), convert_to="mlprogram")`, fp32) converts
-   the same module, for the op-count comparison (non-const MIL ops).
+4. coremltools' own PyTorch converter (`ct.convert(torch.jit.trace(...), convert_to="mlprogram")`, fp32; torch.export's
+   program when that fails) converts the same module, for the op-count comparison (non-const MIL ops).
 
 Writes OUT/results.json, OUT/table.md (and prints the table), OUT/candidates.json: the exported files of at most
 2 MB whose ONNX op types no file in fixtures/ has (fixture candidates; --copy-candidates copies them to
-zoo/candidates/). ONNX files and packages stay in OUT/models/.
+zoo/candidates/). ONNX files and packages stay in OUT/models/, per-model results in OUT/results/ (`--report`
+rebuilds the table from them).
 """
 
 from __future__ import annotations
@@ -582,7 +584,6 @@ def calibrate_batchnorm(built: Built) -> int:
 
 
 def run_one(zm: ZooModel, mlpkg: str, out: Path, with_ct: bool) -> dict:
-    import numpy as np
     import onnxruntime as ort
     import torch
     torch.manual_seed(0)
@@ -665,7 +666,6 @@ def run_one(zm: ZooModel, mlpkg: str, out: Path, with_ct: bool) -> dict:
             print(f"[{zm.name}/{exporter}/{variant}] ops {conv.get('ops')} cosine {conv.get('minCosine')} "
                   f"coremltools {'ok' if conv['coremltools']['ok'] else conv['coremltools']['error']}"
                   + (f" ({conv['error']})" if "error" in conv else ""), flush=True)
-        _ = np
 
     if with_ct:
         import tempfile
@@ -823,7 +823,7 @@ def fixture_ops() -> set[str]:
     return ops
 
 
-def candidates(results: list[dict], out: Path) -> list[dict]:
+def candidates(results: list[dict]) -> list[dict]:
     known = fixture_ops()
     picks = []
     for r in results:
@@ -939,7 +939,7 @@ def main() -> int:
     table = render_table(results)
     groups = failure_groups(results)
     tally = blocker_tally(results)
-    picks = candidates(results, out)
+    picks = candidates(results)
     text = summary(results, seconds)
     (out / "results.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "seconds": round(seconds, 1),
                                                   "models": results, "failures": groups,
