@@ -237,3 +237,21 @@ struct MILLayerNormTests {
         #expect(b.program.outputs == ["y"])
     }
 }
+
+@Suite("MIL transpose into matmul")
+struct MILTransposeMatmulTests {
+    @Test("a transpose of the last two dims read only by a matmul becomes its transpose_y flag")
+    func fusesIntoFlag() throws {
+        let b = ProgramBuilder(inputs: [MILVar(name: "q", type: MILTensorType(.fp32, [2, 5, 8])), MILVar(name: "k", type: MILTensorType(.fp32, [2, 7, 8]))])
+        b.const("p", .ints([0, 2, 1]))
+        b.op("transpose", "kt", [("x", "k"), ("perm", "p")], MILTensorType(.fp32, [2, 8, 7]))
+        b.const("no", .scalar(false))
+        b.op("matmul", "s", [("x", "q"), ("y", "kt"), ("transpose_x", "no"), ("transpose_y", "no")], MILTensorType(.fp32, [2, 5, 7]))
+        b.program.outputs = ["s"]
+        try MILVerifier.verify(b.program)
+        FuseTransposeMatmul.run(b.program)
+        DeadCodeElimination.run(b.program)
+        try MILVerifier.verify(b.program)
+        #expect(b.program.operations.filter { $0.type != "const" }.map(\.type) == ["matmul"])
+    }
+}

@@ -68,6 +68,8 @@ PATTERNS = {
         [("x", [1, 8, 3, 3])], ["y"],
         [("s1", np.array([1, 2, 4, 3, 3], np.int64)), ("s2", np.array([1, 8, 3, 3], np.int64)), ("s3", np.array([1, 8, 9], np.int64))]),
         "transpose"),
+    "attention_scores": (small("attention_scores", [N("Transpose", ["k"], ["kt"], perm=[0, 2, 1]), N("MatMul", ["q", "kt"], ["y"])],
+                               [("q", [2, 5, 8]), ("k", [2, 7, 8])], ["y"], []), "matmul"),
     "identity_chain": (small("identity_chain", [N("Identity", ["x"], ["i"]), N("Relu", ["i"], ["r"]), N("Identity", ["r"], ["y"])],
                              [("x", [2, 3])], ["y"], []), "relu"),
 }

@@ -17,13 +17,13 @@ public struct MILPipeline: Sendable {
     /// Every registered pass, by name.
     public static let registry: [any MILPass.Type] = [
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, FuseLinear.self, FuseSilu.self,
-        FuseGelu.self, MergeLayoutChains.self, FuseLayerNorm.self,
+        FuseGelu.self, MergeLayoutChains.self, FuseLayerNorm.self, FuseTransposeMatmul.self,
     ]
 
     /// What `export --format coreml` runs: clean-ups first, then fusions, then clean-ups of what the fusions left.
     public static let standard = MILPipeline(name: "standard", passes: [
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, MergeLayoutChains.self, FuseGelu.self,
-        FuseSilu.self, FuseLayerNorm.self, FuseLinear.self, NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
+        FuseSilu.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseLinear.self, NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
     ])
     /// Nothing: the program as the lowerings wrote it (`--no-optimize`).
     public static let none = MILPipeline(name: "none", passes: [])
