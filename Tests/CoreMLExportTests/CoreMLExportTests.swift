@@ -84,6 +84,22 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
     }
 
+    @Test("a model declaring no outputs is refused as the model's fault, not an invalid program (fuzz/regressions/coreml)")
+    func noOutputsIsARefusal() throws {
+        let dir = Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var model = Self.model()
+        model.graph.outputs = []
+        do {
+            _ = try CoreMLExporter.export(model, to: dir + "/N.mlpackage", options: .init())
+            Issue.record("the export succeeded")
+        } catch let error as CoreMLExportError {
+            #expect(!error.isInternal)
+            #expect(error.description.contains("the graph: the model declares no outputs"))
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+    }
+
     @Test("every deployment target spelling maps to its specification version and opset")
     func targets() {
         #expect(DeploymentTarget(parsing: "macOS13")?.specificationVersion == 7)
