@@ -179,14 +179,18 @@ public enum CoreMLExporter {
         var failed = false
 
         // Interface names first, so no internal op can take them.
-        var interfaceNames: [String: String] = [:]
-        for v in graph.runtimeInputs + graph.outputs {
-            let n = builder.reserveInterface(v.name)
-            interfaceNames[v.name] = n
-            if n != v.name { renamed.append((v.name, n)) }
+        // Inputs and outputs are named apart: an output that is an input itself (a pass-through) gets a name of its
+        // own (a Core ML feature name is either; the Core ML fuzz target found the collision).
+        var inputNames: [String: String] = [:], outputNames: [String: String] = [:]
+        for (values, isInput) in [(graph.runtimeInputs, true), (graph.outputs, false)] {
+            for v in values {
+                let n = builder.reserveInterface(v.name)
+                if isInput { inputNames[v.name] = n } else { outputNames[v.name] = n }
+                if n != v.name { renamed.append((v.name, n)) }
+            }
         }
         for input in graph.runtimeInputs {
-            let name = interfaceNames[input.name]!
+            let name = inputNames[input.name]!
             if let refusal = bindInput(input.name, interfaceName: name, table: table, builder: builder, target: target, into: &inputs) {
                 outcomes.append(CoreMLNodeOutcome(index: -1, name: input.name, opType: "input", verdict: .refused(refusal)))
                 failed = true
@@ -219,7 +223,7 @@ public enum CoreMLExporter {
 
         var blockOutputs: [String] = []
         for output in graph.outputs {
-            let name = interfaceNames[output.name]!
+            let name = outputNames[output.name]!
             switch bindOutput(output.name, interfaceName: name, table: table, builder: builder, target: target) {
             case .success(let feature):
                 blockOutputs.append(feature.name)

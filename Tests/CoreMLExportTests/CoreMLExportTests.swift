@@ -100,6 +100,18 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
     }
 
+    @Test("an output that is also an input gets an interface name of its own (fuzz/regressions/coreml)")
+    func passThroughOutputIsRenamed() throws {
+        let dir = Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var model = Self.model()
+        model.graph.outputs.append(model.graph.inputs[0])
+        for compute in [MILDataType.fp32, .fp16] {
+            let result = try CoreMLExporter.export(model, to: dir + "/P.mlpackage", options: .init(compute: compute))
+            #expect(result.renamed.map { "\($0.0)=\($0.1)" } == ["x=x_1"])
+        }
+    }
+
     @Test("every deployment target spelling maps to its specification version and opset")
     func targets() {
         #expect(DeploymentTarget(parsing: "macOS13")?.specificationVersion == 7)
