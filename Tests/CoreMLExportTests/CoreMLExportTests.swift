@@ -112,6 +112,21 @@ import Testing
         }
     }
 
+    @Test("a node missing an input its lowering needs constant is refused naming it, not a trap (fuzz/regressions/coreml)")
+    func missingConstantInputIsARefusal() throws {
+        let dir = Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var model = Self.model(extra: [Node(name: "bn", opType: "BatchNormalization", inputs: ["c", "s", "s", "s"], outputs: ["z"])])
+        model.graph.initializers.append(Self.floats("s", [3]))
+        model.graph.outputs = [ValueInfo(name: "z", type: .tensor(TensorType(elementType: .float, shape: nil)))]
+        do {
+            _ = try CoreMLExporter.export(model, to: dir + "/B.mlpackage", options: .init())
+            Issue.record("the export succeeded")
+        } catch let error as CoreMLExportError {
+            #expect(error.description.contains("input 4 (variance) is missing"))
+        }
+    }
+
     @Test("every deployment target spelling maps to its specification version and opset")
     func targets() {
         #expect(DeploymentTarget(parsing: "macOS13")?.specificationVersion == 7)
