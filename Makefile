@@ -86,6 +86,9 @@ replay: build
 ## (seeds: the fixtures and fuzz/corpus; crashes land in fuzz/regressions, where `make test` replays them from then on).
 FUZZ_SECONDS ?= 600
 FUZZ_BUILD   ?= .build-fuzz
+## The Swift runtime's backtracer (on by default on Linux) reads the crashed process's memory, which AddressSanitizer
+## then reports as a second, unrelated error after the real one: off, so a crash log shows the crash alone.
+FUZZ_ENV     := MLPKG_FUZZ_WEIGHTS=fuzz/package-weights.bin SWIFT_BACKTRACE=enable=no
 FUZZ_FLAGS   := -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xcc -fsanitize=fuzzer-no-link,address
 fuzz-build: deps
 	$(SWIFT) build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product mlpkg-fuzz-import
@@ -109,7 +112,7 @@ fuzz-ci: fuzz-build
 	  case $$target in import) len=300000; runs=$(FUZZ_CI_RUNS_IMPORT) ;; package) len=100000; runs=$(FUZZ_CI_RUNS_PACKAGE) ;; \
 	    coreml) len=300000; runs=$(FUZZ_CI_RUNS_COREML) ;; esac; \
 	  echo "fuzzing $$target for $$runs executions"; \
-	  MLPKG_FUZZ_WEIGHTS=fuzz/package-weights.bin $(FUZZ_BUILD)/release/mlpkg-fuzz-$$target -seed=1 -runs=$$runs \
+	  $(FUZZ_ENV) $(FUZZ_BUILD)/release/mlpkg-fuzz-$$target -seed=1 -runs=$$runs \
 	    -reload=0 -rss_limit_mb=4096 -max_len=$$len \
 	    -artifact_prefix=$(FUZZ_BUILD)/ci-crashes/$$target- -print_final_stats=1 $(FUZZ_BUILD)/ci-corpus/$$target \
 	    > $(FUZZ_BUILD)/ci-$$target.log 2>&1; status=$$?; \
@@ -122,12 +125,12 @@ fuzz: fuzz-build
 	@cp fixtures/*.onnx fixtures/malformed/*.onnx $(FUZZ_BUILD)/corpus/import/
 	@cp fuzz/corpus/package/* $(FUZZ_BUILD)/corpus/package/
 	@cp fixtures/*.onnx fuzz/corpus/coreml/* $(FUZZ_BUILD)/corpus/coreml/
-	$(FUZZ_BUILD)/release/mlpkg-fuzz-import -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=300000 \
+	$(FUZZ_ENV) $(FUZZ_BUILD)/release/mlpkg-fuzz-import -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=300000 \
 	  -artifact_prefix=fuzz/regressions/import/ -print_final_stats=1 $(FUZZ_BUILD)/corpus/import
-	MLPKG_FUZZ_WEIGHTS=fuzz/package-weights.bin $(FUZZ_BUILD)/release/mlpkg-fuzz-package -max_total_time=$(FUZZ_SECONDS) \
+	$(FUZZ_ENV) $(FUZZ_BUILD)/release/mlpkg-fuzz-package -max_total_time=$(FUZZ_SECONDS) \
 	  -rss_limit_mb=4096 -max_len=100000 -artifact_prefix=fuzz/regressions/package/ -print_final_stats=1 \
 	  $(FUZZ_BUILD)/corpus/package
-	$(FUZZ_BUILD)/release/mlpkg-fuzz-coreml -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=300000 \
+	$(FUZZ_ENV) $(FUZZ_BUILD)/release/mlpkg-fuzz-coreml -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=300000 \
 	  -artifact_prefix=fuzz/regressions/coreml/ -print_final_stats=1 $(FUZZ_BUILD)/corpus/coreml
 
 ## The main job on a bundled model: convert to fp16, verify the package, summarise it, and write it as a Core ML

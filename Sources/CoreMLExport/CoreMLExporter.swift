@@ -46,6 +46,7 @@ public struct CoreMLExportError: Error, CustomStringConvertible, Sendable {
         guard !refusals.isEmpty else { return "\(path): \(message)" }
         let listed = refusals.prefix(20).map { n -> String in
             guard case .refused(let r) = n.verdict else { return "" }
+            if n.index < 0 { return n.name.isEmpty ? "the graph: \(r.reason)" : "graph \(n.opType) '\(n.name)': \(r.reason)" }
             return "node \(n.index) '\(n.name)' (\(n.opType)): \(r.reason)"
         }
         let more = refusals.count > 20 ? "; and \(refusals.count - 20) more" : ""
@@ -231,6 +232,13 @@ public enum CoreMLExporter {
             }
         }
 
+        // A program without outputs fails the MIL verifier (Core ML needs at least one): refuse it here, as the
+        // model's fault (the Core ML fuzz target found a model declaring none).
+        if graph.outputs.isEmpty {
+            outcomes.append(CoreMLNodeOutcome(index: -1, name: "", opType: "output",
+                                              verdict: .refused(LoweringRefusal("the model declares no outputs; a Core ML model needs at least one"))))
+            failed = true
+        }
         // Unpinned inputs make every node downstream dynamic: report the inputs alone, with the fix.
         if failed && !planOnly { return (outcomes, nil) }
         for (index, node) in graph.nodes.enumerated() {

@@ -88,6 +88,7 @@ struct NodeView {
     }
 
     func requireConstant(_ i: Int, _ what: String) throws(LoweringRefusal) {
+        guard has(i) else { throw LoweringRefusal("input \(i) (\(what)) is missing") }
         guard isConstant(i) else { throw LoweringRefusal("\(what) '\(node.inputs[i])' must be constant") }
     }
 

@@ -84,6 +84,49 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
     }
 
+    @Test("a model declaring no outputs is refused as the model's fault, not an invalid program (fuzz/regressions/coreml)")
+    func noOutputsIsARefusal() throws {
+        let dir = Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var model = Self.model()
+        model.graph.outputs = []
+        do {
+            _ = try CoreMLExporter.export(model, to: dir + "/N.mlpackage", options: .init())
+            Issue.record("the export succeeded")
+        } catch let error as CoreMLExportError {
+            #expect(!error.isInternal)
+            #expect(error.description.contains("the graph: the model declares no outputs"))
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+    }
+
+    @Test("an output that is also an input gets an interface name of its own (fuzz/regressions/coreml)")
+    func passThroughOutputIsRenamed() throws {
+        let dir = Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var model = Self.model()
+        model.graph.outputs.append(model.graph.inputs[0])
+        for compute in [MILDataType.fp32, .fp16] {
+            let result = try CoreMLExporter.export(model, to: dir + "/P.mlpackage", options: .init(compute: compute))
+            #expect(result.renamed.map { "\($0.0)=\($0.1)" } == ["x=x_1"])
+        }
+    }
+
+    @Test("a node missing an input its lowering needs constant is refused naming it, not a trap (fuzz/regressions/coreml)")
+    func missingConstantInputIsARefusal() throws {
+        let dir = Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var model = Self.model(extra: [Node(name: "bn", opType: "BatchNormalization", inputs: ["c", "s", "s", "s"], outputs: ["z"])])
+        model.graph.initializers.append(Self.floats("s", [3]))
+        model.graph.outputs = [ValueInfo(name: "z", type: .tensor(TensorType(elementType: .float, shape: nil)))]
+        do {
+            _ = try CoreMLExporter.export(model, to: dir + "/B.mlpackage", options: .init())
+            Issue.record("the export succeeded")
+        } catch let error as CoreMLExportError {
+            #expect(error.description.contains("input 4 (variance) is missing"))
+        }
+    }
+
     @Test("every deployment target spelling maps to its specification version and opset")
     func targets() {
         #expect(DeploymentTarget(parsing: "macOS13")?.specificationVersion == 7)
