@@ -95,9 +95,18 @@ def test_convert_refuses_to_overwrite_its_input(mlpkg, tmp_path):
     model = tmp_path / "model.onnx"
     model.write_bytes((FIXTURES / "cnn.onnx").read_bytes())
     before = model.read_bytes()
-    one_error_line(run([str(mlpkg), "convert", str(model), "-o", str(model)], tmp_path), "model.onnx")
+    # `-o X.onnx` is a usage error for convert (exit 2: it writes .mlpkg or .mlpackage), which covers the input too.
+    r = run([str(mlpkg), "convert", str(model), "-o", str(model)], tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "model.onnx" in r.stderr, (r.returncode, r.stderr)
     assert model.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+    # A package path that is the input itself (a folder holding it) is refused as exit 1, input untouched.
+    folder = tmp_path / "m.mlpkg"
+    folder.mkdir()
+    inner = folder / "model.onnx"
+    inner.write_bytes(before)
+    one_error_line(run([str(mlpkg), "convert", str(inner), "-o", str(folder)], tmp_path), "m.mlpkg")
+    assert inner.read_bytes() == before
 
 
 def test_data_file_truncated_while_converting(mlpkg, tmp_path):
