@@ -366,6 +366,11 @@ def _shape_cases() -> None:
     vi("band_part", tag="lower1", x=f32(g, 2, 4, 5), lower=1, upper=-1)
     vi("band_part", tag="upper0", x=f32(g, 5, 4), lower=-1, upper=0)
     vi("band_part", tag="both", x=i32(g, 5, 5), lower=1, upper=2)
+    # coremltools' value inference of scatter_along_axis ignores `mode` (np.put_along_axis): only "update" compares;
+    # the reductions are checked against onnxruntime's ScatterElements below.
+    for mode in ("update",):
+        vi("scatter_along_axis", tag=f"ios15-{mode}", ios=15, data=f32(g, 3, 4), indices=np.array([[0, 3], [1, 2], [3, 0]], np.int32),
+           updates=f32(g, 3, 2), axis=1, mode=mode)
     vi("gather", tag="ios15-axis0", ios=15, x=f32(g, 5, 3), indices=np.array([[0, 4], [2, -1]], np.int32))
     vi("gather", tag="ios15-axis-1", ios=15, x=f32(g, 2, 3, 6), indices=np.array([5, 0, -6], np.int32),
        axis=-1)
