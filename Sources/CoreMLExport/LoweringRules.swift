@@ -290,7 +290,7 @@ extension GatherLowering {
 extension GatherElementsLowering {
     static let rule = LoweringRule(
         "mil-gather-along-axis", mil: "gather_along_axis (bool data: cast to int32 and back)", file: "iOS15/scatter_gather.py",
-        says: "x: T = (fp16, fp32, int32) (bool cast around); indices int32 with rank(indices) == rank(x); axis const",
+        says: "x: T = (fp16, fp32, int32) (bool cast around); indices int32 with rank(indices) == rank(x) and the same dims as x except on axis; axis const",
         types: ["*": [0: any, 1: [.int32]]])
 }
 

@@ -498,6 +498,11 @@ REFUSALS = [
                         [("st", np.array([3], np.int64)), ("en", np.array([1], np.int64))]), "empty"),
     ("GatherOutOfRange", Case("GatherOutOfRange", [N("Gather", ["x", "i"], ["y"])], [("x", F, [3, 2])], [("y", F)],
                               [("i", np.array([5], np.int64))]), "out of range"),  # shape inference refuses it first (coreml-inference)
+    ("GatherElementsShortIndices", Case("GatherElementsShortIndices", [N("GatherElements", ["x", "i"], ["y"])], [("x", F, [7, 4])],
+                                        [("y", F)], [("i", np.array([[0, 3], [1, 1], [2, 0]], np.int64))]),
+     "must have equal dims except on axis 0"),  # ONNX allows it; MIL's gather_along_axis does not (fuzz regression)
+    ("ConvBiasShape", Case("ConvBiasShape", [N("Conv", ["x", "k", "b"], ["y"])], X4, [("y", F)],
+                           [("k", w(2, 4, 1, 1)), ("b", w(3))]), "2 output channels need [2]"),  # fuzz regression
     ("PadWrap", Case("PadWrap", [N("Pad", ["x", "p"], ["y"], mode="wrap")], X4, [("y", F)],
                      [("p", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))], opset=19), "mode 'wrap'"),
     ("PadAxes", Case("PadAxes", [N("Pad", ["x", "p", "", "a"], ["y"])], X4, [("y", F)],

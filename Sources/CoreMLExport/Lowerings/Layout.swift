@@ -191,8 +191,13 @@ enum GatherElementsLowering: OpLowering {
     static let opTypes = ["GatherElements"]
 
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
-        let x = try v.type(0), out = try v.outputType()
+        let x = try v.type(0), idx = try v.type(1), out = try v.outputType()
         let axis = try v.axis(v.int("axis", default: 0), rank: x.rank)
+        // ONNX lets indices be shorter than the data off the axis; MIL's gather_along_axis needs them equal (the
+        // verifier rejected such a program: found by the Core ML fuzz target).
+        guard idx.rank == x.rank, (0..<x.rank).allSatisfy({ $0 == axis || idx.shape[$0] == x.shape[$0] }) else {
+            throw LoweringRefusal("indices \(idx.shape) and data \(x.shape) must have equal dims except on axis \(axis) for MIL gather_along_axis")
+        }
         if v.isConstant(1), let indices = try? v.ints(1), let bad = indices.first(where: { $0 < -x.shape[axis] || $0 >= x.shape[axis] }) {
             throw LoweringRefusal("constant index \(bad) is out of range for dim \(axis) of size \(x.shape[axis])")
         }

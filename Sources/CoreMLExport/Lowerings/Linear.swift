@@ -121,7 +121,7 @@ enum ConvLowering: OpLowering {
         guard (3...5).contains(x.rank) else { throw LoweringRefusal("Conv on rank \(x.rank); MIL conv takes 1-D to 3-D (rank 3 to 5)") }
         guard w.rank == x.rank else { throw LoweringRefusal("weight rank \(w.rank) differs from input rank \(x.rank)") }
         try v.requireConstant(1, "weight")
-        if v.has(2) { try v.requireConstant(2, "bias") }
+        try requireBias(v, channels: w.shape[0])
         if let k = v.ints("kernel_shape"), k != Array(w.shape[2...]) {
             throw LoweringRefusal("kernel_shape \(k) contradicts the weight's spatial dims \(Array(w.shape[2...]))")
         }
@@ -138,6 +138,17 @@ enum ConvLowering: OpLowering {
             return [e.op("conv", params, output: out)]
         }
     }
+
+    /// A bias, when given, must be constant and hold one value per output channel (MIL's conv and conv_transpose
+    /// check it; a model with another bias reached the verifier before: found by the Core ML fuzz target).
+    static func requireBias(_ v: NodeView, channels: Int) throws(LoweringRefusal) {
+        guard v.has(2) else { return }
+        try v.requireConstant(2, "bias")
+        let b = try v.type(2)
+        guard b.shape == [channels] else {
+            throw LoweringRefusal("bias '\(v.node.inputs[2])' has shape \(b.shape); \(channels) output channels need [\(channels)]")
+        }
+    }
 }
 
 /// ConvTranspose → conv_transpose; output_padding or output_shape become an explicit output_shape.
@@ -148,10 +159,13 @@ enum ConvTransposeLowering: OpLowering {
         let x = try v.requireFloat(0), w = try v.type(1), out = try v.outputType()
         guard (3...5).contains(x.rank), w.rank == x.rank else { throw LoweringRefusal("ConvTranspose on rank \(x.rank)") }
         try v.requireConstant(1, "weight")
-        if v.has(2) { try v.requireConstant(2, "bias") }
+        let groups = v.int("group", default: 1)
+        guard w.shape[0] == x.shape[1], groups >= 1 else {
+            throw LoweringRefusal("weight \(w.shape) in \(groups) group(s) does not fit \(x.shape[1]) input channels")
+        }
+        try ConvLowering.requireBias(v, channels: w.shape[1] * groups)
         guard v.ints("output_shape") == nil else { throw LoweringRefusal("output_shape attribute is not lowered; give pads") }
         let window = try Window.resolve(v, spatial: Array(x.shape[2...]), kernel: Array(w.shape[2...]), transposed: true)
-        let groups = v.int("group", default: 1)
         let outputPadding = v.ints("output_padding") ?? []
         let explicitShape = outputPadding.contains { $0 != 0 }
         return { e throws(LoweringRefusal) in
