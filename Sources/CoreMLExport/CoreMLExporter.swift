@@ -172,6 +172,12 @@ public enum CoreMLExporter {
             guard let again = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
             inference = again
         }
+        // Layout chains through rank > 5 (window partitions) rewritten at rank ≤ 5, then folded and inferred again.
+        if let lowered = HighRankLayout.rewrite(folded, inference: inference) {
+            folded = try Pipeline.foldAndInfer.run(lowered, context: context)
+            guard let again = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
+            inference = again
+        }
         return PreparedModel(model: folded, inference: inference, origin: origin)
     }
 

@@ -226,6 +226,14 @@ CASES = [
     single("Squeeze", N("Squeeze", ["x", "ax"], ["y"]), [("x", F, [1, 4, 1, 3])], inits=[("ax", np.array([0, 2], np.int64))]),
     single("Unsqueeze", N("Unsqueeze", ["x", "ax"], ["y"]), [("x", F, [4, 3])], inits=[("ax", np.array([0, -1], np.int64))]),
     single("Transpose", N("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1]), X4),
+    # Swin's window partition and reverse pass through rank 6; the exporter merges the axes that move together.
+    Case("WindowPartitionRank6", [
+        N("Reshape", ["x", "s6"], ["p6"]), N("Transpose", ["p6"], ["t6"], perm=[0, 1, 3, 2, 4, 5]),
+        N("Reshape", ["t6", "sw"], ["win"]), N("Mul", ["win", "k"], ["wk"]),
+        N("Reshape", ["wk", "r6"], ["q6"]), N("Transpose", ["q6"], ["u6"], perm=[0, 1, 3, 2, 4, 5]),
+        N("Reshape", ["u6", "s4"], ["y"])], [("x", F, [1, 8, 12, 5])], [("y", F)],
+        [("s6", np.array([1, 2, 4, 3, 4, 5], np.int64)), ("sw", np.array([-1, 4, 4, 5], np.int64)), ("k", w(4, 4, 5)),
+         ("r6", np.array([1, 2, 3, 4, 4, 5], np.int64)), ("s4", np.array([1, 8, 12, -1], np.int64))]),
     single("Concat", N("Concat", ["x", "c"], ["y"], axis=-1), [("x", F, [2, 3])], inits=[("c", w(2, 4))]),
     single("Split", N("Split", ["x", "s"], ["a", "b", "c"], axis=1), [("x", F, [2, 9])], inits=[("s", np.array([2, 3, 4], np.int64))],
            outputs=[("a", F), ("b", F), ("c", F)]),
