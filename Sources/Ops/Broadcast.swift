@@ -1,3 +1,4 @@
+import Foundation
 import GraphIR
 
 /// Binary and variadic elementwise ops with numpy broadcasting (multidirectional from opset 7; before, the legacy
@@ -34,7 +35,7 @@ public enum BinaryOp: Operator {
         return [tensorType(elementType, shape)]
     }
 
-    /// Folds Add, Sub, Mul, Div, Mod, the comparisons and And/Or/Xor once both inputs are known; nil for the
+    /// Folds Add, Sub, Mul, Div, Mod, Pow, the comparisons and And/Or/Xor once both inputs are known; nil for the
     /// other ops and for legacy broadcasting of unequal shapes.
     public static func evaluate(_ ctx: OpContext, types: [ValueType]) throws -> [TensorValue?]? {
         guard let a = ctx.value(0), let b = ctx.value(1), case .tensor(let out)? = types.first,
@@ -69,6 +70,21 @@ public enum BinaryOp: Operator {
                 if fmod { return m }
                 return (m != 0 && (m < 0) != (v[1] < 0)) ? m + v[1] : m  // the divisor's sign, as Python
             })
+        case "Pow":
+            // The exponent may have another type than the base (the only such binary op): a float base takes an
+            // integer exponent as floats; an integer base folds with a non-negative integer exponent, checked.
+            var exponent = b
+            if case .floats = a.elements, case .ints(let e) = b.elements { exponent.elements = .floats(e.map(Double.init)) }
+            if case .ints = a.elements, case .floats(let e) = b.elements {
+                guard e.allSatisfy({ $0 == $0.rounded() && abs($0) < 64 }) else { return [nil] }
+                exponent.elements = .ints(e.map { Int64($0) })
+            }
+            r = Evaluation.elementwise([a, exponent], resultType: type, limit: limit, ints: { v in
+                guard v[1] >= 0, v[1] < 64 else { return nil }
+                var result: Int64 = 1
+                for _ in 0..<v[1] { guard let next = IntMath.mul(result, v[0]) else { return nil }; result = next }
+                return result
+            }, floats: { Foundation.pow($0[0], $0[1]) })
         case "Equal":
             r = Evaluation.elementwise([a, b], resultType: .bool, limit: limit, bools: { $0[0] == $0[1] },
                                        compareInts: { $0[0] == $0[1] }, compareFloats: { $0[0] == $0[1] },

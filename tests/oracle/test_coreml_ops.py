@@ -263,6 +263,17 @@ CASES = [
     single("ResizeNearestAsymmetric", N("Resize", ["x", "", "s"], ["y"], mode="nearest", coordinate_transformation_mode="asymmetric",
                                         nearest_mode="floor"), X4, inits=[("s", np.array([1, 1, 2, 2], np.float32))]),
     single("ResizeLinear", N("Resize", ["x", "", "s"], ["y"], mode="linear"), X4, inits=[("s", np.array([1, 1, 1.5, 2], np.float32))]),
+    # A resize to the same size is an identity in any mode (DINOv2 interpolates its position embedding that way).
+    single("ResizeCubicSameSize", N("Resize", ["x", "", "", "z"], ["y"], mode="cubic"), X4,
+           inits=[("z", np.array([1, 4, 8, 8], np.int64))]),
+    # A reshape target computed with Pow on floats (sqrt of a token count, as DINOv2's export does) folds.
+    Case("PowShapeChain", [
+        N("Shape", ["x"], ["sh"]), N("Gather", ["sh", "one"], ["n"]), N("Cast", ["n"], ["nf"], to=F),
+        N("Pow", ["nf", "half"], ["rf"]), N("Cast", ["rf"], ["r"], to=I64), N("Unsqueeze", ["r", "zero"], ["r1"]),
+        N("Concat", ["two", "r1", "r1"], ["target"], axis=0), N("Reshape", ["x", "target"], ["y"])],
+        [("x", F, [2, 16])], [("y", F)],
+        [("one", np.array(1, np.int64)), ("half", np.array(0.5, np.float32)), ("zero", np.array([0], np.int64)),
+         ("two", np.array([2], np.int64))]),
     single("ResizeLinearAlign", N("Resize", ["x", "", "", "z"], ["y"], mode="linear", coordinate_transformation_mode="align_corners"),
            X4, inits=[("z", np.array([1, 4, 13, 5], np.int64))]),
     single("ResizeLinearAsym", N("Resize", ["x", "", "s"], ["y"], mode="linear", coordinate_transformation_mode="asymmetric"),

@@ -5,6 +5,7 @@ import GraphIR
 ///   `asymmetric` with `floor` all pick source index ⌊x / s⌋ → upsample_nearest_neighbor;
 /// - linear: `half_pixel` (and `pytorch_half_pixel` when no output dim is 1) → resize_bilinear UNALIGN_CORNERS,
 ///   `align_corners` → STRICT_ALIGN_CORNERS, `asymmetric` → DEFAULT.
+/// A resize to the same size is an identity in every mode (cubic too) but tf_half_pixel_for_nn/tf_crop_and_resize;
 /// cubic, antialias, tf_crop_and_resize, and other combinations are refused with the reason.
 enum ResizeLowering: OpLowering {
     static let opTypes = ["Resize", "Upsample"]
@@ -18,6 +19,13 @@ enum ResizeLowering: OpLowering {
         let nearestMode = v.opType == "Upsample" ? "floor" : v.string("nearest_mode", default: "round_prefer_floor")
         guard v.int("antialias", default: 0) == 0 else { throw LoweringRefusal("antialias=1") }
         guard v.ints("axes") == nil else { throw LoweringRefusal("Resize with axes") }
+        // Resizing to the same size samples every source pixel at its own coordinate in these modes, where any
+        // interpolation (cubic included) returns the pixel itself: an identity (DINOv2 interpolates its position
+        // embedding to the size it already has). tf_half_pixel_for_nn and tf_crop_and_resize move the samples.
+        let identityModes: Set<String> = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "half_pixel_symmetric"]
+        if out.shape == x.shape, identityModes.contains(transform) {
+            return { e throws(LoweringRefusal) in [e.op("identity", [("x", .v(try e.input(0)))], output: out)] }
+        }
         let hScale = Double(out.shape[2]) / Double(x.shape[2]), wScale = Double(out.shape[3]) / Double(x.shape[3])
         if let factors = scaleFactors(v), factors.count == 4 {
             // With scales given, ONNX sizes are floor(in · scale); MIL's factors must be those same numbers.
