@@ -373,6 +373,12 @@ public enum CoreMLExporter {
             table.addConstant(forwarded.name, ConstantValue(tensor: forwarded))
             return .folded
         }
+        if node.domain.isEmpty || node.domain == "ai.onnx",
+           let computed = ConstantArithmetic.evaluate(node, table: table, opset: opset,
+                                                      outputDims: ConstantForwarding.staticDims(inference.types[node.outputs.first ?? ""])) {
+            table.addConstant(computed.name, ConstantValue(tensor: computed))
+            return .folded
+        }
         let present = node.outputs.filter { !$0.isEmpty }
         if !present.isEmpty, present.allSatisfy({ inference.knownValues[$0]?.isConcrete == true }) {
             for o in present { table.addConstant(o, ConstantValue(known: inference.knownValues[o])) }

@@ -171,7 +171,7 @@ extension GemmLowering {
 extension ConvLowering {
     static let rule = LoweringRule(
         "mil-conv", mil: "conv", file: "iOS15/conv.py",
-        says: "x: T = (fp16, fp32) of rank 3 to 5 (1 <= len(d_in) <= 3); bias const; weight need not be const in the definition, but dilations other than 1 need a const weight (mlpkg requires a const weight, as ONNX Runtime's builder does)",
+        says: "x: T = (fp16, fp32) of rank 3 to 5 (1 <= len(d_in) <= 3); bias const; weight need not be const, but dilations other than 1 need a const weight (a weight computed at run time, as weight normalization exports it, is lowered when the conv is not dilated)",
         types: ["*": [0: float, 1: float, 2: float]], ranks: ["*": 3...5])
 }
 

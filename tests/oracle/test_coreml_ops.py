@@ -185,6 +185,14 @@ CASES = [
            inits=[("b", w(5, 6)), ("c", w(5))]),
     single("GemmDynamicC", N("Gemm", ["a", "b", "c"], ["y"], beta=0.5), [("a", F, [4, 6]), ("c", F, [4, 5])], inits=[("b", w(6, 5))]),
     # convolution and pooling
+    # A weight computed at run time (MIL's conv allows it without dilation).
+    single("ConvRuntimeWeight", N("Conv", ["x", "k"], ["y"], pads=[1, 1, 1, 1]), X4 + [("k", F, [3, 4, 3, 3])]),
+    # Weight normalization on weights too large for shape inference to fold (80 KiB): computed at export time.
+    Case("ConvWeightNorm", [
+        N("ReduceL2", ["v"], ["norm"], axes=[1, 2], keepdims=1), N("Div", ["v", "norm"], ["unit"]),
+        N("Mul", ["g", "unit"], ["k"]), N("Conv", ["x", "k", "b"], ["y"], pads=[10, 9], group=2)],
+        [("x", F, [1, 32, 40])], [("y", F)],
+        [("v", w(64, 16, 20)), ("g", np.abs(w(64, 1, 1)) + 0.5), ("b", w(64))], opset=17),
     single("Conv", N("Conv", ["x", "k", "b"], ["y"], pads=[1, 0, 2, 1], strides=[2, 1], dilations=[1, 2]), X4,
            inits=[("k", w(6, 4, 3, 3)), ("b", w(6))]),
     single("ConvGroups", N("Conv", ["x", "k"], ["y"], group=2, auto_pad="SAME_UPPER", strides=[2, 2]), X4, inits=[("k", w(4, 2, 3, 3))]),
@@ -431,6 +439,14 @@ def test_recurrent_ops_compute_in_fp16_from_ios17(mlpkg, tmp_path, name):
         assert recurrent and all(o.type.tensorType.dataType == MIL_FLOAT[dtype] for op in recurrent for o in op.outputs), target
 
 
+def test_weight_normalization_is_computed_at_export_time(mlpkg, tmp_path):
+    """The weight of ConvWeightNorm (ReduceL2, Div, Mul on 80 KiB of weights: more than shape inference folds) is one
+    constant in the program: no op computes it at run time (coremltools' loader would re-evaluate the reduction)."""
+    case = next(c for c in CASES if c.name == "ConvWeightNorm")
+    out = export_case(mlpkg, tmp_path, case, "fp32")
+    assert [op.type for op in program_ops(load_spec(out)) if op.type != "const"] == ["conv"]
+
+
 REFUSALS = [
     ("IntegerDiv", Case("IntegerDiv", [N("Cast", ["x"], ["i"], to=I64), N("Div", ["i", "i"], ["y"])], [("x", F, [3])], [("y", I64)]),
      "truncates toward zero"),
@@ -520,6 +536,8 @@ REFUSALS = [
     ("GatherElementsShortIndices", Case("GatherElementsShortIndices", [N("GatherElements", ["x", "i"], ["y"])], [("x", F, [7, 4])],
                                         [("y", F)], [("i", np.array([[0, 3], [1, 1], [2, 0]], np.int64))]),
      "must have equal dims except on axis 0"),  # ONNX allows it; MIL's gather_along_axis does not (fuzz regression)
+    ("ConvRuntimeWeightDilated", Case("ConvRuntimeWeightDilated", [N("Conv", ["x", "k"], ["y"], dilations=[2, 2])],
+                                      X4 + [("k", F, [3, 4, 3, 3])], [("y", F)]), "dilated"),
     ("ConvBiasShape", Case("ConvBiasShape", [N("Conv", ["x", "k", "b"], ["y"])], X4, [("y", F)],
                            [("k", w(2, 4, 1, 1)), ("b", w(3))]), "2 output channels need [2]"),  # fuzz regression
     ("PadWrap", Case("PadWrap", [N("Pad", ["x", "p"], ["y"], mode="wrap")], X4, [("y", F)],

@@ -112,7 +112,10 @@ struct Window {
     }
 }
 
-/// Conv → conv (1-D to 3-D, groups, dilations, explicit pads). Weight and bias must be constant.
+/// Conv → conv (1-D to 3-D, groups, dilations, explicit pads). The bias must be constant; the weight may be computed
+/// at run time (weight normalization, `g · v / ‖v‖`, as Wav2Vec2 exports it) when the conv is not dilated, the condition
+/// MIL's conv puts on a non-constant weight (coremltools mil/ops/defs/iOS15/conv.py: "When dilations is not all 1,
+/// weight has to be const").
 enum ConvLowering: OpLowering {
     static let opTypes = ["Conv"]
 
@@ -120,12 +123,17 @@ enum ConvLowering: OpLowering {
         let x = try v.requireFloat(0), w = try v.type(1), out = try v.outputType()
         guard (3...5).contains(x.rank) else { throw LoweringRefusal("Conv on rank \(x.rank); MIL conv takes 1-D to 3-D (rank 3 to 5)") }
         guard w.rank == x.rank else { throw LoweringRefusal("weight rank \(w.rank) differs from input rank \(x.rank)") }
-        try v.requireConstant(1, "weight")
         try requireBias(v, channels: w.shape[0])
         if let k = v.ints("kernel_shape"), k != Array(w.shape[2...]) {
             throw LoweringRefusal("kernel_shape \(k) contradicts the weight's spatial dims \(Array(w.shape[2...]))")
         }
         let window = try Window.resolve(v, spatial: Array(x.shape[2...]), kernel: Array(w.shape[2...]))
+        if !v.isConstant(1) {
+            guard window.dilations.allSatisfy({ $0 == 1 }) else {
+                throw LoweringRefusal("weight '\(v.node.inputs[1])' is computed at run time and the conv is dilated \(window.dilations); MIL's conv needs a constant weight then")
+            }
+            _ = try v.requireFloat(1)
+        }
         let groups = v.int("group", default: 1)
         guard groups >= 1, x.shape[1] == w.shape[1] * groups else {
             throw LoweringRefusal("group \(groups) does not fit \(x.shape[1]) input channels and weight \(w.shape)")
