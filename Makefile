@@ -19,7 +19,7 @@ deps:
 
 ## Python test oracles (onnx, onnxruntime, numpy, pytest, coremltools): test-only, never needed by mlpkg itself.
 pydeps:
-	@$(PYTHON) -c "import onnx, onnxruntime, numpy, pytest, coremltools" 2>/dev/null || \
+	@$(PYTHON) -c "import onnx, onnxruntime, numpy, pytest, xdist, coremltools" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 
 build: deps
@@ -67,8 +67,11 @@ test: deps pydeps testdeps build unit oracle library replay fuzz-ci
 unit:
 	$(SWIFT) test --build-path $(BUILD_DIR)
 
+## The oracle tests run in ORACLE_JOBS processes (pytest-xdist), one test file per process at a time (module fixtures
+## are built once); every test is independent of the others and of the order (each writes only under its tmp_path).
+ORACLE_JOBS ?= 2
 oracle:
-	MLPKG=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/oracle
+	MLPKG=$(abspath $(BIN)) $(PYTHON) -m pytest -q -n $(ORACLE_JOBS) --dist loadfile tests/oracle
 
 ## The library as an app uses it (tests/library/check_library.py): a package outside the repository builds the
 ## format-only product (no importer, no libprotobuf-c) and the DocC getting-started article's code (import MLPkgKit).
