@@ -209,6 +209,13 @@ extension LayerNormLowering {
         says: "x: T = (fp16, fp32); axes, gamma, beta and epsilon const (no rank limit stated)", types: ["*": [0: float]])
 }
 
+extension GroupNormLowering {
+    static let rule = LoweringRule(
+        "mil-group-norm", mil: "reshape, instance_norm (mul, add from opset 21)", file: "iOS15/normalization.py",
+        says: "instance_norm: x: T = (fp16, fp32), 3 <= rank(x) <= 4; gamma, beta and epsilon const (x is reshaped to rank 3 [N, groups, rest])",
+        types: ["*": [0: float, 1: float, 2: float]], ranks: ["*": 3...5])
+}
+
 extension InstanceNormLowering {
     static let rule = LoweringRule(
         "mil-instance-norm", mil: "instance_norm", file: "iOS15/normalization.py",

@@ -217,6 +217,11 @@ CASES = [
     single("LayerNormalization", N("LayerNormalization", ["x", "s", "b"], ["y"]), [("x", F, [2, 5, 16])], inits=[("s", w(16)), ("b", w(16))]),
     single("LayerNormalizationAxis1", N("LayerNormalization", ["x", "s"], ["y"], axis=1), [("x", F, [2, 5, 6])], inits=[("s", w(5, 6))]),
     single("InstanceNormalization", N("InstanceNormalization", ["x", "s", "b"], ["y"]), X4, inits=[("s", w(4)), ("b", w(4))]),
+    # GroupNormalization: scale and bias per group at opset 18, per channel from opset 21.
+    single("GroupNormalization18", N("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=2, epsilon=1e-3),
+           [("x", F, [2, 6, 5, 3])], inits=[("s", w(2)), ("b", w(2))], opset=18),
+    single("GroupNormalization21", N("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=3),
+           [("x", F, [1, 6, 7])], inits=[("s", w(6)), ("b", w(6))], opset=21),
     single("Softmax", N("Softmax", ["x"], ["y"], axis=1), [("x", F, [2, 5, 6])]),
     single("SoftmaxOpset11", N("Softmax", ["x"], ["y"], axis=1), [("x", F, [2, 5, 6])], opset=11),
     single("LogSoftmax", N("LogSoftmax", ["x"], ["y"]), [("x", F, [2, 5, 6])]),
@@ -523,6 +528,12 @@ REFUSALS = [
      "mean 'm' must be constant"),
     ("LayerNormMean", Case("LayerNormMean", [N("LayerNormalization", ["x", "s"], ["y", "mu"])], [("x", F, [2, 5])],
                            [("y", F), ("mu", F)], [("s", w(5))]), "Mean and InvStdDev"),
+    ("GroupNormGroups", Case("GroupNormGroups", [N("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=3)], X4, [("y", F)],
+                             [("s", w(3)), ("b", w(3))], opset=18), "does not divide 4 channels"),
+    ("GroupNormScaleShape", Case("GroupNormScaleShape", [N("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=2)], X4, [("y", F)],
+                                 [("s", w(2)), ("b", w(2))], opset=21), "one value per channel"),
+    ("GroupNormRuntimeScale", Case("GroupNormRuntimeScale", [N("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=2)],
+                                   X4 + [("s", F, [2])], [("y", F)], [("b", w(2))], opset=18), "must be constant"),
     ("InstanceNormRank5", Case("InstanceNormRank5", [N("InstanceNormalization", ["x", "s", "b"], ["y"])], [("x", F, [1, 2, 2, 2, 2])],
                                [("y", F)], [("s", w(2)), ("b", w(2))]), "MIL instance_norm takes rank 3 to 4"),
     ("IntegerReduceMean", Case("IntegerReduceMean", [N("Cast", ["x"], ["i"], to=I64), N("ReduceMean", ["i"], ["y"], axes=[0])],
@@ -610,6 +621,6 @@ def test_every_lowering_has_a_case():
         "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Expand", "Tile", "Gather",
         "GatherElements", "Where", "Cast", "Pad", "Resize", "Upsample", "Identity", "Dropout", "DequantizeLinear",
         "IsNaN", "IsInf", "GatherND", "CumSum", "TopK", "Trilu", "DepthToSpace", "SpaceToDepth", "LRN", "ScatterND", "ScatterElements",
-        "LSTM", "GRU", "RNN",
+        "LSTM", "GRU", "RNN", "GroupNormalization",
     }
     assert lowered - covered == set()

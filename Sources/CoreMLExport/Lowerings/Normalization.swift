@@ -94,6 +94,47 @@ enum InstanceNormLowering: OpLowering {
     }
 }
 
+/// GroupNormalization → reshape to [N, G, C/G · spatial] → instance_norm (mean and variance per group) → reshape
+/// back. Opset 18 scales and shifts per group (instance_norm's gamma and beta); opset 21 per channel (a mul and an add
+/// after the reshape). Scale and bias must be constant.
+enum GroupNormLowering: OpLowering {
+    static let opTypes = ["GroupNormalization"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.requireFloat(0), out = try v.outputType()
+        guard (3...5).contains(x.rank) else { throw LoweringRefusal("GroupNormalization on rank \(x.rank); lowered for rank 3 to 5") }
+        guard let groups = v.int("num_groups"), groups >= 1, x.shape[1] % groups == 0 else {
+            throw LoweringRefusal("num_groups \(v.int("num_groups").map(String.init) ?? "missing") does not divide \(x.shape[1]) channels")
+        }
+        try v.requireConstant(1, "scale")
+        try v.requireConstant(2, "bias")
+        let perChannel = v.opset >= 21
+        let count = perChannel ? x.shape[1] : groups
+        let scale = try v.floats(1), bias = try v.floats(2)
+        for (i, values) in [(1, scale), (2, bias)] {
+            guard values.count == count, try v.type(i).shape == [count] else {
+                throw LoweringRefusal("input \(i) '\(v.node.inputs[i])' has shape \(try v.type(i).shape); opset \(v.opset) needs one value per \(perChannel ? "channel" : "group"): [\(count)]")
+            }
+        }
+        let epsilon = v.float("epsilon", default: 1e-5)
+        let channels = x.shape[1], spatial = x.shape[2...].reduce(1, *)
+        return { e throws(LoweringRefusal) in
+            let grouped = x.with(shape: [x.shape[0], groups, channels / groups * spatial])
+            var y = e.op("reshape", [("x", .v(try e.input(0))), ("shape", .c(.ints(grouped.shape)))], output: grouped, suffix: "_groups")
+            let gamma = perChannel ? [Float](repeating: 1, count: groups) : scale
+            let beta = perChannel ? [Float](repeating: 0, count: groups) : bias
+            y = e.op("instance_norm", [("x", .v(y)), ("gamma", .c(.floats(gamma, x.dtype, shape: [groups]))),
+                                       ("beta", .c(.floats(beta, x.dtype, shape: [groups]))),
+                                       ("epsilon", .c(.float(epsilon, x.dtype)))], output: grouped, suffix: "_norm")
+            guard perChannel else { return [e.op("reshape", [("x", .v(y)), ("shape", .c(.ints(out.shape)))], output: out)] }
+            y = e.op("reshape", [("x", .v(y)), ("shape", .c(.ints(out.shape)))], output: out, suffix: "_restored")
+            let perChannelShape = [channels] + [Int](repeating: 1, count: x.rank - 2)
+            y = e.op("mul", [("x", .v(y)), ("y", .c(.floats(scale, x.dtype, shape: perChannelShape)))], output: out, suffix: "_scaled")
+            return [e.op("add", [("x", .v(y)), ("y", .c(.floats(bias, x.dtype, shape: perChannelShape)))], output: out)]
+        }
+    }
+}
+
 /// Softmax / LogSoftmax. From opset 13 one axis (default −1); before 13 the input is viewed as 2-D at `axis`
 /// (default 1), so a reshape surrounds the softmax unless `axis` is the last one. LogSoftmax is x − logsumexp(x).
 enum SoftmaxLowering: OpLowering {
