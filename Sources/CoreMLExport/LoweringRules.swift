@@ -209,6 +209,13 @@ extension LayerNormLowering {
         says: "x: T = (fp16, fp32); axes, gamma, beta and epsilon const (no rank limit stated)", types: ["*": [0: float]])
 }
 
+extension EinsumLowering {
+    static let rule = LoweringRule(
+        "mil-einsum", mil: "transpose, reduce_sum, reshape, matmul", file: "iOS15/linear.py",
+        says: "matmul: x, y: T = (fp16, fp32), batched over leading dims; one or two operands, no repeated label within an operand, no broadcasting between operands",
+        types: ["*": [0: float, 1: float]], ranks: ["*": 1...5])
+}
+
 extension GroupNormLowering {
     static let rule = LoweringRule(
         "mil-group-norm", mil: "reshape, instance_norm (mul, add from opset 21)", file: "iOS15/normalization.py",

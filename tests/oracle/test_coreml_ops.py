@@ -217,6 +217,14 @@ CASES = [
     single("LayerNormalization", N("LayerNormalization", ["x", "s", "b"], ["y"]), [("x", F, [2, 5, 16])], inits=[("s", w(16)), ("b", w(16))]),
     single("LayerNormalizationAxis1", N("LayerNormalization", ["x", "s"], ["y"], axis=1), [("x", F, [2, 5, 6])], inits=[("s", w(5, 6))]),
     single("InstanceNormalization", N("InstanceNormalization", ["x", "s", "b"], ["y"]), X4, inits=[("s", w(4)), ("b", w(4))]),
+    # Einsum: attention scores, batched products, implicit output, ellipsis, one-operand sums and transposes.
+    single("EinsumAttention", N("Einsum", ["a", "b"], ["y"], equation="bhqd,bhkd->bhqk"), [("a", F, [2, 3, 4, 5]), ("b", F, [2, 3, 6, 5])]),
+    single("EinsumBatched", N("Einsum", ["a", "b"], ["y"], equation="bij,bjk->bik"), [("a", F, [2, 3, 4]), ("b", F, [2, 4, 5])]),
+    single("EinsumImplicit", N("Einsum", ["a", "b"], ["y"], equation="ij,jk"), [("a", F, [3, 4]), ("b", F, [4, 5])]),
+    single("EinsumEllipsis", N("Einsum", ["a", "b"], ["y"], equation="...ij,...jk->...ik"), [("a", F, [2, 2, 3, 4]), ("b", F, [2, 2, 4, 3])]),
+    single("EinsumOuterSummed", N("Einsum", ["a", "b"], ["y"], equation="ij,k->ki"), [("a", F, [3, 4]), ("b", F, [5])]),
+    single("EinsumPermuted", N("Einsum", ["a", "b"], ["y"], equation="nchw,kc->nkwh"), [("a", F, [1, 4, 3, 5])], inits=[("b", w(6, 4))]),
+    single("EinsumOneOperand", N("Einsum", ["a"], ["y"], equation="bij->jb"), [("a", F, [2, 3, 4])]),
     # GroupNormalization: scale and bias per group at opset 18, per channel from opset 21.
     single("GroupNormalization18", N("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=2, epsilon=1e-3),
            [("x", F, [2, 6, 5, 3])], inits=[("s", w(2)), ("b", w(2))], opset=18),
@@ -528,6 +536,11 @@ REFUSALS = [
      "mean 'm' must be constant"),
     ("LayerNormMean", Case("LayerNormMean", [N("LayerNormalization", ["x", "s"], ["y", "mu"])], [("x", F, [2, 5])],
                            [("y", F), ("mu", F)], [("s", w(5))]), "Mean and InvStdDev"),
+    ("EinsumDiagonal", Case("EinsumDiagonal", [N("Einsum", ["a"], ["y"], equation="ii->i")], [("a", F, [3, 3])], [("y", F)]), "diagonal"),
+    ("EinsumThreeOperands", Case("EinsumThreeOperands", [N("Einsum", ["a", "b", "c"], ["y"], equation="ij,jk,kl->il")],
+                                 [("a", F, [2, 3]), ("b", F, [3, 4]), ("c", F, [4, 5])], [("y", F)]), "3 operands"),
+    ("EinsumBroadcast", Case("EinsumBroadcast", [N("Einsum", ["a", "b"], ["y"], equation="bij,bjk->bik")],
+                             [("a", F, [1, 3, 4]), ("b", F, [2, 4, 5])], [("y", F)]), "broadcasting is not lowered"),
     ("GroupNormGroups", Case("GroupNormGroups", [N("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=3)], X4, [("y", F)],
                              [("s", w(3)), ("b", w(3))], opset=18), "does not divide 4 channels"),
     ("GroupNormScaleShape", Case("GroupNormScaleShape", [N("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=2)], X4, [("y", F)],
@@ -621,6 +634,6 @@ def test_every_lowering_has_a_case():
         "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Expand", "Tile", "Gather",
         "GatherElements", "Where", "Cast", "Pad", "Resize", "Upsample", "Identity", "Dropout", "DequantizeLinear",
         "IsNaN", "IsInf", "GatherND", "CumSum", "TopK", "Trilu", "DepthToSpace", "SpaceToDepth", "LRN", "ScatterND", "ScatterElements",
-        "LSTM", "GRU", "RNN", "GroupNormalization",
+        "LSTM", "GRU", "RNN", "GroupNormalization", "Einsum",
     }
     assert lowered - covered == set()
