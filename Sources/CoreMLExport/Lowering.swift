@@ -171,7 +171,7 @@ public enum LoweringRegistry {
     static let lowerings: [any OpLowering.Type] = [
         BinaryLowering.self, VariadicLowering.self, UnaryLowering.self, ActivationLowering.self, ClipLowering.self,
         MatMulLowering.self, GemmLowering.self, ConvLowering.self, ConvTransposeLowering.self, PoolLowering.self,
-        GlobalPoolLowering.self, BatchNormLowering.self, LayerNormLowering.self, InstanceNormLowering.self, GroupNormLowering.self, EinsumLowering.self,
+        GlobalPoolLowering.self, BatchNormLowering.self, LayerNormLowering.self, InstanceNormLowering.self, GroupNormLowering.self, EinsumLowering.self, GridSampleLowering.self,
         SoftmaxLowering.self, ReduceLowering.self, ArgReduceLowering.self, ReshapeLowering.self,
         TransposeLowering.self, ConcatLowering.self, SplitLowering.self, SliceLowering.self, ExpandLowering.self,
         TileLowering.self, GatherLowering.self, GatherElementsLowering.self, WhereLowering.self, CastLowering.self,

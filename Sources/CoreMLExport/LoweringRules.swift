@@ -209,6 +209,13 @@ extension LayerNormLowering {
         says: "x: T = (fp16, fp32); axes, gamma, beta and epsilon const (no rank limit stated)", types: ["*": [0: float]])
 }
 
+extension GridSampleLowering {
+    static let rule = LoweringRule(
+        "mil-resample", mil: "resample", file: "iOS15/image_resizing.py",
+        says: "x: T = (fp16, fp32) of rank 4; coordinates: U = (int32, fp32) of rank 4 [B, H2, W2, 2] in (x, y) order; sampling_mode bilinear or nearest; padding_mode constant, border, reflection or symmetric",
+        types: ["*": [0: float, 1: float]], ranks: ["*": 4...4])
+}
+
 extension EinsumLowering {
     static let rule = LoweringRule(
         "mil-einsum", mil: "transpose, reduce_sum, reshape, matmul", file: "iOS15/linear.py",

@@ -1666,6 +1666,73 @@ def _resize_nearest_neighbor(a: Args) -> np.ndarray:
     return _nearest(x, ih, iw)
 
 
+def _pad_index(i: np.ndarray, size: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Index i of a padded 1-D image of `size` pixels mapped inside it, and whether it is inside at all (for
+    "constant"). The definition's examples for |1, 2, 3|: border 1, 1, 1, 1, 2, 3, 3, 3, 3; reflection (edges not
+    repeated) 2, 3, 2, 1, 2, 3, 2, 1, 2; symmetric (edges repeated) 3, 2, 1, 1, 2, 3, 3, 2, 1."""
+    inside = (i >= 0) & (i < size)
+    if mode == "constant":
+        return np.clip(i, 0, size - 1), inside
+    if mode == "border":
+        return np.clip(i, 0, size - 1), np.ones_like(inside)
+    if mode == "reflection":
+        if size == 1:
+            return np.zeros_like(i), np.ones_like(inside)
+        period = 2 * (size - 1)
+        m = np.mod(i, period)
+        return np.where(m < size, m, period - m), np.ones_like(inside)
+    if mode == "symmetric":
+        period = 2 * size
+        m = np.mod(i, period)
+        return np.where(m < size, m, period - 1 - m), np.ones_like(inside)
+    raise MILFormatError(f"resample: padding_mode {mode!r}")
+
+
+def _resample(a: Args) -> np.ndarray:
+    """x [B, C, H, W] sampled at coordinates [B, H2, W2, 2] given as (x, y) = (w, h). normalized_minus_one_to_one
+    maps -1 and 1 to the corner pixels' centers (align_corners) or to their outer edges (otherwise); bilinear weighs
+    the four neighbouring pixels, each taken from the padded image; nearest takes the pixel at the rounded position
+    (the definition does not say how ties round: half to even here, as PyTorch's grid_sample does)."""
+    x = np.asarray(a["x"])
+    grid = np.asarray(a["coordinates"], np.float64)
+    sampling, padding = str(a.scalar("sampling_mode")), str(a.scalar("padding_mode"))
+    mode = str(a.scalar("coordinates_mode"))
+    align = bool(a.scalar("align_corners"))
+    pad_value = float(a.scalar("padding_value", 0.0))
+    b, c, h, w = x.shape
+    gx, gy = grid[..., 0], grid[..., 1]
+    if mode == "normalized_minus_one_to_one":
+        if align:
+            px, py = (gx + 1) / 2 * (w - 1), (gy + 1) / 2 * (h - 1)
+        else:
+            px, py = ((gx + 1) * w - 1) / 2, ((gy + 1) * h - 1) / 2
+    elif mode == "normalized_zero_to_one":
+        px, py = (gx * (w - 1), gy * (h - 1)) if align else (gx * w - 0.5, gy * h - 0.5)
+    elif mode == "unnormalized":
+        px, py = gx, gy
+    else:
+        raise MILFormatError(f"resample: coordinates_mode {mode!r}")
+    xs = x.astype(np.float64)
+    batch = np.arange(b)[:, None, None]
+
+    def pick(iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
+        jy, in_y = _pad_index(iy, h, padding)
+        jx, in_x = _pad_index(ix, w, padding)
+        vals = xs[batch, :, jy, jx]                      # [B, H2, W2, C]
+        return np.where((in_y & in_x)[..., None], vals, pad_value)
+
+    if sampling == "nearest":
+        out = pick(np.rint(py).astype(np.int64), np.rint(px).astype(np.int64))
+    elif sampling == "bilinear":
+        x0, y0 = np.floor(px).astype(np.int64), np.floor(py).astype(np.int64)
+        fx, fy = (px - x0)[..., None], (py - y0)[..., None]
+        out = (pick(y0, x0) * (1 - fx) * (1 - fy) + pick(y0, x0 + 1) * fx * (1 - fy)
+               + pick(y0 + 1, x0) * (1 - fx) * fy + pick(y0 + 1, x0 + 1) * fx * fy)
+    else:
+        raise MILFormatError(f"resample: sampling_mode {sampling!r}")
+    return np.transpose(out, (0, 3, 1, 2)).astype(x.dtype)
+
+
 def _upsample_bilinear(a: Args) -> np.ndarray:
     """align_corners (default true) -> STRICT_ALIGN_CORNERS grid; otherwise half-pixel
     centers (UNALIGN_CORNERS grid) unless iOS16's half_pixel_centers is false (DEFAULT grid).
@@ -1913,6 +1980,7 @@ OPS: dict[str, Callable[[Args], Any]] = {
     "non_zero": _non_zero,
     # resizing
     "upsample_nearest_neighbor": _upsample_nearest_neighbor,
+    "resample": _resample,
     "resize_nearest_neighbor": _resize_nearest_neighbor,
     "upsample_bilinear": _upsample_bilinear,
     "resize_bilinear": _resize_bilinear,

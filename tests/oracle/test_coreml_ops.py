@@ -225,6 +225,18 @@ CASES = [
     single("EinsumOuterSummed", N("Einsum", ["a", "b"], ["y"], equation="ij,k->ki"), [("a", F, [3, 4]), ("b", F, [5])]),
     single("EinsumPermuted", N("Einsum", ["a", "b"], ["y"], equation="nchw,kc->nkwh"), [("a", F, [1, 4, 3, 5])], inits=[("b", w(6, 4))]),
     single("EinsumOneOperand", N("Einsum", ["a"], ["y"], equation="bij->jb"), [("a", F, [2, 3, 4])]),
+    # GridSample → resample. Random grids reach past [-1, 1] (padding). The nearest case's grid is a lattice of
+    # fp16-exact values whose pixel positions stay 1/16 away from rounding ties, so fp16 compute picks the same pixels.
+    single("GridSampleBilinear", N("GridSample", ["x", "g"], ["y"]), X4 + [("g", F, [1, 3, 5, 2])], opset=16),
+    single("GridSampleReflection", N("GridSample", ["x", "g"], ["y"], padding_mode="reflection"),
+           X4 + [("g", F, [1, 6, 2, 2])], opset=16),
+    single("GridSampleReflectionAligned", N("GridSample", ["x", "g"], ["y"], padding_mode="reflection", align_corners=1),
+           X4 + [("g", F, [1, 6, 2, 2])], opset=16),
+    single("GridSampleNearestBorder", N("GridSample", ["x", "g"], ["y"], mode="nearest", padding_mode="border", align_corners=1),
+           [("x", F, [2, 3, 4, 4]), ("g", F, [2, 5, 3, 2])], opset=16,
+           feeds={"g": ((2 * np.random.default_rng(7).integers(-4, 12, (2, 5, 3, 2)) + 1) / 8 - 1).astype(np.float32)}),
+    single("GridSampleLinear20", N("GridSample", ["x", "g"], ["y"], mode="linear", padding_mode="border"),
+           X4 + [("g", F, [1, 4, 4, 2])], opset=20),
     # GroupNormalization: scale and bias per group at opset 18, per channel from opset 21.
     single("GroupNormalization18", N("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=2, epsilon=1e-3),
            [("x", F, [2, 6, 5, 3])], inits=[("s", w(2)), ("b", w(2))], opset=18),
@@ -541,6 +553,10 @@ REFUSALS = [
                                  [("a", F, [2, 3]), ("b", F, [3, 4]), ("c", F, [4, 5])], [("y", F)]), "3 operands"),
     ("EinsumBroadcast", Case("EinsumBroadcast", [N("Einsum", ["a", "b"], ["y"], equation="bij,bjk->bik")],
                              [("a", F, [1, 3, 4]), ("b", F, [2, 4, 5])], [("y", F)]), "broadcasting is not lowered"),
+    ("GridSampleCubic", Case("GridSampleCubic", [N("GridSample", ["x", "g"], ["y"], mode="bicubic")], X4 + [("g", F, [1, 3, 5, 2])],
+                             [("y", F)], opset=16), "mode 'bicubic'"),
+    ("GridSampleRank5", Case("GridSampleRank5", [N("GridSample", ["x", "g"], ["y"], mode="linear")],
+                             [("x", F, [1, 2, 3, 4, 4]), ("g", F, [1, 2, 3, 3, 3])], [("y", F)], opset=20), "rank 4"),
     ("GroupNormGroups", Case("GroupNormGroups", [N("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=3)], X4, [("y", F)],
                              [("s", w(3)), ("b", w(3))], opset=18), "does not divide 4 channels"),
     ("GroupNormScaleShape", Case("GroupNormScaleShape", [N("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=2)], X4, [("y", F)],
@@ -634,6 +650,6 @@ def test_every_lowering_has_a_case():
         "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Expand", "Tile", "Gather",
         "GatherElements", "Where", "Cast", "Pad", "Resize", "Upsample", "Identity", "Dropout", "DequantizeLinear",
         "IsNaN", "IsInf", "GatherND", "CumSum", "TopK", "Trilu", "DepthToSpace", "SpaceToDepth", "LRN", "ScatterND", "ScatterElements",
-        "LSTM", "GRU", "RNN", "GroupNormalization", "Einsum",
+        "LSTM", "GRU", "RNN", "GroupNormalization", "Einsum", "GridSample",
     }
     assert lowered - covered == set()

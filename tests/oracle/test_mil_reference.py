@@ -1037,9 +1037,40 @@ _matmul_ort_cases()
 _recurrent_ort_cases()
 _conv_cases()
 _conv_transpose_cases()
+def _resample_cases() -> None:
+    # resample against ONNX GridSample (opset 16), mapped as the exporter maps it: zeros -> constant 0, reflection
+    # -> reflection with align_corners and symmetric without. Grid values reach past [-1, 1] to exercise padding.
+    padding_for = {"zeros": "constant", "border": "border"}
+    for si, (sampling, pad, align) in enumerate([(s, p, a) for s in ("bilinear", "nearest")
+                                                 for p in ("zeros", "border", "reflection") for a in (0, 1)]):
+        def rs(sampling=sampling, pad=pad, align=align, si=si):
+            x = f32(rng(300 + si), 2, 3, 5, 4)
+            grid = f32(rng(320 + si), 2, 6, 7, 2, lo=-1.6, hi=1.6)
+            mil_pad = padding_for.get(pad) or ("reflection" if align else "symmetric")
+            got = mr.run_op("resample", dict(x=x, coordinates=grid, sampling_mode=sampling, padding_mode=mil_pad,
+                                             padding_value=0.0, coordinates_mode="normalized_minus_one_to_one",
+                                             align_corners=bool(align)), out_dtypes=["fp32"])
+            ref = ort_run([helper.make_node("GridSample", ["x", "g"], ["y"], mode=sampling, padding_mode=pad,
+                                            align_corners=align)], {"x": x, "g": grid}, [("y", TensorProto.FLOAT)],
+                          opset=16)[0]
+            return got, ref
+        ortc("resample", f"{sampling}-{pad}-{align}", rs)
+
+
+def test_resample_padding_examples() -> None:
+    """The 1-D padding examples of iOS15/image_resizing.py's resample, for |1, 2, 3| padded by three each side."""
+    idx = np.arange(-3, 6)
+    image = np.array([1, 2, 3])
+    for mode, want in [("border", [1, 1, 1, 1, 2, 3, 3, 3, 3]), ("reflection", [2, 3, 2, 1, 2, 3, 2, 1, 2]),
+                       ("symmetric", [3, 2, 1, 1, 2, 3, 3, 2, 1]), ("constant", [0, 0, 0, 1, 2, 3, 0, 0, 0])]:
+        j, inside = mr._pad_index(idx, 3, mode)
+        assert list(np.where(inside, image[j], 0)) == want, mode
+
+
 _pool_cases()
 _norm_ort_cases()
 _resize_cases()
+_resample_cases()
 _misc_ort_cases()
 
 

@@ -72,6 +72,46 @@ enum ResizeLowering: OpLowering {
     }
 }
 
+/// GridSample (rank 4) → resample with coordinates_mode normalized_minus_one_to_one. Modes bilinear/linear and
+/// nearest; padding zeros → constant 0, border → border, reflection → reflection with align_corners (reflected about
+/// the corner pixels' centers) and symmetric without (about their edges: coremltools' torch frontend maps it the same
+/// way). The grid is cast to fp32 in fp16 programs (the iOS15 definition takes int32 or fp32 coordinates).
+enum GridSampleLowering: OpLowering {
+    static let opTypes = ["GridSample"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.requireFloat(0), grid = try v.requireFloat(1), out = try v.outputType()
+        guard x.rank == 4, grid.rank == 4 else { throw LoweringRefusal("GridSample on rank \(x.rank); MIL's resample takes 2-D images (rank 4)") }
+        guard grid.shape[0] == x.shape[0], grid.shape[3] == 2 else { throw LoweringRefusal("grid \(grid.shape) does not fit the input \(x.shape)") }
+        let mode = v.string("mode", default: "bilinear")
+        let sampling: String
+        switch mode {
+        case "bilinear", "linear": sampling = "bilinear"
+        case "nearest": sampling = "nearest"
+        default: throw LoweringRefusal("mode '\(mode)' has no MIL resample mode (bilinear, nearest)")
+        }
+        let alignCorners = v.int("align_corners", default: 0) != 0
+        let padding: String
+        switch v.string("padding_mode", default: "zeros") {
+        case "zeros": padding = "constant"
+        case "border": padding = "border"
+        case "reflection": padding = alignCorners ? "reflection" : "symmetric"
+        case let other: throw LoweringRefusal("padding_mode '\(other)'")
+        }
+        return { e throws(LoweringRefusal) in
+            var coordinates = try e.input(1)
+            if grid.dtype != .fp32 {
+                coordinates = e.op("cast", [("x", .v(coordinates)), ("dtype", .c(.scalar("fp32")))], output: grid.with(dtype: .fp32), suffix: "_grid_fp32")
+            }
+            return [e.op("resample", [("x", .v(try e.input(0))), ("coordinates", .v(coordinates)),
+                                      ("sampling_mode", .c(.scalar(sampling))), ("padding_mode", .c(.scalar(padding))),
+                                      ("padding_value", .c(.float(0, x.dtype))),
+                                      ("coordinates_mode", .c(.scalar("normalized_minus_one_to_one"))),
+                                      ("align_corners", .c(.scalar(alignCorners)))], output: out)]
+        }
+    }
+}
+
 /// DequantizeLinear of a constant (a QDQ model's weights) → the same constexpr ops the package's own compressed
 /// weights use; run-time dequantization (activations) is refused.
 enum DequantizeLowering: OpLowering {

@@ -140,6 +140,15 @@ enum MILNeuralDefinitions {
                 return [x.with(shape: shape)]
             })
         }
+        // iOS15/image_resizing.py: x rank 4 [B, C, H1, W1], coordinates rank 4 [B, H2, W2, 2] (U: int32, fp32; iOS16
+        // adds fp16, iOS17 small integers — mlpkg writes fp32 coordinates at every target); out [B, C, H2, W2].
+        list.append(MILOpDefinition("resample", file: "iOS15/image_resizing.py",
+                                    domains: ["x": Shapes.floats, "coordinates": [.int32, .fp32]]) { c throws(MILTypeError) in
+            let x = try c.type("x"), grid = try c.type("coordinates")
+            guard x.rank == 4, grid.rank == 4 else { throw MILTypeError("resample takes rank-4 x and coordinates, got \(x.rank) and \(grid.rank)") }
+            guard x.shape[0] == grid.shape[0], grid.shape[3] == 2 else { throw MILTypeError("resample: coordinates \(grid.shape) do not fit x \(x.shape)") }
+            return [x.with(shape: [x.shape[0], x.shape[1], grid.shape[1], grid.shape[2]])]
+        })
         list.append(MILOpDefinition("scaled_dot_product_attention", since: .iOS18, file: "iOS18/transformers.py",
                                     domains: ["query": Shapes.floats, "key": Shapes.floats, "value": Shapes.floats]) { c throws(MILTypeError) in
             let q = try c.type("query"), k = try c.type("key"), v = try c.type("value")
