@@ -54,9 +54,8 @@ public struct CoreMLClassLabels: Sendable {
     /// Parses a labels file: one label a line (a final newline and `\r\n` line ends are fine); when every line is an
     /// integer the labels are int64. Empty lines and repeated labels are refused (labels are dictionary keys).
     public static func parse(_ text: String, file: String) throws(CoreMLInputFileError) -> MILClassifier.Labels {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
-            line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
-        }
+        // "\r\n" is one Character in Swift: split on it as on "\n".
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map(String.init)
         if lines.last == "" { lines.removeLast() }
         guard !lines.isEmpty else { throw CoreMLInputFileError(file: file, "no labels (one label a line)") }
         if let empty = lines.firstIndex(of: "") { throw CoreMLInputFileError(file: file, "line \(empty + 1) is empty (one label a line)") }
