@@ -56,7 +56,9 @@ public enum ImageColorSpace: Int, Sendable, Equatable {
 public struct MILClassifier: Sendable {
     /// The labels, in the order of the probability vector's elements.
     public enum Labels: Sendable {
+        /// String labels (`classLabel` is a string).
         case strings([String])
+        /// Integer labels (`classLabel` is an int64).
         case int64s([Int64])
 
         /// How many labels there are.

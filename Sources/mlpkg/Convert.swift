@@ -38,6 +38,7 @@ struct Convert: ParsableCommand {
               mlpkg convert model.onnx -o model.mlpkg --weights auto --min-snr 30 --json
               mlpkg convert model.onnx -o Model.mlpackage --weights int4 --input-shape input=1,3,224,224
               mlpkg convert model.onnx -o Model.mlpackage --author "Jane Doe" --license MIT --rename input=image
+              mlpkg convert model.onnx -o Classifier.mlpackage --image-input input=rgb --scale 0.0039 --class-labels labels.txt
               mlpkg convert a.onnx b.onnx --output-dir build/models --jobs 2
             """
     )

@@ -57,7 +57,7 @@ struct CoreMLOptions: ParsableArguments {
     var renames: [String] = []
 
     @Option(name: .customLong("image-input"), help: ArgumentHelp(
-        "Declare an input an image an app feeds as a pixel buffer (repeatable): rgb (default), bgr, gray, or gray-fp16 (GRAYSCALE_FLOAT16, iOS16 and later); its tensor must be [1, 3, H, W] ([1, 1, H, W] for gray).",
+        "Declare that an input is an image, fed by the app as a pixel buffer (repeatable): rgb (default), bgr, gray, or gray-fp16 (GRAYSCALE_FLOAT16, iOS16 and later); its tensor must be [1, 3, H, W] ([1, 1, H, W] for gray).",
         valueName: "NAME[=rgb|bgr|gray|gray-fp16]"))
     var imageInputs: [String] = []
 
@@ -68,7 +68,7 @@ struct CoreMLOptions: ParsableArguments {
                                valueName: "R,G,B"))
     var bias: String?
 
-    @Option(name: .customLong("image-output"), help: ArgumentHelp("Declare an output an image (repeatable): [1, 3, H, W] is RGB, [1, 1, H, W] grayscale.",
+    @Option(name: .customLong("image-output"), help: ArgumentHelp("Declare that an output is an image (repeatable): [1, 3, H, W] is RGB, [1, 1, H, W] grayscale.",
                                                           valueName: "NAME"))
     var imageOutputs: [String] = []
 
