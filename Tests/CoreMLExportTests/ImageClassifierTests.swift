@@ -106,13 +106,19 @@ import Testing
         let cases: [(String, (inout CoreMLInterfaceOptions) -> Void)] = [
             ("a gray image is [1, 1, H, W]", { $0.imageInputs = [CoreMLImageInput(name: "x", colorSpace: .grayscale)] }),
             ("no input 'nope'", { $0.imageInputs = [CoreMLImageInput(name: "nope")] }),
+            ("--bias: 3 values for the 1-channel image input 'x'", { $0.imageInputs = [CoreMLImageInput(name: "x", colorSpace: .grayscale, bias: [1, 2, 3])] }),
+            ("--image-input …=gray-fp16 needs --deployment-target iOS16", {
+                $0.imageInputs = [CoreMLImageInput(name: "x", colorSpace: .grayscaleFloat16)]
+            }),
             ("an image output is [1, 3, H, W]", { $0.imageOutputs = ["y"] }),
             ("2 labels, but output 'y' has shape [1, 3]", { $0.classLabels = CoreMLClassLabels(output: nil, labels: .int64s([1, 2]), file: "l.txt") }),
             ("no output 'z'", { $0.classLabels = CoreMLClassLabels(output: "z", labels: .int64s([1, 2, 3]), file: "l.txt") }),
         ]
         for (needle, configure) in cases {
             do {
-                _ = try CoreMLExporter.export(Self.classifier(), to: dir + "/R.mlpackage", options: Self.options(configure))
+                var options = Self.options(configure)
+                if needle.contains("gray-fp16") { options.target = .iOS15 }
+                _ = try CoreMLExporter.export(Self.classifier(), to: dir + "/R.mlpackage", options: options)
                 Issue.record("exported despite: \(needle)")
             } catch let error as CoreMLInterfaceError {
                 #expect(error.message.contains(needle), "\(error)")
