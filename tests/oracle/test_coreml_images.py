@@ -23,7 +23,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run
+from conftest import FIXTURES, run
 from mil_reference import evaluate
 
 ct = pytest.importorskip("coremltools", reason="coremltools is a required test dependency (tests/requirements.txt)")
@@ -251,3 +251,21 @@ def test_export_and_one_step_write_the_same_classifier(mlpkg, tmp_path):
     assert (one / rel).read_bytes() == (two / rel).read_bytes()
     r = run([str(mlpkg), "export", str(pkg), "-o", str(tmp_path / "m2.onnx"), "--class-labels", str(labels)], tmp_path)
     one_error_line(r, 2, "--class-labels apply to --format coreml")
+
+
+def test_pinned_dynamic_input_as_an_image(mlpkg, tmp_path):
+    """fixtures/cnn.onnx's input is [batch, 3, 32, 32]: the pinned shape gives the image size, and its logits output
+    takes ten integer labels."""
+    out = tmp_path / "P.mlpackage"
+    labels = labels_file(tmp_path, [str(k) for k in range(10)])
+    r = convert(mlpkg, tmp_path, FIXTURES / "cnn.onnx", out, "--input-shape", "input=1,3,32,32", "--image-input", "input",
+                "--class-labels", str(labels))
+    assert r.returncode == 0, r.stderr
+    spec = ct.utils.load_spec(str(out))
+    t = spec.description.input[0].type.imageType
+    assert (t.width, t.height, t.colorSpace) == (32, 32, IMAGE.RGB)
+    assert [o.name for o in spec.description.output] == ["classLabel", "classLabel_probs"]
+    assert not [op for op in ops_by_type(spec) if op.type in ("mul", "add") and op.inputs["x"].arguments[0].name == "input"]  # no scale, no bias
+    x = np.random.default_rng(4).integers(0, 256, (1, 3, 32, 32)).astype(np.float32)
+    want = ort.InferenceSession(str(FIXTURES / "cnn.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0][0]
+    assert int(evaluate(out, {"input": x})["classLabel"]) == int(np.argmax(want))
