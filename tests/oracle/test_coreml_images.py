@@ -269,3 +269,22 @@ def test_pinned_dynamic_input_as_an_image(mlpkg, tmp_path):
     x = np.random.default_rng(4).integers(0, 256, (1, 3, 32, 32)).astype(np.float32)
     want = ort.InferenceSession(str(FIXTURES / "cnn.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0][0]
     assert int(evaluate(out, {"input": x})["classLabel"]) == int(np.argmax(want))
+
+
+def test_every_core_ml_flag_is_documented_with_an_example(mlpkg, tmp_path):
+    """docs/COREML.md has a table row and an `mlpkg …` example line for every option of export's Core ML group (and
+    the Core ML options outside it), as `mlpkg export --help` lists them."""
+    import re
+
+    from conftest import REPO_ROOT
+
+    help_text = run([str(mlpkg), "export", "--help"], tmp_path).stdout
+    group = help_text.split("CORE ML (--FORMAT COREML):", 1)[1].split("\n\n", 1)[0]
+    flags = set(re.findall(r"^\s+(--[a-z0-9-]+)", group, re.M)) | {"--compute-units", "--input-shape", "--dequantize"}
+    assert {"--image-input", "--scale", "--bias", "--image-output", "--class-labels", "--io-dtype"} <= flags
+    doc = (REPO_ROOT / "docs" / "COREML.md").read_text(encoding="utf-8")
+    rows = [l for l in doc.splitlines() if l.startswith("| `--")]
+    examples = [l for l in doc.splitlines() if re.match(r"^\s*(mlpkg |--)", l)]
+    for flag in sorted(flags):
+        assert any(re.search(re.escape(flag) + r"\b(?!-)", r.split("|")[1]) for r in rows), f"{flag}: no table row"
+        assert any(re.search(re.escape(flag) + r"(?![a-z-])", e) for e in examples), f"{flag}: no example"
