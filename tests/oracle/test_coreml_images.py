@@ -288,3 +288,44 @@ def test_every_core_ml_flag_is_documented_with_an_example(mlpkg, tmp_path):
     for flag in sorted(flags):
         assert any(re.search(re.escape(flag) + r"\b(?!-)", r.split("|")[1]) for r in rows), f"{flag}: no table row"
         assert any(re.search(re.escape(flag) + r"(?![a-z-])", e) for e in examples), f"{flag}: no example"
+
+
+def test_inspect_and_verify_read_classifiers_from_mlpkg_and_coremltools(mlpkg, tmp_path):
+    """`inspect` names the classifier's outputs and the image input; `verify` accepts the package with classify
+    not checked — for mlpkg's package and for one coremltools writes (MIL builder, ImageType and ClassifierConfig)."""
+    import json
+
+    from coremltools.converters.mil import Builder as mb
+
+    model = classifier_model(tmp_path / "m.onnx")
+    ours = tmp_path / "ours.mlpackage"
+    assert convert(mlpkg, tmp_path, model, ours, "--image-input", "image=bgr", "--class-labels", str(labels_file(tmp_path, LABELS))).returncode == 0
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, 8, 8))], opset_version=ct.target.iOS15)
+    def prog(x):
+        return mb.softmax(x=mb.reduce_mean(x=x, axes=[2, 3], keep_dims=False), axis=-1, name="probs")
+
+    theirs = tmp_path / "theirs.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS15,
+               inputs=[ct.ImageType(name="x", shape=(1, 3, 8, 8), scale=1 / 255, bias=[-1, -2, -3], color_layout=ct.colorlayout.BGR)],
+               classifier_config=ct.ClassifierConfig(["a", "b", "c"])).save(str(theirs))
+    for path, image in ((ours, "image"), (theirs, "x")):
+        r = run([str(mlpkg), "inspect", str(path), "--json"], tmp_path)
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert doc["classifier"] == {"label": "classLabel", "probabilities": "classLabel_probs"}
+        assert [(f["name"], f["type"]) for f in doc["inputs"]] == [(image, "image 8×8 BGR")]
+        r = run([str(mlpkg), "verify", str(path), "--json"], tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+        doc = json.loads(r.stdout)
+        assert doc["ok"] and [n["type"] for n in doc["notChecked"]] == ["classify"]
+    r = run([str(mlpkg), "inspect", str(ours)], tmp_path)
+    assert "classifier: predicted label 'classLabel', probabilities 'classLabel_probs'" in r.stdout
+    r = run([str(mlpkg), "inspect", "--json", str(convert_plain(mlpkg, tmp_path, model))], tmp_path)
+    assert "classifier" not in json.loads(r.stdout)
+
+
+def convert_plain(mlpkg: Path, tmp: Path, model: Path) -> Path:
+    out = tmp / "plain.mlpackage"
+    assert convert(mlpkg, tmp, model, out).returncode == 0
+    return out
