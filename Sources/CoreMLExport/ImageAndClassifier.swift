@@ -128,7 +128,7 @@ struct FeatureKindPlan {
         }
         for image in options.imageInputs {
             guard let onnx = lookup(image.name, in: inputs) else {
-                throw CoreMLInterfaceError("--image-input \(image.name): no input '\(image.name)'; \(valid(inputs, "input"))")
+                throw CoreMLInterfaceError("--image-input: no input '\(image.name)'; \(valid(inputs, "input"))")
             }
             guard plan.imageInputs[onnx] == nil else { throw CoreMLInterfaceError("--image-input: input '\(onnx)' is given twice") }
             let channels = image.colorSpace.channels
@@ -137,26 +137,26 @@ struct FeatureKindPlan {
             }
             if let t = type(onnx) {
                 guard t.dtype.isFloat else {
-                    throw CoreMLInterfaceError("--image-input \(image.name): input '\(onnx)' holds \(t.dtype) values; an image input must be a float tensor")
+                    throw CoreMLInterfaceError("--image-input: input '\(onnx)' holds \(t.dtype) values; an image input must be a float tensor")
                 }
                 guard imageShape(t, channels: channels) else {
-                    throw CoreMLInterfaceError("--image-input \(image.name): input '\(onnx)' has shape \(t.shape); a \(Self.name(image.colorSpace)) image is [1, \(channels), H, W]")
+                    throw CoreMLInterfaceError("--image-input: input '\(onnx)' has shape \(t.shape); a \(Self.name(image.colorSpace)) image is [1, \(channels), H, W]")
                 }
             }
             plan.imageInputs[onnx] = image
         }
         for name in options.imageOutputs {
             guard let onnx = lookup(name, in: outputs) else {
-                throw CoreMLInterfaceError("--image-output \(name): no output '\(name)'; \(valid(outputs, "output"))")
+                throw CoreMLInterfaceError("--image-output: no output '\(name)'; \(valid(outputs, "output"))")
             }
             guard plan.imageOutputs[onnx] == nil else { throw CoreMLInterfaceError("--image-output: output '\(onnx)' is given twice") }
             var space = ImageColorSpace.rgb
             if let t = type(onnx) {
                 guard t.dtype.isFloat else {
-                    throw CoreMLInterfaceError("--image-output \(name): output '\(onnx)' holds \(t.dtype) values; an image output must be a float tensor")
+                    throw CoreMLInterfaceError("--image-output: output '\(onnx)' holds \(t.dtype) values; an image output must be a float tensor")
                 }
                 guard imageShape(t, channels: 3) || imageShape(t, channels: 1) else {
-                    throw CoreMLInterfaceError("--image-output \(name): output '\(onnx)' has shape \(t.shape); an image output is [1, 3, H, W] (RGB) or [1, 1, H, W] (grayscale)")
+                    throw CoreMLInterfaceError("--image-output: output '\(onnx)' has shape \(t.shape); an image output is [1, 3, H, W] (RGB) or [1, 1, H, W] (grayscale)")
                 }
                 space = t.shape[1] == 3 ? .rgb : .grayscale
             }
@@ -166,7 +166,7 @@ struct FeatureKindPlan {
             let onnx: String
             if let name = labels.output {
                 guard let found = lookup(name, in: outputs) else {
-                    throw CoreMLInterfaceError("--class-labels \(name)=\(labels.file): no output '\(name)'; \(valid(outputs, "output"))")
+                    throw CoreMLInterfaceError("--class-labels: no output '\(name)'; \(valid(outputs, "output"))")
                 }
                 onnx = found
             } else {
@@ -178,10 +178,10 @@ struct FeatureKindPlan {
             }
             if let t = type(onnx) {
                 guard t.dtype.isFloat else {
-                    throw CoreMLInterfaceError("--class-labels \(labels.file): output '\(onnx)' holds \(t.dtype) values; the probabilities must be floats")
+                    throw CoreMLInterfaceError("--class-labels '\(labels.file)': output '\(onnx)' holds \(t.dtype) values; the probabilities must be floats")
                 }
                 guard t.count == labels.labels.count, t.shape.filter({ $0 != 1 }).count <= 1 else {
-                    throw CoreMLInterfaceError("--class-labels \(labels.file): \(labels.labels.count) labels, but output '\(onnx)' has shape \(t.shape) "
+                    throw CoreMLInterfaceError("--class-labels '\(labels.file)': \(labels.labels.count) labels, but output '\(onnx)' has shape \(t.shape) "
                                                + "(\(t.count) values); give one label per element of a probability vector"
                                                + (outputs.count > 1 ? " (the model's outputs are \(outputs.map { "'\($0)'" }.joined(separator: ", ")); name one with --class-labels NAME=FILE)" : ""))
                 }

@@ -15,6 +15,7 @@ Models are built here (a few hundred bytes each), weights from a fixed seed.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -236,6 +237,8 @@ def test_bad_labels_file_is_bad_input(mlpkg, tmp_path, content, needle):
     r = convert(mlpkg, tmp_path, model, out, "--class-labels", str(labels))
     one_error_line(r, 1, "bad.txt", needle)
     assert not out.exists()
+    r = convert(mlpkg, tmp_path, model, out, "--class-labels", str(labels), "--json")
+    assert r.returncode == 1 and json.loads(r.stdout)["error"]["file"] == str(labels)
 
 
 def test_export_and_one_step_write_the_same_classifier(mlpkg, tmp_path):
@@ -293,8 +296,6 @@ def test_every_core_ml_flag_is_documented_with_an_example(mlpkg, tmp_path):
 def test_inspect_and_verify_read_classifiers_from_mlpkg_and_coremltools(mlpkg, tmp_path):
     """`inspect` names the classifier's outputs and the image input; `verify` accepts the package with classify
     not checked — for mlpkg's package and for one coremltools writes (MIL builder, ImageType and ClassifierConfig)."""
-    import json
-
     from coremltools.converters.mil import Builder as mb
 
     model = classifier_model(tmp_path / "m.onnx")
@@ -329,3 +330,15 @@ def convert_plain(mlpkg: Path, tmp: Path, model: Path) -> Path:
     out = tmp / "plain.mlpackage"
     assert convert(mlpkg, tmp, model, out).returncode == 0
     return out
+
+
+@pytest.mark.parametrize("flag,value", [("--image-input", "{big}"), ("--image-output", "{big}"), ("--class-labels", "{big}=LABELS"),
+                                        ("--image-input", "{big}=cmyk"), ("--bias", "1,{big}")])
+def test_a_huge_value_in_an_error_is_cut(mlpkg, tmp_path, flag, value):
+    """A 100 kB name quoted in an error stays a short line (as every option's errors, docs/HARDENING.md)."""
+    model = classifier_model(tmp_path / "m.onnx")
+    value = value.replace("{big}", "y" * 100_000).replace("LABELS", str(labels_file(tmp_path, LABELS)))
+    extra = [] if flag == "--image-input" else ["--image-input", "image"]
+    r = convert(mlpkg, tmp_path, model, tmp_path / "X.mlpackage", *extra, flag, value)
+    one_error_line(r, 2)
+    assert len(r.stderr) < 1000
