@@ -1,7 +1,7 @@
 import ArgumentParser
-import Foundation
 import Audit
 import CoreMLExport
+import Foundation
 import MLPackage
 import Passes
 import Profiles
