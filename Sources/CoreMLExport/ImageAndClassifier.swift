@@ -51,10 +51,13 @@ public struct CoreMLClassLabels: Sendable {
         self.file = file
     }
 
-    /// Parses a labels file: one label a line (a final newline and `\r\n` line ends are fine); when every line is an
-    /// integer the labels are int64. Empty lines and repeated labels are refused (labels are dictionary keys).
+    /// Parses a labels file: one label a line (a final newline, `\r\n` line ends and a UTF-8 byte-order mark are
+    /// fine); when every line is an integer the labels are int64. Empty lines and repeated labels are refused (labels
+    /// are dictionary keys).
     public static func parse(_ text: String, file: String) throws(CoreMLInputFileError) -> MILClassifier.Labels {
-        // "\r\n" is one Character in Swift: split on it as on "\n".
+        // A byte-order mark (Windows editors write one) is not part of the first label; "\r\n" is one Character in
+        // Swift: split on it as on "\n".
+        let text = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
         var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map(String.init)
         if lines.last == "" { lines.removeLast() }
         guard !lines.isEmpty else { throw CoreMLInputFileError(file: file, "no labels (one label a line)") }

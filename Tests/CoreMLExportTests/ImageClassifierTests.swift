@@ -32,8 +32,10 @@ import Testing
 
     @Test("a labels file: one label a line, int64 when every line is an integer, CRLF and a final newline accepted")
     func labelsGrammar() throws {
-        guard case .strings(let s) = try CoreMLClassLabels.parse("cat\r\ndog\r\n", file: "l.txt") else { Issue.record("not strings"); return }
+        guard case .strings(let s) = try CoreMLClassLabels.parse("\u{FEFF}cat\r\ndog\r\n", file: "l.txt") else { Issue.record("not strings"); return }
         #expect(s == ["cat", "dog"])
+        guard case .strings(let unicode) = try CoreMLClassLabels.parse("chat 🐱\nperro\n", file: "l.txt") else { Issue.record("not strings"); return }
+        #expect(unicode == ["chat 🐱", "perro"])
         guard case .int64s(let i) = try CoreMLClassLabels.parse("3\n-1\n9000000000", file: "l.txt") else { Issue.record("not ints"); return }
         #expect(i == [3, -1, 9_000_000_000])
         guard case .strings(let mixed) = try CoreMLClassLabels.parse("1\ntwo\n", file: "l.txt") else { Issue.record("not strings"); return }
