@@ -57,8 +57,9 @@ public enum CoreMLConverter {
             throw PackageError(path: input, "\(error)")
         }
         clock.lap("fold constants, infer shapes")
-        // Names, descriptions and --io-dtype against the model, before the weights are converted.
+        // Names, descriptions, --io-dtype, images and class labels against the model, before the weights are converted.
         try CoreMLExporter.checkInterface(prepared.model, options: exportOptions)
+        try CoreMLExporter.checkFeatures(prepared, options: exportOptions)
         var converter = WeightConverter(options: options.conversion.converter)
         try converter.validate(prepared.model)
         converter = try converter.resolvingAuto(prepared.model)

@@ -110,7 +110,8 @@ public enum CoreMLExporter {
     public static func target(for model: Model, options: Options) -> DeploymentTarget {
         if let target = options.target { return target }
         let needed = minimumTarget(model, dequantize: false)
-        return options.interface.ioDtype == .fp16 ? max(needed, .iOS16) : needed
+        let fp16Features = options.interface.ioDtype == .fp16 || options.interface.imageInputs.contains { $0.colorSpace == .grayscaleFloat16 }
+        return fp16Features ? max(needed, .iOS16) : needed
     }
 
     /// Refuses options the target cannot honour: fp16 features before iOS16 (Core ML's multi-arrays take fp16 from
@@ -121,10 +122,26 @@ public enum CoreMLExporter {
             throw CoreMLInterfaceError("--io-dtype fp16 needs --deployment-target iOS16 or later (Core ML takes fp16 inputs and outputs from iOS16); "
                                        + "the target is \(target)")
         }
+        if options.interface.imageInputs.contains(where: { $0.colorSpace == .grayscaleFloat16 }) && target < .iOS16 {
+            throw CoreMLInterfaceError("--image-input …=gray-fp16 needs --deployment-target iOS16 or later (Core ML's GRAYSCALE_FLOAT16 images); the target is \(target)")
+        }
         guard options.interface.ioDtype == .fp16 || options.interface.ioDtype == .fp32 else {
             throw CoreMLInterfaceError("--io-dtype is fp32 or fp16, not \(options.interface.ioDtype)")
         }
         _ = try InterfacePlan.resolve(model.graph, options.interface)
+    }
+
+    /// Checks the image inputs and outputs and the classifier against the prepared model's names and static types
+    /// (a usage error, like the interface names): a name that is no input or output, an image that is not
+    /// [1, C, H, W], labels that do not match the probability vector's length.
+    public static func checkFeatures(_ prepared: PreparedModel, options: Options) throws(CoreMLInterfaceError) {
+        _ = try featurePlan(prepared, options: options)
+    }
+
+    static func featurePlan(_ prepared: PreparedModel, options: Options) throws(CoreMLInterfaceError) -> FeatureKindPlan {
+        let table = ValueTable(types: prepared.inference.types, compute: options.compute,
+                               target: target(for: prepared.model, options: options))
+        return try FeatureKindPlan.resolve(prepared.model.graph, options.interface) { try? table.type(of: $0) }
     }
 
     /// The lowest deployment target the model's stored encodings need (iOS15 when none is compressed).
@@ -195,6 +212,7 @@ public enum CoreMLExporter {
         let io: MILDataType = options.interface.ioDtype == .fp16 && target >= .iOS16 ? .fp16 : .fp32
         // Checked by `export` first (a usage error); the audit's planning takes the names as they are.
         let plan = (try? InterfacePlan.resolve(model.graph, options.interface)) ?? InterfacePlan()
+        let kinds = (try? featurePlan(prepared, options: options)) ?? FeatureKindPlan()
         let inference = prepared.inference
         let origin = prepared.origin
         let graph = model.graph
@@ -225,6 +243,12 @@ public enum CoreMLExporter {
         for v in graph.outputs { if let n = plan.outputNames[v.name] { outputNames[v.name] = builder.reserveInterface(n) } }
         for v in graph.runtimeInputs where inputNames[v.name] == nil { inputNames[v.name] = builder.reserveInterface(v.name) }
         for v in graph.outputs where outputNames[v.name] == nil { outputNames[v.name] = builder.reserveInterface(v.name) }
+        // The classifier's features (coremltools' default names) and its op's name, after the model's own names.
+        let classifier = kinds.classifier.map { c in
+            let label = builder.reserveInterface("classLabel")
+            return MILClassifier(probabilities: outputNames[c.output]!, labels: c.labels, opName: builder.name("classify"),
+                                 labelName: label, probabilitiesName: builder.reserveInterface(label + "_probs"))
+        }
         for v in graph.runtimeInputs where inputNames[v.name] != v.name { renamed.append((v.name, inputNames[v.name]!)) }
         for v in graph.outputs where outputNames[v.name] != v.name && !renamed.contains(where: { $0 == (v.name, outputNames[v.name]!) }) {
             renamed.append((v.name, outputNames[v.name]!))
@@ -232,7 +256,8 @@ public enum CoreMLExporter {
         for input in graph.runtimeInputs {
             let name = inputNames[input.name]!
             if let refusal = bindInput(input.name, interfaceName: name, table: table, builder: builder, io: io,
-                                       description: plan.inputDescriptions[input.name] ?? "", into: &inputs) {
+                                       description: plan.inputDescriptions[input.name] ?? "", image: kinds.imageInputs[input.name],
+                                       into: &inputs) {
                 outcomes.append(CoreMLNodeOutcome(index: -1, name: input.name, opType: "input", verdict: .refused(refusal)))
                 failed = true
             }
@@ -265,9 +290,14 @@ public enum CoreMLExporter {
         var blockOutputs: [String] = []
         for output in graph.outputs {
             let name = outputNames[output.name]!
-            switch bindOutput(output.name, interfaceName: name, table: table, builder: builder, io: io,
+            // Images and the classifier's probabilities are fp32 whatever --io-dtype says (Core ML's image buffers
+            // and coremltools' classify, which takes fp32 only).
+            let image = kinds.imageOutputs[output.name]
+            let special = image != nil || kinds.classifier?.output == output.name
+            switch bindOutput(output.name, interfaceName: name, table: table, builder: builder, io: special ? .fp32 : io,
                               description: plan.outputDescriptions[output.name] ?? "") {
-            case .success(let feature):
+            case .success(var feature):
+                if let image { feature.kind = .image(image) }
                 blockOutputs.append(feature.name)
                 outputs.append(feature)
             case .failure(let refusal):
@@ -277,13 +307,22 @@ public enum CoreMLExporter {
         }
         builder.program.inputs = inputs.map { MILVar(name: $0.name, type: $0.type) }
         builder.program.outputs = blockOutputs
+        if let classifier, let probabilities = outputs.first(where: { $0.name == classifier.probabilities }) {
+            // The description lists the classifier's features first, in the block's order; the vector itself is no output.
+            let int64 = classifier.labels.isInt64
+            outputs = [FeatureDescription(name: classifier.labelName, type: MILTensorType(int64 ? .int32 : .string, []), kind: .label(int64: int64)),
+                       FeatureDescription(name: classifier.probabilitiesName, type: probabilities.type,
+                                          shortDescription: probabilities.shortDescription, kind: .probabilities(int64Keys: int64))]
+                + outputs.filter { $0.name != classifier.probabilities }
+        }
         let program = LoweredProgram(target: target, inputs: inputs, outputs: outputs, program: builder.program,
-                                     notes: table.notes, renamed: renamed, model: model)
+                                     notes: table.notes, renamed: renamed, model: model, classifier: classifier)
         return (outcomes, program)
     }
 
     private static func bindInput(_ onnxName: String, interfaceName name: String, table: ValueTable, builder: MILBuilder,
-                                  io: MILDataType, description: String, into inputs: inout [FeatureDescription]) -> LoweringRefusal? {
+                                  io: MILDataType, description: String, image: CoreMLImageInput?,
+                                  into inputs: inout [FeatureDescription]) -> LoweringRefusal? {
         do throws(LoweringRefusal) {
             let t = try table.type(of: onnxName)
             guard !t.shape.contains(0), !t.shape.contains(where: { $0 > Int(Int32.max) }) else {
@@ -291,10 +330,15 @@ public enum CoreMLExporter {
             }
             // A scalar input is [1] at the interface (Core ML features have rank ≥ 1) and reshaped inside.
             let scalar = t.rank == 0
-            var (interface, needsCast) = interfaceType(t, io: io)
+            // An image is fp32 in the program (fp16 for GRAYSCALE_FLOAT16) whatever --io-dtype says: Core ML fills
+            // the tensor from the pixel buffer.
+            let featureIO: MILDataType = image.map { $0.colorSpace == .grayscaleFloat16 ? .fp16 : .fp32 } ?? io
+            var (interface, needsCast) = interfaceType(t, io: featureIO)
             if scalar { interface = interface.with(shape: [1]) }
-            inputs.append(FeatureDescription(name: name, type: interface, shortDescription: description))
+            inputs.append(FeatureDescription(name: name, type: interface, shortDescription: description,
+                                             kind: image.map { .image($0.colorSpace) } ?? .multiArray))
             var variable = MILVar(name: name, type: interface)
+            if let image { variable = FeatureKindPlan.preprocess(variable, image, builder: builder) }
             if scalar {
                 variable = builder.op1("squeeze", name: onnxName + "_scalar", [("x", .v(variable)), ("axes", .c(.ints([0])))],
                                        output: interface.with(shape: []))
@@ -444,6 +488,7 @@ public enum CoreMLExporter {
     public static func export(_ prepared: PreparedModel, to path: String, options: Options) throws -> Result {
         let model = prepared.model
         try checkInterface(model, options: options)
+        try checkFeatures(prepared, options: options)
         let (outcomes, lowered) = lower(prepared, options: options)
         guard let lowered else {
             throw CoreMLExportError(path: path, message: "cannot be lowered", refusals: outcomes.filter {
@@ -473,10 +518,11 @@ public enum CoreMLExporter {
                                     refusals: [], isInternal: true)
         }
         let info = options.interface
-        let description = MILModelDescription(inputs: lowered.inputs, outputs: lowered.outputs, metadata: metadata,
+        var description = MILModelDescription(inputs: lowered.inputs, outputs: lowered.outputs, metadata: metadata,
                                               shortDescription: info.shortDescription ?? model.docString,
                                               author: info.author ?? "", license: info.license ?? "",
                                               versionString: info.version ?? (model.modelVersion != 0 ? String(model.modelVersion) : ""))
+        description.classifier = lowered.classifier
         let serialized = MILSerializer.serialize(program, description: description)
         let expected = ModelSelfCheck.Expected(
             specificationVersion: lowered.target.specificationVersion, inputs: lowered.inputs.map(\.name),
@@ -554,4 +600,6 @@ public struct LoweredProgram {
     let notes: [String]
     let renamed: [(String, String)]
     let model: Model
+    /// The classify op the serializer appends (a classifier), nil otherwise.
+    let classifier: MILClassifier?
 }

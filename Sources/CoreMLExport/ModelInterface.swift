@@ -22,6 +22,12 @@ public struct CoreMLInterfaceOptions: Sendable {
     public var shortDescription: String?
     /// `Metadata.versionString`; the ONNX model_version (when not 0) when nil.
     public var version: String?
+    /// Inputs an app feeds as images, with their preprocessing (`--image-input`).
+    public var imageInputs: [CoreMLImageInput] = []
+    /// Outputs an app receives as images (`--image-output`).
+    public var imageOutputs: [String] = []
+    /// Makes the model a classifier (`--class-labels`).
+    public var classLabels: CoreMLClassLabels?
 
     /// fp32 features, names as the model gives them, no descriptions, no author or license.
     public init() {}

@@ -31,6 +31,8 @@ public enum CoreMLModelDecoder {
             outputs: features(description?.output, description?.n_output), states: features(description?.state, description?.n_state),
             functions: [], defaultFunctionName: string(description?.defaultfunctionname), metadata: CoreMLMetadata(), program: nil)
         if let d = description {
+            spec.predictedFeatureName = string(d.predictedfeaturename)
+            spec.predictedProbabilitiesName = string(d.predictedprobabilitiesname)
             spec.functions = messages(d.functions, d.n_functions).map { f in
                 CoreMLFunctionDescription(name: string(f.name), inputs: features(f.input, f.n_input),
                                           outputs: features(f.output, f.n_output), states: features(f.state, f.n_state))

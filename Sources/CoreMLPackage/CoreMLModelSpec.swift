@@ -23,6 +23,10 @@ public struct CoreMLModelSpec: Sendable {
     public var metadata: CoreMLMetadata
     /// The ML Program, when the model is one.
     public var program: MILSpecProgram?
+    /// A classifier's label output (`ModelDescription.predictedFeatureName`); empty for other models.
+    public var predictedFeatureName = ""
+    /// A classifier's probabilities output (`predictedProbabilitiesName`); empty when none.
+    public var predictedProbabilitiesName = ""
 }
 
 /// `Model.description.metadata`.

@@ -117,6 +117,14 @@ public struct CoreMLPackageSummary: Sendable, Encodable {
         public var userDefined: [String: String]
     }
 
+    /// A classifier's outputs (`predictedFeatureName`, `predictedProbabilitiesName`).
+    public struct Classifier: Sendable, Encodable {
+        /// The predicted label's output.
+        public var label: String
+        /// The probabilities dictionary's output (empty when the model names none).
+        public var probabilities: String
+    }
+
     /// The package, as given.
     public var file: String
     /// Always `mlpackage`.
@@ -151,6 +159,8 @@ public struct CoreMLPackageSummary: Sendable, Encodable {
     public var weights: [Weights]
     /// Author, license, description, version, user-defined entries.
     public var metadata: Metadata
+    /// The classifier's outputs; omitted for a model that is not a classifier.
+    public var classifier: Classifier?
     /// Problems met while reading (the container; `mlpkg verify` checks everything).
     public var problems: [String]
 
@@ -178,6 +188,8 @@ public struct CoreMLPackageSummary: Sendable, Encodable {
         outputs = spec.outputs.map(Self.feature)
         states = spec.states.map(Self.feature)
         defaultFunction = spec.defaultFunctionName.isEmpty ? nil : spec.defaultFunctionName
+        classifier = spec.predictedFeatureName.isEmpty ? nil
+            : Classifier(label: spec.predictedFeatureName, probabilities: spec.predictedProbabilitiesName)
         problems = contents.faults + contents.blobFiles.flatMap { name, reader in
             reader.faults.map { "\(contents.path): \(name.dropFirst("@model_path/".count)): \($0)" }
         }

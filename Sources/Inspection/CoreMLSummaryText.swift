@@ -25,6 +25,10 @@ public enum CoreMLSummaryText {
         }
         out += features("Inputs", s.inputs)
         out += features("Outputs", s.outputs)
+        if let c = s.classifier {
+            out.append("  classifier: predicted label '\(c.label)'" + (c.probabilities.isEmpty ? "" : ", probabilities '\(c.probabilities)'"))
+            out.append("")
+        }
         if !s.states.isEmpty { out += features("States", s.states) }
         if !s.functions.isEmpty {
             out += SummaryText.table(

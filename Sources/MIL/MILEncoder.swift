@@ -8,12 +8,97 @@ public struct FeatureDescription: Sendable {
     public var type: MILTensorType
     /// Shown in Xcode.
     public var shortDescription: String
+    /// How Core ML presents it to an app: a multi-array (the default), an image, or a classifier's label or
+    /// probabilities (for which `type` is only the tensor behind it).
+    public var kind: FeatureKind
 
     /// A feature `name` of `type`.
-    public init(name: String, type: MILTensorType, shortDescription: String = "") {
+    public init(name: String, type: MILTensorType, shortDescription: String = "", kind: FeatureKind = .multiArray) {
         self.name = name
         self.type = type
         self.shortDescription = shortDescription
+        self.kind = kind
+    }
+}
+
+/// What an app sees of a feature: the `FeatureType` case Core ML's model description declares
+/// (coremltools/proto FeatureTypes_pb2: multiArrayType = 5, imageType = 4, stringType = 3, int64Type = 1,
+/// dictionaryType = 6).
+public enum FeatureKind: Sendable, Equatable {
+    /// An `MLMultiArray` of the feature's tensor type.
+    case multiArray
+    /// A `CVPixelBuffer` of the tensor's last two dims (width = last, height = the one before).
+    case image(ImageColorSpace)
+    /// A classifier's predicted label: a string, or an int64 when the labels are integers.
+    case label(int64: Bool)
+    /// A classifier's probabilities: a dictionary from label (string or int64) to probability.
+    case probabilities(int64Keys: Bool)
+}
+
+/// `ImageFeatureType.ColorSpace` (coremltools/proto FeatureTypes_pb2), as raw values.
+public enum ImageColorSpace: Int, Sendable, Equatable {
+    /// One channel, 8 bits per pixel in the buffer; the program sees fp32.
+    case grayscale = 10
+    /// Three channels in R, G, B order.
+    case rgb = 20
+    /// Three channels in B, G, R order.
+    case bgr = 30
+    /// One channel, fp16 in the buffer and in the program (iOS16 and later).
+    case grayscaleFloat16 = 40
+
+    /// The channel count of the tensor behind the image.
+    public var channels: Int { self == .rgb || self == .bgr ? 3 : 1 }
+}
+
+/// A classifier's `classify` op, appended by the serializer after the last op as coremltools' backend adds it
+/// (coremltools/converters/mil/backend/mil/load.py `_add_classify_op`): it reads the fp32 probabilities and
+/// defines the label and the dictionary, which replace the probabilities among the block outputs and come first.
+public struct MILClassifier: Sendable {
+    /// The labels, in the order of the probability vector's elements.
+    public enum Labels: Sendable {
+        /// String labels (`classLabel` is a string).
+        case strings([String])
+        /// Integer labels (`classLabel` is an int64).
+        case int64s([Int64])
+
+        /// How many labels there are.
+        public var count: Int {
+            switch self {
+            case .strings(let s): return s.count
+            case .int64s(let i): return i.count
+            }
+        }
+
+        /// True for integer labels.
+        public var isInt64: Bool {
+            if case .int64s = self { return true }
+            return false
+        }
+    }
+
+    /// The fp32 variable holding the probabilities (a block output of the program).
+    public var probabilities: String
+    /// The labels (classify's `classes`, written as a list literal bound in place).
+    public var labels: Labels
+    /// The classify op's name.
+    public var opName: String
+    /// The predicted label's feature (`predictedFeatureName`).
+    public var labelName: String
+    /// The probabilities dictionary's feature (`predictedProbabilitiesName`).
+    public var probabilitiesName: String
+
+    /// A classifier reading `probabilities`.
+    public init(probabilities: String, labels: Labels, opName: String, labelName: String, probabilitiesName: String) {
+        self.probabilities = probabilities
+        self.labels = labels
+        self.opName = opName
+        self.labelName = labelName
+        self.probabilitiesName = probabilitiesName
+    }
+
+    /// The block outputs with the classifier's: label and dictionary first, the probabilities removed.
+    public func blockOutputs(_ outputs: [String]) -> [String] {
+        [labelName, probabilitiesName] + outputs.filter { $0 != probabilities }
     }
 }
 
@@ -58,6 +143,7 @@ struct MILEncoder {
     var versionString: String
     var operations: [EncodedOperation]
     var blockOutputs: [String]
+    var classifier: MILClassifier? = nil
     static let weightFile = "@model_path/weights/weight.bin"
 
     func encode() -> [UInt8] {
@@ -66,6 +152,10 @@ struct MILEncoder {
         p.message(2) { d in
             for f in inputs { d.message(1) { feature(f, into: $0) } }
             for f in outputs { d.message(10) { feature(f, into: $0) } }
+            if let classifier {
+                d.string(11, classifier.labelName)
+                d.string(12, classifier.probabilitiesName)
+            }
             d.message(100) { m in
                 m.string(1, shortDescription)
                 m.string(2, versionString)
@@ -93,6 +183,7 @@ struct MILEncoder {
                         spec.message(2) { block in
                             block.repeatedStrings(2, blockOutputs)
                             for op in operations { block.message(3) { operation(op, into: $0) } }
+                            if let classifier { block.message(3) { classify(classifier, into: $0) } }
                         }
                     }
                 }
@@ -105,11 +196,89 @@ struct MILEncoder {
         p.string(1, f.name)
         p.string(2, f.shortDescription)
         p.message(3) { type in
-            type.message(5) { array in
-                array.packedVarints(1, f.type.shape.map(Int64.init))
-                array.int64(2, Int64(Self.arrayDataType(f.type.dtype)))
+            switch f.kind {
+            case .multiArray:
+                type.message(5) { array in
+                    array.packedVarints(1, f.type.shape.map(Int64.init))
+                    array.int64(2, Int64(Self.arrayDataType(f.type.dtype)))
+                }
+            case .image(let colorSpace):
+                type.message(4) { image in
+                    image.int64(1, Int64(f.type.shape.last ?? 1))
+                    image.int64(2, Int64(f.type.shape.dropLast().last ?? 1))
+                    image.int64(3, Int64(colorSpace.rawValue))
+                }
+            case .label(let int64):
+                type.message(int64 ? 1 : 3) { _ in }
+            case .probabilities(let int64Keys):
+                // DictionaryFeatureType: int64KeyType = 1, stringKeyType = 2.
+                type.message(6) { dictionary in dictionary.message(int64Keys ? 1 : 2) { _ in } }
             }
         }
+    }
+
+    /// The classify op as coremltools writes it: `probabilities` by name, `classes` a list literal bound in place,
+    /// outputs a scalar label and a dictionary from label to fp64 (coremltools/converters/mil/mil/ops/defs/iOS15/classify.py).
+    private func classify(_ c: MILClassifier, into p: ProtoBuilder) {
+        let key = c.labels.isInt64 ? MILDataType.int64.rawValue : MILDataType.string.rawValue
+        p.string(1, "classify")
+        p.message(2) { entry in
+            entry.string(1, "probabilities")
+            entry.message(2) { argument in argument.message(1) { $0.string(1, c.probabilities) } }
+        }
+        p.message(2) { entry in
+            entry.string(1, "classes")
+            entry.message(2) { argument in
+                argument.message(1) { binding in
+                    binding.message(2) { value in
+                        value.message(2) { type in
+                            type.message(2) { list in  // ValueType.listType
+                                list.message(1) { scalarType($0, key) }
+                                list.message(2) { dim in dim.message(1) { $0.uint64(1, UInt64(c.labels.count)) } }
+                            }
+                        }
+                        value.message(3) { immediate in
+                            immediate.message(3) { list in  // ImmediateValue.list: ListValue.values
+                                func element(_ write: @escaping (ProtoBuilder) -> Void) {
+                                    list.message(1) { v in
+                                        v.message(2) { scalarType($0, key) }
+                                        v.message(3) { $0.message(1) { write($0) } }
+                                    }
+                                }
+                                switch c.labels {
+                                case .strings(let labels):
+                                    for l in labels { element { $0.message(4) { $0.bytes(1, Array(l.utf8)) } } }
+                                case .int64s(let labels):
+                                    for l in labels { element { $0.message(5) { $0.packedVarints(1, [l]) } } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        p.message(3) { out in
+            out.string(1, c.labelName)
+            out.message(2) { scalarType($0, key) }
+        }
+        p.message(3) { out in
+            out.string(1, c.probabilitiesName)
+            out.message(2) { type in
+                type.message(4) { dictionary in  // ValueType.dictionaryType
+                    dictionary.message(1) { scalarType($0, key) }
+                    dictionary.message(2) { scalarType($0, 12) }  // MIL.proto DataType FLOAT64
+                }
+            }
+        }
+        p.message(5) { entry in
+            entry.string(1, "name")
+            entry.message(2) { value(.immediate(.scalar(c.opName)), into: $0) }
+        }
+    }
+
+    /// A rank-0 tensor ValueType of MIL.proto's DataType `dtype`.
+    private func scalarType(_ p: ProtoBuilder, _ dtype: Int) {
+        p.message(1) { $0.int64(1, Int64(dtype)) }
     }
 
     /// Core ML's `ArrayFeatureType.ArrayDataType` for an interface dtype.

@@ -16,6 +16,8 @@ public struct MILModelDescription: Sendable {
     public var versionString: String
     /// Shown in Xcode.
     public var license: String
+    /// A classifier's `classify` op, appended after the program's last op; nil for other models.
+    public var classifier: MILClassifier?
 
     /// A description of the interface and metadata.
     public init(inputs: [FeatureDescription], outputs: [FeatureDescription], metadata: [(String, String)] = [],
@@ -78,9 +80,12 @@ public enum MILSerializer {
         let encoder = MILEncoder(specificationVersion: target.specificationVersion, opset: target.opset,
                                  inputs: description.inputs, outputs: description.outputs, metadata: description.metadata,
                                  shortDescription: description.shortDescription, author: description.author,
-                                 license: description.license, versionString: description.versionString, operations: encoded, blockOutputs: program.outputs)
-        return MILSerialized(model: encoder.encode(), blobs: blobs,
-                             operations: encoded.map { ($0.type, $0.outputs.map(\.name)) })
+                                 license: description.license, versionString: description.versionString, operations: encoded,
+                                 blockOutputs: description.classifier?.blockOutputs(program.outputs) ?? program.outputs,
+                                 classifier: description.classifier)
+        var operations = encoded.map { ($0.type, $0.outputs.map(\.name)) }
+        if let c = description.classifier { operations.append(("classify", [c.labelName, c.probabilitiesName])) }
+        return MILSerialized(model: encoder.encode(), blobs: blobs, operations: operations)
     }
 
     /// How a constant is stored: weight.bin when large and of a type blob storage takes at this target.

@@ -38,6 +38,7 @@ struct Convert: ParsableCommand {
               mlpkg convert model.onnx -o model.mlpkg --weights auto --min-snr 30 --json
               mlpkg convert model.onnx -o Model.mlpackage --weights int4 --input-shape input=1,3,224,224
               mlpkg convert model.onnx -o Model.mlpackage --author "Jane Doe" --license MIT --rename input=image
+              mlpkg convert model.onnx -o Classifier.mlpackage --image-input input=rgb --scale 0.0039 --class-labels labels.txt
               mlpkg convert a.onnx b.onnx --output-dir build/models --jobs 2
             """
     )
@@ -177,6 +178,13 @@ struct Convert: ParsableCommand {
         if !profileOptions.requested && profileOptions.computeUnits != .all && !writesCoreML {
             throw ValidationError("--compute-units applies with --profile (or --profile-file), or with a .mlpackage output (recorded as its recommendation)")
         }
+        // Core ML places each op on a unit itself when the app loads the model; a Core ML package has no per-node
+        // assignment to record, so a profile cannot apply (the audit reports the placement; --compute-units records
+        // the recommendation).
+        if writesCoreML && profileOptions.requested {
+            throw ValidationError("--profile and --profile-file apply to .mlpkg outputs: Core ML places ops on compute units itself; "
+                                  + "run `mlpkg audit MODEL.onnx --profile NAME` for the placement report, and give --compute-units to record a recommendation in the .mlpackage")
+        }
         if keepInitializerInputs, writesCoreML {
             throw ValidationError("--keep-initializer-inputs applies to .mlpkg packages: a Core ML model has no overridable inputs")
         }
@@ -206,7 +214,7 @@ struct Convert: ParsableCommand {
         do {
             let options = CoreMLConverter.Options(
                 conversion: try conversionOptions(audit: nil),
-                export: coreML.options(dequantize: false, inputShapes: inputShape.pins, computeUnits: profileOptions.computeUnits.rawValue))
+                export: try coreML.options(dequantize: false, inputShapes: inputShape.pins, computeUnits: profileOptions.computeUnits.rawValue))
             let result = try CoreMLConverter.convert(input: model, output: output, options: options)
             coreML.report(result.export, from: model, to: output, quiet: quiet)
         } catch let error as CoreMLInterfaceError {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Audit
 import CoreMLExport
+import Foundation
 import MLPackage
 import Passes
 import Profiles
@@ -55,6 +56,27 @@ struct CoreMLOptions: ParsableArguments {
                                                    valueName: "NAME=NEW"))
     var renames: [String] = []
 
+    @Option(name: .customLong("image-input"), help: ArgumentHelp(
+        "Declare that an input is an image, fed by the app as a pixel buffer (repeatable): rgb (default), bgr, gray, or gray-fp16 (GRAYSCALE_FLOAT16, iOS16 and later); its tensor must be [1, 3, H, W] ([1, 1, H, W] for gray).",
+        valueName: "NAME[=rgb|bgr|gray|gray-fp16]"))
+    var imageInputs: [String] = []
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Multiply the image inputs' pixel values (0…255) by S before the model sees them (default 1).", valueName: "S"))
+    var scale: Float?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Add to the image inputs' values after --scale: R,G,B (reordered for a bgr image) or one value for every channel (gray: one value).",
+                               valueName: "R,G,B"))
+    var bias: String?
+
+    @Option(name: .customLong("image-output"), help: ArgumentHelp("Declare that an output is an image (repeatable): [1, 3, H, W] is RGB, [1, 1, H, W] grayscale.",
+                                                          valueName: "NAME"))
+    var imageOutputs: [String] = []
+
+    @Option(name: .customLong("class-labels"), help: ArgumentHelp(
+        "Make the model a classifier: one label a line (int64 labels when every line is an integer), one per element of the probability vector, which is the first output unless NAME= names another; the outputs become classLabel and classLabel_probs.",
+        valueName: "[NAME=]FILE"))
+    var classLabels: String?
+
     func validate() throws {
         if let t = deploymentTarget, DeploymentTarget(parsing: t) == nil {
             throw ValidationError("unknown --deployment-target '\(t)'; one of " + DeploymentTarget.names.map(\.0).joined(separator: ", "))
@@ -68,6 +90,14 @@ struct CoreMLOptions: ParsableArguments {
                 throw ValidationError("--rename \(old)=\(new): '\(new)' is not a MIL identifier (letters, digits and _, not starting with a digit)")
             }
         }
+        for i in imageInputs { _ = try Self.imageInput(i) }
+        if imageInputs.isEmpty && (scale != nil || bias != nil) {
+            throw ValidationError("--scale and --bias apply to image inputs: give --image-input NAME")
+        }
+        if let scale, !scale.isFinite { throw ValidationError("--scale must be a finite number, not \(scale)") }
+        _ = try biasValues()
+        for o in imageOutputs where o.isEmpty { throw ValidationError("--image-output: expected an output's NAME") }
+        if classLabels == "" { throw ValidationError("--class-labels: expected [NAME=]FILE") }
         for d in inputDescriptions { _ = try Self.pair(d, option: "--input-description", value: "NAME=TEXT") }
         for d in outputDescriptions { _ = try Self.pair(d, option: "--output-description", value: "NAME=TEXT") }
     }
@@ -78,6 +108,44 @@ struct CoreMLOptions: ParsableArguments {
             throw ValidationError("\(option) '\(text)': expected \(value)")
         }
         return (String(text[..<eq]), String(text[text.index(after: eq)...]))
+    }
+
+    /// `NAME[=rgb|bgr|gray|gray-fp16]` as a name and colour space.
+    static func imageInput(_ text: String) throws -> (String, ImageColorSpace) {
+        let spaces: [String: ImageColorSpace] = ["rgb": .rgb, "bgr": .bgr, "gray": .grayscale, "gray-fp16": .grayscaleFloat16]
+        guard let eq = text.lastIndex(of: "=") else {
+            guard !text.isEmpty else { throw ValidationError("--image-input: expected NAME[=rgb|bgr|gray|gray-fp16]") }
+            return (text, .rgb)
+        }
+        let name = String(text[..<eq])
+        let space = String(text[text.index(after: eq)...])
+        guard !name.isEmpty, let s = spaces[space] else {
+            throw ValidationError("--image-input '\(text)': expected NAME[=rgb|bgr|gray|gray-fp16]")
+        }
+        return (name, s)
+    }
+
+    /// `--bias`: one or three finite numbers; empty when not given.
+    func biasValues() throws -> [Float] {
+        guard let bias else { return [] }
+        let values = bias.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == 1 || values.count == 3, values.allSatisfy({ $0?.isFinite == true }) else {
+            throw ValidationError("--bias '\(bias)': expected R,G,B or one number")
+        }
+        return values.map { $0! }
+    }
+
+    /// `--class-labels [NAME=]FILE` read: a path that exists is the file, whatever characters it holds; otherwise
+    /// NAME= names the output. An unreadable or malformed file is bad input (exit 1).
+    func classifier() throws(CoreMLInputFileError) -> CoreMLClassLabels? {
+        guard let classLabels else { return nil }
+        var output: String?
+        var file = classLabels
+        if !FileManager.default.fileExists(atPath: classLabels), let eq = classLabels.firstIndex(of: "="), eq != classLabels.startIndex {
+            output = String(classLabels[..<eq])
+            file = String(classLabels[classLabels.index(after: eq)...])
+        }
+        return CoreMLClassLabels(output: output, labels: try CoreMLClassLabels.read(file: file), file: file)
     }
 
     /// The options of this group that were given, by flag (a command whose output is not a Core ML model refuses them).
@@ -94,6 +162,11 @@ struct CoreMLOptions: ParsableArguments {
         if !inputDescriptions.isEmpty { flags.append("--input-description") }
         if !outputDescriptions.isEmpty { flags.append("--output-description") }
         if !renames.isEmpty { flags.append("--rename") }
+        if !imageInputs.isEmpty { flags.append("--image-input") }
+        if scale != nil { flags.append("--scale") }
+        if bias != nil { flags.append("--bias") }
+        if !imageOutputs.isEmpty { flags.append("--image-output") }
+        if classLabels != nil { flags.append("--class-labels") }
         return flags
     }
 
@@ -109,15 +182,22 @@ struct CoreMLOptions: ParsableArguments {
         i.renames = renames.map(split)
         i.inputDescriptions = inputDescriptions.map(split)
         i.outputDescriptions = outputDescriptions.map(split)
+        let bias = (try? biasValues()) ?? []
+        i.imageInputs = imageInputs.compactMap { try? Self.imageInput($0) }.map {
+            CoreMLImageInput(name: $0.0, colorSpace: $0.1, scale: scale ?? 1, bias: bias)
+        }
+        i.imageOutputs = imageOutputs
         return i
     }
 
-    func options(dequantize: Bool, inputShapes: InputShapes, computeUnits: String) -> CoreMLExporter.Options {
+    /// The export's options; reads the class labels file (`CoreMLInputFileError` when it is bad).
+    func options(dequantize: Bool, inputShapes: InputShapes, computeUnits: String) throws(CoreMLInputFileError) -> CoreMLExporter.Options {
         var options = CoreMLExporter.Options(target: deploymentTarget.flatMap(DeploymentTarget.init(parsing:)),
                                              compute: computePrecision == .fp16 ? .fp16 : .fp32, computeUnits: computeUnits,
                                              dequantize: dequantize, inputShapes: inputShapes)
         options.optimize = !noOptimize
         options.interface = interface
+        options.interface.classLabels = try classifier()
         return options
     }
 
@@ -125,7 +205,7 @@ struct CoreMLOptions: ParsableArguments {
     func export(package: String, to output: String, dequantize: Bool, inputShapes: InputShapes, computeUnits: String,
                 quiet: Bool, reportedInput: String? = nil) throws {
         let loaded = try PackageReader.load(path: package, checksums: true)
-        var options = options(dequantize: dequantize, inputShapes: inputShapes, computeUnits: computeUnits)
+        var options = try options(dequantize: dequantize, inputShapes: inputShapes, computeUnits: computeUnits)
         options.metadata = Self.provenance(loaded.manifest)
         let result: CoreMLExporter.Result
         do {

@@ -20,7 +20,8 @@ struct Export: ParsableCommand {
             per-block as constexpr_blockwise_shift_scale (iOS18+). Dynamic input dims must be pinned with \
             --input-shape. A node with no valid lowering fails the export, every such node listed with its reason. \
             Float inputs and outputs are fp32 on every target (--io-dtype fp16 from iOS16); author, license, \
-            description, version, feature descriptions and names are yours to set.
+            description, version, feature descriptions and names are yours to set; --image-input, --image-output and \
+            --class-labels make image inputs and outputs and classifiers (docs/COREML.md#images-and-classifiers).
 
             Examples:
               mlpkg export model.mlpkg -o model.onnx
@@ -28,6 +29,8 @@ struct Export: ParsableCommand {
               mlpkg export t4.mlpkg --format coreml -o T.mlpackage --deployment-target iOS18 --compute-precision fp32
               mlpkg export m.mlpkg --format coreml -o M.mlpackage --author "Jane Doe" --license MIT --version 2.1 \\
                 --rename input=image --input-description "image=RGB, 1×3×224×224" --io-dtype fp16
+              mlpkg export m.mlpkg --format coreml -o C.mlpackage --image-input input=rgb --scale 0.0039 \\
+                --bias -0.5,-0.5,-0.5 --class-labels labels.txt
             """
     )
 

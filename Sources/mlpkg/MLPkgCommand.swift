@@ -135,6 +135,8 @@ struct CommandFailure: Error {
             tensor = e.inputs.first?.name
         } else if let e = error as? CoreMLExportError {
             file = e.path
+        } else if let e = error as? CoreMLInputFileError {
+            file = e.file
         }
     }
 }

@@ -317,7 +317,14 @@ def _tensor_type(vt, what: str) -> tuple[str, tuple[int | None, ...]]:
 
 
 def _decode_value(v, blobs: _BlobFiles, what: str) -> tuple[Any, str]:
-    """A MIL Value (immediate or blob) as (numpy array or str, dtype name)."""
+    """A MIL Value (immediate or blob) as (numpy array or str, dtype name); a list literal (classify's
+    `classes`) as (Python list of its elements, "list")."""
+    if v.type.WhichOneof("type") == "listType" and v.immediateValue.WhichOneof("value") == "list":
+        items = [_decode_value(e, blobs, f"{what} element {k}")[0] for k, e in enumerate(v.immediateValue.list.values)]
+        length = v.type.listType.length
+        if length.WhichOneof("dimension") == "constant" and int(length.constant.size) != len(items):
+            raise MILFormatError(f"{what}: list of {len(items)} elements declared {length.constant.size}")
+        return [x.item() if isinstance(x, np.ndarray) else x for x in items], "list"
     name, shape = _tensor_type(v.type, what)
     if any(d is None for d in shape):
         raise MILFormatError(f"{what}: a value needs a static shape, got {shape}")
@@ -412,6 +419,10 @@ def load_program(mlpackage_path: str | Path) -> Program:
             attrs[aname] = Binding(value=val, dtype=dt)
         outs = []
         for nv in op.outputs:
+            if nv.type.WhichOneof("type") == "dictionaryType":  # classify's label -> probability dictionary
+                outs.append(TensorSpec(nv.name, "dict", ()))
+                out_specs[nv.name] = outs[-1]
+                continue
             dt, shape = _tensor_type(nv.type, f"{what} output {nv.name}")
             outs.append(TensorSpec(nv.name, dt, shape))
             out_specs[nv.name] = TensorSpec(nv.name, dt, shape)
@@ -494,6 +505,10 @@ class Args:
 
 
 def _finish(result: Any, spec: TensorSpec, op: str) -> Any:
+    if spec.dtype == "dict":
+        if not isinstance(result, dict):
+            raise MILFormatError(f"op {op}: output {spec.name} is declared a dictionary")
+        return result
     if spec.dtype == "string":
         if not isinstance(result, str) and not (isinstance(result, np.ndarray)
                                                 and result.dtype.kind in "OUS"):
@@ -1853,7 +1868,22 @@ def _unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[Args], Any]:
     return lambda a: fn(a["x"])
 
 
+def _classify(a: Args) -> tuple[Any, dict]:
+    """iOS15 classify (coremltools/converters/mil/mil/ops/defs/iOS15/classify.py): the label of the largest
+    probability (the first on ties, as argmax), and a dictionary from every label to its probability (fp64)."""
+    probs = np.asarray(a["probabilities"], dtype=np.float32).reshape(-1)
+    if a.dtype("probabilities") != "fp32":
+        raise MILFormatError(f"op {a.op_name}: classify takes fp32 probabilities, got {a.dtype('probabilities')}")
+    classes = a.raw("classes")
+    if not isinstance(classes, list) or len(classes) != probs.size:
+        raise MILFormatError(f"op {a.op_name}: {len(classes)} classes for {probs.size} probabilities")
+    label = classes[int(np.argmax(probs))]
+    label = label if isinstance(label, str) else np.asarray(label, dtype=np.int64)
+    return label, {c: float(p) for c, p in zip(classes, probs)}
+
+
 OPS: dict[str, Callable[[Args], Any]] = {
+    "classify": _classify,
     "const": lambda a: a.raw("val"),
     "identity": lambda a: a.raw("x"),
     "cast": _cast,

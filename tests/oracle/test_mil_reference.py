@@ -1074,6 +1074,24 @@ _resample_cases()
 _misc_ort_cases()
 
 
+def _classify_cases() -> None:
+    """classify (iOS15/classify.py): the label at onnxruntime's ArgMax of the flattened probabilities (the first
+    index on a tie), and every label's probability; string and int64 classes, [1, N] and [N] probabilities."""
+    for tag, classes, shape in (("str", ["a", "b", "c", "d", "e"], (1, 5)), ("int64", [7, -3, 0, 12, 5], (5,))):
+        def fn(classes=classes, shape=shape):
+            p = rng(141).random(shape).astype(np.float32)
+            p.reshape(-1)[[1, 3]] = p.max() + 0.5  # a tie between two labels
+            label, probs = mr.OPS["classify"](mr.Args({"probabilities": [(p, "fp32")], "classes": [(list(classes), "list")]}, 15, "classify"))
+            key = label if isinstance(label, str) else int(label)
+            got = np.array([classes.index(key)] + [probs[c] for c in classes], np.float64)
+            index = _single("ArgMax", {}, [("x", p.reshape(-1))], dict(axis=0, keepdims=0), out_type=TensorProto.INT64)[0]
+            return got, np.array([int(index)] + p.reshape(-1).tolist(), np.float64)
+        ortc("classify", tag, fn)
+
+
+_classify_cases()
+
+
 @pytest.mark.parametrize("op,fn", ORT_CASES)
 def test_onnxruntime(op: str, fn) -> None:
     got, ref = fn()
