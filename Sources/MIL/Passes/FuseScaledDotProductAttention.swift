@@ -55,8 +55,21 @@ public enum FuseScaledDotProductAttention: MILPass {
             reader = s
         }
         guard r.soleUser(current) == reader, let (m, qk) = r.producer(current), qk.type == "matmul", !r.flag(qk, "transpose_x"),
-              r.flag(qk, "transpose_y"), let q = r.arg(qk, "x"), let k = r.arg(qk, "y"), let qt = r.type(q), let kt = r.type(k),
-              qt.rank == st.rank, kt.rank == st.rank, qt.shape.dropLast(2) == kt.shape.dropLast(2), qt.dtype == st.dtype else { return }
+              let q = r.arg(qk, "x"), var k = r.arg(qk, "y"), let qt = r.type(q), var kt = r.type(k) else { return }
+        // Without transpose_y the key arrives transposed: a transpose read only here (merged with the heads'
+        // transpose by `merge_layout_chains`) is changed to give the key itself, [B, *, S, E].
+        var keyTranspose: (index: Int, op: MILOperation, perm: [Int], type: MILTensorType)? = nil
+        if !r.flag(qk, "transpose_y") {
+            guard r.soleUser(k) == m, let (ti, tr) = r.producer(k), tr.type == "transpose", let src = r.arg(tr, "x"),
+                  let srcType = r.type(src), var perm = r.constantArgument(tr, "perm")?.intValues, perm.count == srcType.rank,
+                  perm.count >= 2 else { return }
+            perm = perm.map { $0 < 0 ? $0 + srcType.rank : $0 }
+            perm.swapAt(perm.count - 2, perm.count - 1)
+            kt = srcType.with(shape: perm.map { srcType.shape[$0] })
+            keyTranspose = (ti, tr, perm, kt)
+        }
+        guard qt.rank == st.rank, kt.rank == st.rank, qt.shape.dropLast(2) == kt.shape.dropLast(2), qt.dtype == st.dtype,
+              qt.shape.last == kt.shape.last else { return }
         chain.append(m)
         // softmax → matmul(·, v)
         let p = softmax.outputs[0].name
@@ -72,6 +85,18 @@ public enum FuseScaledDotProductAttention: MILPass {
             query = r.fresh(pv.name + "_query")
             r.insert(MILOperation(type: "mul", name: query, inputs: [("x", [.variable(q)]), ("y", [.variable(c)])],
                                   outputs: [MILVar(name: query, type: qt)], source: pv.source), before: f)
+        }
+        if let (ti, tr, perm, type) = keyTranspose {
+            if perm == Array(0..<perm.count), let src = r.arg(tr, "x") {
+                k = src
+                r.remove(ti)
+            } else {
+                let permName = r.insertConst(.ints(perm), name: tr.name + "_perm", before: ti, source: tr.source)
+                var op = tr
+                if let j = op.inputs.firstIndex(where: { $0.name == "perm" }) { op.inputs[j].arguments = [.variable(permName)] }
+                op.outputs[0].type = type
+                r.replace(ti, with: op)
+            }
         }
         var inputs: [(name: String, arguments: [MILArgument])] = [("query", [.variable(query)]), ("key", [.variable(k)]), ("value", [.variable(v)])]
         if let mask { inputs.append(("attn_mask", [.variable(mask)])) }
