@@ -63,6 +63,13 @@ PATTERNS = {
         N("Div", ["d", "sd"], ["n"]), N("Mul", ["g", "n"], ["ng"]), N("Add", ["ng", "b"], ["y"])],
         [("x", [1, 8, 4, 4])], ["y"],
         [("eps", np.array(1e-6, np.float32)), ("g", w(8, 1, 1)), ("b", w(8, 1, 1))]), "layer_norm"),
+    "instance_norm_decomposed": (small("instance_norm_decomposed", [
+        N("ReduceMean", ["x"], ["m"], axes=[2, 3]), N("Sub", ["x", "m"], ["d"]), N("Pow", ["d", "two"], ["sq"]),
+        N("ReduceMean", ["sq"], ["v"], axes=[2, 3]), N("Add", ["v", "eps"], ["ve"]), N("Sqrt", ["ve"], ["sd"]),
+        N("Div", ["d", "sd"], ["n"]), N("Mul", ["n", "g"], ["ng"]), N("Add", ["ng", "b"], ["y"])],
+        [("x", [2, 4, 5, 5])], ["y"],
+        [("two", np.array(2, np.float32)), ("eps", np.array(1e-5, np.float32)), ("g", w(4, 1, 1)), ("b", w(1, 4, 1, 1))]),
+        "instance_norm"),
     "shuffle_chain": (small("shuffle_chain", [
         N("Reshape", ["x", "s1"], ["r1"]), N("Transpose", ["r1"], ["t"], perm=[0, 2, 1, 3, 4]), N("Reshape", ["t", "s2"], ["r2"]),
         N("Reshape", ["r2", "s3"], ["y"])],

@@ -24,14 +24,40 @@ public enum FuseLayerNorm: MILPass {
         return a.map { $0 < 0 ? $0 + rank : $0 }.sorted()
     }
 
+    /// The normalization part of the pattern, anchored at the first reduce_mean: x, its type, the axes, ε, the ops
+    /// up to and including the division (the last one).
+    struct Match {
+        var x: String
+        var type: MILTensorType
+        var axes: [Int]
+        var epsilon: Float
+        var chain: [Int]
+        var last: Int
+    }
+
     static func fuse(_ r: MILRewriter, at m: Int, _ mean: MILOperation) {
+        guard let match = match(r, at: m, mean) else { return }
+        let xt = match.type
+        let normalized = match.axes.map { xt.shape[$0] }
+        // Optional affine: · gamma, + beta (constants that broadcast like the normalized dims).
+        func affine(_ name: String) -> MILConst? {
+            // The constant must hold exactly the normalized dims once its size-1 dims are dropped.
+            guard let value = r.constant(name), value.type.dtype == xt.dtype, value.type.count == normalized.reduce(1, *),
+                  value.type.shape.filter({ $0 != 1 }) == normalized.filter({ $0 != 1 }) else { return nil }
+            return MILConst(MILTensorType(value.type.dtype, normalized), value.data)
+        }
+        replace(r, match, type: "layer_norm", affine: affine, axes: true)
+    }
+
+    /// Matches mean, sub, square, mean, add ε, sqrt and the division from the reduce_mean at `m`.
+    static func match(_ r: MILRewriter, at m: Int, _ mean: MILOperation) -> Match? {
         guard let x = r.arg(mean, "x"), let xt = r.type(x), xt.dtype.isFloat, let ax = axes(r, mean, rank: xt.rank),
               let s = r.soleUser(mean.outputs[0].name), case let sub = r.op(s), sub.type == "sub",
-              r.arg(sub, "x") == x, r.arg(sub, "y") == mean.outputs[0].name else { return }
+              r.arg(sub, "x") == x, r.arg(sub, "y") == mean.outputs[0].name else { return nil }
         let d = sub.outputs[0].name
         // d is read by the square (twice when it is d·d) and by the division, by nothing else.
         let dCount = r.useCount(d)
-        guard dCount == 2 || dCount == 3 else { return }
+        guard dCount == 2 || dCount == 3 else { return nil }
         var squareIndex: Int? = nil, divIndex: Int? = nil
         for u in r.readers(d) {
             let op = r.op(u)
@@ -45,17 +71,15 @@ public enum FuseLayerNorm: MILPass {
               let a = r.soleUser(variance.outputs[0].name), case let add = r.op(a), add.type == "add",
               let epsName = r.other(add, variance.outputs[0].name), let epsValue = r.scalar(epsName),
               let q = r.soleUser(add.outputs[0].name), case let root = r.op(q), root.type == "sqrt",
-              r.arg(r.op(dv), "y") == root.outputs[0].name, r.useCount(root.outputs[0].name) == 1 else { return }
-        let normalized = ax.map { xt.shape[$0] }
-        // Optional affine: · gamma, + beta (constants that broadcast like the normalized dims).
-        func affine(_ name: String) -> MILConst? {
-            // The constant must hold exactly the normalized dims once its size-1 dims are dropped.
-            guard let value = r.constant(name), value.type.dtype == xt.dtype, value.type.count == normalized.reduce(1, *),
-                  value.type.shape.filter({ $0 != 1 }) == normalized.filter({ $0 != 1 }) else { return nil }
-            return MILConst(MILTensorType(value.type.dtype, normalized), value.data)
-        }
-        var chain: [Int] = [m, s, sq, v, a, q]
-        var last = dv
+              r.arg(r.op(dv), "y") == root.outputs[0].name, r.useCount(root.outputs[0].name) == 1 else { return nil }
+        return Match(x: x, type: xt, axes: ax, epsilon: epsValue, chain: [m, s, sq, v, a, q], last: dv)
+    }
+
+    /// Takes the optional · gamma and + beta after the match (constants `affine` accepts, reshaped by it), then
+    /// writes op `type` (layer_norm with its axes, or instance_norm) in place of the last op.
+    static func replace(_ r: MILRewriter, _ match: Match, type: String, affine: (String) -> MILConst?, axes withAxes: Bool) {
+        var chain = match.chain
+        var last = match.last
         var gamma: MILConst? = nil, beta: MILConst? = nil
         if let u = r.soleUser(r.op(last).outputs[0].name), case let mul = r.op(u), mul.type == "mul",
            let g = r.other(mul, r.op(last).outputs[0].name).flatMap(affine) {
@@ -70,15 +94,17 @@ public enum FuseLayerNorm: MILPass {
             }
         }
         let final = r.op(last)
-        guard final.outputs[0].type == xt else { return }
+        guard final.outputs[0].type == match.type else { return }
         let source = final.source
-        var inputs: [(name: String, arguments: [MILArgument])] = [
-            ("x", [.variable(x)]), ("axes", [.variable(r.insertConst(.ints(ax), name: final.name + "_axes", before: last, source: source))]),
-        ]
+        var inputs: [(name: String, arguments: [MILArgument])] = [("x", [.variable(match.x)])]
+        if withAxes {
+            inputs.append(("axes", [.variable(r.insertConst(.ints(match.axes), name: final.name + "_axes", before: last, source: source))]))
+        }
         if let gamma { inputs.append(("gamma", [.variable(r.insertConst(gamma, name: final.name + "_gamma", before: last, source: source))])) }
         if let beta { inputs.append(("beta", [.variable(r.insertConst(beta, name: final.name + "_beta", before: last, source: source))])) }
-        inputs.append(("epsilon", [.variable(r.insertConst(.float(epsValue, xt.dtype), name: final.name + "_epsilon", before: last, source: source))]))
-        r.replace(last, with: MILOperation(type: "layer_norm", name: final.name, inputs: inputs, outputs: final.outputs, source: source))
+        inputs.append(("epsilon", [.variable(r.insertConst(.float(match.epsilon, match.type.dtype), name: final.name + "_epsilon",
+                                                           before: last, source: source))]))
+        r.replace(last, with: MILOperation(type: type, name: final.name, inputs: inputs, outputs: final.outputs, source: source))
         for i in chain { r.remove(i) }
     }
 }

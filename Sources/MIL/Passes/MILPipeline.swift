@@ -18,7 +18,7 @@ public struct MILPipeline: Sendable {
     public static let registry: [any MILPass.Type] = [
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, FuseLinear.self, FuseSilu.self,
         FuseGelu.self, MergeLayoutChains.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseGeluTanh.self,
-        FuseGeluSigmoid.self, FuseConvBiasScale.self, FuseMatmulScale.self, FuseScaledDotProductAttention.self, FusePadConv.self,
+        FuseGeluSigmoid.self, FuseInstanceNorm.self, FuseConvBiasScale.self, FuseMatmulScale.self, FuseScaledDotProductAttention.self, FusePadConv.self,
     ]
 
     /// What `export --format coreml` runs: clean-ups first, then fusions, then clean-ups of what the fusions left.
@@ -28,7 +28,7 @@ public struct MILPipeline: Sendable {
     /// (iOS18) before `fuse_matmul_scale` moves scalar scales into weights; pads fold into convs last.
     public static let standard = MILPipeline(name: "standard", passes: [
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, MergeLayoutChains.self, FuseGelu.self,
-        FuseGeluTanh.self, FuseGeluSigmoid.self, FuseSilu.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseLinear.self,
+        FuseGeluTanh.self, FuseGeluSigmoid.self, FuseSilu.self, FuseInstanceNorm.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseLinear.self,
         FuseConvBiasScale.self, FuseScaledDotProductAttention.self, FuseMatmulScale.self, FusePadConv.self,
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
     ])
