@@ -1,6 +1,7 @@
 /// Instance normalization written out — the mean/sub/square/mean/add ε/sqrt/div chain of `fuse_layer_norm` over
 /// the spatial axes of a rank-3 or rank-4 input ([2] or [2, 3]), then optionally · gamma and + beta per channel
-/// ([C, 1, 1], [1, C, 1, 1] or one value) — → instance_norm(x, gamma, beta, epsilon) (iOS15/normalization.py:
+/// ([C, 1, 1], [1, C, 1, 1] or one value; when layer_norm would take more of the affine, it is left to it) —
+/// → instance_norm(x, gamma, beta, epsilon) (iOS15/normalization.py:
 /// gamma and beta are [C]). coremltools' `fuse_layernorm_or_instancenorm` (passes/defs/optimize_normalization.py)
 /// recognises the same reduction over the spatial axes of a rank-4 input. Runs before `fuse_layer_norm`, which
 /// would otherwise take the chain as a layer_norm over the spatial axes and leave the per-channel affine as two
@@ -20,6 +21,9 @@ public enum FuseInstanceNorm: MILPass {
             func affine(_ name: String) -> MILConst? {
                 FuseConvBiasScale.channelValues(r, name, xt, axis: 1).map { .floats($0, xt.dtype, shape: [xt.shape[1]]) }
             }
+            // A [.., H, W]-shaped gamma (a LayerNorm over the last dims of a rank-3 input, say) is layer_norm's.
+            guard FuseLayerNorm.affineCount(r, match, affine: affine)
+                    >= FuseLayerNorm.affineCount(r, match, affine: { FuseLayerNorm.affine(r, match, $0) }) else { continue }
             FuseLayerNorm.replace(r, match, type: "instance_norm", affine: affine, axes: false)
         }
         r.finish()

@@ -37,16 +37,25 @@ public enum FuseLayerNorm: MILPass {
 
     static func fuse(_ r: MILRewriter, at m: Int, _ mean: MILOperation) {
         guard let match = match(r, at: m, mean) else { return }
-        let xt = match.type
-        let normalized = match.axes.map { xt.shape[$0] }
-        // Optional affine: · gamma, + beta (constants that broadcast like the normalized dims).
-        func affine(_ name: String) -> MILConst? {
-            // The constant must hold exactly the normalized dims once its size-1 dims are dropped.
-            guard let value = r.constant(name), value.type.dtype == xt.dtype, value.type.count == normalized.reduce(1, *),
-                  value.type.shape.filter({ $0 != 1 }) == normalized.filter({ $0 != 1 }) else { return nil }
-            return MILConst(MILTensorType(value.type.dtype, normalized), value.data)
-        }
-        replace(r, match, type: "layer_norm", affine: affine, axes: true)
+        replace(r, match, type: "layer_norm", affine: { affine(r, match, $0) }, axes: true)
+    }
+
+    /// Constant `name` as layer_norm's gamma or beta: it must hold exactly the normalized dims once its size-1 dims
+    /// are dropped (reshaped to them).
+    static func affine(_ r: MILRewriter, _ match: Match, _ name: String) -> MILConst? {
+        let normalized = match.axes.map { match.type.shape[$0] }
+        guard let value = r.constant(name), value.type.dtype == match.type.dtype, value.type.count == normalized.reduce(1, *),
+              value.type.shape.filter({ $0 != 1 }) == normalized.filter({ $0 != 1 }) else { return nil }
+        return MILConst(MILTensorType(value.type.dtype, normalized), value.data)
+    }
+
+    /// How many of the · gamma and + beta after the match `affine` accepts (0, 1 or 2).
+    static func affineCount(_ r: MILRewriter, _ match: Match, affine: (String) -> MILConst?) -> Int {
+        let n = r.op(match.last).outputs[0].name
+        guard let u = r.soleUser(n), case let mul = r.op(u), mul.type == "mul", r.other(mul, n).flatMap(affine) != nil else { return 0 }
+        guard let w = r.soleUser(mul.outputs[0].name), case let shift = r.op(w), shift.type == "add",
+              r.other(shift, mul.outputs[0].name).flatMap(affine) != nil else { return 1 }
+        return 2
     }
 
     /// Matches mean, sub, square, mean, add ε, sqrt and the division from the reduce_mean at `m`.
