@@ -247,6 +247,36 @@ struct MILFusionTests {
         #expect(close(constValue(b.program, q, "bias"), [0.125, 0.125]))
     }
 
+    @Test("q · a and k · b feeding one matmul become one mul of the scores (a·b), or join a scalar division that follows")
+    func operandScales() throws {
+        for divided in [false, true] {
+            let q = MILTensorType(.fp32, [1, 3, 4]), k = MILTensorType(.fp32, [1, 5, 4]), s = MILTensorType(.fp32, [1, 3, 5])
+            let b = ProgramBuilder(inputs: [MILVar(name: "q", type: q), MILVar(name: "k", type: k)])
+            b.const("a", .float(0.5, .fp32))
+            b.const("bb", .float(0.25, .fp32))
+            b.op("mul", "qs", [("x", "q"), ("y", "a")], q)
+            b.op("mul", "ks", [("x", "bb"), ("y", "k")], k)
+            b.const("yes", .scalar(true))
+            b.op("matmul", "scores", [("x", "qs"), ("y", "ks"), ("transpose_y", "yes")], s)
+            if divided {
+                b.const("d", .float(2, .fp32))
+                b.op("real_div", "y", [("x", "scores"), ("y", "d")], s)
+            } else {
+                b.op("softmax", "y", [("x", "scores")], s)
+            }
+            b.program.outputs = ["y"]
+            try run([MergeMatmulOperandScales.self], b.program)
+            let ops = b.program.operations
+            if divided {
+                #expect(computeTypes(b.program) == ["matmul", "real_div"])
+                #expect(close(constValue(b.program, ops.last!, "y"), [16]))
+            } else {
+                #expect(computeTypes(b.program) == ["matmul", "mul", "softmax"])
+                #expect(close(constValue(b.program, ops.first { $0.type == "mul" }!, "y"), [0.125]))
+            }
+        }
+    }
+
     // MARK: scaled_dot_product_attention
 
     func attention(target: DeploymentTarget, scale: Float, mask: Bool) -> ProgramBuilder {

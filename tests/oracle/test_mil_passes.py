@@ -151,9 +151,10 @@ def compare(src: Path, optimized: Path, raw: Path, pins: dict) -> None:
             assert cosine(np.asarray(a[key]).reshape(-1), np.asarray(expected).reshape(-1)) >= 0.99999, f"{name}: differs from onnxruntime"
 
 
-def attention(name: str) -> onnx.ModelProto:
+def attention(name: str, sqrt_scales: bool = False) -> onnx.ModelProto:
     """One attention head block as ViT/BERT exports write it: q, k, v projections (MatMul + Add), heads split by
-    Reshape + Transpose, scores = q·kᵀ / √d (+ a mask), Softmax, ·v, heads merged."""
+    Reshape + Transpose, scores = q·kᵀ / √d (+ a mask), Softmax, ·v, heads merged. With `sqrt_scales`, as
+    torch.onnx exports F.scaled_dot_product_attention: q and kᵀ each times d^-1/4, no division."""
     b, s, d, h = 1, 6, 16, 2
     shape = np.array([b, s, h, d // h], np.int64)
     nodes, inits = [], [("shape", shape), ("merged", np.array([b, s, d], np.int64)), ("scale", np.array(math.sqrt(d // h), np.float32)),
@@ -162,8 +163,13 @@ def attention(name: str) -> onnx.ModelProto:
         inits += [(f"W{p}", w(d, d)), (f"b{p}", w(d))]
         nodes += [N("MatMul", ["x", f"W{p}"], [f"{p}m"]), N("Add", [f"{p}m", f"b{p}"], [f"{p}a"]),
                   N("Reshape", [f"{p}a", "shape"], [f"{p}r"]), N("Transpose", [f"{p}r"], [f"{p}h"], perm=[0, 2, 1, 3])]
-    nodes += [N("Transpose", ["kh"], ["kt"], perm=[0, 1, 3, 2]), N("MatMul", ["qh", "kt"], ["qk"]), N("Div", ["qk", "scale"], ["sc"]),
-              N("Add", ["sc", "mask"], ["ms"]), N("Softmax", ["ms"], ["p"], axis=-1), N("MatMul", ["p", "vh"], ["o"]),
+    if sqrt_scales:
+        inits.append(("root", np.array((d // h) ** -0.25, np.float32)))
+        nodes += [N("Transpose", ["kh"], ["kt0"], perm=[0, 1, 3, 2]), N("Mul", ["qh", "root"], ["qs"]), N("Mul", ["kt0", "root"], ["kt"]),
+                  N("MatMul", ["qs", "kt"], ["sc"])]
+    else:
+        nodes += [N("Transpose", ["kh"], ["kt"], perm=[0, 1, 3, 2]), N("MatMul", ["qh", "kt"], ["qk"]), N("Div", ["qk", "scale"], ["sc"])]
+    nodes += [N("Add", ["sc", "mask"], ["ms"]), N("Softmax", ["ms"], ["p"], axis=-1), N("MatMul", ["p", "vh"], ["o"]),
               N("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]), N("Reshape", ["ot", "merged"], ["y"])]
     return small(name, nodes, [("x", [b, s, d])], ["y"], inits)
 
@@ -171,7 +177,10 @@ def attention(name: str) -> onnx.ModelProto:
 # Patterns whose fusion depends on the deployment target: (model, expected op, extra export options).
 TARGETED = {
     "attention_ios15": (attention("attention_ios15"), "linear", []),
+    "sdpa_export_ios15": (attention("sdpa_export_ios15", sqrt_scales=True), "linear", []),
     "attention_ios18": (attention("attention_ios18"), "scaled_dot_product_attention", ["--deployment-target", "iOS18"]),
+    "sdpa_export_ios18": (attention("sdpa_export_ios18", sqrt_scales=True), "scaled_dot_product_attention",
+                          ["--deployment-target", "iOS18"]),
 }
 
 
@@ -183,7 +192,8 @@ def test_attention_fuses_with_equal_numerics(mlpkg, tmp_path, name):
     optimized, raw = export_both(mlpkg, tmp_path, src, {}, extra)
     fused, unfused = op_types(optimized), op_types(raw)
     assert fused[expected_op] >= 1, f"{name}: no {expected_op} in {dict(fused)}"
-    # The division by √d is gone into the query projection (iOS15) or into the attention op (iOS18).
+    # The division by √d (or the two d^-1/4 factors) is gone into the query projection (iOS15) or into the
+    # attention op (iOS18).
     assert fused["real_div"] == 0 and fused["mul"] == 0, dict(fused)
     assert sum(fused.values()) < sum(unfused.values()), f"{name}: {dict(fused)} vs --no-optimize {dict(unfused)}"
     compare(src, optimized, raw, {})

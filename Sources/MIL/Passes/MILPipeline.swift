@@ -18,18 +18,19 @@ public struct MILPipeline: Sendable {
     public static let registry: [any MILPass.Type] = [
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, FuseLinear.self, FuseSilu.self,
         FuseGelu.self, MergeLayoutChains.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseGeluTanh.self,
-        FuseGeluSigmoid.self, FuseInstanceNorm.self, FuseConvBiasScale.self, FuseMatmulScale.self, FuseScaledDotProductAttention.self, FusePadConv.self,
+        FuseGeluSigmoid.self, FuseInstanceNorm.self, FuseConvBiasScale.self, MergeMatmulOperandScales.self, FuseMatmulScale.self, FuseScaledDotProductAttention.self, FusePadConv.self,
     ]
 
     /// What `export --format coreml` runs: clean-ups first, then fusions, then clean-ups of what the fusions left.
     /// Order matters where one fusion's output is another's input: the activation and norm fusions run on the
     /// elementwise ops the lowerings wrote; transposes fold into matmul flags before `fuse_linear`; `linear` exists
-    /// before `fuse_conv_bias_scale` folds per-channel ops into it; attention becomes scaled_dot_product_attention
-    /// (iOS18) before `fuse_matmul_scale` moves scalar scales into weights; pads fold into convs last.
+    /// before `fuse_conv_bias_scale` folds per-channel ops into it; the scales of q and k merge onto the scores, then
+    /// attention becomes scaled_dot_product_attention (iOS18) before `fuse_matmul_scale` moves scalar scales into
+    /// weights; pads fold into convs last.
     public static let standard = MILPipeline(name: "standard", passes: [
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, MergeLayoutChains.self, FuseGelu.self,
         FuseGeluTanh.self, FuseGeluSigmoid.self, FuseSilu.self, FuseInstanceNorm.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseLinear.self,
-        FuseConvBiasScale.self, FuseScaledDotProductAttention.self, FuseMatmulScale.self, FusePadConv.self,
+        FuseConvBiasScale.self, MergeMatmulOperandScales.self, FuseScaledDotProductAttention.self, FuseMatmulScale.self, FusePadConv.self,
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
     ])
     /// Nothing: the program as the lowerings wrote it (`--no-optimize`).

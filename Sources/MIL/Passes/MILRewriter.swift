@@ -144,7 +144,7 @@ final class MILRewriter {
         return name
     }
 
-    /// Schedules `op` (which reads only variables defined before op `index`) before op `index`.
+    /// Schedules `op` (which reads only variables defined before op `index`) before op `index` (`count`: at the end).
     func insert(_ op: MILOperation, before index: Int) {
         insertions[index, default: []].append(op)
         for o in op.outputs { types[o.name] = o.type }
@@ -194,6 +194,7 @@ final class MILRewriter {
             if let before = insertions[i] { rebuilt += before }
             if !removed.contains(i) { rebuilt.append(op) }
         }
+        rebuilt += insertions[program.operations.count] ?? []
         program.operations = rebuilt
     }
 }
