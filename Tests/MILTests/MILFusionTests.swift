@@ -374,6 +374,30 @@ struct MILFusionTests {
         }
     }
 
+    // MARK: channel shuffle
+
+    @Test("concat on channels → reshape [B, n, C, H, W] → transpose [0, 2, 1, 3, 4] → reshape → concat with interleave")
+    func concatInterleave() throws {
+        let t = MILTensorType(.fp32, [1, 4, 3, 3])
+        let b = ProgramBuilder(inputs: [MILVar(name: "a", type: t), MILVar(name: "b", type: t)])
+        b.const("axis", .scalar(Int32(1)))
+        b.program.operations.append(MILOperation(type: "concat", name: "c", inputs: [("values", [.variable("a"), .variable("b")]),
+                                                                                    ("axis", [.variable("axis")])],
+                                                 outputs: [MILVar(name: "c", type: MILTensorType(.fp32, [1, 8, 3, 3]))]))
+        b.const("s1", .ints([1, 2, 4, 3, 3]))
+        b.op("reshape", "r1", [("x", "c"), ("shape", "s1")], MILTensorType(.fp32, [1, 2, 4, 3, 3]))
+        b.const("perm", .ints([0, 2, 1, 3, 4]))
+        b.op("transpose", "t", [("x", "r1"), ("perm", "perm")], MILTensorType(.fp32, [1, 4, 2, 3, 3]))
+        b.const("s2", .ints([1, 8, 3, 3]))
+        b.op("reshape", "y", [("x", "t"), ("shape", "s2")], MILTensorType(.fp32, [1, 8, 3, 3]))
+        b.program.outputs = ["y"]
+        try run([FuseConcatInterleave.self], b.program)
+        #expect(computeTypes(b.program) == ["concat"])
+        let c = try #require(b.program.operations.last)
+        #expect(c.name == "y" && c.usedVariables.prefix(2) == ["a", "b"])
+        #expect(b.program.constants()[c.arguments("interleave")!.first!.variableName!].map { if case .bools(let v) = $0.data { v } else { [] } } == [true])
+    }
+
     // MARK: linear work
 
     /// n blocks of erf GELU → decomposed layer norm → matmul + add, chained.

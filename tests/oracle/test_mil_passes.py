@@ -76,6 +76,12 @@ PATTERNS = {
         [("x", [1, 8, 3, 3])], ["y"],
         [("s1", np.array([1, 2, 4, 3, 3], np.int64)), ("s2", np.array([1, 8, 3, 3], np.int64)), ("s3", np.array([1, 8, 9], np.int64))]),
         "transpose"),
+    # ShuffleNet v2's channel shuffle after the branch concat (torchvision, TorchScript export).
+    "concat_shuffle": (small("concat_shuffle", [
+        N("Relu", ["a"], ["ra"]), N("Relu", ["b"], ["rb"]), N("Concat", ["ra", "rb"], ["c"], axis=1), N("Reshape", ["c", "s1"], ["r1"]),
+        N("Transpose", ["r1"], ["t"], perm=[0, 2, 1, 3, 4]), N("Reshape", ["t", "s2"], ["y"])],
+        [("a", [1, 4, 3, 3]), ("b", [1, 4, 3, 3])], ["y"],
+        [("s1", np.array([1, 2, 4, 3, 3], np.int64)), ("s2", np.array([1, 8, 3, 3], np.int64))]), "concat"),
     "attention_scores": (small("attention_scores", [N("Transpose", ["k"], ["kt"], perm=[0, 2, 1]), N("MatMul", ["q", "kt"], ["y"])],
                                [("q", [2, 5, 8]), ("k", [2, 7, 8])], ["y"], []), "matmul"),
     # torch.onnx (TorchScript, opset 17) writes gelu(approximate='tanh') in this order; Hugging Face's NewGELU

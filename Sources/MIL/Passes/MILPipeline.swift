@@ -19,6 +19,7 @@ public struct MILPipeline: Sendable {
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, FuseLinear.self, FuseSilu.self,
         FuseGelu.self, MergeLayoutChains.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseGeluTanh.self,
         FuseGeluSigmoid.self, FuseInstanceNorm.self, FuseConvBiasScale.self, MergeMatmulOperandScales.self, FuseMatmulScale.self, FuseScaledDotProductAttention.self, FusePadConv.self,
+        FuseConcatInterleave.self,
     ]
 
     /// What `export --format coreml` runs: clean-ups first, then fusions, then clean-ups of what the fusions left.
@@ -31,7 +32,7 @@ public struct MILPipeline: Sendable {
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, MergeLayoutChains.self, FuseGelu.self,
         FuseGeluTanh.self, FuseGeluSigmoid.self, FuseSilu.self, FuseInstanceNorm.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseLinear.self,
         FuseConvBiasScale.self, MergeMatmulOperandScales.self, FuseScaledDotProductAttention.self, FuseMatmulScale.self, FusePadConv.self,
-        NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
+        FuseConcatInterleave.self, NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
     ])
     /// Nothing: the program as the lowerings wrote it (`--no-optimize`).
     public static let none = MILPipeline(name: "none", passes: [])
