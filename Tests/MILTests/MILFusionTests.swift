@@ -398,6 +398,30 @@ struct MILFusionTests {
         #expect(b.program.constants()[c.arguments("interleave")!.first!.variableName!].map { if case .bools(let v) = $0.data { v } else { [] } } == [true])
     }
 
+    @Test("slices tiling one axis become one split (outputs in range order); slices with a gap stay")
+    func slicesToSplit() throws {
+        for gap in [false, true] {
+            let t = MILTensorType(.fp32, [1, 6, 2])
+            let b = ProgramBuilder(inputs: [MILVar(name: "x", type: t)])
+            b.const("b2", .ints([0, gap ? 3 : 2, 0]))
+            b.const("e2", .ints([1, 6, 2]))
+            b.op("slice_by_index", "hi", [("x", "x"), ("begin", "b2"), ("end", "e2")], MILTensorType(.fp32, [1, gap ? 3 : 4, 2]))
+            b.const("b1", .ints([0, 0, 0]))
+            b.const("e1", .ints([1, 2, 2]))
+            b.op("slice_by_index", "lo", [("x", "x"), ("begin", "b1"), ("end", "e1")], MILTensorType(.fp32, [1, 2, 2]))
+            b.op("relu", "y", [("x", "lo")], MILTensorType(.fp32, [1, 2, 2]))
+            b.op("relu", "z", [("x", "hi")], MILTensorType(.fp32, [1, gap ? 3 : 4, 2]))
+            b.program.outputs = ["y", "z"]
+            try run([FuseSlicesToSplit.self], b.program)
+            if gap {
+                #expect(computeTypes(b.program) == ["slice_by_index", "slice_by_index", "relu", "relu"])
+            } else {
+                #expect(computeTypes(b.program) == ["split", "relu", "relu"])
+                #expect(b.program.operations.first { $0.type == "split" }!.outputs.map(\.name) == ["lo", "hi"])
+            }
+        }
+    }
+
     // MARK: linear work
 
     /// n blocks of erf GELU → decomposed layer norm → matmul + add, chained.

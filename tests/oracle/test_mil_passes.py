@@ -82,6 +82,12 @@ PATTERNS = {
         N("Transpose", ["r1"], ["t"], perm=[0, 2, 1, 3, 4]), N("Reshape", ["t", "s2"], ["y"])],
         [("a", [1, 4, 3, 3]), ("b", [1, 4, 3, 3])], ["y"],
         [("s1", np.array([1, 2, 4, 3, 3], np.int64)), ("s2", np.array([1, 8, 3, 3], np.int64))]), "concat"),
+    # torch's chunk(2) on channels as the TorchScript exporter writes it (two Slices of one tensor).
+    "chunk_slices": (small("chunk_slices", [
+        N("Slice", ["x", "s0", "e0", "ax"], ["a"]), N("Slice", ["x", "s1", "e1", "ax"], ["b"]), N("Relu", ["b"], ["rb"]),
+        N("Concat", ["a", "rb"], ["y"], axis=1)], [("x", [1, 6, 3, 3])], ["y"],
+        [("s0", np.array([0], np.int64)), ("e0", np.array([3], np.int64)), ("s1", np.array([3], np.int64)),
+         ("e1", np.array([2**62], np.int64)), ("ax", np.array([1], np.int64))]), "split"),
     "attention_scores": (small("attention_scores", [N("Transpose", ["k"], ["kt"], perm=[0, 2, 1]), N("MatMul", ["q", "kt"], ["y"])],
                                [("q", [2, 5, 8]), ("k", [2, 7, 8])], ["y"], []), "matmul"),
     # torch.onnx (TorchScript, opset 17) writes gelu(approximate='tanh') in this order; Hugging Face's NewGELU

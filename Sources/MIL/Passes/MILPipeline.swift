@@ -19,7 +19,7 @@ public struct MILPipeline: Sendable {
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, FuseLinear.self, FuseSilu.self,
         FuseGelu.self, MergeLayoutChains.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseGeluTanh.self,
         FuseGeluSigmoid.self, FuseInstanceNorm.self, FuseConvBiasScale.self, MergeMatmulOperandScales.self, FuseMatmulScale.self, FuseScaledDotProductAttention.self, FusePadConv.self,
-        FuseConcatInterleave.self,
+        FuseConcatInterleave.self, FuseSlicesToSplit.self,
     ]
 
     /// What `export --format coreml` runs: clean-ups first, then fusions, then clean-ups of what the fusions left.
@@ -27,12 +27,12 @@ public struct MILPipeline: Sendable {
     /// elementwise ops the lowerings wrote; transposes fold into matmul flags before `fuse_linear`; `linear` exists
     /// before `fuse_conv_bias_scale` folds per-channel ops into it; the scales of q and k merge onto the scores, then
     /// attention becomes scaled_dot_product_attention (iOS18) before `fuse_matmul_scale` moves scalar scales into
-    /// weights; pads fold into convs last.
+    /// weights; pads fold into convs, channel shuffles into concats, and slices into splits last.
     public static let standard = MILPipeline(name: "standard", passes: [
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, MergeLayoutChains.self, FuseGelu.self,
         FuseGeluTanh.self, FuseGeluSigmoid.self, FuseSilu.self, FuseInstanceNorm.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseLinear.self,
         FuseConvBiasScale.self, MergeMatmulOperandScales.self, FuseScaledDotProductAttention.self, FuseMatmulScale.self, FusePadConv.self,
-        FuseConcatInterleave.self, NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
+        FuseConcatInterleave.self, FuseSlicesToSplit.self, NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
     ])
     /// Nothing: the program as the lowerings wrote it (`--no-optimize`).
     public static let none = MILPipeline(name: "none", passes: [])
