@@ -201,6 +201,22 @@ struct MILFusionTests {
         #expect(close(constValue(b.program, c, "bias"), [2, 1]))
     }
 
+    @Test("an fp16 conv weight (the package's fp16 encoding, kept bit for bit) takes an add into its bias but keeps its mul")
+    func convFP16WeightKeepsMul() throws {
+        let t = MILTensorType(.fp16, [1, 2, 2, 2])
+        let b = ProgramBuilder(inputs: [MILVar(name: "x", type: t)])
+        b.const("w", .floats([1, 2, 3, 4], .fp16, shape: [2, 2, 1, 1]))
+        b.op("conv", "c", [("x", "x"), ("weight", "w")], t)
+        b.const("add", .floats([1, 2], .fp16, shape: [2, 1, 1]))
+        b.const("scale", .float(3, .fp16))
+        b.op("add", "a", [("x", "c"), ("y", "add")], t)
+        b.op("mul", "y", [("x", "a"), ("y", "scale")], t)
+        b.program.outputs = ["y"]
+        try run([FuseConvBiasScale.self], b.program)
+        #expect(computeTypes(b.program) == ["conv", "mul"])
+        #expect(constValue(b.program, b.program.operations.first { $0.type == "conv" }!, "weight") == [1, 2, 3, 4])
+    }
+
     // MARK: linear on rank 4, scales into weights
 
     @Test("matmul + add on a rank-4 input with a constant 2-D weight → linear")

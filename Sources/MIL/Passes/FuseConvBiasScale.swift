@@ -3,9 +3,9 @@
 /// constant, mul or real_div by a constant, and batch_norm with constant statistics, in any sequence. A constant
 /// qualifies when it broadcasts along the channel axis only (axis 1 for convolutions: [C, 1, 1], [1, C, 1, 1] or one
 /// value; the last axis for linear: [C] or [1, 1, C]) and the result keeps the op's type. Adding changes the bias
-/// only, so it folds over compressed (constexpr) weights too; scaling rewrites the weight and needs a plain `const`
-/// weight (a compressed weight keeps its mul: rescaling would change the stored integers). Every intermediate has
-/// one use. One walk, each convolution or linear an anchor.
+/// only, so it folds over compressed (constexpr) and fp16 weights too; scaling rewrites the weight and needs a plain
+/// fp32 `const` weight (a compressed weight keeps its mul: rescaling would change the stored integers; an fp16 weight
+/// is the package's fp16 encoding, kept bit for bit). Every intermediate has one use. One walk, each convolution or linear an anchor.
 public enum FuseConvBiasScale: MILPass {
     /// The name pipelines list and errors cite.
     public static let name = "fuse_conv_bias_scale"
@@ -29,7 +29,9 @@ public enum FuseConvBiasScale: MILPass {
         let axis = anchor.type == "linear" ? out.rank - 1 : 1
         guard axis < out.rank else { return }
         let channels = out.shape[axis]
-        let plainWeight = r.floatConstant(w)
+        // Scaling rewrites the weight: a plain fp32 constant only. An fp16 weight is the package's fp16 encoding,
+        // written to weight.bin bit for bit; rescaling it would round a second time.
+        let plainWeight = r.floatConstant(w).flatMap { $0.0.type.dtype == .fp32 ? $0 : nil }
         var scale = [Float](repeating: 1, count: channels), shift = [Float](repeating: 0, count: channels)
         var current = anchor.outputs[0].name
         var absorbed: [Int] = []
@@ -53,7 +55,6 @@ public enum FuseConvBiasScale: MILPass {
                 break
             }
             if let s {
-                // Scaling rewrites the weight: a plain constant only.
                 guard plainWeight != nil, s.allSatisfy(\.isFinite) else { break }
                 for c in 0..<channels { scale[c] *= s[c]; shift[c] *= s[c] }
             }

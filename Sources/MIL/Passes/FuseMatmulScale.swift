@@ -4,7 +4,8 @@
 /// scale passes through single-use reshape, transpose, squeeze and expand_dims (a scalar commutes with them) and
 /// through a matmul of two variables into either operand, so attention's q·kᵀ / √d lands in the query (or key)
 /// projection: ViT/DeiT/BERT exports write `matmul(q, k) / √d`, or `q · √s` and `k · √s`. The weight must be a plain
-/// `const` read only there (a compressed weight keeps its mul); every op on the way has one use. One walk, each
+/// fp32 `const` read only there (a compressed or fp16 weight — the package's encoding, kept bit for bit — keeps its
+/// mul); every op on the way has one use. One walk, each
 /// scalar mul or real_div an anchor.
 public enum FuseMatmulScale: MILPass {
     /// The name pipelines list and errors cite.
@@ -50,9 +51,9 @@ public enum FuseMatmulScale: MILPass {
         return nil
     }
 
-    /// A plain float const read by one op.
+    /// A plain fp32 const read by one op (an fp16 weight is the package's fp16 encoding, written bit for bit).
     static func plainWeight(_ r: MILRewriter, _ v: String) -> Bool {
-        r.useCount(v) == 1 && r.floatConstant(v) != nil
+        r.useCount(v) == 1 && r.floatConstant(v)?.0.type.dtype == .fp32
     }
 
     /// Multiplies the constant weight (and bias) of op `index` by `scale`.
