@@ -31,7 +31,8 @@ public enum FuseConvBiasScale: MILPass {
         let channels = out.shape[axis]
         // Scaling rewrites the weight: a plain fp32 constant only. An fp16 weight is the package's fp16 encoding,
         // written to weight.bin bit for bit; rescaling it would round a second time.
-        let plainWeight = r.floatConstant(w).flatMap { $0.0.type.dtype == .fp32 ? $0 : nil }
+        // (Checked from the type here; the values are decoded only when a scale is folded.)
+        let scalable = r.constant(w).map { $0.type.dtype == .fp32 && $0.type.count <= 1 << 20 } ?? false
         var scale = [Float](repeating: 1, count: channels), shift = [Float](repeating: 0, count: channels)
         var current = anchor.outputs[0].name
         var absorbed: [Int] = []
@@ -55,7 +56,7 @@ public enum FuseConvBiasScale: MILPass {
                 break
             }
             if let s {
-                guard plainWeight != nil, s.allSatisfy(\.isFinite) else { break }
+                guard scalable, s.allSatisfy(\.isFinite) else { break }
                 for c in 0..<channels { scale[c] *= s[c]; shift[c] *= s[c] }
             }
             if let b { for c in 0..<channels { shift[c] += b[c] } }
@@ -76,7 +77,10 @@ public enum FuseConvBiasScale: MILPass {
             if let k = inputs.firstIndex(where: { $0.name == param }) { inputs[k].arguments = [.variable(name)] }
             else { inputs.append((param, [.variable(name)])) }
         }
-        if scale.contains(where: { $0 != 1 }), let (wc, values) = plainWeight {
+        let needsScale = scale.contains { $0 != 1 }
+        let weightValues = needsScale ? r.floatConstant(w) : nil
+        if needsScale && weightValues == nil { return }
+        if let (wc, values) = weightValues {
             let scaled = scaledWeight(values, shape: wt.shape, scale: scale, transposed: anchor.type == "conv_transpose",
                                       groups: r.constantArgument(anchor, "groups")?.intValues?.first ?? 1)
             set("weight", r.insertConst(.floats(scaled, wc.type.dtype, shape: wc.type.shape), name: final.name + "_weight", before: last,

@@ -53,7 +53,8 @@ public enum FuseMatmulScale: MILPass {
 
     /// A plain fp32 const read by one op (an fp16 weight is the package's fp16 encoding, written bit for bit).
     static func plainWeight(_ r: MILRewriter, _ v: String) -> Bool {
-        r.useCount(v) == 1 && r.floatConstant(v)?.0.type.dtype == .fp32
+        guard r.useCount(v) == 1, let c = r.constant(v) else { return false }
+        return c.type.dtype == .fp32 && c.type.count <= 1 << 20
     }
 
     /// Multiplies the constant weight (and bias) of op `index` by `scale`.
