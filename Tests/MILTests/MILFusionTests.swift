@@ -331,6 +331,26 @@ struct MILFusionTests {
         #expect(computeTypes(old.program) == ["matmul", "mul", "add", "softmax", "matmul"])
     }
 
+    @Test("iOS18: a key that arrives transposed (heads' transpose merged with kᵀ) is transposed to [B, H, S, E] instead")
+    func sdpaTransposedKey() throws {
+        let b = ProgramBuilder(target: .iOS18, inputs: [MILVar(name: "q", type: MILTensorType(.fp32, [1, 2, 3, 4])),
+                                                        MILVar(name: "k", type: MILTensorType(.fp32, [1, 5, 2, 4])),
+                                                        MILVar(name: "v", type: MILTensorType(.fp32, [1, 2, 5, 6]))])
+        b.const("perm", .ints([0, 2, 3, 1]))
+        b.op("transpose", "kt", [("x", "k"), ("perm", "perm")], MILTensorType(.fp32, [1, 2, 4, 5]))
+        b.op("matmul", "qk", [("x", "q"), ("y", "kt")], MILTensorType(.fp32, [1, 2, 3, 5]))
+        b.const("d", .float(2, .fp32))
+        b.op("real_div", "s", [("x", "qk"), ("y", "d")], MILTensorType(.fp32, [1, 2, 3, 5]))
+        b.op("softmax", "p", [("x", "s")], MILTensorType(.fp32, [1, 2, 3, 5]))
+        b.op("matmul", "y", [("x", "p"), ("y", "v")], MILTensorType(.fp32, [1, 2, 3, 6]))
+        b.program.outputs = ["y"]
+        try run([FuseScaledDotProductAttention.self], b.program)
+        #expect(computeTypes(b.program) == ["transpose", "scaled_dot_product_attention"])
+        let t = try #require(b.program.operations.first { $0.type == "transpose" })
+        #expect(t.outputs[0].type.shape == [1, 2, 5, 4])
+        #expect(b.program.constants()[t.arguments("perm")!.first!.variableName!]?.intValues == [0, 2, 1, 3])
+    }
+
     // MARK: instance_norm
 
     @Test("mean/sub/pow/mean/add/sqrt/div over the spatial axes of NCHW, · gamma [C, 1, 1], + beta [1, C, 1, 1] → instance_norm with [C] parameters; over the channel axis it is layer_norm")
