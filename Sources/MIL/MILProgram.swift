@@ -66,6 +66,10 @@ public final class MILProgram: @unchecked Sendable {
     public var operations: [MILOperation]
     /// The block outputs, by variable name (the model's outputs, in order).
     public var outputs: [String]
+    /// Ops visited so far by passes: every op each time a whole-program table is built (`uses`, `producers`,
+    /// `types`, `constants`, `unusedName`, a rewriter's tables) plus each op a rewriter reads. A work count the tests
+    /// compare between program sizes (a pass that rescans the program per match grows quadratically).
+    public internal(set) var rewriteVisits = 0
 
     /// An empty program for `target`.
     public init(target: DeploymentTarget, inputs: [MILVar] = [], operations: [MILOperation] = [], outputs: [String] = []) {
@@ -87,6 +91,7 @@ public final class MILProgram: @unchecked Sendable {
 
     /// For each variable, the indices of the ops that read it (an op reading a variable twice is listed twice).
     public func uses() -> [String: [Int]] {
+        rewriteVisits += operations.count
         var table: [String: [Int]] = [:]
         for (i, op) in operations.enumerated() {
             for v in op.usedVariables { table[v, default: []].append(i) }
@@ -96,6 +101,7 @@ public final class MILProgram: @unchecked Sendable {
 
     /// For each variable an op defines, the index of that op.
     public func producers() -> [String: Int] {
+        rewriteVisits += operations.count
         var table: [String: Int] = [:]
         for (i, op) in operations.enumerated() {
             for o in op.outputs { table[o.name] = i }
@@ -105,6 +111,7 @@ public final class MILProgram: @unchecked Sendable {
 
     /// The type of every variable: inputs and op outputs.
     public func types() -> [String: MILTensorType] {
+        rewriteVisits += operations.count
         var table: [String: MILTensorType] = [:]
         for v in inputs { table[v.name] = v.type }
         for op in operations { for o in op.outputs { table[o.name] = o.type } }
@@ -113,6 +120,7 @@ public final class MILProgram: @unchecked Sendable {
 
     /// The value of every `const` op's output, by variable name.
     public func constants() -> [String: MILConst] {
+        rewriteVisits += operations.count
         var table: [String: MILConst] = [:]
         for op in operations where op.type == "const" {
             if let v = op.value, let out = op.outputs.first { table[out.name] = v }
@@ -138,6 +146,7 @@ public final class MILProgram: @unchecked Sendable {
 extension MILProgram {
     /// A name no op or input of the program uses yet, from `base` (`base`, `base_1`, …).
     public func unusedName(_ base: String) -> String {
+        rewriteVisits += operations.count
         var taken = Set(inputs.map(\.name))
         for op in operations {
             taken.insert(op.name)

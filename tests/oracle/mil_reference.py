@@ -1228,6 +1228,18 @@ def _local_response_norm(a: Args) -> np.ndarray:
     return x / (kk + alpha / size * sums) ** beta
 
 
+def _scaled_dot_product_attention(a: Args) -> np.ndarray:
+    """softmax(q·kᵀ / √E + mask)·v over the last axis (iOS18/transformers.py); a bool mask's False entries
+    become -inf."""
+    q, k, v = _acc(a["query"]), _acc(a["key"]), _acc(a["value"])
+    scores = np.matmul(q, np.swapaxes(k, -1, -2)) / math.sqrt(q.shape[-1])
+    if a.has("attn_mask"):
+        m = np.asarray(a["attn_mask"])
+        scores = scores + (np.where(m, 0.0, -np.inf) if m.dtype == np.bool_ else _acc(m))
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return np.matmul(e / e.sum(axis=-1, keepdims=True), v)
+
+
 def _softmax(a: Args) -> np.ndarray:
     x = _acc(a["x"])
     ax = _norm_axis(int(a.scalar("axis", -1)), x.ndim)
@@ -1972,6 +1984,7 @@ OPS: dict[str, Callable[[Args], Any]] = {
     "l2_norm": _l2_norm,
     "local_response_norm": _local_response_norm,
     "softmax": _softmax,
+    "scaled_dot_product_attention": _scaled_dot_product_attention,
     # reductions
     **{name: _reduce(fn) for name, fn in REDUCTIONS.items()},
     "reduce_argmax": _reduce_arg(np.argmax),

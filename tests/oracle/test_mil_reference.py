@@ -287,6 +287,11 @@ def _norm_cases() -> None:
     vi("softmax", tag="axis0", acc=True, x=f32(g, 4, 3) * 3, axis=0)
     vi("softmax", tag="axis-2", acc=True, x=f32(g, 2, 3, 5) * 3, axis=-2)
     vi("softmax", tag="fp16", x=(f32(g, 2, 6) * 3).astype(np.float16), axis=1)
+    q, k, v = f32(g, 2, 3, 4), f32(g, 2, 5, 4), f32(g, 2, 5, 6)
+    vi("scaled_dot_product_attention", tag="plain", acc=True, query=q, key=k, value=v)
+    vi("scaled_dot_product_attention", tag="float-mask", acc=True, query=q, key=k, value=v, attn_mask=f32(g, 1, 3, 5))
+    vi("scaled_dot_product_attention", tag="bool-mask", acc=True, query=f32(g, 1, 2, 3, 4), key=f32(g, 1, 2, 5, 4),
+       value=f32(g, 1, 2, 5, 6), attn_mask=g.random((3, 5)) > 0.3)
 
 
 def _reduction_cases() -> None:

@@ -153,7 +153,17 @@ enum MILNeuralDefinitions {
                                     domains: ["query": Shapes.floats, "key": Shapes.floats, "value": Shapes.floats]) { c throws(MILTypeError) in
             let q = try c.type("query"), k = try c.type("key"), v = try c.type("value")
             guard q.rank >= 3, k.rank == q.rank, v.rank == q.rank, q.shape.last == k.shape.last,
-                  k.shape[k.rank - 2] == v.shape[v.rank - 2] else { throw MILTypeError("query \(q.shape), key \(k.shape), value \(v.shape)") }
+                  k.shape[k.rank - 2] == v.shape[v.rank - 2], q.dtype == k.dtype, q.dtype == v.dtype,
+                  q.shape.dropLast(2) == k.shape.dropLast(2), q.shape.dropLast(2) == v.shape.dropLast(2) else {
+                throw MILTypeError("query \(q.shape), key \(k.shape), value \(v.shape)")
+            }
+            // attn_mask (bool, fp16 or fp32): its last dim is the key's sequence, the rest broadcasts with the query's.
+            if let m = try c.optionalType("attn_mask") {
+                guard [.bool, .fp16, .fp32].contains(m.dtype), m.rank >= 1, m.shape.last == k.shape[k.rank - 2] else {
+                    throw MILTypeError("attn_mask \(m) for key \(k.shape)")
+                }
+                _ = try Shapes.broadcast(Array(q.shape.dropLast()), Array(m.shape.dropLast()))
+            }
             return [q.with(shape: Array(q.shape.dropLast()) + [v.shape[v.rank - 1]])]
         })
         return list

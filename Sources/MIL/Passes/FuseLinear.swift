@@ -3,7 +3,11 @@ import GraphIR
 /// matmul(x, W) with a constant 2-D W, then optionally add(·, b) with a constant bias along the last dim →
 /// linear(x, weight, bias) (what coremltools writes for nn.Linear). MIL's linear takes weight [D_out, D_in]: W
 /// [D_in, D_out] is transposed once here; with transpose_y W is used as it is (so compressed weights, which are
-/// constexpr outputs, fuse too). x has rank 1 to 3, as the definition states.
+/// constexpr outputs, fuse too). x has rank 1 to 5: iOS15/linear.py's docstring says rank ≤ 3, but its type inference
+/// takes any rank, coremltools' PyTorch frontend (`_create_linear_layer` in frontend/torch/ops.py) emits `linear` for
+/// nn.Linear on inputs of any rank (ConvNeXt's rank-4 MLP), and its `fuse_matmul_weight_bias` pass
+/// (passes/defs/optimize_linear.py) sets no upper bound. The bias may be [D_out] or [1, …, 1, D_out]. One walk over
+/// the ops, each matmul an anchor.
 public enum FuseLinear: MILPass {
     /// The name pipelines list and errors cite.
     public static let name = "fuse_linear"
@@ -14,105 +18,61 @@ public enum FuseLinear: MILPass {
 
     /// Rewrites `program` in place (see the type's description).
     public static func run(_ program: MILProgram) {
-        var index = 0
-        while index < program.operations.count {
-            if fuse(program, at: index) { continue }
-            index += 1
+        let r = MILRewriter(program)
+        for i in 0..<r.count where !r.isRemoved(i) {
+            let op = r.op(i)
+            if op.type == "matmul" { fuse(r, at: i, op) }
         }
+        r.finish()
     }
 
-    /// Fuses the matmul at `index` if it matches; returns whether the program changed.
-    static func fuse(_ program: MILProgram, at index: Int) -> Bool {
-        let mm = program.operations[index]
-        guard mm.type == "matmul", let x = mm.arguments("x")?.first?.variableName, let w = mm.arguments("y")?.first?.variableName else { return false }
-        let types = localTypes(program, [x, w])
-        guard let xt = types[x], let wt = types[w], xt.dtype.isFloat, (1...3).contains(xt.rank), wt.rank == 2,
-              !flag(program, mm, "transpose_x") else { return false }
-        let transposeY = flag(program, mm, "transpose_y")
-        guard let wp = producer(program, w) else { return false }
-        let weightOp = program.operations[wp]
+    /// Fuses the matmul at `index` if it matches.
+    static func fuse(_ r: MILRewriter, at index: Int, _ mm: MILOperation) {
+        guard let x = r.arg(mm, "x"), let w = r.arg(mm, "y"), let xt = r.type(x), let wt = r.type(w), xt.dtype.isFloat,
+              (1...MILVerifier.maxRank).contains(xt.rank), wt.rank == 2, !r.flag(mm, "transpose_x"),
+              let (_, weightOp) = r.producer(w) else { return }
+        let transposeY = r.flag(mm, "transpose_y")
         var weight: MILConst? = nil
         var weightConstexpr: MILOperation? = nil
         if !transposeY {
             let bytes = wt.count * (wt.dtype == .fp32 ? 4 : 2)
-            guard bytes <= maxTransposedBytes else { return false }
+            guard bytes <= maxTransposedBytes else { return }
             if weightOp.type == "const", let value = weightOp.value, let t = transposed(value) {
                 weight = t
-            } else if let t = transposedConstexpr(weightOp, name: program.unusedName(weightOp.name + "_transposed")) {
+            } else if let t = transposedConstexpr(weightOp, name: r.fresh(weightOp.name + "_transposed")) {
                 weightConstexpr = t
             } else {
-                return false
+                return
             }
         } else {
-            guard weightOp.type == "const" || weightOp.type.hasPrefix("constexpr_") else { return false }
+            guard weightOp.type == "const" || weightOp.type.hasPrefix("constexpr_") else { return }
         }
         let out = mm.outputs[0]
         let dOut = transposeY ? wt.shape[0] : wt.shape[1]
         // An add of a constant bias along the last dim, when the matmul's only use is that add.
         var bias: MILConst? = nil
         var target = index
-        let uses = program.uses()
-        if uses[out.name]?.count == 1, !program.outputs.contains(out.name), let a = uses[out.name]?.first,
-           program.operations[a].type == "add" {
-            let add = program.operations[a]
-            let operands = [add.arguments("x")?.first?.variableName, add.arguments("y")?.first?.variableName]
-            if let other = operands.first(where: { $0 != out.name }) ?? nil, operands.contains(out.name),
-               add.outputs[0].type == out.type, let bp = producer(program, other),
-               program.operations[bp].type == "const", let b = program.operations[bp].value, b.type.dtype == out.type.dtype,
-               b.type.count == dOut, b.type.shape.last == dOut {
-                bias = MILConst(MILTensorType(b.type.dtype, [dOut]), b.data)
-                target = a
-            }
+        if let a = r.soleUser(out.name), case let add = r.op(a), add.type == "add", let other = r.other(add, out.name),
+           add.outputs[0].type == out.type, let b = r.constant(other), b.type.dtype == out.type.dtype, b.type.count == dOut,
+           b.type.shape.last == dOut {
+            bias = MILConst(MILTensorType(b.type.dtype, [dOut]), b.data)
+            target = a
         }
-        let final = program.operations[target]
+        let final = r.op(target)
         var inputs: [(name: String, arguments: [MILArgument])] = [("x", [.variable(x)])]
-        var insertAt = index
         if let weight {
-            let name = program.insertConst(weight, name: mm.name + "_weight", before: insertAt, source: mm.source)
-            inputs.append(("weight", [.variable(name)]))
-            insertAt += 1
-            target += 1
+            inputs.append(("weight", [.variable(r.insertConst(weight, name: mm.name + "_weight", before: target, source: mm.source))]))
         } else if let weightConstexpr {
-            program.operations.insert(weightConstexpr, at: insertAt)
+            r.insert(weightConstexpr, before: target)
             inputs.append(("weight", [.variable(weightConstexpr.outputs[0].name)]))
-            insertAt += 1
-            target += 1
         } else {
             inputs.append(("weight", [.variable(w)]))
         }
         if let bias {
-            let name = program.insertConst(bias, name: mm.name + "_bias", before: insertAt, source: mm.source)
-            inputs.append(("bias", [.variable(name)]))
-            insertAt += 1
-            target += 1
+            inputs.append(("bias", [.variable(r.insertConst(bias, name: mm.name + "_bias", before: target, source: mm.source))]))
         }
-        let matmulIndex = insertAt
-        program.operations[matmulIndex] = MILOperation(type: "linear", name: final.name, inputs: inputs, outputs: final.outputs,
-                                                       source: final.source)
-        if target != matmulIndex { program.remove([target]) }
-        return true
-    }
-
-    static func flag(_ program: MILProgram, _ op: MILOperation, _ name: String) -> Bool {
-        guard let arg = op.arguments(name)?.first else { return false }
-        let c: MILConst?
-        switch arg {
-        case .value(let v): c = v
-        case .variable(let n): c = producer(program, n).flatMap { program.operations[$0].value }
-        }
-        if case .bools(let b)? = c?.data { return b.first ?? false }
-        return false
-    }
-
-    static func producer(_ program: MILProgram, _ name: String) -> Int? {
-        program.operations.lastIndex { $0.outputs.contains { $0.name == name } }
-    }
-
-    static func localTypes(_ program: MILProgram, _ names: [String]) -> [String: MILTensorType] {
-        var t: [String: MILTensorType] = [:]
-        for v in program.inputs where names.contains(v.name) { t[v.name] = v.type }
-        for op in program.operations { for o in op.outputs where names.contains(o.name) { t[o.name] = o.type } }
-        return t
+        r.replace(target, with: MILOperation(type: "linear", name: final.name, inputs: inputs, outputs: final.outputs, source: final.source))
+        if target != index { r.remove(index) }
     }
 
     /// A 2-D constexpr weight with 8-bit data, rebuilt transposed ([K, N] → [N, K]): the stored integers are

@@ -17,13 +17,22 @@ public struct MILPipeline: Sendable {
     /// Every registered pass, by name.
     public static let registry: [any MILPass.Type] = [
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, FuseLinear.self, FuseSilu.self,
-        FuseGelu.self, MergeLayoutChains.self, FuseLayerNorm.self, FuseTransposeMatmul.self,
+        FuseGelu.self, MergeLayoutChains.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseGeluTanh.self,
+        FuseGeluSigmoid.self, FuseInstanceNorm.self, FuseConvBiasScale.self, MergeMatmulOperandScales.self, FuseMatmulScale.self, FuseScaledDotProductAttention.self, FusePadConv.self,
+        FuseConcatInterleave.self, FuseSlicesToSplit.self,
     ]
 
     /// What `export --format coreml` runs: clean-ups first, then fusions, then clean-ups of what the fusions left.
+    /// Order matters where one fusion's output is another's input: the activation and norm fusions run on the
+    /// elementwise ops the lowerings wrote; transposes fold into matmul flags before `fuse_linear`; `linear` exists
+    /// before `fuse_conv_bias_scale` folds per-channel ops into it; the scales of q and k merge onto the scores, then
+    /// attention becomes scaled_dot_product_attention (iOS18) before `fuse_matmul_scale` moves scalar scales into
+    /// weights; pads fold into convs, channel shuffles into concats, and slices into splits last.
     public static let standard = MILPipeline(name: "standard", passes: [
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, MergeLayoutChains.self, FuseGelu.self,
-        FuseSilu.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseLinear.self, NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
+        FuseGeluTanh.self, FuseGeluSigmoid.self, FuseSilu.self, FuseInstanceNorm.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseLinear.self,
+        FuseConvBiasScale.self, MergeMatmulOperandScales.self, FuseScaledDotProductAttention.self, FuseMatmulScale.self, FusePadConv.self,
+        FuseConcatInterleave.self, FuseSlicesToSplit.self, NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
     ])
     /// Nothing: the program as the lowerings wrote it (`--no-optimize`).
     public static let none = MILPipeline(name: "none", passes: [])
@@ -62,14 +71,5 @@ public struct MILPipelineError: Error, Sendable, CustomStringConvertible {
     /// One line.
     public var description: String {
         (pass.map { "after MIL pass \($0): " } ?? "") + error.description
-    }
-}
-
-/// Facts passes share.
-enum PassSupport {
-    /// Whether a const holds exactly `value` in every element (float types).
-    static func isScalar(_ c: MILConst?, _ value: Float, tolerance: Float = 0) -> Bool {
-        guard let c, c.type.dtype.isFloat, let values = c.floatValues, !values.isEmpty else { return false }
-        return values.allSatisfy { abs($0 - value) <= tolerance * max(1, abs(value)) }
     }
 }
