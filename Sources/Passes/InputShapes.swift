@@ -16,6 +16,9 @@ public enum InputShapeError: Error, Equatable, CustomStringConvertible {
     case conflict(name: String, axis: Int, modelDim: Int, pinned: String)
     /// An input that is not a tensor.
     case notATensor(name: String)
+    /// A symbol the model shares between inputs, pinned to two different dims (`sequence` as 128 through
+    /// `input_ids` and as 256 through `attention_mask`).
+    case symbolConflict(name: String, axis: Int, symbol: String, pinned: String, earlier: String, earlierInput: String)
 
     /// The message for the command line, naming the `--input-shape` argument at fault.
     public var description: String {
@@ -34,6 +37,8 @@ public enum InputShapeError: Error, Equatable, CustomStringConvertible {
             return "--input-shape \(name): dim \(axis) is \(pinned), but the model fixes it at \(modelDim)"
         case .notATensor(let name):
             return "--input-shape \(name): input '\(name)' is not a tensor"
+        case .symbolConflict(let name, let axis, let symbol, let pinned, let earlier, let earlierInput):
+            return "--input-shape \(name): dim \(axis) is \(pinned), but the model's symbol '\(symbol)' there is already pinned to \(earlier) through input '\(earlierInput)'"
         }
     }
 }
@@ -109,10 +114,13 @@ public struct InputShapes: Sendable, Equatable {
     }
 
     /// Checks the pins against the model's runtime inputs and returns the model with those inputs' types pinned.
+    /// A symbol a pin fixes (or renames) is fixed wherever the model uses it: the other inputs that declare it
+    /// (`attention_mask[batch, sequence]` when `input_ids` is pinned), outputs and value_info, subgraphs too.
     public func apply(to model: Model) throws(InputShapeError) -> Model {
         guard !pins.isEmpty else { return model }
         var model = model
-        var bindings: [String: Int] = [:]
+        var bindings: [String: Dim] = [:]
+        var boundBy: [String: String] = [:]
         let runtime = Set(model.graph.runtimeInputs.map(\.name))
         for name in order {
             guard runtime.contains(name), let index = model.graph.inputs.firstIndex(where: { $0.name == name }) else {
@@ -126,25 +134,35 @@ public struct InputShapes: Sendable, Equatable {
                     if case .value(let m) = declared, pinned != declared {
                         throw .conflict(name: name, axis: axis, modelDim: m, pinned: pinned.description)
                     }
-                }
-            }
-            if let shape = t.shape {
-                for (declared, pinned) in zip(shape, dims) {
-                    if case .symbol(let symbol) = declared, case .value(let v) = pinned { bindings[symbol] = v }
+                    guard case .symbol(let symbol) = declared else { continue }
+                    if let earlier = bindings[symbol], earlier != pinned {
+                        throw .symbolConflict(name: name, axis: axis, symbol: symbol, pinned: pinned.description,
+                                              earlier: earlier.description, earlierInput: boundBy[symbol]!)
+                    }
+                    if pinned != declared, bindings[symbol] == nil {
+                        bindings[symbol] = pinned
+                        boundBy[symbol] = name
+                    }
                 }
             }
             model.graph.inputs[index].type = .tensor(TensorType(elementType: t.elementType, shape: dims))
         }
-        // A symbol a pin fixes is fixed wherever the model declares it: value_info and outputs of ops inference
-        // cannot compute (com.microsoft contrib ops, custom domains) otherwise keep `batch` and `seq` symbolic and
-        // keep their readers off the Neural Engine (issue 15).
-        if !bindings.isEmpty { model.graph = Self.binding(model.graph, bindings) }
+        // A symbol a pin fixes is fixed wherever the model declares it: the other inputs that share it (issue 26),
+        // value_info and outputs of ops inference cannot compute (com.microsoft contrib ops, custom domains)
+        // otherwise keep `batch` and `seq` symbolic and keep their readers off the Neural Engine (issue 15).
+        if !bindings.isEmpty {
+            let pinned = Set(order)
+            for i in model.graph.inputs.indices where runtime.contains(model.graph.inputs[i].name) && !pinned.contains(model.graph.inputs[i].name) {
+                model.graph.inputs[i].type = model.graph.inputs[i].type.binding(bindings)
+            }
+            model.graph = Self.binding(model.graph, bindings)
+        }
         return model
     }
 
     /// The graph (and its subgraphs) with declared symbolic dims replaced by the values `bindings` gives them; the
     /// main graph's inputs are the pins' business and stay as they are.
-    private static func binding(_ graph: Graph, _ bindings: [String: Int], isMain: Bool = true) -> Graph {
+    private static func binding(_ graph: Graph, _ bindings: [String: Dim], isMain: Bool = true) -> Graph {
         var g = graph
         func bind(_ info: ValueInfo) -> ValueInfo {
             var info = info
@@ -181,7 +199,10 @@ extension Substring {
 
 extension ValueType {
     /// The type with symbolic dims replaced by the values `bindings` gives them.
-    public func binding(_ bindings: [String: Int]) -> ValueType {
+    public func binding(_ bindings: [String: Int]) -> ValueType { binding(bindings.mapValues { Dim.value($0) }) }
+
+    /// The type with symbolic dims replaced by the dims (numbers or other symbols) `bindings` gives them.
+    public func binding(_ bindings: [String: Dim]) -> ValueType {
         switch self {
         case .tensor(let t): return .tensor(t.binding(bindings))
         case .sparseTensor(let t): return .sparseTensor(t.binding(bindings))
@@ -195,10 +216,13 @@ extension ValueType {
 
 extension TensorType {
     /// The type with symbolic dims replaced by the values `bindings` gives them; an unknown rank stays unknown.
-    public func binding(_ bindings: [String: Int]) -> TensorType {
+    public func binding(_ bindings: [String: Int]) -> TensorType { binding(bindings.mapValues { Dim.value($0) }) }
+
+    /// The type with symbolic dims replaced by the dims `bindings` gives them.
+    public func binding(_ bindings: [String: Dim]) -> TensorType {
         guard let shape else { return self }
         return TensorType(elementType: elementType, shape: shape.map { dim in
-            if case .symbol(let s) = dim, let v = bindings[s] { return .value(v) }
+            if case .symbol(let s) = dim, let d = bindings[s] { return d }
             return dim
         })
     }

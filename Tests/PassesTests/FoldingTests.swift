@@ -138,6 +138,33 @@ import Testing
         #expect(specialised.graph.outputs[0].type.description == "float[3, 4]")
     }
 
+    /// input_ids [batch, sequence] and attention_mask [batch, sequence]: pinning one pins the other (issue 26).
+    func twoInputs() -> ModelBuilder {
+        var b = ModelBuilder(opset: 17)
+        b.input("input_ids", .float, ["batch", "sequence"])
+        b.input("attention_mask", .float, ["batch", "sequence"])
+        b.node("Mul", ["input_ids", "attention_mask"], ["y"])
+        b.outputs = ["y"]
+        return b
+    }
+
+    @Test func aPinnedSymbolPinsEveryInputThatSharesIt() throws {
+        let (m, context) = try run(twoInputs(), pins: ["input_ids": [.value(1), .value(128)]])
+        #expect(m.graph.inputs.map(\.type.description) == ["float[1, 128]", "float[1, 128]"])
+        #expect(context.inference?.type("y") == "float[1, 128]")
+        // A renamed symbol is renamed everywhere too.
+        let (renamed, _) = try run(twoInputs(), pins: ["input_ids": [.value(1), .symbol("seq")]])
+        #expect(renamed.graph.inputs[1].type.description == "float[1, seq]")
+        // Both pinned alike is fine; differently is a usage error naming the symbol and the input that pinned it.
+        let (both, _) = try run(twoInputs(), pins: ["input_ids": [.value(1), .value(8)], "attention_mask": [.value(1), .value(8)]])
+        #expect(both.graph.inputs[1].type.description == "float[1, 8]")
+        let m0 = twoInputs().model
+        #expect(throws: InputShapeError.symbolConflict(name: "input_ids", axis: 1, symbol: "sequence", pinned: "8", earlier: "16",
+                                                      earlierInput: "attention_mask")) {
+            try InputShapes(["input_ids": [.value(1), .value(8)], "attention_mask": [.value(1), .value(16)]]).apply(to: m0)
+        }
+    }
+
     @Test func pinErrors() throws {
         var b = ModelBuilder()
         b.input("x", .float, ["batch", 3])
