@@ -156,6 +156,8 @@ public enum CoreMLExporter {
         public let inference: ShapeInferenceResult
         /// For inlined nodes' outputs, the call's output they stand for.
         let origin: [String: String]
+        /// The range of every flexible symbol (`--input-shape NAME=1,1..512`); empty when every dim is static.
+        public var ranges: [String: DimRange] = [:]
     }
 
     /// Inlines functions, applies `options.inputShapes`, folds and infers (`Pipeline.foldAndInfer`, run once with
@@ -163,7 +165,7 @@ public enum CoreMLExporter {
     public static func prepare(_ model: Model, options: Options, context: PassContext = PassContext()) throws -> PreparedModel {
         let model = options.dequantize ? Self.dequantized(model) : model
         let (inlined, origin) = FunctionInlining.inline(model)
-        let pinned = try options.inputShapes.apply(to: inlined)
+        let (pinned, ranges) = try options.inputShapes.applyWithRanges(to: inlined)
         var folded = try Pipeline.foldAndInfer.run(pinned, context: context)
         guard var inference = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
         // An If decided by constants (after pinning) becomes its branch; the expanded graph is folded once more.
@@ -172,7 +174,7 @@ public enum CoreMLExporter {
             guard let again = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
             inference = again
         }
-        return PreparedModel(model: folded, inference: inference, origin: origin)
+        return PreparedModel(model: folded, inference: inference, origin: origin, ranges: ranges)
     }
 
     /// Lowers the model without writing anything: every node's outcome, and the program when all nodes lowered.
@@ -194,6 +196,7 @@ public enum CoreMLExporter {
         let graph = model.graph
         let opset = Int(model.opsetVersion(domain: "") ?? model.opsetVersion(domain: "ai.onnx") ?? 1)
         let table = ValueTable(types: inference.types, compute: options.compute, target: target)
+        table.ranges = prepared.ranges
         for t in graph.initializers { table.addConstant(t.name, ConstantValue(tensor: t)) }
         for s in graph.sparseInitializers {
             if let dense = densify(s) { table.addConstant(s.name, ConstantValue(tensor: dense)) }
@@ -244,6 +247,7 @@ public enum CoreMLExporter {
         for (index, node) in graph.nodes.enumerated() {
             builder.source = node.name.isEmpty ? node.outputs.first ?? "" : node.name
             let verdict = lowerNode(node, inference: inference, table: table, builder: builder, opset: opset, target: target,
+                                    ranges: prepared.ranges,
                                     compute: options.compute, emit: !failed && !planOnly,
                                     inferenceFailure: failure(of: node, index: index, inference),
                                     functions: Set(model.functions.map { $0.domain + ":" + $0.name }))
@@ -287,7 +291,31 @@ public enum CoreMLExporter {
             let scalar = t.rank == 0
             var (interface, needsCast) = interfaceType(t, io: io)
             if scalar { interface = interface.with(shape: [1]) }
-            inputs.append(FeatureDescription(name: name, type: interface, shortDescription: description))
+            var feature = FeatureDescription(name: name, type: interface, shortDescription: description)
+            if !t.isStatic {
+                // Every flexible dim must be a ranged symbol: its range is the feature's SizeRange.
+                guard case .tensor(let declared)? = table.inferredType(onnxName), let dims = declared.shape else {
+                    throw LoweringRefusal("input '\(onnxName)' has no known shape", rule: FlexibleShapes.rule.id)
+                }
+                var defaults: [Int] = []
+                var bounds: [ClosedRange<Int>] = []
+                for (axis, d) in dims.enumerated() {
+                    switch d {
+                    case .value(let v):
+                        defaults.append(v)
+                        bounds.append(v...v)
+                    case .symbol(let s) where table.ranges[s] != nil:
+                        let r = table.ranges[s]!
+                        defaults.append(r.defaultValue)
+                        bounds.append(r.lower...r.upper)
+                    default:
+                        throw LoweringRefusal("input '\(onnxName)' dim \(axis) ('\(d)') is dynamic; give it a size or a range with --input-shape \(onnxName)=…",
+                                              rule: FlexibleShapes.rule.id)
+                    }
+                }
+                feature.shapeRange = (defaults, bounds)
+            }
+            inputs.append(feature)
             var variable = MILVar(name: name, type: interface)
             if scalar {
                 variable = builder.op1("squeeze", name: onnxName + "_scalar", [("x", .v(variable)), ("axes", .c(.ints([0])))],
@@ -348,7 +376,7 @@ public enum CoreMLExporter {
 
     /// One node: folded (all outputs known), lowered (emitted when `emit`), or refused with the reason.
     private static func lowerNode(_ node: Node, inference: ShapeInferenceResult, table: ValueTable, builder: MILBuilder,
-                                  opset: Int, target: DeploymentTarget, compute: MILDataType, emit: Bool,
+                                  opset: Int, target: DeploymentTarget, ranges: [String: DimRange], compute: MILDataType, emit: Bool,
                                   inferenceFailure: String?, functions: Set<String>) -> CoreMLNodeOutcome.Verdict {
         if node.isConstant, let t = node.constantTensor, let out = node.outputs.first {
             var tensor = t
@@ -387,6 +415,7 @@ public enum CoreMLExporter {
                 throw LoweringRefusal("no Core ML lowering for \(node.opType)", rule: CoreMLLimits.noLowering.id)
             }
             try CoreMLLimits.checkRanks(view)
+            if let refusal = FlexibleShapes.refusal(node, types: inference.types, ranges: ranges) { throw refusal }
             if let inferenceFailure {
                 throw LoweringRefusal("shape inference rejects this node (\(inferenceFailure)); mlpkg does not lower a node from its declared output types alone",
                                       rule: CoreMLLimits.inference.id)

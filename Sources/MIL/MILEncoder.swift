@@ -8,6 +8,10 @@ public struct FeatureDescription: Sendable {
     public var type: MILTensorType
     /// Shown in Xcode.
     public var shortDescription: String
+    /// The sizes an input's unknown dims take (FeatureTypes.proto `ArrayFeatureType.shapeRange`): one
+    /// `lower...upper` per dim (a static dim is `n...n`), and the default shape written as `shape`. nil for static
+    /// features; an output with unknown dims is written without a shape, as coremltools writes it.
+    public var shapeRange: (defaultShape: [Int], bounds: [ClosedRange<Int>])?
 
     /// A feature `name` of `type`.
     public init(name: String, type: MILTensorType, shortDescription: String = "") {
@@ -106,8 +110,24 @@ struct MILEncoder {
         p.string(2, f.shortDescription)
         p.message(3) { type in
             type.message(5) { array in
-                array.packedVarints(1, f.type.shape.map(Int64.init))
+                // FeatureTypes.proto ArrayFeatureType: shape = 1, dataType = 2, shapeRange = 31 (SizeRange:
+                // lowerBound = 1, upperBound = 2).
+                if let range = f.shapeRange {
+                    array.packedVarints(1, range.defaultShape.map(Int64.init))
+                } else if f.type.isStatic {
+                    array.packedVarints(1, f.type.shape.map(Int64.init))
+                }
                 array.int64(2, Int64(Self.arrayDataType(f.type.dtype)))
+                if let range = f.shapeRange {
+                    array.message(31) { ranges in
+                        for b in range.bounds {
+                            ranges.message(1) { size in
+                                size.uint64(1, UInt64(b.lowerBound))
+                                size.int64(2, Int64(b.upperBound))
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -131,8 +151,13 @@ struct MILEncoder {
         p.message(1) { tensor in
             tensor.int64(1, Int64(t.dtype.rawValue))
             if t.rank > 0 { tensor.int64(2, Int64(t.rank)) }
+            // MIL.proto Dimension: constant = 1 (size = 1), unknown = 2 (variadic = 1, false: an empty message).
             for d in t.shape {
-                tensor.message(3) { dim in dim.message(1) { $0.uint64(1, UInt64(d)) } }
+                if d == MILTensorType.unknownDim {
+                    tensor.message(3) { dim in dim.message(2) { _ in } }
+                } else {
+                    tensor.message(3) { dim in dim.message(1) { $0.uint64(1, UInt64(d)) } }
+                }
             }
         }
     }

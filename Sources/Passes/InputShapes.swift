@@ -19,6 +19,8 @@ public enum InputShapeError: Error, Equatable, CustomStringConvertible {
     /// A symbol the model shares between inputs, pinned to two different dims (`sequence` as 128 through
     /// `input_ids` and as 256 through `attention_mask`).
     case symbolConflict(name: String, axis: Int, symbol: String, pinned: String, earlier: String, earlierInput: String)
+    /// A range `LO..HI[@DEFAULT]` that is empty, starts below 1 or has its default outside it.
+    case badRange(name: String, axis: Int, text: String)
 
     /// The message for the command line, naming the `--input-shape` argument at fault.
     public var description: String {
@@ -39,15 +41,40 @@ public enum InputShapeError: Error, Equatable, CustomStringConvertible {
             return "--input-shape \(name): input '\(name)' is not a tensor"
         case .symbolConflict(let name, let axis, let symbol, let pinned, let earlier, let earlierInput):
             return "--input-shape \(name): dim \(axis) is \(pinned), but the model's symbol '\(symbol)' there is already pinned to \(earlier) through input '\(earlierInput)'"
+        case .badRange(let name, let axis, let text):
+            return "--input-shape \(name): dim \(axis) is '\(text)'; a range is LO..HI or LO..HI@DEFAULT with 1 ≤ LO ≤ DEFAULT ≤ HI < 2^31"
         }
     }
 }
 
-/// Dims pinned on the main graph's inputs (`--input-shape NAME=D0,D1,...`). A dim is a positive integer, or a
-/// symbol name (a letter or `_` first, then letters, digits, `_`, `.`, `-`) that renames or keeps it symbolic.
+/// The sizes a flexible dim takes (`--input-shape NAME=1,1..512@128`): Core ML's `SizeRange` and the default shape.
+public struct DimRange: Sendable, Hashable, CustomStringConvertible {
+    /// The smallest size (≥ 1).
+    public var lower: Int
+    /// The largest size.
+    public var upper: Int
+    /// The size of the default shape Core ML reports (`ArrayFeatureType.shape`); the lower bound unless given.
+    public var defaultValue: Int
+
+    /// A range; `defaultValue` must lie in it.
+    public init(lower: Int, upper: Int, defaultValue: Int? = nil) {
+        self.lower = lower
+        self.upper = upper
+        self.defaultValue = defaultValue ?? lower
+    }
+
+    /// `LO..HI@DEFAULT`.
+    public var description: String { "\(lower)..\(upper)@\(defaultValue)" }
+}
+
+/// Dims pinned on the main graph's inputs (`--input-shape NAME=D0,D1,...`). A dim is a positive integer, a
+/// symbol name (a letter or `_` first, then letters, digits, `_`, `.`, `-`) that renames or keeps it symbolic, or a
+/// range `LO..HI[@DEFAULT]` that keeps it flexible (the model's symbol there, or `NAME_AXIS` when it has none).
 public struct InputShapes: Sendable, Equatable {
-    /// The pinned dims, by input name.
+    /// The pinned dims, by input name; a ranged dim is `.unknown` here and its range is in `ranges`.
     public private(set) var pins: [String: [Dim]] = [:]
+    /// Ranged dims, by input name and axis.
+    public private(set) var ranges: [String: [Int: DimRange]] = [:]
     /// Names in the order given (for messages and provenance).
     public private(set) var order: [String] = []
 
@@ -68,17 +95,27 @@ public struct InputShapes: Sendable, Equatable {
     public var isEmpty: Bool { pins.isEmpty }
 
     /// Pins `dims` on input `name`; throws when `name` is already pinned or a dim is 0, negative or unknown.
-    public mutating func add(_ name: String, _ dims: [Dim]) throws(InputShapeError) {
+    public mutating func add(_ name: String, _ dims: [Dim], ranges ranged: [Int: DimRange] = [:]) throws(InputShapeError) {
         guard pins[name] == nil else { throw .duplicate(name: name) }
         for (axis, d) in dims.enumerated() {
             switch d {
             case .value(let v) where v <= 0: throw .nonPositive(name: name, axis: axis, value: String(v))
-            case .unknown: throw .nonPositive(name: name, axis: axis, value: "?")
+            case .unknown where ranged[axis] == nil: throw .nonPositive(name: name, axis: axis, value: "?")
             default: break
             }
         }
         pins[name] = dims
+        if !ranged.isEmpty { ranges[name] = ranged }
         order.append(name)
+    }
+
+    /// True when some dim is a range.
+    public var hasRanges: Bool { !ranges.isEmpty }
+
+    /// One input's dims as given (`1,1..512@128`).
+    public func text(of name: String) -> String {
+        guard let dims = pins[name] else { return "" }
+        return dims.enumerated().map { axis, d in ranges[name]?[axis]?.description ?? d.description }.joined(separator: ",")
     }
 
     /// Parses one `NAME=D0,D1,...` argument. The name is everything before the last `=`.
@@ -88,8 +125,12 @@ public struct InputShapes: Sendable, Equatable {
         let list = argument[argument.index(after: eq)...]
         let parts = list.isEmpty ? [] : list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingSpaces }
         var dims: [Dim] = []
+        var ranged: [Int: DimRange] = [:]
         for (axis, part) in parts.enumerated() {
-            if let v = Int(part) {
+            if part.contains("..") {
+                ranged[axis] = try Self.range(part, name: name, axis: axis)
+                dims.append(.unknown)
+            } else if let v = Int(part) {
                 guard v > 0 else { throw .nonPositive(name: name, axis: axis, value: part) }
                 dims.append(.value(v))
             } else if Self.isSymbol(part) {
@@ -100,7 +141,25 @@ public struct InputShapes: Sendable, Equatable {
                 throw .syntax(argument)
             }
         }
-        try add(name, dims)
+        try add(name, dims, ranges: ranged)
+    }
+
+    /// `LO..HI` or `LO..HI@DEFAULT`.
+    static func range(_ text: String, name: String, axis: Int) throws(InputShapeError) -> DimRange {
+        let (body, def): (Substring, Substring?) = {
+            guard let at = text.firstIndex(of: "@") else { return (Substring(text), nil) }
+            return (text[..<at], text[text.index(after: at)...])
+        }()
+        let bounds = body.components(separatedBy: "..")
+        guard bounds.count == 2, let lo = Int(bounds[0]), let hi = Int(bounds[1]), lo >= 1, lo <= hi, hi <= Int(Int32.max) else {
+            throw .badRange(name: name, axis: axis, text: text)
+        }
+        var value = lo
+        if let def {
+            guard let d = Int(def), d >= lo, d <= hi else { throw .badRange(name: name, axis: axis, text: text) }
+            value = d
+        }
+        return DimRange(lower: lo, upper: hi, defaultValue: value)
     }
 
     static func isSymbol(_ text: String) -> Bool {
@@ -110,15 +169,20 @@ public struct InputShapes: Sendable, Equatable {
 
     /// `NAME=D0,D1;…` in the order given, as provenance records it.
     public var recorded: String {
-        order.map { name in "\(name)=" + pins[name]!.map(\.description).joined(separator: ",") }.joined(separator: ";")
+        order.map { name in "\(name)=" + text(of: name) }.joined(separator: ";")
     }
 
     /// Checks the pins against the model's runtime inputs and returns the model with those inputs' types pinned.
     /// A symbol a pin fixes (or renames) is fixed wherever the model uses it: the other inputs that declare it
     /// (`attention_mask[batch, sequence]` when `input_ids` is pinned), outputs and value_info, subgraphs too.
-    public func apply(to model: Model) throws(InputShapeError) -> Model {
-        guard !pins.isEmpty else { return model }
+    public func apply(to model: Model) throws(InputShapeError) -> Model { try applyWithRanges(to: model).model }
+
+    /// `apply`, and the range of every flexible symbol (a ranged dim keeps the model's symbol, or becomes
+    /// `NAME_AXIS` when the model gives it none; every input that shares the symbol shares the range).
+    public func applyWithRanges(to model: Model) throws(InputShapeError) -> (model: Model, ranges: [String: DimRange]) {
+        guard !pins.isEmpty else { return (model, [:]) }
         var model = model
+        var symbolRanges: [String: DimRange] = [:]
         var bindings: [String: Dim] = [:]
         var boundBy: [String: String] = [:]
         let runtime = Set(model.graph.runtimeInputs.map(\.name))
@@ -126,10 +190,28 @@ public struct InputShapes: Sendable, Equatable {
             guard runtime.contains(name), let index = model.graph.inputs.firstIndex(where: { $0.name == name }) else {
                 throw .unknownInput(name: name, available: model.graph.runtimeInputs.map(\.name))
             }
-            let dims = pins[name]!
+            var dims = pins[name]!
             guard case .tensor(let t) = model.graph.inputs[index].type else { throw .notATensor(name: name) }
             if let shape = t.shape {
                 guard shape.count == dims.count else { throw .rankMismatch(name: name, modelRank: shape.count, pinnedRank: dims.count) }
+            }
+            // A ranged dim keeps the model's symbol (so every input that shares it shares the range) or gets one.
+            for (axis, range) in (ranges[name] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                let declared = t.shape?[axis] ?? .unknown
+                let symbol: String
+                switch declared {
+                case .value(let m): throw .conflict(name: name, axis: axis, modelDim: m, pinned: range.description)
+                case .symbol(let s): symbol = s
+                case .unknown: symbol = "\(name)_\(axis)"
+                }
+                if let earlier = symbolRanges[symbol], earlier != range {
+                    throw .symbolConflict(name: name, axis: axis, symbol: symbol, pinned: range.description, earlier: earlier.description,
+                                          earlierInput: order.first { ranges[$0]?.values.contains(earlier) == true } ?? "")
+                }
+                symbolRanges[symbol] = range
+                dims[axis] = .symbol(symbol)
+            }
+            if let shape = t.shape {
                 for (axis, (declared, pinned)) in zip(shape, dims).enumerated() {
                     if case .value(let m) = declared, pinned != declared {
                         throw .conflict(name: name, axis: axis, modelDim: m, pinned: pinned.description)
@@ -157,7 +239,14 @@ public struct InputShapes: Sendable, Equatable {
             }
             model.graph = Self.binding(model.graph, bindings)
         }
-        return model
+        // A symbol pinned through one input and ranged through another is a contradiction.
+        for (symbol, range) in symbolRanges.sorted(by: { $0.key < $1.key }) {
+            if let bound = bindings[symbol] {
+                throw .symbolConflict(name: boundBy[symbol]!, axis: 0, symbol: symbol, pinned: bound.description, earlier: range.description,
+                                      earlierInput: order.first { ranges[$0] != nil } ?? "")
+            }
+        }
+        return (model, symbolRanges)
     }
 
     /// The graph (and its subgraphs) with declared symbolic dims replaced by the values `bindings` gives them; the

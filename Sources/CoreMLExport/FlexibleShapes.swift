@@ -1,0 +1,75 @@
+import GraphIR
+import Passes
+import Ops
+
+/// Flexible input shapes (`--input-shape NAME=1,1..512[@128]`, docs/COREML.md#flexible-shapes): a ranged dim stays
+/// a symbol through shape inference and becomes an unknown dim in the MIL program. Only the lowerings listed here
+/// write ops whose definitions hold for every size in the range; any other node that reads or writes a flexible
+/// dim is refused, naming the dim, its range and the op, so the audit can show which nodes force a shape static.
+enum FlexibleShapes {
+    /// ONNX ops whose lowering takes unknown dims: elementwise math, matmul, softmax on one axis, layer norm,
+    /// transposes, reshapes (to a shape with at most one unknown dim, 0-copies on equal ranks, or a shape computed
+    /// at run time), concat, gather, cast, and `Shape` itself (MIL `shape`, so exporters' Shape → Gather → Concat
+    /// chains become run-time shapes).
+    static let capable: Set<String> = {
+        var ops = Set(BinaryLowering.table.keys).subtracting(["PRelu"])
+        ops.formUnion(UnaryLowering.table.keys)
+        ops.formUnion(["MatMul", "Softmax", "LogSoftmax", "LayerNormalization", "Transpose", "Reshape", "Flatten", "Squeeze",
+                       "Unsqueeze", "Concat", "Gather", "Cast", "CastLike", "Identity", "Dropout", "Shape"])
+        return ops
+    }()
+
+    /// The rule a node fails when it touches a flexible dim and its lowering needs static ones.
+    static let rule = LoweringRule(
+        "coreml-static-dim", mil: "every op without flexible-shape support",
+        source: "docs/COREML.md#flexible-shapes",
+        says: "with a ranged input (--input-shape NAME=1,1..512), a node that reads or writes a dim known only at run time is lowered only by the lowerings that hold for every size of the range (docs/COREML.md lists them); the others need static shapes")
+
+    /// The flexible dims of a value's inferred type, described with their ranges (`sequence (1..512)`).
+    static func flexibleDims(_ type: ValueType?, ranges: [String: DimRange]) -> [String] {
+        guard case .tensor(let t)? = type, let shape = t.shape else { return [] }
+        return shape.compactMap { d -> String? in
+            switch d {
+            case .value: return nil
+            case .unknown: return "?"
+            case .symbol(let s): return ranges[s].map { "\(s) (\($0.lower)..\($0.upper))" } ?? s
+            }
+        }
+    }
+
+    /// With ranged inputs, why a node whose lowering needs static shapes cannot take its flexible dims; nil when the
+    /// node touches none or its lowering handles them.
+    static func refusal(_ node: Node, types: [String: ValueType], ranges: [String: DimRange]) -> LoweringRefusal? {
+        guard !ranges.isEmpty, !capable.contains(node.opType) else { return nil }
+        for name in node.inputs + node.outputs where !name.isEmpty {
+            let dims = flexibleDims(types[name], ranges: ranges)
+            guard !dims.isEmpty else { continue }
+            let shape: String
+            if case .tensor(let t)? = types[name] { shape = t.shapeDescription } else { shape = "" }
+            return LoweringRefusal("\(node.opType) needs static dims, but '\(name)' is \(shape) with \(dims.joined(separator: ", ")) known only at run time; "
+                                   + "pin the input (--input-shape NAME=D0,D1,…) at the sizes you deploy with", rule: rule.id)
+        }
+        return nil
+    }
+}
+
+/// Shape → MIL `shape` (int32, the input's rank): only when the input has a dim known only at run time (a static
+/// shape is folded to a constant before lowering).
+enum ShapeLowering: OpLowering {
+    static let opTypes = ["Shape"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let x = try v.type(0), out = try v.outputType()
+        guard v.int("start", default: 0) == 0, v.int("end") == nil || v.int("end")! >= x.rank else {
+            throw LoweringRefusal("Shape with start/end of a flexible input is not lowered", rule: FlexibleShapes.rule.id)
+        }
+        guard out.dtype == .int32, out.shape == [x.rank] else { throw LoweringRefusal("Shape's output is \(out), expected int32[\(x.rank)]") }
+        return { e throws(LoweringRefusal) in [e.op("shape", [("x", .v(try e.input(0)))], output: out)] }
+    }
+}
+
+extension ShapeLowering {
+    static let rule = LoweringRule(
+        "mil-shape", mil: "shape", file: "iOS15/tensor_operation.py",
+        says: "x: T = (fp16, fp32, int32, bool); returns int32 of x's rank", types: ["*": [0: [.fp16, .fp32, .int32, .bool]]])
+}

@@ -1,0 +1,226 @@
+"""Flexible shapes for Core ML export (issue 26, item 1), read back with coremltools on Linux:
+
+* a pinned symbol applies to every input that shares it (`input_ids` pinned, `attention_mask` follows);
+* `--input-shape NAME=1,LO..HI[@DEFAULT]` writes `shapeRange` (and the default shape) in the model description and
+  unknown dims in the MIL program; a small BERT-like attention block whose Reshape targets come from
+  Shape → Gather → Unsqueeze → Concat chains converts, coremltools' milproto loader type-checks the program, and the
+  numpy MIL reference evaluation matches onnxruntime at three sequence lengths;
+* a node whose lowering needs static dims is refused (exit 1, one line naming the op and the ranged dim), and the
+  audit reports it under `coreml-static-dim`;
+* bad ranges and contradictory pins are usage errors (exit 2) that write nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import run
+from mil_reference import evaluate
+
+ct = pytest.importorskip("coremltools", reason="coremltools is a required test dependency (tests/requirements.txt)")
+from coremltools.converters.mil.frontend.milproto import load as milproto_load  # noqa: E402
+from coremltools.converters.mil.mil.types.symbolic import is_symbolic  # noqa: E402
+
+VOCAB, D, HEADS = 50, 32, 4
+
+
+def _const(name: str, values, dtype=np.float32) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
+
+
+def attention_model(path: Path, seed: int = 0) -> Path:
+    """input_ids [batch, sequence] (int64), attention_mask [batch, sequence] (float) → one self-attention block.
+    The head split and merge reshape to shapes computed from Shape(emb), as torch.onnx exports them."""
+    rng = np.random.default_rng(seed)
+    w = lambda *s: rng.standard_normal(s).astype(np.float32) * 0.2  # noqa: E731
+    head = D // HEADS
+    inits = [_const("E", w(VOCAB, D)), _const("Wq", w(D, D)), _const("Wk", w(D, D)), _const("Wv", w(D, D)),
+             _const("Wo", w(D, D)), _const("bq", w(D)), _const("bo", w(D)), _const("gamma", 1 + w(D)), _const("beta", w(D)),
+             _const("i0", [0], np.int64), _const("i1", [1], np.int64), _const("heads", [HEADS, head], np.int64),
+             _const("width", [D], np.int64), _const("ax12", [1, 2], np.int64), _const("one", 1.0),
+             _const("neg", -10000.0), _const("scale", float(np.sqrt(head)))]
+    n = helper.make_node
+    nodes = [
+        n("Gather", ["E", "input_ids"], ["emb"], axis=0),
+        n("Shape", ["emb"], ["s"]),
+        n("Gather", ["s", "i0"], ["b"], axis=0),
+        n("Gather", ["s", "i1"], ["t"], axis=0),
+        n("Concat", ["b", "t", "heads"], ["split_shape"], axis=0),
+        n("Concat", ["b", "t", "width"], ["merge_shape"], axis=0),
+        n("MatMul", ["emb", "Wq"], ["q0"]), n("Add", ["q0", "bq"], ["q"]),
+        n("MatMul", ["emb", "Wk"], ["k"]), n("MatMul", ["emb", "Wv"], ["v"]),
+        n("Reshape", ["q", "split_shape"], ["q4"]), n("Transpose", ["q4"], ["qh"], perm=[0, 2, 1, 3]),
+        n("Reshape", ["k", "split_shape"], ["k4"]), n("Transpose", ["k4"], ["kh"], perm=[0, 2, 3, 1]),
+        n("Reshape", ["v", "split_shape"], ["v4"]), n("Transpose", ["v4"], ["vh"], perm=[0, 2, 1, 3]),
+        n("MatMul", ["qh", "kh"], ["scores0"]), n("Div", ["scores0", "scale"], ["scores1"]),
+        n("Sub", ["one", "attention_mask"], ["inv"]), n("Mul", ["inv", "neg"], ["bias2"]),
+        n("Unsqueeze", ["bias2", "ax12"], ["bias4"]), n("Add", ["scores1", "bias4"], ["scores"]),
+        n("Softmax", ["scores"], ["probs"], axis=-1),
+        n("MatMul", ["probs", "vh"], ["ctx4"]), n("Transpose", ["ctx4"], ["ctx_t"], perm=[0, 2, 1, 3]),
+        n("Reshape", ["ctx_t", "merge_shape"], ["ctx"]),
+        n("MatMul", ["ctx", "Wo"], ["o0"]), n("Add", ["o0", "bo"], ["o"]), n("Add", ["o", "emb"], ["res"]),
+        n("LayerNormalization", ["res", "gamma", "beta"], ["y"], axis=-1, epsilon=1e-5),
+    ]
+    graph = helper.make_graph(
+        nodes, "attention",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["batch", "sequence"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "sequence", D])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def feeds(batch: int, length: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mask = np.ones((batch, length), np.float32)
+    mask[:, max(1, length * 3 // 4):] = 0  # padding at the end, as a tokenizer writes it
+    return {"input_ids": rng.integers(0, VOCAB, size=(batch, length)).astype(np.int64), "attention_mask": mask}
+
+
+def spec_of(path: Path):
+    return ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+
+
+def ranges(feature) -> list[tuple[int, int]]:
+    return [(r.lowerBound, r.upperBound) for r in feature.type.multiArrayType.shapeRange.sizeRanges]
+
+
+def test_a_pinned_symbol_pins_every_input_that_shares_it(mlpkg: Path, tmp_path: Path) -> None:
+    src = attention_model(tmp_path / "attn.onnx")
+    out = tmp_path / "Pinned.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "input_ids=1,12", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    spec = spec_of(out)
+    shapes = {f.name: list(f.type.multiArrayType.shape) for f in spec.description.input}
+    assert shapes == {"input_ids": [1, 12], "attention_mask": [1, 12]}
+    assert list(spec.description.output[0].type.multiArrayType.shape) == [1, 12, D]
+    # Pinned differently through the two inputs: a usage error naming the symbol, nothing written.
+    bad = tmp_path / "Bad.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(bad), "--input-shape", "input_ids=1,12",
+             "--input-shape", "attention_mask=1,16"], tmp_path)
+    assert r.returncode == 2 and "'sequence'" in r.stderr and "input_ids" in r.stderr, r.stderr
+    assert not bad.exists()
+
+
+@pytest.fixture(scope="module")
+def ranged(mlpkg: Path, tmp_path_factory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("ranged")
+    src = attention_model(tmp / "attn.onnx")
+    out = tmp / "Ranged.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "input_ids=1..4,1..64@16",
+             "--compute-precision", "fp32", "--weights", "fp32", "--quiet"], tmp)
+    assert r.returncode == 0, r.stderr
+    return src, out
+
+
+def test_range_writes_shape_range_and_unknown_dims(ranged: tuple[Path, Path]) -> None:
+    _, out = ranged
+    spec = spec_of(out)
+    by_name = {f.name: f for f in spec.description.input}
+    # Both inputs share `sequence`, so both are flexible: default shape [1, 16], sizes 1…64 on the sequence axis.
+    for name in ("input_ids", "attention_mask"):
+        f = by_name[name]
+        assert list(f.type.multiArrayType.shape) == [1, 16], name
+        assert f.type.multiArrayType.WhichOneof("ShapeFlexibility") == "shapeRange"
+        assert ranges(f) == [(1, 4), (1, 64)], name
+    # An output with a dim known only at run time has no shape (as coremltools writes it).
+    assert list(spec.description.output[0].type.multiArrayType.shape) == []
+    main = spec.mlProgram.functions["main"]
+    for i in main.inputs:
+        kinds = [d.WhichOneof("dimension") for d in i.type.tensorType.dimensions]
+        assert kinds == ["unknown", "unknown"], i.name
+    # coremltools' milproto loader rebuilds and type-checks the program; its symbolic dims sit where mlpkg's unknowns are.
+    prog = milproto_load.load(spec, specification_version=spec.specificationVersion,
+                              file_weights_dir=str(out / "Data" / "com.apple.CoreML" / "weights"))
+    fn = prog.functions["main"]
+    assert [is_symbolic(d) for d in fn.inputs["input_ids"].shape] == [True, True]
+    # Two flexible dims: the head split and merge reshape to shapes computed at run time (shape → gather → concat).
+    ops = [op.op_type for op in fn.operations]
+    assert "shape" in ops and ops.count("reshape") >= 4 and "concat" in ops, ops
+    (y,) = fn.outputs
+    assert y.rank == 3 and is_symbolic(y.shape[1]) and y.shape[2] == D
+
+
+@pytest.mark.parametrize("batch,length", [(1, 1), (1, 16), (2, 64)])
+def test_ranged_model_matches_onnxruntime_at_each_length(ranged: tuple[Path, Path], batch: int, length: int) -> None:
+    src, out = ranged
+    x = feeds(batch, length, seed=length)
+    want = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, x)[0]
+    have = evaluate(out, x)["y"]
+    assert have.shape == want.shape == (batch, length, D)
+    np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-4)
+
+
+def test_range_is_deterministic(mlpkg: Path, ranged: tuple[Path, Path], tmp_path: Path) -> None:
+    src, out = ranged
+    again = tmp_path / "Again.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(again), "--input-shape", "input_ids=1..4,1..64@16",
+             "--compute-precision", "fp32", "--weights", "fp32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    for name in ("Data/com.apple.CoreML/model.mlmodel", "Data/com.apple.CoreML/weights/weight.bin", "Manifest.json"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_default_of_a_range_is_its_lower_bound(mlpkg: Path, tmp_path: Path) -> None:
+    src = attention_model(tmp_path / "attn.onnx")
+    out = tmp_path / "Low.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "input_ids=1,8..32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    f = spec_of(out).description.input[0]
+    assert list(f.type.multiArrayType.shape) == [1, 8] and ranges(f) == [(1, 1), (8, 32)]
+
+
+def cumsum_model(path: Path) -> Path:
+    """x [1, n] → CumSum(x, axis 1): a lowering without flexible-shape support."""
+    graph = helper.make_graph(
+        [helper.make_node("CumSum", ["x", "axis"], ["y"])], "cumsum",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "n"])], [_const("axis", 1, np.int64)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+def test_a_lowering_that_needs_static_dims_refuses_naming_the_dim(mlpkg: Path, tmp_path: Path) -> None:
+    src = cumsum_model(tmp_path / "cumsum.onnx")
+    out = tmp_path / "C.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "x=1,2..10"], tmp_path)
+    assert r.returncode == 1
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert "CumSum" in lines[0] and "n (2..10)" in lines[0], lines[0]
+    assert not out.exists()
+    # Pinned, the same model converts.
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "x=1,10", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_audit_names_the_nodes_that_force_static_shapes(mlpkg: Path, tmp_path: Path) -> None:
+    src = cumsum_model(tmp_path / "cumsum.onnx")
+    r = run([str(mlpkg), "audit", str(src), "--input-shape", "x=1,2..10", "--format", "json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = json.dumps(json.loads(r.stdout))
+    assert "coreml-static-dim" in text and "n (2..10)" in text
+
+
+@pytest.mark.parametrize("pin,needle", [
+    ("x=1,5..2", "'5..2'"),          # empty range
+    ("x=1,0..8", "'0..8'"),          # below 1
+    ("x=1,1..8@9", "'1..8@9'"),      # default outside the range
+    ("x=1..4,1..8", "fixes it at 1"),  # a range where the model fixes the dim
+])
+def test_bad_ranges_are_usage_errors(mlpkg: Path, tmp_path: Path, pin: str, needle: str) -> None:
+    src = cumsum_model(tmp_path / "cumsum.onnx")
+    out = tmp_path / "B.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", pin], tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and r.stderr.startswith("error:"), r.stderr
+    assert not out.exists()
