@@ -125,6 +125,7 @@ public enum CoreMLExporter {
             throw CoreMLInterfaceError("--io-dtype is fp32 or fp16, not \(options.interface.ioDtype)")
         }
         _ = try InterfacePlan.resolve(model.graph, options.interface)
+        try FlexibleShapes.checkEnumerations(model, options.inputShapes, target: target)
     }
 
     /// The lowest deployment target the model's stored encodings need (iOS15 when none is compressed).
@@ -158,6 +159,8 @@ public enum CoreMLExporter {
         let origin: [String: String]
         /// The range of every flexible symbol (`--input-shape NAME=1,1..512`); empty when every dim is static.
         public var ranges: [String: DimRange] = [:]
+        /// Enumerated shapes as choices of the flexible symbols' sizes, paired by index (empty for ranges).
+        public var choices: [[String: Int]] = []
     }
 
     /// Inlines functions, applies `options.inputShapes`, folds and infers (`Pipeline.foldAndInfer`, run once with
@@ -166,6 +169,7 @@ public enum CoreMLExporter {
         let model = options.dequantize ? Self.dequantized(model) : model
         let (inlined, origin) = FunctionInlining.inline(model)
         let (pinned, ranges) = try options.inputShapes.applyWithRanges(to: inlined)
+        let choices = try options.inputShapes.symbolChoices(in: pinned)
         var folded = try Pipeline.foldAndInfer.run(pinned, context: context)
         guard var inference = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
         // An If decided by constants (after pinning) becomes its branch; the expanded graph is folded once more.
@@ -174,7 +178,7 @@ public enum CoreMLExporter {
             guard let again = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
             inference = again
         }
-        return PreparedModel(model: folded, inference: inference, origin: origin, ranges: ranges)
+        return PreparedModel(model: folded, inference: inference, origin: origin, ranges: ranges, choices: choices)
     }
 
     /// Lowers the model without writing anything: every node's outcome, and the program when all nodes lowered.
@@ -197,6 +201,7 @@ public enum CoreMLExporter {
         let opset = Int(model.opsetVersion(domain: "") ?? model.opsetVersion(domain: "ai.onnx") ?? 1)
         let table = ValueTable(types: inference.types, compute: options.compute, target: target)
         table.ranges = prepared.ranges
+        table.choices = prepared.choices
         for t in graph.initializers { table.addConstant(t.name, ConstantValue(tensor: t)) }
         for s in graph.sparseInitializers {
             if let dense = densify(s) { table.addConstant(s.name, ConstantValue(tensor: dense)) }
@@ -314,6 +319,17 @@ public enum CoreMLExporter {
                     }
                 }
                 feature.shapeRange = (defaults, bounds)
+                if !table.choices.isEmpty {
+                    // Enumerated: this input's shape in each choice (an input sharing an enumerated symbol follows it).
+                    feature.enumeratedShapes = try table.choices.map { choice throws(LoweringRefusal) in
+                        try dims.enumerated().map { axis, d throws(LoweringRefusal) in
+                            if case .value(let v) = d { return v }
+                            if case .symbol(let s) = d, let v = choice[s] { return v }
+                            throw LoweringRefusal("input '\(onnxName)' dim \(axis) ('\(d)') is not among the enumerated dims", rule: FlexibleShapes.rule.id)
+                        }
+                    }
+                    feature.shapeRange = nil
+                }
             }
             inputs.append(feature)
             var variable = MILVar(name: name, type: interface)

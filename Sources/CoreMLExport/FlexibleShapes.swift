@@ -25,6 +25,32 @@ enum FlexibleShapes {
         source: "docs/COREML.md#flexible-shapes",
         says: "with a ranged input (--input-shape NAME=1,1..512), a node that reads or writes a dim known only at run time is lowered only by the lowerings that hold for every size of the range (docs/COREML.md lists them); the others need static shapes")
 
+    /// Enumerated shapes: several inputs pair by index from iOS18 (Core ML 8's multi-input enumeration); before,
+    /// only one input may be enumerated — an input that shares an enumerated symbol counts (a usage error).
+    static func checkEnumerations(_ model: Model, _ shapes: InputShapes, target: DeploymentTarget) throws(CoreMLInterfaceError) {
+        guard !shapes.enumerations.isEmpty else { return }
+        let choices: [[String: Int]]
+        let pinned: Model
+        do throws(InputShapeError) {
+            pinned = try shapes.apply(to: model)
+            choices = try shapes.symbolChoices(in: pinned)
+        } catch {
+            throw CoreMLInterfaceError(error.description)
+        }
+        let symbols = Set(choices.first?.keys.map { $0 } ?? [])
+        let enumerated = pinned.graph.runtimeInputs.filter { input in
+            guard case .tensor(let t) = input.type, let dims = t.shape else { return false }
+            return dims.contains { if case .symbol(let s) = $0 { return symbols.contains(s) }; return false }
+        }.map(\.name)
+        if target < .iOS18, enumerated.count > 1 {
+            let given = shapes.order.filter { shapes.enumerations[$0] != nil }
+            let followers = enumerated.filter { !given.contains($0) }
+            let why = followers.isEmpty ? "" : " ('\(followers.joined(separator: "', '"))' share\(followers.count == 1 ? "s" : "") an enumerated symbol)"
+            throw CoreMLInterfaceError("--input-shape: before iOS18 only one input may have enumerated shapes; '\(enumerated.joined(separator: "', '"))' would\(why); "
+                                       + "use --deployment-target iOS18 (inputs pair by index) or a range (LO..HI)")
+        }
+    }
+
     /// The flexible dims of a value's inferred type, described with their ranges (`sequence (1..512)`).
     static func flexibleDims(_ type: ValueType?, ranges: [String: DimRange]) -> [String] {
         guard case .tensor(let t)? = type, let shape = t.shape else { return [] }

@@ -85,6 +85,8 @@ final class ValueTable {
     /// Ranged symbols (`--input-shape NAME=1,1..512`): when any, symbolic dims are unknown dims in MIL types (the
     /// exporter refuses the nodes whose lowering needs static dims, `FlexibleShapes`).
     var ranges: [String: DimRange] = [:]
+    /// Enumerated shapes as symbol sizes, paired by index (`--input-shape NAME=1,128|1,256`).
+    var choices: [[String: Int]] = []
     /// Where a value was narrowed to fit Core ML (int64 constants beyond int32, float64 to float32).
     private(set) var notes: [String] = []
     private var noted: Set<String> = []

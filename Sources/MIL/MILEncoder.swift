@@ -12,6 +12,8 @@ public struct FeatureDescription: Sendable {
     /// `lower...upper` per dim (a static dim is `n...n`), and the default shape written as `shape`. nil for static
     /// features; an output with unknown dims is written without a shape, as coremltools writes it.
     public var shapeRange: (defaultShape: [Int], bounds: [ClosedRange<Int>])?
+    /// The shapes an input takes (`ArrayFeatureType.enumeratedShapes`); the first is written as `shape`, the default.
+    public var enumeratedShapes: [[Int]]?
 
     /// A feature `name` of `type`.
     public init(name: String, type: MILTensorType, shortDescription: String = "") {
@@ -112,13 +114,20 @@ struct MILEncoder {
             type.message(5) { array in
                 // FeatureTypes.proto ArrayFeatureType: shape = 1, dataType = 2, shapeRange = 31 (SizeRange:
                 // lowerBound = 1, upperBound = 2).
-                if let range = f.shapeRange {
+                if let shapes = f.enumeratedShapes {
+                    array.packedVarints(1, shapes[0].map(Int64.init))
+                } else if let range = f.shapeRange {
                     array.packedVarints(1, range.defaultShape.map(Int64.init))
                 } else if f.type.isStatic {
                     array.packedVarints(1, f.type.shape.map(Int64.init))
                 }
                 array.int64(2, Int64(Self.arrayDataType(f.type.dtype)))
-                if let range = f.shapeRange {
+                // enumeratedShapes = 21: EnumeratedShapes { repeated Shape shapes = 1 }, Shape { repeated int64 shape = 1 }.
+                if let shapes = f.enumeratedShapes {
+                    array.message(21) { list in
+                        for shape in shapes { list.message(1) { $0.packedVarints(1, shape.map(Int64.init)) } }
+                    }
+                } else if let range = f.shapeRange {
                     array.message(31) { ranges in
                         for b in range.bounds {
                             ranges.message(1) { size in

@@ -21,6 +21,10 @@ public enum InputShapeError: Error, Equatable, CustomStringConvertible {
     case symbolConflict(name: String, axis: Int, symbol: String, pinned: String, earlier: String, earlierInput: String)
     /// A range `LO..HI[@DEFAULT]` that is empty, starts below 1 or has its default outside it.
     case badRange(name: String, axis: Int, text: String)
+    /// Enumerated shapes (`1,128|1,256`) that are not lists of positive integers of one rank.
+    case badEnumeration(name: String, text: String)
+    /// Enumerated inputs pair by index, so they must list as many shapes (or ranges and enumerations are mixed).
+    case enumerationMismatch(name: String, reason: String)
 
     /// The message for the command line, naming the `--input-shape` argument at fault.
     public var description: String {
@@ -41,6 +45,10 @@ public enum InputShapeError: Error, Equatable, CustomStringConvertible {
             return "--input-shape \(name): input '\(name)' is not a tensor"
         case .symbolConflict(let name, let axis, let symbol, let pinned, let earlier, let earlierInput):
             return "--input-shape \(name): dim \(axis) is \(pinned), but the model's symbol '\(symbol)' there is already pinned to \(earlier) through input '\(earlierInput)'"
+        case .badEnumeration(let name, let text):
+            return "--input-shape \(name): '\(text)' is not a list of shapes; enumerated shapes are D0,D1,…|D0,D1,…, positive integers of one rank"
+        case .enumerationMismatch(let name, let reason):
+            return "--input-shape \(name): \(reason)"
         case .badRange(let name, let axis, let text):
             return "--input-shape \(name): dim \(axis) is '\(text)'; a range is LO..HI or LO..HI@DEFAULT with 1 ≤ LO ≤ DEFAULT ≤ HI < 2^31"
         }
@@ -75,6 +83,9 @@ public struct InputShapes: Sendable, Equatable {
     public private(set) var pins: [String: [Dim]] = [:]
     /// Ranged dims, by input name and axis.
     public private(set) var ranges: [String: [Int: DimRange]] = [:]
+    /// Enumerated shapes (`NAME=1,128|1,256`), by input name: the dims that differ between them are flexible (with
+    /// the span of the shapes as their range); the first shape is the default.
+    public private(set) var enumerations: [String: [[Int]]] = [:]
     /// Names in the order given (for messages and provenance).
     public private(set) var order: [String] = []
 
@@ -115,6 +126,7 @@ public struct InputShapes: Sendable, Equatable {
     /// One input's dims as given (`1,1..512@128`).
     public func text(of name: String) -> String {
         guard let dims = pins[name] else { return "" }
+        if let shapes = enumerations[name] { return shapes.map { $0.map(String.init).joined(separator: ",") }.joined(separator: "|") }
         return dims.enumerated().map { axis, d in ranges[name]?[axis]?.description ?? d.description }.joined(separator: ",")
     }
 
@@ -123,6 +135,10 @@ public struct InputShapes: Sendable, Equatable {
         guard let eq = argument.lastIndex(of: "="), eq != argument.startIndex else { throw .syntax(argument) }
         let name = String(argument[..<eq])
         let list = argument[argument.index(after: eq)...]
+        if list.contains("|") {
+            try add(name, enumerating: String(list))
+            return
+        }
         let parts = list.isEmpty ? [] : list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingSpaces }
         var dims: [Dim] = []
         var ranged: [Int: DimRange] = [:]
@@ -142,6 +158,32 @@ public struct InputShapes: Sendable, Equatable {
             }
         }
         try add(name, dims, ranges: ranged)
+    }
+
+    /// `D0,D1,…|D0,D1,…`: dims equal in every shape are pinned; the others are flexible, ranged over the shapes.
+    mutating func add(_ name: String, enumerating text: String) throws(InputShapeError) {
+        var shapes: [[Int]] = []
+        for alternative in text.split(separator: "|", omittingEmptySubsequences: false) {
+            let dims = alternative.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingSpaces) }
+            guard !dims.isEmpty, dims.allSatisfy({ ($0 ?? 0) >= 1 && $0! <= Int(Int32.max) }) else { throw .badEnumeration(name: name, text: text) }
+            shapes.append(dims.map { $0! })
+        }
+        guard shapes.count >= 2, Set(shapes.map(\.count)).count == 1, Set(shapes).count == shapes.count else {
+            throw .badEnumeration(name: name, text: text)
+        }
+        var dims: [Dim] = []
+        var ranged: [Int: DimRange] = [:]
+        for axis in shapes[0].indices {
+            let values = shapes.map { $0[axis] }
+            if Set(values).count == 1 {
+                dims.append(.value(values[0]))
+            } else {
+                dims.append(.unknown)
+                ranged[axis] = DimRange(lower: values.min()!, upper: values.max()!, defaultValue: values[0])
+            }
+        }
+        try add(name, dims, ranges: ranged)
+        enumerations[name] = shapes
     }
 
     /// `LO..HI` or `LO..HI@DEFAULT`.
@@ -176,6 +218,36 @@ public struct InputShapes: Sendable, Equatable {
     /// A symbol a pin fixes (or renames) is fixed wherever the model uses it: the other inputs that declare it
     /// (`attention_mask[batch, sequence]` when `input_ids` is pinned), outputs and value_info, subgraphs too.
     public func apply(to model: Model) throws(InputShapeError) -> Model { try applyWithRanges(to: model).model }
+
+    /// The enumerated shapes as choices of the flexible symbols' sizes, paired by index across the enumerated inputs
+    /// (choice k gives each symbol its size in every input's k-th shape); empty without enumerations. Call after
+    /// `applyWithRanges` accepted the pins.
+    public func symbolChoices(in model: Model) throws(InputShapeError) -> [[String: Int]] {
+        guard !enumerations.isEmpty else { return [] }
+        let names = order.filter { enumerations[$0] != nil }
+        if let ranged = order.first(where: { ranges[$0] != nil && enumerations[$0] == nil }) {
+            throw .enumerationMismatch(name: ranged, reason: "a range cannot be combined with enumerated shapes (\(names.joined(separator: ", ")))")
+        }
+        let count = enumerations[names[0]]!.count
+        var choices = Array(repeating: [String: Int](), count: count)
+        for name in names {
+            let shapes = enumerations[name]!
+            guard shapes.count == count else {
+                throw .enumerationMismatch(name: name, reason: "enumerated inputs pair by index: '\(names[0])' lists \(count) shapes, '\(name)' \(shapes.count)")
+            }
+            guard case .tensor(let t)? = model.graph.inputs.first(where: { $0.name == name })?.type, let dims = t.shape else { continue }
+            for (k, shape) in shapes.enumerated() {
+                for (axis, d) in dims.enumerated() {
+                    guard case .symbol(let s) = d, ranges[name]?[axis] != nil else { continue }
+                    if let earlier = choices[k][s], earlier != shape[axis] {
+                        throw .enumerationMismatch(name: name, reason: "shape \(k + 1) gives symbol '\(s)' \(shape[axis]), another input's shape \(k + 1) gives it \(earlier)")
+                    }
+                    choices[k][s] = shape[axis]
+                }
+            }
+        }
+        return choices
+    }
 
     /// `apply`, and the range of every flexible symbol (a ranged dim keeps the model's symbol, or becomes
     /// `NAME_AXIS` when the model gives it none; every input that shares the symbol shares the range).

@@ -165,6 +165,26 @@ import Testing
         }
     }
 
+    @Test func rangesAndEnumerationsKeepTheSymbolAndRecordTheSizes() throws {
+        let m = twoInputs().model
+        let ranged = try InputShapes(parsing: ["input_ids=1,1..512@128"])
+        #expect(ranged.recorded == "input_ids=1,1..512@128")
+        let (pinned, ranges) = try ranged.applyWithRanges(to: m)
+        #expect(pinned.graph.inputs.map(\.type.description) == ["float[1, sequence]", "float[1, sequence]"])
+        #expect(ranges == ["sequence": DimRange(lower: 1, upper: 512, defaultValue: 128)])
+        #expect(try InputShapes(parsing: ["x=2..9"]).ranges["x"]?[0] == DimRange(lower: 2, upper: 9, defaultValue: 2))
+        let listed = try InputShapes(parsing: ["input_ids=1,128|1,256|2,512"])
+        #expect(listed.recorded == "input_ids=1,128|1,256|2,512")
+        let (p2, r2) = try listed.applyWithRanges(to: m)
+        #expect(r2["sequence"] == DimRange(lower: 128, upper: 512, defaultValue: 128))
+        #expect(try listed.symbolChoices(in: p2) == [["batch": 1, "sequence": 128], ["batch": 1, "sequence": 256], ["batch": 2, "sequence": 512]])
+        #expect(throws: InputShapeError.badRange(name: "x", axis: 1, text: "9..2")) { try InputShapes(parsing: ["x=1,9..2"]) }
+        #expect(throws: InputShapeError.badRange(name: "x", axis: 0, text: "1..4@5")) { try InputShapes(parsing: ["x=1..4@5"]) }
+        #expect(throws: InputShapeError.badEnumeration(name: "x", text: "1,2|3")) { try InputShapes(parsing: ["x=1,2|3"]) }
+        // Pinned through one input, ranged through the other: a contradiction.
+        #expect(throws: InputShapeError.self) { try InputShapes(parsing: ["input_ids=1,8", "attention_mask=1,1..9"]).apply(to: m) }
+    }
+
     @Test func pinErrors() throws {
         var b = ModelBuilder()
         b.input("x", .float, ["batch", 3])

@@ -224,3 +224,69 @@ def test_bad_ranges_are_usage_errors(mlpkg: Path, tmp_path: Path, pin: str, need
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and r.stderr.startswith("error:"), r.stderr
     assert not out.exists()
+
+
+def matmul_model(path: Path) -> Path:
+    """x [1, n, 8] → Softmax(x·W): one input, every op flexible."""
+    w = np.random.default_rng(3).standard_normal((8, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Softmax", ["h"], ["y"], axis=-1)], "mm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "n", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "n", 8])], [_const("W", w)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+def enumerated(spec, name: str) -> list[list[int]]:
+    f = next(f for f in spec.description.input if f.name == name)
+    assert f.type.multiArrayType.WhichOneof("ShapeFlexibility") == "enumeratedShapes"
+    return [list(s.shape) for s in f.type.multiArrayType.enumeratedShapes.shapes]
+
+
+def test_enumerated_shapes_of_one_input(mlpkg: Path, tmp_path: Path) -> None:
+    src = matmul_model(tmp_path / "mm.onnx")
+    out = tmp_path / "E.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "x=1,4,8|1,16,8|1,9,8",
+             "--compute-precision", "fp32", "--weights", "fp32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    spec = spec_of(out)
+    assert spec.specificationVersion == 6  # iOS15: one enumerated input is fine
+    assert enumerated(spec, "x") == [[1, 4, 8], [1, 16, 8], [1, 9, 8]]
+    assert list(spec.description.input[0].type.multiArrayType.shape) == [1, 4, 8]  # the first is the default
+    sess = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    for n in (4, 16, 9):
+        x = np.random.default_rng(n).standard_normal((1, n, 8)).astype(np.float32)
+        np.testing.assert_allclose(evaluate(out, {"x": x})["y"], sess.run(None, {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
+def test_enumerated_inputs_pair_by_index_from_ios18(mlpkg: Path, tmp_path: Path) -> None:
+    src = attention_model(tmp_path / "attn.onnx")
+    out = tmp_path / "E18.mlpackage"
+    pin = ["--input-shape", "input_ids=1,8|1,16|2,32"]
+    # attention_mask shares `batch` and `sequence`: two enumerated inputs, which Core ML takes from iOS18 only.
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), *pin], tmp_path)
+    assert r.returncode == 2 and "before iOS18" in r.stderr and "attention_mask" in r.stderr, r.stderr
+    assert not out.exists()
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), *pin, "--deployment-target", "iOS18",
+             "--compute-precision", "fp32", "--weights", "fp32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    spec = spec_of(out)
+    assert spec.specificationVersion == 9
+    assert enumerated(spec, "input_ids") == enumerated(spec, "attention_mask") == [[1, 8], [1, 16], [2, 32]]
+    sess = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    for batch, length in ((1, 8), (1, 16), (2, 32)):
+        x = feeds(batch, length, seed=length)
+        np.testing.assert_allclose(evaluate(out, x)["y"], sess.run(None, x)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("pin,needle", [
+    ("x=1,4,8|1,4", "not a list of shapes"),        # ranks differ
+    ("x=1,4,8|1,0,8", "not a list of shapes"),      # a dim below 1
+    ("x=1,4,8|1,4,8", "not a list of shapes"),      # a repeated shape
+])
+def test_bad_enumerations_are_usage_errors(mlpkg: Path, tmp_path: Path, pin: str, needle: str) -> None:
+    src = matmul_model(tmp_path / "mm.onnx")
+    out = tmp_path / "B.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", pin], tmp_path)
+    assert r.returncode == 2 and needle in r.stderr and r.stderr.startswith("error:"), r.stderr
+    assert not out.exists()
