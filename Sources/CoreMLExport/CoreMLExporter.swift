@@ -74,6 +74,9 @@ public enum CoreMLExporter {
         public var optimize: Bool = true
         /// What an app sees: the float features' element type, names, descriptions, author, license, version.
         public var interface = CoreMLInterfaceOptions()
+        /// One function per enumerated shape in a multifunction model (`--functions`, iOS18), instead of one
+        /// function with flexible dims.
+        public var functions = false
 
         /// Defaults: the lowest target the weights need, fp16 compute, all compute units, weights kept compressed.
         public init(target: DeploymentTarget? = nil, compute: MILDataType = .fp16, computeUnits: String = "all",
@@ -109,7 +112,8 @@ public enum CoreMLExporter {
     /// iOS16 for fp16 features (`--io-dtype fp16`).
     public static func target(for model: Model, options: Options) -> DeploymentTarget {
         if let target = options.target { return target }
-        let needed = minimumTarget(model, dequantize: false)
+        var needed = minimumTarget(model, dequantize: false)
+        if options.functions { needed = max(needed, .iOS18) }  // multifunction models are Core ML 8 (iOS18)
         return options.interface.ioDtype == .fp16 ? max(needed, .iOS16) : needed
     }
 
@@ -125,6 +129,14 @@ public enum CoreMLExporter {
             throw CoreMLInterfaceError("--io-dtype is fp32 or fp16, not \(options.interface.ioDtype)")
         }
         _ = try InterfacePlan.resolve(model.graph, options.interface)
+        if options.functions {
+            guard !options.inputShapes.enumerations.isEmpty else {
+                throw CoreMLInterfaceError("--functions writes one function per enumerated shape; give them with --input-shape NAME=1,128|1,256")
+            }
+            guard target >= .iOS18 else {
+                throw CoreMLInterfaceError("--functions needs --deployment-target iOS18 or later (multifunction models are Core ML 8); the target is \(target)")
+            }
+        }
         try FlexibleShapes.checkEnumerations(model, options.inputShapes, target: target)
     }
 
@@ -477,6 +489,7 @@ public enum CoreMLExporter {
     public static func export(_ prepared: PreparedModel, to path: String, options: Options) throws -> Result {
         let model = prepared.model
         try checkInterface(model, options: options)
+        if options.functions { return try exportFunctions(prepared, to: path, options: options) }
         let (outcomes, lowered) = lower(prepared, options: options)
         guard let lowered else {
             throw CoreMLExportError(path: path, message: "cannot be lowered", refusals: outcomes.filter {
@@ -521,6 +534,88 @@ public enum CoreMLExporter {
         try CoreMLPackageWriter.write(path: path, model: serialized.model, weights: serialized.blobs)
         return Result(target: lowered.target, modelBytes: serialized.model.count, weightBytes: serialized.blobs.size,
                       operations: program.histogram, outcomes: outcomes, notes: lowered.notes, renamed: lowered.renamed)
+    }
+
+    /// One function per enumerated shape (`--functions`): each lowered with every enumerated input pinned to its
+    /// k-th shape (inputs sharing a symbol follow), optimized on its own, then written into one multifunction model
+    /// whose functions share weight.bin (identical blobs stored once). The first shape's function is the default.
+    static func exportFunctions(_ prepared: PreparedModel, to path: String, options: Options) throws -> Result {
+        let shapes = options.inputShapes
+        let enumerated = shapes.order.filter { shapes.enumerations[$0] != nil }
+        let count = shapes.enumerations[enumerated[0]]!.count
+        let target = target(for: prepared.model, options: options)
+        var functions: [MILFunction] = []
+        var firstOutcomes: [CoreMLNodeOutcome] = []
+        var histogram: [String: Int] = [:]
+        var notes: [String] = []
+        var renamed: [(String, String)] = []
+        var names: Set<String> = []
+        for k in 0..<count {
+            var pins = InputShapes()
+            for name in shapes.order {
+                if let list = shapes.enumerations[name] {
+                    try pins.add(name, list[k].map { Dim.value($0) })
+                } else {
+                    try pins.add(name, shapes.pins[name]!)
+                }
+            }
+            var single = options
+            single.inputShapes = pins
+            single.functions = false
+            single.target = target
+            let (outcomes, lowered) = lower(try prepare(prepared.model, options: single), options: single)
+            guard let lowered else {
+                throw CoreMLExportError(path: path, message: "cannot be lowered", refusals: outcomes.filter {
+                    if case .refused = $0.verdict { return true }
+                    return false
+                })
+            }
+            do throws(MILPipelineError) {
+                try (options.optimize ? MILPipeline.standard : MILPipeline.none).run(lowered.program)
+            } catch {
+                throw CoreMLExportError(path: path, message: "internal error: the MIL program is invalid, nothing was written (\(error))",
+                                        refusals: [], isInternal: true)
+            }
+            // Named after the first enumerated input's shape: `input_ids_1x128`.
+            var name = MILBuilder.identifier(enumerated[0] + "_" + shapes.enumerations[enumerated[0]]![k].map(String.init).joined(separator: "x"))
+            while !names.insert(name).inserted { name += "_" }
+            functions.append(MILFunction(name: name, program: lowered.program, inputs: lowered.inputs, outputs: lowered.outputs))
+            if k == 0 {
+                firstOutcomes = outcomes
+                renamed = lowered.renamed
+            }
+            for (op, n) in lowered.program.histogram { histogram[op, default: 0] += n }
+            for note in lowered.notes where !notes.contains(note) { notes.append(note) }
+        }
+        let model = prepared.model
+        var metadata: [(String, String)] = [
+            ("com.mlpkg.computePrecision", options.compute.description),
+            ("com.mlpkg.computeUnits", options.computeUnits),
+            ("com.mlpkg.deploymentTarget", target.name),
+            ("com.mlpkg.inputShapes", shapes.recorded),
+            ("com.mlpkg.functions", functions.map(\.name).joined(separator: ";")),
+        ]
+        if !renamed.isEmpty { metadata.append(("com.mlpkg.renamed", renamed.map { "\($0.0)=\($0.1)" }.joined(separator: ";"))) }
+        let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
+        if !producer.isEmpty { metadata.append(("com.mlpkg.source.producer", producer)) }
+        metadata += options.metadata
+        for entry in model.metadata { metadata.append(("onnx." + entry.key, entry.value)) }
+        let info = options.interface
+        let description = MILModelDescription(inputs: [], outputs: [], metadata: metadata,
+                                              shortDescription: info.shortDescription ?? model.docString,
+                                              author: info.author ?? "", license: info.license ?? "",
+                                              versionString: info.version ?? (model.modelVersion != 0 ? String(model.modelVersion) : ""))
+        let serialized = MILSerializer.serialize(functions: functions, description: description, defaultFunction: functions[0].name)
+        var expected = ModelSelfCheck.Expected(specificationVersion: target.specificationVersion, inputs: [], outputs: [],
+                                               opset: target.opset, operations: serialized.operations)
+        expected.functions = functions.map(\.name)
+        if let problem = ModelSelfCheck.verify(serialized.model, expected) {
+            throw CoreMLExportError(path: path, message: "internal error: the encoded model does not read back (\(problem))", refusals: [],
+                                    isInternal: true)
+        }
+        try CoreMLPackageWriter.write(path: path, model: serialized.model, weights: serialized.blobs)
+        return Result(target: target, modelBytes: serialized.model.count, weightBytes: serialized.blobs.size,
+                      operations: histogram, outcomes: firstOutcomes, notes: notes, renamed: renamed)
     }
 
     /// A sparse constant as a dense float/int tensor (linear or coordinate indices), zeros elsewhere.

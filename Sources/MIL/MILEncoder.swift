@@ -50,28 +50,49 @@ struct EncodedOperation {
     var attributes: [(String, MILValue)]
 }
 
+/// One function as it is written.
+struct EncodedFunction {
+    var name: String
+    var inputs: [FeatureDescription]
+    var outputs: [FeatureDescription]
+    var operations: [EncodedOperation]
+    var blockOutputs: [String]
+}
+
 /// Writes Core ML's `Model` message holding an ML Program. Field numbers are Core ML's (proto/coreml.proto cites
 /// them); maps are written as repeated entries in a fixed order, so the bytes are deterministic.
 struct MILEncoder {
     var specificationVersion: Int
     var opset: String
-    var inputs: [FeatureDescription]
-    var outputs: [FeatureDescription]
+    var functions: [EncodedFunction]
+    /// Set for a multifunction model: the description lists `functions` and names the default (Model.proto
+    /// ModelDescription functions = 20, defaultFunctionName = 21; no top-level input or output, as
+    /// coremltools' `save_multifunction` writes it).
+    var defaultFunction: String?
     var metadata: [(String, String)]
     var shortDescription: String
     var author: String
     var license: String
     var versionString: String
-    var operations: [EncodedOperation]
-    var blockOutputs: [String]
     static let weightFile = "@model_path/weights/weight.bin"
 
     func encode() -> [UInt8] {
         let p = ProtoBuilder()
         p.int32(1, Int32(specificationVersion))
         p.message(2) { d in
-            for f in inputs { d.message(1) { feature(f, into: $0) } }
-            for f in outputs { d.message(10) { feature(f, into: $0) } }
+            if let defaultFunction {
+                for function in functions {
+                    d.message(20) { f in
+                        f.string(1, function.name)
+                        for input in function.inputs { f.message(2) { feature(input, into: $0) } }
+                        for output in function.outputs { f.message(3) { feature(output, into: $0) } }
+                    }
+                }
+                d.string(21, defaultFunction)
+            } else {
+                for f in functions[0].inputs { d.message(1) { feature(f, into: $0) } }
+                for f in functions[0].outputs { d.message(10) { feature(f, into: $0) } }
+            }
             d.message(100) { m in
                 m.string(1, shortDescription)
                 m.string(2, versionString)
@@ -87,18 +108,20 @@ struct MILEncoder {
         }
         p.message(502) { program in
             program.int64(1, 1)
-            program.message(2) { entry in
-                entry.string(1, "main")
-                entry.message(2) { function in
-                    for f in inputs {
-                        function.message(1) { named(f.name, f.type, into: $0) }
-                    }
-                    function.string(2, opset)
-                    function.message(3) { spec in
-                        spec.string(1, opset)
-                        spec.message(2) { block in
-                            block.repeatedStrings(2, blockOutputs)
-                            for op in operations { block.message(3) { operation(op, into: $0) } }
+            for encoded in functions {
+                program.message(2) { entry in
+                    entry.string(1, encoded.name)
+                    entry.message(2) { function in
+                        for f in encoded.inputs {
+                            function.message(1) { named(f.name, f.type, into: $0) }
+                        }
+                        function.string(2, opset)
+                        function.message(3) { spec in
+                            spec.string(1, opset)
+                            spec.message(2) { block in
+                                block.repeatedStrings(2, encoded.blockOutputs)
+                                for op in encoded.operations { block.message(3) { operation(op, into: $0) } }
+                            }
                         }
                     }
                 }

@@ -55,7 +55,13 @@ struct CoreMLOptions: ParsableArguments {
                                                    valueName: "NAME=NEW"))
     var renames: [String] = []
 
+    @Flag(help: "One function per enumerated shape (--input-shape NAME=1,128|1,256) in a multifunction model (iOS18), sharing the weights.")
+    var functions = false
+
     func validate() throws {
+        if functions, let t = deploymentTarget.flatMap(DeploymentTarget.init(parsing:)), t < .iOS18 {
+            throw ValidationError("--functions needs --deployment-target iOS18 or later (multifunction models are Core ML 8), not \(t)")
+        }
         if let t = deploymentTarget, DeploymentTarget(parsing: t) == nil {
             throw ValidationError("unknown --deployment-target '\(t)'; one of " + DeploymentTarget.names.map(\.0).joined(separator: ", "))
         }
@@ -94,6 +100,7 @@ struct CoreMLOptions: ParsableArguments {
         if !inputDescriptions.isEmpty { flags.append("--input-description") }
         if !outputDescriptions.isEmpty { flags.append("--output-description") }
         if !renames.isEmpty { flags.append("--rename") }
+        if functions { flags.append("--functions") }
         return flags
     }
 
@@ -118,6 +125,7 @@ struct CoreMLOptions: ParsableArguments {
                                              dequantize: dequantize, inputShapes: inputShapes)
         options.optimize = !noOptimize
         options.interface = interface
+        options.functions = functions
         return options
     }
 

@@ -290,3 +290,57 @@ def test_bad_enumerations_are_usage_errors(mlpkg: Path, tmp_path: Path, pin: str
     r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", pin], tmp_path)
     assert r.returncode == 2 and needle in r.stderr and r.stderr.startswith("error:"), r.stderr
     assert not out.exists()
+
+
+def test_functions_write_one_function_per_shape_sharing_weights(mlpkg: Path, tmp_path: Path) -> None:
+    src = attention_model(tmp_path / "attn.onnx")
+    out = tmp_path / "Multi.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "input_ids=1,8|1,16|2,32", "--functions",
+             "--compute-precision", "fp32", "--weights", "fp32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    names = ["input_ids_1x8", "input_ids_1x16", "input_ids_2x32"]
+    spec = spec_of(out)
+    assert spec.specificationVersion == 9  # iOS18, raised by --functions
+    d = spec.description
+    assert d.defaultFunctionName == names[0] and len(d.input) == 0 and len(d.output) == 0
+    assert [f.name for f in d.functions] == names
+    assert sorted(spec.mlProgram.functions.keys()) == sorted(names)
+    shapes = {(1, 8), (1, 16), (2, 32)}
+    for f, shape in zip(d.functions, [(1, 8), (1, 16), (2, 32)]):
+        assert {i.name: tuple(i.type.multiArrayType.shape) for i in f.input} == {"input_ids": shape, "attention_mask": shape}
+        assert tuple(f.output[0].type.multiArrayType.shape) == (*shape, D)
+        # coremltools opens each function by name and type-checks its program with its own op definitions.
+        ct.models.MLModel(str(out), skip_model_load=True, function_name=f.name)
+        prog = milproto_load.load(spec, specification_version=9, file_weights_dir=str(out / "Data" / "com.apple.CoreML" / "weights"))
+        fn = prog.functions[f.name]
+        assert tuple(fn.inputs["input_ids"].shape) == shape and "shape" not in [op.op_type for op in fn.operations]
+    assert shapes == {tuple(i.type.multiArrayType.shape) for f in d.functions for i in f.input if i.name == "input_ids"}
+    # Every weight blob is stored once: weight.bin holds as many blobs as one function's program has.
+    single = tmp_path / "Single.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(single), "--input-shape", "input_ids=1,8", "--deployment-target", "iOS18",
+             "--compute-precision", "fp32", "--weights", "fp32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    weights = lambda p: (p / "Data/com.apple.CoreML/weights/weight.bin").read_bytes()  # noqa: E731
+    count = lambda b: int.from_bytes(b[0:4], "little")  # noqa: E731  (weight.bin header: uint32 blob count)
+    assert count(weights(out)) == count(weights(single)) > 0
+    assert len(weights(out)) == len(weights(single))
+    # Each function computes what onnxruntime computes at its shape (the reference evaluator runs `main`, so each
+    # function is evaluated through a one-function copy of the spec).
+    sess = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    import mil_reference
+    for name, (batch, length) in zip(names, [(1, 8), (1, 16), (2, 32)]):
+        x = feeds(batch, length, seed=length)
+        prog = mil_reference.load_program(out, function=name)
+        have = mil_reference.run_program(prog, x)["y"]
+        np.testing.assert_allclose(have, sess.run(None, x)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_functions_need_enumerated_shapes_and_ios18(mlpkg: Path, tmp_path: Path) -> None:
+    src = attention_model(tmp_path / "attn.onnx")
+    out = tmp_path / "M.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "input_ids=1,1..8", "--functions"], tmp_path)
+    assert r.returncode == 2 and "enumerated shape" in r.stderr, r.stderr
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "input_ids=1,8|1,16", "--functions",
+             "--deployment-target", "iOS17"], tmp_path)
+    assert r.returncode == 2 and "iOS18" in r.stderr, r.stderr
+    assert not out.exists()
