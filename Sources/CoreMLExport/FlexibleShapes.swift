@@ -25,8 +25,9 @@ enum FlexibleShapes {
         source: "docs/COREML.md#flexible-shapes",
         says: "with a ranged input (--input-shape NAME=1,1..512), a node that reads or writes a dim known only at run time is lowered only by the lowerings that hold for every size of the range (docs/COREML.md lists them); the others need static shapes")
 
-    /// Enumerated shapes: several inputs pair by index from iOS18 (Core ML 8's multi-input enumeration); before,
-    /// only one input may be enumerated — an input that shares an enumerated symbol counts (a usage error).
+    /// Enumerated shapes: several inputs pair by index from iOS18; before, only one input may be enumerated — an
+    /// input that shares an enumerated symbol counts (a usage error). The rule is coremltools'
+    /// (`_validate_enumerated_shape_inputs`, converters/_converters_entry.py).
     static func checkEnumerations(_ model: Model, _ shapes: InputShapes, target: DeploymentTarget) throws(CoreMLInterfaceError) {
         guard !shapes.enumerations.isEmpty else { return }
         let choices: [[String: Int]]
