@@ -52,6 +52,25 @@ enum FlexibleShapes {
         }
     }
 
+    /// The smallest size a flexible dim takes: a ranged symbol's lower bound; nil for expressions of symbols
+    /// (`sequence-1`), whose bounds are not carried yet.
+    static func lowerBound(of value: String, axis: Int, values: ValueTable) -> Int? {
+        guard case .tensor(let t)? = values.inferredType(value), let shape = t.shape, shape.indices.contains(axis) else { return nil }
+        switch shape[axis] {
+        case .value(let v): return v
+        case .symbol(let s):
+            return values.ranges[s]?.lower
+        case .unknown: return nil
+        }
+    }
+
+    /// A flexible dim for messages: `sequence (1..512)`.
+    static func describe(_ value: String, axis: Int, values: ValueTable) -> String {
+        guard case .tensor(let t)? = values.inferredType(value), let shape = t.shape, shape.indices.contains(axis) else { return "?" }
+        if case .symbol(let s) = shape[axis], let r = values.ranges[s] { return "\(s) (\(r.lower)..\(r.upper))" }
+        return shape[axis].description
+    }
+
     /// The flexible dims of a value's inferred type, described with their ranges (`sequence (1..512)`).
     static func flexibleDims(_ type: ValueType?, ranges: [String: DimRange]) -> [String] {
         guard case .tensor(let t)? = type, let shape = t.shape else { return [] }

@@ -344,3 +344,32 @@ def test_functions_need_enumerated_shapes_and_ios18(mlpkg: Path, tmp_path: Path)
              "--deployment-target", "iOS17"], tmp_path)
     assert r.returncode == 2 and "iOS18" in r.stderr, r.stderr
     assert not out.exists()
+
+
+def pooling_model(path: Path) -> Path:
+    """x [1, n, 8] → x[:, 0] and x[:, 2] (Gather along the flexible axis, as BERT pools its first token)."""
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["x", "first"], ["cls"], axis=1), helper.make_node("Gather", ["x", "third"], ["t2"], axis=1)],
+        "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "n", 8])],
+        [helper.make_tensor_value_info("cls", TensorProto.FLOAT, [1, 8]), helper.make_tensor_value_info("t2", TensorProto.FLOAT, [1, 8])],
+        [_const("first", 0, np.int64), _const("third", 2, np.int64)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+def test_gather_along_a_flexible_dim_is_checked_against_the_range(mlpkg: Path, tmp_path: Path) -> None:
+    src = pooling_model(tmp_path / "pool.onnx")
+    out = tmp_path / "P.mlpackage"
+    # Index 2 exists at every size from 3 up: converts, and picks the same tokens as onnxruntime.
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "x=1,3..40,8", "--weights", "fp32",
+             "--compute-precision", "fp32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    sess = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    for n in (3, 17, 40):
+        x = np.random.default_rng(n).standard_normal((1, n, 8)).astype(np.float32)
+        have, want = evaluate(out, {"x": x}), sess.run(None, {"x": x})
+        np.testing.assert_array_equal(have["cls"], want[0])
+        np.testing.assert_array_equal(have["t2"], want[1])
+    # From size 2, index 2 is out of range for the smallest size: refused, naming the dim and its range.
+    r = run([str(mlpkg), "convert", str(src), "-o", str(tmp_path / "Q.mlpackage"), "--input-shape", "x=1,2..40,8"], tmp_path)
+    assert r.returncode == 1 and "n (2..40)" in r.stderr and "Gather" in r.stderr, r.stderr

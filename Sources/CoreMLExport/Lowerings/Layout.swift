@@ -220,10 +220,18 @@ enum GatherLowering: OpLowering {
         guard idx.dtype == .int32 else { throw LoweringRefusal("indices are \(idx.dtype)") }
         let axis = try v.axis(v.int("axis", default: 0), rank: x.rank)
         var constantIndices: [Int]? = nil
-        if v.isConstant(1) {
-            guard x.shape[axis] != MILTensorType.unknownDim else {
-                throw LoweringRefusal("Gather with constant indices along a flexible dim", rule: FlexibleShapes.rule.id)
+        if v.isConstant(1), x.shape[axis] == MILTensorType.unknownDim {
+            // Along a flexible dim (BERT's pooling of token 0): valid for every size in the range when every index
+            // is non-negative and below the dim's lower bound (a negative index would depend on the size).
+            let values = try v.ints(1)
+            let bound = FlexibleShapes.lowerBound(of: v.node.inputs[0], axis: axis, values: v.values)
+            guard let bound, values.allSatisfy({ $0 >= 0 && $0 < bound }) else {
+                let dim = FlexibleShapes.describe(v.node.inputs[0], axis: axis, values: v.values)
+                throw LoweringRefusal("Gather indices \(values) along the flexible dim \(dim) must be non-negative and below its smallest size",
+                                      rule: FlexibleShapes.rule.id)
             }
+            constantIndices = values
+        } else if v.isConstant(1) {
             let values = try v.ints(1)
             constantIndices = []
             for i in values {
