@@ -182,6 +182,7 @@ public enum CoreMLExporter {
         let (inlined, origin) = FunctionInlining.inline(model)
         let (pinned, ranges) = try options.inputShapes.applyWithRanges(to: inlined)
         let choices = try options.inputShapes.symbolChoices(in: pinned)
+        context.symbolRanges = ranges
         var folded = try Pipeline.foldAndInfer.run(pinned, context: context)
         guard var inference = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
         // An If decided by constants (after pinning) becomes its branch; the expanded graph is folded once more.
@@ -213,6 +214,7 @@ public enum CoreMLExporter {
         let opset = Int(model.opsetVersion(domain: "") ?? model.opsetVersion(domain: "ai.onnx") ?? 1)
         let table = ValueTable(types: inference.types, compute: options.compute, target: target)
         table.ranges = prepared.ranges
+        table.inference = inference
         table.choices = prepared.choices
         for t in graph.initializers { table.addConstant(t.name, ConstantValue(tensor: t)) }
         for s in graph.sparseInitializers {
@@ -443,7 +445,7 @@ public enum CoreMLExporter {
                 throw LoweringRefusal("no Core ML lowering for \(node.opType)", rule: CoreMLLimits.noLowering.id)
             }
             try CoreMLLimits.checkRanks(view)
-            if let refusal = FlexibleShapes.refusal(node, types: inference.types, ranges: ranges) { throw refusal }
+            if let refusal = FlexibleShapes.refusal(node, inference: inference, ranges: ranges) { throw refusal }
             if let inferenceFailure {
                 throw LoweringRefusal("shape inference rejects this node (\(inferenceFailure)); mlpkg does not lower a node from its declared output types alone",
                                       rule: CoreMLLimits.inference.id)

@@ -52,43 +52,39 @@ enum FlexibleShapes {
         }
     }
 
-    /// The smallest size a flexible dim takes: a ranged symbol's lower bound; nil for expressions of symbols
-    /// (`sequence-1`), whose bounds are not carried yet.
+    /// The smallest size a flexible dim takes, from the interval shape inference carried from the ranges
+    /// (`sequence-1` on 1…512 is at least 0); nil when unknown.
     static func lowerBound(of value: String, axis: Int, values: ValueTable) -> Int? {
         guard case .tensor(let t)? = values.inferredType(value), let shape = t.shape, shape.indices.contains(axis) else { return nil }
-        switch shape[axis] {
-        case .value(let v): return v
-        case .symbol(let s):
-            return values.ranges[s]?.lower
-        case .unknown: return nil
-        }
+        return values.interval(shape[axis]).lower
     }
 
-    /// A flexible dim for messages: `sequence (1..512)`.
+    /// A flexible dim for messages: `sequence (1..512)`, `sequence-1 (0..511)`.
     static func describe(_ value: String, axis: Int, values: ValueTable) -> String {
         guard case .tensor(let t)? = values.inferredType(value), let shape = t.shape, shape.indices.contains(axis) else { return "?" }
-        if case .symbol(let s) = shape[axis], let r = values.ranges[s] { return "\(s) (\(r.lower)..\(r.upper))" }
-        return shape[axis].description
+        guard case .symbol(let s) = shape[axis] else { return shape[axis].description }
+        return "\(s) (\(values.interval(shape[axis])))"
     }
 
     /// The flexible dims of a value's inferred type, described with their ranges (`sequence (1..512)`).
-    static func flexibleDims(_ type: ValueType?, ranges: [String: DimRange]) -> [String] {
+    static func flexibleDims(_ type: ValueType?, _ inference: ShapeInferenceResult) -> [String] {
         guard case .tensor(let t)? = type, let shape = t.shape else { return [] }
         return shape.compactMap { d -> String? in
             switch d {
             case .value: return nil
             case .unknown: return "?"
-            case .symbol(let s): return ranges[s].map { "\(s) (\($0.lower)..\($0.upper))" } ?? s
+            case .symbol(let s): return "\(s) (\(inference.interval(d)))"
             }
         }
     }
 
     /// With ranged inputs, why a node whose lowering needs static shapes cannot take its flexible dims; nil when the
     /// node touches none or its lowering handles them.
-    static func refusal(_ node: Node, types: [String: ValueType], ranges: [String: DimRange]) -> LoweringRefusal? {
+    static func refusal(_ node: Node, inference: ShapeInferenceResult, ranges: [String: DimRange]) -> LoweringRefusal? {
         guard !ranges.isEmpty, !capable.contains(node.opType) else { return nil }
+        let types = inference.types
         for name in node.inputs + node.outputs where !name.isEmpty {
-            let dims = flexibleDims(types[name], ranges: ranges)
+            let dims = flexibleDims(types[name], inference)
             guard !dims.isEmpty else { continue }
             let shape: String
             if case .tensor(let t)? = types[name] { shape = t.shapeDescription } else { shape = "" }

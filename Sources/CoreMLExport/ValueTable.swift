@@ -85,6 +85,10 @@ final class ValueTable {
     /// Ranged symbols (`--input-shape NAME=1,1..512`): when any, symbolic dims are unknown dims in MIL types (the
     /// exporter refuses the nodes whose lowering needs static dims, `FlexibleShapes`).
     var ranges: [String: DimRange] = [:]
+    /// Shape inference's result, for the intervals of flexible dims.
+    var inference: ShapeInferenceResult?
+    /// The sizes a dim takes (its interval from the ranges; unknown without them).
+    func interval(_ dim: Dim) -> DimInterval { inference?.interval(dim) ?? DimInterval(lower: nil, upper: nil) }
     /// Enumerated shapes as symbol sizes, paired by index (`--input-shape NAME=1,128|1,256`).
     var choices: [[String: Int]] = []
     /// Where a value was narrowed to fit Core ML (int64 constants beyond int32, float64 to float32).

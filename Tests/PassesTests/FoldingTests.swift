@@ -185,6 +185,30 @@ import Testing
         #expect(throws: InputShapeError.self) { try InputShapes(parsing: ["input_ids=1,8", "attention_mask=1,1..9"]).apply(to: m) }
     }
 
+    @Test func intervalsCarryTheRangesThroughExpressions() throws {
+        var b = ModelBuilder(opset: 17)
+        b.input("x", .float, [1, "seq"])
+        b.node("Concat", ["x", "x"], ["twice"], ["axis": 1])
+        b.ints("starts", [1])
+        b.ints("ends", [Int64(Int32.max)])
+        b.ints("axes", [1])
+        b.node("Slice", ["x", "starts", "ends", "axes"], ["tail"])
+        b.outputs = ["twice", "tail"]
+        var m = b.model
+        m.graph = try GraphVerifier.verified(m.graph)
+        let context = PassContext()
+        context.symbolRanges = ["seq": DimRange(lower: 3, upper: 512)]
+        _ = try Pipeline.infer.run(m, context: context)
+        let inference = try #require(context.inference)
+        func dim(_ name: String) -> Dim? {
+            if case .tensor(let t)? = inference.types[name] { return t.shape?[1] }
+            return nil
+        }
+        #expect(inference.interval(try #require(dim("twice"))) == DimInterval(lower: 6, upper: 1024))
+        #expect(inference.interval(try #require(dim("tail"))) == DimInterval(lower: 2, upper: 511))
+        #expect(inference.interval(.symbol("seq")) == DimInterval(lower: 3, upper: 512))
+    }
+
     @Test func pinErrors() throws {
         var b = ModelBuilder()
         b.input("x", .float, ["batch", 3])

@@ -373,3 +373,22 @@ def test_gather_along_a_flexible_dim_is_checked_against_the_range(mlpkg: Path, t
     # From size 2, index 2 is out of range for the smallest size: refused, naming the dim and its range.
     r = run([str(mlpkg), "convert", str(src), "-o", str(tmp_path / "Q.mlpackage"), "--input-shape", "x=1,2..40,8"], tmp_path)
     assert r.returncode == 1 and "n (2..40)" in r.stderr and "Gather" in r.stderr, r.stderr
+
+
+def test_bounds_carry_through_expressions(mlpkg: Path, tmp_path: Path) -> None:
+    """Concat(x, x) along the flexible axis is 2n long: index 3 exists for every n ≥ 2 (interval 4..80), not for n = 1."""
+    graph = helper.make_graph(
+        [helper.make_node("Concat", ["x", "x"], ["xx"], axis=1), helper.make_node("Gather", ["xx", "k"], ["y"], axis=1)],
+        "twice", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "n", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], [_const("k", 3, np.int64)])
+    src = tmp_path / "twice.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(src))
+    out = tmp_path / "T.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "x=1,2..40,8", "--weights", "fp32",
+             "--compute-precision", "fp32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    x = np.random.default_rng(5).standard_normal((1, 2, 8)).astype(np.float32)
+    want = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(evaluate(out, {"x": x})["y"], want)
+    r = run([str(mlpkg), "convert", str(src), "-o", str(tmp_path / "U.mlpackage"), "--input-shape", "x=1,1..40,8"], tmp_path)
+    assert r.returncode == 1 and "(2..80)" in r.stderr, r.stderr
