@@ -1,7 +1,6 @@
 import GraphIR
 import Ops
 
-/// What shape inference knows about a model.
 /// The sizes a dim may take; each bound nil when unknown.
 public struct DimInterval: Sendable, Hashable, CustomStringConvertible {
     /// The smallest size.
@@ -17,6 +16,7 @@ public struct DimInterval: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(lower.map(String.init) ?? "?")..\(upper.map(String.init) ?? "?")" }
 }
 
+/// What shape inference knows about a model.
 public struct ShapeInferenceResult: Sendable {
     /// The model with every graph's value_info holding the inferred type of each node output (graph outputs
     /// excepted: their declared types are the interface and stay as they are).
