@@ -7,15 +7,15 @@ import Ops
 /// write ops whose definitions hold for every size in the range; any other node that reads or writes a flexible
 /// dim is refused, naming the dim, its range and the op, so the audit can show which nodes force a shape static.
 enum FlexibleShapes {
-    /// ONNX ops whose lowering takes unknown dims: elementwise math, matmul, softmax on one axis, layer norm,
-    /// transposes, reshapes (to a shape with at most one unknown dim, 0-copies on equal ranks, or a shape computed
+    /// ONNX ops whose lowering takes unknown dims: elementwise math, matmul and Gemm, softmax on one axis, layer norm,
+    /// Where (when a and b carry the output's dims), ConstantOfShape of a run-time shape (MIL `fill`), transposes, reshapes (to a shape with at most one unknown dim, 0-copies on equal ranks, or a shape computed
     /// at run time), concat, gather, cast, and `Shape` itself (MIL `shape`, so exporters' Shape → Gather → Concat
     /// chains become run-time shapes).
     static let capable: Set<String> = {
         var ops = Set(BinaryLowering.table.keys).subtracting(["PRelu"])
         ops.formUnion(UnaryLowering.table.keys)
-        ops.formUnion(["MatMul", "Softmax", "LogSoftmax", "LayerNormalization", "Transpose", "Reshape", "Flatten", "Squeeze",
-                       "Unsqueeze", "Concat", "Gather", "Cast", "CastLike", "Identity", "Dropout", "Shape"])
+        ops.formUnion(["MatMul", "Gemm", "Softmax", "LogSoftmax", "LayerNormalization", "Transpose", "Reshape", "Flatten", "Squeeze",
+                       "Unsqueeze", "Concat", "Gather", "Cast", "CastLike", "Identity", "Dropout", "Shape", "Where", "ConstantOfShape"])
         return ops
     }()
 
@@ -114,4 +114,38 @@ extension ShapeLowering {
     static let rule = LoweringRule(
         "mil-shape", mil: "shape", file: "iOS15/tensor_operation.py",
         says: "x: T = (fp16, fp32, int32, bool); returns int32 of x's rank", types: ["*": [0: [.fp16, .fp32, .int32, .bool]]])
+}
+
+/// ConstantOfShape of a shape computed at run time → MIL `fill` (a constant shape is folded, or forwarded as the
+/// value repeated, before lowering; `ConstantForwarding`).
+enum ConstantOfShapeLowering: OpLowering {
+    static let opTypes = ["ConstantOfShape"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let shape = try v.type(0), out = try v.outputType()
+        guard shape.dtype == .int32, shape.rank == 1, shape.isStatic, shape.shape[0] == out.rank else {
+            throw LoweringRefusal("ConstantOfShape's shape is \(shape); a rank-1 integer of length \(out.rank) is needed")
+        }
+        var value: ConstantValue?
+        if case .tensor(let t)? = v.node.attribute("value")?.value { value = ConstantValue(tensor: t) }
+        let fill: MILConst
+        switch out.dtype {
+        case .fp16, .fp32: fill = .float(value?.floats?.first ?? 0, out.dtype)
+        case .int32:
+            let i = value?.ints?.first ?? 0
+            guard i >= Int(Int32.min), i <= Int(Int32.max) else { throw LoweringRefusal("ConstantOfShape's value \(i) does not fit int32") }
+            fill = .scalar(Int32(i))
+        case .bool: fill = .scalar(value?.bools?.first ?? false)
+        default: throw LoweringRefusal("ConstantOfShape of \(out.dtype)")
+        }
+        return { e throws(LoweringRefusal) in
+            [e.op("fill", [("shape", .v(try e.input(0))), ("value", .c(fill))], output: out)]
+        }
+    }
+}
+
+extension ConstantOfShapeLowering {
+    static let rule = LoweringRule(
+        "mil-fill", mil: "fill", file: "iOS15/tensor_operation.py",
+        says: "shape: int32 rank-1 (the output's rank); value: const T = (fp16, fp32, int32, bool)", types: ["*": [0: [.int32]]])
 }

@@ -392,3 +392,43 @@ def test_bounds_carry_through_expressions(mlpkg: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(evaluate(out, {"x": x})["y"], want)
     r = run([str(mlpkg), "convert", str(src), "-o", str(tmp_path / "U.mlpackage"), "--input-shape", "x=1,1..40,8"], tmp_path)
     assert r.returncode == 1 and "(2..80)" in r.stderr, r.stderr
+
+
+def exporter_patterns_model(path: Path) -> Path:
+    """What torch's exporter writes around attention masks, on a flexible n: Gemm on [n, 8], a ConstantOfShape of
+    a shape computed at run time (MIL fill), Where, and a Concat of shape parts with an empty one."""
+    rng = np.random.default_rng(11)
+    n = helper.make_node
+    nodes = [
+        n("Gemm", ["x", "W", "C"], ["g"], transB=1, alpha=0.5),
+        n("Shape", ["x"], ["s"]),
+        n("Gather", ["s", "i0"], ["rows"], axis=0),
+        n("Concat", ["rows", "empty", "one"], ["mask_shape"], axis=0),
+        n("ConstantOfShape", ["mask_shape"], ["half"], value=numpy_helper.from_array(np.array([0.5], np.float32))),
+        n("Greater", ["x", "zero"], ["pos"]),
+        n("Where", ["pos", "g", "minus"], ["w"]),
+        n("Add", ["w", "half"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "patterns", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8])],
+        [_const("W", rng.standard_normal((8, 8))), _const("C", rng.standard_normal(8)), _const("i0", [0], np.int64),
+         _const("empty", np.zeros(0), np.int64), _const("one", [1], np.int64), _const("zero", 0.0), _const("minus", -1.0)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+def test_exporter_patterns_convert_with_a_range(mlpkg: Path, tmp_path: Path) -> None:
+    src = exporter_patterns_model(tmp_path / "patterns.onnx")
+    out = tmp_path / "X.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "x=1..64,8", "--weights", "fp32",
+             "--compute-precision", "fp32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    spec = spec_of(out)
+    prog = milproto_load.load(spec, specification_version=spec.specificationVersion,
+                              file_weights_dir=str(out / "Data" / "com.apple.CoreML" / "weights"))
+    assert "fill" in [op.op_type for op in prog.functions["main"].operations]
+    sess = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    for rows in (1, 7, 64):
+        x = np.random.default_rng(rows).standard_normal((rows, 8)).astype(np.float32)
+        np.testing.assert_allclose(evaluate(out, {"x": x})["y"], sess.run(None, {"x": x})[0], rtol=1e-5, atol=1e-5)

@@ -287,6 +287,10 @@ enum WhereLowering: OpLowering {
         // MIL's select infers its output from a and b alone (iOS15/control_flow.py): when the condition carries a
         // broadcast dim, a is broadcast to the full shape first, so the declared type is the inferred one.
         let ab = try broadcastType(a, b)
+        if ab.shape != out.shape && !out.isStatic {
+            throw LoweringRefusal("Where's condition carries a flexible dim that a and b do not; select would need a run-time broadcast",
+                                  rule: FlexibleShapes.rule.id)
+        }
         return { e throws(LoweringRefusal) in
             var x = try e.input(1)
             if ab.shape != out.shape { x = e.broadcast(x, to: out.shape, suffix: "_a") }

@@ -57,6 +57,18 @@ enum MILTensorDefinitions {
             }
             return [x.with(shape: shape)]
         })
+        list.append(MILOpDefinition("fill", file: operation, domains: ["shape": [.int32], "value": Shapes.any]) { c throws(MILTypeError) in
+            // iOS15/tensor_operation.py `fill`: the shape's length is the rank; its values, when constant, the dims.
+            let shape = try c.type("shape"), value = try c.type("value")
+            guard shape.rank == 1, shape.shape[0] != MILTensorType.unknownDim, value.rank == 0 else {
+                throw MILTypeError("fill takes a rank-1 shape of known length and a scalar value, got \(shape) and \(value)")
+            }
+            if let dims = c.constant("shape")?.intValues {
+                guard dims.allSatisfy({ $0 > 0 }) else { throw MILTypeError("fill shape \(dims) has a dim below 1") }
+                return [MILTensorType(value.dtype, dims)]
+            }
+            return [MILTensorType(value.dtype, Array(repeating: MILTensorType.unknownDim, count: shape.shape[0]))]
+        })
         list.append(MILOpDefinition("shape", file: operation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
             // iOS15/tensor_operation.py `shape`: an int32 vector of x's rank.
             let x = try c.type("x")
