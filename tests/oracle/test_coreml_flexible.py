@@ -432,3 +432,30 @@ def test_exporter_patterns_convert_with_a_range(mlpkg: Path, tmp_path: Path) -> 
     for rows in (1, 7, 64):
         x = np.random.default_rng(rows).standard_normal((rows, 8)).astype(np.float32)
         np.testing.assert_allclose(evaluate(out, {"x": x})["y"], sess.run(None, {"x": x})[0], rtol=1e-5, atol=1e-5)
+
+
+def test_ranged_model_with_default_fp16_compute(mlpkg: Path, ranged: tuple[Path, Path], tmp_path: Path) -> None:
+    """The defaults (fp16 weights and compute, fp32 interface) with a range: casts at the interface keep their
+    unknown dims, and the result agrees with onnxruntime as fp16 compute allows."""
+    src, _ = ranged
+    out = tmp_path / "Half.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "input_ids=1,1..64@16", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    x = feeds(1, 23, seed=23)
+    want = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, x)[0]
+    have = evaluate(out, x)["y"].astype(np.float64)
+    cos = float(have.ravel() @ want.ravel() / (np.linalg.norm(have) * np.linalg.norm(want)))
+    assert have.shape == (1, 23, D) and cos >= 0.999, cos
+
+
+def test_functions_are_deterministic(mlpkg: Path, tmp_path: Path) -> None:
+    src = matmul_model(tmp_path / "mm.onnx")
+    outs = [tmp_path / "A.mlpackage", tmp_path / "B.mlpackage"]
+    for out in outs:
+        r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "x=1,4,8|1,16,8", "--functions", "--quiet"], tmp_path)
+        assert r.returncode == 0, r.stderr
+    for name in ("Data/com.apple.CoreML/model.mlmodel", "Data/com.apple.CoreML/weights/weight.bin", "Manifest.json"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    spec = spec_of(outs[0])
+    assert [f.name for f in spec.description.functions] == ["x_1x4x8", "x_1x16x8"]
+    assert dict(spec.description.metadata.userDefined)["com.mlpkg.functions"] == "x_1x4x8;x_1x16x8"
