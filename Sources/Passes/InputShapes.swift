@@ -257,6 +257,7 @@ public struct InputShapes: Sendable, Equatable {
         var symbolRanges: [String: DimRange] = [:]
         var bindings: [String: Dim] = [:]
         var boundBy: [String: String] = [:]
+        var boundAxis: [String: Int] = [:]
         let runtime = Set(model.graph.runtimeInputs.map(\.name))
         for name in order {
             guard runtime.contains(name), let index = model.graph.inputs.firstIndex(where: { $0.name == name }) else {
@@ -296,6 +297,7 @@ public struct InputShapes: Sendable, Equatable {
                     if pinned != declared, bindings[symbol] == nil {
                         bindings[symbol] = pinned
                         boundBy[symbol] = name
+                        boundAxis[symbol] = axis
                     }
                 }
             }
@@ -314,7 +316,7 @@ public struct InputShapes: Sendable, Equatable {
         // A symbol pinned through one input and ranged through another is a contradiction.
         for (symbol, range) in symbolRanges.sorted(by: { $0.key < $1.key }) {
             if let bound = bindings[symbol] {
-                throw .symbolConflict(name: boundBy[symbol]!, axis: 0, symbol: symbol, pinned: bound.description, earlier: range.description,
+                throw .symbolConflict(name: boundBy[symbol]!, axis: boundAxis[symbol] ?? 0, symbol: symbol, pinned: bound.description, earlier: range.description,
                                       earlierInput: order.first { ranges[$0] != nil } ?? "")
             }
         }
