@@ -1,6 +1,7 @@
 import CoreMLExport
 import Foundation
 import GraphIR
+import Passes
 import Profiles
 
 /// What an audit is asked: which unit coverage is measured for, which units are allowed, their profiles, the chip
@@ -70,7 +71,7 @@ public enum Auditor {
             throw AuditError(error.description)
         }
         var run = AuditRun(input: input, units: units, profiles: profiles, cost: cost)
-        if options.coreMLLowering, let outcomes = coreMLOutcomes(input.model) {
+        if options.coreMLLowering, let outcomes = coreMLOutcomes(input.model, inputShapes: options.inputShapes) {
             run.coreMLOutcomes = outcomes
             run.gated = true
         }
@@ -84,8 +85,12 @@ extension Auditor {
     /// `export --format coreml` uses decides whether a node converts to an ML Program at all (at the lowest target
     /// the model's weights need), and which rule says so, so the audit and the exporter cannot disagree. Nil when
     /// the model cannot be planned at all (the audit then falls back to the base profile's rules).
-    static func coreMLOutcomes(_ model: Model) -> CoreMLOutcomes? {
-        guard let (outcomes, _) = try? CoreMLExporter.lower(model, options: .init(), planOnly: true),
+    /// Ranged dims in `inputShapes` (`x=1,1..512`) reach the exporter, so the nodes whose lowering needs static dims
+    /// fail `coreml-static-dim`: the audit names the nodes that force a shape to be static.
+    static func coreMLOutcomes(_ model: Model, inputShapes: [String] = []) -> CoreMLOutcomes? {
+        var options = CoreMLExporter.Options()
+        if let shapes = try? InputShapes(parsing: inputShapes), shapes.hasRanges { options.inputShapes = shapes }
+        guard let (outcomes, _) = try? CoreMLExporter.lower(model, options: options, planOnly: true),
               outcomes.contains(where: { $0.index >= 0 }) else { return nil }
         var table = CoreMLOutcomes()
         var names: [String: Int] = [:]

@@ -74,6 +74,9 @@ public enum CoreMLExporter {
         public var optimize: Bool = true
         /// What an app sees: the float features' element type, names, descriptions, author, license, version.
         public var interface = CoreMLInterfaceOptions()
+        /// One function per enumerated shape in a multifunction model (`--functions`, iOS18), instead of one
+        /// function with flexible dims.
+        public var functions = false
 
         /// Defaults: the lowest target the weights need, fp16 compute, all compute units, weights kept compressed.
         public init(target: DeploymentTarget? = nil, compute: MILDataType = .fp16, computeUnits: String = "all",
@@ -109,7 +112,8 @@ public enum CoreMLExporter {
     /// iOS16 for fp16 features (`--io-dtype fp16`).
     public static func target(for model: Model, options: Options) -> DeploymentTarget {
         if let target = options.target { return target }
-        let needed = minimumTarget(model, dequantize: false)
+        var needed = minimumTarget(model, dequantize: false)
+        if options.functions { needed = max(needed, .iOS18) }  // multifunction models are Core ML 8 (iOS18)
         let fp16Features = options.interface.ioDtype == .fp16 || options.interface.imageInputs.contains { $0.colorSpace == .grayscaleFloat16 }
         return fp16Features ? max(needed, .iOS16) : needed
     }
@@ -129,6 +133,15 @@ public enum CoreMLExporter {
             throw CoreMLInterfaceError("--io-dtype is fp32 or fp16, not \(options.interface.ioDtype)")
         }
         _ = try InterfacePlan.resolve(model.graph, options.interface)
+        if options.functions {
+            guard !options.inputShapes.enumerations.isEmpty else {
+                throw CoreMLInterfaceError("--functions writes one function per enumerated shape; give them with --input-shape NAME=1,128|1,256")
+            }
+            guard target >= .iOS18 else {
+                throw CoreMLInterfaceError("--functions needs --deployment-target iOS18 or later (multifunction models are Core ML 8); the target is \(target)")
+            }
+        }
+        try FlexibleShapes.checkEnumerations(model, options.inputShapes, target: target)
     }
 
     /// Checks the image inputs and outputs and the classifier against the prepared model's names and static types
@@ -173,6 +186,10 @@ public enum CoreMLExporter {
         public let inference: ShapeInferenceResult
         /// For inlined nodes' outputs, the call's output they stand for.
         let origin: [String: String]
+        /// The range of every flexible symbol (`--input-shape NAME=1,1..512`); empty when every dim is static.
+        public var ranges: [String: DimRange] = [:]
+        /// Enumerated shapes as choices of the flexible symbols' sizes, paired by index (empty for ranges).
+        public var choices: [[String: Int]] = []
     }
 
     /// Inlines functions, applies `options.inputShapes`, folds and infers (`Pipeline.foldAndInfer`, run once with
@@ -180,7 +197,9 @@ public enum CoreMLExporter {
     public static func prepare(_ model: Model, options: Options, context: PassContext = PassContext()) throws -> PreparedModel {
         let model = options.dequantize ? Self.dequantized(model) : model
         let (inlined, origin) = FunctionInlining.inline(model)
-        let pinned = try options.inputShapes.apply(to: inlined)
+        let (pinned, ranges) = try options.inputShapes.applyWithRanges(to: inlined)
+        let choices = try options.inputShapes.symbolChoices(in: pinned)
+        context.symbolRanges = ranges
         var folded = try Pipeline.foldAndInfer.run(pinned, context: context)
         guard var inference = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
         // An If decided by constants (after pinning) becomes its branch; the expanded graph is folded once more.
@@ -195,7 +214,7 @@ public enum CoreMLExporter {
             guard let again = context.inference else { throw CoreMLExportError(path: "", message: "shape inference did not run", refusals: []) }
             inference = again
         }
-        return PreparedModel(model: folded, inference: inference, origin: origin)
+        return PreparedModel(model: folded, inference: inference, origin: origin, ranges: ranges, choices: choices)
     }
 
     /// Lowers the model without writing anything: every node's outcome, and the program when all nodes lowered.
@@ -218,6 +237,9 @@ public enum CoreMLExporter {
         let graph = model.graph
         let opset = Int(model.opsetVersion(domain: "") ?? model.opsetVersion(domain: "ai.onnx") ?? 1)
         let table = ValueTable(types: inference.types, compute: options.compute, target: target)
+        table.ranges = prepared.ranges
+        table.inference = inference
+        table.choices = prepared.choices
         for t in graph.initializers { table.addConstant(t.name, ConstantValue(tensor: t)) }
         for s in graph.sparseInitializers {
             if let dense = densify(s) { table.addConstant(s.name, ConstantValue(tensor: dense)) }
@@ -275,6 +297,7 @@ public enum CoreMLExporter {
         for (index, node) in graph.nodes.enumerated() {
             builder.source = node.name.isEmpty ? node.outputs.first ?? "" : node.name
             let verdict = lowerNode(node, inference: inference, table: table, builder: builder, opset: opset, target: target,
+                                    ranges: prepared.ranges,
                                     compute: options.compute, emit: !failed && !planOnly,
                                     inferenceFailure: failure(of: node, index: index, inference),
                                     functions: Set(model.functions.map { $0.domain + ":" + $0.name }))
@@ -335,8 +358,43 @@ public enum CoreMLExporter {
             let featureIO: MILDataType = image.map { $0.colorSpace == .grayscaleFloat16 ? .fp16 : .fp32 } ?? io
             var (interface, needsCast) = interfaceType(t, io: featureIO)
             if scalar { interface = interface.with(shape: [1]) }
-            inputs.append(FeatureDescription(name: name, type: interface, shortDescription: description,
-                                             kind: image.map { .image($0.colorSpace) } ?? .multiArray))
+            var feature = FeatureDescription(name: name, type: interface, shortDescription: description,
+                                             kind: image.map { .image($0.colorSpace) } ?? .multiArray)
+            if !t.isStatic {
+                // Every flexible dim must be a ranged symbol: its range is the feature's SizeRange.
+                guard case .tensor(let declared)? = table.inferredType(onnxName), let dims = declared.shape else {
+                    throw LoweringRefusal("input '\(onnxName)' has no known shape", rule: FlexibleShapes.rule.id)
+                }
+                var defaults: [Int] = []
+                var bounds: [ClosedRange<Int>] = []
+                for (axis, d) in dims.enumerated() {
+                    switch d {
+                    case .value(let v):
+                        defaults.append(v)
+                        bounds.append(v...v)
+                    case .symbol(let s) where table.ranges[s] != nil:
+                        let r = table.ranges[s]!
+                        defaults.append(r.defaultValue)
+                        bounds.append(r.lower...r.upper)
+                    default:
+                        throw LoweringRefusal("input '\(onnxName)' dim \(axis) ('\(d)') is dynamic; give it a size or a range with --input-shape \(onnxName)=…",
+                                              rule: FlexibleShapes.rule.id)
+                    }
+                }
+                feature.shapeRange = (defaults, bounds)
+                if !table.choices.isEmpty {
+                    // Enumerated: this input's shape in each choice (an input sharing an enumerated symbol follows it).
+                    feature.enumeratedShapes = try table.choices.map { choice throws(LoweringRefusal) in
+                        try dims.enumerated().map { axis, d throws(LoweringRefusal) in
+                            if case .value(let v) = d { return v }
+                            if case .symbol(let s) = d, let v = choice[s] { return v }
+                            throw LoweringRefusal("input '\(onnxName)' dim \(axis) ('\(d)') is not among the enumerated dims", rule: FlexibleShapes.rule.id)
+                        }
+                    }
+                    feature.shapeRange = nil
+                }
+            }
+            inputs.append(feature)
             var variable = MILVar(name: name, type: interface)
             if let image { variable = FeatureKindPlan.preprocess(variable, image, builder: builder) }
             if scalar {
@@ -398,7 +456,7 @@ public enum CoreMLExporter {
 
     /// One node: folded (all outputs known), lowered (emitted when `emit`), or refused with the reason.
     private static func lowerNode(_ node: Node, inference: ShapeInferenceResult, table: ValueTable, builder: MILBuilder,
-                                  opset: Int, target: DeploymentTarget, compute: MILDataType, emit: Bool,
+                                  opset: Int, target: DeploymentTarget, ranges: [String: DimRange], compute: MILDataType, emit: Bool,
                                   inferenceFailure: String?, functions: Set<String>) -> CoreMLNodeOutcome.Verdict {
         if node.isConstant, let t = node.constantTensor, let out = node.outputs.first {
             var tensor = t
@@ -443,6 +501,7 @@ public enum CoreMLExporter {
                 throw LoweringRefusal("no Core ML lowering for \(node.opType)", rule: CoreMLLimits.noLowering.id)
             }
             try CoreMLLimits.checkRanks(view)
+            if let refusal = FlexibleShapes.refusal(node, inference: inference, ranges: ranges) { throw refusal }
             if let inferenceFailure {
                 throw LoweringRefusal("shape inference rejects this node (\(inferenceFailure)); mlpkg does not lower a node from its declared output types alone",
                                       rule: CoreMLLimits.inference.id)
@@ -489,6 +548,7 @@ public enum CoreMLExporter {
         let model = prepared.model
         try checkInterface(model, options: options)
         try checkFeatures(prepared, options: options)
+        if options.functions { return try exportFunctions(prepared, to: path, options: options) }
         let (outcomes, lowered) = lower(prepared, options: options)
         guard let lowered else {
             throw CoreMLExportError(path: path, message: "cannot be lowered", refusals: outcomes.filter {
@@ -534,6 +594,88 @@ public enum CoreMLExporter {
         try CoreMLPackageWriter.write(path: path, model: serialized.model, weights: serialized.blobs)
         return Result(target: lowered.target, modelBytes: serialized.model.count, weightBytes: serialized.blobs.size,
                       operations: program.histogram, outcomes: outcomes, notes: lowered.notes, renamed: lowered.renamed)
+    }
+
+    /// One function per enumerated shape (`--functions`): each lowered with every enumerated input pinned to its
+    /// k-th shape (inputs sharing a symbol follow), optimized on its own, then written into one multifunction model
+    /// whose functions share weight.bin (identical blobs stored once). The first shape's function is the default.
+    static func exportFunctions(_ prepared: PreparedModel, to path: String, options: Options) throws -> Result {
+        let shapes = options.inputShapes
+        let enumerated = shapes.order.filter { shapes.enumerations[$0] != nil }
+        let count = shapes.enumerations[enumerated[0]]!.count
+        let target = target(for: prepared.model, options: options)
+        var functions: [MILFunction] = []
+        var firstOutcomes: [CoreMLNodeOutcome] = []
+        var histogram: [String: Int] = [:]
+        var notes: [String] = []
+        var renamed: [(String, String)] = []
+        var names: Set<String> = []
+        for k in 0..<count {
+            var pins = InputShapes()
+            for name in shapes.order {
+                if let list = shapes.enumerations[name] {
+                    try pins.add(name, list[k].map { Dim.value($0) })
+                } else {
+                    try pins.add(name, shapes.pins[name]!)
+                }
+            }
+            var single = options
+            single.inputShapes = pins
+            single.functions = false
+            single.target = target
+            let (outcomes, lowered) = lower(try prepare(prepared.model, options: single), options: single)
+            guard let lowered else {
+                throw CoreMLExportError(path: path, message: "cannot be lowered", refusals: outcomes.filter {
+                    if case .refused = $0.verdict { return true }
+                    return false
+                })
+            }
+            do throws(MILPipelineError) {
+                try (options.optimize ? MILPipeline.standard : MILPipeline.none).run(lowered.program)
+            } catch {
+                throw CoreMLExportError(path: path, message: "internal error: the MIL program is invalid, nothing was written (\(error))",
+                                        refusals: [], isInternal: true)
+            }
+            // Named after the first enumerated input's shape: `input_ids_1x128`.
+            var name = MILBuilder.identifier(enumerated[0] + "_" + shapes.enumerations[enumerated[0]]![k].map(String.init).joined(separator: "x"))
+            while !names.insert(name).inserted { name += "_" }
+            functions.append(MILFunction(name: name, program: lowered.program, inputs: lowered.inputs, outputs: lowered.outputs))
+            if k == 0 {
+                firstOutcomes = outcomes
+                renamed = lowered.renamed
+            }
+            for (op, n) in lowered.program.histogram { histogram[op, default: 0] += n }
+            for note in lowered.notes where !notes.contains(note) { notes.append(note) }
+        }
+        let model = prepared.model
+        var metadata: [(String, String)] = [
+            ("com.mlpkg.computePrecision", options.compute.description),
+            ("com.mlpkg.computeUnits", options.computeUnits),
+            ("com.mlpkg.deploymentTarget", target.name),
+            ("com.mlpkg.inputShapes", shapes.recorded),
+            ("com.mlpkg.functions", functions.map(\.name).joined(separator: ";")),
+        ]
+        if !renamed.isEmpty { metadata.append(("com.mlpkg.renamed", renamed.map { "\($0.0)=\($0.1)" }.joined(separator: ";"))) }
+        let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
+        if !producer.isEmpty { metadata.append(("com.mlpkg.source.producer", producer)) }
+        metadata += options.metadata
+        for entry in model.metadata { metadata.append(("onnx." + entry.key, entry.value)) }
+        let info = options.interface
+        let description = MILModelDescription(inputs: [], outputs: [], metadata: metadata,
+                                              shortDescription: info.shortDescription ?? model.docString,
+                                              author: info.author ?? "", license: info.license ?? "",
+                                              versionString: info.version ?? (model.modelVersion != 0 ? String(model.modelVersion) : ""))
+        let serialized = MILSerializer.serialize(functions: functions, description: description, defaultFunction: functions[0].name)
+        var expected = ModelSelfCheck.Expected(specificationVersion: target.specificationVersion, inputs: [], outputs: [],
+                                               opset: target.opset, operations: serialized.operations)
+        expected.functions = functions.map(\.name)
+        if let problem = ModelSelfCheck.verify(serialized.model, expected) {
+            throw CoreMLExportError(path: path, message: "internal error: the encoded model does not read back (\(problem))", refusals: [],
+                                    isInternal: true)
+        }
+        try CoreMLPackageWriter.write(path: path, model: serialized.model, weights: serialized.blobs)
+        return Result(target: target, modelBytes: serialized.model.count, weightBytes: serialized.blobs.size,
+                      operations: histogram, outcomes: firstOutcomes, notes: notes, renamed: renamed)
     }
 
     /// A sparse constant as a dense float/int tensor (linear or coordinate indices), zeros elsewhere.

@@ -178,7 +178,7 @@ public enum LoweringRegistry {
         PadLowering.self, ResizeLowering.self, IdentityLowering.self, DequantizeLowering.self, FloatClassLowering.self,
         GatherNDLowering.self, CumSumLowering.self, TopKLowering.self, TriluLowering.self, DepthSpaceLowering.self,
         LRNLowering.self, ScatterLowering.self,
-        RecurrentLowering.self,
+        RecurrentLowering.self, ShapeLowering.self, ConstantOfShapeLowering.self,
     ]
 
     static let byOpType: [String: any OpLowering.Type] = {
@@ -194,7 +194,7 @@ public enum LoweringRegistry {
     public static var rules: [LoweringRule] {
         lowerings.map { $0.rule } + [CoreMLLimits.maxRankRule, CoreMLLimits.noLowering, CoreMLLimits.controlFlow,
                                      CoreMLLimits.subgraph, CoreMLLimits.customDomain, CoreMLLimits.folded,
-                                     CoreMLLimits.constant, CoreMLLimits.inference, CoreMLLimits.dims]
+                                     CoreMLLimits.constant, CoreMLLimits.inference, CoreMLLimits.dims, FlexibleShapes.rule]
     }
 
     /// The ONNX op types a lowering rule covers.

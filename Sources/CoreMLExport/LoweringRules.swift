@@ -105,7 +105,8 @@ public enum CoreMLLimits {
             }
         }
         for (i, name) in v.node.inputs.enumerated() where !name.isEmpty {
-            if let t = try? v.type(i) { try check(t, "input \(i) '\(name)'") }
+            // Concat drops empty parts (exporters concatenate an empty slice of a shape), so they are no MIL tensor.
+            if let t = try? v.type(i), !(v.opType == "Concat" && t.shape.contains(0)) { try check(t, "input \(i) '\(name)'") }
         }
         for (i, name) in v.node.outputs.enumerated() where !name.isEmpty {
             if let t = try? v.outputType(i) { try check(t, "output \(i) '\(name)'") }

@@ -12,6 +12,8 @@ enum ModelSelfCheck {
         var outputs: [String]
         var opset: String
         var operations: [(type: String, outputs: [String])]
+        /// The function names in order (`main` alone for a single-function model).
+        var functions: [String] = ["main"]
     }
 
     static func verify(_ bytes: [UInt8], _ expected: Expected) -> String? {
@@ -24,21 +26,26 @@ enum ModelSelfCheck {
         let inputs = (0..<description.n_input).map { String(cString: description.input[$0]!.pointee.name) }
         let outputs = (0..<description.n_output).map { String(cString: description.output[$0]!.pointee.name) }
         guard inputs == expected.inputs, outputs == expected.outputs else { return "interface names" }
-        guard let program = m.mlprogram?.pointee, program.version == 1, program.n_functions == 1,
-              let entry = program.functions[0]?.pointee, String(cString: entry.key) == "main",
-              let function = entry.value?.pointee else { return "no main function" }
-        guard String(cString: function.opset) == expected.opset, function.n_block_specializations == 1,
-              let block = function.block_specializations[0]?.pointee.value?.pointee else { return "opset or block" }
-        guard block.n_operations == expected.operations.count else {
-            return "\(block.n_operations) operations decoded, \(expected.operations.count) written"
+        guard let program = m.mlprogram?.pointee, program.version == 1, program.n_functions == expected.functions.count else {
+            return "no main function"
         }
-        for i in 0..<block.n_operations {
-            let op = block.operations[i]!.pointee
-            let names = (0..<op.n_outputs).map { String(cString: op.outputs[$0]!.pointee.name) }
-            guard String(cString: op.type) == expected.operations[i].type, names == expected.operations[i].outputs else {
-                return "operation \(i) (\(expected.operations[i].type)) decodes differently"
+        var index = 0
+        for f in 0..<program.n_functions {
+            guard let entry = program.functions[f]?.pointee, String(cString: entry.key) == expected.functions[f],
+                  let function = entry.value?.pointee else { return "function \(expected.functions[f]) is missing" }
+            guard String(cString: function.opset) == expected.opset, function.n_block_specializations == 1,
+                  let block = function.block_specializations[0]?.pointee.value?.pointee else { return "opset or block" }
+            for i in 0..<block.n_operations {
+                guard index < expected.operations.count else { return "more operations decoded than written" }
+                let op = block.operations[i]!.pointee
+                let names = (0..<op.n_outputs).map { String(cString: op.outputs[$0]!.pointee.name) }
+                guard String(cString: op.type) == expected.operations[index].type, names == expected.operations[index].outputs else {
+                    return "operation \(index) (\(expected.operations[index].type)) decodes differently"
+                }
+                index += 1
             }
         }
+        guard index == expected.operations.count else { return "\(index) operations decoded, \(expected.operations.count) written" }
         return nil
     }
 }

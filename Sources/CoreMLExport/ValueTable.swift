@@ -1,4 +1,5 @@
 import GraphIR
+import Passes
 import Ops
 import Quantization
 
@@ -81,6 +82,15 @@ final class ValueTable {
     private var constants: [String: ConstantValue] = [:]
     private(set) var variables: [String: MILVar] = [:]
     private var uses: [String: Int] = [:]
+    /// Ranged symbols (`--input-shape NAME=1,1..512`): when any, symbolic dims are unknown dims in MIL types (the
+    /// exporter refuses the nodes whose lowering needs static dims, `FlexibleShapes`).
+    var ranges: [String: DimRange] = [:]
+    /// Shape inference's result, for the intervals of flexible dims.
+    var inference: ShapeInferenceResult?
+    /// The sizes a dim takes (its interval from the ranges; unknown without them).
+    func interval(_ dim: Dim) -> DimInterval { inference?.interval(dim) ?? DimInterval(lower: nil, upper: nil) }
+    /// Enumerated shapes as symbol sizes, paired by index (`--input-shape NAME=1,128|1,256`).
+    var choices: [[String: Int]] = []
     /// Where a value was narrowed to fit Core ML (int64 constants beyond int32, float64 to float32).
     private(set) var notes: [String] = []
     private var noted: Set<String> = []
@@ -97,6 +107,8 @@ final class ValueTable {
     func use(_ name: String) { uses[name, default: 0] += 1 }
     func isUsed(_ name: String) -> Bool { (uses[name] ?? 0) > 0 }
     func setType(_ name: String, _ t: ValueType) { types[name] = t }
+    /// The inferred type of a value (symbols included).
+    func inferredType(_ name: String) -> ValueType? { types[name] }
 
     func note(_ key: String, _ text: String) {
         if noted.insert(key).inserted { notes.append(text) }
@@ -120,6 +132,10 @@ final class ValueTable {
         var dims: [Int] = []
         for d in shape {
             guard case .value(let v) = d else {
+                if !ranges.isEmpty {
+                    dims.append(MILTensorType.unknownDim)
+                    continue
+                }
                 throw LoweringRefusal("'\(name)' has dynamic dims \(t.shapeDescription); pin dynamic inputs with --input-shape (a dim that depends on the data, as NonZero's output size, cannot be pinned: Core ML programs here have static shapes)", unknown: true)
             }
             dims.append(v)

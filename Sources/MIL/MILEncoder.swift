@@ -8,6 +8,12 @@ public struct FeatureDescription: Sendable {
     public var type: MILTensorType
     /// Shown in Xcode.
     public var shortDescription: String
+    /// The sizes an input's unknown dims take (FeatureTypes.proto `ArrayFeatureType.shapeRange`): one
+    /// `lower...upper` per dim (a static dim is `n...n`), and the default shape written as `shape`. nil for static
+    /// features; an output with unknown dims is written without a shape, as coremltools writes it.
+    public var shapeRange: (defaultShape: [Int], bounds: [ClosedRange<Int>])?
+    /// The shapes an input takes (`ArrayFeatureType.enumeratedShapes`); the first is written as `shape`, the default.
+    public var enumeratedShapes: [[Int]]?
     /// How Core ML presents it to an app: a multi-array (the default), an image, or a classifier's label or
     /// probabilities (for which `type` is only the tensor behind it).
     public var kind: FeatureKind
@@ -129,20 +135,31 @@ struct EncodedOperation {
     var attributes: [(String, MILValue)]
 }
 
+/// One function as it is written.
+struct EncodedFunction {
+    var name: String
+    var inputs: [FeatureDescription]
+    var outputs: [FeatureDescription]
+    var operations: [EncodedOperation]
+    var blockOutputs: [String]
+}
+
 /// Writes Core ML's `Model` message holding an ML Program. Field numbers are Core ML's (proto/coreml.proto cites
 /// them); maps are written as repeated entries in a fixed order, so the bytes are deterministic.
 struct MILEncoder {
     var specificationVersion: Int
     var opset: String
-    var inputs: [FeatureDescription]
-    var outputs: [FeatureDescription]
+    var functions: [EncodedFunction]
+    /// Set for a multifunction model: the description lists `functions` and names the default (Model.proto
+    /// ModelDescription functions = 20, defaultFunctionName = 21; no top-level input or output, as
+    /// coremltools' `save_multifunction` writes it).
+    var defaultFunction: String?
     var metadata: [(String, String)]
     var shortDescription: String
     var author: String
     var license: String
     var versionString: String
-    var operations: [EncodedOperation]
-    var blockOutputs: [String]
+    /// A classifier's `classify` op, appended to every function's block; its two features are the prediction's.
     var classifier: MILClassifier? = nil
     static let weightFile = "@model_path/weights/weight.bin"
 
@@ -150,8 +167,19 @@ struct MILEncoder {
         let p = ProtoBuilder()
         p.int32(1, Int32(specificationVersion))
         p.message(2) { d in
-            for f in inputs { d.message(1) { feature(f, into: $0) } }
-            for f in outputs { d.message(10) { feature(f, into: $0) } }
+            if let defaultFunction {
+                for function in functions {
+                    d.message(20) { f in
+                        f.string(1, function.name)
+                        for input in function.inputs { f.message(2) { feature(input, into: $0) } }
+                        for output in function.outputs { f.message(3) { feature(output, into: $0) } }
+                    }
+                }
+                d.string(21, defaultFunction)
+            } else {
+                for f in functions[0].inputs { d.message(1) { feature(f, into: $0) } }
+                for f in functions[0].outputs { d.message(10) { feature(f, into: $0) } }
+            }
             if let classifier {
                 d.string(11, classifier.labelName)
                 d.string(12, classifier.probabilitiesName)
@@ -171,19 +199,21 @@ struct MILEncoder {
         }
         p.message(502) { program in
             program.int64(1, 1)
-            program.message(2) { entry in
-                entry.string(1, "main")
-                entry.message(2) { function in
-                    for f in inputs {
-                        function.message(1) { named(f.name, f.type, into: $0) }
-                    }
-                    function.string(2, opset)
-                    function.message(3) { spec in
-                        spec.string(1, opset)
-                        spec.message(2) { block in
-                            block.repeatedStrings(2, blockOutputs)
-                            for op in operations { block.message(3) { operation(op, into: $0) } }
-                            if let classifier { block.message(3) { classify(classifier, into: $0) } }
+            for encoded in functions {
+                program.message(2) { entry in
+                    entry.string(1, encoded.name)
+                    entry.message(2) { function in
+                        for f in encoded.inputs {
+                            function.message(1) { named(f.name, f.type, into: $0) }
+                        }
+                        function.string(2, opset)
+                        function.message(3) { spec in
+                            spec.string(1, opset)
+                            spec.message(2) { block in
+                                block.repeatedStrings(2, encoded.blockOutputs)
+                                for op in encoded.operations { block.message(3) { operation(op, into: $0) } }
+                                if let classifier { block.message(3) { classify(classifier, into: $0) } }
+                            }
                         }
                     }
                 }
@@ -199,8 +229,31 @@ struct MILEncoder {
             switch f.kind {
             case .multiArray:
                 type.message(5) { array in
-                    array.packedVarints(1, f.type.shape.map(Int64.init))
+                    // FeatureTypes.proto ArrayFeatureType: shape = 1, dataType = 2, shapeRange = 31 (SizeRange:
+                    // lowerBound = 1, upperBound = 2).
+                    if let shapes = f.enumeratedShapes {
+                        array.packedVarints(1, shapes[0].map(Int64.init))
+                    } else if let range = f.shapeRange {
+                        array.packedVarints(1, range.defaultShape.map(Int64.init))
+                    } else if f.type.isStatic {
+                        array.packedVarints(1, f.type.shape.map(Int64.init))
+                    }
                     array.int64(2, Int64(Self.arrayDataType(f.type.dtype)))
+                    // enumeratedShapes = 21: EnumeratedShapes { repeated Shape shapes = 1 }, Shape { repeated int64 shape = 1 }.
+                    if let shapes = f.enumeratedShapes {
+                        array.message(21) { list in
+                            for shape in shapes { list.message(1) { $0.packedVarints(1, shape.map(Int64.init)) } }
+                        }
+                    } else if let range = f.shapeRange {
+                        array.message(31) { ranges in
+                            for b in range.bounds {
+                                ranges.message(1) { size in
+                                    size.uint64(1, UInt64(b.lowerBound))
+                                    size.int64(2, Int64(b.upperBound))
+                                }
+                            }
+                        }
+                    }
                 }
             case .image(let colorSpace):
                 type.message(4) { image in
@@ -300,8 +353,13 @@ struct MILEncoder {
         p.message(1) { tensor in
             tensor.int64(1, Int64(t.dtype.rawValue))
             if t.rank > 0 { tensor.int64(2, Int64(t.rank)) }
+            // MIL.proto Dimension: constant = 1 (size = 1), unknown = 2 (variadic = 1, false: an empty message).
             for d in t.shape {
-                tensor.message(3) { dim in dim.message(1) { $0.uint64(1, UInt64(d)) } }
+                if d == MILTensorType.unknownDim {
+                    tensor.message(3) { dim in dim.message(2) { _ in } }
+                } else {
+                    tensor.message(3) { dim in dim.message(1) { $0.uint64(1, UInt64(d)) } }
+                }
             }
         }
     }

@@ -222,11 +222,21 @@ enum Shapes {
         let y = [Int](repeating: 1, count: rank - b.count) + b
         var out: [Int] = []
         for (p, q) in zip(x, y) {
+            // An unknown dim against a known one > 1 must be that one at run time; against 1 or another unknown
+            // it stays unknown (coremltools' broadcast_shapes keeps the symbol).
+            let u = MILTensorType.unknownDim
+            if p == u || q == u {
+                out.append(p == u && q == u ? u : (p == u ? (q == 1 ? u : q) : (p == 1 ? u : p)))
+                continue
+            }
             guard p == q || p == 1 || q == 1 else { throw MILTypeError("shapes \(a) and \(b) do not broadcast") }
             out.append(p == 1 ? q : p)
         }
         return out
     }
+
+    /// Whether two dims may be equal at run time (equal, or one of them unknown).
+    static func mayEqual(_ a: Int, _ b: Int) -> Bool { a == b || a == MILTensorType.unknownDim || b == MILTensorType.unknownDim }
 
     /// An axis in [-rank, rank) made non-negative.
     static func axis(_ a: Int, rank: Int) throws(MILTypeError) -> Int {

@@ -32,13 +32,33 @@ public struct MILModelDescription: Sendable {
     }
 }
 
+/// One function of a model: its program and its interface (a multifunction model has one per static shape).
+public struct MILFunction {
+    /// The function's name (`main` for a single-function model).
+    public var name: String
+    /// Its program.
+    public var program: MILProgram
+    /// Its inputs as features (same names and order as the program's inputs).
+    public var inputs: [FeatureDescription]
+    /// Its block outputs as features.
+    public var outputs: [FeatureDescription]
+
+    /// A function `name` running `program`.
+    public init(name: String, program: MILProgram, inputs: [FeatureDescription], outputs: [FeatureDescription]) {
+        self.name = name
+        self.program = program
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+}
+
 /// A serialized program: the `Model` protobuf bytes and weight.bin's blobs.
 public struct MILSerialized {
     /// model.mlmodel.
     public var model: [UInt8]
     /// weight.bin, written by the package writer.
     public var blobs: BlobStorage
-    /// Op types and output names as written, for the read-back check.
+    /// Op types and output names as written (every function's, in order), for the read-back check.
     public var operations: [(type: String, outputs: [String])]
 }
 
@@ -50,42 +70,57 @@ public enum MILSerializer {
     /// Consts with at least this many elements go to weight.bin (coremltools' threshold).
     public static let blobThreshold = 10
 
-    /// Serializes `program` with `description`.
+    /// Serializes `program` with `description` (one function, `main`).
     public static func serialize(_ program: MILProgram, description: MILModelDescription) -> MILSerialized {
+        serialize(functions: [MILFunction(name: "main", program: program, inputs: description.inputs, outputs: description.outputs)],
+                  description: description, defaultFunction: nil)
+    }
+
+    /// Serializes several functions into one model (iOS18's multifunction models, Model.proto `functions` and
+    /// `defaultFunctionName` when `defaultFunction` is given); their constants share one weight.bin, where identical
+    /// blobs are stored once (as coremltools' `save_multifunction` deduplicates constants across functions).
+    public static func serialize(functions: [MILFunction], description: MILModelDescription, defaultFunction: String?) -> MILSerialized {
         let blobs = BlobStorage()
-        let target = program.target
-        var encoded: [EncodedOperation] = []
-        encoded.reserveCapacity(program.operations.count)
-        for op in program.operations {
-            var attributes: [(String, MILValue)] = [("name", .immediate(.scalar(op.name)))]
-            var inputs: [(String, [MILBinding])] = []
-            if op.type == "const", let value = op.value {
-                attributes.append(("val", storage(value, target: target, blobs: blobs)))
-            }
-            let paramsAsAttributes = op.type.hasPrefix("constexpr_") && target < .iOS18
-            for (param, arguments) in op.inputs {
-                if paramsAsAttributes, arguments.count == 1, case .value(let c) = arguments[0] {
-                    attributes.append((param, storage(c, target: target, blobs: blobs)))
-                    continue
+        let target = functions[0].program.target
+        var encodedFunctions: [EncodedFunction] = []
+        var written: [(type: String, outputs: [String])] = []
+        for function in functions {
+            let program = function.program
+            var encoded: [EncodedOperation] = []
+            encoded.reserveCapacity(program.operations.count)
+            for op in program.operations {
+                var attributes: [(String, MILValue)] = [("name", .immediate(.scalar(op.name)))]
+                var inputs: [(String, [MILBinding])] = []
+                if op.type == "const", let value = op.value {
+                    attributes.append(("val", storage(value, target: target, blobs: blobs)))
                 }
-                inputs.append((param, arguments.map { a -> MILBinding in
-                    switch a {
-                    case .variable(let n): return .name(n)
-                    case .value(let c): return .value(storage(c, target: target, blobs: blobs))
+                let paramsAsAttributes = op.type.hasPrefix("constexpr_") && target < .iOS18
+                for (param, arguments) in op.inputs {
+                    if paramsAsAttributes, arguments.count == 1, case .value(let c) = arguments[0] {
+                        attributes.append((param, storage(c, target: target, blobs: blobs)))
+                        continue
                     }
-                }))
+                    inputs.append((param, arguments.map { a -> MILBinding in
+                        switch a {
+                        case .variable(let n): return .name(n)
+                        case .value(let c): return .value(storage(c, target: target, blobs: blobs))
+                        }
+                    }))
+                }
+                encoded.append(EncodedOperation(type: op.type, inputs: inputs, outputs: op.outputs, attributes: attributes))
             }
-            encoded.append(EncodedOperation(type: op.type, inputs: inputs, outputs: op.outputs, attributes: attributes))
+            written += encoded.map { ($0.type, $0.outputs.map(\.name)) }
+            if let c = description.classifier { written.append(("classify", [c.labelName, c.probabilitiesName])) }
+            encodedFunctions.append(EncodedFunction(name: function.name, inputs: function.inputs, outputs: function.outputs,
+                                                    operations: encoded,
+                                                    blockOutputs: description.classifier?.blockOutputs(program.outputs) ?? program.outputs))
         }
         let encoder = MILEncoder(specificationVersion: target.specificationVersion, opset: target.opset,
-                                 inputs: description.inputs, outputs: description.outputs, metadata: description.metadata,
+                                 functions: encodedFunctions, defaultFunction: defaultFunction, metadata: description.metadata,
                                  shortDescription: description.shortDescription, author: description.author,
-                                 license: description.license, versionString: description.versionString, operations: encoded,
-                                 blockOutputs: description.classifier?.blockOutputs(program.outputs) ?? program.outputs,
+                                 license: description.license, versionString: description.versionString,
                                  classifier: description.classifier)
-        var operations = encoded.map { ($0.type, $0.outputs.map(\.name)) }
-        if let c = description.classifier { operations.append(("classify", [c.labelName, c.probabilitiesName])) }
-        return MILSerialized(model: encoder.encode(), blobs: blobs, operations: operations)
+        return MILSerialized(model: encoder.encode(), blobs: blobs, operations: written)
     }
 
     /// How a constant is stored: weight.bin when large and of a type blob storage takes at this target.

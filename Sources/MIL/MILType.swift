@@ -82,9 +82,13 @@ public enum MILDataType: Int, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A MIL tensor type with a static shape (rank 0 is a scalar). mlpkg only emits static shapes: dynamic ONNX dims
-/// are pinned before lowering.
+/// A MIL tensor type (rank 0 is a scalar). Dims are static unless an input has a flexible dim
+/// (`--input-shape NAME=1,1..512`): a dim known only at run time is `MILTensorType.unknownDim` (written as MIL.proto's
+/// `Dimension.unknown`, as coremltools writes a symbolic dim).
 public struct MILTensorType: Sendable, Hashable, CustomStringConvertible {
+    /// A dim known only at run time.
+    public static let unknownDim = -1
+
     /// The element type.
     public var dtype: MILDataType
     /// The dims; empty for a scalar.
@@ -98,10 +102,14 @@ public struct MILTensorType: Sendable, Hashable, CustomStringConvertible {
 
     /// Number of dims (0 for a scalar).
     public var rank: Int { shape.count }
-    /// Number of elements (1 for a scalar).
+    /// Number of elements (1 for a scalar); only meaningful when `isStatic`.
     public var count: Int { shape.reduce(1, *) }
+    /// True when every dim is known before run time.
+    public var isStatic: Bool { !shape.contains(Self.unknownDim) }
     /// The element type followed by the dims, e.g. `fp16[1, 3, 224, 224]`.
-    public var description: String { "\(dtype)\(shape)" }
+    public var description: String {
+        isStatic ? "\(dtype)\(shape)" : "\(dtype)[" + shape.map { $0 == Self.unknownDim ? "?" : String($0) }.joined(separator: ", ") + "]"
+    }
 
     /// The same shape with another element type.
     public func with(dtype: MILDataType) -> MILTensorType { MILTensorType(dtype, shape) }

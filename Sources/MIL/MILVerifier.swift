@@ -41,6 +41,14 @@ public enum MILVerifier {
         walk(program, tolerant: true, opaque: opaque, unchecked: unchecked)
     }
 
+    /// A declared type agrees with the inferred one when they are equal, or where the definition cannot know a dim
+    /// (a reshape to a shape computed at run time) and the lowering declares what ONNX shape inference proved.
+    static func refines(_ declared: MILTensorType, _ inferred: MILTensorType) -> Bool {
+        guard declared != inferred else { return true }
+        guard declared.dtype == inferred.dtype, declared.rank == inferred.rank else { return false }
+        return zip(declared.shape, inferred.shape).allSatisfy { $0 == $1 || $1 == MILTensorType.unknownDim }
+    }
+
     private static func walk(_ program: MILProgram, tolerant: Bool, opaque: Set<String>, unchecked: [Int: String]) -> MILCheckReport {
         var report = MILCheckReport()
         var types: [String: MILTensorType] = [:]
@@ -115,7 +123,10 @@ public enum MILVerifier {
                     continue
                 }
             }
-            if let huge = inferred.first(where: { ($0.shape.contains { $0 < 0 }) || (Shapes.product($0.shape) ?? .max) > Shapes.maxElements }) {
+            if let huge = inferred.first(where: { t in
+                t.shape.contains { $0 < 0 && $0 != MILTensorType.unknownDim }
+                    || (Shapes.product(t.shape.filter { $0 != MILTensorType.unknownDim }) ?? .max) > Shapes.maxElements
+            }) {
                 report.errors.append(fail("the MIL definition infers \(huge), beyond any tensor Core ML holds"))
                 if !tolerant { return report }
                 skip("")
@@ -132,11 +143,11 @@ public enum MILVerifier {
             report.checked += 1
             for (i, (declared, want)) in zip(op.outputs, inferred).enumerated() {
                 var problem: String?
-                if declared.type != want {
+                if !Self.refines(declared.type, want) {
                     problem = "declares '\(declared.name)' as \(declared.type); the MIL definition infers \(want)"
                 } else if declared.type.rank > maxRank {
                     problem = "'\(declared.name)' has rank \(declared.type.rank) (Core ML takes at most \(maxRank))"
-                } else if !declared.type.shape.allSatisfy({ $0 > 0 }) {
+                } else if !declared.type.shape.allSatisfy({ $0 > 0 || $0 == MILTensorType.unknownDim }) {
                     problem = "'\(declared.name)' has an empty dim \(declared.type.shape)"
                 } else if types[declared.name] != nil {
                     problem = "defines '\(declared.name)', which is already defined"

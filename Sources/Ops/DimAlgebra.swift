@@ -67,6 +67,22 @@ public final class DimAlgebra {
         lowerBounds[symbol] = lowerBound
     }
 
+    /// Declares a flexible symbol's range (`--input-shape NAME=1,1..512`): both bounds, so the interval of every
+    /// dim computed from it is known.
+    public func declare(symbol: String, lowerBound: Int, upperBound: Int) {
+        lowerBounds[symbol] = lowerBound
+        upperBounds[symbol] = upperBound
+    }
+
+    private var upperBounds: [String: Int] = [:]
+
+    /// The smallest and largest value of a dim (each nil when unknown): a number is itself; a symbol or an
+    /// expression of symbols takes their declared ranges (a symbol without one is ≥ its lower bound, unbounded).
+    public func interval(_ dim: Dim) -> (lower: Int?, upper: Int?) {
+        guard let e = expression(dim) else { return (nil, nil) }
+        return e.interval { [lowerBounds, upperBounds] in (lowerBounds[$0] ?? 1, upperBounds[$0]) }
+    }
+
     /// The lower bound declared for symbol `name`; 1 when none was declared.
     public func lowerBound(ofSymbol name: String) -> Int {
         lowerBounds[name] ?? 1

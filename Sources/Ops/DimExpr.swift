@@ -293,6 +293,59 @@ public struct DimExpr: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The smallest and largest value, given each symbol's interval (`upper` nil: unbounded); each nil when no
+    /// bound can be shown. Interval arithmetic over the terms (every atom is a size, so ≥ 0): a negative
+    /// coefficient swaps the bounds it takes, so `sequence-1` on 1…512 is 0…511 and `512-sequence` 0…511.
+    public func interval(_ symbol: (String) -> (lower: Int, upper: Int?)) -> (lower: Int?, upper: Int?) {
+        var low: Int? = constant, high: Int? = constant
+        func add(_ a: Int?, _ b: Int?) -> Int? {
+            guard let a, let b else { return nil }
+            let (r, o) = a.addingReportingOverflow(b)
+            return o ? nil : r
+        }
+        func mul(_ a: Int?, _ b: Int?) -> Int? {
+            guard let a, let b else { return nil }
+            let (r, o) = a.multipliedReportingOverflow(by: b)
+            return o ? nil : r
+        }
+        for term in terms {
+            var pl: Int? = 1, pu: Int? = 1
+            for atom in term.atoms {
+                let (al, au) = Self.interval(atom, symbol)
+                guard let al, al >= 0 else { return (nil, nil) }
+                pl = mul(pl, al)
+                pu = mul(pu, au)
+            }
+            let c = term.coefficient
+            if c >= 0 {
+                low = add(low, mul(c, pl))
+                high = add(high, mul(c, pu))
+            } else {
+                low = add(low, mul(c, pu))
+                high = add(high, mul(c, pl))
+            }
+        }
+        return (low, high)
+    }
+
+    private static func interval(_ atom: Atom, _ symbol: (String) -> (lower: Int, upper: Int?)) -> (Int?, Int?) {
+        switch atom {
+        case .symbol(let name): return symbol(name)
+        case .floorDiv(let e, let d):
+            let (l, u) = e.interval(symbol)
+            guard let l, l >= 0, d > 0 else { return (nil, nil) }
+            return (l / d, u.map { $0 / d })
+        case .min(let a, let b):
+            let (al, au) = a.interval(symbol), (bl, bu) = b.interval(symbol)
+            let upper: Int? = au.flatMap { x in bu.map { Swift.min(x, $0) } } ?? au ?? bu
+            return (al.flatMap { x in bl.map { Swift.min(x, $0) } }, upper)
+        case .max(let a, let b):
+            let (al, au) = a.interval(symbol), (bl, bu) = b.interval(symbol)
+            let lower: Int? = al.flatMap { x in bl.map { Swift.max(x, $0) } } ?? al ?? bl
+            return (lower, au.flatMap { x in bu.map { Swift.max(x, $0) } })
+        }
+    }
+
     /// The value for the given symbol values; nil when a symbol has none or arithmetic overflows.
     public func evaluate(_ values: [String: Int]) -> Int? {
         var total = constant

@@ -15,6 +15,9 @@ public final class PassContext {
     public var limits: InferenceLimits
     /// Largest folded tensor written as an initializer, in bytes.
     public var materializeBytes: Int
+    /// Ranges of flexible symbols (`--input-shape NAME=1,1..512`), declared to shape inference so every dim
+    /// computed from them has an interval (`ShapeInferenceResult.interval`).
+    public var symbolRanges: [String: DimRange] = [:]
     /// The last shape inference result (set by `ShapeInference`).
     public internal(set) var inference: ShapeInferenceResult?
     /// Nodes constant folding replaced with initializers, over every round.

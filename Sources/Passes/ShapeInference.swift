@@ -1,6 +1,21 @@
 import GraphIR
 import Ops
 
+/// The sizes a dim may take; each bound nil when unknown.
+public struct DimInterval: Sendable, Hashable, CustomStringConvertible {
+    /// The smallest size.
+    public var lower: Int?
+    /// The largest size (nil: unbounded or unknown).
+    public var upper: Int?
+    /// An interval; nil for an unknown bound.
+    public init(lower: Int?, upper: Int?) {
+        self.lower = lower
+        self.upper = upper
+    }
+    /// `1..512`, `0..?`.
+    public var description: String { "\(lower.map(String.init) ?? "?")..\(upper.map(String.init) ?? "?")" }
+}
+
 /// What shape inference knows about a model.
 public struct ShapeInferenceResult: Sendable {
     /// The model with every graph's value_info holding the inferred type of each node output (graph outputs
@@ -41,6 +56,19 @@ public struct ShapeInferenceResult: Sendable {
         constants = Set(values.filter(\.constant).map(\.name))
     }
 
+    /// With ranged inputs, the interval of every symbolic dim in `types`.
+    public internal(set) var symbolIntervals: [String: DimInterval] = [:]
+
+    /// The smallest and largest size of a dim (each nil when unknown): flexible symbols' ranges carried through
+    /// the expressions inference built from them (`sequence*2` on 1…512 is 2…1024).
+    public func interval(_ dim: Dim) -> DimInterval {
+        switch dim {
+        case .value(let v): return DimInterval(lower: v, upper: v)
+        case .symbol(let s): return symbolIntervals[s] ?? DimInterval(lower: nil, upper: nil)
+        case .unknown: return DimInterval(lower: nil, upper: nil)
+        }
+    }
+
     /// The type of a value as text (`float[batch, seq*2]`), for tests and messages.
     public func describe(_ name: String) -> String? { types[name]?.description }
 }
@@ -67,14 +95,25 @@ public struct ShapeInference: GraphPass {
         try run(model, pinned: try InputShapes(pinned), limits: limits)
     }
 
-    static func infer(_ model: Model, limits: InferenceLimits) -> ShapeInferenceResult {
+    static func infer(_ model: Model, limits: InferenceLimits, ranges: [String: DimRange] = [:]) -> ShapeInferenceResult {
         let engine = InferenceEngine(model: model, limits: limits, folding: nil)
+        for (s, r) in ranges { engine.algebra.declare(symbol: s, lowerBound: r.lower, upperBound: r.upper) }
         let (annotated, findings) = engine.run()
         var known: [String: TensorValue] = [:]
         for (name, value) in findings.known where known[name] == nil { known[name] = value }
         var result = ShapeInferenceResult(model: annotated, values: findings.values, unresolved: findings.unresolved,
                                           conflicts: findings.conflicts, knownValues: known)
         result.failedNodes = findings.failed
+        if !ranges.isEmpty {
+            // The interval of every symbolic dim inference wrote (expressions of the ranged symbols included).
+            for type in result.types.values {
+                guard case .tensor(let t) = type, let shape = t.shape else { continue }
+                for case .symbol(let s) in shape where result.symbolIntervals[s] == nil {
+                    let i = engine.algebra.interval(.symbol(s))
+                    result.symbolIntervals[s] = DimInterval(lower: i.lower, upper: i.upper)
+                }
+            }
+        }
         return result
     }
 
@@ -101,7 +140,7 @@ public struct ShapeInference: GraphPass {
 
     /// The pass: annotates value_info; changes nothing else.
     public func run(_ model: inout Model, context: PassContext) throws -> Bool {
-        let result = Self.infer(model, limits: context.limits)
+        let result = Self.infer(model, limits: context.limits, ranges: context.symbolRanges)
         model = result.model
         context.inference = result
         return false

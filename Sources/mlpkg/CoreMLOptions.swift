@@ -76,8 +76,13 @@ struct CoreMLOptions: ParsableArguments {
         "Make the model a classifier: one label a line (int64 labels when every line is an integer), one per element of the probability vector, which is the first output unless NAME= names another; the outputs become classLabel and classLabel_probs.",
         valueName: "[NAME=]FILE"))
     var classLabels: String?
+    @Flag(help: "One function per enumerated shape (--input-shape NAME=1,128|1,256) in a multifunction model (iOS18), sharing the weights.")
+    var functions = false
 
     func validate() throws {
+        if functions, let t = deploymentTarget.flatMap(DeploymentTarget.init(parsing:)), t < .iOS18 {
+            throw ValidationError("--functions needs --deployment-target iOS18 or later (multifunction models are Core ML 8), not \(t)")
+        }
         if let t = deploymentTarget, DeploymentTarget(parsing: t) == nil {
             throw ValidationError("unknown --deployment-target '\(t)'; one of " + DeploymentTarget.names.map(\.0).joined(separator: ", "))
         }
@@ -167,6 +172,7 @@ struct CoreMLOptions: ParsableArguments {
         if bias != nil { flags.append("--bias") }
         if !imageOutputs.isEmpty { flags.append("--image-output") }
         if classLabels != nil { flags.append("--class-labels") }
+        if functions { flags.append("--functions") }
         return flags
     }
 
@@ -198,6 +204,7 @@ struct CoreMLOptions: ParsableArguments {
         options.optimize = !noOptimize
         options.interface = interface
         options.interface.classLabels = try classifier()
+        options.functions = functions
         return options
     }
 

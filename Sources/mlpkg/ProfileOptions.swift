@@ -70,7 +70,7 @@ struct ProfileOptions: ParsableArguments {
         }
         return AuditOptions(target: target, computeUnits: computeUnits, profiles: profiles, chip: chip,
                             inputShapes: inputShapes.order.map { name in
-                                "\(name)=" + inputShapes.pins[name]!.map(\.description).joined(separator: ",")
+                                "\(name)=" + inputShapes.text(of: name)
                             }, coreMLLowering: true)
     }
 }

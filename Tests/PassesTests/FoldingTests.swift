@@ -138,6 +138,77 @@ import Testing
         #expect(specialised.graph.outputs[0].type.description == "float[3, 4]")
     }
 
+    /// input_ids [batch, sequence] and attention_mask [batch, sequence]: pinning one pins the other (issue 26).
+    func twoInputs() -> ModelBuilder {
+        var b = ModelBuilder(opset: 17)
+        b.input("input_ids", .float, ["batch", "sequence"])
+        b.input("attention_mask", .float, ["batch", "sequence"])
+        b.node("Mul", ["input_ids", "attention_mask"], ["y"])
+        b.outputs = ["y"]
+        return b
+    }
+
+    @Test func aPinnedSymbolPinsEveryInputThatSharesIt() throws {
+        let (m, context) = try run(twoInputs(), pins: ["input_ids": [.value(1), .value(128)]])
+        #expect(m.graph.inputs.map(\.type.description) == ["float[1, 128]", "float[1, 128]"])
+        #expect(context.inference?.type("y") == "float[1, 128]")
+        // A renamed symbol is renamed everywhere too.
+        let (renamed, _) = try run(twoInputs(), pins: ["input_ids": [.value(1), .symbol("seq")]])
+        #expect(renamed.graph.inputs[1].type.description == "float[1, seq]")
+        // Both pinned alike is fine; differently is a usage error naming the symbol and the input that pinned it.
+        let (both, _) = try run(twoInputs(), pins: ["input_ids": [.value(1), .value(8)], "attention_mask": [.value(1), .value(8)]])
+        #expect(both.graph.inputs[1].type.description == "float[1, 8]")
+        let m0 = twoInputs().model
+        #expect(throws: InputShapeError.symbolConflict(name: "input_ids", axis: 1, symbol: "sequence", pinned: "8", earlier: "16",
+                                                      earlierInput: "attention_mask")) {
+            try InputShapes(["input_ids": [.value(1), .value(8)], "attention_mask": [.value(1), .value(16)]]).apply(to: m0)
+        }
+    }
+
+    @Test func rangesAndEnumerationsKeepTheSymbolAndRecordTheSizes() throws {
+        let m = twoInputs().model
+        let ranged = try InputShapes(parsing: ["input_ids=1,1..512@128"])
+        #expect(ranged.recorded == "input_ids=1,1..512@128")
+        let (pinned, ranges) = try ranged.applyWithRanges(to: m)
+        #expect(pinned.graph.inputs.map(\.type.description) == ["float[1, sequence]", "float[1, sequence]"])
+        #expect(ranges == ["sequence": DimRange(lower: 1, upper: 512, defaultValue: 128)])
+        #expect(try InputShapes(parsing: ["x=2..9"]).ranges["x"]?[0] == DimRange(lower: 2, upper: 9, defaultValue: 2))
+        let listed = try InputShapes(parsing: ["input_ids=1,128|1,256|2,512"])
+        #expect(listed.recorded == "input_ids=1,128|1,256|2,512")
+        let (p2, r2) = try listed.applyWithRanges(to: m)
+        #expect(r2["sequence"] == DimRange(lower: 128, upper: 512, defaultValue: 128))
+        #expect(try listed.symbolChoices(in: p2) == [["batch": 1, "sequence": 128], ["batch": 1, "sequence": 256], ["batch": 2, "sequence": 512]])
+        #expect(throws: InputShapeError.badRange(name: "x", axis: 1, text: "9..2")) { try InputShapes(parsing: ["x=1,9..2"]) }
+        #expect(throws: InputShapeError.badRange(name: "x", axis: 0, text: "1..4@5")) { try InputShapes(parsing: ["x=1..4@5"]) }
+        #expect(throws: InputShapeError.badEnumeration(name: "x", text: "1,2|3")) { try InputShapes(parsing: ["x=1,2|3"]) }
+        // Pinned through one input, ranged through the other: a contradiction.
+        #expect(throws: InputShapeError.self) { try InputShapes(parsing: ["input_ids=1,8", "attention_mask=1,1..9"]).apply(to: m) }
+    }
+
+    @Test func intervalsCarryTheRangesThroughExpressions() throws {
+        var b = ModelBuilder(opset: 17)
+        b.input("x", .float, [1, "seq"])
+        b.node("Concat", ["x", "x"], ["twice"], ["axis": 1])
+        b.ints("starts", [1])
+        b.ints("ends", [Int64(Int32.max)])
+        b.ints("axes", [1])
+        b.node("Slice", ["x", "starts", "ends", "axes"], ["tail"])
+        b.outputs = ["twice", "tail"]
+        var m = b.model
+        m.graph = try GraphVerifier.verified(m.graph)
+        let context = PassContext()
+        context.symbolRanges = ["seq": DimRange(lower: 3, upper: 512)]
+        _ = try Pipeline.infer.run(m, context: context)
+        let inference = try #require(context.inference)
+        func dim(_ name: String) -> Dim? {
+            if case .tensor(let t)? = inference.types[name] { return t.shape?[1] }
+            return nil
+        }
+        #expect(inference.interval(try #require(dim("twice"))) == DimInterval(lower: 6, upper: 1024))
+        #expect(inference.interval(try #require(dim("tail"))) == DimInterval(lower: 2, upper: 511))
+        #expect(inference.interval(.symbol("seq")) == DimInterval(lower: 3, upper: 512))
+    }
+
     @Test func pinErrors() throws {
         var b = ModelBuilder()
         b.input("x", .float, ["batch", 3])

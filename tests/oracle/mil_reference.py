@@ -362,9 +362,9 @@ def _decode_value(v, blobs: _BlobFiles, what: str) -> tuple[Any, str]:
     return arr.reshape(shape), name
 
 
-def load_program(mlpackage_path: str | Path) -> Program:
-    """Parse `P.mlpackage`'s main function into a Program with all immediate and blob values
-    decoded (weights read from Data/com.apple.CoreML/weights/)."""
+def load_program(mlpackage_path: str | Path, function: str = "main") -> Program:
+    """Parse one function of `P.mlpackage` (`main`, or a multifunction model's function by name) into a Program
+    with all immediate and blob values decoded (weights read from Data/com.apple.CoreML/weights/)."""
     from coremltools.proto import Model_pb2  # noqa: PLC0415 (import is slow and noisy)
 
     root = Path(mlpackage_path)
@@ -375,9 +375,9 @@ def load_program(mlpackage_path: str | Path) -> Program:
     model.ParseFromString(model_path.read_bytes())
     if model.WhichOneof("Type") != "mlProgram":
         raise MILFormatError(f"{model_path}: not an ML Program (Type={model.WhichOneof('Type')})")
-    if "main" not in model.mlProgram.functions:
-        raise MILFormatError(f"{model_path}: no function 'main'")
-    fn = model.mlProgram.functions["main"]
+    if function not in model.mlProgram.functions:
+        raise MILFormatError(f"{model_path}: no function {function!r}")
+    fn = model.mlProgram.functions[function]
     opset = fn.opset
     if opset not in fn.block_specializations:
         raise MILFormatError(f"{model_path}: no block specialization for opset {opset!r}")

@@ -82,7 +82,13 @@ func broadcastType(_ a: MILTensorType, _ b: MILTensorType) throws(LoweringRefusa
     let x = [Int](repeating: 1, count: rank - a.rank) + a.shape
     let y = [Int](repeating: 1, count: rank - b.rank) + b.shape
     var shape: [Int] = []
+    let u = MILTensorType.unknownDim
     for (p, q) in zip(x, y) {
+        // A flexible dim against a known one > 1 must be that one at run time (ONNX inference proved the output).
+        if p == u || q == u {
+            shape.append(p == u && q == u ? u : (p == u ? (q == 1 ? u : q) : (p == 1 ? u : p)))
+            continue
+        }
         guard p == q || p == 1 || q == 1 else { throw LoweringRefusal("shapes \(a.shape) and \(b.shape) do not broadcast") }
         shape.append(p == 1 ? q : p)
     }

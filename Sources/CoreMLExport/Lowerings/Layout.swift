@@ -5,6 +5,7 @@ enum ReshapeLowering: OpLowering {
 
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
         let x = try v.type(0), out = try v.outputType()
+        if !x.isStatic || !out.isStatic { return try flexible(v, x, out) }
         guard x.count == out.count else { throw LoweringRefusal("reshape of \(x.shape) to \(out.shape) changes the element count") }
         return { e throws(LoweringRefusal) in
             let input = try e.input(0)
@@ -13,6 +14,59 @@ enum ReshapeLowering: OpLowering {
             }
             return [e.op("reshape", [("x", .v(input)), ("shape", .c(.ints(out.shape)))], output: out)]
         }
+    }
+
+    /// With dims known only at run time: Unsqueeze/Squeeze as expand_dims/squeeze on the axes that change; a
+    /// reshape whose target has one unknown dim (-1 there), or keeps the rank (ONNX's constant shape as it is: MIL's
+    /// reshape copies a 0 and infers a -1 as ONNX does when the ranks agree, iOS15/tensor_transformation.py), or is
+    /// computed at run time (the ONNX shape input's own MIL value).
+    static func flexible(_ v: NodeView, _ x: MILTensorType, _ out: MILTensorType) throws(LoweringRefusal) -> Emission {
+        let u = MILTensorType.unknownDim
+        let unknowns = out.shape.filter { $0 == u }.count
+        if v.opType == "Unsqueeze" || v.opType == "Squeeze" {
+            let axes: [Int]
+            if v.opType == "Unsqueeze" {
+                // The output dims of size 1 that are not input dims: walk both shapes.
+                guard out.rank > x.rank else { throw LoweringRefusal("Unsqueeze to rank \(out.rank) from \(x.rank)") }
+                axes = try v.has(1) ? v.ints(1).map { $0 < 0 ? $0 + out.rank : $0 } : (v.ints("axes") ?? []).map { $0 < 0 ? $0 + out.rank : $0 }
+                guard axes.count == out.rank - x.rank else { throw LoweringRefusal("Unsqueeze axes \(axes) for rank \(x.rank) → \(out.rank)") }
+                return { e throws(LoweringRefusal) in
+                    [e.op("expand_dims", [("x", .v(try e.input(0))), ("axes", .c(.ints(axes.sorted())))], output: out)]
+                }
+            }
+            axes = try v.has(1) ? v.ints(1).map { $0 < 0 ? $0 + x.rank : $0 } : (v.ints("axes") ?? []).map { $0 < 0 ? $0 + x.rank : $0 }
+            guard !axes.isEmpty, axes.count == x.rank - out.rank, axes.allSatisfy({ x.shape.indices.contains($0) && x.shape[$0] == 1 }) else {
+                throw LoweringRefusal("Squeeze of a flexible input needs axes of static size 1", rule: FlexibleShapes.rule.id)
+            }
+            return { e throws(LoweringRefusal) in
+                [e.op("squeeze", [("x", .v(try e.input(0))), ("axes", .c(.ints(axes.sorted())))], output: out)]
+            }
+        }
+        if unknowns <= 1 {
+            let target = out.shape
+            return { e throws(LoweringRefusal) in
+                [e.op("reshape", [("x", .v(try e.input(0))), ("shape", .c(.ints(target)))], output: out)]
+            }
+        }
+        if v.opType == "Reshape", v.int("allowzero", default: 0) == 0 {
+            if v.isConstant(1), out.rank == x.rank, let given = try? v.ints(1), given.filter({ $0 == -1 }).count <= 1 {
+                return { e throws(LoweringRefusal) in
+                    [e.op("reshape", [("x", .v(try e.input(0))), ("shape", .c(.ints(given)))], output: out)]
+                }
+            }
+            if !v.isConstant(1) {
+                let shapeType = try v.type(1)
+                guard shapeType.dtype == .int32, shapeType.shape == [out.rank] else {
+                    throw LoweringRefusal("Reshape's shape is \(shapeType); a rank-1 integer of length \(out.rank) is needed")
+                }
+                v.values.note("reshape:" + v.node.outputs[0], "'\(v.node.outputs[0])': a shape computed at run time must not hold 0 unless it keeps the rank (MIL copies a 0 only then)")
+                return { e throws(LoweringRefusal) in
+                    [e.op("reshape", [("x", .v(try e.input(0))), ("shape", .v(try e.input(1)))], output: out)]
+                }
+            }
+        }
+        throw LoweringRefusal("\(v.opType) to \(out) has \(unknowns) dims known only at run time and no run-time shape to give MIL's reshape",
+                              rule: FlexibleShapes.rule.id)
     }
 }
 
@@ -37,7 +91,7 @@ enum ConcatLowering: OpLowering {
         for i in v.node.inputs.indices where v.has(i) {
             let t = try v.type(i)
             guard t.dtype == out.dtype else { throw LoweringRefusal("input \(i) is \(t.dtype), the output \(out.dtype)") }
-            if t.count > 0 { present.append(i) }  // empty parts (a zero-length dim) add nothing
+            if !t.shape.contains(0) { present.append(i) }  // empty parts (a zero-length dim) add nothing
         }
         guard !present.isEmpty else { throw LoweringRefusal("every input is empty") }
         return { e throws(LoweringRefusal) in
@@ -166,7 +220,18 @@ enum GatherLowering: OpLowering {
         guard idx.dtype == .int32 else { throw LoweringRefusal("indices are \(idx.dtype)") }
         let axis = try v.axis(v.int("axis", default: 0), rank: x.rank)
         var constantIndices: [Int]? = nil
-        if v.isConstant(1) {
+        if v.isConstant(1), x.shape[axis] == MILTensorType.unknownDim {
+            // Along a flexible dim (BERT's pooling of token 0): valid for every size in the range when every index
+            // is non-negative and below the dim's lower bound (a negative index would depend on the size).
+            let values = try v.ints(1)
+            let bound = FlexibleShapes.lowerBound(of: v.node.inputs[0], axis: axis, values: v.values)
+            guard let bound, values.allSatisfy({ $0 >= 0 && $0 < bound }) else {
+                let dim = FlexibleShapes.describe(v.node.inputs[0], axis: axis, values: v.values)
+                throw LoweringRefusal("Gather indices \(values) along the flexible dim \(dim) must be non-negative and below its smallest size",
+                                      rule: FlexibleShapes.rule.id)
+            }
+            constantIndices = values
+        } else if v.isConstant(1) {
             let values = try v.ints(1)
             constantIndices = []
             for i in values {
@@ -222,6 +287,10 @@ enum WhereLowering: OpLowering {
         // MIL's select infers its output from a and b alone (iOS15/control_flow.py): when the condition carries a
         // broadcast dim, a is broadcast to the full shape first, so the declared type is the inferred one.
         let ab = try broadcastType(a, b)
+        if ab.shape != out.shape && !out.isStatic {
+            throw LoweringRefusal("Where's condition carries a flexible dim that a and b do not; select would need a run-time broadcast",
+                                  rule: FlexibleShapes.rule.id)
+        }
         return { e throws(LoweringRefusal) in
             var x = try e.input(1)
             if ab.shape != out.shape { x = e.broadcast(x, to: out.shape, suffix: "_a") }

@@ -145,6 +145,7 @@ enum SoftmaxLowering: OpLowering {
         let modern = v.opset >= 13
         let axis = try v.axis(v.int("axis", default: modern ? -1 : 1), rank: x.rank)
         let coerced = !modern && axis != x.rank - 1
+        if coerced && !x.isStatic { throw LoweringRefusal("\(v.opType) before opset 13 flattens to 2-D, which needs static dims", rule: FlexibleShapes.rule.id) }
         let log = v.opType == "LogSoftmax"
         return { e throws(LoweringRefusal) in
             var input = try e.input(0)

@@ -28,11 +28,24 @@ enum MILTensorDefinitions {
         var list: [MILOpDefinition] = []
         list.append(MILOpDefinition("reshape", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
             let x = try c.type("x")
-            var shape = try c.ints("shape")
+            let u = MILTensorType.unknownDim
+            guard let given = c.constant("shape") else {
+                // A shape computed at run time (shape → gather → concat): its length is the rank, its values are
+                // not known (coremltools gives every dim a new symbol when the shape has no value).
+                let t = try c.type("shape")
+                guard t.dtype == .int32, t.rank == 1, t.shape[0] != u else { throw MILTypeError("shape must be a rank-1 int32 of known length, got \(t)") }
+                return [x.with(shape: Array(repeating: u, count: t.shape[0]))]
+            }
+            guard given.type.dtype == .int32, var shape = given.intValues else { throw MILTypeError("parameter 'shape' must be int32, got \(given.type)") }
             guard shape.filter({ $0 == -1 }).count <= 1 else { throw MILTypeError("shape \(shape) has more than one -1") }
             for i in shape.indices where shape[i] == 0 {
                 guard shape.count == x.rank else { throw MILTypeError("shape \(shape): 0 copies a dim only when the rank stays \(x.rank)") }
                 shape[i] = x.shape[i]
+            }
+            if !x.isStatic {
+                // Unknown dims: -1 and the dims copied from unknown ones stay unknown.
+                guard shape.enumerated().allSatisfy({ $0.element > 0 || $0.element == u }) else { throw MILTypeError("shape \(shape) for \(x)") }
+                return [x.with(shape: shape)]
             }
             if let k = shape.firstIndex(of: -1) {
                 let known = Shapes.product(shape.enumerated().filter { $0.offset != k }.map(\.element)) ?? 0
@@ -43,6 +56,23 @@ enum MILTensorDefinitions {
                 throw MILTypeError("reshape of \(x.shape) to \(shape) changes the element count")
             }
             return [x.with(shape: shape)]
+        })
+        list.append(MILOpDefinition("fill", file: operation, domains: ["shape": [.int32], "value": Shapes.any]) { c throws(MILTypeError) in
+            // iOS15/tensor_operation.py `fill`: the shape's length is the rank; its values, when constant, the dims.
+            let shape = try c.type("shape"), value = try c.type("value")
+            guard shape.rank == 1, shape.shape[0] != MILTensorType.unknownDim, value.rank == 0 else {
+                throw MILTypeError("fill takes a rank-1 shape of known length and a scalar value, got \(shape) and \(value)")
+            }
+            if let dims = c.constant("shape")?.intValues {
+                guard dims.allSatisfy({ $0 > 0 }) else { throw MILTypeError("fill shape \(dims) has a dim below 1") }
+                return [MILTensorType(value.dtype, dims)]
+            }
+            return [MILTensorType(value.dtype, Array(repeating: MILTensorType.unknownDim, count: shape.shape[0]))]
+        })
+        list.append(MILOpDefinition("shape", file: operation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+            // iOS15/tensor_operation.py `shape`: an int32 vector of x's rank.
+            let x = try c.type("x")
+            return [MILTensorType(.int32, [x.rank])]
         })
         list.append(MILOpDefinition("transpose", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
             let x = try c.type("x")
@@ -58,11 +88,13 @@ enum MILTensorDefinitions {
             var shape = first.shape
             for v in values.dropFirst() {
                 guard v.dtype == first.dtype, v.rank == first.rank else { throw MILTypeError("values are \(first) and \(v)") }
-                for d in 0..<v.rank where d != axis && v.shape[d] != first.shape[d] {
+                for d in 0..<v.rank where d != axis && !Shapes.mayEqual(v.shape[d], first.shape[d]) {
                     throw MILTypeError("values \(first.shape) and \(v.shape) differ outside axis \(axis)")
                 }
                 if interleave, v.shape[axis] != first.shape[axis] { throw MILTypeError("interleave needs equal sizes") }
-                shape[axis] += v.shape[axis]
+                for d in 0..<v.rank where d != axis && shape[d] == MILTensorType.unknownDim { shape[d] = v.shape[d] }
+                let u = MILTensorType.unknownDim
+                shape[axis] = shape[axis] == u || v.shape[axis] == u ? u : shape[axis] + v.shape[axis]
             }
             return [first.with(shape: shape)]
         })
@@ -122,7 +154,7 @@ enum MILTensorDefinitions {
             let x = try c.type("x")
             if !c.has("axes") { return [x.with(shape: x.shape.filter { $0 != 1 })] }
             let axes = Set(try c.ints("axes").map { a throws(MILTypeError) in try Shapes.axis(a, rank: x.rank) })
-            for a in axes where x.shape[a] != 1 { throw MILTypeError("squeeze of dim \(a) of size \(x.shape[a])") }
+            for a in axes where !Shapes.mayEqual(x.shape[a], 1) { throw MILTypeError("squeeze of dim \(a) of size \(x.shape[a])") }
             return [x.with(shape: x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element))]
         })
         list.append(MILOpDefinition("expand_dims", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
@@ -232,7 +264,7 @@ enum MILTensorDefinitions {
             if try c.bool("transpose_y", default: false), b.count >= 2 { b.swapAt(b.count - 1, b.count - 2) }
             let vectorX = a.count == 1
             if vectorX { a = [1] + a }
-            guard a[a.count - 1] == b[b.count - 2] else { throw MILTypeError("inner dims differ: \(x.shape) × \(y.shape)") }
+            guard Shapes.mayEqual(a[a.count - 1], b[b.count - 2]) else { throw MILTypeError("inner dims differ: \(x.shape) × \(y.shape)") }
             var shape = try Shapes.broadcast(Array(a.dropLast(2)), Array(b.dropLast(2))) + [a[a.count - 2], b[b.count - 1]]
             if vectorX { shape.removeFirst() }
             return [x.with(shape: shape)]
