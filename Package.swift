@@ -78,11 +78,11 @@ let package = Package(
             dependencies: ["GraphIR", "Quantization", "SafeOutput", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Orchestration of `convert`: import, graph passes, optional audit, weight conversion, package writing.
-        .target(name: "Conversion", dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "MLPackage", "Audit", "CoreMLExport"]),
+        .target(name: "Conversion", dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "MLPackage", "Audit", "CoreMLExport", "MIL"]),
         // The umbrella: `import MLPkgKit` re-exports the whole public API.
         .target(name: "MLPkgKit", dependencies: ["GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization",
                                                  "MLPackage", "Conversion", "ONNXExport", "MIL", "CoreMLExport", "CoreMLPackage", "Profiles",
-                                                 "Audit"]),
+                                                 "Audit", "Evaluate"]),
         .executableTarget(
             name: "mlpkg",
             dependencies: [
