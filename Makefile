@@ -10,11 +10,16 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
 
-## System packages: libprotobuf-c (linked by the C layer) and pkg-config (finds it).
+## System packages: libprotobuf-c (linked by the C layer), OpenBLAS (the evaluator's matrix products on Linux; macOS
+## uses Accelerate) and pkg-config (finds them).
 deps:
 	@if ! pkg-config --exists libprotobuf-c 2>/dev/null; then \
 	  echo "installing libprotobuf-c-dev and pkg-config"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libprotobuf-c-dev pkg-config >/dev/null; \
+	fi
+	@if [ "$$(uname)" = Linux ] && ! pkg-config --exists openblas 2>/dev/null; then \
+	  echo "installing libopenblas-dev"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libopenblas-dev >/dev/null; \
 	fi
 
 ## Python test oracles (onnx, onnxruntime, numpy, pytest, coremltools): test-only, never needed by mlpkg itself.
