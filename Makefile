@@ -6,7 +6,7 @@ BIN        := $(BUILD_DIR)/debug/mlpkg
 RELEASE_BIN:= $(BUILD_DIR)/release/mlpkg
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release deps pydeps testdeps test unit oracle library replay demo bench study zoo fuzz fuzz-ci fuzz-build proto fixtures clean install install-files uninstall
+.PHONY: all build release deps pydeps testdeps test unit oracle library replay demo bench bench-run study zoo fuzz fuzz-ci fuzz-build proto fixtures clean install install-files uninstall
 
 all: build
 
@@ -156,6 +156,11 @@ BENCH_MODELS ?= mlp256,transformer,mlp1g,mlp4g
 ## BENCH_SCRATCH: where the tools write their outputs (default BENCH_OUT); a tmpfs (e.g. /dev/shm/mlpkg-bench) takes
 ## the disk's write-back out of the times.
 BENCH_SCRATCH ?=
+## `mlpkg run` (the reference evaluator) vs onnxruntime's CPU provider on ResNet-50- and BERT-base-sized models
+## generated with random weights (docs/bench/2026-12-07-run.md).
+bench-run: deps pydeps release
+	$(PYTHON) bench/bench_run.py --mlpkg $(RELEASE_BIN) --out $(BENCH_OUT)-run
+
 bench: deps pydeps release
 	@$(PYTHON) -c "import onnxconverter_common, onnx_ir, matplotlib" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check -r bench/requirements.txt

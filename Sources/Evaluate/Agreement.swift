@@ -6,11 +6,17 @@ import MIL
 /// > 1) top-1 agreement (rows whose arg-max classes match) and top-5 agreement (rows whose reference top-1 class is
 /// among the target's 5 highest).
 public struct OutputAgreement: Sendable, Encodable {
+    /// The output's name (the target's).
     public var name: String
+    /// Cosine similarity of the target's values with the reference's, over every sample (NaN when a value is not finite).
     public var cosine: Double
+    /// Signal-to-noise ratio in dB (+inf when the outputs are equal).
     public var snr: Double
+    /// The largest |reference − target|.
     public var maxAbsError: Double
+    /// Fraction of rows whose arg-max classes agree (classifier-like outputs only).
     public var top1: Double?
+    /// Fraction of rows whose reference top-1 class is among the target's 5 highest (classifier-like outputs only).
     public var top5: Double?
     /// Rows compared for top-1/top-5.
     public var rows: Int?
@@ -23,8 +29,10 @@ public struct OutputAgreement: Sendable, Encodable {
         var classifier = false
         var nonFinite = false
 
+        /// An empty accumulator for output `name`.
         public init(name: String) { self.name = name }
 
+        /// Adds one sample's reference and target values (same element count).
         public mutating func add(reference: EvalTensor, target: EvalTensor) throws(EvaluationError) {
             guard reference.count == target.count else {
                 throw EvaluationError("output '\(name)' has \(target.count) elements, the reference \(reference.count)")
@@ -53,6 +61,7 @@ public struct OutputAgreement: Sendable, Encodable {
             }
         }
 
+        /// The statistics of every sample added.
         public var result: OutputAgreement {
             let cosine = refEnergy > 0 && outEnergy > 0 ? dot / (refEnergy.squareRoot() * outEnergy.squareRoot()) : (errEnergy == 0 ? 1 : 0)
             let snr = errEnergy == 0 ? Double.infinity : (refEnergy > 0 ? 10 * log10(refEnergy / errEnergy) : -Double.infinity)
@@ -65,6 +74,7 @@ public struct OutputAgreement: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey { case name, cosine, snr, maxAbsError, top1, top5, rows }
 
+    /// Encodes the statistics; JSON has no inf or NaN, so those are null.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(name, forKey: .name)
@@ -86,7 +96,9 @@ public enum RandomInputs {
     /// SplitMix64: small, fast and the same everywhere.
     public struct Generator: RandomNumberGenerator {
         var state: UInt64
+        /// A generator whose sequence is fixed by `seed`.
         public init(seed: UInt64) { state = seed }
+        /// The next 64 random bits.
         public mutating func next() -> UInt64 {
             state &+= 0x9E37_79B9_7F4A_7C15
             var z = state

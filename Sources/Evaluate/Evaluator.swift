@@ -51,7 +51,8 @@ public final class Evaluator: @unchecked Sendable {
 
     /// Runs the program on `inputs` (by input name; each must have the declared shape; float values are rounded
     /// to fp16 for fp16 inputs); returns the block outputs by name, in the program's output order.
-    /// `observe` sees every op's outputs as they are computed (for `verify --run`); returning false stops the run.
+    /// `observe` sees every op's outputs as they are computed (for `verify --run`); returning false stops the run,
+    /// which then returns the outputs computed so far.
     public func run(_ inputs: [String: EvalTensor],
                     observe: ((MILOperation, [EvalTensor]) -> Bool)? = nil) throws(EvaluationError) -> [(name: String, value: EvalTensor)] {
         var env = constants
@@ -64,15 +65,19 @@ public final class Evaluator: @unchecked Sendable {
             round(&t)
             env[v.name] = t
         }
+        var stopped = false
         for (i, op) in steps.enumerated() {
             let outs = try evaluate(op, env: env)
             for (v, t) in zip(op.outputs, outs) { env[v.name] = t }
-            if let observe, !observe(op, outs) { break }
+            if let observe, !observe(op, outs) { stopped = true; break }
             for v in lastUses[i] { env[v] = nil }
         }
         var result: [(name: String, value: EvalTensor)] = []
         for name in program.outputs {
-            guard let t = env[name] else { throw EvaluationError("output '\(name)' is never computed") }
+            guard let t = env[name] else {
+                if stopped { continue }  // the observer ended the run before this output
+                throw EvaluationError("output '\(name)' is never computed")
+            }
             result.append((name, t))
         }
         return result

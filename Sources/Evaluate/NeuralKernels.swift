@@ -272,21 +272,21 @@ extension Kernels {
             for p in 0..<planes {
                 var j = 0
                 for od in 0..<O[0] { for oh in 0..<O[1] { for ow in 0..<O[2] {
-                    let start = [od * S[0] - P[0], oh * S[1] - P[1], ow * S[2] - P[2]]
+                    let s0 = od * S[0] - P[0], s1 = oh * S[1] - P[1], s2 = ow * S[2] - P[2]
                     var acc: Float = kind == .max ? -.infinity : 0
-                    var count = 1
-                    for d in 0..<3 {
-                        let end = start[d] + K[d]
-                        count *= exclude ? min(end, I[d]) - max(start[d], 0) : min(end, I[d] + A[d]) - start[d]
-                    }
+                    // Positions counted by the average (iOS15/pool.py's exclude_padding_from_average).
+                    let c0 = exclude ? min(s0 + K[0], I[0]) - max(s0, 0) : min(s0 + K[0], I[0] + A[0]) - s0
+                    let c1 = exclude ? min(s1 + K[1], I[1]) - max(s1, 0) : min(s1 + K[1], I[1] + A[1]) - s1
+                    let c2 = exclude ? min(s2 + K[2], I[2]) - max(s2, 0) : min(s2 + K[2], I[2] + A[2]) - s2
+                    let count = c0 * c1 * c2
                     for kd in 0..<K[0] {
-                        let id = start[0] + kd
+                        let id = s0 + kd
                         guard id >= 0, id < I[0] else { continue }
                         for kh in 0..<K[1] {
-                            let ih = start[1] + kh
+                            let ih = s1 + kh
                             guard ih >= 0, ih < I[1] else { continue }
                             for kw in 0..<K[2] {
-                                let iw = start[2] + kw
+                                let iw = s2 + kw
                                 guard iw >= 0, iw < I[2] else { continue }
                                 let e = v[p * inPlane + (id * I[1] + ih) * I[2] + iw]
                                 switch kind {

@@ -8,8 +8,11 @@ import MIL
 public enum NumPyArchive {
     /// Why a file cannot be read: the file (and entry) and what is wrong.
     public struct Failure: Error, Sendable, CustomStringConvertible {
+        /// What is wrong, naming the file (and entry).
         public var message: String
+        /// A failure with `message`.
         public init(_ message: String) { self.message = message }
+        /// The message.
         public var description: String { message }
     }
 

@@ -213,3 +213,30 @@ def test_compare_statistics_match_numpy(mlpkg, tmp_path):
     assert out["snr"] == pytest.approx(10 * np.log10(np.sum(ref**2) / np.sum((ref - got) ** 2)), abs=1e-6)
     assert out["maxAbsError"] == pytest.approx(np.max(np.abs(ref - got)), rel=1e-6)
     assert out["top1"] == float(np.argmax(ref[0]) == np.argmax(got[0]))
+
+
+def test_verify_run_finds_the_first_fp16_overflow(mlpkg, tmp_path):
+    """x · 300 · 300 exceeds fp16's 65504 at the second Mul: fp16 compute overflows there, fp32 compute does not."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["x", "k"], ["a"], name="first"), helper.make_node("Mul", ["a", "k"], ["b"], name="second"),
+         helper.make_node("Sub", ["b", "b"], ["y"], name="third")],
+        "overflow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+        [numpy_helper.from_array(np.array(300, np.float32), "k")])
+    model = tmp_path / "overflow.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), model)
+    for compute in ("fp16", "fp32"):
+        out = tmp_path / f"o{compute}.mlpackage"
+        r = run([str(mlpkg), "convert", str(model), "-o", str(out), "--compute-precision", compute, "--quiet"], tmp_path)
+        assert r.returncode == 0, r.stderr
+    np.savez(tmp_path / "d.npz", x=np.full((1, 16), 2.0, np.float32))
+    r = run([str(mlpkg), "verify", str(tmp_path / "ofp16.mlpackage"), "--run", "--inputs", str(tmp_path / "d.npz")], tmp_path)
+    assert r.returncode == 1 and r.stderr.count("error:") == 1, r.stderr
+    # The second Mul (ONNX output 'b') is named after its output in the program.
+    assert "op mul 'b'" in r.stderr and "16 value(s) overflow" in r.stderr, r.stderr
+    r = run([str(mlpkg), "verify", str(tmp_path / "ofp32.mlpackage"), "--run", "--inputs", str(tmp_path / "d.npz")], tmp_path)
+    assert r.returncode == 0 and "finite" in r.stdout, r.stderr
+    r = run([str(mlpkg), "verify", str(tmp_path / "ofp16.mlpackage"), "--inputs", str(tmp_path / "d.npz")], tmp_path)
+    assert r.returncode == 2, r.stderr
