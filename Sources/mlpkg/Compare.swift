@@ -130,3 +130,33 @@ struct CompareOutput: Encodable {
     var minCosine: Double?
     var passed: Bool
 }
+
+/// The output-level accuracy line a one-step Core ML conversion prints when its weights are compressed: the new
+/// package against the source's fp32 program (as `compare`), on 3 random inputs from compare's fixed seed.
+enum OutputAccuracy {
+    static let samples = 3
+
+    static func report(reference: String, target: String) {
+        do {
+            let targetProgram = try CoreMLPackageReader.mainProgram(path: target)
+            let pins = Dictionary(uniqueKeysWithValues: targetProgram.inputs.map { ($0.name, $0.type.shape) })
+            let referenceProgram = try CoreMLConverter.fp32Program(source: reference, inputShapes: pins)
+            let referenceRun = try Evaluator(referenceProgram, precision: .fp32), targetRun = try Evaluator(targetProgram)
+            var accumulators = targetProgram.outputs.map { OutputAgreement.Accumulator(name: $0) }
+            for sample in RandomInputs.samples(targetProgram, count: samples) {
+                let expected = try referenceRun.run(sample), got = try targetRun.run(sample)
+                for (i, out) in got.enumerated() {
+                    guard let ref = expected.first(where: { $0.name == out.name }) ?? (i < expected.count ? expected[i] : nil) else { continue }
+                    try accumulators[i].add(reference: ref.value, target: out.value)
+                }
+            }
+            let parts = accumulators.map(\.result).map { r in
+                "\(r.name) cosine \(String(format: "%.6f", r.cosine)), SNR \(String(format: "%.1f", r.snr)) dB"
+                    + (r.top1.map { ", top-1 \(String(format: "%.0f", $0 * 100))%" } ?? "")
+            }
+            printText("output accuracy vs the fp32 program on \(samples) random inputs (mlpkg compare for more): " + parts.joined(separator: "; "))
+        } catch {
+            printNote("output accuracy not measured: \(error)")
+        }
+    }
+}

@@ -240,3 +240,19 @@ def test_verify_run_finds_the_first_fp16_overflow(mlpkg, tmp_path):
     assert r.returncode == 0 and "finite" in r.stdout, r.stderr
     r = run([str(mlpkg), "verify", str(tmp_path / "ofp16.mlpackage"), "--inputs", str(tmp_path / "d.npz")], tmp_path)
     assert r.returncode == 2, r.stderr
+
+
+def test_one_step_conversion_prints_output_accuracy(mlpkg, tmp_path):
+    """convert -o X.mlpackage with compressed weights prints compare's cosine on its 3 random inputs (same seed: the
+    same number `compare --samples 3` prints); fp16 weights, --quiet and --json print no such line."""
+    onnx_model = FIXTURES / "transformer.onnx"
+    out = tmp_path / "t4.mlpackage"
+    r = run([str(mlpkg), "convert", str(onnx_model), "-o", str(out), "--weights", "int4", "--input-shape", "tokens=1,8,64"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    (line,) = [l for l in r.stdout.splitlines() if l.startswith("output accuracy")]
+    printed = float(line.split("output cosine ")[1].split(",")[0])
+    doc = json.loads(run([str(mlpkg), "compare", str(onnx_model), str(out), "--samples", "3", "--json"], tmp_path).stdout)
+    assert printed == pytest.approx(doc["outputs"][0]["cosine"], abs=1e-6) and 0.99 < printed < 1
+    for extra in (["--weights", "fp16"], ["--weights", "int4", "--quiet"]):
+        r = run([str(mlpkg), "convert", str(onnx_model), "-o", str(tmp_path / "x.mlpackage"), *extra, "--input-shape", "tokens=1,8,64"], tmp_path)
+        assert r.returncode == 0 and "output accuracy" not in r.stdout, r.stderr
