@@ -256,3 +256,15 @@ def test_one_step_conversion_prints_output_accuracy(mlpkg, tmp_path):
     for extra in (["--weights", "fp16"], ["--weights", "int4", "--quiet"]):
         r = run([str(mlpkg), "convert", str(onnx_model), "-o", str(tmp_path / "x.mlpackage"), *extra, "--input-shape", "tokens=1,8,64"], tmp_path)
         assert r.returncode == 0 and "output accuracy" not in r.stdout, r.stderr
+
+
+def test_export_of_a_compressed_package_prints_output_accuracy(mlpkg, tmp_path):
+    pkg = tmp_path / "t8.mlpkg"
+    r = run([str(mlpkg), "convert", str(FIXTURES / "transformer.onnx"), "-o", str(pkg), "--weights", "int8", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "t8.mlpackage"
+    r = run([str(mlpkg), "export", str(pkg), "--format", "coreml", "-o", str(out), "--input-shape", "tokens=1,8,64"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    (line,) = [l for l in r.stdout.splitlines() if l.startswith("output accuracy vs the package's decoded weights")]
+    doc = json.loads(run([str(mlpkg), "compare", str(pkg), str(out), "--samples", "3", "--json"], tmp_path).stdout)
+    assert float(line.split("output cosine ")[1].split(",")[0]) == pytest.approx(doc["outputs"][0]["cosine"], abs=1e-6)
