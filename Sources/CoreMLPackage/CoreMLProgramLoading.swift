@@ -39,6 +39,9 @@ extension CoreMLPackageReader {
             let op = decoded.program.operations[index]
             throw CoreMLProgramLoadError(path: path, message: "op \(op.type) '\(op.name)' cannot be run: \(reason)")
         }
+        // The evaluator trusts shapes and parameters as the definitions check them: a program they reject is refused.
+        let report = MILVerifier.check(decoded.program, opaque: decoded.opaque, unchecked: decoded.unchecked)
+        if let error = report.errors.first { throw CoreMLProgramLoadError(path: path, message: error.description) }
         return decoded.program
     }
 }

@@ -67,7 +67,7 @@ public struct EvalTensor: @unchecked Sendable {
         switch storage {
         case .ints(let i): return i
         case .string: return []
-        default: return floats.map { $0.isFinite ? Int32(clamping: Int64($0.rounded(.towardZero))) : 0 }
+        default: return floats.map(Rounding.int32)
         }
     }
 
@@ -155,6 +155,12 @@ enum Rounding {
         let rest = mant & 0x1FFF
         if rest > 0x1000 || (rest == 0x1000 && (r & 1) == 1) { r += 1 }
         return sign | UInt16(truncatingIfNeeded: r)
+    }
+
+    /// A float truncated toward zero into Int32's range (inf and NaN become 0; never a trap).
+    static func int32(_ v: Float) -> Int32 {
+        guard v.isFinite else { return 0 }
+        return Int32(max(min(Double(v).rounded(.towardZero), 2_147_483_647), -2_147_483_648))
     }
 
     /// The value of an integer type after a conversion: wrapped like a C cast into the type's range.

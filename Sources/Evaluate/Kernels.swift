@@ -132,7 +132,7 @@ extension EvalTensor {
     /// Float results of a comparison (0/1) as bool, or float results under a float type.
     func retyped(_ dtype: MILDataType) -> EvalTensor {
         if dtype.isFloat { return EvalTensor(dtype, shape, storage) }
-        return EvalTensor(ints: floats.map { v in v.isFinite ? Int32(clamping: Int64(v.rounded(.towardZero))) : 0 }, shape: shape, dtype: dtype)
+        return EvalTensor(ints: floats.map(Rounding.int32), shape: shape, dtype: dtype)
     }
 }
 

@@ -456,7 +456,8 @@ extension Kernels {
         t["tile"] = { a in
             let x = try a.tensor("x")
             let reps = try a.ints("reps")
-            guard reps.count == x.rank else { throw EvaluationError("reps \(reps) for rank \(x.rank)") }
+            guard reps.count == x.rank, reps.allSatisfy({ $0 >= 0 }) else { throw EvaluationError("reps \(reps) for rank \(x.rank)") }
+            if x.shape.contains(0) { return [x.reshaped(zip(x.shape, reps).map { $0 * $1 })] }
             return [x.mapped(x.shape.enumerated().map { d, size in (0..<(size * reps[d])).map { $0 % size } })]
         }
         t["reverse"] = { a in
