@@ -6,15 +6,20 @@ BIN        := $(BUILD_DIR)/debug/mlpkg
 RELEASE_BIN:= $(BUILD_DIR)/release/mlpkg
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release deps pydeps testdeps test unit oracle library replay demo bench study zoo fuzz fuzz-ci fuzz-build proto fixtures clean install install-files uninstall
+.PHONY: all build release deps pydeps testdeps test unit oracle library replay demo bench bench-run study zoo fuzz fuzz-ci fuzz-build proto fixtures clean install install-files uninstall
 
 all: build
 
-## System packages: libprotobuf-c (linked by the C layer) and pkg-config (finds it).
+## System packages: libprotobuf-c (linked by the C layer), OpenBLAS (the evaluator's matrix products on Linux; macOS
+## uses Accelerate) and pkg-config (finds them).
 deps:
 	@if ! pkg-config --exists libprotobuf-c 2>/dev/null; then \
 	  echo "installing libprotobuf-c-dev and pkg-config"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libprotobuf-c-dev pkg-config >/dev/null; \
+	fi
+	@if [ "$$(uname)" = Linux ] && ! pkg-config --exists openblas 2>/dev/null; then \
+	  echo "installing libopenblas-dev"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libopenblas-dev >/dev/null; \
 	fi
 
 ## Python test oracles (onnx, onnxruntime, numpy, pytest, coremltools): test-only, never needed by mlpkg itself.
@@ -154,6 +159,11 @@ BENCH_MODELS ?= mlp256,transformer,mlp1g,mlp4g
 ## BENCH_SCRATCH: where the tools write their outputs (default BENCH_OUT); a tmpfs (e.g. /dev/shm/mlpkg-bench) takes
 ## the disk's write-back out of the times.
 BENCH_SCRATCH ?=
+## `mlpkg run` (the reference evaluator) vs onnxruntime's CPU provider on ResNet-50- and BERT-base-sized models
+## generated with random weights (docs/bench/2026-12-07-run.md).
+bench-run: deps pydeps release
+	$(PYTHON) bench/bench_run.py --mlpkg $(RELEASE_BIN) --out $(BENCH_OUT)-run
+
 bench: deps pydeps release
 	@$(PYTHON) -c "import onnxconverter_common, onnx_ir, matplotlib" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check -r bench/requirements.txt

@@ -32,6 +32,12 @@ let package = Package(
         .target(name: "Ops", dependencies: ["GraphIR"]),
         // Graph passes (shape inference, constant folding, dead-node elimination) and their named pipelines.
         .target(name: "Passes", dependencies: ["GraphIR", "Ops"]),
+        // System OpenBLAS (Debian: libopenblas-dev) for the evaluator's matrix products on Linux; macOS uses Accelerate.
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
         // Small POSIX calls Swift's Glibc overlay does not expose (renameat2).
         .target(name: "CSystem"),
         // Atomic, symlink-safe output: temporary siblings renamed into place.
@@ -53,6 +59,9 @@ let package = Package(
         // proto/coreml.proto, weight.bin's blobs, the program rebuilt as a MILProgram and checked by the MIL
         // definitions (`mlpkg inspect|verify X.mlpackage`).
         .target(name: "CoreMLPackage", dependencies: ["GraphIR", "MIL", "CoreMLProto", "CProtobufC"]),
+        // The reference evaluator: runs an ML Program on the CPU in fp32 or fp16 compute (`mlpkg run`, `compare`).
+        .target(name: "Evaluate", dependencies: ["GraphIR", "MIL", "CoreMLPackage", "Quantization", "CKernels",
+                                                 .target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
         // Compute-unit profiles as data: the JSON files are compiled into the binary (no resource bundle to ship).
         .target(
             name: "Profiles",
@@ -69,17 +78,17 @@ let package = Package(
             dependencies: ["GraphIR", "Quantization", "SafeOutput", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Orchestration of `convert`: import, graph passes, optional audit, weight conversion, package writing.
-        .target(name: "Conversion", dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "MLPackage", "Audit", "CoreMLExport"]),
+        .target(name: "Conversion", dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "MLPackage", "Audit", "CoreMLExport", "MIL"]),
         // The umbrella: `import MLPkgKit` re-exports the whole public API.
         .target(name: "MLPkgKit", dependencies: ["GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization",
                                                  "MLPackage", "Conversion", "ONNXExport", "MIL", "CoreMLExport", "CoreMLPackage", "Profiles",
-                                                 "Audit"]),
+                                                 "Audit", "Evaluate"]),
         .executableTarget(
             name: "mlpkg",
             dependencies: [
                 "GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization", "MLPackage", "Conversion", "ONNXExport",
                 "CSystem", "CoreMLExport", "CoreMLPackage",
-                "Profiles", "Audit", "SafeOutput",
+                "Profiles", "Audit", "SafeOutput", "Evaluate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -102,6 +111,7 @@ let package = Package(
         .testTarget(name: "CoreMLPackageTests", dependencies: ["CoreMLPackage", "CoreMLExport", "MIL", "GraphIR", "Passes"]),
         .testTarget(name: "MLPackageTests", dependencies: ["MLPackage", "Conversion", "ONNXExport", "ONNXImport", "GraphIR",
                                                     "Quantization", "Audit", "Profiles"]),
+        .testTarget(name: "EvaluateTests", dependencies: ["Evaluate", "MIL", "CoreMLPackage", "GraphIR", "Quantization"]),
         .testTarget(name: "MLPkgKitTests", dependencies: ["MLPkgKit"]),
         // Unit tests of the command-line target's own logic (argument handling); end-to-end runs are in tests/oracle.
         .testTarget(name: "MLPkgCommandTests", dependencies: ["mlpkg"]),

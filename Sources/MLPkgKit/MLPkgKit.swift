@@ -5,6 +5,7 @@
 @_exported import Conversion
 @_exported import CoreMLExport
 @_exported import CoreMLPackage
+@_exported import Evaluate
 @_exported import GraphIR
 @_exported import Inspection
 @_exported import MIL

@@ -217,6 +217,10 @@ struct Convert: ParsableCommand {
                 export: try coreML.options(dequantize: false, inputShapes: inputShape.pins, computeUnits: profileOptions.computeUnits.rawValue))
             let result = try CoreMLConverter.convert(input: model, output: output, options: options)
             coreML.report(result.export, from: model, to: output, quiet: quiet)
+            // Compressed weights change the answers: say by how much, against the fp32 program (text mode only).
+            if !quiet, !ScriptingMode.json, weights != .fp32, weights != .fp16 {
+                OutputAccuracy.report(reference: model, target: output)
+            }
         } catch let error as CoreMLInterfaceError {
             throw UsageFailure(message: "\(model): \(error)")
         } catch let error as TensorRuleError {

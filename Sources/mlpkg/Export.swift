@@ -83,6 +83,12 @@ struct Export: ParsableCommand {
             do {
                 try coreML.export(package: package, to: output, dequantize: dequantize, inputShapes: inputShape.pins,
                                  computeUnits: recommended.computeUnits.rawValue, quiet: quiet)
+                // Compressed weights: the outputs' accuracy against the package's fp32 program (text mode only).
+                if !quiet, !ScriptingMode.json, !dequantize,
+                   let weights = (try? PackageReader.load(path: package, checksums: false))?.manifest.provenance.options["weights"],
+                   weights != "fp32", weights != "fp16" {
+                    OutputAccuracy.report(reference: package, target: output)
+                }
             } catch let error as UsageFailure {
                 throw error
             } catch {

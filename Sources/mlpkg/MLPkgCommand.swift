@@ -20,7 +20,7 @@ struct MLPkgCommand: ParsableCommand {
         commandName: "mlpkg",
         abstract: "Turn ONNX models into small, self-describing packages for Apple Silicon.",
         version: version,
-        subcommands: [Inspect.self, Convert.self, Verify.self, Export.self, AuditCommand.self, ProfilesCommand.self]
+        subcommands: [Inspect.self, Convert.self, Verify.self, Export.self, Run.self, Compare.self, AuditCommand.self, ProfilesCommand.self]
     )
 
     static func main() {

@@ -1,5 +1,7 @@
 import ArgumentParser
 import CoreMLPackage
+import Evaluate
+import Foundation
 import GraphIR
 import MLPackage
 
@@ -21,6 +23,13 @@ struct Verify: ParsableCommand {
               mlpkg verify model.mlpkg --json
               mlpkg verify model.mlpkg --quiet && echo sound
               mlpkg verify Model.mlpackage
+              mlpkg verify Model.mlpackage --run
+              mlpkg verify Model.mlpackage --run --inputs data.npz
+
+            --run (a .mlpackage) also runs the program in mlpkg's reference evaluator, as Core ML computes it (an fp16 \
+            program rounds every fp16 op output to fp16), on --inputs DATA.npz or one random sample from a fixed \
+            seed (as `compare --samples`), and reports the first op whose output overflows fp16 (±inf) or becomes \
+            NaN: exit 1 naming the op, its output and how many values are inf or NaN.
             """
     )
 
@@ -30,14 +39,26 @@ struct Verify: ParsableCommand {
     @Flag(help: "Print one JSON document listing every fault.")
     var json = false
 
+    @Flag(name: .customLong("run"), help: "Also run a .mlpackage and report the first op whose output overflows or becomes NaN.")
+    var runProgram = false
+
+    @Option(help: ArgumentHelp("Inputs for --run from a .npz archive (default: one random sample from a fixed seed).", valueName: "DATA.npz"))
+    var inputs: String?
+
     @Flag(help: "Print nothing but errors: the exit code says whether the package is sound.")
     var quiet = false
+
+    func validate() throws {
+        if inputs != nil, !runProgram { throw ValidationError("--inputs applies to --run") }
+    }
 
     func run() throws {
         if CoreMLPackageReader.isMLPackage(package) {
             try verifyCoreML()
+            if runProgram { try runForNonFinite() }
             return
         }
+        if runProgram { throw ValidationError("--run applies to a Core ML .mlpackage") }
         let bar = ProgressBar.make(quiet: quiet)
         let result = PackageVerifier.verify(path: package, progress: bar?.handler)
         bar?.finish()
@@ -57,6 +78,33 @@ struct Verify: ParsableCommand {
 }
 
 extension Verify {
+    /// `verify X.mlpackage --run`: the first op whose output is inf or NaN in the program's own precision.
+    func runForNonFinite() throws {
+        let program = try ProgramInputs.program(package)
+        var sample: [String: EvalTensor]
+        if let inputs {
+            sample = [:]
+            for (name, value) in try ProgramInputs.archive(inputs) { sample[name] = value }
+            try ProgramInputs.check(sample, files: Dictionary(uniqueKeysWithValues: sample.keys.map { ($0, inputs) }), against: program, model: package)
+        } else {
+            sample = RandomInputs.samples(program, count: 1)[0]
+        }
+        let found: NonFiniteOutput?
+        do {
+            found = try NonFiniteOutput.first(try Evaluator(program), inputs: sample)
+        } catch {
+            throw CommandFailure("\(package): \(error)")
+        }
+        if let f = found {
+            var what: [String] = []
+            if f.infinities > 0 { what.append("\(f.infinities) value(s) overflow to ±inf") }
+            if f.nans > 0 { what.append("\(f.nans) value(s) are NaN") }
+            throw CommandFailure("\(package): op \(f.op) '\(f.name)' is the first whose output '\(f.output)' (\(f.type)) is not finite: "
+                                 + what.joined(separator: ", ") + " (in the program's own precision; --compute-precision fp32 when exporting avoids fp16 overflow)")
+        }
+        if !quiet && !json { printText("\(package): run on \(inputs ?? "a random sample"): every op's output is finite") }
+    }
+
     /// `verify X.mlpackage`.
     func verifyCoreML() throws {
         let result = CoreMLPackageVerifier.verify(path: package)

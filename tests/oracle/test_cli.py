@@ -15,7 +15,7 @@ def test_mistyped_command_suggests_the_nearest(mlpkg, tmp_path, typo, expected):
     assert proc.returncode == 2
     first = proc.stderr.splitlines()[0]
     assert first == (f"error: unknown command '{typo}'; did you mean '{expected}'? "
-                     "(commands: inspect, convert, verify, export, audit, profiles)")
+                     "(commands: inspect, convert, verify, export, run, compare, audit, profiles)")
 
 
 def test_unknown_command_without_a_close_name(mlpkg, tmp_path):

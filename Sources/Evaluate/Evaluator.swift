@@ -1,0 +1,216 @@
+import MIL
+
+/// How float ops compute: fp32 keeps every value in float32; fp16 rounds each fp16-typed op output to fp16 after
+/// the op, as an fp16 ML Program's values are stored between ops (the op itself computes in float32, as Core ML's
+/// CPU kernels accumulate).
+public enum ComputePrecision: String, Sendable, CaseIterable {
+    /// As the program declares: outputs typed fp16 are rounded to fp16 after each op.
+    case asDeclared = "declared"
+    /// Every fp16 value computed in float32 (fp16 outputs are not rounded): the program's fp32 counterpart.
+    case fp32
+}
+
+/// Runs a MIL program's ops in order on the CPU. Constants and compressed weights (`constexpr_*`) are decoded
+/// once, when the evaluator is made; each `run` evaluates the rest.
+public final class Evaluator: @unchecked Sendable {
+    /// The program run.
+    public let program: MILProgram
+    /// How float values are rounded between ops.
+    public let precision: ComputePrecision
+    /// Values known before any input: consts, and ops whose inputs are all such values.
+    private var constants: [String: EvalTensor] = [:]
+    /// The ops that read inputs, in order.
+    private var steps: [MILOperation] = []
+    /// For each step, the variables whose last use it is (freed after it runs).
+    private var lastUses: [[String]] = []
+
+    /// An evaluator of `program`; decodes its constants (throws when one cannot be decoded or an op has no kernel).
+    public init(_ program: MILProgram, precision: ComputePrecision = .asDeclared) throws(EvaluationError) {
+        self.program = program
+        self.precision = precision
+        var known = Set<String>()
+        for op in program.operations {
+            guard op.type == "const" || Kernels.table[op.type] != nil else {
+                throw EvaluationError("op \(op.type) '\(op.name)': the evaluator has no kernel for \(op.type)")
+            }
+            // consts, constexpr_* ops and anything computed from them alone are evaluated once, here.
+            let constant = op.type == "const" || op.usedVariables.allSatisfy { known.contains($0) }
+            if constant {
+                let outs = try evaluate(op, env: constants)
+                for (v, t) in zip(op.outputs, outs) { constants[v.name] = t; known.insert(v.name) }
+            } else {
+                steps.append(op)
+            }
+        }
+        var last: [String: Int] = [:]
+        for (i, op) in steps.enumerated() { for v in op.usedVariables { last[v] = i } }
+        lastUses = Array(repeating: [], count: steps.count)
+        let kept = Set(program.outputs)
+        for (v, i) in last where !kept.contains(v) && constants[v] == nil { lastUses[i].append(v) }
+    }
+
+    /// Runs the program on `inputs` (by input name; each must have the declared shape; float values are rounded
+    /// to fp16 for fp16 inputs); returns the block outputs by name, in the program's output order.
+    /// `observe` sees every op's outputs as they are computed (for `verify --run`); returning false stops the run,
+    /// which then returns the outputs computed so far.
+    public func run(_ inputs: [String: EvalTensor],
+                    observe: ((MILOperation, [EvalTensor]) -> Bool)? = nil) throws(EvaluationError) -> [(name: String, value: EvalTensor)] {
+        var env = constants
+        for v in program.inputs {
+            guard var t = inputs[v.name] else { throw EvaluationError("input '\(v.name)' is not given") }
+            guard t.shape == v.type.shape else {
+                throw EvaluationError("input '\(v.name)' has shape \(t.shape); the model takes \(v.type.shape)")
+            }
+            t = try Kernels.convert(t, to: v.type.dtype)
+            round(&t)
+            env[v.name] = t
+        }
+        var stopped = false
+        for (i, op) in steps.enumerated() {
+            let outs = try evaluate(op, env: env)
+            for (v, t) in zip(op.outputs, outs) { env[v.name] = t }
+            if let observe, !observe(op, outs) { stopped = true; break }
+            for v in lastUses[i] { env[v] = nil }
+        }
+        var result: [(name: String, value: EvalTensor)] = []
+        for name in program.outputs {
+            guard let t = env[name] else {
+                if stopped { continue }  // the observer ended the run before this output
+                throw EvaluationError("output '\(name)' is never computed")
+            }
+            result.append((name, t))
+        }
+        return result
+    }
+
+    private func round(_ t: inout EvalTensor) {
+        guard t.dtype == .fp16, precision == .asDeclared else { return }
+        if case .floats(var f) = t.storage {
+            t.storage = .floats([])
+            Rounding.toHalf(&f)
+            t.storage = .floats(f)
+        } else {
+            var f = t.floats
+            Rounding.toHalf(&f)
+            t.storage = .floats(f)
+        }
+    }
+
+    private func evaluate(_ op: MILOperation, env: [String: EvalTensor]) throws(EvaluationError) -> [EvalTensor] {
+        if op.type == "const" {
+            guard let c = op.value else { throw EvaluationError("op const '\(op.name)' has no value") }
+            return [try EvalTensor(const: c)]
+        }
+        var args = OpArguments(op: op)
+        for (param, arguments) in op.inputs {
+            var list: [EvalTensor] = []
+            for a in arguments {
+                switch a {
+                case .variable(let v):
+                    guard let t = env[v] else { throw EvaluationError("op \(op.type) '\(op.name)': '\(v)' is not defined before it") }
+                    list.append(t)
+                case .value(let c): list.append(try EvalTensor(const: c))
+                }
+            }
+            args.values[param] = list
+        }
+        var outs: [EvalTensor]
+        do {
+            outs = try Kernels.table[op.type]!(args)
+        } catch let error as EvaluationError {
+            throw EvaluationError("op \(op.type) '\(op.name)': \(error.message)")
+        } catch {
+            throw EvaluationError("op \(op.type) '\(op.name)': \(error)")
+        }
+        guard outs.count == op.outputs.count else {
+            throw EvaluationError("op \(op.type) '\(op.name)': \(outs.count) results for \(op.outputs.count) declared outputs")
+        }
+        for i in outs.indices {
+            let declared = op.outputs[i].type
+            guard outs[i].shape == declared.shape else {
+                throw EvaluationError("op \(op.type) '\(op.name)': output '\(op.outputs[i].name)' computed as \(outs[i].shape), declared \(declared.shape)")
+            }
+            if outs[i].dtype != declared.dtype { outs[i] = try Kernels.convert(outs[i], to: declared.dtype) }
+            round(&outs[i])
+        }
+        return outs
+    }
+}
+
+/// The arguments of one op, by parameter name.
+struct OpArguments {
+    let op: MILOperation
+    var values: [String: [EvalTensor]] = [:]
+
+    func has(_ name: String) -> Bool { values[name] != nil }
+
+    func tensor(_ name: String) throws(EvaluationError) -> EvalTensor {
+        guard let list = values[name], list.count == 1 else { throw EvaluationError("parameter '\(name)' is missing") }
+        return list[0]
+    }
+
+    func optional(_ name: String) throws(EvaluationError) -> EvalTensor? { has(name) ? try tensor(name) : nil }
+
+    func list(_ name: String) throws(EvaluationError) -> [EvalTensor] {
+        guard let list = values[name] else { throw EvaluationError("parameter '\(name)' is missing") }
+        return list
+    }
+
+    func ints(_ name: String, default fallback: [Int]? = nil) throws(EvaluationError) -> [Int] {
+        guard has(name) else {
+            if let fallback { return fallback }
+            throw EvaluationError("parameter '\(name)' is missing")
+        }
+        return try tensor(name).intValues
+    }
+
+    func int(_ name: String, default fallback: Int? = nil) throws(EvaluationError) -> Int {
+        let v = try ints(name, default: fallback.map { [$0] })
+        guard v.count == 1 else { throw EvaluationError("parameter '\(name)' must be a scalar") }
+        return v[0]
+    }
+
+    func float(_ name: String, default fallback: Float? = nil) throws(EvaluationError) -> Float {
+        guard has(name) else {
+            if let fallback { return fallback }
+            throw EvaluationError("parameter '\(name)' is missing")
+        }
+        let v = try tensor(name).floats
+        guard v.count == 1 else { throw EvaluationError("parameter '\(name)' must be a scalar") }
+        return v[0]
+    }
+
+    func bool(_ name: String, default fallback: Bool) throws(EvaluationError) -> Bool {
+        guard has(name) else { return fallback }
+        let v = try tensor(name).ints
+        guard v.count == 1 else { throw EvaluationError("parameter '\(name)' must be a scalar") }
+        return v[0] != 0
+    }
+
+    func bools(_ name: String, count: Int) throws(EvaluationError) -> [Bool] {
+        guard has(name) else { return Array(repeating: false, count: count) }
+        return try tensor(name).ints.map { $0 != 0 }
+    }
+
+    func string(_ name: String, default fallback: String? = nil) throws(EvaluationError) -> String {
+        guard has(name) else {
+            if let fallback { return fallback }
+            throw EvaluationError("parameter '\(name)' is missing")
+        }
+        guard let s = try tensor(name).string else { throw EvaluationError("parameter '\(name)' must be a string") }
+        return s
+    }
+
+    func axis(_ name: String, rank: Int, default fallback: Int? = nil) throws(EvaluationError) -> Int {
+        try normalizeAxis(try int(name, default: fallback), rank: rank)
+    }
+}
+
+func normalizeAxis(_ a: Int, rank: Int) throws(EvaluationError) -> Int {
+    let r = max(rank, 1)
+    guard a >= -r, a < r else { throw EvaluationError("axis \(a) is out of range for rank \(rank)") }
+    return a < 0 ? a + r : a
+}
+
+/// One op's computation: arguments in, outputs out (their element types are converted to the declared ones after).
+typealias Kernel = @Sendable (OpArguments) throws -> [EvalTensor]
