@@ -298,6 +298,20 @@ extension Kernels {
             }
             return outs
         }
+        t["shape"] = { a in
+            // iOS15/tensor_operation.py: the input's shape as a rank-1 int32 tensor.
+            let x = try a.tensor("x")
+            return [EvalTensor(ints: x.shape.map { Int32(clamping: $0) }, shape: [x.rank])]
+        }
+        t["fill"] = { a in
+            // iOS15/tensor_operation.py: a tensor of `shape` holding `value` (a scalar of the output's type).
+            let dims = try a.ints("shape")
+            guard dims.allSatisfy({ $0 >= 0 }) else { throw EvaluationError("fill: shape \(dims)") }
+            let value = try a.tensor("value")
+            let count = dims.reduce(1, *)
+            if value.isFloat { return [EvalTensor(floats: Array(repeating: value.floats.first ?? 0, count: count), shape: dims, dtype: value.dtype)] }
+            return [EvalTensor(ints: Array(repeating: value.ints.first ?? 0, count: count), shape: dims, dtype: value.dtype)]
+        }
         t["squeeze"] = { a in
             let x = try a.tensor("x")
             let axes = a.has("axes") ? Set(try a.ints("axes").map { p in try normalizeAxis(p, rank: x.rank) })

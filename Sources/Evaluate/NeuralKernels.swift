@@ -495,6 +495,75 @@ extension Kernels {
             [try bilinear(try a.tensor("x"), height: try a.int("target_size_height", default: 1), width: try a.int("target_size_width", default: 1),
                           mode: try a.string("sampling_mode", default: "DEFAULT"))]
         }
+        t["resample"] = { a in
+            // iOS15/image_resizing.py: x [B, C, H, W] sampled at coordinates [B, H2, W2, 2] in (x, y) order; each
+            // neighbour is read from the image padded as padding_mode says (constant, border, reflection without
+            // the edge, symmetric with it); nearest rounds half to even (the definition does not say; PyTorch's does).
+            let x = try a.tensor("x"), grid = try a.tensor("coordinates")
+            guard x.rank == 4, grid.rank == 4, grid.shape[3] == 2, grid.shape[0] == x.shape[0] else {
+                throw EvaluationError("resample: x \(x.shape) and coordinates \(grid.shape)")
+            }
+            let sampling = try a.string("sampling_mode"), padding = try a.string("padding_mode")
+            let mode = try a.string("coordinates_mode"), align = try a.bool("align_corners", default: false)
+            let padValue = try a.float("padding_value", default: 0)
+            let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+            let (ho, wo) = (grid.shape[1], grid.shape[2])
+            let v = x.floats, g = grid.floats
+            func position(_ u: Float, _ size: Int) throws(EvaluationError) -> Double {
+                let u = Double(u), n = Double(size)
+                switch mode {
+                case "normalized_minus_one_to_one": return align ? (u + 1) / 2 * (n - 1) : ((u + 1) * n - 1) / 2
+                case "normalized_zero_to_one": return align ? u * (n - 1) : u * n - 0.5
+                case "unnormalized": return u
+                default: throw EvaluationError("resample: coordinates_mode '\(mode)'")
+                }
+            }
+            /// The index inside [0, size) a padded index reads, or nil for the constant padding.
+            func padded(_ i: Int, _ size: Int) -> Int? {
+                if i >= 0 && i < size { return i }
+                switch padding {
+                case "border": return min(max(i, 0), size - 1)
+                case "reflection":
+                    guard size > 1 else { return 0 }
+                    let period = 2 * (size - 1), m = ((i % period) + period) % period
+                    return m < size ? m : period - m
+                case "symmetric":
+                    let period = 2 * size, m = ((i % period) + period) % period
+                    return m < size ? m : period - 1 - m
+                default: return nil
+                }
+            }
+            guard ["constant", "border", "reflection", "symmetric"].contains(padding), ["bilinear", "nearest"].contains(sampling) else {
+                throw EvaluationError("resample: sampling_mode '\(sampling)', padding_mode '\(padding)'")
+            }
+            var out = [Float](repeating: 0, count: b * c * ho * wo)
+            for n in 0..<b { for i in 0..<ho { for j in 0..<wo {
+                let k = ((n * ho + i) * wo + j) * 2
+                let px = try position(g[k], w), py = try position(g[k + 1], h)
+                var taps: [(y: Int, x: Int, weight: Double)]
+                if sampling == "nearest" {
+                    taps = [(Int(py.rounded(.toNearestOrEven)), Int(px.rounded(.toNearestOrEven)), 1)]
+                } else {
+                    let x0 = Int(px.rounded(.down)), y0 = Int(py.rounded(.down))
+                    let fx = px - Double(x0), fy = py - Double(y0)
+                    taps = [(y0, x0, (1 - fx) * (1 - fy)), (y0, x0 + 1, fx * (1 - fy)), (y0 + 1, x0, (1 - fx) * fy), (y0 + 1, x0 + 1, fx * fy)]
+                }
+                for ch in 0..<c {
+                    var acc = 0.0
+                    for tap in taps {
+                        let value: Double
+                        if let yy = padded(tap.y, h), let xx = padded(tap.x, w) {
+                            value = Double(v[((n * c + ch) * h + yy) * w + xx])
+                        } else {
+                            value = Double(padValue)
+                        }
+                        acc += value * tap.weight
+                    }
+                    out[((n * c + ch) * ho + i) * wo + j] = Float(acc)
+                }
+            } } }
+            return [EvalTensor(floats: out, shape: [b, c, ho, wo], dtype: x.dtype)]
+        }
         t["scaled_dot_product_attention"] = { a in
             // softmax(Q·Kᵀ / sqrt(E) + mask)·V; a bool mask keeps the positions where it is true
             // (iOS18/transformers.py).
