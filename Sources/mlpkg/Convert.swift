@@ -93,6 +93,15 @@ struct Convert: ParsableCommand {
     @Flag(help: "fp16: clamp values beyond ±65504 instead of keeping those tensors float32.")
     var fp16Clamp = false
 
+    @Option(name: .customLong("for"), help: ArgumentHelp(
+        "coreml: the package is for export --format coreml: every tensor takes a format its --deployment-target writes (default target: iOS18's formats). Implied by a .mlpackage output.",
+        valueName: "coreml"))
+    var destination: Destination?
+
+    enum Destination: String, ExpressibleByArgument {
+        case coreml
+    }
+
     @Option(name: .customLong("exclude"), help: ArgumentHelp(
         "Leave these tensors as they are: a glob over tensor and node names, or op:TYPE (repeatable).",
         valueName: "pattern"))
@@ -154,8 +163,8 @@ struct Convert: ParsableCommand {
             throw ValidationError("--max-size and --min-snr apply to --weights auto")
         }
         if let minSnr, !(minSnr.isFinite && minSnr > 0 && minSnr < 200) { throw ValidationError("--min-snr must be between 0 and 200 dB") }
-        if weights == .auto && config == nil && (granularity != nil || blockSize != nil || symmetry != nil || scaleType != nil) {
-            throw ValidationError("--weights auto chooses granularity, block size and scale type itself")
+        if weights == .auto && config == nil && (granularity != nil || symmetry != nil || scaleType != nil) {
+            throw ValidationError("--weights auto chooses granularity, symmetry and scale type itself (--block-size sets the block of its per-block candidates)")
         }
         if weights == .auto {
         } else if weights.isPalette && config == nil {
@@ -168,8 +177,14 @@ struct Convert: ParsableCommand {
             throw ValidationError("--block-size needs --granularity per-block")
         }
         if let output { try OutputExtension.checkConvert(output) }
-        if !writesCoreML, !coreML.given.isEmpty {
-            throw ValidationError("\(coreML.given.joined(separator: ", ")) apply to a Core ML output (-o NAME.mlpackage)")
+        if !writesCoreML, destination == .coreml, outputDir != nil {
+            throw ValidationError("--for coreml applies to one package (-o NAME.mlpkg)")
+        }
+        // With --for coreml the deployment target decides the formats; the other Core ML options shape the export.
+        let misplaced = coreML.given.filter { !(destination == .coreml && $0 == "--deployment-target") }
+        if !writesCoreML, !misplaced.isEmpty {
+            throw ValidationError("\(misplaced.joined(separator: ", ")) apply to a Core ML output (-o NAME.mlpackage)"
+                                  + (misplaced == ["--deployment-target"] ? " or with --for coreml" : ""))
         }
         if !profileOptions.requested && profileOptions.chip != "M1" {
             throw ValidationError("--chip applies with --profile (or --profile-file)")
@@ -180,6 +195,14 @@ struct Convert: ParsableCommand {
         if keepInitializerInputs, writesCoreML {
             throw ValidationError("--keep-initializer-inputs applies to .mlpkg packages: a Core ML model has no overridable inputs")
         }
+    }
+
+    /// The Core ML target the formats are chosen for: `--deployment-target`, else iOS18's formats, when the output
+    /// is Core ML (`-o X.mlpackage`) or `--for coreml`; nil otherwise.
+    var coreMLTarget: CoreMLWeightTarget? {
+        guard writesCoreML || destination == .coreml else { return nil }
+        let version = coreML.deploymentTarget.flatMap(DeploymentTarget.init(parsing:))?.specificationVersion ?? 9
+        return CoreMLWeightTarget(specificationVersion: version)
     }
 
     /// Whether `-o` names a Core ML package (one step: convert, then export --format coreml).
@@ -227,7 +250,8 @@ struct Convert: ParsableCommand {
               symmetric: symmetry.map { $0 == .symmetric }, scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float },
               fold: !noFold, inputShapes: inputShape.pins, audit: audit, rules: try tensorRules(), fp16Clamp: fp16Clamp,
               autoBudget: try autoBudget(),
-              importing: ImportOptions(initializerInputs: keepInitializerInputs ? .overridable : .constant))
+              importing: ImportOptions(initializerInputs: keepInitializerInputs ? .overridable : .constant),
+              coreML: coreMLTarget, coreMLTargetName: coreMLTarget == nil ? nil : coreML.deploymentTarget)
     }
 
     private func autoBudget() throws -> AutoBudget? {

@@ -127,7 +127,7 @@ BUILTIN_TO_PROTO = {
     mil_types.bool: MIL_pb2.BOOL, mil_types.int8: MIL_pb2.INT8, mil_types.uint8: MIL_pb2.UINT8,
     mil_types.int4: MIL_pb2.INT4, mil_types.uint4: MIL_pb2.UINT4, mil_types.str: MIL_pb2.STRING,
     mil_types.uint1: MIL_pb2.UINT1, mil_types.uint2: MIL_pb2.UINT2, mil_types.uint3: MIL_pb2.UINT3,
-    mil_types.uint6: MIL_pb2.UINT6,
+    mil_types.uint6: MIL_pb2.UINT6, mil_types.uint32: MIL_pb2.UINT32,  # uint32: the iOS16 constexpr_lut_to_dense shape
 }
 
 
