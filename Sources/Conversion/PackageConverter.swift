@@ -251,9 +251,10 @@ final class SourceDigest: @unchecked Sendable {
         }
     }
 
-    /// Waits for the digest: (file size, hex SHA-256).
+    /// Waits for the digest: (file size, hex SHA-256). May be called again (`--max-size` writes trial outputs).
     func result() -> (Int, String) {
         done.wait()
+        done.signal()
         return (size, digest)
     }
 }

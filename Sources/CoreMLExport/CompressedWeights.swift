@@ -26,9 +26,9 @@ enum CompressedWeights {
         let weights = CoreMLWeightTarget(specificationVersion: target.specificationVersion)
         guard let problem = weights.problem(tensor.encoding, dims: tensor.dims) else { return }
         let needed = CoreMLWeightTarget.minimumSpecificationVersion(tensor.encoding, dims: tensor.dims)
-        let fix = needed.map { "--deployment-target \(DeploymentTarget.iOS($0)), " } ?? ""
+        let fix = needed.map { "use --deployment-target \(DeploymentTarget.iOS($0)), " } ?? ""
         throw LoweringRefusal("'\(name)' is stored as \(describe(tensor.encoding)), which \(target) cannot write (\(problem)); "
-                              + "use \(fix)re-convert with --for coreml (or -o NAME.mlpackage), or export with --dequantize",
+                              + "\(fix)re-convert with --for coreml (or to NAME.mlpackage directly), or export with --dequantize",
                               needs: needed.map(DeploymentTarget.iOS), rule: CoreMLLimits.encoding.id)
     }
 

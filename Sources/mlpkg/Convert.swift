@@ -231,6 +231,12 @@ struct Convert: ParsableCommand {
                 conversion: try conversionOptions(audit: nil),
                 export: coreML.options(dequantize: false, inputShapes: inputShape.pins, computeUnits: profileOptions.computeUnits.rawValue))
             let result = try CoreMLConverter.convert(input: model, output: output, options: options)
+            if !quiet && !json {
+                // The formats the target's rules chose instead of the ones asked for, tensor by tensor.
+                let noted = result.conversion.converted.filter { $0.note != nil }
+                for c in noted.prefix(8) { printNote("'\(c.name)': \(c.note!)") }
+                if noted.count > 8 { printNote("\(noted.count - 8) more tensor(s) took formats Core ML writes (convert --for coreml -o X.mlpkg keeps the full report)") }
+            }
             coreML.report(result.export, from: model, to: output, quiet: quiet)
         } catch let error as CoreMLInterfaceError {
             throw UsageFailure(message: "\(model): \(error)")

@@ -381,13 +381,14 @@ def test_refuses_to_replace_unrelated_folder(mlpkg, tmp_path):
 
 
 def test_convert_to_mlpackage_in_one_step(mlpkg, tmp_path):
-    """`convert model.onnx -o X.mlpackage` gives the same bytes as convert + export, and leaves no temporary."""
+    """`convert model.onnx -o X.mlpackage` gives the same bytes as `convert --for coreml` + export, and leaves no
+    temporary (the one-step conversion chooses formats for Core ML, and records it as --for coreml does)."""
     one = tmp_path / "One.mlpackage"
     r = run([str(mlpkg), "convert", str(FIXTURES / "transformer.onnx"), "-o", str(one), "--weights", "int4",
              "--input-shape", "tokens=1,8,64", "--quiet"], tmp_path)
     assert r.returncode == 0, r.stderr
     pkg = tmp_path / "t.mlpkg"
-    r = run([str(mlpkg), "convert", str(FIXTURES / "transformer.onnx"), "-o", str(pkg), "--weights", "int4",
+    r = run([str(mlpkg), "convert", str(FIXTURES / "transformer.onnx"), "-o", str(pkg), "--weights", "int4", "--for", "coreml",
              "--input-shape", "tokens=1,8,64", "--quiet"], tmp_path)
     assert r.returncode == 0, r.stderr
     two = export(mlpkg, tmp_path, pkg, tmp_path / "Two.mlpackage", MODELS["transformer"], None, "fp16")
