@@ -104,6 +104,7 @@ public enum PackageConverter {
             if !rules.excludes.isEmpty { options["exclude"] = Self.list(rules.excludes.map(\.description)) }
             if !rules.includes.isEmpty { options["include"] = Self.list(rules.includes.map(\.description)) }
             if let config = rules.config { options["config"] = "sha256:" + config.digest }
+            if weights == .auto, let blockSize { options["blockSize"] = String(blockSize) }  // its per-block candidates'
             if weights.isPalette {
                 options["granularity"] = c.granularity.rawValue
                 if c.granularity != .perTensor { options["blockSize"] = String(c.blockSize) }
