@@ -37,6 +37,8 @@ struct Convert: ParsableCommand {
               mlpkg convert model.onnx -o model.mlpkg --weights int8 --exclude 'op:LayerNormalization'
               mlpkg convert model.onnx -o model.mlpkg --weights auto --min-snr 30 --json
               mlpkg convert model.onnx -o Model.mlpackage --weights int4 --input-shape input=1,3,224,224
+              mlpkg convert model.onnx -o model.mlpkg --weights int4 --for coreml --deployment-target iOS17
+              mlpkg convert model.onnx -o model.mlpkg --weights auto --max-size 16MB --block-size 16
               mlpkg convert model.onnx -o Model.mlpackage --author "Jane Doe" --license MIT --rename input=image
               mlpkg convert a.onnx b.onnx --output-dir build/models --jobs 2
             """
@@ -67,7 +69,7 @@ struct Convert: ParsableCommand {
     @Option(help: "int8/int4 scales: per-tensor, per-channel (int8 default) or per-block (int4 default).")
     var granularity: Granularity?
 
-    @Option(help: "Elements per block along the reduction axis, with per-block scales (default 32).")
+    @Option(help: "Elements per block along the reduction axis, with per-block scales or auto's per-block candidates (default 32; moved to a block that divides the axis for Core ML).")
     var blockSize: Int?
 
     @Flag(exclusivity: .exclusive, help: "Linear formats: symmetric (signed levels; int8's default) or asymmetric (unsigned levels with zero points; the default below 8 bits).")
@@ -83,7 +85,7 @@ struct Convert: ParsableCommand {
     @Option(help: "Convert only float tensors with at least this many elements (default: every float tensor for fp16, 2048 for int8/int4).")
     var minElements: Int?
 
-    @Option(help: ArgumentHelp("--weights auto: total weight bytes at most this (15MB, 14MiB, 15000000) or this fraction of the model's (0.25, 25%).",
+    @Option(help: ArgumentHelp("--weights auto: the whole output at most this many bytes (15MB = 15,000,000, 14MiB, 15000000) or this fraction of the model's weight bytes (0.25, 25%).",
                                valueName: "size"))
     var maxSize: String?
 
