@@ -3,8 +3,8 @@ import Foundation
 import GraphIR
 import Quantization
 
-/// `--weights auto --max-size`: the budget bounds the whole written output — every file of the package folder or
-/// the `.mlpackage` — not only the weights. The candidates are measured once; then the output is written to a
+/// `--weights auto --max-size BYTES`: the budget bounds the whole written output — every file of the package folder
+/// or the `.mlpackage` — not only the weights (a fraction, `--max-size 25%`, stays a ratio of the weights). The candidates are measured once; then the output is written to a
 /// temporary folder with the weights chosen for `budget − overhead`, measured, and the overhead (JSON, the Core
 /// ML model description, alignment padding: everything but the weights) corrected from what was written, until the
 /// output fits (a few rounds; the overhead barely moves between choices). The real output is then written once
@@ -19,7 +19,9 @@ enum OutputBudget {
                         write: (WeightConverter, String) throws -> Void) throws -> WeightConverter {
         guard let measurement = converter.measuringAuto(model) else { return converter }
         let first = try converter.resolvingAuto(measurement, overheadBytes: 0)
-        guard let limit = first.options.autoReport?.budgetBytes else { return first }  // --min-snr
+        // A byte budget is a size on disk; a fraction (`25%`) is a compression ratio of the weights, and --min-snr
+        // no size at all.
+        guard case .maxBytes? = converter.options.autoBudget, let limit = first.options.autoReport?.budgetBytes else { return first }
         return try fit(converter, measurement, first: first, limit: limit, write: write)
     }
 
@@ -39,8 +41,11 @@ enum OutputBudget {
             let weights = resolved.options.autoReport?.predictedBytes ?? 0
             try? FileManager.default.removeItem(atPath: path)
             if total <= limit { return resolved }
-            // Measured overhead of this choice, and at least the excess on top of what was assumed.
-            overhead = max(total - weights, overhead + (total - limit))
+            // Measured overhead of this choice, and at least the excess on top of what was assumed; plus room for
+            // what another choice changes (report fields differ by format, each blob pads to 64 bytes), so that
+            // one more trial usually fits.
+            let slack = 256 * max(measurement.tensorCount, 1)
+            overhead = max(total - weights + slack, overhead + (total - limit))
             resolved = try converter.resolvingAuto(measurement, overheadBytes: overhead)
         }
         throw TensorRuleError("\(converter.options.autoBudget!) could not be met with the model description and JSON around the weights "

@@ -157,6 +157,8 @@ public struct WeightConverter: Sendable {
         var autoJobs: [Job]
         var measured: [[AutoSelection.Candidate]]
         var fixed: Int
+        /// Tensors that choose.
+        public var tensorCount: Int { autoJobs.count }
     }
 
     /// Measures every candidate of every tensor that chooses (nil when none does).

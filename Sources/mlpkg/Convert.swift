@@ -85,7 +85,7 @@ struct Convert: ParsableCommand {
     @Option(help: "Convert only float tensors with at least this many elements (default: every float tensor for fp16, 2048 for int8/int4).")
     var minElements: Int?
 
-    @Option(help: ArgumentHelp("--weights auto: the whole output at most this many bytes (15MB = 15,000,000, 14MiB, 15000000) or this fraction of the model's weight bytes (0.25, 25%).",
+    @Option(help: ArgumentHelp("--weights auto: the whole output at most this many bytes (15MB = 15,000,000, 14MiB, 15000000), or the weights at most this fraction of the model's (0.25, 25%).",
                                valueName: "size"))
     var maxSize: String?
 
