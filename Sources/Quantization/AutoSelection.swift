@@ -82,7 +82,7 @@ public struct AutoReport: Codable, Sendable, Equatable {
 /// tensor's lower convex hull of (bytes, cost), best cost saved per byte first, an upgrade taken only while it fits;
 /// with an SNR floor each tensor takes its smallest candidate at or above the floor.
 enum AutoSelection {
-    public struct Candidate: Sendable {
+    struct Candidate: Sendable {
         var settings: TensorSettings
         var bytes: Int
         /// Noise-to-signal ratio (0 when exact).

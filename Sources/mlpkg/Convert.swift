@@ -179,9 +179,6 @@ struct Convert: ParsableCommand {
             throw ValidationError("--block-size needs --granularity per-block")
         }
         if let output { try OutputExtension.checkConvert(output) }
-        if !writesCoreML, destination == .coreml, outputDir != nil {
-            throw ValidationError("--for coreml applies to one package (-o NAME.mlpkg)")
-        }
         // With --for coreml the deployment target decides the formats; the other Core ML options shape the export.
         let misplaced = coreML.given.filter { !(destination == .coreml && $0 == "--deployment-target") }
         if !writesCoreML, !misplaced.isEmpty {
