@@ -1,11 +1,11 @@
 """Compression defaults that always export to Core ML (issue 27, item 1).
 
 A MobileNet v3-like model whose blocked axes have 24, 40, 88 and 240 channels (none a multiple of the default block
-of 32, except none) converts with int4, int8, lut4 and auto, in one step (`-o X.mlpackage`) and in two (`convert`,
+of 32) converts with int4, int8, lut4 and auto, in one step (`-o X.mlpackage`) and in two (`convert`,
 then `export --format coreml` at the default target). coremltools rebuilds every program with its own op
 definitions; the MIL reference evaluator runs it against onnxruntime within the quantization error. The audit
 predicts an export failure of a package whose stored blocks Core ML cannot write (rule coreml-encoding), and
-`--max-size` bounds every byte written.
+a byte `--max-size` bounds every byte written.
 """
 from __future__ import annotations
 
