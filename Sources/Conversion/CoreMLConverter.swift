@@ -60,30 +60,40 @@ public enum CoreMLConverter {
         // Names, descriptions, --io-dtype, images and class labels against the model, before the weights are converted.
         try CoreMLExporter.checkInterface(prepared.model, options: exportOptions)
         try CoreMLExporter.checkFeatures(prepared, options: exportOptions)
-        var converter = WeightConverter(options: options.conversion.converter)
+        var conversion = options.conversion
+        // Every format choice is one the target writes: the one asked for, else iOS18's encodings (the exporter
+        // then takes the lowest target the chosen encodings need).
+        if conversion.coreML == nil {
+            conversion.coreML = CoreMLWeightTarget(specificationVersion: exportOptions.target?.specificationVersion ?? 9)
+        }
+        var converter = WeightConverter(options: conversion.converter)
         try converter.validate(prepared.model)
-        converter = try converter.resolvingAuto(prepared.model)
-        let (converted, report) = converter.convert(prepared.model)
-        prepared.model = converted
-        clock.lap("convert weights (\(options.conversion.weights.rawValue))")
         // The provenance a package records, in the same keys and order as `export` of that package writes them, so
-        // the one-step and the two-step conversions give byte-identical models.
+        // the one-step and the two-step (`convert --for coreml`, then export) conversions give byte-identical models.
         let (_, sha256) = digest.result()
         exportOptions.metadata = [
             ("com.mlpkg.source", URL(fileURLWithPath: input).lastPathComponent), ("com.mlpkg.source.sha256", sha256),
             ("com.mlpkg.producer", "mlpkg \(MLPkgVersion.current)"),
-        ] + options.conversion.recorded.keys.sorted().map { ("com.mlpkg.option." + $0, options.conversion.recorded[$0]!) }
+        ] + conversion.recorded.keys.sorted().map { ("com.mlpkg.option." + $0, conversion.recorded[$0]!) }
             + options.export.metadata
-        let result: CoreMLExporter.Result
-        do {
-            result = try CoreMLExporter.export(prepared, to: output, options: exportOptions)
-        } catch var error as CoreMLExportError {
-            // A model the exporter refuses is the input's fault: name the model, not the output path; dynamic
-            // dims get the --input-shape flags the audit's pin suggestion computes.
-            guard !error.isInternal else { throw error }
-            error.path = input
-            throw AuditAdvice.explaining(error, model: imported, file: input, pins: options.conversion.inputShapes)
+        let original = prepared.model
+        func export(_ converter: WeightConverter, to path: String) throws -> (CoreMLExporter.Result, ConversionReport) {
+            let (converted, report) = converter.convert(original)
+            var model = prepared
+            model.model = converted
+            do {
+                return (try CoreMLExporter.export(model, to: path, options: exportOptions), report)
+            } catch var error as CoreMLExportError {
+                // A model the exporter refuses is the input's fault: name the model, not the output path; dynamic
+                // dims get the --input-shape flags the audit's pin suggestion computes.
+                guard !error.isInternal else { throw error }
+                error.path = input
+                throw AuditAdvice.explaining(error, model: imported, file: input, pins: options.conversion.inputShapes)
+            }
         }
+        converter = try OutputBudget.resolve(converter, model: original) { trial, path in _ = try export(trial, to: path) }
+        clock.lap("convert weights (\(options.conversion.weights.rawValue))")
+        let (result, report) = try export(converter, to: output)
         clock.lap("lower, optimize and write the ML Program")
         return Result(export: result, conversion: report, pipelineRuns: context.pipelineRuns, timings: clock.laps)
     }

@@ -41,14 +41,22 @@ public enum PackageConverter {
         /// How the model is read; `--keep-initializer-inputs` keeps initializers listed as inputs overridable
         /// (by default they are constants: docs/IMPORT.md).
         public var importing: ImportOptions
+        /// The Core ML target the output is for (`convert --for coreml`, a `.mlpackage` output): every tensor takes
+        /// a format it writes. nil: a package not meant for Core ML.
+        public var coreML: CoreMLWeightTarget?
+        /// `--deployment-target` as given with `--for coreml` (recorded in provenance); nil when not given.
+        public var coreMLTargetName: String?
 
         /// Options for `weights`; every other value defaults as when its flag is not given.
         public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
                     blockSize: Int? = nil, symmetric: Bool? = nil, scaleType: DataType? = nil, fold: Bool = true,
                     inputShapes: InputShapes = InputShapes(), audit: AuditOptions? = nil,
                     rules: TensorRules = TensorRules(), fp16Clamp: Bool = false, autoBudget: AutoBudget? = nil,
-                    importing: ImportOptions = ImportOptions()) {
+                    importing: ImportOptions = ImportOptions(), coreML: CoreMLWeightTarget? = nil,
+                    coreMLTargetName: String? = nil) {
             self.importing = importing
+            self.coreML = coreML
+            self.coreMLTargetName = coreMLTargetName
             self.audit = audit
             self.autoBudget = autoBudget
             self.rules = rules
@@ -69,7 +77,7 @@ public enum PackageConverter {
         var converter: WeightConverter.Options {
             WeightConverter.Options(format: weights, minElements: minElements, granularity: granularity,
                                     blockSize: blockSize, symmetric: symmetric, scaleType: scaleType, rules: rules,
-                                    fp16Clamp: fp16Clamp, autoBudget: autoBudget)
+                                    fp16Clamp: fp16Clamp, autoBudget: autoBudget, coreML: coreML)
         }
 
         /// Patterns as one provenance value: a JSON array of strings.
@@ -84,6 +92,8 @@ public enum PackageConverter {
             var options = ["weights": weights.rawValue, "minElements": String(c.minElements), "fold": String(fold)]
             if !inputShapes.isEmpty { options["inputShapes"] = inputShapes.recorded }
             if fp16Clamp { options["fp16Clamp"] = "true" }
+            if coreML != nil { options["for"] = "coreml" }
+            if let coreMLTargetName { options["deploymentTarget"] = coreMLTargetName }
             if importing.initializerInputs != .constant { options["initializerInputs"] = importing.initializerInputs.rawValue }
             switch autoBudget {
             case .maxBytes(let b)?: options["maxSize"] = String(b)
@@ -94,6 +104,7 @@ public enum PackageConverter {
             if !rules.excludes.isEmpty { options["exclude"] = Self.list(rules.excludes.map(\.description)) }
             if !rules.includes.isEmpty { options["include"] = Self.list(rules.includes.map(\.description)) }
             if let config = rules.config { options["config"] = "sha256:" + config.digest }
+            if weights == .auto, let blockSize { options["blockSize"] = String(blockSize) }  // its per-block candidates'
             if weights.isPalette {
                 options["granularity"] = c.granularity.rawValue
                 if c.granularity != .perTensor { options["blockSize"] = String(c.blockSize) }
@@ -177,21 +188,24 @@ public enum PackageConverter {
         var converter = WeightConverter(options: options.converter)
         // A per-layer rule conflict is the user's to resolve: refused before anything is written.
         try converter.validate(model)
-        converter = try converter.resolvingAuto(model)
-        if converter.options.autoBudget != nil { clock.lap("measure candidate formats (auto)") }
         let passed = model
-        let (manifest, report) = try PackageWriter.write(model: passed, converting: converter, provenance: {
-            clock.lap("convert and write weights (\(options.weights.rawValue))")
-            let source = sourceDescription(input: input, model: passed, digest: digest)
-            clock.lap("source digest (wait)")
-            return Provenance(source: source, producer: .init(name: "mlpkg", version: MLPkgVersion.current),
-                              options: options.recorded)
-        }, assignment: audit.map(PackageAssignment.init), graph: graphReport, to: output, progress: progress)
+        func write(_ converter: WeightConverter, to path: String, progress: ProgressHandler?) throws -> (Manifest, ConversionReport) {
+            try PackageWriter.write(model: passed, converting: converter, provenance: {
+                clock.lap("convert and write weights (\(options.weights.rawValue))")
+                let source = sourceDescription(input: input, model: passed, digest: digest)
+                clock.lap("source digest (wait)")
+                return Provenance(source: source, producer: .init(name: "mlpkg", version: MLPkgVersion.current),
+                                  options: options.recorded)
+            }, assignment: audit.map(PackageAssignment.init), graph: graphReport, to: path, progress: progress)
+        }
+        converter = try OutputBudget.resolve(converter, model: model) { trial, path in
+            _ = try write(trial, to: path, progress: nil)
+        }
+        if converter.options.autoBudget != nil { clock.lap("measure candidate formats (auto)") }
+        let (manifest, report) = try write(converter, to: output, progress: progress)
         clock.lap("write manifest and report")
         let source = manifest.provenance.source
-        let packageBytes = [Manifest.manifestFileName, Manifest.weightsFileName, Manifest.reportFileName].reduce(0) {
-            $0 + ((try? FileManager.default.attributesOfItem(atPath: output + "/" + $1)[.size] as? Int) ?? 0)
-        }
+        let packageBytes = OutputBudget.bytes(atPath: output)
         return Result(timings: clock.laps, manifest: manifest, report: report, graph: graphReport, sourceBytes: source.bytes,
                       packageBytes: packageBytes, audit: audit)
     }
@@ -238,9 +252,10 @@ final class SourceDigest: @unchecked Sendable {
         }
     }
 
-    /// Waits for the digest: (file size, hex SHA-256).
+    /// Waits for the digest: (file size, hex SHA-256). May be called again (`--max-size` writes trial outputs).
     func result() -> (Int, String) {
         done.wait()
+        done.signal()
         return (size, digest)
     }
 }

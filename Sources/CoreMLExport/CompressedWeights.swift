@@ -10,12 +10,34 @@ import Quantization
 /// The stored integers and zero points are written as they are in the package (bit for bit); scales and tables
 /// take the compute precision (fp16 ones widened exactly for fp32 compute, fp32 ones rounded to fp16 for fp16
 /// compute), so the constexpr produces the compute type and no run-time cast follows a weight.
-/// - palettized tensors (`lut`) → `constexpr_lut_to_dense` (iOS18+): indices as uint1/2/3/4/6/8 shaped like the
-///   weight (the package's LSB-first packing is MILBlob's), the table as [G, 1, …, 2^N, 1] (G tables along axis 0).
+/// - palettized tensors (`lut`) → `constexpr_lut_to_dense`: from iOS18 indices as uint1/2/3/4/6/8 shaped like the
+///   weight (the package's LSB-first packing is MILBlob's), the table as [G, 1, …, 2^N, 1] (G tables along axis 0);
+///   on iOS16/17 the iOS16 form for one table of 1, 2, 4, 6 or 8 bits (packed uint8 indices, [2^N] table, shape).
+/// Which target writes which encoding is `CoreMLWeightTarget`'s table (Quantization), shared with conversion.
 enum CompressedWeights {
-    /// The lowest target that holds an encoding.
-    static func minimumTarget(_ q: LinearQuantization) -> DeploymentTarget {
-        q.blockSize != nil || q.storage == .int4 || q.storage == .uint4 ? .iOS18 : .iOS16
+    /// The lowest target that holds an encoding (CoreMLWeightTarget's table, shared with conversion and the audit);
+    /// iOS18 when none does (the check then says why).
+    static func minimumTarget(_ encoding: WeightEncoding, dims: [Int]) -> DeploymentTarget {
+        DeploymentTarget.iOS(CoreMLWeightTarget.minimumSpecificationVersion(encoding, dims: dims) ?? 9)
+    }
+
+    /// Refuses an encoding the target cannot write, with the rule `coreml-encoding` and the way out.
+    static func check(_ name: String, _ tensor: Tensor, target: DeploymentTarget) throws(LoweringRefusal) {
+        let weights = CoreMLWeightTarget(specificationVersion: target.specificationVersion)
+        guard let problem = weights.problem(tensor.encoding, dims: tensor.dims) else { return }
+        let needed = CoreMLWeightTarget.minimumSpecificationVersion(tensor.encoding, dims: tensor.dims)
+        let fix = needed.map { "use --deployment-target \(DeploymentTarget.iOS($0)), " } ?? ""
+        throw LoweringRefusal("'\(name)' is stored as \(describe(tensor.encoding)), which \(target) cannot write (\(problem)); "
+                              + "\(fix)re-convert with --for coreml (or to NAME.mlpackage directly), or export with --dequantize",
+                              needs: needed.map(DeploymentTarget.iOS), rule: CoreMLLimits.encoding.id)
+    }
+
+    static func describe(_ e: WeightEncoding) -> String {
+        switch e {
+        case .linear(let q): return "\(q.storage.name) \(q.granularity)" + (q.blockSize.map { " \($0)" } ?? "")
+        case .palette(let p): return "a \(p.bits)-bit table" + (p.groupSize.map { " per \($0) slices" } ?? "")
+        default: return e.name
+        }
     }
 
     static func milStorage(_ t: DataType) -> MILDataType? {
@@ -29,17 +51,11 @@ enum CompressedWeights {
     }
 
     static func check(_ name: String, _ tensor: Tensor, _ q: LinearQuantization, target: DeploymentTarget) throws(LoweringRefusal) {
-        let needed = minimumTarget(q)
-        guard target >= needed else {
-            throw LoweringRefusal("'\(name)' is stored as \(q.storage.name) \(q.granularity); Core ML holds that from \(DeploymentTarget.iOS(needed.specificationVersion)) (--deployment-target), or export with --dequantize",
-                                  needs: needed)
-        }
-        guard milStorage(q.storage) != nil else { throw LoweringRefusal("'\(name)' has storage \(q.storage.name), which Core ML cannot hold") }
+        var t = tensor
+        t.encoding = .linear(q)
+        try check(name, t, target: target)
         guard q.scale.dataType == .float || q.scale.dataType == .float16 else {
-            throw LoweringRefusal("'\(name)' has \(q.scale.dataType.name) scales; Core ML takes fp16 or fp32")
-        }
-        if let b = q.blockSize, let a = q.axis, a < tensor.dims.count, tensor.dims[a] % b != 0 {
-            throw LoweringRefusal("'\(name)': blocks of \(b) do not divide dim \(a) (\(tensor.dims[a])); Core ML needs whole blocks")
+            throw LoweringRefusal("'\(name)' has \(q.scale.dataType.name) scales; Core ML takes fp16 or fp32", rule: CoreMLLimits.encoding.id)
         }
     }
 
@@ -110,18 +126,11 @@ enum CompressedWeights {
     }
 
     static func check(_ name: String, _ tensor: Tensor, _ p: PaletteQuantization, target: DeploymentTarget) throws(LoweringRefusal) {
-        guard target >= .iOS18 else {
-            throw LoweringRefusal("'\(name)' is palettized (\(p.bits)-bit table); Core ML holds that from \(DeploymentTarget.iOS(DeploymentTarget.iOS18.specificationVersion)) (--deployment-target), or export with --dequantize",
-                                  needs: .iOS18)
-        }
-        guard indexType(bits: p.bits) != nil else {
-            throw LoweringRefusal("'\(name)' has \(p.bits)-bit indices; Core ML takes 1, 2, 3, 4, 6 or 8 (export with --dequantize)")
-        }
+        var t = tensor
+        t.encoding = .palette(p)
+        try check(name, t, target: target)
         guard p.lut.dataType == .float || p.lut.dataType == .float16 else {
-            throw LoweringRefusal("'\(name)' has a \(p.lut.dataType.name) table; Core ML takes fp16 or fp32")
-        }
-        if let g = p.groupSize, let rows = tensor.dims.first, rows % g != 0 {
-            throw LoweringRefusal("'\(name)': tables of \(g) slices do not divide dim 0 (\(rows)); Core ML needs whole groups")
+            throw LoweringRefusal("'\(name)' has a \(p.lut.dataType.name) table; Core ML takes fp16 or fp32", rule: CoreMLLimits.encoding.id)
         }
     }
 
@@ -145,6 +154,17 @@ enum CompressedWeights {
             _ = Float16Codec.encode(lutBytes, into: narrow)
             lutBytes = narrow.view
             lutType = .fp16
+        }
+        if builder.target < .iOS18 {
+            // iOS16 form (iOS16/constexpr_ops.py): one table [2^N], the indices as the package's LSB-first bit
+            // stream in a uint8 vector of ceil(N · count / 8) bytes, and the shape as uint32.
+            let result = builder.constexpr("constexpr_lut_to_dense", name: name + "_dequantized", [
+                ("indices", MILConst(MILTensorType(.uint8, [values.count]), .bytes(values))),
+                ("lut", MILConst(MILTensorType(lutType, [1 << p.bits]), .bytes(lutBytes))),
+                ("shape", MILConst(MILTensorType(.uint32, [tensor.dims.count]), .bytes(LittleEndian.bytes(of: tensor.dims.map { UInt32($0) })))),
+            ], output: MILTensorType(lutType, tensor.dims))
+            if result.type.dtype == type.dtype { return result }
+            return builder.op1("cast", name: name, [("x", .v(result)), ("dtype", .c(.scalar(type.dtype.description)))], output: type)
         }
         var lutShape = [Int](repeating: 1, count: tensor.dims.count + 2)
         lutShape[0] = p.groupSize.map { tensor.dims[0] / $0 } ?? 1

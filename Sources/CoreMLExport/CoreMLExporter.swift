@@ -161,9 +161,8 @@ public enum CoreMLExporter {
     public static func minimumTarget(_ model: Model, dequantize: Bool) -> DeploymentTarget {
         guard !dequantize else { return .iOS15 }
         var target = DeploymentTarget.iOS15
-        for t in model.graph.initializers {
-            if case .linear(let q) = t.encoding { target = max(target, CompressedWeights.minimumTarget(q)) }
-            if case .palette = t.encoding { target = max(target, .iOS18) }
+        for t in model.graph.initializers where !t.encoding.isRaw {
+            target = max(target, CompressedWeights.minimumTarget(t.encoding, dims: t.dims))
         }
         // A QDQ model's constant DequantizeLinear becomes the same constexpr ops.
         let stored = Dictionary(model.graph.initializers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -507,6 +506,10 @@ public enum CoreMLExporter {
                                       rule: CoreMLLimits.inference.id)
             }
             try lowering.rule.check(view)
+            // A compressed weight the target cannot write fails the node that reads it, in the audit's plan too.
+            for input in node.inputs where !input.isEmpty {
+                if let t = table.constant(input)?.tensor, !t.encoding.isRaw { try CompressedWeights.check(input, t, target: target) }
+            }
             let emission: Emission
             do throws(LoweringRefusal) {
                 emission = try lowering.plan(view)

@@ -194,7 +194,8 @@ public enum LoweringRegistry {
     public static var rules: [LoweringRule] {
         lowerings.map { $0.rule } + [CoreMLLimits.maxRankRule, CoreMLLimits.noLowering, CoreMLLimits.controlFlow,
                                      CoreMLLimits.subgraph, CoreMLLimits.customDomain, CoreMLLimits.folded,
-                                     CoreMLLimits.constant, CoreMLLimits.inference, CoreMLLimits.dims, FlexibleShapes.rule]
+                                     CoreMLLimits.constant, CoreMLLimits.inference, CoreMLLimits.dims, FlexibleShapes.rule,
+                                     CoreMLLimits.encoding]
     }
 
     /// The ONNX op types a lowering rule covers.

@@ -94,6 +94,14 @@ public enum CoreMLLimits {
         "coreml-dims", mil: "every op", source: "https://github.com/apple/coremltools/blob/main/mlmodel/format/MIL.proto",
         says: "MIL tensor dims are positive and shapes are written as int32 values (MIL has no empty tensors; a dim of 2^31 or more cannot be a reshape, tile or pad parameter)")
 
+    /// Refuses a node that reads a weight stored in an encoding the deployment target cannot write (blocks that do
+    /// not divide their axis, 4-bit or blocked scales before iOS18, grouped or 3-bit tables before iOS18, any
+    /// compressed weight on iOS15). The facts are `CoreMLWeightTarget`'s, which conversion follows with `--for coreml`.
+    public static let encoding = LoweringRule(
+        "coreml-encoding", mil: "constexpr_affine_dequantize, constexpr_blockwise_shift_scale, constexpr_lut_to_dense",
+        source: "https://github.com/apple/coremltools/blob/main/coremltools/converters/mil/mil/ops/defs/iOS18/compression.py",
+        says: "a compressed weight must be one the target writes: int8/uint8 per tensor or channel from iOS16 (iOS16/constexpr_ops.py); int4 or blocks from iOS18, each block dividing its axis; one table of 1, 2, 4, 6 or 8 bits from iOS16, grouped or 3-bit tables from iOS18")
+
     static func checkRanks(_ v: NodeView) throws(LoweringRefusal) {
         func check(_ t: MILTensorType, _ what: String) throws(LoweringRefusal) {
             if t.rank > maxRank {

@@ -32,6 +32,13 @@ public enum ConversionText {
             line += "; " + a.formats.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
             lines.append(line)
         }
+        let noted = r.converted.filter { $0.note != nil }
+        if !noted.isEmpty {
+            // What a target's rules changed (Core ML needs whole blocks; older targets fewer formats).
+            let first = noted.sorted { $0.name < $1.name }[0]
+            lines.append("  formats Core ML writes: \(noted.count) tensor(s) changed (\(first.name): \(first.note!)"
+                         + (noted.count > 1 ? "; each in report.json's note" : "") + ")")
+        }
         if let snr = t.weightedMeanSNRDB {
             lines.append("  accuracy: weighted mean SNR \(String(format1: snr)) dB; \(t.clampedValues) value(s) clamped")
         }

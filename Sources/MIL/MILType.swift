@@ -14,6 +14,9 @@ public enum MILDataType: Int, Sendable, Hashable, CustomStringConvertible {
     case int4 = 25
     case uint8 = 31
     case uint16 = 32
+    /// Only the `shape` of the iOS16 `constexpr_lut_to_dense` (iOS16/constexpr_ops.py); inline values are
+    /// little-endian `bytes` (coremltools' IMMEDIATE_VALUE_TYPES_IN_BYTES, types/__init__.py, lists uint32).
+    case uint32 = 33
     case uint4 = 35
     case uint2 = 36
     case uint1 = 37
@@ -34,6 +37,7 @@ public enum MILDataType: Int, Sendable, Hashable, CustomStringConvertible {
         case .int4: return "int4"
         case .uint8: return "uint8"
         case .uint16: return "uint16"
+        case .uint32: return "uint32"
         case .uint4: return "uint4"
         case .uint1: return "uint1"
         case .uint2: return "uint2"
@@ -50,7 +54,7 @@ public enum MILDataType: Int, Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .bool, .int8, .uint8: return 8
         case .fp16, .int16, .uint16: return 16
-        case .fp32, .int32: return 32
+        case .fp32, .int32, .uint32: return 32
         case .int64: return 64
         case .int4, .uint4: return 4
         case .uint1: return 1
@@ -188,6 +192,8 @@ extension MILConst {
         case .ints(let values): return values.map(Int.init)
         case .bytes(let view) where type.dtype == .int32 && view.count == type.count * 4:
             return (0..<type.count).map { Int(view.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+        case .bytes(let view) where type.dtype == .uint32 && view.count == type.count * 4:
+            return (0..<type.count).map { Int(UInt32(littleEndian: view.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
         default: return nil
         }
     }

@@ -51,8 +51,12 @@ public enum AutoBudget: Sendable, Equatable, CustomStringConvertible {
 public struct AutoReport: Codable, Sendable, Equatable {
     /// The budget as given (`--max-size 15MB`, `--min-snr 25`).
     public var budget: String
-    /// The byte budget the weights had to fit (absent with --min-snr).
+    /// The byte budget the whole written output had to fit (absent with --min-snr).
     public var budgetBytes: Int?
+    /// Bytes of the written output that are not weights (manifest and report JSON, or the Core ML model
+    /// description, and alignment padding), measured on a trial write and taken from `budgetBytes` before the
+    /// weights chose; absent with --min-snr.
+    public var overheadBytes: Int?
     /// Predicted weight bytes after conversion, and the element-weighted mean SNR of the chosen formats, from the
     /// candidates measured before the choice; report.json's totals measure the same after the conversion.
     public var predictedBytes: Int
@@ -85,15 +89,17 @@ enum AutoSelection {
         var nsr: Double
     }
 
-    static func candidates(compact: Bool, base: TensorSettings) -> [TensorSettings] {
+    /// `blockSize`: elements per block of the per-block candidates (`--block-size`, default 32).
+    static func candidates(compact: Bool, base: TensorSettings, blockSize: Int = 32) -> [TensorSettings] {
         func s(_ f: WeightFormat, _ g: Granularity, _ block: Int, _ scale: DataType) -> TensorSettings {
             TensorSettings(format: f, granularity: g, blockSize: block, symmetric: f.defaultSymmetric, scaleType: scale,
                            minElements: 0, force: base.force)
         }
         var list = [s(.fp32, .perTensor, 32, .float), s(.fp16, .perTensor, 32, .float)]
         if compact {
-            list += [s(.int8, .perChannel, 32, .float), s(.int6, .perBlock, 32, .float16), s(.int5, .perBlock, 32, .float16),
-                     s(.int4, .perBlock, 32, .float16), s(.int3, .perBlock, 32, .float16)]
+            let b = blockSize
+            list += [s(.int8, .perChannel, 32, .float), s(.int6, .perBlock, b, .float16), s(.int5, .perBlock, b, .float16),
+                     s(.int4, .perBlock, b, .float16), s(.int3, .perBlock, b, .float16)]
             list += [WeightFormat.lut8, .lut6, .lut4, .lut3, .lut2].map { s($0, .perTensor, 16, .float) }
         }
         return list

@@ -38,6 +38,9 @@ public struct ConversionReport: Codable, Sendable, Equatable {
         public var rtnSNRDB: Double?
         /// The rule that chose the format (command line, config default/opTypes/names, --include).
         public var rule: String?
+        /// What the target's rules changed from the settings asked for, and why (`blocks of 20: 32 does not divide
+        /// dim 1 (40); Core ML needs whole blocks`); nil when the tensor took the settings as asked.
+        public var note: String?
     }
 
     /// One tensor left as it was, with the reason.

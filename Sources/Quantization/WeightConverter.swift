@@ -27,13 +27,24 @@ public struct WeightConverter: Sendable {
         /// `--weights auto`: the budget, and once resolved (`resolvingAuto`) the format chosen per tensor place.
         public var autoBudget: AutoBudget?
         var autoChoices: [String: TensorSettings] = [:]
-        var autoReport: AutoReport?
+        /// What the automatic choice found (set by `resolvingAuto`).
+        public internal(set) var autoReport: AutoReport?
+        /// The Core ML target the output is for (`convert -o X.mlpackage`, `convert --for coreml`): every tensor
+        /// takes a format that target writes (`CoreMLWeightTarget.settle`); nil for a package not meant for Core ML.
+        public var coreML: CoreMLWeightTarget?
+        /// Whether `--block-size` was given. A package not meant for Core ML keeps a given block exactly (a last,
+        /// partial block where it does not divide the axis); the default block moves to one that divides, so
+        /// default packages export to Core ML.
+        public var blockSizeGiven: Bool
 
         /// Options for `format`; each setting left nil takes the format's default.
         public init(format: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
                     blockSize: Int? = nil, symmetric: Bool? = nil, scaleType: DataType? = nil,
-                    rules: TensorRules = TensorRules(), fp16Clamp: Bool = false, autoBudget: AutoBudget? = nil) {
+                    rules: TensorRules = TensorRules(), fp16Clamp: Bool = false, autoBudget: AutoBudget? = nil,
+                    coreML: CoreMLWeightTarget? = nil) {
             self.autoBudget = autoBudget
+            self.coreML = coreML
+            self.blockSizeGiven = blockSize != nil
             self.format = format
             self.minElements = minElements ?? format.defaultMinElements
             self.granularity = granularity ?? format.defaultGranularity
@@ -49,6 +60,10 @@ public struct WeightConverter: Sendable {
             TensorSettings(format: format, granularity: granularity, blockSize: blockSize, symmetric: symmetric,
                            scaleType: scaleType, minElements: minElements)
         }
+
+        /// Whose rules settle each tensor's format: the Core ML target; else, unless a block size was given,
+        /// iOS18's (which only moves blocks to ones that divide their axis).
+        var settlement: CoreMLWeightTarget? { coreML ?? (blockSizeGiven ? nil : .newest) }
     }
 
     /// Below this signal-to-noise ratio a float16 copy has lost more than rounding costs (values in float16's
@@ -131,10 +146,26 @@ public struct WeightConverter: Sendable {
     /// the choice's report. Other converters come back unchanged. A size budget below the smallest the weights can
     /// take is an error.
     public func resolvingAuto(_ model: Model) throws(TensorRuleError) -> WeightConverter {
+        guard let measurement = measuringAuto(model) else { return self }
+        return try resolvingAuto(measurement, overheadBytes: 0)
+    }
+
+    /// The candidates of `--weights auto` measured on every tensor that chooses (the costly part, done once);
+    /// nil when no tensor chooses.
+    public struct AutoMeasurement: Sendable {
+        var plan: Plan
+        var autoJobs: [Job]
+        var measured: [[AutoSelection.Candidate]]
+        var fixed: Int
+        /// Tensors that choose.
+        public var tensorCount: Int { autoJobs.count }
+    }
+
+    /// Measures every candidate of every tensor that chooses (nil when none does).
+    public func measuringAuto(_ model: Model) -> AutoMeasurement? {
         let plan = plan(model)
         let autoJobs = plan.jobs.filter { $0.settings.format == .auto }
-        guard !autoJobs.isEmpty else { return self }
-        let budget = options.autoBudget ?? .maxRatio(0.5)
+        guard !autoJobs.isEmpty else { return nil }
         // Tensors outside the choice: their converted size (run once) or their size as they are.
         let others = plan.jobs.filter { $0.settings.format != .auto }
         let otherBytes = Parallel.map(others) { [self] job -> Int in
@@ -143,7 +174,8 @@ public struct WeightConverter: Sendable {
         }
         let fixed = plan.bytesBefore - plan.jobs.reduce(0) { $0 + $1.tensor.byteCount } + otherBytes.reduce(0, +)
         let measured = Parallel.map(autoJobs) { [self] job -> [AutoSelection.Candidate] in
-            AutoSelection.candidates(compact: job.axes != nil, base: job.settings).compactMap { settings in
+            AutoSelection.candidates(compact: job.axes != nil, base: job.settings, blockSize: options.blockSize)
+                .filter { options.coreML?.offers($0) ?? true }.compactMap { settings in
                 if settings.format == .fp32 { return .init(settings: settings, bytes: job.tensor.byteCount, nsr: 0) }
                 var trial = job
                 trial.settings = settings
@@ -162,9 +194,22 @@ public struct WeightConverter: Sendable {
                 return .init(settings: settings, bytes: entry.bytesAfter, nsr: nsr)
             }
         }
+        return AutoMeasurement(plan: plan, autoJobs: autoJobs, measured: measured, fixed: fixed)
+    }
+
+    /// Chooses among measured candidates. `overheadBytes`: bytes of the written output that are not weights
+    /// (JSON, model description, alignment), taken from a size budget first, so that `--max-size` bounds the whole
+    /// output (the caller measures them on a trial write).
+    public func resolvingAuto(_ m: AutoMeasurement, overheadBytes: Int) throws(TensorRuleError) -> WeightConverter {
+        let (plan, autoJobs, measured, fixed) = (m.plan, m.autoJobs, m.measured, m.fixed)
+        let budget = options.autoBudget ?? .maxRatio(0.5)
         guard let (choice, budgetBytes) = AutoSelection.choose(measured, weights: autoJobs.map(\.sensitivity), budget: budget,
-                                                               fixedBytes: fixed, bytesBefore: plan.bytesBefore) else {
+                                                               fixedBytes: fixed + overheadBytes, bytesBefore: plan.bytesBefore) else {
             let smallest = fixed + measured.reduce(0) { $0 + ($1.map(\.bytes).min() ?? 0) }
+            if overheadBytes > 0 {
+                throw TensorRuleError("\(budget) is below the smallest output these weights can take (\(smallest) bytes of weights "
+                                      + "and \(overheadBytes) bytes of model description, JSON and alignment)")
+            }
             throw TensorRuleError("\(budget) is below the smallest these weights can take (\(smallest) bytes)")
         }
         var resolved = self
@@ -182,7 +227,8 @@ public struct WeightConverter: Sendable {
             }
         }
         resolved.options.autoReport = AutoReport(
-            budget: budget.description, budgetBytes: budgetBytes, predictedBytes: predicted,
+            budget: budget.description, budgetBytes: budgetBytes, overheadBytes: budgetBytes != nil && overheadBytes > 0 ? overheadBytes : nil,
+            predictedBytes: predicted,
             predictedWeightedSNRDB: snrWeight > 0 ? snrSum / snrWeight : nil, tensors: autoJobs.filter { $0.axes != nil }.count,
             floatOnlyTensors: autoJobs.filter { $0.axes == nil }.count, formats: formats)
         return resolved
@@ -217,12 +263,18 @@ public struct WeightConverter: Sendable {
     public func run(_ job: Job) -> Result {
         if job.settings.format == .auto { return .kept(.init(name: job.tensor.name, dtype: job.tensor.dataType.name, shape: job.tensor.dims,
                                                               bytes: job.tensor.byteCount, reason: "auto: not resolved", rule: job.rule)) }
-        var result = job.settings.format.isLinear ? quantize(job.tensor, axes: job.axes!, settings: job.settings)
-            : job.settings.format.isPalette ? palettize(job.tensor, settings: job.settings)
-            : encode(job.tensor, format: job.settings.format)
+        var settings = job.settings
+        var note: String?
+        if let target = options.settlement {
+            (settings, note) = target.settle(settings, dims: job.tensor.dims, reduction: job.axes?.reduction)
+        }
+        var result = settings.format.isLinear ? quantize(job.tensor, axes: job.axes!, settings: settings)
+            : settings.format.isPalette ? palettize(job.tensor, settings: settings)
+            : encode(job.tensor, format: settings.format)
         switch result {
         case .converted(let tensor, var entry):
             entry.rule = job.rule
+            entry.note = note
             result = .converted(tensor, entry)
         case .kept(var entry):
             entry.rule = job.rule

@@ -37,6 +37,8 @@ struct Convert: ParsableCommand {
               mlpkg convert model.onnx -o model.mlpkg --weights int8 --exclude 'op:LayerNormalization'
               mlpkg convert model.onnx -o model.mlpkg --weights auto --min-snr 30 --json
               mlpkg convert model.onnx -o Model.mlpackage --weights int4 --input-shape input=1,3,224,224
+              mlpkg convert model.onnx -o model.mlpkg --weights int4 --for coreml --deployment-target iOS17
+              mlpkg convert model.onnx -o model.mlpkg --weights auto --max-size 16MB --block-size 16
               mlpkg convert model.onnx -o Model.mlpackage --author "Jane Doe" --license MIT --rename input=image
               mlpkg convert model.onnx -o Classifier.mlpackage --image-input input=rgb --scale 0.0039 --class-labels labels.txt
               mlpkg convert a.onnx b.onnx --output-dir build/models --jobs 2
@@ -68,7 +70,7 @@ struct Convert: ParsableCommand {
     @Option(help: "int8/int4 scales: per-tensor, per-channel (int8 default) or per-block (int4 default).")
     var granularity: Granularity?
 
-    @Option(help: "Elements per block along the reduction axis, with per-block scales (default 32).")
+    @Option(help: "Elements per block along the reduction axis, with per-block scales or auto's per-block candidates (default 32; moved to a block that divides the axis for Core ML).")
     var blockSize: Int?
 
     @Flag(exclusivity: .exclusive, help: "Linear formats: symmetric (signed levels; int8's default) or asymmetric (unsigned levels with zero points; the default below 8 bits).")
@@ -84,7 +86,7 @@ struct Convert: ParsableCommand {
     @Option(help: "Convert only float tensors with at least this many elements (default: every float tensor for fp16, 2048 for int8/int4).")
     var minElements: Int?
 
-    @Option(help: ArgumentHelp("--weights auto: total weight bytes at most this (15MB, 14MiB, 15000000) or this fraction of the model's (0.25, 25%).",
+    @Option(help: ArgumentHelp("--weights auto: the whole output at most this many bytes (15MB = 15,000,000, 14MiB, 15000000), or the weights at most this fraction of the model's (0.25, 25%).",
                                valueName: "size"))
     var maxSize: String?
 
@@ -93,6 +95,15 @@ struct Convert: ParsableCommand {
 
     @Flag(help: "fp16: clamp values beyond ±65504 instead of keeping those tensors float32.")
     var fp16Clamp = false
+
+    @Option(name: .customLong("for"), help: ArgumentHelp(
+        "coreml: the package is for export --format coreml: every tensor takes a format its --deployment-target writes (default target: iOS18's formats). Implied by a .mlpackage output.",
+        valueName: "coreml"))
+    var destination: Destination?
+
+    enum Destination: String, ExpressibleByArgument {
+        case coreml
+    }
 
     @Option(name: .customLong("exclude"), help: ArgumentHelp(
         "Leave these tensors as they are: a glob over tensor and node names, or op:TYPE (repeatable).",
@@ -155,8 +166,8 @@ struct Convert: ParsableCommand {
             throw ValidationError("--max-size and --min-snr apply to --weights auto")
         }
         if let minSnr, !(minSnr.isFinite && minSnr > 0 && minSnr < 200) { throw ValidationError("--min-snr must be between 0 and 200 dB") }
-        if weights == .auto && config == nil && (granularity != nil || blockSize != nil || symmetry != nil || scaleType != nil) {
-            throw ValidationError("--weights auto chooses granularity, block size and scale type itself")
+        if weights == .auto && config == nil && (granularity != nil || symmetry != nil || scaleType != nil) {
+            throw ValidationError("--weights auto chooses granularity, symmetry and scale type itself (--block-size sets the block of its per-block candidates)")
         }
         if weights == .auto {
         } else if weights.isPalette && config == nil {
@@ -169,8 +180,11 @@ struct Convert: ParsableCommand {
             throw ValidationError("--block-size needs --granularity per-block")
         }
         if let output { try OutputExtension.checkConvert(output) }
-        if !writesCoreML, !coreML.given.isEmpty {
-            throw ValidationError("\(coreML.given.joined(separator: ", ")) apply to a Core ML output (-o NAME.mlpackage)")
+        // With --for coreml the deployment target decides the formats; the other Core ML options shape the export.
+        let misplaced = coreML.given.filter { !(destination == .coreml && $0 == "--deployment-target") }
+        if !writesCoreML, !misplaced.isEmpty {
+            throw ValidationError("\(misplaced.joined(separator: ", ")) apply to a Core ML output (-o NAME.mlpackage)"
+                                  + (misplaced == ["--deployment-target"] ? " or with --for coreml" : ""))
         }
         if !profileOptions.requested && profileOptions.chip != "M1" {
             throw ValidationError("--chip applies with --profile (or --profile-file)")
@@ -188,6 +202,14 @@ struct Convert: ParsableCommand {
         if keepInitializerInputs, writesCoreML {
             throw ValidationError("--keep-initializer-inputs applies to .mlpkg packages: a Core ML model has no overridable inputs")
         }
+    }
+
+    /// The Core ML target the formats are chosen for: `--deployment-target`, else iOS18's formats, when the output
+    /// is Core ML (`-o X.mlpackage`) or `--for coreml`; nil otherwise.
+    var coreMLTarget: CoreMLWeightTarget? {
+        guard writesCoreML || destination == .coreml else { return nil }
+        let version = coreML.deploymentTarget.flatMap(DeploymentTarget.init(parsing:))?.specificationVersion ?? 9
+        return CoreMLWeightTarget(specificationVersion: version)
     }
 
     /// Whether `-o` names a Core ML package (one step: convert, then export --format coreml).
@@ -216,6 +238,12 @@ struct Convert: ParsableCommand {
                 conversion: try conversionOptions(audit: nil),
                 export: try coreML.options(dequantize: false, inputShapes: inputShape.pins, computeUnits: profileOptions.computeUnits.rawValue))
             let result = try CoreMLConverter.convert(input: model, output: output, options: options)
+            if !quiet && !json {
+                // The formats the target's rules chose instead of the ones asked for, tensor by tensor.
+                let noted = result.conversion.converted.filter { $0.note != nil }
+                for c in noted.prefix(8) { printNote("'\(c.name)': \(c.note!)") }
+                if noted.count > 8 { printNote("\(noted.count - 8) more tensor(s) took formats Core ML writes (convert --for coreml -o X.mlpkg keeps the full report)") }
+            }
             coreML.report(result.export, from: model, to: output, quiet: quiet)
             // Compressed weights change the answers: say by how much, against the fp32 program (text mode only).
             if !quiet, !ScriptingMode.json, weights != .fp32, weights != .fp16 {
@@ -239,7 +267,8 @@ struct Convert: ParsableCommand {
               symmetric: symmetry.map { $0 == .symmetric }, scaleType: scaleType.map { $0 == .fp16 ? .float16 : .float },
               fold: !noFold, inputShapes: inputShape.pins, audit: audit, rules: try tensorRules(), fp16Clamp: fp16Clamp,
               autoBudget: try autoBudget(),
-              importing: ImportOptions(initializerInputs: keepInitializerInputs ? .overridable : .constant))
+              importing: ImportOptions(initializerInputs: keepInitializerInputs ? .overridable : .constant),
+              coreML: coreMLTarget, coreMLTargetName: coreMLTarget == nil ? nil : coreML.deploymentTarget)
     }
 
     private func autoBudget() throws -> AutoBudget? {

@@ -127,7 +127,7 @@ BUILTIN_TO_PROTO = {
     mil_types.bool: MIL_pb2.BOOL, mil_types.int8: MIL_pb2.INT8, mil_types.uint8: MIL_pb2.UINT8,
     mil_types.int4: MIL_pb2.INT4, mil_types.uint4: MIL_pb2.UINT4, mil_types.str: MIL_pb2.STRING,
     mil_types.uint1: MIL_pb2.UINT1, mil_types.uint2: MIL_pb2.UINT2, mil_types.uint3: MIL_pb2.UINT3,
-    mil_types.uint6: MIL_pb2.UINT6,
+    mil_types.uint6: MIL_pb2.UINT6, mil_types.uint32: MIL_pb2.UINT32,  # uint32: the iOS16 constexpr_lut_to_dense shape
 }
 
 
@@ -381,13 +381,14 @@ def test_refuses_to_replace_unrelated_folder(mlpkg, tmp_path):
 
 
 def test_convert_to_mlpackage_in_one_step(mlpkg, tmp_path):
-    """`convert model.onnx -o X.mlpackage` gives the same bytes as convert + export, and leaves no temporary."""
+    """`convert model.onnx -o X.mlpackage` gives the same bytes as `convert --for coreml` + export, and leaves no
+    temporary (the one-step conversion chooses formats for Core ML, and records it as --for coreml does)."""
     one = tmp_path / "One.mlpackage"
     r = run([str(mlpkg), "convert", str(FIXTURES / "transformer.onnx"), "-o", str(one), "--weights", "int4",
              "--input-shape", "tokens=1,8,64", "--quiet"], tmp_path)
     assert r.returncode == 0, r.stderr
     pkg = tmp_path / "t.mlpkg"
-    r = run([str(mlpkg), "convert", str(FIXTURES / "transformer.onnx"), "-o", str(pkg), "--weights", "int4",
+    r = run([str(mlpkg), "convert", str(FIXTURES / "transformer.onnx"), "-o", str(pkg), "--weights", "int4", "--for", "coreml",
              "--input-shape", "tokens=1,8,64", "--quiet"], tmp_path)
     assert r.returncode == 0, r.stderr
     two = export(mlpkg, tmp_path, pkg, tmp_path / "Two.mlpackage", MODELS["transformer"], None, "fp16")

@@ -24,12 +24,25 @@ enum MILConstexprDefinitions {
             }
             return [MILTensorType(scale.dtype, data.shape)]
         },
-        // iOS16 has an op of the same name in another form (lut, packed uint8 indices, a uint32 shape), which
-        // mlpkg never writes: an iOS16/iOS17 program's is beyond this definition (not checked), not an error.
+        // Two forms under one name: iOS16/iOS17 (iOS16/constexpr_ops.py: one table [2^N] with N in 1, 2, 4, 6, 8,
+        // the indices packed LSB first into uint8 [ceil(N · count / 8)], the output shape as a uint32 vector) and
+        // iOS18 (iOS18/compression.py: indices shaped like the output, tables grouped along any axis).
         MILOpDefinition("constexpr_lut_to_dense", since: .iOS16, file: "iOS18/compression.py",
                         domains: ["indices": [.uint1, .uint2, .uint3, .uint4, .uint6, .uint8], "lut": Shapes.floats]) { c throws(MILTypeError) in
             guard c.target >= .iOS18 else {
-                throw .beyond("the iOS16 form of constexpr_lut_to_dense (lut, indices, shape; iOS16/constexpr_ops.py) is not in mlpkg's definitions")
+                let indices = try c.type("indices"), lut = try c.type("lut"), shape = try c.required("shape")
+                guard shape.type.dtype == .uint32, shape.type.rank == 1, let dims = shape.intValues, dims.allSatisfy({ $0 > 0 }) else {
+                    throw MILTypeError("shape must be a const uint32 vector of positive dims (iOS16 form)")
+                }
+                guard lut.rank == 1, [2, 4, 16, 64, 256].contains(lut.shape[0]) else {
+                    throw MILTypeError("lut \(lut.shape) must be a vector of 2, 4, 16, 64 or 256 entries (iOS16 form)")
+                }
+                let bits = lut.shape[0].trailingZeroBitCount
+                let count = dims.reduce(1, *)
+                guard indices.dtype == .uint8, indices.rank == 1, indices.shape[0] == (count * bits + 7) / 8 else {
+                    throw MILTypeError("indices \(indices) must be uint8 [\((count * bits + 7) / 8)] for \(count) \(bits)-bit indices (iOS16 form)")
+                }
+                return [MILTensorType(lut.dtype, dims)]
             }
             let indices = try c.type("indices"), lut = try c.type("lut")
             guard lut.rank == indices.rank + 2 else { throw MILTypeError("lut rank \(lut.rank) for indices rank \(indices.rank)") }
