@@ -211,6 +211,10 @@ extension EvalTensor {
             case .int32:
                 guard bytes.count >= n * 4 else { throw EvaluationError("an int32 constant of \(bytes.count) bytes for \(t)") }
                 self.init(ints: (0..<n).map { bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self) }, shape: t.shape)
+            case .uint32:
+                // constexpr_lut_to_dense's iOS16 `shape` parameter (dims, far below 2^31).
+                guard bytes.count >= n * 4 else { throw EvaluationError("a uint32 constant of \(bytes.count) bytes for \(t)") }
+                self.init(ints: (0..<n).map { Int32(clamping: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }, shape: t.shape, dtype: .uint32)
             case .int16, .uint16:
                 guard bytes.count >= n * 2 else { throw EvaluationError("a \(t.dtype) constant of \(bytes.count) bytes for \(t)") }
                 let signed = t.dtype == .int16
