@@ -15,18 +15,18 @@ import Profiles
 
     @Test("a refused precondition is a coreml-lowering failure on every unit; a lowered node is untouched")
     func refusalFails() throws {
-        // Conv with a run-time weight: the Conv lowering needs a constant weight.
+        // A dilated Conv with a run-time weight: MIL's conv needs a constant weight when dilated.
         let nodes = [
-            Node(name: "conv", opType: "Conv", inputs: ["x", "k"], outputs: ["c"]),
+            Node(name: "conv", opType: "Conv", inputs: ["x", "k"], outputs: ["c"], attributes: [Attribute(name: "dilations", value: .ints([2, 2]))]),
             Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["y"]),
         ]
-        let model = M.model(nodes, inputs: [M.tensor("x", .float, M.dims(1, 2, 5, 5)), M.tensor("k", .float, M.dims(3, 2, 3, 3))],
+        let model = M.model(nodes, inputs: [M.tensor("x", .float, M.dims(1, 2, 7, 7)), M.tensor("k", .float, M.dims(3, 2, 3, 3))],
                             outputs: [M.tensor("y", .float, M.dims(1, 3, 3, 3))], valueInfo: [M.tensor("c", .float, M.dims(1, 3, 3, 3))])
         let input = try AuditInput.forModel(model)
         let report = try Auditor.audit(input, modelName: "t.onnx", options: try Self.options())
         #expect(report.nodes.map(\.unit) == ["unsupported", "neural-engine"])
         let failure = report.nodes[0].verdicts["neural-engine"]?.failures.first
-        #expect(failure?.rule == "mil-conv" && failure?.detail == "weight 'k' must be constant")
+        #expect(failure?.rule == "mil-conv" && failure?.detail == "weight 'k' is computed at run time and the conv is dilated [2, 2]; MIL's conv needs a constant weight then")
         #expect(failure?.source.hasSuffix("iOS15/conv.py") == true)
         // Off (the default), the same model is judged by the unit rules alone.
         let plain = try Auditor.audit(input, modelName: "t.onnx", options: try M.builtInOptions())

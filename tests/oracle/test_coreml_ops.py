@@ -476,7 +476,7 @@ REFUSALS = [
     ("IntegerDiv", Case("IntegerDiv", [N("Cast", ["x"], ["i"], to=I64), N("Div", ["i", "i"], ["y"])], [("x", F, [3])], [("y", I64)]),
      "truncates toward zero"),
     ("ModFmod", Case("ModFmod", [N("Mod", ["x", "x"], ["y"], fmod=1)], [("x", F, [3])], [("y", F)]), "fmod=1"),
-    ("DynamicWeight", Case("DynamicWeight", [N("Conv", ["x", "k"], ["y"])], [("x", F, [1, 2, 5, 5]), ("k", F, [3, 2, 3, 3])], [("y", F)]),
+    ("DynamicWeight", Case("DynamicWeight", [N("ConvTranspose", ["x", "k"], ["y"])], [("x", F, [1, 2, 5, 5]), ("k", F, [2, 3, 3, 3])], [("y", F)]),
      "weight 'k' must be constant"),
     ("Conv2dRank", Case("Conv2dRank", [N("Conv", ["x", "k"], ["y"])], [("x", F, [1, 2, 2, 2, 2, 5])], [("y", F)],
                         [("k", w(3, 2, 1, 1, 1, 1))]), "rank 6"),

@@ -141,6 +141,21 @@ def test_kill_during_export_with_external_data_keeps_a_consistent_pair(mlpkg, tm
     assert sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".")) == sorted({"m.onnx"} | referenced_data(out))
 
 
+def _wait_until_caught(proc: subprocess.Popen, sig: int) -> None:
+    """Waits until `proc` has a handler for `sig` (the SigCgt mask of /proc/PID/status) or has exited: a signal
+    sent earlier would meet the default action while the binary is still loading, which on a loaded machine
+    takes longer than any fixed delay."""
+    status = Path(f"/proc/{proc.pid}/status")
+    while proc.poll() is None:
+        try:
+            caught = next(int(l.split()[1], 16) for l in status.read_text().splitlines() if l.startswith("SigCgt:"))
+        except (OSError, StopIteration):
+            return
+        if caught & (1 << (int(sig) - 1)):
+            return
+        time.sleep(0.005)
+
+
 def _ns() -> int:
     import os
     return os.stat("/proc/self/ns/pid").st_ino
@@ -164,6 +179,7 @@ def test_interrupt_removes_temporaries_and_says_so(mlpkg, tmp_path):
         for delay in (0.05, 0.1, 0.2):
             proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, text=True)
+            _wait_until_caught(proc, sig)
             time.sleep(delay)
             proc.send_signal(sig)
             _, err = proc.communicate()
@@ -338,6 +354,7 @@ def test_abort_removes_temporaries(mlpkg, tmp_path):
     for delay in (0.05, 0.1, 0.2):
         proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, text=True)
+        _wait_until_caught(proc, signal.SIGABRT)
         time.sleep(delay)
         proc.send_signal(signal.SIGABRT)
         _, err = proc.communicate()
