@@ -78,9 +78,10 @@ ORACLE_JOBS ?= 2
 oracle:
 	MLPKG=$(abspath $(BIN)) $(PYTHON) -m pytest -q -n $(ORACLE_JOBS) --dist loadfile tests/oracle
 
-## The library as an app uses it (tests/library/check_library.py): a package outside the repository builds the
-## format-only product (no importer, no libprotobuf-c) and the DocC getting-started article's code (import MLPkgKit).
-library: deps
+## The format-only product as an app uses it (tests/library/check_library.py): a package outside the repository builds
+## it (no importer, no libprotobuf-c) and reads a package mlpkg wrote. The DocC getting-started article's code
+## (import MLPkgKit) is compiled and run by the unit tests (Tests/MLPkgKitTests/GettingStartedTests.swift).
+library: build
 	$(PYTHON) tests/library/check_library.py
 
 ## Every input a fuzzer ever crashed on (fuzz/regressions), the seeds and the fixtures, replayed through the fuzz
