@@ -157,8 +157,69 @@ public struct WeightConverter: Sendable {
         var autoJobs: [Job]
         var measured: [[AutoSelection.Candidate]]
         var fixed: Int
+        /// With calibration: each tensor's measured output sensitivity (`calibrate`), used instead of the
+        /// data-free one.
+        var calibratedWeights: [Double]?
+        /// Tensors whose output sensitivity was measured.
+        var calibratedTensors: Int?
         /// Tensors that choose.
         public var tensorCount: Int { autoJobs.count }
+
+        /// The tensors that choose, in order.
+        public var tensors: [Tensor] { autoJobs.map(\.tensor) }
+
+        /// Whether tensor k chooses among compressed formats (a weight input of at least 2048 elements): the
+        /// tensors calibration measures.
+        public func isCompressible(_ k: Int) -> Bool { autoJobs[k].axes != nil }
+
+        /// The candidate whose effect on the outputs calibration measures for tensor k: int4 per block when
+        /// offered (the middle of the range: clearly measurable, still small enough to act linearly), else int8
+        /// per channel, else the compressed candidate with the least error.
+        func probeIndex(_ k: Int) -> Int? {
+            let list = measured[k]
+            if let i = list.firstIndex(where: { $0.settings.format == .int4 && $0.nsr > 0 }) { return i }
+            if let i = list.firstIndex(where: { $0.settings.format == .int8 && $0.nsr > 0 }) { return i }
+            return list.indices.filter { list[$0].settings.format.isCompact && list[$0].nsr > 0 }.min { list[$0].nsr < list[$1].nsr }
+        }
+
+        /// Tensor k encoded with its probe candidate and decoded back to float32 (little-endian bytes, the
+        /// tensor's dims), with the probe's noise-to-signal ratio; nil when it has none.
+        public func probe(_ k: Int, converter: WeightConverter) -> (values: ByteView, nsr: Double, format: String)? {
+            guard let i = probeIndex(k) else { return nil }
+            var job = autoJobs[k]
+            job.settings = measured[k][i].settings
+            guard case .converted(let encoded, let entry) = converter.run(job) else { return nil }
+            let decoded: ByteView?
+            switch encoded.encoding {
+            case .linear: decoded = LinearCodec.dequantize(encoded)
+            case .palette: decoded = PaletteCodec.dequantize(encoded)
+            default: decoded = nil
+            }
+            guard let decoded, let snr = entry.snrDB else { return nil }
+            return (decoded, pow(10, -snr / 10), job.settings.format.rawValue)
+        }
+
+        /// Takes measured output errors: `outputErrors[k]` is the outputs' noise-to-signal ratio with tensor k at its
+        /// probe (nil where not measured). A tensor's cost for a candidate becomes its weight NSR times its measured
+        /// sensitivity (output NSR per weight NSR), so the total cost predicts the outputs' NSR: small independent
+        /// errors add. Tensors not measured keep their data-free weight, scaled by the median ratio of measured to
+        /// data-free weights, so both kinds stay comparable.
+        public mutating func calibrate(outputErrors: [Double?], probeNSR: [Double?]) {
+            precondition(outputErrors.count == autoJobs.count && probeNSR.count == autoJobs.count)
+            var measuredWeights: [Double?] = Array(repeating: nil, count: autoJobs.count)
+            var ratios: [Double] = []
+            for k in autoJobs.indices {
+                guard let e = outputErrors[k], let n = probeNSR[k], n > 0, e.isFinite, e >= 0 else { continue }
+                // An unmeasurably small effect still costs something: the floor keeps the hull's order by bytes.
+                let w = max(e / n, 1e-12)
+                measuredWeights[k] = w
+                ratios.append(w / max(autoJobs[k].sensitivity, 1))
+            }
+            guard !ratios.isEmpty else { return }
+            let median = ratios.sorted()[ratios.count / 2]
+            calibratedWeights = autoJobs.indices.map { measuredWeights[$0] ?? autoJobs[$0].sensitivity * median }
+            calibratedTensors = ratios.count
+        }
     }
 
     /// Measures every candidate of every tensor that chooses (nil when none does).
@@ -203,7 +264,7 @@ public struct WeightConverter: Sendable {
     public func resolvingAuto(_ m: AutoMeasurement, overheadBytes: Int) throws(TensorRuleError) -> WeightConverter {
         let (plan, autoJobs, measured, fixed) = (m.plan, m.autoJobs, m.measured, m.fixed)
         let budget = options.autoBudget ?? .maxRatio(0.5)
-        guard let (choice, budgetBytes) = AutoSelection.choose(measured, weights: autoJobs.map(\.sensitivity), budget: budget,
+        guard let (choice, budgetBytes) = AutoSelection.choose(measured, weights: m.calibratedWeights ?? autoJobs.map(\.sensitivity), budget: budget,
                                                                fixedBytes: fixed + overheadBytes, bytesBefore: plan.bytesBefore) else {
             let smallest = fixed + measured.reduce(0) { $0 + ($1.map(\.bytes).min() ?? 0) }
             if overheadBytes > 0 {
@@ -230,7 +291,7 @@ public struct WeightConverter: Sendable {
             budget: budget.description, budgetBytes: budgetBytes, overheadBytes: budgetBytes != nil && overheadBytes > 0 ? overheadBytes : nil,
             predictedBytes: predicted,
             predictedWeightedSNRDB: snrWeight > 0 ? snrSum / snrWeight : nil, tensors: autoJobs.filter { $0.axes != nil }.count,
-            floatOnlyTensors: autoJobs.filter { $0.axes == nil }.count, formats: formats)
+            floatOnlyTensors: autoJobs.filter { $0.axes == nil }.count, formats: formats, calibratedTensors: m.calibratedTensors)
         return resolved
     }
 
