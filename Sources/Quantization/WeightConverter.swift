@@ -235,7 +235,9 @@ public struct WeightConverter: Sendable {
         }
         let fixed = plan.bytesBefore - plan.jobs.reduce(0) { $0 + $1.tensor.byteCount } + otherBytes.reduce(0, +)
         let measured = Parallel.map(autoJobs) { [self] job -> [AutoSelection.Candidate] in
-            AutoSelection.candidates(compact: job.axes != nil, base: job.settings, blockSize: options.blockSize)
+            // Sampling is exact only where every value quantizes (inf/NaN keeps a tensor float32 in any format).
+            let finite = job.axes != nil && Self.allFinite(job.tensor)
+            return AutoSelection.candidates(compact: job.axes != nil, base: job.settings, blockSize: options.blockSize)
                 .filter { options.coreML?.offers($0) ?? true }.compactMap { settings in
                 if settings.format == .fp32 { return .init(settings: settings, bytes: job.tensor.byteCount, nsr: 0) }
                 var trial = job
@@ -248,6 +250,16 @@ public struct WeightConverter: Sendable {
                     guard case .converted(_, let entry) = run(trial) else { return nil }
                     let nsr = entry.snrDB.map { pow(10, -$0 / 10) } ?? (entry.maxAbsError > 0 ? 1 : 0)
                     let bytes = (n * settings.format.bits + 7) / 8 + (1 << settings.format.bits) * 2
+                    return .init(settings: settings, bytes: bytes, nsr: nsr)
+                }
+                // A linear format's bytes follow from the dims alone, and its error is the sum of its channels':
+                // a big tensor's error is measured on every k-th slice along the channel axis (whole channels,
+                // so blocks and per-channel scales are exactly those of the full tensor).
+                if settings.format.isLinear, n > Self.autoSampleElements, finite,
+                   let bytes = linearBytes(trial), let sample = Self.channelSample(job, count: Self.autoSampleElements) {
+                    trial.tensor = sample
+                    guard case .converted(_, let entry) = run(trial) else { return nil }
+                    let nsr = entry.snrDB.map { pow(10, -$0 / 10) } ?? (entry.maxAbsError > 0 ? 1 : 0)
                     return .init(settings: settings, bytes: bytes, nsr: nsr)
                 }
                 guard case .converted(_, let entry) = run(trial) else { return nil }
@@ -297,6 +309,66 @@ public struct WeightConverter: Sendable {
 
     /// Above this many elements `--weights auto` estimates a table format's error on a sample of this size.
     static let autoSampleElements = 1 << 18
+
+    /// Whether a raw float32 tensor holds only finite values.
+    static func allFinite(_ tensor: Tensor) -> Bool {
+        guard tensor.dataType == .float, case .bytes(let view) = tensor.data, view.count >= tensor.elementCount * 4 else { return false }
+        let words = UnsafeRawBufferPointer(rebasing: view.bytes[0..<(tensor.elementCount * 4)])
+        var ok = true
+        var i = 0
+        while i < tensor.elementCount && ok {
+            // Exponent bits all ones: inf or NaN.
+            if words.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self) & 0x7F80_0000 == 0x7F80_0000 { ok = false }
+            i += 1
+        }
+        return ok
+    }
+
+    /// The bytes a linear candidate stores for the whole tensor, as `run` would settle and quantize it; nil when
+    /// the candidate is not linear or the tensor has no axes.
+    func linearBytes(_ job: Job) -> Int? {
+        guard let axes = job.axes else { return nil }
+        var settings = job.settings
+        if let target = options.settlement { settings = target.settle(settings, dims: job.tensor.dims, reduction: axes.reduction).0 }
+        guard settings.format.isLinear else { return nil }
+        let dims = job.tensor.dims
+        var granularity = settings.granularity
+        if granularity == .perBlock && dims[axes.reduction] < settings.blockSize { granularity = .perChannel }
+        if granularity == .perChannel && dims.count < 2 { granularity = .perTensor }
+        let axis: Int? = granularity == .perChannel ? axes.channel : granularity == .perBlock ? axes.reduction : nil
+        let layout = GroupLayout(dims: dims, granularity: granularity, axis: axis, blockSize: settings.blockSize)
+        let quantizer = LinearQuantizer(format: settings.format, symmetric: settings.symmetric, scaleType: settings.scaleType)
+        return quantizer.encodedBytes(count: job.tensor.elementCount, layout: layout)
+    }
+
+    /// Every k-th slice of a raw float32 tensor along its channel axis (about `count` elements, at least 2 slices),
+    /// as a tensor of the same rank; nil when the tensor is small or has no channel axis apart from its reduction
+    /// axis.
+    static func channelSample(_ job: Job, count: Int) -> Tensor? {
+        let tensor = job.tensor
+        guard let axes = job.axes, axes.channel != axes.reduction, tensor.dataType == .float, case .bytes(let view) = tensor.data,
+              view.count >= tensor.elementCount * 4 else { return nil }
+        let dims = tensor.dims
+        let channels = dims[axes.channel]
+        let perChannel = tensor.elementCount / max(channels, 1)
+        let keep = max(2, min(channels, count / max(perChannel, 1)))
+        guard keep < channels else { return nil }
+        let step = (channels + keep - 1) / keep
+        let picked = Array(stride(from: 0, to: channels, by: step))
+        let outer = dims[..<axes.channel].reduce(1, *), inner = dims[(axes.channel + 1)...].reduce(1, *)
+        let out = OwnedBuffer(uninitializedCount: outer * picked.count * inner * 4)
+        var o = 0
+        for a in 0..<outer {
+            for c in picked {
+                let from = ((a * channels) + c) * inner * 4
+                out.mutableBytes.baseAddress!.advanced(by: o).copyMemory(from: view.bytes.baseAddress!.advanced(by: from), byteCount: inner * 4)
+                o += inner * 4
+            }
+        }
+        var sampled = dims
+        sampled[axes.channel] = picked.count
+        return Tensor(name: tensor.name, dataType: .float, dims: sampled, data: .bytes(out.view))
+    }
 
     /// Every ⌈n / count⌉-th float32 element of a raw tensor, as a vector (deterministic).
     static func strided(_ tensor: Tensor, count: Int) -> Tensor? {
