@@ -245,10 +245,17 @@ public struct WeightConverter: Sendable {
                 let n = job.tensor.elementCount
                 // A table's k-means over a big tensor costs most of the measuring; its bytes are known exactly
                 // (indices and one 2^N float16 table), so its error is estimated on an evenly strided sample.
-                if settings.format.isPalette, n > Self.autoSampleElements, let sample = Self.strided(job.tensor, count: Self.autoSampleElements) {
+                if settings.format.isPalette, n > Self.autoPaletteSampleElements,
+                   let sample = Self.strided(job.tensor, count: Self.autoPaletteSampleElements) {
                     trial.tensor = sample
-                    guard case .converted(_, let entry) = run(trial) else { return nil }
-                    let nsr = entry.snrDB.map { pow(10, -$0 / 10) } ?? (entry.maxAbsError > 0 ? 1 : 0)
+                    guard case .converted(let fitted, let entry) = run(trial) else { return nil }
+                    var nsr = entry.snrDB.map { pow(10, -$0 / 10) } ?? (entry.maxAbsError > 0 ? 1 : 0)
+                    // The table fitted to the small sample, measured on a larger one: an unbiased estimate of the
+                    // error of a table (a table fitted to the whole tensor is at most this far off).
+                    if case .palette(let p) = fitted.encoding, let wide = Self.strided(job.tensor, count: Self.autoPaletteCheckElements),
+                       let measured = Self.tableNSR(p, wide) {
+                        nsr = measured
+                    }
                     let bytes = (n * settings.format.bits + 7) / 8 + (1 << settings.format.bits) * 2
                     return .init(settings: settings, bytes: bytes, nsr: nsr)
                 }
@@ -307,8 +314,37 @@ public struct WeightConverter: Sendable {
         return resolved
     }
 
-    /// Above this many elements `--weights auto` estimates a table format's error on a sample of this size.
+    /// Above this many elements `--weights auto` estimates a linear format's error on a sample of about this size.
     static let autoSampleElements = 1 << 18
+    /// Table formats are fitted to a sample of about this size and measured on one of `autoPaletteCheckElements`.
+    /// A table's cost grows with the distinct float16 values it is fitted to, not with the elements: 2^13 elements
+    /// keep the lut8 dynamic programme at a few thousand distinct values (a 4 Mi-element matrix has tens of
+    /// thousands). A table fitted to a sample fits the whole tensor a little worse than its own k-means would, so
+    /// the estimate errs on the safe side.
+    static let autoPaletteSampleElements = 1 << 13
+    /// Elements a sample-fitted table is measured on.
+    static let autoPaletteCheckElements = 1 << 16
+
+    /// The noise-to-signal ratio of `values` (a raw float32 vector) each replaced by its nearest entry of a single
+    /// float16 table.
+    static func tableNSR(_ p: PaletteQuantization, _ values: Tensor) -> Double? {
+        guard p.groupSize == nil, case .bytes(let table) = p.lut.data, case .bytes(let view) = values.data else { return nil }
+        let entries = (0..<p.lut.elementCount).map { Float16Codec.float(fromHalf: table.bytes.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }.sorted()
+        guard !entries.isEmpty else { return nil }
+        var signal = 0.0, noise = 0.0
+        for i in 0..<values.elementCount {
+            let w = view.bytes.loadUnaligned(fromByteOffset: i * 4, as: Float.self)
+            var low = 0, high = entries.count - 1
+            while high - low > 1 {
+                let mid = (low + high) / 2
+                if entries[mid] <= w { low = mid } else { high = mid }
+            }
+            let d = min(abs(w - entries[low]), abs(w - entries[high]))
+            signal += Double(w) * Double(w)
+            noise += Double(d) * Double(d)
+        }
+        return signal > 0 ? noise / signal : nil
+    }
 
     /// Whether a raw float32 tensor holds only finite values.
     static func allFinite(_ tensor: Tensor) -> Bool {
