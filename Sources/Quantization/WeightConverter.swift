@@ -245,7 +245,7 @@ public struct WeightConverter: Sendable {
                 let n = job.tensor.elementCount
                 // A table's k-means over a big tensor costs most of the measuring; its bytes are known exactly
                 // (indices and one 2^N float16 table), so its error is estimated on an evenly strided sample.
-                if settings.format.isPalette, n > Self.autoPaletteSampleElements,
+                if settings.format.isPalette, n > Self.autoSampleElements,
                    let sample = Self.strided(job.tensor, count: Self.autoPaletteSampleElements) {
                     trial.tensor = sample
                     guard case .converted(let fitted, let entry) = run(trial) else { return nil }
@@ -316,7 +316,8 @@ public struct WeightConverter: Sendable {
 
     /// Above this many elements `--weights auto` estimates a linear format's error on a sample of about this size.
     static let autoSampleElements = 1 << 18
-    /// Table formats are fitted to a sample of about this size and measured on one of `autoPaletteCheckElements`.
+    /// Table formats of a tensor above `autoSampleElements` are fitted to a sample of about this size and measured
+    /// on one of `autoPaletteCheckElements` (smaller tensors are measured whole).
     /// A table's cost grows with the distinct float16 values it is fitted to, not with the elements: 2^13 elements
     /// keep the lut8 dynamic programme at a few thousand distinct values (a 4 Mi-element matrix has tens of
     /// thousands). A table fitted to a sample fits the whole tensor a little worse than its own k-means would, so
