@@ -149,6 +149,15 @@ def feeds(model: str) -> dict[str, np.ndarray]:
     return {"images": rng.standard_normal((4, 3, 64, 64)).astype(np.float32)}
 
 
+def calibration_feeds(model: str) -> dict[str, np.ndarray]:
+    """Calibration inputs (`--calibration`): drawn apart from the evaluation feeds (another seed), so calibrated
+    choices are scored on inputs they never saw."""
+    rng = np.random.default_rng(1234)
+    if model == "minilm":
+        return {"input_ids": rng.integers(1000, 30000, size=(16, 32)).astype(np.int64)}
+    return {"images": rng.standard_normal((4, 3, 64, 64)).astype(np.float32)}
+
+
 def run(path: Path, inputs) -> np.ndarray:
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
@@ -213,9 +222,41 @@ def study(mlpkg: str, out: Path, model: str) -> list[dict]:
         r = one(label, args)
         if r:
             sizes[label] = r["bytes"]
+    calib = out / f"{model}.calibration.npz"
+    np.savez(calib, **calibration_feeds(model))
     for label in ("int4 block 32 sym", "int4 block 32 asym (default)", "lut4", "lut3", "int8 per-channel"):
         if label in sizes:
             one(f"auto --max-size {sizes[label]} (= {label})", ["--weights", "auto", "--max-size", str(sizes[label])])
+            one(f"calibrated auto --max-size {sizes[label]} (= {label})",
+                ["--weights", "auto", "--max-size", str(sizes[label]), "--calibration", str(calib)])
+    rows += activations(mlpkg, out, model, src, inputs, ref, calib)
+    return rows
+
+
+def activations(mlpkg: str, out: Path, model: str, src: Path, inputs, ref, calib: Path) -> list[dict]:
+    """W8A8 (`--activations int8`, int8 weights) against W8 (int8 weights, fp16 activations): one-step .mlpackage
+    conversions run in mlpkg's evaluator (`mlpkg run`, fp16 compute as declared) on the evaluation feeds."""
+    pins = [f"{k}={','.join(map(str, v.shape))}" for k, v in inputs.items()]
+    feeds = out / f"{model}.feeds.npz"
+    np.savez(feeds, **inputs)
+    rows = []
+    for label, extra in (("W8 (int8 weights, fp16 activations)", ["--weights", "int8"]),
+                         ("W8A8 (--activations int8)", ["--activations", "int8", "--calibration", str(calib)])):
+        pkg = out / f"{model}.{'w8a8' if 'A8' in label else 'w8'}.mlpackage"
+        args = [mlpkg, "convert", str(src), "-o", str(pkg), *extra]
+        for p in pins:
+            args += ["--input-shape", p]
+        proc = subprocess.run(args, capture_output=True, text=True)
+        if proc.returncode != 0:
+            rows.append({"model": model, "variant": label, "error": proc.stderr.strip()[-300:]})
+            continue
+        got_path = out / f"{model}.outputs.npz"
+        subprocess.run([mlpkg, "run", str(pkg), "--inputs", str(feeds), "-o", str(got_path), "--quiet"], check=True)
+        got = list(np.load(got_path).values())[0]
+        row = {"model": model, "variant": label, "bytes": None, "weighted_snr_db": None, "cosine": mean_cosine(ref, got),
+               "report": [l for l in proc.stdout.splitlines() if l.startswith(("int8 activations", "  kept in fp16"))]}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     return rows
 
 
@@ -237,7 +278,10 @@ def main() -> int:
             print(f"| {r['model']} | {r['variant']} | error: {r['error']} | | |")
         else:
             snr = "" if r["weighted_snr_db"] is None else f"{r['weighted_snr_db']:.1f}"
-            print(f"| {r['model']} | {r['variant']} | {r['bytes']:,} | {snr} | {r['cosine']:.5f} |")
+            size = "" if r["bytes"] is None else f"{r['bytes']:,}"
+            print(f"| {r['model']} | {r['variant']} | {size} | {snr} | {r['cosine']:.5f} |")
+            for line in r.get("report", []):
+                print(f"|  |  {line.strip()} | | | |")
     return 0
 
 

@@ -1,5 +1,6 @@
 import Audit
 import CoreMLExport
+import Evaluate
 import Foundation
 import GraphIR
 import MLPackage
@@ -35,6 +36,8 @@ public enum CoreMLConverter {
         public var pipelineRuns: Int
         /// Wall time of each step, in order.
         public var timings: [(step: String, seconds: Double)]
+        /// With `--activations int8`: what calibration found and kept in float.
+        public var activations: Int8Activations?
     }
 
     /// Converts the ONNX model at `input` to a Core ML package at `output`, atomically.
@@ -77,12 +80,25 @@ public enum CoreMLConverter {
         ] + conversion.recorded.keys.sorted().map { ("com.mlpkg.option." + $0, conversion.recorded[$0]!) }
             + options.export.metadata
         let original = prepared.model
-        func export(_ converter: WeightConverter, to path: String) throws -> (CoreMLExporter.Result, ConversionReport) {
+        var activations: Int8Activations?
+        if let calibration = conversion.calibration, calibration.int8Activations {
+            if let t = exportOptions.target, t < Int8Activations.minimumTarget {
+                throw CalibrationError("\(input): --activations int8 needs --deployment-target iOS17 or later (quantize/dequantize are iOS17 ops), not \(t)")
+            }
+            activations = Int8Activations(calibration: calibration, modelName: input)
+        }
+        func export(_ converter: WeightConverter, to path: String, final: Bool = false) throws -> (CoreMLExporter.Result, ConversionReport) {
             let (converted, report) = converter.convert(original)
             var model = prepared
             model.model = converted
+            var written = exportOptions
+            if final, let activations {
+                // quantize/dequantize are iOS17 ops: at least iOS17, more when the weights need it.
+                written.target = max(CoreMLExporter.target(for: converted, options: written), Int8Activations.minimumTarget)
+                written.finalRewrite = activations.rewrite
+            }
             do {
-                return (try CoreMLExporter.export(model, to: path, options: exportOptions), report)
+                return (try CoreMLExporter.export(model, to: path, options: written), report)
             } catch var error as CoreMLExportError {
                 // A model the exporter refuses is the input's fault: name the model, not the output path; dynamic
                 // dims get the --input-shape flags the audit's pin suggestion computes.
@@ -91,10 +107,12 @@ public enum CoreMLConverter {
                 throw AuditAdvice.explaining(error, model: imported, file: input, pins: options.conversion.inputShapes)
             }
         }
-        converter = try OutputBudget.resolve(converter, model: original) { trial, path in _ = try export(trial, to: path) }
+        converter = try OutputBudget.resolve(converter, model: original, calibration: conversion.calibration?.data, modelName: input) { trial, path in
+            _ = try export(trial, to: path)
+        }
         clock.lap("convert weights (\(options.conversion.weights.rawValue))")
-        let (result, report) = try export(converter, to: output)
+        let (result, report) = try export(converter, to: output, final: true)
         clock.lap("lower, optimize and write the ML Program")
-        return Result(export: result, conversion: report, pipelineRuns: context.pipelineRuns, timings: clock.laps)
+        return Result(export: result, conversion: report, pipelineRuns: context.pipelineRuns, timings: clock.laps, activations: activations)
     }
 }

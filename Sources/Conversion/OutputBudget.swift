@@ -1,3 +1,4 @@
+import Evaluate
 import Dispatch
 import Foundation
 import GraphIR
@@ -15,9 +16,13 @@ enum OutputBudget {
 
     /// The converter that fits the budget with its output (unchanged without a size budget). `write` writes the
     /// output with a converter to a path (that does not exist yet).
-    static func resolve(_ converter: WeightConverter, model: Model,
+    /// With `calibration`, each tensor's effect on the outputs is measured first (AutoCalibration).
+    static func resolve(_ converter: WeightConverter, model: Model, calibration: CalibrationData? = nil, modelName: String = "",
                         write: (WeightConverter, String) throws -> Void) throws -> WeightConverter {
-        guard let measurement = converter.measuringAuto(model) else { return converter }
+        guard var measurement = converter.measuringAuto(model) else { return converter }
+        if let calibration {
+            try AutoCalibration.measure(&measurement, converter: converter, model: model, calibration: calibration, modelName: modelName)
+        }
         let first = try converter.resolvingAuto(measurement, overheadBytes: 0)
         // A byte budget is a size on disk; a fraction (`25%`) is a compression ratio of the weights, and --min-snr
         // no size at all.

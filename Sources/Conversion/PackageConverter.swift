@@ -46,6 +46,9 @@ public enum PackageConverter {
         public var coreML: CoreMLWeightTarget?
         /// `--deployment-target` as given with `--for coreml` (recorded in provenance); nil when not given.
         public var coreMLTargetName: String?
+        /// `--calibration DATA.npz`: `--weights auto` measures each tensor's effect on the outputs on these inputs
+        /// (and a Core ML output may take int8 activations); nil: data-free.
+        public var calibration: CalibrationOptions?
 
         /// Options for `weights`; every other value defaults as when its flag is not given.
         public init(weights: WeightFormat, minElements: Int? = nil, granularity: Granularity? = nil,
@@ -53,7 +56,8 @@ public enum PackageConverter {
                     inputShapes: InputShapes = InputShapes(), audit: AuditOptions? = nil,
                     rules: TensorRules = TensorRules(), fp16Clamp: Bool = false, autoBudget: AutoBudget? = nil,
                     importing: ImportOptions = ImportOptions(), coreML: CoreMLWeightTarget? = nil,
-                    coreMLTargetName: String? = nil) {
+                    coreMLTargetName: String? = nil, calibration: CalibrationOptions? = nil) {
+            self.calibration = calibration
             self.importing = importing
             self.coreML = coreML
             self.coreMLTargetName = coreMLTargetName
@@ -104,6 +108,10 @@ public enum PackageConverter {
             if !rules.excludes.isEmpty { options["exclude"] = Self.list(rules.excludes.map(\.description)) }
             if !rules.includes.isEmpty { options["include"] = Self.list(rules.includes.map(\.description)) }
             if let config = rules.config { options["config"] = "sha256:" + config.digest }
+            if let calibration {
+                options["calibration"] = URL(fileURLWithPath: calibration.data.file).lastPathComponent
+                if calibration.int8Activations { options["activations"] = "int8" }
+            }
             if weights == .auto, let blockSize { options["blockSize"] = String(blockSize) }  // its per-block candidates'
             if weights.isPalette {
                 options["granularity"] = c.granularity.rawValue
@@ -198,7 +206,7 @@ public enum PackageConverter {
                                   options: options.recorded)
             }, assignment: audit.map(PackageAssignment.init), graph: graphReport, to: path, progress: progress)
         }
-        converter = try OutputBudget.resolve(converter, model: model) { trial, path in
+        converter = try OutputBudget.resolve(converter, model: model, calibration: options.calibration?.data, modelName: input) { trial, path in
             _ = try write(trial, to: path, progress: nil)
         }
         if converter.options.autoBudget != nil { clock.lap("measure candidate formats (auto)") }

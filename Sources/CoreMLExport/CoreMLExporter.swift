@@ -77,6 +77,10 @@ public enum CoreMLExporter {
         /// One function per enumerated shape in a multifunction model (`--functions`, iOS18), instead of one
         /// function with flexible dims.
         public var functions = false
+        /// A last rewrite of the optimized program before it is written — W8A8's quantize/dequantize pairs, whose
+        /// ranges come from a calibration run of that very program — returning metadata entries to record. The
+        /// program is verified after it. Not with `functions`.
+        public var finalRewrite: (@Sendable (MILProgram) throws -> [(String, String)])?
 
         /// Defaults: the lowest target the weights need, fp16 compute, all compute units, weights kept compressed.
         public init(target: DeploymentTarget? = nil, compute: MILDataType = .fp16, computeUnits: String = "all",
@@ -579,6 +583,15 @@ public enum CoreMLExporter {
         } catch {
             throw CoreMLExportError(path: path, message: "internal error: the MIL program is invalid, nothing was written (\(error))",
                                     refusals: [], isInternal: true)
+        }
+        if let rewrite = options.finalRewrite {
+            metadata += try rewrite(program)
+            do throws(MILVerificationError) {
+                try MILVerifier.verify(program)
+            } catch {
+                throw CoreMLExportError(path: path, message: "internal error: the MIL program is invalid after its last rewrite, nothing was written (\(error))",
+                                        refusals: [], isInternal: true)
+            }
         }
         let info = options.interface
         var description = MILModelDescription(inputs: lowered.inputs, outputs: lowered.outputs, metadata: metadata,

@@ -23,6 +23,9 @@ public final class Evaluator: @unchecked Sendable {
     private var steps: [MILOperation] = []
     /// For each step, the variables whose last use it is (freed after it runs).
     private var lastUses: [[String]] = []
+    /// The ops other than `const` evaluated when the evaluator was made (constexpr decoding, ops on constants), in
+    /// order: what a substituted constant must evaluate again.
+    private var foldedOps: [MILOperation] = []
 
     /// An evaluator of `program`; decodes its constants (throws when one cannot be decoded or an op has no kernel).
     public init(_ program: MILProgram, precision: ComputePrecision = .asDeclared) throws(EvaluationError) {
@@ -38,6 +41,7 @@ public final class Evaluator: @unchecked Sendable {
             if constant {
                 let outs = try evaluate(op, env: constants)
                 for (v, t) in zip(op.outputs, outs) { constants[v.name] = t; known.insert(v.name) }
+                if op.type != "const" { foldedOps.append(op) }
             } else {
                 steps.append(op)
             }
@@ -55,6 +59,45 @@ public final class Evaluator: @unchecked Sendable {
     /// which then returns the outputs computed so far.
     public func run(_ inputs: [String: EvalTensor],
                     observe: ((MILOperation, [EvalTensor]) -> Bool)? = nil) throws(EvaluationError) -> [(name: String, value: EvalTensor)] {
+        try run(inputs, constants: constants, observe: observe)
+    }
+
+    /// The constants with `values` in place of the named `const` outputs (same shape and type), and every value
+    /// computed from them before run time evaluated again. Calibration runs the program with one weight replaced
+    /// by its quantized copy; nothing else is decoded again.
+    public func constants(substituting values: [String: EvalTensor]) throws(EvaluationError) -> EvaluatorConstants {
+        var table = constants
+        var changed = Set<String>()
+        for (name, value) in values {
+            guard let old = table[name] else { throw EvaluationError("'\(name)' is not a constant of the program") }
+            guard old.shape == value.shape else {
+                throw EvaluationError("'\(name)' has shape \(old.shape); the substitute \(value.shape)")
+            }
+            table[name] = value
+            changed.insert(name)
+        }
+        for op in foldedOps where op.usedVariables.contains(where: changed.contains) {
+            let outs = try evaluate(op, env: table)
+            for (v, t) in zip(op.outputs, outs) { table[v.name] = t; changed.insert(v.name) }
+        }
+        return EvaluatorConstants(table: table)
+    }
+
+    /// Runs the program with another set of constants (`constants(substituting:)`).
+    public func run(_ inputs: [String: EvalTensor], constants: EvaluatorConstants) throws(EvaluationError) -> [(name: String, value: EvalTensor)] {
+        try run(inputs, constants: constants.table, observe: nil)
+    }
+
+    /// Runs the program as if a `quantize` → `dequantize` pair (int8, zero point 0) stood in front of the given
+    /// op parameters: `fakeQuantizing[op name][parameter]` is the scale. The values equal those of the program with
+    /// the pairs inserted (`ActivationQuantization.insert`), without building and decoding a program per trial.
+    public func run(_ inputs: [String: EvalTensor], fakeQuantizing: [String: [String: Float]]) throws(EvaluationError) -> [(name: String, value: EvalTensor)] {
+        try run(inputs, constants: constants, observe: nil, fakeQuantizing: fakeQuantizing)
+    }
+
+    private func run(_ inputs: [String: EvalTensor], constants: [String: EvalTensor],
+                     observe: ((MILOperation, [EvalTensor]) -> Bool)?,
+                     fakeQuantizing: [String: [String: Float]] = [:]) throws(EvaluationError) -> [(name: String, value: EvalTensor)] {
         var env = constants
         for v in program.inputs {
             guard var t = inputs[v.name] else { throw EvaluationError("input '\(v.name)' is not given") }
@@ -67,7 +110,7 @@ public final class Evaluator: @unchecked Sendable {
         }
         var stopped = false
         for (i, op) in steps.enumerated() {
-            let outs = try evaluate(op, env: env)
+            let outs = try evaluate(op, env: env, fakeQuantizing: fakeQuantizing[op.name])
             for (v, t) in zip(op.outputs, outs) { env[v.name] = t }
             if let observe, !observe(op, outs) { stopped = true; break }
             for v in lastUses[i] { env[v] = nil }
@@ -96,7 +139,20 @@ public final class Evaluator: @unchecked Sendable {
         }
     }
 
-    private func evaluate(_ op: MILOperation, env: [String: EvalTensor]) throws(EvaluationError) -> [EvalTensor] {
+    /// `t` through int8 quantization with `scale` and back (iOS17 quantize then dequantize, zero point 0).
+    func fakeQuantized(_ t: EvalTensor, scale: Float) -> EvalTensor {
+        var out = t.withFloats { p in
+            (0..<p.count).map { i -> Float in
+                let q = (p[i] / scale).rounded(.toNearestOrEven)
+                return (q.isNaN ? 0 : min(max(q, -128), 127)) * scale
+            }
+        }
+        if t.dtype == .fp16 { Rounding.toHalf(&out) }
+        return EvalTensor(floats: out, shape: t.shape, dtype: t.dtype)
+    }
+
+    private func evaluate(_ op: MILOperation, env: [String: EvalTensor],
+                          fakeQuantizing: [String: Float]? = nil) throws(EvaluationError) -> [EvalTensor] {
         if op.type == "const" {
             guard let c = op.value else { throw EvaluationError("op const '\(op.name)' has no value") }
             return [try EvalTensor(const: c)]
@@ -112,6 +168,7 @@ public final class Evaluator: @unchecked Sendable {
                 case .value(let c): list.append(try EvalTensor(const: c))
                 }
             }
+            if let scale = fakeQuantizing?[param], list.count == 1, list[0].isFloat { list[0] = fakeQuantized(list[0], scale: scale) }
             args.values[param] = list
         }
         var outs: [EvalTensor]
@@ -135,6 +192,11 @@ public final class Evaluator: @unchecked Sendable {
         }
         return outs
     }
+}
+
+/// An evaluator's constants with some replaced (`Evaluator.constants(substituting:)`).
+public struct EvaluatorConstants: @unchecked Sendable {
+    let table: [String: EvalTensor]
 }
 
 /// The arguments of one op, by parameter name.

@@ -6,7 +6,7 @@ import MIL
 enum Kernels {
     static let table: [String: Kernel] = {
         var t: [String: Kernel] = [:]
-        for part in [elementwise, layout, neural, recurrent, constexpr] {
+        for part in [elementwise, layout, neural, recurrent, constexpr, quantization] {
             for (k, v) in part {
                 precondition(t[k] == nil, "two kernels for \(k)")
                 t[k] = v

@@ -180,7 +180,7 @@ public enum MILOpRegistry {
     public static let definitions: [String: MILOpDefinition] = {
         var table: [String: MILOpDefinition] = [:]
         for d in MILElementwiseDefinitions.all + MILTensorDefinitions.all + MILNeuralDefinitions.all + MILConstexprDefinitions.all
-            + MILRecurrentDefinitions.all {
+            + MILRecurrentDefinitions.all + MILQuantizationDefinitions.all {
             table[d.type] = d
         }
         return table
@@ -189,7 +189,7 @@ public enum MILOpRegistry {
     /// Number of definitions before duplicates were merged (the registry's test checks it equals `definitions.count`).
     public static var declaredCount: Int {
         MILElementwiseDefinitions.all.count + MILTensorDefinitions.all.count + MILNeuralDefinitions.all.count
-            + MILConstexprDefinitions.all.count + MILRecurrentDefinitions.all.count
+            + MILConstexprDefinitions.all.count + MILRecurrentDefinitions.all.count + MILQuantizationDefinitions.all.count
     }
 }
 

@@ -68,6 +68,9 @@ public struct AutoReport: Codable, Sendable, Equatable {
     public var floatOnlyTensors: Int
     /// How many tensors took each format.
     public var formats: [String: Int]
+    /// With `--calibration`: tensors whose effect on the outputs was measured (the others' weights were scaled
+    /// from them); absent for the data-free choice.
+    public var calibratedTensors: Int?
 }
 
 /// `--weights auto`: every float tensor gets the format that serves the budget best.

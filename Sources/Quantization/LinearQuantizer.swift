@@ -134,6 +134,16 @@ public struct LinearQuantizer: Sendable {
         self.scaleType = scaleType
     }
 
+    /// The bytes `quantize` stores for `count` elements in `layout` (values, scales, zero points): what the
+    /// encoding costs, known without quantizing.
+    public func encodedBytes(count: Int, layout: GroupLayout) -> Int {
+        let storage = format.storage(symmetric: symmetric)!
+        let values = format.packedBits.map { (count * $0 + 7) / 8 } ?? storage.storageBytes(elements: count)!
+        let groups = layout.groupCount
+        let scales = groups * (scaleType == .float16 ? 2 : 4)
+        return values + scales + (symmetric ? 0 : storage.storageBytes(elements: groups)!)
+    }
+
     /// A quantized tensor and its error.
     public struct Outcome: Sendable {
         /// The stored integers, packed at the format's width when ONNX has no type for it.

@@ -157,8 +157,69 @@ public struct WeightConverter: Sendable {
         var autoJobs: [Job]
         var measured: [[AutoSelection.Candidate]]
         var fixed: Int
+        /// With calibration: each tensor's measured output sensitivity (`calibrate`), used instead of the
+        /// data-free one.
+        var calibratedWeights: [Double]?
+        /// Tensors whose output sensitivity was measured.
+        var calibratedTensors: Int?
         /// Tensors that choose.
         public var tensorCount: Int { autoJobs.count }
+
+        /// The tensors that choose, in order.
+        public var tensors: [Tensor] { autoJobs.map(\.tensor) }
+
+        /// Whether tensor k chooses among compressed formats (a weight input of at least 2048 elements): the
+        /// tensors calibration measures.
+        public func isCompressible(_ k: Int) -> Bool { autoJobs[k].axes != nil }
+
+        /// The candidate whose effect on the outputs calibration measures for tensor k: int4 per block when
+        /// offered (the middle of the range: clearly measurable, still small enough to act linearly), else int8
+        /// per channel, else the compressed candidate with the least error.
+        func probeIndex(_ k: Int) -> Int? {
+            let list = measured[k]
+            if let i = list.firstIndex(where: { $0.settings.format == .int4 && $0.nsr > 0 }) { return i }
+            if let i = list.firstIndex(where: { $0.settings.format == .int8 && $0.nsr > 0 }) { return i }
+            return list.indices.filter { list[$0].settings.format.isCompact && list[$0].nsr > 0 }.min { list[$0].nsr < list[$1].nsr }
+        }
+
+        /// Tensor k encoded with its probe candidate and decoded back to float32 (little-endian bytes, the
+        /// tensor's dims), with the probe's noise-to-signal ratio; nil when it has none.
+        public func probe(_ k: Int, converter: WeightConverter) -> (values: ByteView, nsr: Double, format: String)? {
+            guard let i = probeIndex(k) else { return nil }
+            var job = autoJobs[k]
+            job.settings = measured[k][i].settings
+            guard case .converted(let encoded, let entry) = converter.run(job) else { return nil }
+            let decoded: ByteView?
+            switch encoded.encoding {
+            case .linear: decoded = LinearCodec.dequantize(encoded)
+            case .palette: decoded = PaletteCodec.dequantize(encoded)
+            default: decoded = nil
+            }
+            guard let decoded, let snr = entry.snrDB else { return nil }
+            return (decoded, pow(10, -snr / 10), job.settings.format.rawValue)
+        }
+
+        /// Takes measured output errors: `outputErrors[k]` is the outputs' noise-to-signal ratio with tensor k at its
+        /// probe (nil where not measured). A tensor's cost for a candidate becomes its weight NSR times its measured
+        /// sensitivity (output NSR per weight NSR), so the total cost predicts the outputs' NSR: small independent
+        /// errors add. Tensors not measured keep their data-free weight, scaled by the median ratio of measured to
+        /// data-free weights, so both kinds stay comparable.
+        public mutating func calibrate(outputErrors: [Double?], probeNSR: [Double?]) {
+            precondition(outputErrors.count == autoJobs.count && probeNSR.count == autoJobs.count)
+            var measuredWeights: [Double?] = Array(repeating: nil, count: autoJobs.count)
+            var ratios: [Double] = []
+            for k in autoJobs.indices {
+                guard let e = outputErrors[k], let n = probeNSR[k], n > 0, e.isFinite, e >= 0 else { continue }
+                // An unmeasurably small effect still costs something: the floor keeps the hull's order by bytes.
+                let w = max(e / n, 1e-12)
+                measuredWeights[k] = w
+                ratios.append(w / max(autoJobs[k].sensitivity, 1))
+            }
+            guard !ratios.isEmpty else { return }
+            let median = ratios.sorted()[ratios.count / 2]
+            calibratedWeights = autoJobs.indices.map { measuredWeights[$0] ?? autoJobs[$0].sensitivity * median }
+            calibratedTensors = ratios.count
+        }
     }
 
     /// Measures every candidate of every tensor that chooses (nil when none does).
@@ -174,7 +235,9 @@ public struct WeightConverter: Sendable {
         }
         let fixed = plan.bytesBefore - plan.jobs.reduce(0) { $0 + $1.tensor.byteCount } + otherBytes.reduce(0, +)
         let measured = Parallel.map(autoJobs) { [self] job -> [AutoSelection.Candidate] in
-            AutoSelection.candidates(compact: job.axes != nil, base: job.settings, blockSize: options.blockSize)
+            // Sampling is exact only where every value quantizes (inf/NaN keeps a tensor float32 in any format).
+            let finite = job.axes != nil && Self.allFinite(job.tensor)
+            return AutoSelection.candidates(compact: job.axes != nil, base: job.settings, blockSize: options.blockSize)
                 .filter { options.coreML?.offers($0) ?? true }.compactMap { settings in
                 if settings.format == .fp32 { return .init(settings: settings, bytes: job.tensor.byteCount, nsr: 0) }
                 var trial = job
@@ -182,11 +245,28 @@ public struct WeightConverter: Sendable {
                 let n = job.tensor.elementCount
                 // A table's k-means over a big tensor costs most of the measuring; its bytes are known exactly
                 // (indices and one 2^N float16 table), so its error is estimated on an evenly strided sample.
-                if settings.format.isPalette, n > Self.autoSampleElements, let sample = Self.strided(job.tensor, count: Self.autoSampleElements) {
+                if settings.format.isPalette, n > Self.autoSampleElements,
+                   let sample = Self.strided(job.tensor, count: Self.autoPaletteSampleElements) {
+                    trial.tensor = sample
+                    guard case .converted(let fitted, let entry) = run(trial) else { return nil }
+                    var nsr = entry.snrDB.map { pow(10, -$0 / 10) } ?? (entry.maxAbsError > 0 ? 1 : 0)
+                    // The table fitted to the small sample, measured on a larger one: an unbiased estimate of the
+                    // error of a table (a table fitted to the whole tensor is at most this far off).
+                    if case .palette(let p) = fitted.encoding, let wide = Self.strided(job.tensor, count: Self.autoPaletteCheckElements),
+                       let measured = Self.tableNSR(p, wide) {
+                        nsr = measured
+                    }
+                    let bytes = (n * settings.format.bits + 7) / 8 + (1 << settings.format.bits) * 2
+                    return .init(settings: settings, bytes: bytes, nsr: nsr)
+                }
+                // A linear format's bytes follow from the dims alone, and its error is the sum of its channels':
+                // a big tensor's error is measured on every k-th slice along the channel axis (whole channels,
+                // so blocks and per-channel scales are exactly those of the full tensor).
+                if settings.format.isLinear, n > Self.autoSampleElements, finite,
+                   let bytes = linearBytes(trial), let sample = Self.channelSample(job, count: Self.autoSampleElements) {
                     trial.tensor = sample
                     guard case .converted(_, let entry) = run(trial) else { return nil }
                     let nsr = entry.snrDB.map { pow(10, -$0 / 10) } ?? (entry.maxAbsError > 0 ? 1 : 0)
-                    let bytes = (n * settings.format.bits + 7) / 8 + (1 << settings.format.bits) * 2
                     return .init(settings: settings, bytes: bytes, nsr: nsr)
                 }
                 guard case .converted(_, let entry) = run(trial) else { return nil }
@@ -203,7 +283,7 @@ public struct WeightConverter: Sendable {
     public func resolvingAuto(_ m: AutoMeasurement, overheadBytes: Int) throws(TensorRuleError) -> WeightConverter {
         let (plan, autoJobs, measured, fixed) = (m.plan, m.autoJobs, m.measured, m.fixed)
         let budget = options.autoBudget ?? .maxRatio(0.5)
-        guard let (choice, budgetBytes) = AutoSelection.choose(measured, weights: autoJobs.map(\.sensitivity), budget: budget,
+        guard let (choice, budgetBytes) = AutoSelection.choose(measured, weights: m.calibratedWeights ?? autoJobs.map(\.sensitivity), budget: budget,
                                                                fixedBytes: fixed + overheadBytes, bytesBefore: plan.bytesBefore) else {
             let smallest = fixed + measured.reduce(0) { $0 + ($1.map(\.bytes).min() ?? 0) }
             if overheadBytes > 0 {
@@ -230,12 +310,102 @@ public struct WeightConverter: Sendable {
             budget: budget.description, budgetBytes: budgetBytes, overheadBytes: budgetBytes != nil && overheadBytes > 0 ? overheadBytes : nil,
             predictedBytes: predicted,
             predictedWeightedSNRDB: snrWeight > 0 ? snrSum / snrWeight : nil, tensors: autoJobs.filter { $0.axes != nil }.count,
-            floatOnlyTensors: autoJobs.filter { $0.axes == nil }.count, formats: formats)
+            floatOnlyTensors: autoJobs.filter { $0.axes == nil }.count, formats: formats, calibratedTensors: m.calibratedTensors)
         return resolved
     }
 
-    /// Above this many elements `--weights auto` estimates a table format's error on a sample of this size.
+    /// Above this many elements `--weights auto` estimates a linear format's error on a sample of about this size.
     static let autoSampleElements = 1 << 18
+    /// Table formats of a tensor above `autoSampleElements` are fitted to a sample of about this size and measured
+    /// on one of `autoPaletteCheckElements` (smaller tensors are measured whole).
+    /// A table's cost grows with the distinct float16 values it is fitted to, not with the elements: 2^13 elements
+    /// keep the lut8 dynamic programme at a few thousand distinct values (a 4 Mi-element matrix has tens of
+    /// thousands). A table fitted to a sample fits the whole tensor a little worse than its own k-means would, so
+    /// the estimate errs on the safe side.
+    static let autoPaletteSampleElements = 1 << 13
+    /// Elements a sample-fitted table is measured on.
+    static let autoPaletteCheckElements = 1 << 16
+
+    /// The noise-to-signal ratio of `values` (a raw float32 vector) each replaced by its nearest entry of a single
+    /// float16 table.
+    static func tableNSR(_ p: PaletteQuantization, _ values: Tensor) -> Double? {
+        guard p.groupSize == nil, case .bytes(let table) = p.lut.data, case .bytes(let view) = values.data else { return nil }
+        let entries = (0..<p.lut.elementCount).map { Float16Codec.float(fromHalf: table.bytes.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }.sorted()
+        guard !entries.isEmpty else { return nil }
+        var signal = 0.0, noise = 0.0
+        for i in 0..<values.elementCount {
+            let w = view.bytes.loadUnaligned(fromByteOffset: i * 4, as: Float.self)
+            var low = 0, high = entries.count - 1
+            while high - low > 1 {
+                let mid = (low + high) / 2
+                if entries[mid] <= w { low = mid } else { high = mid }
+            }
+            let d = min(abs(w - entries[low]), abs(w - entries[high]))
+            signal += Double(w) * Double(w)
+            noise += Double(d) * Double(d)
+        }
+        return signal > 0 ? noise / signal : nil
+    }
+
+    /// Whether a raw float32 tensor holds only finite values.
+    static func allFinite(_ tensor: Tensor) -> Bool {
+        guard tensor.dataType == .float, case .bytes(let view) = tensor.data, view.count >= tensor.elementCount * 4 else { return false }
+        let words = UnsafeRawBufferPointer(rebasing: view.bytes[0..<(tensor.elementCount * 4)])
+        var ok = true
+        var i = 0
+        while i < tensor.elementCount && ok {
+            // Exponent bits all ones: inf or NaN.
+            if words.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self) & 0x7F80_0000 == 0x7F80_0000 { ok = false }
+            i += 1
+        }
+        return ok
+    }
+
+    /// The bytes a linear candidate stores for the whole tensor, as `run` would settle and quantize it; nil when
+    /// the candidate is not linear or the tensor has no axes.
+    func linearBytes(_ job: Job) -> Int? {
+        guard let axes = job.axes else { return nil }
+        var settings = job.settings
+        if let target = options.settlement { settings = target.settle(settings, dims: job.tensor.dims, reduction: axes.reduction).0 }
+        guard settings.format.isLinear else { return nil }
+        let dims = job.tensor.dims
+        var granularity = settings.granularity
+        if granularity == .perBlock && dims[axes.reduction] < settings.blockSize { granularity = .perChannel }
+        if granularity == .perChannel && dims.count < 2 { granularity = .perTensor }
+        let axis: Int? = granularity == .perChannel ? axes.channel : granularity == .perBlock ? axes.reduction : nil
+        let layout = GroupLayout(dims: dims, granularity: granularity, axis: axis, blockSize: settings.blockSize)
+        let quantizer = LinearQuantizer(format: settings.format, symmetric: settings.symmetric, scaleType: settings.scaleType)
+        return quantizer.encodedBytes(count: job.tensor.elementCount, layout: layout)
+    }
+
+    /// Every k-th slice of a raw float32 tensor along its channel axis (about `count` elements, at least 2 slices),
+    /// as a tensor of the same rank; nil when the tensor is small or has no channel axis apart from its reduction
+    /// axis.
+    static func channelSample(_ job: Job, count: Int) -> Tensor? {
+        let tensor = job.tensor
+        guard let axes = job.axes, axes.channel != axes.reduction, tensor.dataType == .float, case .bytes(let view) = tensor.data,
+              view.count >= tensor.elementCount * 4 else { return nil }
+        let dims = tensor.dims
+        let channels = dims[axes.channel]
+        let perChannel = tensor.elementCount / max(channels, 1)
+        let keep = max(2, min(channels, count / max(perChannel, 1)))
+        guard keep < channels else { return nil }
+        let step = (channels + keep - 1) / keep
+        let picked = Array(stride(from: 0, to: channels, by: step))
+        let outer = dims[..<axes.channel].reduce(1, *), inner = dims[(axes.channel + 1)...].reduce(1, *)
+        let out = OwnedBuffer(uninitializedCount: outer * picked.count * inner * 4)
+        var o = 0
+        for a in 0..<outer {
+            for c in picked {
+                let from = ((a * channels) + c) * inner * 4
+                out.mutableBytes.baseAddress!.advanced(by: o).copyMemory(from: view.bytes.baseAddress!.advanced(by: from), byteCount: inner * 4)
+                o += inner * 4
+            }
+        }
+        var sampled = dims
+        sampled[axes.channel] = picked.count
+        return Tensor(name: tensor.name, dataType: .float, dims: sampled, data: .bytes(out.view))
+    }
 
     /// Every ⌈n / count⌉-th float32 element of a raw tensor, as a vector (deterministic).
     static func strided(_ tensor: Tensor, count: Int) -> Tensor? {

@@ -7,6 +7,7 @@ import Inspection
 import MLPackage
 import ONNXImport
 import Conversion
+import Evaluate
 import CoreMLExport
 import Passes
 import Quantization
@@ -64,8 +65,12 @@ struct Convert: ParsableCommand {
     @Option(name: .customLong("weights"), help: "Weight format: fp32 (unchanged), fp16 (the default), linear int8, int7, int6, int5, int4, int3, int2, a lookup table lut1, lut2, lut3, lut4, lut6, lut8, or auto (with --max-size or --min-snr).")
     var weightsOption: WeightFormat?
 
-    /// The command line's format (fp16 unless --weights says otherwise).
-    var weights: WeightFormat { weightsOption ?? .fp16 }
+    /// The command line's format (fp16 unless --weights says otherwise; int8 with --activations int8: W8A8).
+    var weights: WeightFormat { weightsOption ?? (coreML.activations != nil ? .int8 : .fp16) }
+
+    @Option(help: ArgumentHelp("Real inputs (np.savez: one array per model input, by name; a leading axis of N samples allowed): --weights auto measures each tensor's effect on the outputs on them, and --activations int8 takes its ranges from them.",
+                               valueName: "DATA.npz"))
+    var calibration: String?
 
     @Option(help: "int8/int4 scales: per-tensor, per-channel (int8 default) or per-block (int4 default).")
     var granularity: Granularity?
@@ -180,6 +185,15 @@ struct Convert: ParsableCommand {
             throw ValidationError("--block-size needs --granularity per-block")
         }
         if let output { try OutputExtension.checkConvert(output) }
+        if coreML.activations != nil && calibration == nil {
+            throw ValidationError("--activations int8 needs --calibration DATA.npz (the ranges come from running the model on real inputs)")
+        }
+        if calibration != nil && weights != .auto && coreML.activations == nil && config == nil {
+            throw ValidationError("--calibration applies to --weights auto and to --activations int8")
+        }
+        if coreML.activations != nil, inputShape.pins.ranges.values.contains(where: { !$0.isEmpty }) || !inputShape.pins.enumerations.isEmpty {
+            throw ValidationError("--activations int8 needs static input shapes: calibration runs one program (no ranges or enumerated shapes in --input-shape)")
+        }
         // With --for coreml the deployment target decides the formats; the other Core ML options shape the export.
         let misplaced = coreML.given.filter { !(destination == .coreml && $0 == "--deployment-target") }
         if !writesCoreML, !misplaced.isEmpty {
@@ -238,6 +252,9 @@ struct Convert: ParsableCommand {
                 conversion: try conversionOptions(audit: nil),
                 export: try coreML.options(dequantize: false, inputShapes: inputShape.pins, computeUnits: profileOptions.computeUnits.rawValue))
             let result = try CoreMLConverter.convert(input: model, output: output, options: options)
+            if !quiet && !ScriptingMode.json, let activations = result.activations {
+                for line in activations.summary { printText(line) }
+            }
             if !quiet && !json {
                 // The formats the target's rules chose instead of the ones asked for, tensor by tensor.
                 let noted = result.conversion.converted.filter { $0.note != nil }
@@ -257,6 +274,8 @@ struct Convert: ParsableCommand {
             throw error
         } catch let error as InputShapeError {
             throw UsageFailure(message: "\(model): \(error)")
+        } catch let error as CalibrationError {
+            throw CommandFailure(error.message)
         } catch {
             throw CommandFailure(error)
         }
@@ -268,7 +287,18 @@ struct Convert: ParsableCommand {
               fold: !noFold, inputShapes: inputShape.pins, audit: audit, rules: try tensorRules(), fp16Clamp: fp16Clamp,
               autoBudget: try autoBudget(),
               importing: ImportOptions(initializerInputs: keepInitializerInputs ? .overridable : .constant),
-              coreML: coreMLTarget, coreMLTargetName: coreMLTarget == nil ? nil : coreML.deploymentTarget)
+              coreML: coreMLTarget, coreMLTargetName: coreMLTarget == nil ? nil : coreML.deploymentTarget,
+              calibration: try calibrationOptions())
+    }
+
+    /// `--calibration` read (exit 1 naming the file when it cannot be).
+    private func calibrationOptions() throws -> CalibrationOptions? {
+        guard let calibration else { return nil }
+        do {
+            return CalibrationOptions(data: try CalibrationData.read(path: calibration), int8Activations: coreML.activations == .int8)
+        } catch {
+            throw CommandFailure(error.message)
+        }
     }
 
     private func autoBudget() throws -> AutoBudget? {
@@ -354,6 +384,8 @@ extension Convert {
             throw UsageFailure(message: "\(model): \(error)")
         } catch let error as InputShapeError {
             throw UsageFailure(message: "\(model): \(error)")
+        } catch let error as CalibrationError {
+            throw CommandFailure(error.message)
         } catch {
             throw CommandFailure(error)
         }

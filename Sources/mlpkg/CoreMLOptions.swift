@@ -1,5 +1,6 @@
 import ArgumentParser
 import Audit
+import Conversion
 import CoreMLExport
 import Foundation
 import MLPackage
@@ -79,7 +80,21 @@ struct CoreMLOptions: ParsableArguments {
     @Flag(help: "One function per enumerated shape (--input-shape NAME=1,128|1,256) in a multifunction model (iOS18), sharing the weights.")
     var functions = false
 
+    @Option(help: ArgumentHelp("int8: quantize/dequantize pairs (iOS17) before every conv, linear and matmul input, with ranges from --calibration; layers whose quantization costs the outputs most stay fp16 until the output cosine against float activations is at least 0.999 (W8A8 with int8 weights).",
+                               valueName: "int8"))
+    var activations: ActivationFormat?
+
+    enum ActivationFormat: String, ExpressibleByArgument {
+        case int8
+    }
+
     func validate() throws {
+        if activations != nil {
+            if let t = deploymentTarget.flatMap(DeploymentTarget.init(parsing:)), t < .iOS17 {
+                throw ValidationError("--activations int8 needs --deployment-target iOS17 or later (quantize/dequantize are iOS17 ops), not \(t)")
+            }
+            if functions { throw ValidationError("--activations int8 and --functions exclude each other (calibration runs one program)") }
+        }
         if functions, let t = deploymentTarget.flatMap(DeploymentTarget.init(parsing:)), t < .iOS18 {
             throw ValidationError("--functions needs --deployment-target iOS18 or later (multifunction models are Core ML 8), not \(t)")
         }
@@ -173,6 +188,7 @@ struct CoreMLOptions: ParsableArguments {
         if !imageOutputs.isEmpty { flags.append("--image-output") }
         if classLabels != nil { flags.append("--class-labels") }
         if functions { flags.append("--functions") }
+        if activations != nil { flags.append("--activations") }
         return flags
     }
 
@@ -210,10 +226,17 @@ struct CoreMLOptions: ParsableArguments {
 
     /// Writes `package` as a Core ML model at `output`.
     func export(package: String, to output: String, dequantize: Bool, inputShapes: InputShapes, computeUnits: String,
-                quiet: Bool, reportedInput: String? = nil) throws {
+                quiet: Bool, reportedInput: String? = nil, activations: Int8Activations? = nil) throws {
         let loaded = try PackageReader.load(path: package, checksums: true)
         var options = try options(dequantize: dequantize, inputShapes: inputShapes, computeUnits: computeUnits)
         options.metadata = Self.provenance(loaded.manifest)
+        if let activations {
+            // quantize/dequantize are iOS17 ops: at least iOS17, more when the stored weights need it.
+            if options.target == nil {
+                options.target = max(CoreMLExporter.target(for: loaded.model, options: options), Int8Activations.minimumTarget)
+            }
+            options.finalRewrite = activations.rewrite
+        }
         let result: CoreMLExporter.Result
         do {
             result = try CoreMLExporter.export(loaded.model, to: output, options: options)

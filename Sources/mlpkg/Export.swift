@@ -1,4 +1,6 @@
 import ArgumentParser
+import Conversion
+import Evaluate
 import CoreMLExport
 import MLPackage
 import ONNXExport
@@ -50,6 +52,10 @@ struct Export: ParsableCommand {
 
     @OptionGroup var recommended: RecommendedComputeUnits
 
+    @Option(help: ArgumentHelp("With --activations int8: real inputs (np.savez: one array per model input, by name; a leading axis of N samples allowed) whose run gives the activation ranges.",
+                               valueName: "DATA.npz"))
+    var calibration: String?
+
     @Flag(help: "Write encoded weights as float32 instead of their stored form plus a Cast.")
     var dequantize = false
 
@@ -67,6 +73,15 @@ struct Export: ParsableCommand {
 
     func validate() throws {
         try OutputExtension.checkExport(output, coreML: format == .coreml)
+        if coreML.activations != nil && calibration == nil {
+            throw ValidationError("--activations int8 needs --calibration DATA.npz (the ranges come from running the model on real inputs)")
+        }
+        if calibration != nil && coreML.activations == nil {
+            throw ValidationError("--calibration applies to --activations int8 (export keeps the package's weights; convert --weights auto --calibration chooses them)")
+        }
+        if coreML.activations != nil, inputShape.pins.ranges.values.contains(where: { !$0.isEmpty }) || !inputShape.pins.enumerations.isEmpty {
+            throw ValidationError("--activations int8 needs static input shapes: calibration runs one program (no ranges or enumerated shapes in --input-shape)")
+        }
         if format == .onnx {
             let given = coreML.given + (recommended.computeUnits != .all ? ["--compute-units"] : [])
             if !given.isEmpty { throw ValidationError("\(given.joined(separator: ", ")) apply to --format coreml") }
@@ -81,8 +96,15 @@ struct Export: ParsableCommand {
         }
         if format == .coreml {
             do {
+                var activations: Int8Activations?
+                if let calibration {
+                    let data: CalibrationData
+                    do { data = try CalibrationData.read(path: calibration) } catch { throw CommandFailure(error.message) }
+                    activations = Int8Activations(calibration: CalibrationOptions(data: data, int8Activations: true), modelName: package)
+                }
                 try coreML.export(package: package, to: output, dequantize: dequantize, inputShapes: inputShape.pins,
-                                 computeUnits: recommended.computeUnits.rawValue, quiet: quiet)
+                                 computeUnits: recommended.computeUnits.rawValue, quiet: quiet, activations: activations)
+                if !quiet, !ScriptingMode.json, let activations { for line in activations.summary { printText(line) } }
                 // Compressed weights: the outputs' accuracy against the package's fp32 program (text mode only).
                 if !quiet, !ScriptingMode.json, !dequantize,
                    let weights = (try? PackageReader.load(path: package, checksums: false))?.manifest.provenance.options["weights"],
@@ -91,6 +113,10 @@ struct Export: ParsableCommand {
                 }
             } catch let error as UsageFailure {
                 throw error
+            } catch let error as CommandFailure {
+                throw error
+            } catch let error as CalibrationError {
+                throw CommandFailure(error.message)
             } catch {
                 throw CommandFailure(error)
             }

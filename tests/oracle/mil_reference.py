@@ -1806,6 +1806,39 @@ def _constexpr_affine_dequantize(a: Args) -> np.ndarray:
     return (q - zp) * sc
 
 
+def _quantization_axis(a: Args, rank: int) -> int | None:
+    return _norm_axis(int(a.scalar("axis")), rank) if a.has("axis") else None
+
+
+def _quantize(a: Args) -> np.ndarray:
+    """iOS17 quantize: clip(round(x / scale) + zero_point) into int8 or uint8 (round half to even, numpy's
+    around, as coremltools' quantize_by_scale_and_zp); scale and zero point scalars or vectors along axis."""
+    x = _acc(a["input"]).astype(np.float32)
+    out = dtype_name(a.scalar("output_dtype"))
+    if out not in ("int8", "uint8"):
+        raise MILFormatError(f"quantize: output_dtype {out!r}")
+    ax = _quantization_axis(a, x.ndim)
+    sc = np.asarray(a["scale"], np.float32)
+    sc = sc if ax is None else _axis_param(sc, x.ndim, ax)
+    q = np.around(x / sc)
+    if a.has("zero_point"):
+        zp = np.asarray(a["zero_point"]).astype(np.float32)
+        q = q + (zp if ax is None else _axis_param(zp, x.ndim, ax))
+    lo, hi = (-128, 127) if out == "int8" else (0, 255)
+    return np.clip(q, lo, hi).astype(STORAGE[out])
+
+
+def _dequantize(a: Args) -> np.ndarray:
+    """iOS17 dequantize: scale * (q - zero_point), in the scale's float type."""
+    q = np.asarray(a["input"]).astype(np.float64)
+    ax = _quantization_axis(a, q.ndim)
+    if a.has("zero_point"):
+        zp = np.asarray(a["zero_point"]).astype(np.float64)
+        q = q - (zp if ax is None else _axis_param(zp, q.ndim, ax))
+    sc = _acc(a["scale"]).astype(np.float64)
+    return q * (sc if ax is None else _axis_param(sc, q.ndim, ax))
+
+
 def _constexpr_cast(a: Args) -> np.ndarray:
     return to_dtype(a["source_val"], dtype_name(a.scalar("output_dtype")))
 
@@ -2032,6 +2065,8 @@ OPS: dict[str, Callable[[Args], Any]] = {
     "resize_bilinear": _resize_bilinear,
     # compressed constants
     "constexpr_affine_dequantize": _constexpr_affine_dequantize,
+    "quantize": _quantize,
+    "dequantize": _dequantize,
     "constexpr_cast": _constexpr_cast,
     "constexpr_blockwise_shift_scale": _constexpr_blockwise_shift_scale,
     "constexpr_lut_to_dense": _constexpr_lut_to_dense,

@@ -100,7 +100,7 @@ def coreml_reference(op: str, kwargs: dict[str, Any], ios: int) -> tuple[list[An
     def _prog():
         res = getattr(mb, op)(**kwargs)
         outs = list(res) if isinstance(res, (list, tuple)) else [res]
-        if op.startswith("constexpr_"):
+        if op.startswith("constexpr_") or (op == "dequantize" and outs[0].val is None):
             got["vals"] = [outs[0].op.materialized_val_inference()]
         else:
             got["vals"] = [v.val for v in outs]
@@ -443,6 +443,16 @@ def _constexpr_cases() -> None:
     vi("constexpr_affine_dequantize", ios=17, tag="fp32-zp",
        quantized_data=g.integers(-128, 128, (4, 3)).astype(np.int8),
        zero_point=f32(g, 4, lo=-3, hi=3), scale=f32(g, 4, lo=0.01, hi=0.1), axis=0)
+    # iOS17 activation quantization: round half to even, clip to the output type; scalar or per-axis parameters.
+    halves = np.array([[0.5, 1.5, 2.5, -0.5], [-1.5, 300.0, -300.0, 0.26]], np.float32)
+    vi("quantize", ios=17, tag="int8-halves", input=halves, scale=np.float32(1.0), zero_point=np.int8(0), output_dtype="int8")
+    vi("quantize", ios=17, tag="uint8-axis", input=f32(g, 3, 4, lo=-2, hi=2), scale=f32(g, 4, lo=0.01, hi=0.05),
+       zero_point=g.integers(0, 256, (4,)).astype(np.uint8), axis=1, output_dtype="uint8")
+    vi("quantize", ios=17, tag="fp16-nozp", input=f32(g, 2, 5).astype(np.float16), scale=np.float16(0.02), output_dtype="int8")
+    vi("dequantize", ios=17, tag="int8-scalar", input=g.integers(-128, 128, (3, 4)).astype(np.int8), scale=np.float32(0.05),
+       zero_point=np.int8(3))
+    vi("dequantize", ios=17, tag="uint8-axis0", input=g.integers(0, 256, (3, 4)).astype(np.uint8),
+       scale=f32(g, 3, lo=0.01, hi=0.1), zero_point=g.integers(0, 256, (3,)).astype(np.uint8), axis=0)
     vi("constexpr_cast", ios=16, tag="fp16", source_val=f32(g, 3, 4).astype(np.float16),
        output_dtype="fp32")
     vi("constexpr_blockwise_shift_scale", tag="int4-blocks",
