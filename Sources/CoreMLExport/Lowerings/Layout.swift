@@ -205,6 +205,10 @@ enum SliceLowering: OpLowering {
             }
         }
         let before = sliced.first ?? 0, after = before + sliced.count
+        if runtime {
+            // Whole dims where nothing is sliced: the definition then keeps their sizes.
+            for d in 0..<x.rank where !sliced.contains(d) { beginMask[d] = true; endMask[d] = true; end[d] = 0 }
+        }
         return { e throws(LoweringRefusal) in
             func bound(_ input: Int, _ constant: [Int], _ name: String) throws(LoweringRefusal) -> MILArg {
                 guard runtime, v.opset >= 10, !v.isConstant(input) else { return .c(.ints(constant)) }

@@ -224,7 +224,7 @@ enum MILTensorDefinitions {
             let x = try c.type("x"), indices = try c.type("indices")
             let axis = try Shapes.axis(try c.int("axis", default: 0), rank: x.rank)
             guard indices.rank == x.rank else { throw MILTypeError("indices rank \(indices.rank) differs from x rank \(x.rank)") }
-            for d in 0..<x.rank where d != axis && indices.shape[d] != x.shape[d] {
+            for d in 0..<x.rank where d != axis && !Shapes.mayEqual(indices.shape[d], x.shape[d]) {
                 throw MILTypeError("indices \(indices.shape) and x \(x.shape) differ on dim \(d)")
             }
             return [x.with(shape: indices.shape)]
