@@ -16,6 +16,11 @@ enum FlexibleShapes {
         ops.formUnion(UnaryLowering.table.keys)
         ops.formUnion(["MatMul", "Gemm", "Softmax", "LogSoftmax", "LayerNormalization", "Transpose", "Reshape", "Flatten", "Squeeze",
                        "Unsqueeze", "Concat", "Gather", "Cast", "CastLike", "Identity", "Dropout", "Shape", "Where", "ConstantOfShape"])
+        // Elementwise with attributes, n-ary, and reductions over constant axes: nothing in them depends on a size.
+        ops.formUnion(ActivationLowering.opTypes + VariadicLowering.opTypes + ReduceLowering.opTypes + FloatClassLowering.opTypes + ["Clip"])
+        // Indexing whose lowering checks what it needs of a flexible dim (constant indices below its smallest size,
+        // run-time bounds, positive steps) and refuses the rest under this rule; Range with run-time bounds.
+        ops.formUnion(["Slice", "Expand", "GatherElements", "GatherND", "Range"])
         return ops
     }()
 
@@ -102,11 +107,17 @@ enum ShapeLowering: OpLowering {
 
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
         let x = try v.type(0), out = try v.outputType()
-        guard v.int("start", default: 0) == 0, v.int("end") == nil || v.int("end")! >= x.rank else {
-            throw LoweringRefusal("Shape with start/end of a flexible input is not lowered", rule: FlexibleShapes.rule.id)
+        // start/end (opset 15) as ONNX clamps them: negative from the end, then into [0, rank].
+        func clamp(_ i: Int) -> Int { min(max(i < 0 ? i + x.rank : i, 0), x.rank) }
+        let start = clamp(v.int("start", default: 0)), end = clamp(v.int("end") ?? x.rank)
+        guard end > start else { throw LoweringRefusal("Shape's start/end select no dim; MIL has no empty tensors") }
+        guard out.dtype == .int32, out.shape == [end - start] else { throw LoweringRefusal("Shape's output is \(out), expected int32[\(end - start)]") }
+        return { e throws(LoweringRefusal) in
+            let all = MILTensorType(.int32, [x.rank])
+            let shape = e.op("shape", [("x", .v(try e.input(0)))], output: all, suffix: start == 0 && end == x.rank ? "" : "_all")
+            if start == 0 && end == x.rank { return [shape] }
+            return [e.op("slice_by_index", [("x", .v(shape)), ("begin", .c(.ints([start]))), ("end", .c(.ints([end])))], output: out)]
         }
-        guard out.dtype == .int32, out.shape == [x.rank] else { throw LoweringRefusal("Shape's output is \(out), expected int32[\(x.rank)]") }
-        return { e throws(LoweringRefusal) in [e.op("shape", [("x", .v(try e.input(0)))], output: out)] }
     }
 }
 
@@ -148,4 +159,36 @@ extension ConstantOfShapeLowering {
     static let rule = LoweringRule(
         "mil-fill", mil: "fill", file: "iOS15/tensor_operation.py",
         says: "shape: int32 rank-1 (the output's rank); value: const T = (fp16, fp32, int32, bool)", types: ["*": [0: [.int32]]])
+}
+
+/// Range with bounds computed at run time → MIL `range_1d` (constant bounds are folded before lowering): three
+/// scalars of one type, int32 (ONNX's int64 narrowed) or float; ceil((limit - start) / delta) elements.
+enum RangeLowering: OpLowering {
+    static let opTypes = ["Range"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        let start = try v.type(0), limit = try v.type(1), delta = try v.type(2), out = try v.outputType()
+        guard start.dtype == limit.dtype, limit.dtype == delta.dtype, start.dtype == .int32 || start.dtype.isFloat else {
+            throw LoweringRefusal("Range of \(start.dtype), \(limit.dtype), \(delta.dtype); range_1d takes one int32 or float type")
+        }
+        guard start.count == 1, limit.count == 1, delta.count == 1 else { throw LoweringRefusal("Range's inputs must be scalars") }
+        if v.isConstant(2), let step = try? v.floats(2).first ?? 0, step == 0 { throw LoweringRefusal("Range's delta is 0") }
+        if v.isConstant(2), let step = try? v.ints(2).first, step == 0 { throw LoweringRefusal("Range's delta is 0") }
+        return { e throws(LoweringRefusal) in
+            func scalar(_ i: Int, _ t: MILTensorType) throws(LoweringRefusal) -> MILVar {
+                let x = try e.input(i)
+                if t.rank == 0 { return x }
+                return e.op("squeeze", [("x", .v(x))], output: t.with(shape: []), suffix: "_\(i)")
+            }
+            return [e.op("range_1d", [("end", .v(try scalar(1, limit))), ("start", .v(try scalar(0, start))), ("step", .v(try scalar(2, delta)))],
+                         output: out)]
+        }
+    }
+}
+
+extension RangeLowering {
+    static let rule = LoweringRule(
+        "mil-range", mil: "range_1d", file: "iOS15/tensor_operation.py",
+        says: "end, start, step: scalars of one type T = (fp16, fp32, int32); ceil((end - start) / step) elements, known only at run time",
+        types: ["*": [0: [.fp16, .fp32, .int32]]])
 }

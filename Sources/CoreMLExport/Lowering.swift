@@ -178,7 +178,7 @@ public enum LoweringRegistry {
         PadLowering.self, ResizeLowering.self, IdentityLowering.self, DequantizeLowering.self, FloatClassLowering.self,
         GatherNDLowering.self, CumSumLowering.self, TopKLowering.self, TriluLowering.self, DepthSpaceLowering.self,
         LRNLowering.self, ScatterLowering.self,
-        RecurrentLowering.self, ShapeLowering.self, ConstantOfShapeLowering.self,
+        RecurrentLowering.self, ShapeLowering.self, ConstantOfShapeLowering.self, RangeLowering.self,
     ]
 
     static let byOpType: [String: any OpLowering.Type] = {

@@ -192,7 +192,9 @@ public indirect enum MILSpecType: Sendable, CustomStringConvertible {
         var shape: [Int] = []
         var count = 1
         for d in dims {
-            guard let d, d <= 1 << 40 else { return nil }
+            // A dim known only at run time (a flexible input's) is MIL's unknown dim.
+            guard let d else { shape.append(MILTensorType.unknownDim); continue }
+            guard d <= 1 << 40 else { return nil }
             let (product, overflow) = count.multipliedReportingOverflow(by: d)
             guard !overflow, product <= 1 << 53 else { return nil }
             count = product

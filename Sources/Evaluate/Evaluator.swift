@@ -57,6 +57,12 @@ public final class Evaluator: @unchecked Sendable {
     /// to fp16 for fp16 inputs); returns the block outputs by name, in the program's output order.
     /// `observe` sees every op's outputs as they are computed (for `verify --run`); returning false stops the run,
     /// which then returns the outputs computed so far.
+    /// Whether a computed shape is one the declared shape allows: equal, where a dim known only at run time (a
+    /// flexible input's) takes any size.
+    static func fits(_ shape: [Int], _ declared: [Int]) -> Bool {
+        shape.count == declared.count && zip(shape, declared).allSatisfy { $1 == MILTensorType.unknownDim || $0 == $1 }
+    }
+
     public func run(_ inputs: [String: EvalTensor],
                     observe: ((MILOperation, [EvalTensor]) -> Bool)? = nil) throws(EvaluationError) -> [(name: String, value: EvalTensor)] {
         try run(inputs, constants: constants, observe: observe)
@@ -101,7 +107,7 @@ public final class Evaluator: @unchecked Sendable {
         var env = constants
         for v in program.inputs {
             guard var t = inputs[v.name] else { throw EvaluationError("input '\(v.name)' is not given") }
-            guard t.shape == v.type.shape else {
+            guard Self.fits(t.shape, v.type.shape) else {
                 throw EvaluationError("input '\(v.name)' has shape \(t.shape); the model takes \(v.type.shape)")
             }
             t = try Kernels.convert(t, to: v.type.dtype)
@@ -184,7 +190,7 @@ public final class Evaluator: @unchecked Sendable {
         }
         for i in outs.indices {
             let declared = op.outputs[i].type
-            guard outs[i].shape == declared.shape else {
+            guard Self.fits(outs[i].shape, declared.shape) else {
                 throw EvaluationError("op \(op.type) '\(op.name)': output '\(op.outputs[i].name)' computed as \(outs[i].shape), declared \(declared.shape)")
             }
             if outs[i].dtype != declared.dtype { outs[i] = try Kernels.convert(outs[i], to: declared.dtype) }

@@ -312,6 +312,20 @@ extension Kernels {
             if value.isFloat { return [EvalTensor(floats: Array(repeating: value.floats.first ?? 0, count: count), shape: dims, dtype: value.dtype)] }
             return [EvalTensor(ints: Array(repeating: value.ints.first ?? 0, count: count), shape: dims, dtype: value.dtype)]
         }
+        t["range_1d"] = { a in
+            // iOS15/tensor_operation.py: start, start + step, … below end (above it for a negative step).
+            let start = try a.tensor("start"), end = try a.tensor("end"), step = try a.tensor("step")
+            if start.isFloat {
+                let s = Double(start.floats.first ?? 0), e = Double(end.floats.first ?? 0), d = Double(step.floats.first ?? 0)
+                guard d != 0 else { throw EvaluationError("range_1d: step 0") }
+                let count = max(0, Int(((e - s) / d).rounded(.up)))
+                return [EvalTensor(floats: (0..<count).map { Float(s + Double($0) * d) }, shape: [count], dtype: start.dtype)]
+            }
+            let s = Int(start.ints.first ?? 0), e = Int(end.ints.first ?? 0), d = Int(step.ints.first ?? 0)
+            guard d != 0 else { throw EvaluationError("range_1d: step 0") }
+            let count = max(0, d > 0 ? (e - s + d - 1) / d : (s - e - d - 1) / -d)
+            return [EvalTensor(ints: (0..<count).map { Int32(clamping: s + $0 * d) }, shape: [count], dtype: start.dtype)]
+        }
         t["squeeze"] = { a in
             let x = try a.tensor("x")
             let axes = a.has("axes") ? Set(try a.ints("axes").map { p in try normalizeAxis(p, rank: x.rank) })

@@ -56,7 +56,7 @@ struct Compare: ParsableCommand {
     }
 
     func run() throws {
-        let targetProgram = try ProgramInputs.program(target)
+        let targetProgram = ProgramInputs.withDefaultShapes(try ProgramInputs.program(target), path: target)
         let referenceProgram: MILProgram
         if CoreMLPackageReader.isMLPackage(reference) {
             referenceProgram = try ProgramInputs.program(reference)
@@ -138,7 +138,7 @@ enum OutputAccuracy {
 
     static func report(reference: String, target: String) {
         do {
-            let targetProgram = try CoreMLPackageReader.mainProgram(path: target)
+            let targetProgram = ProgramInputs.withDefaultShapes(try CoreMLPackageReader.mainProgram(path: target), path: target)
             let pins = Dictionary(uniqueKeysWithValues: targetProgram.inputs.map { ($0.name, $0.type.shape) })
             let referenceProgram = try CoreMLConverter.fp32Program(source: reference, inputShapes: pins)
             let referenceRun = try Evaluator(referenceProgram, precision: .fp32), targetRun = try Evaluator(targetProgram)

@@ -16,6 +16,20 @@ enum ProgramInputs {
         }
     }
 
+    /// `program` with each input's flexible dims set to the model interface's default shape (what an app gets
+    /// without asking for another size): random samples and a reference's pins need sizes.
+    static func withDefaultShapes(_ program: MILProgram, path: String) -> MILProgram {
+        guard program.inputs.contains(where: { !$0.type.isStatic }),
+              let features = CoreMLPackageReader.read(path: path).spec?.inputs else { return program }
+        let out = program  // a class: the inputs are set in place
+        for (i, input) in program.inputs.enumerated() where !input.type.isStatic {
+            guard let feature = features.first(where: { $0.name == input.name }),
+                  case .multiArray(_, let shape, _) = feature.type, shape.count == input.type.rank else { continue }
+            out.inputs[i] = MILVar(name: input.name, type: input.type.with(shape: shape))
+        }
+        return out
+    }
+
     /// Reads a whole file (exit 1 naming it when it cannot).
     static func bytes(_ path: String) throws -> [UInt8] {
         guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("\(path): cannot be read (missing, or not a file)") }
@@ -45,7 +59,9 @@ enum ProgramInputs {
         }
         for v in program.inputs {
             let t = given[v.name]!
-            guard t.shape == v.type.shape else {
+            // A dim known only at run time (a flexible input's) takes any size.
+            guard t.shape.count == v.type.rank,
+                  zip(t.shape, v.type.shape).allSatisfy({ $1 == MILTensorType.unknownDim || $0 == $1 }) else {
                 throw CommandFailure("\(files[v.name] ?? v.name): input '\(v.name)' has shape \(t.shape); \(model) takes \(v.type)")
             }
             guard t.isFloat == v.type.dtype.isFloat else {

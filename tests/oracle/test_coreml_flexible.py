@@ -203,6 +203,43 @@ def test_a_lowering_that_needs_static_dims_refuses_naming_the_dim(mlpkg: Path, t
     assert r.returncode == 0, r.stderr
 
 
+def slice_model(path: Path, starts: int, ends: int, step: int) -> Path:
+    """x [1, n] → Slice(x, starts, ends, axis 1, step) → y."""
+    graph = helper.make_graph(
+        [helper.make_node("Slice", ["x", "s", "e", "a", "p"], ["y"])], "slice",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [_const("s", [starts], np.int64), _const("e", [ends], np.int64), _const("a", [1], np.int64), _const("p", [step], np.int64)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+@pytest.mark.parametrize("starts,ends,step", [(1, 2**62, 1), (-3, -1, 1), (0, 2**62, 2), (-2, 2**62, 1)])
+def test_slice_of_a_flexible_dim_matches_onnxruntime_at_each_length(mlpkg: Path, tmp_path: Path, starts, ends, step) -> None:
+    """Constant bounds on a dim known only at run time: MIL's Python-style indices mean what ONNX's do."""
+    src = slice_model(tmp_path / "slice.onnx", starts, ends, step)
+    out = tmp_path / "S.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "x=1,4..40", "--weights", "fp32",
+             "--compute-precision", "fp32", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    sess = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    for n in (4, 7, 40):
+        x = {"x": np.arange(n, dtype=np.float32).reshape(1, n)}
+        want = sess.run(None, x)[0]
+        have = evaluate(out, x)["y"]
+        np.testing.assert_array_equal(have, want)
+
+
+def test_a_negative_step_on_a_flexible_dim_is_refused(mlpkg: Path, tmp_path: Path) -> None:
+    src = slice_model(tmp_path / "slice.onnx", -1, -2**62, -1)
+    out = tmp_path / "S.mlpackage"
+    r = run([str(mlpkg), "convert", str(src), "-o", str(out), "--input-shape", "x=1,4..40"], tmp_path)
+    assert r.returncode == 1
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "Slice" in lines[0] and "negative step" in lines[0], r.stderr
+    assert not out.exists()
+
+
 def test_audit_names_the_nodes_that_force_static_shapes(mlpkg: Path, tmp_path: Path) -> None:
     src = cumsum_model(tmp_path / "cumsum.onnx")
     r = run([str(mlpkg), "audit", str(src), "--input-shape", "x=1,2..10", "--format", "json"], tmp_path)

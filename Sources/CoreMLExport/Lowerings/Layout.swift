@@ -127,34 +127,64 @@ enum SplitLowering: OpLowering {
     }
 }
 
-/// Slice → slice_by_index. Starts/ends/axes/steps must be constant; ONNX's clamping (positive and negative
-/// steps) is applied here on the static shape, and an end before index 0 becomes an end mask.
+/// Slice → slice_by_index. Axes and steps must be constant; starts and ends may be computed at run time (an
+/// exporter's `x[:, :seq]` with `seq` from `Shape`). On a static dim ONNX's clamping (positive and negative steps) is
+/// applied here and an end before index 0 becomes an end mask; on a dim known only at run time (a ranged input) the
+/// step must be positive, where MIL's Python-style indices (negative from the end, clamped) mean what ONNX's do.
 enum SliceLowering: OpLowering {
     static let opTypes = ["Slice"]
 
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
         let x = try v.type(0), out = try v.outputType()
-        let starts: [Int], ends: [Int], axesIn: [Int]?, steps: [Int]?
+        let u = MILTensorType.unknownDim
+        var starts: [Int]?, ends: [Int]?
+        let axesIn: [Int]?, steps: [Int]?
+        let count: Int
         if v.opset < 10 {
             guard let s = v.ints("starts"), let e = v.ints("ends") else { throw LoweringRefusal("starts/ends missing") }
             starts = s; ends = e; axesIn = v.ints("axes"); steps = nil
+            count = s.count
         } else {
-            starts = try v.ints(1); ends = try v.ints(2)
-            axesIn = v.has(3) ? try v.ints(3) : nil
-            steps = v.has(4) ? try v.ints(4) : nil
+            starts = v.isConstant(1) ? try v.ints(1) : nil
+            ends = v.isConstant(2) ? try v.ints(2) : nil
+            if v.has(3) { axesIn = try v.ints(3) } else { axesIn = nil }
+            if v.has(4) { steps = try v.ints(4) } else { steps = nil }
+            let startsType = try v.type(1), endsType = try v.type(2)
+            guard startsType.rank == 1, endsType.rank == 1, startsType.shape[0] != u else {
+                throw LoweringRefusal("starts \(startsType) and ends \(endsType) must be vectors of known length")
+            }
+            count = startsType.shape[0]
         }
-        let axes = axesIn ?? Array(0..<starts.count)
-        guard starts.count == ends.count, axes.count == starts.count, (steps?.count ?? starts.count) == starts.count else {
+        let axes = axesIn ?? Array(0..<count)
+        guard (starts?.count ?? count) == count, (ends?.count ?? count) == count, axes.count == count, (steps?.count ?? count) == count else {
             throw LoweringRefusal("starts, ends, axes and steps differ in length")
         }
         var begin = [Int](repeating: 0, count: x.rank), end = x.shape, stride = [Int](repeating: 1, count: x.rank)
-        var endMask = [Bool](repeating: false, count: x.rank)
+        var beginMask = [Bool](repeating: false, count: x.rank), endMask = [Bool](repeating: false, count: x.rank)
+        for d in 0..<x.rank where x.shape[d] == u { end[d] = 0; endMask[d] = true }
+        var sliced: [Int] = []
+        func int32(_ value: Int) -> Int { min(max(value, Int(Int32.min) + 1), Int(Int32.max)) }
         for k in axes.indices {
             let a = try v.axis(axes[k], rank: x.rank)
+            guard !sliced.contains(a) else { throw LoweringRefusal("axis \(a) is sliced twice") }
+            sliced.append(a)
             let dim = x.shape[a]
             let step = steps?[k] ?? 1
             guard step != 0 else { throw LoweringRefusal("step 0") }
-            var s = starts[k], t = ends[k]
+            endMask[a] = false
+            if dim == u || starts == nil || ends == nil {
+                // Known only at run time (the dim, or the bounds): MIL reads the indices as Python does.
+                guard step > 0 else {
+                    throw LoweringRefusal("a negative step on a dim or with bounds known only at run time is not lowered", rule: FlexibleShapes.rule.id)
+                }
+                stride[a] = int32(step)
+                if let starts { begin[a] = int32(starts[k]) }
+                if let ends {
+                    if ends[k] >= Int(Int32.max) { endMask[a] = true; end[a] = 0 } else { end[a] = int32(ends[k]) }
+                }
+                continue
+            }
+            var s = starts![k], t = ends![k]
             if s < 0 { s = s &+ dim }
             if t < 0 { t = t &+ dim }
             if step > 0 {
@@ -166,27 +196,75 @@ enum SliceLowering: OpLowering {
             begin[a] = s; end[a] = t; stride[a] = step > 0 ? min(step, max(dim, 1)) : max(step, -max(dim, 1))
             if t == -1 { endMask[a] = true; end[a] = 0 }
         }
-        guard out.count > 0 else { throw LoweringRefusal("the slice is empty; MIL has no empty tensors") }
+        guard !out.shape.contains(0) else { throw LoweringRefusal("the slice is empty; MIL has no empty tensors") }
+        // Run-time starts or ends are placed into a rank-long vector: the sliced axes must be consecutive, in order.
+        let runtime = starts == nil || ends == nil
+        if runtime {
+            guard let first = sliced.first, sliced == Array(first..<(first + sliced.count)) else {
+                throw LoweringRefusal("run-time starts/ends on axes \(sliced) are lowered only for consecutive axes in order")
+            }
+        }
+        let before = sliced.first ?? 0, after = before + sliced.count
+        if runtime {
+            // Whole dims where nothing is sliced: the definition then keeps their sizes.
+            for d in 0..<x.rank where !sliced.contains(d) { beginMask[d] = true; endMask[d] = true; end[d] = 0 }
+        }
         return { e throws(LoweringRefusal) in
-            [e.op("slice_by_index", [("x", .v(try e.input(0))), ("begin", .c(.ints(begin))), ("end", .c(.ints(end))),
-                                     ("stride", .c(.ints(stride))), ("begin_mask", .c(.bools(Array(repeating: false, count: x.rank)))),
+            func bound(_ input: Int, _ constant: [Int], _ name: String) throws(LoweringRefusal) -> MILArg {
+                guard runtime, v.opset >= 10, !v.isConstant(input) else { return .c(.ints(constant)) }
+                var parts: [MILVar] = []
+                var value = try e.input(input)
+                if value.type.dtype != .int32 {
+                    value = e.op("cast", [("x", .v(value)), ("dtype", .c(.scalar("int32")))], output: value.type.with(dtype: .int32), suffix: "_\(name)_int")
+                }
+                if before > 0 {
+                    parts.append(e.builder.const(.ints(Array(constant[..<before])), name: e.name() + "_\(name)_head"))
+                }
+                parts.append(value)
+                if after < x.rank {
+                    parts.append(e.builder.const(.ints(Array(constant[after...])), name: e.name() + "_\(name)_tail"))
+                }
+                if parts.count == 1 { return .v(value) }
+                return .v(e.op("concat", [("values", .list(parts)), ("axis", .c(.scalar(Int32(0)))), ("interleave", .c(.scalar(false)))],
+                               output: MILTensorType(.int32, [x.rank]), suffix: "_\(name)"))
+            }
+            return [e.op("slice_by_index", [("x", .v(try e.input(0))), ("begin", try bound(1, begin, "begin")), ("end", try bound(2, end, "end")),
+                                     ("stride", .c(.ints(stride))), ("begin_mask", .c(.bools(beginMask))),
                                      ("end_mask", .c(.bools(endMask)))], output: out)]
         }
     }
 }
 
-/// Expand → reshape to the output rank (leading 1s), then tile by output / input along each dim.
+/// Expand → reshape to the output rank (leading 1s), then tile by output / input along each dim. When the shape is
+/// computed at run time, or a dim is known only at run time, `x + fill(shape, 0)`: numpy's broadcasting of x against
+/// the shape is ONNX's (bidirectional) Expand.
 enum ExpandLowering: OpLowering {
     static let opTypes = ["Expand"]
 
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
         let x = try v.type(0), out = try v.outputType()
         guard out.rank >= x.rank else { throw LoweringRefusal("output rank below input rank") }
+        let u = MILTensorType.unknownDim
         let padded = [Int](repeating: 1, count: out.rank - x.rank) + x.shape
         var reps: [Int] = []
+        var tiles = v.isConstant(1)
         for (i, o) in zip(padded, out.shape) {
-            guard i == o || i == 1 else { throw LoweringRefusal("cannot expand \(x.shape) to \(out.shape)") }
-            reps.append(i == o ? 1 : o)
+            if i == o { reps.append(1); continue }
+            if i == 1 && o != u { reps.append(o); continue }
+            guard i == u || o == u else { throw LoweringRefusal("cannot expand \(x.shape) to \(out.shape)") }
+            tiles = false
+        }
+        if !tiles {
+            let shape = try v.type(1)
+            guard shape.rank == 1, shape.shape[0] != u, shape.dtype == .int32 else { throw LoweringRefusal("Expand's shape is \(shape)") }
+            return { e throws(LoweringRefusal) in
+                // Booleans: x or false.
+                let zero: MILConst = x.dtype == .bool ? .scalar(false)
+                    : x.dtype == .int32 ? MILConst(MILTensorType(.int32, []), .ints([0])) : .float(0, x.dtype)
+                let zeros = e.op("fill", [("shape", .v(try e.input(1))), ("value", .c(zero))],
+                                 output: MILTensorType(x.dtype, Array(repeating: u, count: shape.shape[0])), suffix: "_zeros")
+                return [e.op(x.dtype == .bool ? "logical_or" : "add", [("x", .v(try e.input(0))), ("y", .v(zeros))], output: out)]
+            }
         }
         return { e throws(LoweringRefusal) in
             var input = try e.input(0)
@@ -263,8 +341,17 @@ enum GatherElementsLowering: OpLowering {
         guard idx.rank == x.rank, (0..<x.rank).allSatisfy({ $0 == axis || idx.shape[$0] == x.shape[$0] }) else {
             throw LoweringRefusal("indices \(idx.shape) and data \(x.shape) must have equal dims except on axis \(axis) for MIL gather_along_axis")
         }
-        if v.isConstant(1), let indices = try? v.ints(1), let bad = indices.first(where: { $0 < -x.shape[axis] || $0 >= x.shape[axis] }) {
-            throw LoweringRefusal("constant index \(bad) is out of range for dim \(axis) of size \(x.shape[axis])")
+        if v.isConstant(1), let indices = try? v.ints(1) {
+            if x.shape[axis] == MILTensorType.unknownDim {
+                let bound = FlexibleShapes.lowerBound(of: v.node.inputs[0], axis: axis, values: v.values)
+                guard let bound, indices.allSatisfy({ $0 >= 0 && $0 < bound }) else {
+                    let dim = FlexibleShapes.describe(v.node.inputs[0], axis: axis, values: v.values)
+                    throw LoweringRefusal("GatherElements indices along the flexible dim \(dim) must be non-negative and below its smallest size",
+                                          rule: FlexibleShapes.rule.id)
+                }
+            } else if let bad = indices.first(where: { $0 < -x.shape[axis] || $0 >= x.shape[axis] }) {
+                throw LoweringRefusal("constant index \(bad) is out of range for dim \(axis) of size \(x.shape[axis])")
+            }
         }
         return { e throws(LoweringRefusal) in
             let indices = try e.input(1)
@@ -288,8 +375,19 @@ enum WhereLowering: OpLowering {
         // broadcast dim, a is broadcast to the full shape first, so the declared type is the inferred one.
         let ab = try broadcastType(a, b)
         if ab.shape != out.shape && !out.isStatic {
-            throw LoweringRefusal("Where's condition carries a flexible dim that a and b do not; select would need a run-time broadcast",
-                                  rule: FlexibleShapes.rule.id)
+            // A flexible dim only the condition carries: a + fill(shape(cond), 0) gives a the condition's dims.
+            guard a.dtype != .bool else {
+                throw LoweringRefusal("Where's condition carries a flexible dim that boolean a and b do not", rule: FlexibleShapes.rule.id)
+            }
+            return { e throws(LoweringRefusal) in
+                let cond = try e.input(0)
+                let shape = e.op("shape", [("x", .v(cond))], output: MILTensorType(.int32, [c.rank]), suffix: "_cond_shape")
+                let zero: MILConst = a.dtype == .int32 ? MILConst(MILTensorType(.int32, []), .ints([0])) : .float(0, a.dtype)
+                let zeros = e.op("fill", [("shape", .v(shape)), ("value", .c(zero))],
+                                 output: MILTensorType(a.dtype, Array(repeating: MILTensorType.unknownDim, count: c.rank)), suffix: "_zeros")
+                let x = e.op("add", [("x", .v(try e.input(1))), ("y", .v(zeros))], output: try broadcastType(a, c).with(dtype: a.dtype), suffix: "_a")
+                return [e.op("select", [("cond", .v(cond)), ("a", .v(x)), ("b", .v(try e.input(2)))], output: out)]
+            }
         }
         return { e throws(LoweringRefusal) in
             var x = try e.input(1)

@@ -32,6 +32,9 @@ enum GatherNDLowering: OpLowering {
         guard v.int("batch_dims", default: 0) == 0 else { throw LoweringRefusal("batch_dims \(v.int("batch_dims", default: 0)) is not lowered") }
         guard let k = idx.shape.last, k >= 1, k <= x.rank else { throw LoweringRefusal("indices \(idx.shape) for data of rank \(x.rank)") }
         var constant: [Int32]? = nil
+        if v.isConstant(1), x.shape.prefix(k).contains(MILTensorType.unknownDim) {
+            throw LoweringRefusal("constant GatherND indices into a dim known only at run time are not lowered", rule: FlexibleShapes.rule.id)
+        }
         if v.isConstant(1) {
             let values = try v.ints(1)
             constant = []

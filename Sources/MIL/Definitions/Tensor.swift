@@ -118,25 +118,64 @@ enum MILTensorDefinitions {
                 return x.with(shape: shape)
             }
         })
-        list.append(MILOpDefinition("slice_by_index", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
+        list.append(MILOpDefinition("slice_by_index", file: transformation, domains: ["x": Shapes.any, "begin": [.int32], "end": [.int32]]) { c throws(MILTypeError) in
+            // begin and end may be computed at run time (iOS15/tensor_transformation.py; coremltools'
+            // solve_slice_by_index_shape gives such dims a new symbol): those dims, and slices of unknown dims that
+            // are not a whole-dim copy, are unknown.
             let x = try c.type("x")
-            let n = x.rank
-            let begin = try c.ints("begin"), end = try c.ints("end")
+            let n = x.rank, u = MILTensorType.unknownDim
+            for name in ["begin", "end"] {
+                let t = try c.type(name)
+                guard t.rank == 1, t.shape[0] == n else { throw MILTypeError("\(name) is \(t); a vector of \(n) is needed") }
+            }
+            let begin = c.constant("begin")?.intValues, end = c.constant("end")?.intValues
             let stride = try c.ints("stride", default: Array(repeating: 1, count: n))
             let beginMask = try c.bools("begin_mask", default: Array(repeating: false, count: n))
             let endMask = try c.bools("end_mask", default: Array(repeating: false, count: n))
             let squeezeMask = try c.bools("squeeze_mask", default: Array(repeating: false, count: n))
-            guard begin.count == n, end.count == n, stride.count == n, beginMask.count == n, endMask.count == n,
-                  squeezeMask.count == n else { throw MILTypeError("begin/end/stride/masks must have \(n) entries") }
+            guard stride.count == n, beginMask.count == n, endMask.count == n, squeezeMask.count == n else {
+                throw MILTypeError("stride/masks must have \(n) entries")
+            }
             var shape: [Int] = []
             for d in 0..<n {
                 guard stride[d] != 0 else { throw MILTypeError("stride 0 on dim \(d)") }
                 if squeezeMask[d] { continue }
-                let len = sliceLength(x.shape[d], begin: beginMask[d] ? nil : begin[d], end: endMask[d] ? nil : end[d], stride: stride[d])
+                if beginMask[d] && endMask[d] && abs(stride[d]) == 1 {
+                    shape.append(x.shape[d])
+                    continue
+                }
+                let b: Int?? = beginMask[d] ? .some(nil) : begin.map { $0[d] }
+                let e: Int?? = endMask[d] ? .some(nil) : end.map { $0[d] }
+                guard x.shape[d] != u, let b, let e else {
+                    shape.append(u)
+                    continue
+                }
+                let len = sliceLength(x.shape[d], begin: b, end: e, stride: stride[d])
                 guard len > 0 else { throw MILTypeError("dim \(d) of the slice is empty") }
                 shape.append(len)
             }
             return [x.with(shape: shape)]
+        })
+        let u = MILTensorType.unknownDim
+        list.append(MILOpDefinition("range_1d", file: operation, domains: ["start": [.fp16, .fp32, .int32], "end": [.fp16, .fp32, .int32],
+                                                                    "step": [.fp16, .fp32, .int32]]) { c throws(MILTypeError) in
+            // iOS15/tensor_operation.py `range_1d`: three scalars of one type; ceil((end - start) / step) elements,
+            // unknown unless all three are constant.
+            let start = try c.type("start"), end = try c.type("end"), step = try c.type("step")
+            guard start.dtype == end.dtype, end.dtype == step.dtype, start.rank == 0, end.rank == 0, step.rank == 0 else {
+                throw MILTypeError("range_1d takes three scalars of one type, got \(start), \(end), \(step)")
+            }
+            func value(_ name: String) -> Double? {
+                guard let k = c.constant(name) else { return nil }
+                return k.floatValues?.first.map(Double.init) ?? k.intValues?.first.map(Double.init)
+            }
+            if let s = value("start"), let e = value("end"), let d = value("step") {
+                guard d != 0 else { throw MILTypeError("range_1d step 0") }
+                let count = Int(((e - s) / d).rounded(.up))
+                guard count > 0 else { throw MILTypeError("range_1d is empty") }
+                return [MILTensorType(start.dtype, [count])]
+            }
+            return [MILTensorType(start.dtype, [u])]
         })
         list.append(MILOpDefinition("slice_by_size", file: transformation, domains: ["x": Shapes.any]) { c throws(MILTypeError) in
             let x = try c.type("x")
@@ -185,7 +224,7 @@ enum MILTensorDefinitions {
             let x = try c.type("x"), indices = try c.type("indices")
             let axis = try Shapes.axis(try c.int("axis", default: 0), rank: x.rank)
             guard indices.rank == x.rank else { throw MILTypeError("indices rank \(indices.rank) differs from x rank \(x.rank)") }
-            for d in 0..<x.rank where d != axis && indices.shape[d] != x.shape[d] {
+            for d in 0..<x.rank where d != axis && !Shapes.mayEqual(indices.shape[d], x.shape[d]) {
                 throw MILTypeError("indices \(indices.shape) and x \(x.shape) differ on dim \(d)")
             }
             return [x.with(shape: indices.shape)]

@@ -2,7 +2,7 @@
 /// nothing squeezed, the ranges side by side from 0 to the dim — become one split(x, split_sizes, axis) (torch's
 /// `chunk` and qkv `unbind` as exporters write them: ShuffleNet v2's channel halves, the dynamo export's attention
 /// q/k/v slices). The split takes the place of the first slice; its outputs keep the slices' names, in the order of
-/// their ranges. One walk, each sliced tensor examined once.
+/// their ranges. One walk, each sliced tensor examined once. Static shapes only (a flexible dim has no known tiling).
 public enum FuseSlicesToSplit: MILPass {
     /// The name pipelines list and errors cite.
     public static let name = "fuse_slices_to_split"
@@ -13,7 +13,8 @@ public enum FuseSlicesToSplit: MILPass {
         var seen: Set<String> = []
         for i in 0..<r.count where !r.isRemoved(i) {
             let first = r.op(i)
-            guard first.type == "slice_by_index", let x = r.arg(first, "x"), seen.insert(x).inserted, let xt = r.type(x) else { continue }
+            guard first.type == "slice_by_index", let x = r.arg(first, "x"), seen.insert(x).inserted, let xt = r.type(x),
+                  xt.isStatic else { continue }
             // Each simple slice of x: its output and its [begin, end) per dim.
             var slices: [(index: Int, op: MILOperation, ranges: [Range<Int>])] = []
             for u in r.readers(x) {
@@ -47,7 +48,7 @@ public enum FuseSlicesToSplit: MILPass {
     /// its output shape.
     static func ranges(_ r: MILRewriter, _ op: MILOperation, _ xt: MILTensorType) -> [Range<Int>]? {
         let n = xt.rank
-        guard op.outputs.count == 1, op.outputs[0].type.rank == n, let begin = r.constantArgument(op, "begin")?.intValues,
+        guard op.outputs.count == 1, op.outputs[0].type.rank == n, op.outputs[0].type.isStatic, let begin = r.constantArgument(op, "begin")?.intValues,
               begin.count == n else { return nil }
         if let stride = op.arguments("stride") {
             guard stride.count == 1, r.constantArgument(op, "stride")?.intValues == Array(repeating: 1, count: n) else { return nil }

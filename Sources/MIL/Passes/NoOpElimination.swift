@@ -15,6 +15,8 @@ public enum NoOpElimination: MILPass {
         guard candidates.contains(op.type), op.outputs.count == 1,
               let x = op.arguments("x"), x.count == 1, let input = x[0].variableName,
               let inputType = types[input], inputType == op.outputs[0].type else { return nil }
+        // With a dim known only at run time, equal types do not mean equal shapes ([1, ?] sliced to [1, ?]).
+        if !["identity", "cast", "transpose"].contains(op.type), !inputType.isStatic { return nil }
         switch op.type {
         case "transpose":
             // Same type is not enough ([2, 2] transposed): the permutation must be the identity.
