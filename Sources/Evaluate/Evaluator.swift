@@ -53,16 +53,16 @@ public final class Evaluator: @unchecked Sendable {
         for (v, i) in last where !kept.contains(v) && constants[v] == nil { lastUses[i].append(v) }
     }
 
-    /// Runs the program on `inputs` (by input name; each must have the declared shape; float values are rounded
-    /// to fp16 for fp16 inputs); returns the block outputs by name, in the program's output order.
-    /// `observe` sees every op's outputs as they are computed (for `verify --run`); returning false stops the run,
-    /// which then returns the outputs computed so far.
     /// Whether a computed shape is one the declared shape allows: equal, where a dim known only at run time (a
     /// flexible input's) takes any size.
     static func fits(_ shape: [Int], _ declared: [Int]) -> Bool {
         shape.count == declared.count && zip(shape, declared).allSatisfy { $1 == MILTensorType.unknownDim || $0 == $1 }
     }
 
+    /// Runs the program on `inputs` (by input name; each must have the declared shape; float values are rounded
+    /// to fp16 for fp16 inputs); returns the block outputs by name, in the program's output order.
+    /// `observe` sees every op's outputs as they are computed (for `verify --run`); returning false stops the run,
+    /// which then returns the outputs computed so far.
     public func run(_ inputs: [String: EvalTensor],
                     observe: ((MILOperation, [EvalTensor]) -> Bool)? = nil) throws(EvaluationError) -> [(name: String, value: EvalTensor)] {
         try run(inputs, constants: constants, observe: observe)

@@ -463,10 +463,20 @@ def test_html_puts_blockers_and_fallbacks_above_the_graph(mlpkg, tmp_path):
     dom = chromium_run(["--dump-dom", html.as_uri()], tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
     text = dom.stdout
-    order = [text.index(marker) for marker in ('id="coverage"', 'id="load-blocking"', 'id="suggestion"',
+    # Nothing in it blocks loading since Range has a lowering (range_1d): the section is left out.
+    assert 'id="load-blocking"' not in text
+    order = [text.index(marker) for marker in ('id="coverage"', 'id="suggestion"',
                                                 'id="blockers"', 'id="fallbacks"', '<svg class="graph"', 'id="all-nodes"')]
     assert order == sorted(order), order
     assert "--input-shape input_ids=1,8 --input-shape attention_mask=1,8" in text
+    # Where nodes do block loading (Loop and Scan), their section comes right after the coverage.
+    blocked = tmp_path / "loop_scan.html"
+    proc = run([str(mlpkg), "audit", str(FIXTURES / "loop_scan.onnx"), "--format", "html", "-o", str(blocked)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    dom2 = chromium_run(["--dump-dom", blocked.as_uri()], tmp_path)
+    assert dom2.returncode == 0, dom2.stderr[-2000:]
+    order = [dom2.stdout.index(marker) for marker in ('id="coverage"', 'id="load-blocking"', 'id="blockers"', 'id="fallbacks"')]
+    assert order == sorted(order), order
 
     png = tmp_path / "shot.png"
     shot = chromium_run([f"--screenshot={png}", "--window-size=1200,10000", html.as_uri()], tmp_path)
@@ -684,9 +694,9 @@ def test_reports_start_with_blockers_and_the_pin_suggestion(mlpkg, tmp_path):
     pins = "--input-shape input_ids=1,8 --input-shape attention_mask=1,8"
     text = run([str(mlpkg), "audit", str(model)], tmp_path).stdout
     head = text[:text.index("\nnode ")]
-    # Range is the one node that blocks loading: Shape of a dynamic input has a lowering (MIL `shape`, for ranged
-    # inputs, docs/COREML.md#flexible-shapes), so unpinned it is "not checked" like its neighbours, not refused.
-    assert "neural-engine coverage 0% (0 of 43 nodes" in head and "1 node(s) block loading" in head
+    # No node blocks loading: Shape and Range of a dynamic input have lowerings (MIL `shape` and `range_1d`, for
+    # ranged inputs, docs/COREML.md#flexible-shapes), so unpinned they are "not checked" like their neighbours.
+    assert "neural-engine coverage 0% (0 of 43 nodes" in head and "block loading" not in head
     assert f"suggestion: pin the dynamic inputs: {pins} → neural-engine coverage 0% → 96.3%" in head
     assert head.index("suggestion:") < head.index("blockers on neural-engine") < head.index("nodes by unit")
     first_blocker = head[head.index("blockers on neural-engine"):].splitlines()[1]
