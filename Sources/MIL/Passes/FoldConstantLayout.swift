@@ -2,7 +2,8 @@ import GraphIR
 
 /// A layout op whose inputs are `const`s becomes `const`s: reshape, expand_dims and squeeze give the same elements
 /// under a new shape (row-major order is unchanged); a transpose, a split or a concat of constants of at most 2^20
-/// inline elements each (fp32, int32, bool) is computed at export time. Exporters write such chains for the zero initial states of
+/// inline elements each (fp32, int32, bool) is computed at export time, and so are a tile of a constant and a
+/// select between constants (the dynamo exporter's attention mask built from constants, DINOv2). Exporters write such chains for the zero initial states of
 /// recurrent layers (ConstantOfShape, then the lowering's reshape to MIL's [batch, hidden]) and for constant
 /// position tables; coremltools' `const_elimination` folds them the same way. A block output keeps its op (Core ML
 /// needs an op to define it); packed bytes (fp16, compressed) are only reshaped, never permuted. One walk in order,
@@ -20,6 +21,13 @@ public enum FoldConstantLayout: MILPass {
         var extra: [Int: [MILOperation]] = [:]
         for i in program.operations.indices {
             let op = program.operations[i]
+            if op.type == "tile" || op.type == "select", op.outputs.count == 1, !outputs.contains(op.outputs[0].name),
+               let value = op.type == "tile" ? tile(op, constants) : select(op, constants) {
+                program.operations[i] = MILOperation(type: "const", name: op.name, inputs: [], outputs: op.outputs, value: value,
+                                                     source: op.source)
+                constants[op.outputs[0].name] = value
+                continue
+            }
             if op.type == "split" || op.type == "concat" {
                 guard !op.outputs.contains(where: { outputs.contains($0.name) }),
                       let values = op.type == "split" ? split(op, constants) : concat(op, constants) else { continue }
@@ -139,6 +147,66 @@ public enum FoldConstantLayout: MILPass {
             }
         }
         return result.map { [MILConst(out, $0)] }
+    }
+
+    /// For each element of `out` (row-major), the element of a tensor of `shape` it reads: numpy broadcasting
+    /// (right-aligned, size-1 axes repeat) or, with `wrap`, tiling (each axis read modulo its size).
+    static func sourceIndices(out: [Int], shape: [Int], wrap: Bool) -> [Int]? {
+        guard shape.count <= out.count else { return nil }
+        let padded = Array(repeating: 1, count: out.count - shape.count) + shape
+        guard zip(padded, out).allSatisfy({ $0 == $1 || $0 == 1 || (wrap && $0 > 0 && $1 % $0 == 0) }) else { return nil }
+        var strides = Array(repeating: 1, count: padded.count)
+        for d in stride(from: padded.count - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * padded[d + 1] }
+        let count = out.reduce(1, *)
+        var result: [Int] = []
+        result.reserveCapacity(count)
+        var index = Array(repeating: 0, count: out.count)
+        for _ in 0..<count {
+            var s = 0
+            for d in 0..<out.count where padded[d] != 1 { s += (index[d] % padded[d]) * strides[d] }
+            result.append(s)
+            var d = out.count - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < out[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return result
+    }
+
+    /// A tile of a constant (reps as declared by the output type).
+    static func tile(_ op: MILOperation, _ constants: [String: MILConst]) -> MILConst? {
+        guard let x = op.arguments("x")?.first?.variableName, let c = constants[x], let data = inline(c) else { return nil }
+        let out = op.outputs[0].type
+        guard out.isStatic, out.dtype == c.type.dtype, out.rank == c.type.rank, out.count <= 1 << 20,
+              let indices = sourceIndices(out: out.shape, shape: c.type.shape, wrap: true) else { return nil }
+        return MILConst(out, gather(data, indices, count: c.type.count))
+    }
+
+    /// select(cond, a, b) of constants, broadcast to the output type (float and int32 results).
+    static func select(_ op: MILOperation, _ constants: [String: MILConst]) -> MILConst? {
+        guard let cn = op.arguments("cond")?.first?.variableName, let an = op.arguments("a")?.first?.variableName,
+              let bn = op.arguments("b")?.first?.variableName, let cond = constants[cn], let a = constants[an], let b = constants[bn] else { return nil }
+        let out = op.outputs[0].type
+        guard out.isStatic, out.count <= 1 << 20, a.type.dtype == out.dtype, b.type.dtype == out.dtype,
+              let ci = sourceIndices(out: out.shape, shape: cond.type.shape, wrap: false),
+              let ai = sourceIndices(out: out.shape, shape: a.type.shape, wrap: false),
+              let bi = sourceIndices(out: out.shape, shape: b.type.shape, wrap: false) else { return nil }
+        let flags: [Bool]
+        switch cond.data {
+        case .bools(let v) where v.count == cond.type.count: flags = v
+        case .bytes(let view) where cond.type.dtype == .bool && view.count == cond.type.count: flags = view.bytes.map { $0 != 0 }
+        default: return nil
+        }
+        if out.dtype.isFloat, let av = a.floatValues, let bv = b.floatValues {
+            return .floats((0..<out.count).map { flags[ci[$0]] ? av[ai[$0]] : bv[bi[$0]] }, out.dtype, shape: out.shape)
+        }
+        if out.dtype == .int32, let av = a.intValues, let bv = b.intValues {
+            return MILConst(out, .ints((0..<out.count).map { Int32(clamping: flags[ci[$0]] ? av[ai[$0]] : bv[bi[$0]]) }))
+        }
+        return nil
     }
 
     /// The elements at `indices` of `data`, which holds `count` elements (bytes: count · width bytes).
