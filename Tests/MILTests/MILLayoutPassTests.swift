@@ -83,6 +83,29 @@ struct MILLayoutPassTests {
         #expect(constant(b.program, "mask")?.floatValues == [0, -5, 0, 0, -7, 0])
     }
 
+    @Test("concat(a, concat(b, c), d) on one axis → concat(a, b, c, d); an inner concat on another axis or read twice stays")
+    func nestedConcats() throws {
+        let t = MILTensorType(.fp32, [1, 2, 3])
+        let b = ProgramBuilder(inputs: [MILVar(name: "x", type: t)])
+        b.const("axis1", .scalar(Int32(1)))
+        b.const("axisNeg", .scalar(Int32(-2)))
+        b.const("axis2", .scalar(Int32(2)))
+        func concat(_ name: String, _ values: [String], _ axis: String, _ shape: [Int]) {
+            b.program.operations.append(MILOperation(type: "concat", name: name, inputs: [("values", values.map { .variable($0) }), ("axis", [.variable(axis)])],
+                                                     outputs: [MILVar(name: name, type: MILTensorType(.fp32, shape))]))
+        }
+        concat("inner", ["x", "x"], "axis1", [1, 4, 3])
+        concat("other", ["x", "x"], "axis2", [1, 2, 6])
+        concat("shared", ["x", "x"], "axis1", [1, 4, 3])
+        concat("outer", ["x", "inner", "shared"], "axisNeg", [1, 10, 3])
+        b.op("relu", "r", [("x", "shared")], MILTensorType(.fp32, [1, 4, 3]))
+        b.program.outputs = ["outer", "other", "r"]
+        try run([MergeNestedConcats.self], b.program)
+        #expect(computeTypes(b.program) == ["concat", "concat", "concat", "relu"])
+        let outer = b.program.operations.first { $0.name == "outer" }!
+        #expect(outer.arguments("values")?.compactMap(\.variableName) == ["x", "x", "x", "shared"])
+    }
+
     @Test("stack of a split's pieces → reshape + transpose, which cancel against the exporter's transpose and reshape")
     func splitStack() throws {
         // MIL lstm's [seq, batch, 2·hidden] → ONNX Y [seq, 2, batch, hidden] → transpose → [seq, batch, 2·hidden].

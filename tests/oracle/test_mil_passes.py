@@ -137,6 +137,10 @@ PATTERNS = {
         [("q", [1, 2, 5, 4]), ("k", [1, 2, 5, 4]), ("v", [1, 2, 5, 4])], ["y"],
         [("s3", np.array([2, 5, 4], np.int64)), ("s4", np.array([1, 2, 4, 5], np.int64)),
          ("zeros", np.zeros((1, 1, 5, 5), np.float32)), ("zero", np.array(0, np.float32))]), "softmax"),
+    # Inception v3's dynamo export: torch.cat of a list holding torch.cat results.
+    "nested_concat": (small("nested_concat", [
+        N("Relu", ["a"], ["ra"]), N("Sigmoid", ["b"], ["sb"]), N("Tanh", ["b"], ["tb"]), N("Concat", ["sb", "tb"], ["inner"], axis=1),
+        N("Concat", ["ra", "inner"], ["y"], axis=-3)], [("a", [1, 2, 3, 3]), ("b", [1, 4, 3, 3])], ["y"], []), "concat"),
     "identity_chain": (small("identity_chain", [N("Identity", ["x"], ["i"]), N("Relu", ["i"], ["r"]), N("Identity", ["r"], ["y"])],
                              [("x", [2, 3])], ["y"], []), "relu"),
 }

@@ -20,7 +20,7 @@ public struct MILPipeline: Sendable {
         FuseGelu.self, MergeLayoutChains.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseGeluTanh.self,
         FuseGeluSigmoid.self, FuseInstanceNorm.self, FuseConvBiasScale.self, MergeMatmulOperandScales.self, FuseMatmulScale.self, FuseScaledDotProductAttention.self, FusePadConv.self,
         FuseConcatInterleave.self, FuseSlicesToSplit.self, FoldConstantLayout.self, FuseSplitStack.self,
-        TransposeUnitAxesToReshape.self, CollapsePermutationChains.self, RemoveSoftmaxNaNGuard.self,
+        TransposeUnitAxesToReshape.self, CollapsePermutationChains.self, RemoveSoftmaxNaNGuard.self, MergeNestedConcats.self,
     ]
 
     /// What `export --format coreml` runs: clean-ups first, then fusions, then clean-ups of what the fusions left.
@@ -39,7 +39,7 @@ public struct MILPipeline: Sendable {
         CollapsePermutationChains.self, RemoveSoftmaxNaNGuard.self, FuseGelu.self,
         FuseGeluTanh.self, FuseGeluSigmoid.self, FuseSilu.self, FuseInstanceNorm.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseLinear.self,
         FuseConvBiasScale.self, MergeMatmulOperandScales.self, FuseScaledDotProductAttention.self, FuseMatmulScale.self, FusePadConv.self,
-        FuseConcatInterleave.self, FuseSlicesToSplit.self, FuseTransposeMatmul.self, FuseSplitStack.self, TransposeUnitAxesToReshape.self, MergeLayoutChains.self,
+        FuseConcatInterleave.self, MergeNestedConcats.self, FuseSlicesToSplit.self, FuseTransposeMatmul.self, FuseSplitStack.self, TransposeUnitAxesToReshape.self, MergeLayoutChains.self,
         NoOpElimination.self, MergeLayoutChains.self, NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
     ])
     /// Nothing: the program as the lowerings wrote it (`--no-optimize`).
