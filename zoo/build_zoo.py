@@ -481,7 +481,8 @@ def reference_check(path: Path, feeds: dict, expected: list, names: list[str]) -
     import numpy as np
     from mil_reference import load_program, run_program
     prog = load_program(path)
-    res = {"ops": sum(1 for op in prog.operations if op.type != "const")}
+    res = {"ops": sum(1 for op in prog.operations if op.type != "const"),
+           "opHistogram": dict(sorted(Counter(op.type for op in prog.operations if op.type != "const").items()))}
     t0 = time.perf_counter()
     try:
         outs = run_program(prog, feeds)
@@ -532,8 +533,9 @@ def coremltools_convert(built: Built, tmp: Path) -> dict:
                                      skip_model_load=True, package_dir=str(tmp / "ct.mlpackage"))
             spec = mlmodel.get_spec()
             fn = spec.mlProgram.functions["main"]
-            count = sum(1 for op in fn.block_specializations[fn.opset].operations if op.type != "const")
-            return {"ok": True, "ops": count, "frontend": frontend, "seconds": round(time.perf_counter() - t0, 2),
+            kinds = [op.type for op in fn.block_specializations[fn.opset].operations if op.type != "const"]
+            return {"ok": True, "ops": len(kinds), "opHistogram": dict(sorted(Counter(kinds).items())),
+                    "frontend": frontend, "seconds": round(time.perf_counter() - t0, 2),
                     **({"traceError": errors[0]} if errors else {})}
         except Exception as e:  # noqa: BLE001 - recorded, never fatal
             errors.append(f"{frontend}: {exception_line(e)}")

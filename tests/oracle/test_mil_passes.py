@@ -121,6 +121,26 @@ PATTERNS = {
     "linear_rank4_layer_scale": (small("linear_rank4_layer_scale", [
         N("MatMul", ["x", "W"], ["m"]), N("Add", ["m", "b"], ["a"]), N("Mul", ["a", "gamma"], ["y"])],
         [("x", [1, 3, 3, 16])], ["y"], [("W", w(16, 8)), ("b", w(8)), ("gamma", w(8))]), "linear"),
+    # torch's bidirectional LSTM as exported: zero initial states as constants, ONNX's Y [seq, 2, batch, hidden]
+    # transposed and reshaped back to [seq, batch, 2·hidden] (the lowering's split/stack then cancels).
+    "bilstm_layout": (small("bilstm_layout", [
+        N("LSTM", ["x", "W", "R", "B", "", "h0", "c0"], ["Y", "", ""], direction="bidirectional", hidden_size=6),
+        N("Transpose", ["Y"], ["t"], perm=[0, 2, 1, 3]), N("Reshape", ["t", "s"], ["y"])],
+        [("x", [5, 1, 4])], ["y"],
+        [("W", w(2, 24, 4)), ("R", w(2, 24, 6)), ("B", w(2, 48)), ("h0", np.zeros((2, 1, 6), np.float32)),
+         ("c0", np.zeros((2, 1, 6), np.float32)), ("s", np.array([5, 1, 12], np.int64))]), "lstm"),
+    # The dynamo exporter's attention: kᵀ through rank 3, a zero mask, and the softmax guarded by where(isnan).
+    "dynamo_attention_guard": (small("dynamo_attention_guard", [
+        N("Reshape", ["k", "s3"], ["k3"]), N("Transpose", ["k3"], ["kt3"], perm=[0, 2, 1]), N("Reshape", ["kt3", "s4"], ["kt"]),
+        N("MatMul", ["q", "kt"], ["qk"]), N("Add", ["qk", "zeros"], ["sc"]), N("Softmax", ["sc"], ["p"], axis=-1),
+        N("IsNaN", ["p"], ["nan"]), N("Where", ["nan", "zero", "p"], ["pg"]), N("MatMul", ["pg", "v"], ["y"])],
+        [("q", [1, 2, 5, 4]), ("k", [1, 2, 5, 4]), ("v", [1, 2, 5, 4])], ["y"],
+        [("s3", np.array([2, 5, 4], np.int64)), ("s4", np.array([1, 2, 4, 5], np.int64)),
+         ("zeros", np.zeros((1, 1, 5, 5), np.float32)), ("zero", np.array(0, np.float32))]), "softmax"),
+    # Inception v3's dynamo export: torch.cat of a list holding torch.cat results.
+    "nested_concat": (small("nested_concat", [
+        N("Relu", ["a"], ["ra"]), N("Sigmoid", ["b"], ["sb"]), N("Tanh", ["b"], ["tb"]), N("Concat", ["sb", "tb"], ["inner"], axis=1),
+        N("Concat", ["ra", "inner"], ["y"], axis=-3)], [("a", [1, 2, 3, 3]), ("b", [1, 4, 3, 3])], ["y"], []), "concat"),
     "identity_chain": (small("identity_chain", [N("Identity", ["x"], ["i"]), N("Relu", ["i"], ["r"]), N("Identity", ["r"], ["y"])],
                              [("x", [2, 3])], ["y"], []), "relu"),
 }

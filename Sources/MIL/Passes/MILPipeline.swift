@@ -19,7 +19,8 @@ public struct MILPipeline: Sendable {
         NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, FuseLinear.self, FuseSilu.self,
         FuseGelu.self, MergeLayoutChains.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseGeluTanh.self,
         FuseGeluSigmoid.self, FuseInstanceNorm.self, FuseConvBiasScale.self, MergeMatmulOperandScales.self, FuseMatmulScale.self, FuseScaledDotProductAttention.self, FusePadConv.self,
-        FuseConcatInterleave.self, FuseSlicesToSplit.self,
+        FuseConcatInterleave.self, FuseSlicesToSplit.self, FoldConstantLayout.self, FuseSplitStack.self,
+        TransposeUnitAxesToReshape.self, CollapsePermutationChains.self, RemoveSoftmaxNaNGuard.self, MergeNestedConcats.self,
     ]
 
     /// What `export --format coreml` runs: clean-ups first, then fusions, then clean-ups of what the fusions left.
@@ -27,12 +28,19 @@ public struct MILPipeline: Sendable {
     /// elementwise ops the lowerings wrote; transposes fold into matmul flags before `fuse_linear`; `linear` exists
     /// before `fuse_conv_bias_scale` folds per-channel ops into it; the scales of q and k merge onto the scores, then
     /// attention becomes scaled_dot_product_attention (iOS18) before `fuse_matmul_scale` moves scalar scales into
-    /// weights; pads fold into convs, channel shuffles into concats, and slices into splits last.
+    /// weights; pads fold into convs, channel shuffles into concats, and slices into splits. A transpose that reached
+    /// its matmul only once a scale moved off it (timm's `q · scale @ kᵀ`) becomes a flag in a second
+    /// `fuse_transpose_matmul`. Last, layout ops that
+    /// only rearrange (a stack of a split's pieces, a transpose of unit axes) become reshapes and transposes after the
+    /// fusions that read transposes have run, and the layout chains merge and cancel (twice: a transpose pair that
+    /// cancels leaves two reshapes to merge).
     public static let standard = MILPipeline(name: "standard", passes: [
-        NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, MergeLayoutChains.self, FuseGelu.self,
+        NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self, FoldConstantLayout.self, MergeLayoutChains.self,
+        CollapsePermutationChains.self, RemoveSoftmaxNaNGuard.self, FuseGelu.self,
         FuseGeluTanh.self, FuseGeluSigmoid.self, FuseSilu.self, FuseInstanceNorm.self, FuseLayerNorm.self, FuseTransposeMatmul.self, FuseLinear.self,
         FuseConvBiasScale.self, MergeMatmulOperandScales.self, FuseScaledDotProductAttention.self, FuseMatmulScale.self, FusePadConv.self,
-        FuseConcatInterleave.self, FuseSlicesToSplit.self, NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
+        FuseConcatInterleave.self, MergeNestedConcats.self, FuseSlicesToSplit.self, FuseTransposeMatmul.self, FuseSplitStack.self, TransposeUnitAxesToReshape.self, MergeLayoutChains.self,
+        NoOpElimination.self, MergeLayoutChains.self, NoOpElimination.self, DeadCodeElimination.self, ConstDeduplication.self,
     ])
     /// Nothing: the program as the lowerings wrote it (`--no-optimize`).
     public static let none = MILPipeline(name: "none", passes: [])

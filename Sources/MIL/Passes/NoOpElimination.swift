@@ -1,6 +1,7 @@
 /// Removes ops that return their input unchanged: `identity`, `reshape` to the same shape, `cast` to the same type,
 /// `transpose` by the identity permutation, `squeeze`/`expand_dims`/`tile`/`slice_by_index`/`pad` that change
-/// nothing. Uses of the output read the input instead. When the output is a block output (a model output keeps its
+/// nothing, and `add`/`sub` of an all-zero constant or `mul`/`real_div` by an all-ones constant that does not
+/// broadcast the other operand (the dynamo exporter's attention adds a zero mask when there is none). Uses of the output read the input instead. When the output is a block output (a model output keeps its
 /// name), the input's producer takes the output's name instead, unless the input is a function input, a constant
 /// or another block output (then the op stays: Core ML needs an op to define the output).
 public enum NoOpElimination: MILPass {
@@ -11,7 +12,10 @@ public enum NoOpElimination: MILPass {
                                           "slice_by_index", "pad"]
 
     /// Whether `op` returns its input `x` unchanged.
-    static func isNoOp(_ op: MILOperation, types: [String: MILTensorType]) -> String? {
+    static func isNoOp(_ op: MILOperation, types: [String: MILTensorType], constants: [String: MILConst] = [:]) -> String? {
+        if let neutral = neutralElement[op.type] {
+            return neutralOperand(op, neutral, types: types, constants: constants)
+        }
         guard candidates.contains(op.type), op.outputs.count == 1,
               let x = op.arguments("x"), x.count == 1, let input = x[0].variableName,
               let inputType = types[input], inputType == op.outputs[0].type else { return nil }
@@ -32,6 +36,22 @@ public enum NoOpElimination: MILPass {
             break
         }
         return input
+    }
+
+    /// The element that leaves the other operand unchanged, per binary op.
+    static let neutralElement: [String: Float] = ["add": 0, "sub": 0, "mul": 1, "real_div": 1]
+
+    /// The operand returned unchanged by a binary op with a constant of `neutral`s (y for sub and real_div).
+    static func neutralOperand(_ op: MILOperation, _ neutral: Float, types: [String: MILTensorType],
+                               constants: [String: MILConst]) -> String? {
+        guard op.outputs.count == 1, let x = op.arguments("x")?.first?.variableName, let y = op.arguments("y")?.first?.variableName else { return nil }
+        let pairs = op.type == "add" || op.type == "mul" ? [(x, y), (y, x)] : [(x, y)]
+        for (kept, c) in pairs {
+            guard types[kept] == op.outputs[0].type, let value = constants[c], value.type.dtype.isFloat,
+                  let values = value.floatValues, values.allSatisfy({ $0 == neutral }) else { continue }
+            return kept
+        }
+        return nil
     }
 
     static func constantInts(_ op: MILOperation, _ param: String, types: [String: MILTensorType]) -> [Int]? {
@@ -60,7 +80,7 @@ public enum NoOpElimination: MILPass {
                 }
             }
             let op = resolvedConstants(program.operations[i], constants)
-            guard let input = isNoOp(op, types: types), !blockOutputs.contains(op.outputs[0].name) else { continue }
+            guard let input = isNoOp(op, types: types, constants: constants), !blockOutputs.contains(op.outputs[0].name) else { continue }
             alias[op.outputs[0].name] = input
             removed.insert(i)
         }
@@ -71,7 +91,7 @@ public enum NoOpElimination: MILPass {
             let producers = program.producers()
             guard let i = producers[output] else { continue }
             let op = resolvedConstants(program.operations[i], constants)
-            guard let input = isNoOp(op, types: types), !inputs.contains(input), constants[input] == nil,
+            guard let input = isNoOp(op, types: types, constants: constants), !inputs.contains(input), constants[input] == nil,
                   !blockOutputs.contains(input), let p = producers[input], program.operations[p].type != "const" else { continue }
             program.remove([i])
             let q = p < i ? p : p - 1
