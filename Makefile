@@ -23,8 +23,10 @@ deps:
 	fi
 
 ## Python test oracles (onnx, onnxruntime, numpy, pytest, coremltools): test-only, never needed by mlpkg itself.
+## Found, not imported, to decide (importing coremltools imports torch when it is installed: 20 s).
 pydeps:
-	@$(PYTHON) -c "import onnx, onnxruntime, numpy, pytest, xdist, coremltools" 2>/dev/null || \
+	@$(PYTHON) -c "import importlib.util as u, sys; \
+	  sys.exit(any(u.find_spec(m) is None for m in ('onnx', 'onnxruntime', 'numpy', 'pytest', 'xdist', 'coremltools')))" || \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 
 build: deps
@@ -79,7 +81,7 @@ unit:
 ## order (each writes only under its tmp_path; a module fixture is built at most once per process).
 ORACLE_JOBS ?= 2
 oracle:
-	MLPKG=$(abspath $(BIN)) $(PYTHON) -m pytest -q -n $(ORACLE_JOBS) --dist worksteal tests/oracle
+	MLPKG=$(abspath $(BIN)) $(PYTHON) -m pytest -q -n $(ORACLE_JOBS) --dist worksteal --durations=20 tests/oracle
 
 ## The format-only product as an app uses it (tests/library/check_library.py): a package outside the repository builds
 ## it (no importer, no libprotobuf-c) and reads a package mlpkg wrote. The DocC getting-started article's code

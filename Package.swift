@@ -45,7 +45,10 @@ let package = Package(
         .target(name: "Inspection", dependencies: ["GraphIR", "MLPackage", "Passes", "Quantization", "CoreMLPackage"]),
         // SIMD numeric kernels (F16C where the CPU has it, chosen at run time; portable C otherwise).
         .target(name: "CKernels"),
-        .target(name: "Quantization", dependencies: ["GraphIR", "CKernels"]),
+        // Optimized in debug builds too: `--weights auto` quantizes every tensor in every candidate format, which
+        // unoptimized Swift runs ~15× slower (the oracle tests run the debug binary).
+        .target(name: "Quantization", dependencies: ["GraphIR", "CKernels"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "ONNXExport", dependencies: ["GraphIR", "Quantization", "SafeOutput",
                                                    .product(name: "Crypto", package: "swift-crypto")]),
         // The ML Program as data: typed ops with source locations, op definitions with type inference (from
@@ -60,8 +63,10 @@ let package = Package(
         // definitions (`mlpkg inspect|verify X.mlpackage`).
         .target(name: "CoreMLPackage", dependencies: ["GraphIR", "MIL", "CoreMLProto", "CProtobufC"]),
         // The reference evaluator: runs an ML Program on the CPU in fp32 or fp16 compute (`mlpkg run`, `compare`).
+        // Optimized in debug builds too (like Quantization): calibration and `compare` run whole programs in it.
         .target(name: "Evaluate", dependencies: ["GraphIR", "MIL", "CoreMLPackage", "Quantization", "CKernels",
-                                                 .target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
+                                                 .target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // Compute-unit profiles as data: the JSON files are compiled into the binary (no resource bundle to ship).
         .target(
             name: "Profiles",
