@@ -93,27 +93,31 @@ extension Auditor {
         guard let (outcomes, _) = try? CoreMLExporter.lower(model, options: options, planOnly: true),
               outcomes.contains(where: { $0.index >= 0 }) else { return nil }
         var table = CoreMLOutcomes()
-        var names: [String: Int] = [:]
         for o in outcomes where o.index >= 0 {
-            if table.byOutput[o.outputName] == nil { table.byOutput[o.outputName] = o }
-            names[o.name, default: 0] += 1
+            if let origin = o.origin { table.byOrigin[origin, default: []].append(o) }
         }
-        for o in outcomes where o.index >= 0 && names[o.name] == 1 { table.byName[o.name] = o }
         return table
     }
 }
 
-/// The exporter's verdicts, found by a node's first output or, when passes renamed outputs (a Conv that absorbed
-/// the BatchNormalization after it writes the BatchNormalization's output), by the node's name.
+/// The exporter's verdicts by source location: for each main-graph node of the audited model (by its index), the
+/// outcomes of the prepared nodes that stem from it (`CoreMLNodeOutcome.origin`). One node can have several: an
+/// inlined function call or a decided If expands into its body; a node can have none: removed before lowering
+/// (BatchNormalization folded into its Conv, a node no output needs, or a value folded into a constant).
 struct CoreMLOutcomes {
-    var byOutput: [String: CoreMLNodeOutcome] = [:]
-    var byName: [String: CoreMLNodeOutcome] = [:]
+    var byOrigin: [Int: [CoreMLNodeOutcome]] = [:]
 
-    /// The outcome of `node`; nil when the node was removed before lowering (folded into another, or unused).
-    func outcome(of node: Node, isCall: Bool) -> CoreMLNodeOutcome? {
-        if let output = node.outputs.first, let o = byOutput[output], isCall || o.opType == node.opType { return o }
-        if !node.name.isEmpty, let o = byName[node.name], o.opType == node.opType { return o }
-        return nil
+    /// The verdict on the main-graph node at `index`: the first refusal among the nodes it became (a node whose
+    /// expansion fails somewhere does not convert), else the outcome of the node that writes its first output,
+    /// else the first; nil when nothing of the node reached the lowering.
+    func outcome(of node: Node, at index: Int) -> CoreMLNodeOutcome? {
+        guard let all = byOrigin[index], !all.isEmpty else { return nil }
+        if let refused = all.first(where: { if case .refused(let r) = $0.verdict { return !r.unknown } else { return false } }) {
+            return refused
+        }
+        if let unknown = all.first(where: { if case .refused = $0.verdict { return true } else { return false } }) { return unknown }
+        if let first = node.outputs.first, let writer = all.last(where: { $0.outputName == first }) { return writer }
+        return all[0]
     }
 }
 
@@ -185,7 +189,7 @@ struct AuditRun {
     /// The Core ML gate's finding for a node: the lowering rule it converts by, a failure where a precondition is
     /// known to fail (or the node sits inside a control-flow node, which is not lowered), "not checked" where the
     /// exporter lacks a type or value.
-    func coreMLFinding(_ node: Node, path: String, inherited: Finding?) -> (Finding, GateVerdict)? {
+    func coreMLFinding(_ node: Node, index: Int, path: String, inherited: Finding?) -> (Finding, GateVerdict)? {
         if let inherited { return (inherited, .fails) }
         guard gated, path.isEmpty, !node.outputs.isEmpty else { return nil }
         func finding(_ rule: LoweringRule, _ detail: String) -> Finding {
@@ -193,8 +197,7 @@ struct AuditRun {
                     confidence: .documented)
         }
         let rules = Self.loweringRules
-        let isCall = input.model.functions.contains { $0.domain == node.domain && $0.name == node.opType }
-        guard let outcome = coreMLOutcomes.outcome(of: node, isCall: isCall) else {
+        guard let outcome = coreMLOutcomes.outcome(of: node, at: index) else {
             // Removed before lowering: folded into its producer (BatchNormalization into Conv) or never used.
             return (finding(CoreMLLimits.folded, "removed before lowering (folded into another node, or unused)"), .converts)
         }
@@ -222,7 +225,7 @@ struct AuditRun {
                                   constantTensor: { [constantTensors] in constantTensors[$0] })
             var verdicts: [ComputeUnit: AuditReport.UnitVerdict] = [:]
             for unit in units { verdicts[unit] = verdict(facts, profile: profiles[unit]!, depth: 0) }
-            let gate = coreMLFinding(node, path: path, inherited: inherited)
+            let gate = coreMLFinding(node, index: index, path: path, inherited: inherited)
             if let (finding, verdict) = gate {
                 for unit in units {
                     switch verdict {

@@ -24,8 +24,11 @@ public struct CoreMLNodeOutcome: Sendable, Equatable {
     public var opType: String
     /// What the exporter did with the node.
     public var verdict: Verdict
-    /// The node's first output (how the audit matches nodes; folding may renumber them).
+    /// The node's first output, or for a node an inlined call expanded into, the call's first output.
     public var outputName: String = ""
+    /// The main-graph node of the model as given (its index) the node stems from (`Node.origin`): how the audit
+    /// finds the verdicts on a node it shows, whatever passes renamed, fused or expanded. Nil for interface entries.
+    public var origin: Int?
     /// The rule that decided the verdict: the lowering's (`mil-…`) or a limit or refusal for all (`coreml-…`).
     public var rule: String = ""
 }
@@ -197,8 +200,11 @@ public enum CoreMLExporter {
 
     /// Inlines functions, applies `options.inputShapes`, folds and infers (`Pipeline.foldAndInfer`, run once with
     /// `context`), dequantizing first with `options.dequantize`.
+    /// Every main-graph node is numbered first (`Node.origin`: its index in `model`), and the numbers travel with
+    /// the nodes through inlining, folding and rewrites.
     public static func prepare(_ model: Model, options: Options, context: PassContext = PassContext()) throws -> PreparedModel {
-        let model = options.dequantize ? Self.dequantized(model) : model
+        var model = options.dequantize ? Self.dequantized(model) : model
+        for i in model.graph.nodes.indices { model.graph.nodes[i].origin = i }
         let (inlined, origin) = FunctionInlining.inline(model)
         let (pinned, ranges) = try options.inputShapes.applyWithRanges(to: inlined)
         let choices = try options.inputShapes.symbolChoices(in: pinned)
@@ -308,7 +314,7 @@ public enum CoreMLExporter {
             outcomes.append(CoreMLNodeOutcome(index: index, name: node.name.isEmpty ? node.outputs.first ?? "" : node.name,
                                               opType: node.opType, verdict: verdict,
                                               outputName: node.outputs.first.map { origin[$0] ?? $0 } ?? "",
-                                              rule: Self.rule(of: verdict, node)))
+                                              origin: node.origin, rule: Self.rule(of: verdict, node)))
         }
         builder.source = nil
         guard !failed, !planOnly else { return (outcomes, nil) }

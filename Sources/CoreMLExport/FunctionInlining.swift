@@ -52,6 +52,7 @@ enum FunctionInlining {
             var body: [Node] = []
             for inner in function.nodes {
                 var copy = inner
+                copy.origin = node.origin
                 copy.name = mapped(inner.name.isEmpty ? inner.opType : inner.name)
                 copy.inputs = inner.inputs.map(mapped)
                 copy.outputs = inner.outputs.map(mapped)

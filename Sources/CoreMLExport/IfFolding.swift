@@ -47,10 +47,13 @@ enum IfFolding {
                 copy.name = inner.name.isEmpty ? "" : mapped(inner.name)
                 copy.inputs = inner.inputs.map { $0.isEmpty ? $0 : mapped($0) }
                 copy.outputs = inner.outputs.map { $0.isEmpty ? $0 : mapped($0) }
+                copy.origin = node.origin
                 nodes.append(copy)
             }
             for (out, branchOut) in zip(node.outputs, branch.outputs) where !out.isEmpty {
-                nodes.append(Node(name: prefix + "output/" + out, opType: "Identity", inputs: [mapped(branchOut.name)], outputs: [out]))
+                var identity = Node(name: prefix + "output/" + out, opType: "Identity", inputs: [mapped(branchOut.name)], outputs: [out])
+                identity.origin = node.origin
+                nodes.append(identity)
             }
             changed = true
         }

@@ -18,6 +18,12 @@ public struct Node: Sendable {
     public var docString: String
     /// Key/value annotations (`NodeProto.metadata_props`), in file order.
     public var metadata: [MetadataEntry]
+    /// Where the node stems from: the position of a main-graph node in the model a conversion started from. Set by
+    /// the Core ML exporter's preparation and kept through it: a pass that rewrites a node in place keeps it, a node
+    /// that replaces another takes the other's, and the nodes an inlined call or a decided `If` expands into take the
+    /// call's or the If's. Nil for nodes nothing numbered (never written to a file). Reports map verdicts on the
+    /// prepared graph back to the user's nodes by it, never by names, which passes rename.
+    public var origin: Int?
 
     /// Creates a node; the optional parts default to empty (the default ONNX domain).
     public init(name: String = "", opType: String, domain: String = "", overload: String = "", inputs: [String],
@@ -31,6 +37,7 @@ public struct Node: Sendable {
         self.attributes = attributes
         self.docString = docString
         self.metadata = metadata
+        self.origin = nil
     }
 
     /// The first attribute called `name`, or nil when the node has none.

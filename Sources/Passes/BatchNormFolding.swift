@@ -250,7 +250,9 @@ private struct Folder {
         if linear.opType == "MatMul" {
             let addend = fresh(bn.outputs[0] + "_bn_shift")
             newInitializers.append(Tensor(name: addend, dataType: .float, dims: [channels], data: .bytes(LittleEndian.bytes(of: folded))))
-            replacements[index] = Node(name: bn.name, opType: "Add", inputs: [bn.inputs[0], addend], outputs: [bn.outputs[0]])
+            var add = Node(name: bn.name, opType: "Add", inputs: [bn.inputs[0], addend], outputs: [bn.outputs[0]])
+            add.origin = bn.origin
+            replacements[index] = add
             consumed.formUnion(bn.inputs[1...4])
             return true
         }

@@ -33,6 +33,34 @@ import Profiles
         #expect(plain.nodes[0].unit != "unsupported")
     }
 
+    @Test("verdicts follow each node's source location: an If decided by constants takes its branch's verdict, and a node sharing a name with a branch node keeps its own")
+    func verdictsBySourceLocation() throws {
+        // The then-branch holds a dilated Conv on a run-time weight, which MIL's conv refuses; the If is decided by a
+        // constant, so the exporter expands it and refuses the Conv: the audit must say the If does not convert
+        // (matched by name or output, the If had no verdict of its own and was called "removed before lowering").
+        let then = Graph(name: "then", outputs: [M.tensor("t", .float, M.dims(1, 3, 3, 3))],
+                         nodes: [Node(name: "dup", opType: "Conv", inputs: ["x", "k"], outputs: ["t"],
+                                      attributes: [Attribute(name: "dilations", value: .ints([2, 2]))])])
+        let otherwise = Graph(name: "else", outputs: [M.tensor("e", .float, M.dims(1, 3, 3, 3))],
+                              nodes: [Node(name: "e_conv", opType: "Conv", inputs: ["x", "k"], outputs: ["e"])])
+        let flag = Tensor(name: "flag", dataType: .bool, dims: [], data: .bytes(LittleEndian.bytes(of: [UInt8(1)])))
+        let nodes = [
+            Node(name: "choose", opType: "If", inputs: ["flag"], outputs: ["c"],
+                 attributes: [Attribute(name: "then_branch", value: .graph(then)), Attribute(name: "else_branch", value: .graph(otherwise))]),
+            // Same name as the branch's Conv: a name-keyed table would give this Relu the Conv's refusal.
+            Node(name: "dup", opType: "Relu", inputs: ["c"], outputs: ["y"]),
+        ]
+        let model = M.model(nodes, inputs: [M.tensor("x", .float, M.dims(1, 2, 7, 7)), M.tensor("k", .float, M.dims(3, 2, 3, 3))],
+                            outputs: [M.tensor("y", .float, M.dims(1, 3, 3, 3))], valueInfo: [M.tensor("c", .float, M.dims(1, 3, 3, 3))],
+                            initializers: [flag])
+        let report = try Auditor.audit(try AuditInput.forModel(model), modelName: "t.onnx", options: try Self.options())
+        let main = report.nodes.filter { $0.graph.isEmpty }
+        #expect(main.map { $0.unit } == ["unsupported", "neural-engine"])
+        let failure = main.first?.verdicts["neural-engine"]?.failures.first
+        #expect(failure?.rule == "mil-conv" && failure?.detail.contains("dilated") == true)
+        #expect(main.last?.verdicts["neural-engine"]?.support?.rule == "mil-elementwise-unary")
+    }
+
     @Test("a refusal that rests on a dynamic dim is 'not checked', not a failure")
     func unknownIsUnchecked() throws {
         let model = M.model([Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["y"])],
