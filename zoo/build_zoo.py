@@ -2,7 +2,7 @@
 """The model zoo (`make zoo`): public architectures built with random weights, exported to ONNX with both of
 torch.onnx's exporters, converted to Core ML ML Programs with mlpkg and checked.
 
-    python3 zoo/build_zoo.py --mlpkg .build/release/mlpkg [--out zoo/out] [--only bert_sdpa,resnet50] [--no-ct]
+    python3 zoo/build_zoo.py --mlpkg .build/release/mlpkg [--out zoo/out] [--only bert_sdpa,resnet50] [--no-ct] [--no-compressed]
 
 Nothing is downloaded: every model is constructed from its configuration (transformers' `XConfig(...)` with a small
 size where the architecture allows, torchvision's `weights=None`, timm's `pretrained=False`, ultralytics'
@@ -17,7 +17,10 @@ the run):
 3. for each converted package: coremltools opens it (`MLModel(path, skip_model_load=True)`) and its milproto loader
    re-infers every op output's type, which must equal the one mlpkg wrote; the repository's numpy MIL evaluator
    (tests/oracle/mil_reference.py) runs it on the same inputs as onnxruntime runs the ONNX file: cosine per output;
-4. coremltools' own PyTorch converter (`ct.convert(torch.jit.trace(...), convert_to="mlprogram")`, fp32; torch.export's
+4. the default compressed conversions a user gets (`--weights int8`, `int4`, `lut4`, `auto --max-size 30%`, fp16
+   compute, each at its default Core ML target): each must convert and pass coremltools' loader and type check;
+   the output-accuracy line the one-step conversion prints is kept (`--no-compressed` skips this step);
+5. coremltools' own PyTorch converter (`ct.convert(torch.jit.trace(...), convert_to="mlprogram")`, fp32; torch.export's
    program when that fails) converts the same module, for the op-count comparison (non-const MIL ops).
 
 Writes OUT/results.json, OUT/table.md (and prints the table), OUT/candidates.json: the exported files of at most
@@ -401,8 +404,10 @@ def onnx_pins(onnx_path: Path, example: dict) -> dict[str, list[int]]:
     return pins
 
 
-def mlpkg_convert(mlpkg: str, onnx_path: Path, out: Path, pins: dict, fp32: bool) -> dict:
-    argv = [mlpkg, "convert", str(onnx_path), "-o", str(out), "--quiet"]
+def mlpkg_convert(mlpkg: str, onnx_path: Path, out: Path, pins: dict, fp32: bool, extra: list[str] | None = None) -> dict:
+    """One `mlpkg convert`; `extra` replaces `--quiet` with other options (the compressed formats, whose output
+    accuracy line is kept as `accuracy`)."""
+    argv = [mlpkg, "convert", str(onnx_path), "-o", str(out)] + (extra if extra is not None else ["--quiet"])
     for name, dims in pins.items():
         argv += ["--input-shape", f"{name}=" + ",".join(map(str, dims))]
     if fp32:
@@ -410,11 +415,17 @@ def mlpkg_convert(mlpkg: str, onnx_path: Path, out: Path, pins: dict, fp32: bool
     t0 = time.perf_counter()
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-        rc, err = r.returncode, r.stderr
+        rc, err, text = r.returncode, r.stderr, r.stdout + r.stderr
     except subprocess.TimeoutExpired:
-        rc, err = -1, "error: mlpkg convert timed out after 900 s"
+        rc, err, text = -1, "error: mlpkg convert timed out after 900 s", ""
     seconds = round(time.perf_counter() - t0, 2)
     res = {"ok": rc == 0 and out.exists(), "seconds": seconds, "rc": rc}
+    if extra is not None:
+        accuracy = [line.strip() for line in text.splitlines() if "cosine" in line]
+        if accuracy:
+            res["accuracy"] = accuracy[0][:300]
+        if out.exists():
+            res["bytes"] = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     if not res["ok"]:
         line = first_line(err, None) if err.strip() else f"exit {rc}"
         res["error"] = line.replace(f"error: {onnx_path}: ", "error: ")[:300]
@@ -585,7 +596,12 @@ def calibrate_batchnorm(built: Built) -> int:
     return len(norms)
 
 
-def run_one(zm: ZooModel, mlpkg: str, out: Path, with_ct: bool) -> dict:
+# The default compressed conversions checked per export: format, options (fp16 compute, default target).
+COMPRESSED = [("int8", ["--weights", "int8"]), ("int4", ["--weights", "int4"]), ("lut4", ["--weights", "lut4"]),
+              ("auto", ["--weights", "auto", "--max-size", "30%"])]
+
+
+def run_one(zm: ZooModel, mlpkg: str, out: Path, with_ct: bool, with_compressed: bool = True) -> dict:
     import onnxruntime as ort
     import torch
     torch.manual_seed(0)
@@ -669,6 +685,24 @@ def run_one(zm: ZooModel, mlpkg: str, out: Path, with_ct: bool) -> dict:
                   f"coremltools {'ok' if conv['coremltools']['ok'] else conv['coremltools']['error']}"
                   + (f" ({conv['error']})" if "error" in conv else ""), flush=True)
 
+        # The compressed formats a user gets by default (issue: defaults that always export): each must convert
+        # at its default Core ML target and pass coremltools' loader and type inference. The packages are removed
+        # after the check (disk), the output-accuracy line the one-step conversion prints is kept.
+        if with_compressed and "pins" in row:
+            row["compressed"] = {}
+            for fmt, extra in COMPRESSED:
+                pkg = models / f"{zm.name}.{exporter}.{fmt}.mlpackage"
+                shutil.rmtree(pkg, ignore_errors=True)
+                conv = mlpkg_convert(mlpkg, onnx_path, pkg, row["pins"], False, extra=extra)
+                if conv["ok"]:
+                    conv["coremltools"] = coremltools_check(pkg)
+                row["compressed"][fmt] = conv
+                shutil.rmtree(pkg, ignore_errors=True)
+                status = ("coremltools ok" if conv["coremltools"]["ok"] else conv["coremltools"]["error"]) if conv["ok"] \
+                    else conv["error"]
+                print(f"[{zm.name}/{exporter}/{fmt}] convert {conv['seconds']} s: {status}; {conv.get('accuracy', '')}",
+                      flush=True)
+
     if with_ct:
         import tempfile
         # a fresh module: the exporters may leave state behind (ultralytics' head caches its anchors' shapes)
@@ -749,12 +783,12 @@ def ct_cell(ctc: dict) -> str:
 
 def render_table(results: list[dict]) -> str:
     lines = ["| model | exporter | converts | MIL ops (mlpkg) | MIL ops (coremltools) | convert s (fp16 / fp32) "
-             "| cosine fp32 | cosine fp16 | coremltools types |",
-             "|---|---|---|---:|---:|---|---|---|---|"]
+             "| cosine fp32 | cosine fp16 | coremltools types | int8/int4/lut4/auto |",
+             "|---|---|---|---:|---:|---|---|---|---|---|"]
     for r in results:
         ct_ops = ct_cell(r.get("coremltools", {}))
         if "buildError" in r:
-            lines.append(f"| {r['model']} | – | build: {cell(r['buildError'])} | | {ct_ops} | | | | |")
+            lines.append(f"| {r['model']} | – | build: {cell(r['buildError'])} | | {ct_ops} | | | | | |")
             continue
         for exporter, row in r["exports"].items():
             name = row.get("exporterName", exporter)
@@ -774,8 +808,11 @@ def render_table(results: list[dict]) -> str:
             if fp32.get("ok"):
                 ctk = fp32["coremltools"]
                 types = "equal" if ctk["ok"] else cell(ctk["error"])
+            comp = row.get("compressed", {})
+            bad = [f for f, c in comp.items() if not (c["ok"] and c.get("coremltools", {}).get("ok"))]
+            comptxt = "" if not comp else f"{len(comp) - len(bad)}/{len(comp)}" + (f" ({', '.join(bad)} fail)" if bad else "")
             lines.append(f"| {r['model']} | {name} | {'yes' if fail is None else cell(short_failure(row))} | {ops} | {ct_ops} "
-                         f"| {secs} | {c32txt} | {c16txt} | {types} |")
+                         f"| {secs} | {c32txt} | {c16txt} | {types} | {comptxt} |")
     return "\n".join(lines) + "\n"
 
 
@@ -860,6 +897,14 @@ def summary(results: list[dict], seconds: float) -> str:
                      f"models both convert: mlpkg fewer on {fewer}, equal on {equal}, more on "
                      f"{len(pairs) - fewer - equal}; {sum(a for _, a, _ in pairs)} vs "
                      f"{sum(b for _, _, b in pairs)} ops in all (ratio {ratio:.2f})")
+    for exporter in EXPORTERS:
+        rows = [r["exports"].get(exporter, {}).get("compressed", {}) for r in results if "exports" in r]
+        for fmt, _ in COMPRESSED:
+            tried = [x[fmt] for x in rows if fmt in x]
+            if not tried:
+                continue
+            ok = [c for c in tried if c["ok"] and c.get("coremltools", {}).get("ok")]
+            lines.append(f"{exporter} {fmt} (default Core ML target): {len(ok)}/{len(tried)} convert and pass coremltools")
     lines.append(f"total time {seconds:.0f} s")
     return "\n".join(lines)
 
@@ -870,6 +915,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "zoo" / "out"))
     ap.add_argument("--only", default="", help="comma-separated model names (default: all)")
     ap.add_argument("--no-ct", action="store_true", help="skip coremltools' own PyTorch converter")
+    ap.add_argument("--no-compressed", action="store_true",
+                    help="skip the default int8/int4/lut4/auto conversions of each export")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per model")
     ap.add_argument("--copy-candidates", action="store_true", help="copy the fixture candidates to zoo/candidates/")
     ap.add_argument("--list", action="store_true", help="list the models and exit")
@@ -885,7 +932,7 @@ def main() -> int:
             print(f"{m.name:22} {m.family:13} {m.note}")
         return 0
     if args.one:
-        res = run_one(by_name[args.one], str(Path(args.mlpkg).resolve()), out, not args.no_ct)
+        res = run_one(by_name[args.one], str(Path(args.mlpkg).resolve()), out, not args.no_ct, not args.no_compressed)
         (out / "results").mkdir(parents=True, exist_ok=True)
         (out / "results" / f"{args.one}.json").write_text(json.dumps(res, indent=1))
         return 0
@@ -921,6 +968,8 @@ def main() -> int:
         argv = [sys.executable, str(Path(__file__).resolve()), "--one", name, "--mlpkg", str(mlpkg), "--out", str(out)]
         if args.no_ct:
             argv.append("--no-ct")
+        if args.no_compressed:
+            argv.append("--no-compressed")
         t0 = time.perf_counter()
         env = dict(os.environ, YOLO_OFFLINE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                    TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
