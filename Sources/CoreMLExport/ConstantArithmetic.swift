@@ -8,8 +8,11 @@ import Quantization
 /// re-evaluates reductions of constants with NumPy when it opens the package (its `reduce_l2_norm` value inference
 /// fails under NumPy 2).
 ///
-/// float32 only (raw storage): elements are computed in double and rounded once to float32, as ONNX's float ops
-/// are specified; onnxruntime computing in float32 may differ by an ulp for Pow and the reductions (summation order).
+/// float32 constants, stored raw or as halves (`--weights fp16`, the default): elements are computed in double from
+/// the stored values and rounded once to float32, as ONNX's float ops are specified (onnxruntime computing in float32
+/// may differ by an ulp for Pow and the reductions: summation order). When an operand was stored as halves the result
+/// is stored as halves too, so the package keeps the encoding the user chose (Wav2Vec2's normalized conv weight at
+/// fp16 weights is one fp16 constant, not a `reduce_l2_norm` on constants coremltools' loader cannot re-evaluate).
 enum ConstantArithmetic {
     static let unary: Set<String> = ["Sqrt", "Neg", "Abs", "Reciprocal"]
     static let binary: Set<String> = ["Add", "Sub", "Mul", "Div", "Pow"]
@@ -28,7 +31,7 @@ enum ConstantArithmetic {
             case "Abs": f = { Swift.abs($0) }
             default: f = { 1 / $0 }
             }
-            return tensor(output, outDims, x.values.map { Float(f(Double($0))) })
+            return tensor(output, outDims, x.values.map { Float(f(Double($0))) }, half: x.half)
         }
         if binary.contains(node.opType) {
             guard node.inputs.count == 2, let a = floats(node.inputs[0], table), let b = floats(node.inputs[1], table),
@@ -43,7 +46,7 @@ enum ConstantArithmetic {
             }
             var out = [Float](repeating: 0, count: count)
             for k in 0..<count { out[k] = Float(f(Double(a.values[ai[k]]), Double(b.values[bi[k]]))) }
-            return tensor(output, outDims, out)
+            return tensor(output, outDims, out, half: a.half || b.half)
         }
         if reductions.contains(node.opType) {
             guard let x = floats(node.inputs.first ?? "", table) else { return nil }
@@ -96,18 +99,27 @@ enum ConstantArithmetic {
             case "ReduceMean": out = sums.map { Float($0 / n) }
             default: out = sums.map { Float($0) }
             }
-            return tensor(output, outDims, out)
+            return tensor(output, outDims, out, half: x.half)
         }
         return nil
     }
 
-    /// A float32 constant's values and dims (raw storage only).
-    static func floats(_ name: String, _ table: ValueTable) -> (values: [Float], dims: [Int])? {
-        guard !name.isEmpty, let t = table.constant(name)?.tensor, t.dataType == .float, t.encoding.isRaw,
-              case .bytes(let view) = t.data, view.count == t.elementCount * 4 else { return nil }
-        var values = [Float](repeating: 0, count: t.elementCount)
-        values.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(view.bytes)) }
-        return (values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) }, t.dims)
+    /// A float32 constant's values and dims, and whether it is stored as halves (raw or float16 storage only).
+    static func floats(_ name: String, _ table: ValueTable) -> (values: [Float], dims: [Int], half: Bool)? {
+        guard !name.isEmpty, let t = table.constant(name)?.tensor, t.dataType == .float, case .bytes(let view) = t.data else { return nil }
+        if t.encoding.isRaw, view.count == t.elementCount * 4 {
+            var values = [Float](repeating: 0, count: t.elementCount)
+            values.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(view.bytes)) }
+            return (values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) }, t.dims, false)
+        }
+        if case .float16 = t.encoding, view.count == t.elementCount * 2 {
+            let wide = OwnedBuffer(uninitializedCount: t.elementCount * 4)
+            Float16Codec.decode(view, into: wide)
+            var values = [Float](repeating: 0, count: t.elementCount)
+            values.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(wide.view.bytes)) }
+            return (values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) }, t.dims, true)
+        }
+        return nil
     }
 
     /// For each output element (row-major over `outDims`), the index of the input element numpy broadcasting reads.
@@ -138,6 +150,14 @@ enum ConstantArithmetic {
             }
         }
         return out
+    }
+
+    /// The result as a float32 tensor: stored as halves when `half` (an operand was), else raw.
+    static func tensor(_ name: String, _ dims: [Int], _ values: [Float], half: Bool) -> Tensor {
+        if half, values.allSatisfy({ $0.isFinite && Swift.abs($0) <= Float16Codec.maxFinite }) {
+            return Tensor(name: name, dataType: .float, dims: dims, data: .bytes(Float16Codec.encode(values)), encoding: .float16)
+        }
+        return tensor(name, dims, values)
     }
 
     static func tensor(_ name: String, _ dims: [Int], _ values: [Float]) -> Tensor {
