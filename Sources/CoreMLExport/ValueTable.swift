@@ -147,7 +147,8 @@ final class ValueTable {
     func variable(_ name: String, builder: MILBuilder) throws(LoweringRefusal) -> MILVar {
         if let v = variables[name] { return v }
         guard let c = constants[name] else { throw LoweringRefusal("'\(name)' has no value yet", unknown: true) }
-        let v = try materialize(name, c, builder: builder)
+        // At the top level even inside a loop body or a branch: the variable is cached for every later reader.
+        let v = try builder.topLevel { () throws(LoweringRefusal) in try materialize(name, c, builder: builder) }
         variables[name] = v
         return v
     }
