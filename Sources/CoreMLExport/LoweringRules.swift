@@ -422,7 +422,7 @@ extension DequantizeLowering {
 
 extension RecurrentLowering {
     static let rule = LoweringRule(
-        "mil-recurrent", mil: "lstm, gru, rnn (GRU with linear_before_reset=1 or batch > 1 unrolled: linear, sigmoid/tanh, mul, add, sub per step), split, reverse, stack, expand_dims, transpose, cast",
+        "mil-recurrent", mil: "lstm, gru, rnn (GRU with linear_before_reset=1 or batch > 1: a while_loop per direction whose body is the cell — gather_nd, linear, sigmoid/tanh, mul, add, sub, scatter_nd —, unrolled for a one-step sequence), split, reverse, stack, expand_dims, transpose, cast",
         file: "iOS15/recurrent.py",
         says: "x: T = (fp32) of rank 3 [s, b, I] (iOS17/recurrent.py adds fp16; below iOS17 mlpkg casts fp16 around the op); weights, bias and peephole const; lstm gates input, forget, output, cell (peepholes input, forget, output); gru gates reset, output, update, the reset applied before the recurrent product; direction forward or reverse (lstm also bidirectional); activations with their default parameters",
         types: ["*": [0: float, 1: float, 2: float, 3: float, 5: float, 6: float, 7: float]], ranks: ["*": 3...3])

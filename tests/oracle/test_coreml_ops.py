@@ -142,7 +142,7 @@ RECURRENT = [
     (("LSTM", "LSTMActivations"), dict(bias=True, activations=["HardSigmoid", "Relu", "Affine"], activation_alpha=[0.2, 1.0],
                                        activation_beta=[0.5, 0.0])),
     (("LSTM", "LSTMLastStateOnly"), dict(bias=True, states="input", outputs=(1,), sequence_lens=[5, 5])),
-    # MIL gru (linear_before_reset=0) is written for batch 1; other GRUs are unrolled per step
+    # MIL gru (linear_before_reset=0) is written for batch 1; other GRUs cell by cell (a while_loop, unrolled for 1 step)
     (("GRU", "GRU"), dict(batch=1)),
     (("GRU", "GRUReverse"), dict(direction="reverse", bias=True, states="input", batch=1)),
     (("GRU", "GRUBidirectional"), dict(direction="bidirectional", bias=True, states="const", batch=1)),
@@ -150,6 +150,15 @@ RECURRENT = [
     (("GRU", "GRULinearBeforeReset"), dict(bias=True, states="input", linear_before_reset=1)),
     (("GRU", "GRULinearBeforeResetBidirectional"), dict(direction="bidirectional", bias=True, states="const", layout=1, opset=14,
                                                         linear_before_reset=1)),
+    # GRUs written cell by cell: one while_loop per direction (any length; 600 is past the old unroll limit), the
+    # cell unrolled for a one-step sequence; forward, reverse, bidirectional; with and without initial_h; batch 1 and 3
+    (("GRU", "GRULoop"), dict(seq=7, batch=1, bias=True, linear_before_reset=1)),
+    (("GRU", "GRULoopReverseBatch3"), dict(seq=7, batch=3, direction="reverse", bias=True, states="input", linear_before_reset=1)),
+    (("GRU", "GRULoopBidirectionalResetFirst"), dict(seq=7, batch=3, direction="bidirectional", bias=True, states="const")),
+    (("GRU", "GRULoopLastStateOnly"), dict(seq=7, batch=3, direction="bidirectional", outputs=(1,), linear_before_reset=1)),
+    (("GRU", "GRULoop600"), dict(seq=600, batch=1, inp=2, hidden=3, bias=True, states="input", linear_before_reset=1)),
+    (("GRU", "GRUOneStep"), dict(seq=1, batch=3, direction="bidirectional", bias=True, states="input", linear_before_reset=1)),
+    (("GRU", "GRUOneStepBatch1"), dict(seq=1, batch=1, linear_before_reset=1)),
     (("RNN", "RNN"), {}),
     (("RNN", "RNNReverseRelu"), dict(direction="reverse", bias=True, states="input", activations=["Relu"])),
     (("RNN", "RNNBidirectional"), dict(direction="bidirectional", bias=True, states="const", layout=1, opset=14)),
@@ -614,8 +623,6 @@ REFUSALS = [
                          [("y", F)], [("W", w(1, 12, 3)), ("R", w(1, 12, 4))]), "B 'B' must be constant"),
     ("RNNHiddenSize", Case("RNNHiddenSize", [N("RNN", ["x", "W", "R"], ["y"], hidden_size=5)], [("x", F, [5, 2, 3])], [("y", F)],
                            [("W", w(1, 4, 3)), ("R", w(1, 4, 4))]), "hidden_size 5 contradicts R"),
-    ("GRUUnrollLimit", recurrent("GRU", "GRUUnrollLimit", seq=513, batch=1, inp=2, hidden=2, linear_before_reset=1),
-     "513 steps exceed 512"),
     ("CastToString", Case("CastToString", [N("Cast", ["x"], ["y"], to=TensorProto.STRING)], [("x", F, [3])], [("y", TensorProto.STRING)]),
      "string"),
 ]
