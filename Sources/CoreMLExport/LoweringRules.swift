@@ -64,12 +64,12 @@ public enum CoreMLLimits {
         says: "mlpkg's exporter has no lowering for the op (docs/COREML.md lists every lowered op), so an ML Program cannot hold it")
     /// Refuses If, Loop and Scan: mlpkg does not lower control flow.
     public static let controlFlow = LoweringRule(
-        "coreml-control-flow", mil: "cond, while_loop (not written by mlpkg)", source: "docs/COREML.md#lowering-table",
-        says: "If, Loop and Scan are not lowered; their subgraphs are not converted")
+        "coreml-control-flow", mil: "none", source: "docs/COREML.md#lowering-table",
+        says: "Scan and other ops holding subgraphs (other than If and Loop) are not lowered; their subgraphs are not converted")
     /// Refuses every node inside a subgraph, since its control-flow node is not lowered.
     public static let subgraph = LoweringRule(
         "coreml-subgraph", mil: "none", source: "docs/COREML.md#lowering-table",
-        says: "a node inside a subgraph converts only with its control-flow node, which is not lowered")
+        says: "a node inside a subgraph converts only with its control-flow node, which is not lowered here")
     /// Refuses ops outside the ONNX domain and model-local functions that were not inlined.
     public static let customDomain = LoweringRule(
         "coreml-custom-domain", mil: "none", source: "docs/COREML.md#lowering-table",
@@ -418,6 +418,13 @@ extension DequantizeLowering {
         "mil-dequantize", mil: "constexpr_affine_dequantize (iOS16), constexpr_blockwise_shift_scale (iOS18)",
         file: "iOS16/constexpr_ops.py",
         says: "every input const: quantized data uint8/int8 (int4/uint4 from iOS18), zero point of the data's type, fp16/fp32 scale of rank 0 or 1 (blockwise scales from iOS18)")
+}
+
+extension ControlFlowLowering {
+    static let rule = LoweringRule(
+        "mil-control-flow", mil: "cond (If decided at run time), while_loop (Loop), squeeze, identity, less, logical_and, add",
+        file: "iOS15/control_flow.py",
+        says: "cond: pred a bool scalar, two blocks without inputs returning the same types; while_loop: a condition block returning one bool and a body block returning one value per loop variable, each of its loop variable's type")
 }
 
 extension RecurrentLowering {

@@ -103,6 +103,12 @@ public final class MILBuilder {
     /// Whether a block is being filled.
     var inBlock: Bool { !open.isEmpty }
 
+    /// Whether an op of the innermost open block defines variable `name`.
+    func definedInOpenBlock(_ name: String) -> Bool {
+        guard let ops = open.last else { return false }
+        return ops.contains { $0.outputs.contains { $0.name == name } }
+    }
+
     /// Emits `const` and returns its variable.
     @discardableResult
     public func const(_ c: MILConst, name base: String) -> MILVar {

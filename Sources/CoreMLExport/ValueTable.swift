@@ -102,6 +102,22 @@ final class ValueTable {
     }
 
     func addConstant(_ name: String, _ value: ConstantValue) { constants[name] = value }
+
+    /// The constants and variables as they are, to restore after a subgraph (its values stay inside its block).
+    struct Scope {
+        fileprivate var constants: [String: ConstantValue]
+        fileprivate var variables: [String: MILVar]
+    }
+
+    /// The current scope (see `Scope`).
+    func scope() -> Scope { Scope(constants: constants, variables: variables) }
+
+    /// Forgets what was added since `scope` was taken (constants materialized meanwhile are materialized again
+    /// when read later; const deduplication merges them).
+    func restore(_ scope: Scope) {
+        constants = scope.constants
+        variables = scope.variables
+    }
     func constant(_ name: String) -> ConstantValue? { constants[name] }
     func bind(_ name: String, _ v: MILVar) { variables[name] = v }
     func use(_ name: String) { uses[name, default: 0] += 1 }
