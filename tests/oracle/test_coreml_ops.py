@@ -191,11 +191,10 @@ def loop_case(name, condition):
                              [vi("iter", TensorProto.INT64, []), vi("cond_in", TensorProto.BOOL, []), vi("v_in", F, [2, 3]),
                               vi("s_in", F, [1])],
                              [vi("cond_out", TensorProto.BOOL, []), vi("v_out", F, [2, 3]), vi("s_out", F, [1])])
-    inits = [("trip", np.array(5, np.int64)), ("half", np.array(0.5, np.float32)), ("s0", np.zeros(1, np.float32)),
-             ("limit", np.array(40.0, np.float32))]
+    inits = [("trip", np.array(5, np.int64)), ("half", np.array(0.5, np.float32)), ("s0", np.zeros(1, np.float32))]
     inputs = ["trip", "go", "v0", "s0"] if condition else ["trip", "", "v0", "s0"]
     if condition:
-        inits.append(("go", np.array(True)))
+        inits += [("go", np.array(True)), ("limit", np.array(40.0, np.float32))]
     return Case(name, [N("Loop", inputs, ["v_final", "s_final"], body=body)], [("v0", F, [2, 3]), ("x", F, [2, 3])],
                 [("v_final", F), ("s_final", F)], inits)
 
