@@ -189,8 +189,8 @@ struct AuditRun {
     /// The Core ML gate's finding for a node: the lowering rule it converts by, a failure where a precondition is
     /// known to fail (or the node sits inside a control-flow node, which is not lowered), "not checked" where the
     /// exporter lacks a type or value.
-    func coreMLFinding(_ node: Node, index: Int, path: String, inherited: Finding?) -> (Finding, GateVerdict)? {
-        if let inherited { return (inherited, .fails) }
+    func coreMLFinding(_ node: Node, index: Int, path: String, inherited: (Finding, GateVerdict)?) -> (Finding, GateVerdict)? {
+        if let inherited { return inherited }
         guard gated, path.isEmpty, !node.outputs.isEmpty else { return nil }
         func finding(_ rule: LoweringRule, _ detail: String) -> Finding {
             Finding(rule: rule.id, profile: "core-ml", detail: detail, reason: rule.says, source: rule.source,
@@ -216,7 +216,7 @@ struct AuditRun {
     static let loweringRules: [String: LoweringRule] = Dictionary(
         LoweringRegistry.rules.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
 
-    mutating func collect(graph: Graph, path: String, inherited: Finding? = nil) {
+    mutating func collect(graph: Graph, path: String, inherited: (Finding, GateVerdict)? = nil) {
         var indices: [Int] = []
         graphs.append((path, []))
         let slot = graphs.count - 1
@@ -245,11 +245,18 @@ struct AuditRun {
                 }
             }
             var childInherited = inherited
+            let label = node.name.isEmpty ? node.outputs.first ?? "" : node.name
             if childInherited == nil, let (finding, verdict) = gate, verdict == .fails {
                 let rule = CoreMLLimits.subgraph
-                childInherited = Finding(rule: rule.id, profile: finding.profile,
-                                         detail: "inside \(node.opType) '\(node.name.isEmpty ? node.outputs.first ?? "" : node.name)': \(finding.detail)",
-                                         reason: rule.says, source: rule.source, confidence: .documented)
+                childInherited = (Finding(rule: rule.id, profile: finding.profile,
+                                          detail: "inside \(node.opType) '\(label)': \(finding.detail)",
+                                          reason: rule.says, source: rule.source, confidence: .documented), .fails)
+            } else if childInherited == nil, let (finding, verdict) = gate, verdict == .converts,
+                      node.attributes.contains(where: { !$0.value.subgraphs.isEmpty }) {
+                // A lowered If or Loop: the nodes of its branches or body are lowered with it, into its blocks.
+                childInherited = (Finding(rule: finding.rule, profile: finding.profile,
+                                          detail: "inside \(node.opType) '\(label)', lowered with it into its MIL blocks",
+                                          reason: finding.reason, source: finding.source, confidence: finding.confidence), .converts)
             }
             entries.append(Entry(node: node, graph: path, index: index, verdicts: verdicts, work: Work(facts),
                                  facts: facts, folded: gate?.0.rule == CoreMLLimits.folded.id))

@@ -309,7 +309,8 @@ public enum CoreMLExporter {
                                     ranges: prepared.ranges,
                                     compute: options.compute, emit: !failed && !planOnly,
                                     inferenceFailure: failure(of: node, index: index, inference),
-                                    functions: Set(model.functions.map { $0.domain + ":" + $0.name }))
+                                    functions: Set(model.functions.map { $0.domain + ":" + $0.name }),
+                                    path: "main", label: node.name.isEmpty ? "#\(index)" : node.name)
             if case .refused = verdict { failed = true }
             outcomes.append(CoreMLNodeOutcome(index: index, name: node.name.isEmpty ? node.outputs.first ?? "" : node.name,
                                               opType: node.opType, verdict: verdict,
@@ -447,11 +448,12 @@ public enum CoreMLExporter {
         }
     }
 
-    /// Why shape inference failed on a main-graph node, nil when it did not.
-    static func failure(of node: Node, index: Int, _ inference: ShapeInferenceResult) -> String? {
+    /// Why shape inference failed on a node of the graph at `path` (`main`, or a subgraph's `main/NODE.ATTRIBUTE`),
+    /// nil when it did not.
+    static func failure(of node: Node, index: Int, _ inference: ShapeInferenceResult, path: String = "main") -> String? {
         let label = node.name.isEmpty ? "#\(index)" : node.name
-        guard inference.failedNodes.contains("main/" + label) else { return nil }
-        return inference.unresolved.first { $0.graph == "main" && $0.node == label }?.reason ?? "no reason recorded"
+        guard inference.failedNodes.contains(path + "/" + label) else { return nil }
+        return inference.unresolved.first { $0.graph == path && $0.node == label }?.reason ?? "no reason recorded"
     }
 
     /// The rule id a node's verdict cites.
@@ -466,7 +468,7 @@ public enum CoreMLExporter {
     /// One node: folded (all outputs known), lowered (emitted when `emit`), or refused with the reason.
     private static func lowerNode(_ node: Node, inference: ShapeInferenceResult, table: ValueTable, builder: MILBuilder,
                                   opset: Int, target: DeploymentTarget, ranges: [String: DimRange], compute: MILDataType, emit: Bool,
-                                  inferenceFailure: String?, functions: Set<String>) -> CoreMLNodeOutcome.Verdict {
+                                  inferenceFailure: String?, functions: Set<String>, path: String, label: String) -> CoreMLNodeOutcome.Verdict {
         if node.isConstant, let t = node.constantTensor, let out = node.outputs.first {
             var tensor = t
             tensor.name = out
@@ -495,7 +497,28 @@ public enum CoreMLExporter {
             for o in present { table.addConstant(o, ConstantValue(known: inference.knownValues[o])) }
             return .folded
         }
-        let view = NodeView(node: node, opset: opset, target: target, compute: compute, values: table)
+        var view = NodeView(node: node, opset: opset, target: target, compute: compute, values: table)
+        if ControlFlowLowering.opTypes.contains(node.opType) {
+            // If branches and Loop bodies: each node lowered like a main-graph node, into the block being filled.
+            view.nested = NestedLowering { graph, attribute, emitting in
+                let inner = path + "/" + label + "." + attribute
+                for n in graph.nodes { for i in n.inputs where !i.isEmpty { table.use(i) } }
+                for o in graph.outputs { table.use(o.name) }
+                for (k, n) in graph.nodes.enumerated() {
+                    let innerLabel = n.name.isEmpty ? "#\(k)" : n.name
+                    let verdict = lowerNode(n, inference: inference, table: table, builder: builder, opset: opset, target: target,
+                                            ranges: ranges, compute: compute, emit: emitting,
+                                            inferenceFailure: failure(of: n, index: k, inference, path: inner), functions: functions,
+                                            path: inner, label: innerLabel)
+                    if case .refused(let r) = verdict {
+                        var refusal = r
+                        refusal.reason = "\(attribute) node '\(n.name.isEmpty ? n.outputs.first ?? "" : n.name)' (\(n.opType)): \(r.reason)"
+                        return refusal
+                    }
+                }
+                return nil
+            }
+        }
         do throws(LoweringRefusal) {
             guard node.domain.isEmpty || node.domain == "ai.onnx" else {
                 if functions.contains(node.domain + ":" + node.opType) {
@@ -503,8 +526,8 @@ public enum CoreMLExporter {
                 }
                 throw LoweringRefusal("custom domain '\(node.domain)' has no Core ML lowering", rule: CoreMLLimits.customDomain.id)
             }
-            guard !node.attributes.contains(where: { !$0.value.subgraphs.isEmpty }) else {
-                throw LoweringRefusal("control flow (subgraphs) is not lowered", rule: CoreMLLimits.controlFlow.id)
+            guard view.nested != nil || !node.attributes.contains(where: { !$0.value.subgraphs.isEmpty }) else {
+                throw LoweringRefusal("\(node.opType) (an op holding subgraphs) is not lowered; If and Loop are", rule: CoreMLLimits.controlFlow.id)
             }
             guard let lowering = LoweringRegistry.byOpType[node.opType] else {
                 throw LoweringRefusal("no Core ML lowering for \(node.opType)", rule: CoreMLLimits.noLowering.id)

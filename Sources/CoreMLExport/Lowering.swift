@@ -50,6 +50,8 @@ struct NodeView {
     /// The float type the program computes in (fp16 or fp32).
     let compute: MILDataType
     let values: ValueTable
+    /// Lowers subgraph nodes (If branches, Loop bodies) with the exporter's machinery; nil where none is given.
+    var nested: NestedLowering? = nil
 
     var opType: String { node.opType }
 
@@ -178,7 +180,7 @@ public enum LoweringRegistry {
         PadLowering.self, ResizeLowering.self, IdentityLowering.self, DequantizeLowering.self, FloatClassLowering.self,
         GatherNDLowering.self, CumSumLowering.self, TopKLowering.self, TriluLowering.self, DepthSpaceLowering.self,
         LRNLowering.self, ScatterLowering.self,
-        RecurrentLowering.self, ShapeLowering.self, ConstantOfShapeLowering.self, RangeLowering.self,
+        RecurrentLowering.self, ShapeLowering.self, ConstantOfShapeLowering.self, RangeLowering.self, ControlFlowLowering.self,
     ]
 
     static let byOpType: [String: any OpLowering.Type] = {

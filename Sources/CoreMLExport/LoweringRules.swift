@@ -64,12 +64,12 @@ public enum CoreMLLimits {
         says: "mlpkg's exporter has no lowering for the op (docs/COREML.md lists every lowered op), so an ML Program cannot hold it")
     /// Refuses If, Loop and Scan: mlpkg does not lower control flow.
     public static let controlFlow = LoweringRule(
-        "coreml-control-flow", mil: "cond, while_loop (not written by mlpkg)", source: "docs/COREML.md#lowering-table",
-        says: "If, Loop and Scan are not lowered; their subgraphs are not converted")
+        "coreml-control-flow", mil: "none", source: "docs/COREML.md#lowering-table",
+        says: "Scan and other ops holding subgraphs (other than If and Loop) are not lowered; their subgraphs are not converted")
     /// Refuses every node inside a subgraph, since its control-flow node is not lowered.
     public static let subgraph = LoweringRule(
         "coreml-subgraph", mil: "none", source: "docs/COREML.md#lowering-table",
-        says: "a node inside a subgraph converts only with its control-flow node, which is not lowered")
+        says: "a node inside a subgraph converts only with its control-flow node, which is not lowered here")
     /// Refuses ops outside the ONNX domain and model-local functions that were not inlined.
     public static let customDomain = LoweringRule(
         "coreml-custom-domain", mil: "none", source: "docs/COREML.md#lowering-table",
@@ -420,9 +420,16 @@ extension DequantizeLowering {
         says: "every input const: quantized data uint8/int8 (int4/uint4 from iOS18), zero point of the data's type, fp16/fp32 scale of rank 0 or 1 (blockwise scales from iOS18)")
 }
 
+extension ControlFlowLowering {
+    static let rule = LoweringRule(
+        "mil-control-flow", mil: "cond (If decided at run time), while_loop (Loop), squeeze, identity, less, logical_and, add",
+        file: "iOS15/control_flow.py",
+        says: "cond: pred a bool scalar, two blocks without inputs returning the same types; while_loop: a condition block returning one bool and a body block returning one value per loop variable, each of its loop variable's type")
+}
+
 extension RecurrentLowering {
     static let rule = LoweringRule(
-        "mil-recurrent", mil: "lstm, gru, rnn (GRU with linear_before_reset=1 or batch > 1 unrolled: linear, sigmoid/tanh, mul, add, sub per step), split, reverse, stack, expand_dims, transpose, cast",
+        "mil-recurrent", mil: "lstm, gru, rnn (GRU with linear_before_reset=1 or batch > 1: a while_loop per direction whose body is the cell — gather_nd, linear, sigmoid/tanh, mul, add, sub, scatter_nd —, unrolled for a one-step sequence), split, reverse, stack, expand_dims, transpose, cast",
         file: "iOS15/recurrent.py",
         says: "x: T = (fp32) of rank 3 [s, b, I] (iOS17/recurrent.py adds fp16; below iOS17 mlpkg casts fp16 around the op); weights, bias and peephole const; lstm gates input, forget, output, cell (peepholes input, forget, output); gru gates reset, output, update, the reset applied before the recurrent product; direction forward or reverse (lstm also bidirectional); activations with their default parameters",
         types: ["*": [0: float, 1: float, 2: float, 3: float, 5: float, 6: float, 7: float]], ranks: ["*": 3...3])

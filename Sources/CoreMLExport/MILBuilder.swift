@@ -20,6 +20,8 @@ public final class MILBuilder {
     /// The ONNX node whose lowering is emitting (set by the exporter around each node).
     var source: String?
     private var used: Set<String> = []
+    /// The blocks being filled, innermost last (empty: ops go to the program's top level).
+    private var open: [[MILOperation]] = []
     /// The next suffix to try per stem, so uniquing many names with one stem stays linear.
     private var nextSuffix: [String: Int] = [:]
 
@@ -67,17 +69,57 @@ public final class MILBuilder {
         return n
     }
 
+    /// Appends an op to the innermost open block, or to the program.
+    private func append(_ op: MILOperation) {
+        if open.isEmpty { program.operations.append(op) } else { open[open.count - 1].append(op) }
+    }
+
+    /// A nested block: inputs named from `inputs` (unique in the program), then whatever `body` emits (into the
+    /// block, not the program), returning the values `body` returns as the block's outputs.
+    public func block<E: Error>(inputs: [(name: String, type: MILTensorType)],
+                                _ body: ([MILVar]) throws(E) -> [MILVar]) throws(E) -> MILBlock {
+        let vars = inputs.map { MILVar(name: name($0.name), type: $0.type) }
+        open.append([])
+        let outputs: [MILVar]
+        do {
+            outputs = try body(vars)
+        } catch {
+            open.removeLast()
+            throw error
+        }
+        let ops = open.removeLast()
+        return MILBlock(inputs: vars, operations: ops, outputs: outputs.map(\.name))
+    }
+
+    /// Runs `emit` with its ops going to the program's top level even while a block is open: they land before the
+    /// op the open blocks will belong to, so every block sees them (constants materialized on first use).
+    func topLevel<T, E: Error>(_ emit: () throws(E) -> T) throws(E) -> T {
+        let saved = open
+        open = []
+        defer { open = saved }
+        return try emit()
+    }
+
+    /// Whether a block is being filled.
+    var inBlock: Bool { !open.isEmpty }
+
+    /// Whether an op of the innermost open block defines variable `name`.
+    func definedInOpenBlock(_ name: String) -> Bool {
+        guard let ops = open.last else { return false }
+        return ops.contains { $0.outputs.contains { $0.name == name } }
+    }
+
     /// Emits `const` and returns its variable.
     @discardableResult
     public func const(_ c: MILConst, name base: String) -> MILVar {
         let out = MILVar(name: name(base), type: c.type)
-        program.operations.append(MILOperation(type: "const", name: out.name, inputs: [], outputs: [out], value: c, source: source))
+        append(MILOperation(type: "const", name: out.name, inputs: [], outputs: [out], value: c, source: source))
         return out
     }
 
     /// Emits an op; constant parameters become const ops named after the op and the parameter.
     public func op(_ type: String, name base: String, _ params: [(String, MILArg)], outputs: [MILTensorType],
-                   outputNames: [String]? = nil, interface: Bool = false) -> [MILVar] {
+                   outputNames: [String]? = nil, interface: Bool = false, blocks: [MILBlock] = []) -> [MILVar] {
         let opName = name(base)
         var inputs: [(name: String, arguments: [MILArgument])] = []
         for (param, arg) in params {
@@ -92,7 +134,7 @@ public final class MILBuilder {
             if interface, n != opName, self.interface.remove(n) != nil { return MILVar(name: n, type: t) }
             return MILVar(name: n == opName ? n : name(n), type: t)
         }
-        program.operations.append(MILOperation(type: type, name: opName, inputs: inputs, outputs: outs, source: source))
+        append(MILOperation(type: type, name: opName, inputs: inputs, outputs: outs, blocks: blocks, source: source))
         return outs
     }
 
@@ -108,8 +150,8 @@ public final class MILBuilder {
                           output: MILTensorType) -> MILVar {
         let opName = name(base)
         let out = MILVar(name: opName, type: output)
-        program.operations.append(MILOperation(type: type, name: opName, inputs: params.map { ($0.0, [.value($0.1)]) },
-                                               outputs: [out], source: source))
+        append(MILOperation(type: type, name: opName, inputs: params.map { ($0.0, [.value($0.1)]) },
+                            outputs: [out], source: source))
         return out
     }
 

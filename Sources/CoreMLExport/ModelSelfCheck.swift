@@ -3,7 +3,7 @@ import CProtobufC
 
 /// Decodes an encoded Core ML model with the C code protoc-c generated from proto/coreml.proto (an independent
 /// reader of the same schema) and checks what the exporter meant to write: the specification version, the
-/// interface, the main function's opset and every operation's type and outputs. A mismatch is a bug in mlpkg; the
+/// interface, the main function's opset and every operation's type and outputs (nested blocks' too). A mismatch is a bug in mlpkg; the
 /// export fails instead of writing a model Core ML might read differently.
 enum ModelSelfCheck {
     struct Expected {
@@ -35,15 +35,23 @@ enum ModelSelfCheck {
                   let function = entry.value?.pointee else { return "function \(expected.functions[f]) is missing" }
             guard String(cString: function.opset) == expected.opset, function.n_block_specializations == 1,
                   let block = function.block_specializations[0]?.pointee.value?.pointee else { return "opset or block" }
-            for i in 0..<block.n_operations {
-                guard index < expected.operations.count else { return "more operations decoded than written" }
-                let op = block.operations[i]!.pointee
-                let names = (0..<op.n_outputs).map { String(cString: op.outputs[$0]!.pointee.name) }
-                guard String(cString: op.type) == expected.operations[index].type, names == expected.operations[index].outputs else {
-                    return "operation \(index) (\(expected.operations[index].type)) decodes differently"
+            // Ops in order, each followed by the ops of its nested blocks (as the serializer lists them).
+            func visit(_ block: Coreml__Block) -> String? {
+                for i in 0..<block.n_operations {
+                    guard index < expected.operations.count else { return "more operations decoded than written" }
+                    let op = block.operations[i]!.pointee
+                    let names = (0..<op.n_outputs).map { String(cString: op.outputs[$0]!.pointee.name) }
+                    guard String(cString: op.type) == expected.operations[index].type, names == expected.operations[index].outputs else {
+                        return "operation \(index) (\(expected.operations[index].type)) decodes differently"
+                    }
+                    index += 1
+                    for b in 0..<op.n_blocks {
+                        if let problem = visit(op.blocks[b]!.pointee) { return problem }
+                    }
                 }
-                index += 1
+                return nil
             }
+            if let problem = visit(block) { return problem }
         }
         guard index == expected.operations.count else { return "\(index) operations decoded, \(expected.operations.count) written" }
         return nil

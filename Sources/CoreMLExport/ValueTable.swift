@@ -102,6 +102,22 @@ final class ValueTable {
     }
 
     func addConstant(_ name: String, _ value: ConstantValue) { constants[name] = value }
+
+    /// The constants and variables as they are, to restore after a subgraph (its values stay inside its block).
+    struct Scope {
+        fileprivate var constants: [String: ConstantValue]
+        fileprivate var variables: [String: MILVar]
+    }
+
+    /// The current scope (see `Scope`).
+    func scope() -> Scope { Scope(constants: constants, variables: variables) }
+
+    /// Forgets what was added since `scope` was taken (constants materialized meanwhile are materialized again
+    /// when read later; const deduplication merges them).
+    func restore(_ scope: Scope) {
+        constants = scope.constants
+        variables = scope.variables
+    }
     func constant(_ name: String) -> ConstantValue? { constants[name] }
     func bind(_ name: String, _ v: MILVar) { variables[name] = v }
     func use(_ name: String) { uses[name, default: 0] += 1 }
@@ -147,7 +163,8 @@ final class ValueTable {
     func variable(_ name: String, builder: MILBuilder) throws(LoweringRefusal) -> MILVar {
         if let v = variables[name] { return v }
         guard let c = constants[name] else { throw LoweringRefusal("'\(name)' has no value yet", unknown: true) }
-        let v = try materialize(name, c, builder: builder)
+        // At the top level even inside a loop body or a branch: the variable is cached for every later reader.
+        let v = try builder.topLevel { () throws(LoweringRefusal) in try materialize(name, c, builder: builder) }
         variables[name] = v
         return v
     }

@@ -3,8 +3,9 @@ import MIL
 
 /// Rebuilds one block of a decoded ML Program as a `MILProgram`, so the MIL definitions and `MILVerifier` check a
 /// package any tool wrote as they check mlpkg's own. What `MILProgram` cannot hold is kept out and named:
-/// variables of types it does not represent (lists, tuples, dynamic dims, fp64, bf16…) become opaque, ops that
-/// hold blocks (control flow) and ops reading such variables are "not checked". Values are read as Core ML reads
+/// variables of types it does not represent (lists, tuples, dynamic dims, fp64, bf16…) become opaque, and ops
+/// reading such variables are "not checked". Control-flow ops (`while_loop`, `cond`) keep their nested blocks when
+/// every type and value in them is representable; otherwise the op is "not checked" and its inner ops are listed. Values are read as Core ML reads
 /// them: in place, or from weight.bin through `BlobStorageReader` (a blob that does not fit its value is a fault).
 struct MILProgramDecoder {
     /// The result for one block.
@@ -36,7 +37,6 @@ struct MILProgramDecoder {
         for op in block.operations {
             d.operations += 1
             let name = op.name ?? op.outputs.first?.name ?? "#\(d.operations - 1)"
-            let where_ = "op \(op.type) '\(name)'"
             let outputs = op.outputs.map { o in o.type.tensorType.map { MILVar(name: o.name, type: $0) } }
             if let i = outputs.firstIndex(where: { $0 == nil }) {
                 for o in op.outputs { d.opaque.insert(o.name) }
@@ -44,46 +44,82 @@ struct MILProgramDecoder {
                 nested(op, name: name, into: &d)
                 continue
             }
-            var operation = MILOperation(type: op.type, name: name, inputs: [], outputs: outputs.map { $0! })
-            var reason: String?
-            for (param, bindings) in op.inputs {
-                var arguments: [MILArgument] = []
-                for b in bindings {
-                    switch b {
-                    case .name(let n): arguments.append(.variable(n))
-                    case .value(let v):
-                        switch const(v, where: "\(where_), parameter '\(param)'", faults: &d.faults) {
-                        case .value(let c): arguments.append(.value(c))
-                        case .unreadable(let why): reason = reason ?? why
-                        }
-                    }
-                }
-                operation.inputs.append((param, arguments))
+            var faults: [String] = []
+            let (operation, reason) = convert(op, name: name, outputs: outputs.map { $0! }, faults: &faults)
+            d.faults += faults
+            if let reason {
+                d.unchecked[d.program.operations.count] = reason
+                if !op.blocks.isEmpty { nested(op, name: name, into: &d) }
+            } else {
+                d.operations += operation.blocks.reduce(0) { $0 + $1.operationCount }
             }
-            for (key, v) in op.attributes where key != "name" {
-                switch const(v, where: "\(where_), attribute '\(key)'", faults: &d.faults) {
-                case .value(let c):
-                    if op.type == "const" && key == "val" {
-                        operation.value = c
-                    } else {
-                        // constexpr parameters before iOS18 are attributes; the definitions read parameters.
-                        operation.inputs.append((key, [.value(c)]))
-                    }
-                case .unreadable(let why): reason = reason ?? why
-                }
-            }
-            if !op.blocks.isEmpty {
-                reason = "it holds \(op.blocks.count) nested block(s) (control flow), which are not checked"
-                nested(op, name: name, into: &d)
-            }
-            if let reason { d.unchecked[d.program.operations.count] = reason }
             d.program.operations.append(operation)
         }
         d.program.outputs = block.outputs
         return d
     }
 
-    /// The ops inside an op's blocks: counted and listed as not checked; their values' blobs are still read.
+    /// One op as a `MILOperation`, its nested blocks included; the reason it cannot be checked or run when a value
+    /// or a type in it (or in its blocks) is one mlpkg does not represent (the op then keeps no blocks).
+    private func convert(_ op: MILSpecOperation, name: String, outputs: [MILVar], faults: inout [String]) -> (MILOperation, String?) {
+        let where_ = "op \(op.type) '\(name)'"
+        var operation = MILOperation(type: op.type, name: name, inputs: [], outputs: outputs)
+        var reason: String?
+        for (param, bindings) in op.inputs {
+            var arguments: [MILArgument] = []
+            for b in bindings {
+                switch b {
+                case .name(let n): arguments.append(.variable(n))
+                case .value(let v):
+                    switch const(v, where: "\(where_), parameter '\(param)'", faults: &faults) {
+                    case .value(let c): arguments.append(.value(c))
+                    case .unreadable(let why): reason = reason ?? why
+                    }
+                }
+            }
+            operation.inputs.append((param, arguments))
+        }
+        for (key, v) in op.attributes where key != "name" {
+            switch const(v, where: "\(where_), attribute '\(key)'", faults: &faults) {
+            case .value(let c):
+                if op.type == "const" && key == "val" {
+                    operation.value = c
+                } else {
+                    // constexpr parameters before iOS18 are attributes; the definitions read parameters.
+                    operation.inputs.append((key, [.value(c)]))
+                }
+            case .unreadable(let why): reason = reason ?? why
+            }
+        }
+        // Nested blocks (while_loop, cond): rebuilt when every value and type in them is representable.
+        for (k, b) in op.blocks.enumerated() where reason == nil {
+            var block = MILBlock(outputs: b.outputs)
+            for input in b.inputs {
+                guard let t = input.type.tensorType else {
+                    reason = "block \(k) input '\(input.name)' is \(input.type), which mlpkg does not represent"
+                    break
+                }
+                block.inputs.append(MILVar(name: input.name, type: t))
+            }
+            for inner in b.operations where reason == nil {
+                let innerName = inner.name ?? inner.outputs.first?.name ?? "?"
+                let outs = inner.outputs.map { o in o.type.tensorType.map { MILVar(name: o.name, type: $0) } }
+                if let i = outs.firstIndex(where: { $0 == nil }) {
+                    reason = "op \(inner.type) '\(innerName)' in block \(k) has output '\(inner.outputs[i].name)' of type \(inner.outputs[i].type), which mlpkg does not represent"
+                    break
+                }
+                let (converted, why) = convert(inner, name: innerName, outputs: outs.map { $0! }, faults: &faults)
+                if let why { reason = "op \(inner.type) '\(innerName)' in block \(k): \(why)" }
+                block.operations.append(converted)
+            }
+            operation.blocks.append(block)
+        }
+        if reason != nil { operation.blocks = [] }
+        return (operation, reason)
+    }
+
+    /// The ops inside an op's blocks that are not rebuilt: counted and listed as not checked; their values' blobs
+    /// are still read.
     private func nested(_ op: MILSpecOperation, name: String, into d: inout Decoded) {
         for b in op.blocks {
             for inner in b.operations {

@@ -33,9 +33,7 @@ public final class Evaluator: @unchecked Sendable {
         self.precision = precision
         var known = Set<String>()
         for op in program.operations {
-            guard op.type == "const" || Kernels.table[op.type] != nil else {
-                throw EvaluationError("op \(op.type) '\(op.name)': the evaluator has no kernel for \(op.type)")
-            }
+            try Self.checkKernels(op)
             // consts, constexpr_* ops and anything computed from them alone are evaluated once, here.
             let constant = op.type == "const" || op.usedVariables.allSatisfy { known.contains($0) }
             if constant {
@@ -51,6 +49,20 @@ public final class Evaluator: @unchecked Sendable {
         lastUses = Array(repeating: [], count: steps.count)
         let kept = Set(program.outputs)
         for (v, i) in last where !kept.contains(v) && constants[v] == nil { lastUses[i].append(v) }
+    }
+
+    /// Control-flow ops, run by the evaluator itself (their blocks read the environment): iOS15/control_flow.py.
+    static let controlFlow: Set<String> = ["while_loop", "cond"]
+
+    /// The most iterations a `while_loop` runs before the evaluator gives up (a condition that never turns false).
+    public static let maxIterations = 1 << 24
+
+    /// Throws when `op` or an op in its blocks has no kernel.
+    static func checkKernels(_ op: MILOperation) throws(EvaluationError) {
+        guard op.type == "const" || Kernels.table[op.type] != nil || controlFlow.contains(op.type) else {
+            throw EvaluationError("op \(op.type) '\(op.name)': the evaluator has no kernel for \(op.type)")
+        }
+        for b in op.blocks { for inner in b.operations { try checkKernels(inner) } }
     }
 
     /// Whether a computed shape is one the declared shape allows: equal, where a dim known only at run time (a
@@ -163,6 +175,29 @@ public final class Evaluator: @unchecked Sendable {
             guard let c = op.value else { throw EvaluationError("op const '\(op.name)' has no value") }
             return [try EvalTensor(const: c)]
         }
+        var outs: [EvalTensor]
+        if Self.controlFlow.contains(op.type) {
+            outs = try control(op, env: env)
+        } else {
+            outs = try kernel(op, env: env, fakeQuantizing: fakeQuantizing)
+        }
+        guard outs.count == op.outputs.count else {
+            throw EvaluationError("op \(op.type) '\(op.name)': \(outs.count) results for \(op.outputs.count) declared outputs")
+        }
+        for i in outs.indices {
+            let declared = op.outputs[i].type
+            guard Self.fits(outs[i].shape, declared.shape) else {
+                throw EvaluationError("op \(op.type) '\(op.name)': output '\(op.outputs[i].name)' computed as \(outs[i].shape), declared \(declared.shape)")
+            }
+            if outs[i].dtype != declared.dtype { outs[i] = try Kernels.convert(outs[i], to: declared.dtype) }
+            round(&outs[i])
+        }
+        return outs
+    }
+
+    /// An op's kernel on its arguments read from `env`.
+    private func kernel(_ op: MILOperation, env: [String: EvalTensor],
+                        fakeQuantizing: [String: Float]?) throws(EvaluationError) -> [EvalTensor] {
         var args = OpArguments(op: op)
         for (param, arguments) in op.inputs {
             var list: [EvalTensor] = []
@@ -177,26 +212,75 @@ public final class Evaluator: @unchecked Sendable {
             if let scale = fakeQuantizing?[param], list.count == 1, list[0].isFloat { list[0] = fakeQuantized(list[0], scale: scale) }
             args.values[param] = list
         }
-        var outs: [EvalTensor]
         do {
-            outs = try Kernels.table[op.type]!(args)
+            return try Kernels.table[op.type]!(args)
         } catch let error as EvaluationError {
             throw EvaluationError("op \(op.type) '\(op.name)': \(error.message)")
         } catch {
             throw EvaluationError("op \(op.type) '\(op.name)': \(error)")
         }
-        guard outs.count == op.outputs.count else {
-            throw EvaluationError("op \(op.type) '\(op.name)': \(outs.count) results for \(op.outputs.count) declared outputs")
+    }
+}
+
+extension Evaluator {
+    /// Runs a block's ops in `env` extended by its inputs bound to `inputs`; returns its outputs.
+    fileprivate func run(_ block: MILBlock, _ inputs: [EvalTensor], env: [String: EvalTensor], in op: MILOperation) throws(EvaluationError) -> [EvalTensor] {
+        guard block.inputs.count == inputs.count else {
+            throw EvaluationError("op \(op.type) '\(op.name)': a block takes \(block.inputs.count) inputs, given \(inputs.count)")
         }
-        for i in outs.indices {
-            let declared = op.outputs[i].type
-            guard Self.fits(outs[i].shape, declared.shape) else {
-                throw EvaluationError("op \(op.type) '\(op.name)': output '\(op.outputs[i].name)' computed as \(outs[i].shape), declared \(declared.shape)")
+        var scope = env
+        for (v, t) in zip(block.inputs, inputs) {
+            guard Self.fits(t.shape, v.type.shape) else {
+                throw EvaluationError("op \(op.type) '\(op.name)': block input '\(v.name)' is \(v.type.shape), given \(t.shape)")
             }
-            if outs[i].dtype != declared.dtype { outs[i] = try Kernels.convert(outs[i], to: declared.dtype) }
-            round(&outs[i])
+            scope[v.name] = try Kernels.convert(t, to: v.type.dtype)
         }
-        return outs
+        for inner in block.operations {
+            let outs = try evaluate(inner, env: scope)
+            for (v, t) in zip(inner.outputs, outs) { scope[v.name] = t }
+        }
+        var outputs: [EvalTensor] = []
+        for name in block.outputs {
+            guard let t = scope[name] else { throw EvaluationError("op \(op.type) '\(op.name)': block output '\(name)' is never computed") }
+            outputs.append(t)
+        }
+        return outputs
+    }
+
+    /// `while_loop` and `cond` (iOS15/control_flow.py): a loop runs its condition block on the loop variables and,
+    /// while it returns true, its body, whose outputs become the next loop variables; the op returns the last ones.
+    /// A cond runs the branch `pred` selects.
+    func control(_ op: MILOperation, env: [String: EvalTensor]) throws(EvaluationError) -> [EvalTensor] {
+        guard op.blocks.count == 2 else { throw EvaluationError("op \(op.type) '\(op.name)': \(op.blocks.count) blocks, 2 expected") }
+        func value(_ a: MILArgument) throws(EvaluationError) -> EvalTensor {
+            switch a {
+            case .variable(let v):
+                guard let t = env[v] else { throw EvaluationError("op \(op.type) '\(op.name)': '\(v)' is not defined before it") }
+                return t
+            case .value(let c): return try EvalTensor(const: c)
+            }
+        }
+        if op.type == "cond" {
+            guard let pred = op.arguments("pred"), pred.count == 1 else { throw EvaluationError("op cond '\(op.name)': parameter 'pred' is missing") }
+            let p = try value(pred[0])
+            guard p.count == 1 else { throw EvaluationError("op cond '\(op.name)': pred has \(p.count) elements") }
+            let taken = p.isFloat ? p.floats[0] != 0 : p.ints[0] != 0
+            return try run(op.blocks[taken ? 0 : 1], [], env: env, in: op)
+        }
+        var vars: [EvalTensor] = []
+        for a in op.arguments("loop_vars") ?? [] { vars.append(try value(a)) }
+        var iterations = 0
+        while true {
+            let c = try run(op.blocks[0], vars, env: env, in: op)
+            guard c.count == 1, c[0].count == 1 else { throw EvaluationError("op while_loop '\(op.name)': the condition block must return one bool") }
+            if (c[0].isFloat ? c[0].floats[0] : Float(c[0].ints[0])) == 0 { break }
+            guard iterations < Self.maxIterations else {
+                throw EvaluationError("op while_loop '\(op.name)': still running after \(Self.maxIterations) iterations")
+            }
+            iterations += 1
+            vars = try run(op.blocks[1], vars, env: env, in: op)
+        }
+        return vars
     }
 }
 

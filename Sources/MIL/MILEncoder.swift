@@ -133,6 +133,14 @@ struct EncodedOperation {
     var inputs: [(String, [MILBinding])]
     var outputs: [MILVar]
     var attributes: [(String, MILValue)]
+    var blocks: [EncodedBlock] = []
+}
+
+/// One nested block as it is written.
+struct EncodedBlock {
+    var inputs: [MILVar]
+    var operations: [EncodedOperation]
+    var outputs: [String]
 }
 
 /// One function as it is written.
@@ -382,6 +390,14 @@ struct MILEncoder {
             }
         }
         for out in op.outputs { p.message(3) { named(out.name, out.type, into: $0) } }
+        // MIL.proto Operation.blocks = 4: Block { inputs = 1 (NamedValueType), outputs = 2 (names), operations = 3 }.
+        for b in op.blocks {
+            p.message(4) { block in
+                for v in b.inputs { block.message(1) { named(v.name, v.type, into: $0) } }
+                block.repeatedStrings(2, b.outputs)
+                for inner in b.operations { block.message(3) { operation(inner, into: $0) } }
+            }
+        }
         for (name, v) in op.attributes {
             p.message(5) { entry in
                 entry.string(1, name)

@@ -27,6 +27,8 @@ public struct MILOpContext {
     public let target: DeploymentTarget
     let types: [String: MILTensorType]
     let constants: [String: MILConst]
+    /// The types of the op's nested blocks (inputs and returned values), as the verifier found them.
+    public var blocks: [MILBlockTypes] = []
 
     /// Whether parameter `name` is given.
     public func has(_ name: String) -> Bool { op.arguments(name) != nil }
@@ -180,7 +182,7 @@ public enum MILOpRegistry {
     public static let definitions: [String: MILOpDefinition] = {
         var table: [String: MILOpDefinition] = [:]
         for d in MILElementwiseDefinitions.all + MILTensorDefinitions.all + MILNeuralDefinitions.all + MILConstexprDefinitions.all
-            + MILRecurrentDefinitions.all + MILQuantizationDefinitions.all {
+            + MILRecurrentDefinitions.all + MILQuantizationDefinitions.all + MILControlFlowDefinitions.all {
             table[d.type] = d
         }
         return table
@@ -190,6 +192,7 @@ public enum MILOpRegistry {
     public static var declaredCount: Int {
         MILElementwiseDefinitions.all.count + MILTensorDefinitions.all.count + MILNeuralDefinitions.all.count
             + MILConstexprDefinitions.all.count + MILRecurrentDefinitions.all.count + MILQuantizationDefinitions.all.count
+            + MILControlFlowDefinitions.all.count
     }
 }
 

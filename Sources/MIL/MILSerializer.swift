@@ -86,30 +86,15 @@ public enum MILSerializer {
         var written: [(type: String, outputs: [String])] = []
         for function in functions {
             let program = function.program
-            var encoded: [EncodedOperation] = []
-            encoded.reserveCapacity(program.operations.count)
-            for op in program.operations {
-                var attributes: [(String, MILValue)] = [("name", .immediate(.scalar(op.name)))]
-                var inputs: [(String, [MILBinding])] = []
-                if op.type == "const", let value = op.value {
-                    attributes.append(("val", storage(value, target: target, blobs: blobs)))
+            let encoded = program.operations.map { encode($0, target: target, blobs: blobs) }
+            // Ops in order, each followed by the ops of its nested blocks (the read-back check walks them so).
+            func list(_ ops: [EncodedOperation]) {
+                for op in ops {
+                    written.append((op.type, op.outputs.map(\.name)))
+                    for b in op.blocks { list(b.operations) }
                 }
-                let paramsAsAttributes = op.type.hasPrefix("constexpr_") && target < .iOS18
-                for (param, arguments) in op.inputs {
-                    if paramsAsAttributes, arguments.count == 1, case .value(let c) = arguments[0] {
-                        attributes.append((param, storage(c, target: target, blobs: blobs)))
-                        continue
-                    }
-                    inputs.append((param, arguments.map { a -> MILBinding in
-                        switch a {
-                        case .variable(let n): return .name(n)
-                        case .value(let c): return .value(storage(c, target: target, blobs: blobs))
-                        }
-                    }))
-                }
-                encoded.append(EncodedOperation(type: op.type, inputs: inputs, outputs: op.outputs, attributes: attributes))
             }
-            written += encoded.map { ($0.type, $0.outputs.map(\.name)) }
+            list(encoded)
             if let c = description.classifier { written.append(("classify", [c.labelName, c.probabilitiesName])) }
             encodedFunctions.append(EncodedFunction(name: function.name, inputs: function.inputs, outputs: function.outputs,
                                                     operations: encoded,
@@ -121,6 +106,33 @@ public enum MILSerializer {
                                  license: description.license, versionString: description.versionString,
                                  classifier: description.classifier)
         return MILSerialized(model: encoder.encode(), blobs: blobs, operations: written)
+    }
+
+    /// One op as it is written, with its nested blocks (MIL.proto `Operation.blocks`: inputs, outputs by name,
+    /// operations).
+    static func encode(_ op: MILOperation, target: DeploymentTarget, blobs: BlobStorage) -> EncodedOperation {
+        var attributes: [(String, MILValue)] = [("name", .immediate(.scalar(op.name)))]
+        var inputs: [(String, [MILBinding])] = []
+        if op.type == "const", let value = op.value {
+            attributes.append(("val", storage(value, target: target, blobs: blobs)))
+        }
+        let paramsAsAttributes = op.type.hasPrefix("constexpr_") && target < .iOS18
+        for (param, arguments) in op.inputs {
+            if paramsAsAttributes, arguments.count == 1, case .value(let c) = arguments[0] {
+                attributes.append((param, storage(c, target: target, blobs: blobs)))
+                continue
+            }
+            inputs.append((param, arguments.map { a -> MILBinding in
+                switch a {
+                case .variable(let n): return .name(n)
+                case .value(let c): return .value(storage(c, target: target, blobs: blobs))
+                }
+            }))
+        }
+        let blocks = op.blocks.map { b in
+            EncodedBlock(inputs: b.inputs, operations: b.operations.map { encode($0, target: target, blobs: blobs) }, outputs: b.outputs)
+        }
+        return EncodedOperation(type: op.type, inputs: inputs, outputs: op.outputs, attributes: attributes, blocks: blocks)
     }
 
     /// How a constant is stored: weight.bin when large and of a type blob storage takes at this target.

@@ -225,13 +225,26 @@ class Binding:
 
 
 @dataclass
+class Block:
+    """A nested block of a control-flow op (MIL.proto Block): typed inputs (a while_loop's loop
+    variables as the block names them), operations, outputs by name."""
+    inputs: list[TensorSpec]
+    operations: list["Operation"]
+    outputs: list[str]
+
+
+@dataclass
 class Operation:
     type: str
     name: str
     inputs: dict[str, list[Binding]]
     attributes: dict[str, Binding]   # besides "name"
     outputs: list[TensorSpec]
-    n_blocks: int = 0
+    blocks: list[Block] = field(default_factory=list)
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.blocks)
 
 
 @dataclass
@@ -362,40 +375,15 @@ def _decode_value(v, blobs: _BlobFiles, what: str) -> tuple[Any, str]:
     return arr.reshape(shape), name
 
 
-def load_program(mlpackage_path: str | Path, function: str = "main") -> Program:
-    """Parse one function of `P.mlpackage` (`main`, or a multifunction model's function by name) into a Program
-    with all immediate and blob values decoded (weights read from Data/com.apple.CoreML/weights/)."""
-    from coremltools.proto import Model_pb2  # noqa: PLC0415 (import is slow and noisy)
-
-    root = Path(mlpackage_path)
-    model_path = root / MODEL_REL
-    if not model_path.is_file():
-        raise MILFormatError(f"{model_path} does not exist")
-    model = Model_pb2.Model()
-    model.ParseFromString(model_path.read_bytes())
-    if model.WhichOneof("Type") != "mlProgram":
-        raise MILFormatError(f"{model_path}: not an ML Program (Type={model.WhichOneof('Type')})")
-    if function not in model.mlProgram.functions:
-        raise MILFormatError(f"{model_path}: no function {function!r}")
-    fn = model.mlProgram.functions[function]
-    opset = fn.opset
-    if opset not in fn.block_specializations:
-        raise MILFormatError(f"{model_path}: no block specialization for opset {opset!r}")
-    block = fn.block_specializations[opset]
-    blobs = _BlobFiles(root / DATA_DIR_REL)
-
-    inputs = []
-    for nv in fn.inputs:
-        dt, shape = _tensor_type(nv.type, f"input {nv.name}")
-        inputs.append(TensorSpec(nv.name, dt, shape))
-
+def _load_ops(operations, blobs: "_BlobFiles", out_specs: dict[str, TensorSpec],
+              where: str = "") -> list[Operation]:
+    """The ops of one block (nested blocks loaded recursively; their variables join out_specs)."""
     ops: list[Operation] = []
-    out_specs: dict[str, TensorSpec] = {s.name: s for s in inputs}
-    for i, op in enumerate(block.operations):
+    for i, op in enumerate(operations):
         name_attr = op.attributes.get("name") if "name" in op.attributes else None
-        op_name = f"#{i}"
+        op_name = f"{where}#{i}"
         if name_attr is not None:
-            nm, _ = _decode_value(name_attr, blobs, f"op #{i} ({op.type}) attribute name")
+            nm, _ = _decode_value(name_attr, blobs, f"op {where}#{i} ({op.type}) attribute name")
             op_name = str(nm)
         what = f"op {op_name} ({op.type})"
         ins: dict[str, list[Binding]] = {}
@@ -426,7 +414,48 @@ def load_program(mlpackage_path: str | Path, function: str = "main") -> Program:
             dt, shape = _tensor_type(nv.type, f"{what} output {nv.name}")
             outs.append(TensorSpec(nv.name, dt, shape))
             out_specs[nv.name] = TensorSpec(nv.name, dt, shape)
-        ops.append(Operation(op.type, op_name, ins, attrs, outs, len(op.blocks)))
+        blocks = []
+        for k, blk in enumerate(op.blocks):
+            b_inputs = []
+            for nv in blk.inputs:
+                dt, shape = _tensor_type(nv.type, f"{what} block {k} input {nv.name}")
+                b_inputs.append(TensorSpec(nv.name, dt, shape))
+                out_specs[nv.name] = b_inputs[-1]
+            b_ops = _load_ops(blk.operations, blobs, out_specs, f"{op_name}/{k}/")
+            blocks.append(Block(b_inputs, b_ops, list(blk.outputs)))
+        ops.append(Operation(op.type, op_name, ins, attrs, outs, blocks))
+    return ops
+
+
+def load_program(mlpackage_path: str | Path, function: str = "main") -> Program:
+    """Parse one function of `P.mlpackage` (`main`, or a multifunction model's function by name) into a Program
+    with all immediate and blob values decoded (weights read from Data/com.apple.CoreML/weights/)."""
+    from coremltools.proto import Model_pb2  # noqa: PLC0415 (import is slow and noisy)
+
+    root = Path(mlpackage_path)
+    model_path = root / MODEL_REL
+    if not model_path.is_file():
+        raise MILFormatError(f"{model_path} does not exist")
+    model = Model_pb2.Model()
+    model.ParseFromString(model_path.read_bytes())
+    if model.WhichOneof("Type") != "mlProgram":
+        raise MILFormatError(f"{model_path}: not an ML Program (Type={model.WhichOneof('Type')})")
+    if function not in model.mlProgram.functions:
+        raise MILFormatError(f"{model_path}: no function {function!r}")
+    fn = model.mlProgram.functions[function]
+    opset = fn.opset
+    if opset not in fn.block_specializations:
+        raise MILFormatError(f"{model_path}: no block specialization for opset {opset!r}")
+    block = fn.block_specializations[opset]
+    blobs = _BlobFiles(root / DATA_DIR_REL)
+
+    inputs = []
+    for nv in fn.inputs:
+        dt, shape = _tensor_type(nv.type, f"input {nv.name}")
+        inputs.append(TensorSpec(nv.name, dt, shape))
+
+    out_specs: dict[str, TensorSpec] = {s.name: s for s in inputs}
+    ops = _load_ops(block.operations, blobs, out_specs)
     return Program(root, opset, opset_ios_version(opset), inputs, list(block.outputs), ops,
                    out_specs)
 
@@ -538,39 +567,83 @@ def run_program(prog: Program, feeds: dict[str, Any],
             raise ValueError(f"feed {spec.name!r} has shape {arr.shape}, declared {spec.shape}")
         env[spec.name] = (arr, spec.dtype)
     with np.errstate(all="ignore"):
-        for op in prog.operations:
-            fn = OPS.get(op.type)
-            if fn is None:
-                raise NotImplementedError(op.type)
-            if op.n_blocks:
-                raise NotImplementedError(f"{op.type} with nested blocks")
-            vals: dict[str, list[tuple[Any, str]]] = {}
-            for pname, bl in op.inputs.items():
-                lst = []
-                for b in bl:
-                    if b.name is not None:
-                        if b.name not in env:
-                            raise MILFormatError(f"op {op.name}: {pname} refers to undefined "
-                                                 f"variable {b.name!r}")
-                        lst.append(env[b.name])
-                    else:
-                        lst.append((b.value, b.dtype))
-                vals[pname] = lst
-            for aname, b in op.attributes.items():
-                vals.setdefault(aname, [(b.value, b.dtype)])
-            res = fn(Args(vals, prog.ios, op.name, op.outputs))
-            outs = res if isinstance(res, tuple) else (res,)
-            if len(outs) != len(op.outputs):
-                raise MILFormatError(f"op {op.name}: {len(outs)} results for "
-                                     f"{len(op.outputs)} declared outputs")
-            for spec, r in zip(op.outputs, outs):
-                env[spec.name] = (_finish(r, spec, op.name), spec.dtype)
+        _run_ops(prog.operations, env, prog.ios)
     if keep:
         return {k: v for k, (v, _) in env.items()}
     missing = [n for n in prog.outputs if n not in env]
     if missing:
         raise MILFormatError(f"block outputs {missing} are never defined")
     return {n: env[n][0] for n in prog.outputs}
+
+
+MAX_LOOP_ITERATIONS = 1 << 20
+
+
+def _run_block(block: Block, env: dict[str, tuple[Any, str]], values: list[tuple[Any, str]],
+               ios: int, op: Operation) -> list[tuple[Any, str]]:
+    """Run a nested block in a copy of `env` (the outer scope) with its inputs bound to `values`."""
+    if len(values) != len(block.inputs):
+        raise MILFormatError(f"op {op.name}: block takes {len(block.inputs)} inputs, given {len(values)}")
+    scope = dict(env)
+    for spec, (v, _) in zip(block.inputs, values):
+        scope[spec.name] = (_finish(v, spec, op.name), spec.dtype)
+    _run_ops(block.operations, scope, ios)
+    missing = [n for n in block.outputs if n not in scope]
+    if missing:
+        raise MILFormatError(f"op {op.name}: block outputs {missing} are never defined")
+    return [scope[n] for n in block.outputs]
+
+
+def _control_flow(op: Operation, vals: dict[str, list[tuple[Any, str]]],
+                  env: dict[str, tuple[Any, str]], ios: int) -> list[tuple[Any, str]]:
+    """while_loop and cond (iOS15/control_flow.py). while_loop: run blocks[0] (the condition) on
+    the loop variables; while it returns true run blocks[1] (the body), whose outputs are the next
+    loop variables; return the last ones. cond: run blocks[0] if pred else blocks[1]."""
+    if len(op.blocks) != 2:
+        raise MILFormatError(f"op {op.name}: {op.type} with {len(op.blocks)} blocks")
+    if op.type == "cond":
+        (pred, _), = vals["pred"]
+        return _run_block(op.blocks[0] if bool(np.asarray(pred).reshape(-1)[0]) else op.blocks[1],
+                          env, [], ios, op)
+    loop_vars = list(vals["loop_vars"])
+    for _ in range(MAX_LOOP_ITERATIONS):
+        (c, _), = _run_block(op.blocks[0], env, loop_vars, ios, op)
+        if not bool(np.asarray(c).reshape(-1)[0]):
+            return loop_vars
+        loop_vars = _run_block(op.blocks[1], env, loop_vars, ios, op)
+    raise MILFormatError(f"op {op.name}: while_loop still running after {MAX_LOOP_ITERATIONS} iterations")
+
+
+def _run_ops(operations: list[Operation], env: dict[str, tuple[Any, str]], ios: int) -> None:
+    """Run ops in order, adding their outputs to env."""
+    for op in operations:
+        fn = OPS.get(op.type)
+        if fn is None and op.type not in ("while_loop", "cond"):
+            raise NotImplementedError(op.type)
+        vals: dict[str, list[tuple[Any, str]]] = {}
+        for pname, bl in op.inputs.items():
+            lst = []
+            for b in bl:
+                if b.name is not None:
+                    if b.name not in env:
+                        raise MILFormatError(f"op {op.name}: {pname} refers to undefined "
+                                             f"variable {b.name!r}")
+                    lst.append(env[b.name])
+                else:
+                    lst.append((b.value, b.dtype))
+            vals[pname] = lst
+        for aname, b in op.attributes.items():
+            vals.setdefault(aname, [(b.value, b.dtype)])
+        if op.blocks:
+            outs = tuple(v for v, _ in _control_flow(op, vals, env, ios))
+        else:
+            res = fn(Args(vals, ios, op.name, op.outputs))
+            outs = res if isinstance(res, tuple) else (res,)
+        if len(outs) != len(op.outputs):
+            raise MILFormatError(f"op {op.name}: {len(outs)} results for "
+                                 f"{len(op.outputs)} declared outputs")
+        for spec, r in zip(op.outputs, outs):
+            env[spec.name] = (_finish(r, spec, op.name), spec.dtype)
 
 
 def evaluate(mlpackage_path: str | Path, feeds: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -42,9 +42,10 @@ EXPECTED = {
     "gru.onnx": {"gru": CPU},
     # Everything static; Constant nodes follow their consumers.
     "constant_weights.onnx": {"*": NE},
-    # Control flow: MIL has cond and while_loop, but mlpkg's exporter does not lower subgraphs yet (coreml-control-flow, coreml-subgraph);
-    # the nodes of the branches and bodies inherit their parent's verdict.
-    "if_branches.onnx": {"*": UNSUPPORTED},
+    # Control flow: an If decided at run time lowers to MIL cond (mil-control-flow) and runs where its branches'
+    # static nodes run; the Loop has a scan output (refused, mil-control-flow) and Scan is not lowered
+    # (coreml-control-flow): the nodes of their bodies inherit the refusal (coreml-subgraph).
+    "if_branches.onnx": {"*": NE},
     "loop_scan.onnx": {"*": UNSUPPORTED},
     # batch reaches every value (x [batch,64] → h, h_relu [batch,64] → h2, y [batch,32]): all fail ane-static-shapes.
     "external_data.onnx": {"*": GPU},
@@ -78,9 +79,8 @@ NE_FAILURES = {
     ("transformer.onnx", "scores"): {"ane-static-shapes"},
     ("lstm.onnx", "lstm"): {"ane-static-shapes", "ane-no-recurrent"},
     ("gru.onnx", "gru"): {"ane-static-shapes", "ane-no-gru"},
-    ("loop_scan.onnx", "loop"): {"coreml-control-flow", "ane-no-while-loop"},
+    ("loop_scan.onnx", "loop"): {"mil-control-flow", "ane-no-while-loop"},
     ("loop_scan.onnx", "scan"): {"coreml-control-flow"},
-    ("if_branches.onnx", "if_node/then_branch/then_add"): {"coreml-subgraph"},
     ("qdq.onnx", "q_x"): {"coreml-no-lowering"},
     ("dynamic_dims.onnx", "reduce"): {"ane-static-shapes"},
     ("custom_domain.onnx", "fancy"): {"coreml-custom-domain"},
@@ -241,11 +241,12 @@ def test_markdown(mlpkg, tmp_path):
     assert "**neural-engine coverage 0% (0 of 8 nodes; 0 constant or folded, not counted)**" in text
     assert "8 node(s) block loading" in text
     assert text.index("### Blockers on neural-engine") < text.index("### Fallbacks")
-    assert "| `coreml-control-flow` | 2 | 2 |" in text and "| `coreml-subgraph` | 6 | 6 |" in text
+    assert "| `coreml-control-flow` | 1 | 1 |" in text and "| `mil-control-flow` | 1 | 1 |" in text
+    assert "| `coreml-subgraph` | 6 | 6 |" in text
     assert "### Fallbacks (not on neural-engine): 8" in text
-    assert re.search(r"\| `loop` \| Loop \| unsupported \| neural-engine, gpu, cpu: control flow \(subgraphs\) is not lowered — .*docs/COREML\.md#lowering-table\)", text)
+    assert re.search(r"\| `loop` \| Loop \| unsupported \| neural-engine, gpu, cpu: scan outputs \('v_scan'\) are not lowered: .* — .*control_flow\.py\)", text)
     assert re.search(r"\| `loop` \| Loop \| unsupported \| .*neural-engine: Loop — .*coremltools/issues/2208\)", text)
-    assert "| `scan` | Scan | unsupported | neural-engine, gpu, cpu: control flow (subgraphs) is not lowered" in text
+    assert "| `scan` | Scan | unsupported | neural-engine, gpu, cpu: Scan (an op holding subgraphs) is not lowered; If and Loop are" in text
     for node in ("loop/body/loop_mul", "scan/body/scan_add"):
         assert f"| `{node}` |" in text
 
@@ -318,7 +319,7 @@ def test_convert_records_units_and_audit_works_on_the_package(mlpkg, tmp_path):
     manifest = json.loads((pkg / "manifest.json").read_text())
     assert manifest["formatVersion"] == "1.1"
     nodes = manifest["graph"]["nodes"]
-    assert [n["computeUnit"] for n in nodes] == [UNSUPPORTED, UNSUPPORTED]  # control flow: no Core ML lowering
+    assert [n["computeUnit"] for n in nodes] == [UNSUPPORTED, UNSUPPORTED]  # a Loop with a scan output, a Scan: no lowering
     body = next(a["g"] for a in nodes[0]["attributes"] if a["name"] == "body")
     assert [n["computeUnit"] for n in body["nodes"]] == [UNSUPPORTED] * 4
     report = json.loads((pkg / "report.json").read_text())
@@ -430,13 +431,14 @@ def test_html_renders_in_chromium(mlpkg, tmp_path):
     assert rows == [node_key(n) for n in report["nodes"]]  # control flow has no lowering: every node falls back
     table = text[text.index('<table id="fallbacks">'):]
     table = table[:table.index("</table>")]
-    assert "coremltools/issues/2208" in table and "control flow (subgraphs) is not lowered" in table
+    assert "coremltools/issues/2208" in table and "Scan (an op holding subgraphs) is not lowered" in table
 
     png = tmp_path / "shot.png"
-    shot = chromium_run([f"--screenshot={png}", "--window-size=1000,900", html.as_uri()], tmp_path)
+    # Tall enough for the graph below the blocker and fallback tables (the Loop refusal and its source URL are long).
+    shot = chromium_run([f"--screenshot={png}", "--window-size=1000,2600", html.as_uri()], tmp_path)
     assert shot.returncode == 0 and png.exists(), shot.stderr[-2000:]
     width, height, bpp, rows_px = decode_png(png.read_bytes())
-    assert (width, height) == (1000, 900)
+    assert (width, height) == (1000, 2600)
     seen: dict[tuple[int, int, int], int] = {}
     for row in rows_px:
         for x in range(0, len(row), bpp * 2):
@@ -504,7 +506,8 @@ def test_html_puts_blockers_and_fallbacks_above_the_graph(mlpkg, tmp_path):
 ORT_DISAGREEMENTS = {
     ("cnn.onnx", "Flatten"): "ORT's ML Program path has no Flatten builder; MIL expresses it as a reshape",
     ("lstm.onnx", "LSTM"): "ORT's ML Program path has no LSTM builder; MIL has lstm (mil-recurrent)",
-    ("gru.onnx", "GRU"): "ORT's ML Program path has no GRU builder; mlpkg unrolls GRU with linear_before_reset=1 (mil-recurrent)",
+    ("gru.onnx", "GRU"): "ORT's ML Program path has no GRU builder; mlpkg writes GRU with linear_before_reset=1 as a MIL while_loop (mil-recurrent)",
+    ("if_branches.onnx", "If"): "ORT's ML Program path has no If builder; mlpkg lowers an If decided at run time to MIL cond (mil-control-flow)",
 }
 # Op types our audit splits by node where ORT judges by name.
 ORT_MIXED = {

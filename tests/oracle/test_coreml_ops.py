@@ -142,7 +142,7 @@ RECURRENT = [
     (("LSTM", "LSTMActivations"), dict(bias=True, activations=["HardSigmoid", "Relu", "Affine"], activation_alpha=[0.2, 1.0],
                                        activation_beta=[0.5, 0.0])),
     (("LSTM", "LSTMLastStateOnly"), dict(bias=True, states="input", outputs=(1,), sequence_lens=[5, 5])),
-    # MIL gru (linear_before_reset=0) is written for batch 1; other GRUs are unrolled per step
+    # MIL gru (linear_before_reset=0) is written for batch 1; other GRUs cell by cell (a while_loop, unrolled for 1 step)
     (("GRU", "GRU"), dict(batch=1)),
     (("GRU", "GRUReverse"), dict(direction="reverse", bias=True, states="input", batch=1)),
     (("GRU", "GRUBidirectional"), dict(direction="bidirectional", bias=True, states="const", batch=1)),
@@ -150,12 +150,58 @@ RECURRENT = [
     (("GRU", "GRULinearBeforeReset"), dict(bias=True, states="input", linear_before_reset=1)),
     (("GRU", "GRULinearBeforeResetBidirectional"), dict(direction="bidirectional", bias=True, states="const", layout=1, opset=14,
                                                         linear_before_reset=1)),
+    # GRUs written cell by cell: one while_loop per direction (any length; 600 is past the old unroll limit), the
+    # cell unrolled for a one-step sequence; forward, reverse, bidirectional; with and without initial_h; batch 1 and 3
+    (("GRU", "GRULoop"), dict(seq=7, batch=1, bias=True, linear_before_reset=1)),
+    (("GRU", "GRULoopReverseBatch3"), dict(seq=7, batch=3, direction="reverse", bias=True, states="input", linear_before_reset=1)),
+    (("GRU", "GRULoopBidirectionalResetFirst"), dict(seq=7, batch=3, direction="bidirectional", bias=True, states="const")),
+    (("GRU", "GRULoopLastStateOnly"), dict(seq=7, batch=3, direction="bidirectional", outputs=(1,), linear_before_reset=1)),
+    (("GRU", "GRULoop600"), dict(seq=600, batch=1, inp=2, hidden=3, bias=True, states="input", linear_before_reset=1)),
+    (("GRU", "GRUOneStep"), dict(seq=1, batch=3, direction="bidirectional", bias=True, states="input", linear_before_reset=1)),
+    (("GRU", "GRUOneStepBatch1"), dict(seq=1, batch=1, linear_before_reset=1)),
     (("RNN", "RNN"), {}),
     (("RNN", "RNNReverseRelu"), dict(direction="reverse", bias=True, states="input", activations=["Relu"])),
     (("RNN", "RNNBidirectional"), dict(direction="bidirectional", bias=True, states="const", layout=1, opset=14)),
 ]
 
+def vi(name, elem, shape):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def if_case(name, cond_from_data=True):
+    """If decided at run time: the condition is computed from the input (sum > 0), so it is known only then."""
+    then_g = helper.make_graph([N("Add", ["x", "c"], ["then_out"])], "then", [], [vi("then_out", F, [3, 4])])
+    else_g = helper.make_graph([N("Mul", ["x", "x"], ["sq"]), N("Sub", ["sq", "c"], ["else_out"])], "else", [],
+                               [vi("else_out", F, [3, 4])])
+    nodes = [N("ReduceSum", ["x"], ["total"], keepdims=0), N("Greater", ["total", "zero"], ["flag"]),
+             N("If", ["flag"], ["y"], then_branch=then_g, else_branch=else_g)]
+    return Case(name, nodes, [("x", F, [3, 4])], [("y", F)], [("c", w(3, 4)), ("zero", np.array(0, np.float32))])
+
+
+def loop_case(name, condition):
+    """Loop with a constant trip count (5) and two loop-carried values reading an outer input; with `condition`, a
+    condition input and a body condition computed from the data (stop once the sum passes 40)."""
+    body_nodes = [N("Mul", ["v_in", "half"], ["v_half"]), N("Add", ["v_half", "x"], ["v_out"]),
+                  N("Cast", ["iter"], ["iter_f"], to=F), N("Add", ["s_in", "iter_f"], ["s_out"])]
+    if condition:
+        body_nodes += [N("ReduceSum", ["v_out"], ["v_total"], keepdims=0), N("Less", ["v_total", "limit"], ["cond_out"])]
+    else:
+        body_nodes += [N("Identity", ["cond_in"], ["cond_out"])]
+    body = helper.make_graph(body_nodes, "body",
+                             [vi("iter", TensorProto.INT64, []), vi("cond_in", TensorProto.BOOL, []), vi("v_in", F, [2, 3]),
+                              vi("s_in", F, [1])],
+                             [vi("cond_out", TensorProto.BOOL, []), vi("v_out", F, [2, 3]), vi("s_out", F, [1])])
+    inits = [("trip", np.array(5, np.int64)), ("half", np.array(0.5, np.float32)), ("s0", np.zeros(1, np.float32))]
+    inputs = ["trip", "go", "v0", "s0"] if condition else ["trip", "", "v0", "s0"]
+    if condition:
+        inits += [("go", np.array(True)), ("limit", np.array(40.0, np.float32))]
+    return Case(name, [N("Loop", inputs, ["v_final", "s_final"], body=body)], [("v0", F, [2, 3]), ("x", F, [2, 3])],
+                [("v_final", F), ("s_final", F)], inits)
+
+
 CASES = [
+    # control flow: If decided at run time → cond, Loop → while_loop
+    if_case("IfRuntime"), loop_case("LoopTripCount", condition=False), loop_case("LoopCondition", condition=True),
     # elementwise
     binary("Add"), binary("Sub"), binary("Mul"), binary("Div"),
     Case("Pow", [N("Abs", ["a"], ["aa"]), N("Pow", ["aa", "b"], ["y"])], [("a", F, [2, 3]), ("b", F, [2, 3])], [("y", F)]),
@@ -633,8 +679,15 @@ REFUSALS = [
                          [("y", F)], [("W", w(1, 12, 3)), ("R", w(1, 12, 4))]), "B 'B' must be constant"),
     ("RNNHiddenSize", Case("RNNHiddenSize", [N("RNN", ["x", "W", "R"], ["y"], hidden_size=5)], [("x", F, [5, 2, 3])], [("y", F)],
                            [("W", w(1, 4, 3)), ("R", w(1, 4, 4))]), "hidden_size 5 contradicts R"),
-    ("GRUUnrollLimit", recurrent("GRU", "GRUUnrollLimit", seq=513, batch=1, inp=2, hidden=2, linear_before_reset=1),
-     "513 steps exceed 512"),
+    ("LoopScanOutput", Case("LoopScanOutput", [N("Loop", ["trip", "", "v0"], ["v_final", "v_all"], body=helper.make_graph(
+        [N("Identity", ["cond_in"], ["cond_out"]), N("Add", ["v_in", "v_in"], ["v_out"]), N("Identity", ["v_out"], ["v_scan"])], "body",
+        [vi("i", TensorProto.INT64, []), vi("cond_in", TensorProto.BOOL, []), vi("v_in", F, [2])],
+        [vi("cond_out", TensorProto.BOOL, []), vi("v_out", F, [2]), vi("v_scan", F, [2])]))],
+        [("v0", F, [2])], [("v_final", F), ("v_all", F)], [("trip", np.array(3, np.int64))]), "scan outputs ('v_scan') are not lowered"),
+    ("IfBranchNoLowering", Case("IfBranchNoLowering", [N("ReduceSum", ["x"], ["t"], keepdims=0), N("Greater", ["t", "zero"], ["flag"]),
+        N("If", ["flag"], ["y"], then_branch=helper.make_graph([N("Add", ["x", "x"], ["a"])], "then", [], [vi("a", F, [3])]),
+          else_branch=helper.make_graph([N("Hardmax", ["x"], ["b"])], "else", [], [vi("b", F, [3])]))],
+        [("x", F, [3])], [("y", F)], [("zero", np.array(0, np.float32))]), "else_branch node 'b' (Hardmax): no Core ML lowering for Hardmax"),
     ("CastToString", Case("CastToString", [N("Cast", ["x"], ["y"], to=TensorProto.STRING)], [("x", F, [3])], [("y", TensorProto.STRING)]),
      "string"),
 ]
@@ -669,6 +722,24 @@ def test_every_lowering_has_a_case():
         "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Expand", "Tile", "Gather",
         "GatherElements", "Where", "Cast", "Pad", "Resize", "Upsample", "Identity", "Dropout", "DequantizeLinear",
         "IsNaN", "IsInf", "GatherND", "CumSum", "TopK", "Trilu", "DepthToSpace", "SpaceToDepth", "LRN", "ScatterND", "ScatterElements",
-        "LSTM", "GRU", "RNN", "GroupNormalization", "Einsum", "GridSample",
+        "LSTM", "GRU", "RNN", "GroupNormalization", "Einsum", "GridSample", "If", "Loop",
     }
     assert lowered - covered == set()
+
+
+@pytest.mark.parametrize("compute", ["fp32", "fp16"])
+def test_control_flow_takes_either_branch_and_stops_when_told(mlpkg, tmp_path, compute):
+    """An If decided at run time is one MIL cond (both branches taken on inputs chosen for each); a Loop is one
+    while_loop, run for its trip count or until its condition turns false."""
+    threshold = 0.99999 if compute == "fp32" else 0.999
+    for case, feeds in ((if_case("IfBothBranches"), [np.full((3, 4), 0.5, np.float32), np.full((3, 4), -0.5, np.float32)]),
+                        (loop_case("LoopStops", condition=True), [np.full((2, 3), 0.1, np.float32), np.full((2, 3), 3.0, np.float32)])):
+        out = export_case(mlpkg, tmp_path, case, compute)
+        types = [op.type for op in program_ops(load_spec(out))]
+        assert types.count("cond" if case.name.startswith("If") else "while_loop") == 1, types
+        sess = ort.InferenceSession(case.model().SerializeToString(), providers=["CPUExecutionProvider"])
+        for x in feeds:
+            f = {"x": x} if case.name.startswith("If") else {"x": x, "v0": x}
+            for (name, _), expected in zip(case.outputs, sess.run(None, f)):
+                c = cosine(np.asarray(evaluate(out, f)[name]), expected)
+                assert c >= threshold, f"{case.name} {name}: cosine {c:.7f}"

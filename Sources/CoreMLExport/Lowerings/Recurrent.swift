@@ -8,13 +8,17 @@
 /// GRU with linear_before_reset = 1 (PyTorch's GRU) is not MIL's gru, which applies the reset gate before the
 /// recurrent product (coremltools' numpy reference in iOS14/test_recurrent.py; iOS18's `reset_after` fails its own
 /// test, rdar://128479517), and MIL's gru is tested with batch 1 only (rdar://59644603: "incorrect output (always 0)
-/// for second batch onwards"): those GRUs are unrolled over the (static) sequence, one cell of linear, sigmoid/tanh,
-/// mul, add and sub ops per step, at most `maxUnrolledSteps` steps.
+/// for second batch onwards"): those GRUs are written cell by cell — one MIL `while_loop` per direction whose body
+/// computes one step (as coremltools' PyTorch frontend writes torch's GRU), or, for a sequence of one step, the cell
+/// unrolled (fewer ops; the same ops per step, so the same values).
 enum RecurrentLowering: OpLowering {
     static let opTypes = ["LSTM", "GRU", "RNN"]
 
-    /// The longest sequence a GRU is unrolled over (11 ops per step and direction).
-    static let maxUnrolledSteps = 512
+    /// The longest sequence a GRU written cell by cell is unrolled over instead of looped. Unrolled, a direction
+    /// is 4 ops + 11 per step (+ 2 splits and a concat from 2 steps); the loop is 23 ops whatever the length (6 at
+    /// the top level, 1 in the condition, 16 in the body). One step unrolled is 15 ops, two are 29: only a
+    /// one-step sequence is smaller unrolled. Both compute the same ops per step in the same order (exact alike).
+    static let maxUnrolledSteps = 1
 
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
         let layer = try RecurrentLayer(v)
@@ -70,7 +74,7 @@ struct RecurrentLayer {
     let weights: [Weights]
     /// MIL activation names per direction.
     let activations: [[String]]
-    /// A GRU unrolled per step (linear_before_reset = 1, or a batch above 1).
+    /// A GRU written cell by cell, in a loop or unrolled (linear_before_reset = 1, or a batch above 1).
     let unrolled: Bool
     /// ONNX GRU's linear_before_reset: the reset gate scales R_h·h + Rb_h, not h.
     let linearBeforeReset: Bool
@@ -124,13 +128,9 @@ struct RecurrentLayer {
             }
         }
         linearBeforeReset = kind == .gru && v.int("linear_before_reset", default: 0) != 0
-        let unrollReason = linearBeforeReset ? "linear_before_reset=1 (MIL gru resets before the recurrent product)"
-            : kind == .gru && batch > 1 ? "batch \(batch) (MIL gru is tested with batch 1 only, rdar://59644603)" : nil
-        unrolled = unrollReason != nil
-        if let unrollReason, seq > RecurrentLowering.maxUnrolledSteps {
-            throw LoweringRefusal("GRU is unrolled per step for \(unrollReason), and \(seq) steps exceed \(RecurrentLowering.maxUnrolledSteps)")
-        }
-        // MIL's recurrent ops take fp16 from iOS17 (iOS17/recurrent.py); the unrolled cell's ops take it everywhere.
+        // linear_before_reset = 1 is not MIL gru's cell; a batch above 1 is untested there (rdar://59644603).
+        unrolled = linearBeforeReset || (kind == .gru && batch > 1)
+        // MIL's recurrent ops take fp16 from iOS17 (iOS17/recurrent.py); the cell's ops take it everywhere.
         computeType = x.dtype == .fp16 && v.target < .iOS17 && !unrolled ? .fp32 : x.dtype
         activations = try Self.activations(v, kind: kind, directions: nd)
 
@@ -275,7 +275,9 @@ struct RecurrentLayer {
 
         var results: [Result] = []
         if unrolled {
-            results = (0..<nd).map { unroll(e, x: x, h0: h0[$0], direction: $0) }
+            results = (0..<nd).map {
+                seq <= RecurrentLowering.maxUnrolledSteps ? unroll(e, x: x, h0: h0[$0], direction: $0) : loop(e, x: x, h0: h0[$0], direction: $0)
+            }
         } else if kind == .lstm, nd == 2, activations[0] == activations[1] {
             results = bidirectionalLSTM(e, x: x, h0: h0, c0: c0)
         } else {
@@ -397,12 +399,16 @@ struct RecurrentLayer {
         return (0..<2).map { (y[$0], h[$0], c[$0]) }
     }
 
-    /// A GRU one cell per step: the input projections of every step at once, then z, r = f(x·W_zr + Wb_zr + Rb_zr +
-    /// h·R_zr), n = g(x·W_h + Wb_h + r ⊙ (h·R_h + Rb_h)) with linear_before_reset, else g(x·W_h + Wb_h +
-    /// (r ⊙ h)·R_h + Rb_h), and h = n + z ⊙ (h − n).
-    func unroll(_ e: Emitter, x: MILVar, h0: MILVar, direction d: Int) -> Result {
+    /// A GRU's weights for the cell written op by op (`unroll`, `loop`), in ONNX's z, r order: the input
+    /// projections of every step at once (x·W_zr + Wb_zr + Rb_zr, x·W_h + Wb_h; top level), and the recurrent
+    /// weights as constants the cell reads.
+    struct CellWeights {
+        var xzr: MILVar, xh: MILVar
+        var rZR: MILVar, rH: MILVar, rbH: MILVar
+    }
+
+    func cellWeights(_ e: Emitter, x: MILVar, direction d: Int, tag: String) -> CellWeights {
         let w = weights[d], H = hidden, f = computeType
-        let tag = "_" + (reverse[d] ? "backward" : "forward")
         // The weights are in MIL's gate order (r, h, z): the z and r rows go together (ONNX's order), h apart.
         let rowsIH = { (gate: Int) -> ArraySlice<Float> in w.ih[(gate * H * input)..<((gate + 1) * H * input)] }
         let rowsHH = { (gate: Int) -> ArraySlice<Float> in w.hh[(gate * H * H)..<((gate + 1) * H * H)] }
@@ -410,46 +416,61 @@ struct RecurrentLayer {
         let rZR = Array(rowsHH(2) + rowsHH(0)), rH = Array(rowsHH(1))
         let bZR = (0..<(2 * H)).map { w.wb[$0] + w.rb[$0] }
         let wbH = Array(w.wb[(2 * H)...]), rbH = Array(w.rb[(2 * H)...])
-
-        let step = MILTensorType(f, [1, batch, H]), step2 = MILTensorType(f, [1, batch, 2 * H])
         let xzr = e.op("linear", [("x", .v(x)), ("weight", .c(.floats(wZR, f, shape: [2 * H, input]))), ("bias", .c(.floats(bZR, f, shape: [2 * H])))],
                        output: MILTensorType(f, [seq, batch, 2 * H]), suffix: tag + "_x_zr")
         let xh = e.op("linear", [("x", .v(x)), ("weight", .c(.floats(wH, f, shape: [H, input]))), ("bias", .c(.floats(wbH, f, shape: [H])))],
                       output: MILTensorType(f, [seq, batch, H]), suffix: tag + "_x_h")
+        return CellWeights(xzr: xzr, xh: xh,
+                           rZR: e.builder.const(.floats(rZR, f, shape: [2 * H, H]), name: e.name() + tag + "_r_zr"),
+                           rH: e.builder.const(.floats(rH, f, shape: [H, H]), name: e.name() + tag + "_r_h"),
+                           rbH: e.builder.const(.floats(rbH, f, shape: [H]), name: e.name() + tag + "_rb_h"))
+    }
+
+    /// One GRU step on h [1, batch, H], given the step's input projections xzr [1, batch, 2H] and xh [1, batch, H]:
+    /// z, r = f(xzr + h·R_zr), n = g(xh + r ⊙ (h·R_h + Rb_h)) with linear_before_reset, else g(xh + (r ⊙ h)·R_h +
+    /// Rb_h), and h' = n + z ⊙ (h − n) — 11 ops.
+    func cell(_ e: Emitter, xzr: MILVar, xh: MILVar, h: MILVar, weights c: CellWeights, direction d: Int, suffix s: String) -> MILVar {
+        let H = hidden, f = computeType
+        let step = MILTensorType(f, [1, batch, H]), step2 = MILTensorType(f, [1, batch, 2 * H])
+        let (fAct, gAct) = (activations[d][0], activations[d][1])
+        let hzr = e.op("linear", [("x", .v(h)), ("weight", .v(c.rZR))], output: step2, suffix: s + "_h_zr")
+        let zr = e.op(fAct, [("x", .v(e.op("add", [("x", .v(xzr)), ("y", .v(hzr))], output: step2, suffix: s + "_zr_in")))],
+                      output: step2, suffix: s + "_zr")
+        let gates = e.builder.op("split", name: e.name() + s + "_z_r", [("x", .v(zr)), ("split_sizes", .c(.ints([H, H]))),
+                                                                       ("axis", .c(.scalar(Int32(2))))], outputs: [step, step])
+        let reset: MILVar
+        if linearBeforeReset {
+            let hh = e.op("linear", [("x", .v(h)), ("weight", .v(c.rH)), ("bias", .v(c.rbH))], output: step, suffix: s + "_h_h")
+            reset = e.op("mul", [("x", .v(gates[1])), ("y", .v(hh))], output: step, suffix: s + "_reset")
+        } else {
+            let rh = e.op("mul", [("x", .v(gates[1])), ("y", .v(h))], output: step, suffix: s + "_reset_h")
+            reset = e.op("linear", [("x", .v(rh)), ("weight", .v(c.rH)), ("bias", .v(c.rbH))], output: step, suffix: s + "_reset")
+        }
+        let n = e.op(gAct, [("x", .v(e.op("add", [("x", .v(xh)), ("y", .v(reset))], output: step, suffix: s + "_n_in")))],
+                     output: step, suffix: s + "_n")
+        let keep = e.op("mul", [("x", .v(gates[0])), ("y", .v(e.op("sub", [("x", .v(h)), ("y", .v(n))], output: step, suffix: s + "_h_minus_n")))],
+                        output: step, suffix: s + "_keep")
+        return e.op("add", [("x", .v(n)), ("y", .v(keep))], output: step, suffix: s + "_h")
+    }
+
+    /// A GRU unrolled over the sequence: the input projections split per step, then one cell per step (used for
+    /// sequences of at most `RecurrentLowering.maxUnrolledSteps`, where it writes fewer ops than the loop).
+    func unroll(_ e: Emitter, x: MILVar, h0: MILVar, direction d: Int) -> Result {
+        let H = hidden, f = computeType
+        let tag = "_" + (reverse[d] ? "backward" : "forward")
+        let c = cellWeights(e, x: x, direction: d, tag: tag)
+        let step = MILTensorType(f, [1, batch, H]), step2 = MILTensorType(f, [1, batch, 2 * H])
         func steps(_ v: MILVar, _ type: MILTensorType, _ suffix: String) -> [MILVar] {
             guard seq > 1 else { return [v] }
             return e.builder.op("split", name: e.name() + tag + suffix, [("x", .v(v)), ("split_sizes", .c(.ints(Array(repeating: 1, count: seq)))),
                                                                        ("axis", .c(.scalar(Int32(0))))],
                                 outputs: Array(repeating: type, count: seq))
         }
-        let xzrSteps = steps(xzr, step2, "_x_zr_steps"), xhSteps = steps(xh, step, "_x_h_steps")
-        let rZRConst = e.builder.const(.floats(rZR, f, shape: [2 * H, H]), name: e.name() + tag + "_r_zr")
-        let rHConst = e.builder.const(.floats(rH, f, shape: [H, H]), name: e.name() + tag + "_r_h")
-        let rbHConst = e.builder.const(.floats(rbH, f, shape: [H]), name: e.name() + tag + "_rb_h")
-        let (fAct, gAct) = (activations[d][0], activations[d][1])
-
+        let xzrSteps = steps(c.xzr, step2, "_x_zr_steps"), xhSteps = steps(c.xh, step, "_x_h_steps")
         var h = e.op("reshape", [("x", .v(h0)), ("shape", .c(.ints([1, batch, H])))], output: step, suffix: tag + "_h0_step")
         var outs = [MILVar?](repeating: nil, count: seq)
         for t in reverse[d] ? Array((0..<seq).reversed()) : Array(0..<seq) {
-            let s = tag + "_t\(t)"
-            let hzr = e.op("linear", [("x", .v(h)), ("weight", .v(rZRConst))], output: step2, suffix: s + "_h_zr")
-            let zr = e.op(fAct, [("x", .v(e.op("add", [("x", .v(xzrSteps[t])), ("y", .v(hzr))], output: step2, suffix: s + "_zr_in")))],
-                          output: step2, suffix: s + "_zr")
-            let gates = e.builder.op("split", name: e.name() + s + "_z_r", [("x", .v(zr)), ("split_sizes", .c(.ints([H, H]))),
-                                                                           ("axis", .c(.scalar(Int32(2))))], outputs: [step, step])
-            let reset: MILVar
-            if linearBeforeReset {
-                let hh = e.op("linear", [("x", .v(h)), ("weight", .v(rHConst)), ("bias", .v(rbHConst))], output: step, suffix: s + "_h_h")
-                reset = e.op("mul", [("x", .v(gates[1])), ("y", .v(hh))], output: step, suffix: s + "_reset")
-            } else {
-                let rh = e.op("mul", [("x", .v(gates[1])), ("y", .v(h))], output: step, suffix: s + "_reset_h")
-                reset = e.op("linear", [("x", .v(rh)), ("weight", .v(rHConst)), ("bias", .v(rbHConst))], output: step, suffix: s + "_reset")
-            }
-            let n = e.op(gAct, [("x", .v(e.op("add", [("x", .v(xhSteps[t])), ("y", .v(reset))], output: step, suffix: s + "_n_in")))],
-                         output: step, suffix: s + "_n")
-            let keep = e.op("mul", [("x", .v(gates[0])), ("y", .v(e.op("sub", [("x", .v(h)), ("y", .v(n))], output: step, suffix: s + "_h_minus_n")))],
-                            output: step, suffix: s + "_keep")
-            h = e.op("add", [("x", .v(n)), ("y", .v(keep))], output: step, suffix: s + "_h")
+            h = cell(e, xzr: xzrSteps[t], xh: xhSteps[t], h: h, weights: c, direction: d, suffix: tag + "_t\(t)")
             outs[t] = h
         }
         var y: MILVar? = nil
@@ -460,5 +481,50 @@ struct RecurrentLayer {
         }
         let last = e.op("reshape", [("x", .v(h)), ("shape", .c(.ints([batch, H])))], output: MILTensorType(f, [batch, H]), suffix: tag + "_h_last")
         return (y, last, nil)
+    }
+
+    /// A GRU as one MIL `while_loop` per direction (what coremltools' PyTorch frontend writes for torch's GRU,
+    /// `_add_gru_layer` in frontend/torch/ops.py): the input projections of every step at once before the loop,
+    /// then a loop over (t, h, Y) — t an int32 [1] step index (the condition block returns t < seq, or t ≥ 0 for
+    /// the reverse direction: a bool [1], as coremltools' loop condition), h [1, batch, H], and Y [seq, batch, H]
+    /// (zeros from `fill`; only when Y is used). The body gathers step t's projections (`gather_nd`), runs the same
+    /// cell as the unrolled form (same ops in the same order: the same values), writes h' into Y at t
+    /// (`scatter_nd`, mode update) and moves t by one. The weights are constants defined before the loop, which
+    /// the body reads. The ops written no longer grow with the sequence.
+    func loop(_ e: Emitter, x: MILVar, h0: MILVar, direction d: Int) -> Result {
+        let H = hidden, f = computeType
+        let tag = "_" + (reverse[d] ? "backward" : "forward")
+        let c = cellWeights(e, x: x, direction: d, tag: tag)
+        let step = MILTensorType(f, [1, batch, H]), step2 = MILTensorType(f, [1, batch, 2 * H])
+        let index = MILTensorType(.int32, [1])
+        let h = e.op("reshape", [("x", .v(h0)), ("shape", .c(.ints([1, batch, H])))], output: step, suffix: tag + "_h0_step")
+        let first = e.builder.const(.ints([reverse[d] ? seq - 1 : 0]), name: e.name() + tag + "_t0")
+        let bound = e.builder.const(.ints([reverse[d] ? 0 : seq]), name: e.name() + tag + "_t_bound")
+        let move = e.builder.const(.ints([1]), name: e.name() + tag + "_t_step")
+        var vars = [first, h]
+        if used[0] {
+            vars.append(e.op("fill", [("shape", .c(.ints([seq, batch, H]))), ("value", .c(.float(0, f)))],
+                             output: MILTensorType(f, [seq, batch, H]), suffix: tag + "_y0"))
+        }
+        let inputs = vars.enumerated().map { (name: e.name() + tag + ["_t", "_h", "_y"][$0.offset], type: $0.element.type) }
+        let condition = e.builder.block(inputs: inputs) { v in
+            [e.op(reverse[d] ? "greater_equal" : "less", [("x", .v(v[0])), ("y", .v(bound))], output: MILTensorType(.bool, [1]), suffix: tag + "_more")]
+        }
+        let body = e.builder.block(inputs: inputs) { v in
+            let at = e.op("expand_dims", [("x", .v(v[0])), ("axes", .c(.ints([1])))], output: MILTensorType(.int32, [1, 1]), suffix: tag + "_at")
+            let xzr = e.op("gather_nd", [("x", .v(c.xzr)), ("indices", .v(at))], output: step2, suffix: tag + "_x_zr_t")
+            let xh = e.op("gather_nd", [("x", .v(c.xh)), ("indices", .v(at))], output: step, suffix: tag + "_x_h_t")
+            let next = cell(e, xzr: xzr, xh: xh, h: v[1], weights: c, direction: d, suffix: tag + "_step")
+            var out = [e.op(reverse[d] ? "sub" : "add", [("x", .v(v[0])), ("y", .v(move))], output: index, suffix: tag + "_t_next"), next]
+            if used[0] {
+                out.append(e.op("scatter_nd", [("data", .v(v[2])), ("indices", .v(at)), ("updates", .v(next)), ("mode", .c(.scalar("update")))],
+                                output: v[2].type, suffix: tag + "_y_t"))
+            }
+            return out
+        }
+        let results = e.builder.op("while_loop", name: e.name() + tag + "_loop", [("loop_vars", .list(vars))], outputs: vars.map(\.type),
+                                   blocks: [condition, body])
+        let last = e.op("reshape", [("x", .v(results[1])), ("shape", .c(.ints([batch, H])))], output: MILTensorType(f, [batch, H]), suffix: tag + "_h_last")
+        return (used[0] ? results[2] : nil, last, nil)
     }
 }

@@ -26,8 +26,7 @@ public enum CollapsePermutationChains: MILPass {
         var uses = program.uses().mapValues(\.count)
         for o in program.outputs { uses[o, default: 0] += 1 }
         var constants = program.constants()
-        var taken = Set(program.inputs.map(\.name))
-        for op in program.operations { taken.insert(op.name); for o in op.outputs { taken.insert(o.name) } }
+        var taken = program.definedNames()  // nested blocks' names too: names are unique across nesting
         var chains: [String: Chain] = [:]
         var inserted: [Int: [MILOperation]] = [:]
         for i in program.operations.indices {

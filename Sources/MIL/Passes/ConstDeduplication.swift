@@ -59,12 +59,7 @@ public enum ConstDeduplication: MILPass {
         }
         guard !removed.isEmpty else { return }
         program.remove(removed)
-        for i in program.operations.indices {
-            for (k, entry) in program.operations[i].inputs.enumerated() {
-                for (j, a) in entry.arguments.enumerated() {
-                    if let n = a.variableName, let r = replacements[n] { program.operations[i].inputs[k].arguments[j] = .variable(r) }
-                }
-            }
-        }
+        // Readers inside nested blocks (a loop body reading a weight) are renamed too.
+        for i in program.operations.indices { program.operations[i].renameUses { replacements[$0] } }
     }
 }

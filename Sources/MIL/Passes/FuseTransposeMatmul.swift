@@ -11,8 +11,7 @@ public enum FuseTransposeMatmul: MILPass {
         let producers = program.producers()
         let outputs = Set(program.outputs)
         let constants = program.constants()
-        var taken = Set(program.inputs.map(\.name))
-        for op in program.operations { taken.insert(op.name); for o in op.outputs { taken.insert(o.name) } }
+        var taken = program.definedNames()  // nested blocks' names too: names are unique across nesting
         var removed: Set<Int> = []
         var inserted: [Int: [MILOperation]] = [:]
         for (i, op) in program.operations.enumerated() where op.type == "matmul" {

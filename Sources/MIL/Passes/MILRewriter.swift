@@ -26,6 +26,7 @@ final class MILRewriter {
         }
         for (i, op) in program.operations.enumerated() {
             taken.insert(op.name)
+            for b in op.blocks { taken.formUnion(b.definedNames) }
             for o in op.outputs {
                 producers[o.name] = i
                 types[o.name] = o.type

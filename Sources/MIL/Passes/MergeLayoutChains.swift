@@ -15,8 +15,7 @@ public enum MergeLayoutChains: MILPass {
         let producers = program.producers()
         let outputs = Set(program.outputs)
         var constants = program.constants()
-        var taken = Set(program.inputs.map(\.name))
-        for op in program.operations { taken.insert(op.name); for o in op.outputs { taken.insert(o.name) } }
+        var taken = program.definedNames()  // nested blocks' names too: names are unique across nesting
         func fresh(_ base: String) -> String {
             var candidate = base, k = 1
             while taken.contains(candidate) { candidate = "\(base)_\(k)"; k += 1 }

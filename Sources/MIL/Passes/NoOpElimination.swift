@@ -74,11 +74,8 @@ public enum NoOpElimination: MILPass {
         }
         var removed: Set<Int> = []
         for i in program.operations.indices {
-            for (k, entry) in program.operations[i].inputs.enumerated() {
-                for (j, a) in entry.arguments.enumerated() {
-                    if let n = a.variableName, alias[n] != nil { program.operations[i].inputs[k].arguments[j] = .variable(resolve(n)) }
-                }
-            }
+            // Readers inside nested blocks (a loop body) are renamed too.
+            if !alias.isEmpty { program.operations[i].renameUses { alias[$0] != nil ? resolve($0) : nil } }
             let op = resolvedConstants(program.operations[i], constants)
             guard let input = isNoOp(op, types: types, constants: constants), !blockOutputs.contains(op.outputs[0].name) else { continue }
             alias[op.outputs[0].name] = input

@@ -13,8 +13,7 @@ public enum TransposeUnitAxesToReshape: MILPass {
         let types = program.types()
         var constants = program.constants()
         var inserted: [Int: MILOperation] = [:]
-        var taken = Set(program.inputs.map(\.name))
-        for op in program.operations { taken.insert(op.name); for o in op.outputs { taken.insert(o.name) } }
+        var taken = program.definedNames()  // nested blocks' names too: names are unique across nesting
         for i in program.operations.indices {
             let op = program.operations[i]
             guard op.type == "transpose", op.outputs.count == 1, let x = op.arguments("x")?.first?.variableName,

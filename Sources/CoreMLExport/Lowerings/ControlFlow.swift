@@ -1,0 +1,202 @@
+import GraphIR
+
+/// Lowers the nodes of a subgraph (an If branch, a Loop body) with the exporter's own machinery: every node goes
+/// through its lowering exactly as a main-graph node does, emitting into the block being filled. The first refusal
+/// is returned, naming the node.
+struct NestedLowering {
+    /// Checks (and, with `emit`, lowers) every node of `graph`; nil when all of them lower.
+    let lower: (_ graph: Graph, _ attribute: String, _ emit: Bool) -> LoweringRefusal?
+}
+
+/// ONNX If decided at run time → MIL `cond`; ONNX Loop → MIL `while_loop` (iOS15/control_flow.py). An If whose
+/// condition is known before run time never gets here: it is replaced by its branch first (`IfFolding`).
+///
+/// - If: the condition (a bool of one element) reshaped to a scalar `pred`; each branch's nodes lowered into a
+///   block without inputs; the branches must return values of the If's output types (MIL's cond requires both
+///   branches to agree, coremltools' `cond.type_inference`).
+/// - Loop: loop variables (i int32, cond bool, the loop-carried values); the condition block returns
+///   `i < M` (a trip count), the carried condition, or both (`logical_and`); the body block binds the body
+///   graph's inputs (iteration number, condition, carried values) to its inputs, lowers the body's nodes, and
+///   returns i + 1, the body's condition (the incoming one when the Loop has no condition input: ONNX then ignores
+///   it) and the carried values. Carried values must keep their type across iterations (MIL's while_loop refuses
+///   a loop variable that changes). Scan outputs (the body's extra outputs, stacked over iterations) are refused:
+///   their length is the iteration count, which a condition decides only at run time.
+///
+/// A block returns only values its own ops define (a branch returning an outer value or a block input gets an
+/// `identity`), as coremltools' PyTorch frontend writes its loops (`mb.identity(x=cond)`).
+enum ControlFlowLowering: OpLowering {
+    static let opTypes = ["If", "Loop"]
+
+    static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
+        guard let nested = v.nested else { throw LoweringRefusal("subgraphs cannot be lowered here") }
+        return v.opType == "If" ? try planIf(v, nested) : try planLoop(v, nested)
+    }
+
+    /// The subgraph in attribute `name`.
+    static func subgraph(_ v: NodeView, _ name: String) throws(LoweringRefusal) -> Graph {
+        guard case .graph(let g)? = v.node.attribute(name)?.value else { throw LoweringRefusal("attribute \(name) is missing") }
+        return g
+    }
+
+    /// A bool of one element (ONNX's conditions are [] or [1]).
+    static func requireFlag(_ t: MILTensorType, _ what: String) throws(LoweringRefusal) {
+        guard t.dtype == .bool, t.isStatic, t.count == 1, t.rank <= 1 else { throw LoweringRefusal("\(what) is \(t); a bool of one element is needed") }
+    }
+
+    /// `v` as a scalar (squeezed when it is [1]).
+    static func scalar(_ e: Emitter, _ v: MILVar, suffix: String) -> MILVar {
+        guard v.type.rank != 0 else { return v }
+        return e.op("squeeze", [("x", .v(v)), ("axes", .c(.ints([0])))], output: v.type.with(shape: []), suffix: suffix)
+    }
+
+    /// Checks a subgraph's nodes with the values they read from their own initializers in scope, then forgets them.
+    static func check(_ v: NodeView, _ nested: NestedLowering, _ g: Graph, _ attribute: String) throws(LoweringRefusal) {
+        let saved = v.values.scope()
+        defer { v.values.restore(saved) }
+        for t in g.initializers { v.values.addConstant(t.name, ConstantValue(tensor: t)) }
+        if let refusal = nested.lower(g, attribute, false) { throw refusal }
+    }
+
+    /// Lowers a subgraph into the open block and returns its outputs' variables (each defined by an op of the block).
+    static func emitBlock(_ e: Emitter, _ nested: NestedLowering, _ g: Graph, _ attribute: String, outputs: [String],
+                          bind: [(String, MILVar)] = []) throws(LoweringRefusal) -> [MILVar] {
+        let values = e.view.values
+        let saved = values.scope()
+        defer { values.restore(saved) }
+        for t in g.initializers { values.addConstant(t.name, ConstantValue(tensor: t)) }
+        for (name, variable) in bind { values.bind(name, variable) }
+        if let refusal = nested.lower(g, attribute, true) { throw refusal }
+        var result: [MILVar] = []
+        for name in outputs {
+            let variable = try values.variable(name, builder: e.builder)
+            // A block returns what its own ops define: an outer value, a constant or a block input goes through identity.
+            result.append(e.builder.definedInOpenBlock(variable.name) ? variable
+                          : e.op("identity", [("x", .v(variable))], output: variable.type, suffix: "_\(attribute)_\(name)"))
+        }
+        return result
+    }
+
+    // MARK: If
+
+    static func planIf(_ v: NodeView, _ nested: NestedLowering) throws(LoweringRefusal) -> Emission {
+        try requireFlag(try v.type(0), "the condition '\(v.node.inputs[0])'")
+        let branches = [try subgraph(v, "then_branch"), try subgraph(v, "else_branch")]
+        let outputs = v.node.outputs
+        var types: [MILTensorType] = []
+        for (i, name) in outputs.enumerated() {
+            guard !name.isEmpty else { throw LoweringRefusal("output \(i) is unnamed") }
+            types.append(try v.outputType(i))
+        }
+        for (g, attribute) in zip(branches, ["then_branch", "else_branch"]) {
+            guard g.outputs.count == outputs.count else {
+                throw LoweringRefusal("\(attribute) returns \(g.outputs.count) values for \(outputs.count) outputs")
+            }
+            for (o, want) in zip(g.outputs, types) {
+                let have = try v.values.type(of: o.name)
+                guard have == want else { throw LoweringRefusal("\(attribute) output '\(o.name)' is \(have), the If's output is \(want) (MIL's cond needs both branches to return the same types)") }
+            }
+            try check(v, nested, g, attribute)
+        }
+        return { e throws(LoweringRefusal) in
+            let pred = scalar(e, try e.input(0), suffix: "_pred")
+            var blocks: [MILBlock] = []
+            for (g, attribute) in zip(branches, ["then_branch", "else_branch"]) {
+                blocks.append(try e.builder.block(inputs: []) { _ throws(LoweringRefusal) in
+                    try emitBlock(e, nested, g, attribute, outputs: g.outputs.map(\.name))
+                })
+            }
+            let results = e.builder.op("cond", name: e.name(), [("pred", .v(pred))], outputs: types,
+                                       outputNames: types.count == 1 ? nil : outputs.map { MILBuilder.identifier($0) }, blocks: blocks)
+            return results.map { Optional($0) }
+        }
+    }
+
+    // MARK: Loop
+
+    static func planLoop(_ v: NodeView, _ nested: NestedLowering) throws(LoweringRefusal) -> Emission {
+        let body = try subgraph(v, "body")
+        let hasTrip = v.has(0), hasCond = v.has(1)
+        guard hasTrip || hasCond else { throw LoweringRefusal("a Loop with neither a trip count nor a condition never ends") }
+        if hasTrip {
+            let m = try v.type(0)
+            guard m.dtype == .int32, m.isStatic, m.count == 1, m.rank <= 1 else { throw LoweringRefusal("the trip count is \(m); an integer of one element is needed") }
+            if let trip = try? v.ints(0), trip[0] > Int(Int32.max) {
+                throw LoweringRefusal("the trip count \(trip[0]) is beyond int32 (Core ML computes integers in int32)")
+            }
+        }
+        if hasCond { try requireFlag(try v.type(1), "the condition '\(v.node.inputs[1])'") }
+        let carried = v.node.inputs.count - 2
+        guard body.inputs.count == carried + 2, body.outputs.count >= carried + 1 else {
+            throw LoweringRefusal("the body takes \(body.inputs.count) inputs and returns \(body.outputs.count) values for \(carried) loop-carried values")
+        }
+        let scans = body.outputs.count - 1 - carried
+        guard scans == 0 else {
+            let names = body.outputs.suffix(scans).map { "'\($0.name)'" }.joined(separator: ", ")
+            throw LoweringRefusal("scan outputs (\(names)) are not lowered: their length is the iteration count, known only at run time")
+        }
+        var types: [MILTensorType] = []
+        for k in 0..<carried {
+            guard v.has(k + 2) else { throw LoweringRefusal("loop-carried value \(k) has no initial value") }
+            let initial = try v.type(k + 2)
+            let inside = try v.values.type(of: body.inputs[k + 2].name)
+            let returned = try v.values.type(of: body.outputs[k + 1].name)
+            guard initial == inside, returned == initial else {
+                throw LoweringRefusal("loop-carried value '\(body.inputs[k + 2].name)' is \(initial) before the loop and \(returned) after the body (MIL's while_loop keeps each loop variable's type)")
+            }
+            if k < v.node.outputs.count, !v.node.outputs[k].isEmpty {
+                let out = try v.outputType(k)
+                guard out == initial else { throw LoweringRefusal("output \(k) is \(out), its loop-carried value \(initial)") }
+            }
+            types.append(initial)
+        }
+        try requireFlag(try v.values.type(of: body.outputs[0].name), "the body's condition '\(body.outputs[0].name)'")
+        for (k, input) in body.inputs.prefix(2).enumerated() {
+            let t = try v.values.type(of: input.name)
+            guard t.rank == 0 || (t.rank == 1 && t.count == 1), t.dtype == (k == 0 ? .int32 : .bool) else {
+                throw LoweringRefusal("body input '\(input.name)' is \(t); ONNX gives an \(k == 0 ? "int64" : "bool") scalar")
+            }
+        }
+        try check(v, nested, body, "body")
+        return { e throws(LoweringRefusal) in
+            let index = MILTensorType(.int32, []), flag = MILTensorType(.bool, [])
+            let start = e.builder.const(.scalar(Int32(0)), name: e.name() + "_i0")
+            let trip = hasTrip ? scalar(e, try e.input(0), suffix: "_trip") : nil
+            let go = hasCond ? scalar(e, try e.input(1), suffix: "_cond") : e.builder.const(.scalar(true), name: e.name() + "_cond0")
+            var initial = [start, go]
+            for k in 0..<carried { initial.append(try e.input(k + 2)) }
+            let names = ["_i", "_go"] + body.inputs.dropFirst(2).map { "_" + $0.name }
+            let inputs = zip(names, initial).map { (name: e.name() + $0, type: $1.type) }
+            let condition = e.builder.block(inputs: inputs) { vars in
+                guard let trip else { return [e.op("identity", [("x", .v(vars[1]))], output: flag, suffix: "_go_on")] }
+                let within = e.op("less", [("x", .v(vars[0])), ("y", .v(trip))], output: flag, suffix: "_within")
+                guard hasCond else { return [within] }
+                return [e.op("logical_and", [("x", .v(within)), ("y", .v(vars[1]))], output: flag, suffix: "_go_on")]
+            }
+            let block = try e.builder.block(inputs: inputs) { vars throws(LoweringRefusal) in
+                // The body graph's inputs read the block's: ONNX's iteration number and condition may be [1].
+                var bind: [(String, MILVar)] = []
+                for (k, input) in body.inputs.enumerated() {
+                    var value = vars[k]
+                    let want = try e.view.values.type(of: input.name)
+                    if want != value.type {
+                        value = e.op("reshape", [("x", .v(value)), ("shape", .c(.ints(want.shape)))], output: want, suffix: "_\(input.name)_in")
+                    }
+                    bind.append((input.name, value))
+                }
+                // Without a condition input ONNX ignores the body's condition (the loop runs M times): it stays true.
+                let wanted = body.outputs.dropFirst(hasCond ? 0 : 1).map(\.name)
+                var returned = try emitBlock(e, nested, body, "body", outputs: wanted, bind: bind)
+                if hasCond {
+                    returned[0] = scalar(e, returned[0], suffix: "_go_next")
+                } else {
+                    returned.insert(e.op("identity", [("x", .v(vars[1]))], output: flag, suffix: "_go_same"), at: 0)
+                }
+                let next = e.op("add", [("x", .v(vars[0])), ("y", .c(.scalar(Int32(1))))], output: index, suffix: "_i_next")
+                return [next] + returned
+            }
+            let outs = e.builder.op("while_loop", name: e.name() + "_loop", [("loop_vars", .list(initial))],
+                                    outputs: [index, flag] + types, blocks: [condition, block])
+            return Array(outs.dropFirst(2)).map { Optional($0) }
+        }
+    }
+}
