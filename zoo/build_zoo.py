@@ -17,6 +17,7 @@ the run):
 3. for each converted package: coremltools opens it (`MLModel(path, skip_model_load=True)`) and its milproto loader
    re-infers every op output's type, which must equal the one mlpkg wrote; the repository's numpy MIL evaluator
    (tests/oracle/mil_reference.py) runs it on the same inputs as onnxruntime runs the ONNX file: cosine per output;
+   and for the fp32 package `mlpkg run` (the Swift evaluator) too;
 4. the default compressed conversions a user gets (`--weights int8`, `int4`, `lut4`, `auto --max-size 30%`, fp16
    compute, each at its default Core ML target): each must convert and pass coremltools' loader and type check;
    the output-accuracy line the one-step conversion prints is kept (`--no-compressed` skips this step);
@@ -520,6 +521,40 @@ def reference_check(path: Path, feeds: dict, expected: list, names: list[str]) -
     return res
 
 
+def mlpkg_run_check(mlpkg: str, path: Path, feeds: dict, expected: list, names: list[str]) -> dict:
+    """`mlpkg run` (the Swift evaluator) on the package, on the inputs onnxruntime ran: cosine per output, and
+    whether it agrees with the numpy evaluator's minimum (the two evaluators are independent implementations)."""
+    import numpy as np
+    inputs, outputs = path.with_suffix(".inputs.npz"), path.with_suffix(".run.npz")
+    np.savez(inputs, **feeds)
+    t0 = time.perf_counter()
+    try:
+        r = subprocess.run([mlpkg, "run", str(path), "--inputs", str(inputs), "-o", str(outputs), "--quiet"],
+                           capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": "mlpkg run timed out after 900 s"}
+    finally:
+        inputs.unlink(missing_ok=True)
+    seconds = round(time.perf_counter() - t0, 2)
+    if r.returncode != 0:
+        outputs.unlink(missing_ok=True)
+        return {"ok": False, "seconds": seconds, "error": first_line(r.stderr, None) or f"exit {r.returncode}"}
+    with np.load(outputs) as got:
+        have = {k: got[k] for k in got.files}
+    outputs.unlink(missing_ok=True)
+    order = list(have)
+    cos = {}
+    for i, name in enumerate(names):
+        value = have.get(name, have[order[i]] if i < len(order) else None)
+        if value is None:
+            cos[name] = float("nan")
+        elif np.asarray(expected[i]).dtype.kind != "f":
+            cos[name] = 1.0 if np.array_equal(np.asarray(value).astype(np.int64), expected[i].astype(np.int64)) else 0.0
+        else:
+            cos[name] = cosine(value, expected[i])
+    return {"ok": True, "seconds": seconds, "cosine": cos, "minCosine": min(cos.values()) if cos else float("nan")}
+
+
 def coremltools_convert(built: Built, tmp: Path) -> dict:
     """coremltools' own PyTorch converter on the same module (fp32): TorchScript (torch.jit.trace) first, then
     torch.export's program if tracing or its conversion fails. Returns the non-const op count."""
@@ -677,10 +712,16 @@ def run_one(zm: ZooModel, mlpkg: str, out: Path, with_ct: bool, with_compressed:
             conv["coremltools"] = coremltools_check(pkg)
             if feeds is not None:
                 conv.update(reference_check(pkg, feeds, expected, out_names))
+                if fp32:
+                    conv["mlpkgRun"] = mlpkg_run_check(mlpkg, pkg, feeds, expected, out_names)
             else:
                 sys.path.insert(0, str(ORACLE))
                 from mil_reference import load_program
                 conv["ops"] = sum(1 for op in load_program(pkg).operations if op.type != "const")
+            run_check = conv.get("mlpkgRun")
+            if run_check:
+                print(f"[{zm.name}/{exporter}/{variant}] mlpkg run: "
+                      + (f"cosine {run_check['minCosine']}" if run_check["ok"] else run_check["error"]), flush=True)
             print(f"[{zm.name}/{exporter}/{variant}] ops {conv.get('ops')} cosine {conv.get('minCosine')} "
                   f"coremltools {'ok' if conv['coremltools']['ok'] else conv['coremltools']['error']}"
                   + (f" ({conv['error']})" if "error" in conv else ""), flush=True)
@@ -897,6 +938,14 @@ def summary(results: list[dict], seconds: float) -> str:
                      f"models both convert: mlpkg fewer on {fewer}, equal on {equal}, more on "
                      f"{len(pairs) - fewer - equal}; {sum(a for _, a, _ in pairs)} vs "
                      f"{sum(b for _, _, b in pairs)} ops in all (ratio {ratio:.2f})")
+    for exporter in EXPORTERS:
+        runs = [r["exports"].get(exporter, {}).get("fp32", {}).get("mlpkgRun") for r in results if "exports" in r]
+        runs = [x for x in runs if x]
+        if runs:
+            good = [x for x in runs if x["ok"] and x["minCosine"] >= 0.99999]
+            worst = min((x["minCosine"] for x in runs if x["ok"]), default=float("nan"))
+            lines.append(f"{exporter}: mlpkg run (fp32) agrees with onnxruntime at cosine >= 0.99999 on {len(good)}/{len(runs)} "
+                         f"packages (minimum {worst:.7f})")
     for exporter in EXPORTERS:
         rows = [r["exports"].get(exporter, {}).get("compressed", {}) for r in results if "exports" in r]
         for fmt, _ in COMPRESSED:
