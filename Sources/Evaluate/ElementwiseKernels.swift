@@ -99,7 +99,7 @@ extension Kernels {
                 return [unaryMap(x) { f($0, eps) }]
             }
         }
-        t["log"] = withEpsilon(1e-45) { logf($0 + $1) }
+        t["log"] = withEpsilon(Float.leastNonzeroMagnitude) { logf($0 + $1) }
         t["rsqrt"] = withEpsilon(1e-12) { 1 / sqrtf($0 + $1) }
         t["inverse"] = withEpsilon(1e-4) { 1 / ($0 + $1) }
         t["clip"] = { a in

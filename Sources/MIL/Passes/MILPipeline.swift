@@ -1,6 +1,6 @@
 /// One rewrite of a MIL program: a small type registered by name in `MILPipeline`. A pass keeps the interface
 /// (inputs, outputs and their types) and the values the program computes; the pipeline verifies after each one.
-public protocol MILPass {
+public protocol MILPass: Sendable {
     /// The name pipelines list and errors cite.
     static var name: String { get }
     /// Rewrites `program` in place.
