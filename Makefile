@@ -159,12 +159,17 @@ demo: deps build
 	$(BIN) convert fixtures/transformer.onnx -o $(DEMO_OUT)/transformer.auto.mlpkg --weights auto --max-size 0.15
 
 ## Benchmarks: generates its models at run time (nothing big is committed; about 6 GiB of disk in BENCH_OUT) and
-## writes bench.md, bench.json and bench.png there. BENCH_MODELS picks a subset (mlp256,transformer,mlp1g,mlp4g).
+## writes bench.md, bench.json and bench.png there. BENCH_MODELS picks a subset (mlp256,transformer,mlp1g,mlp4g,
+## resnet50; resnet50 has the Core ML rows only).
 BENCH_OUT    ?= bench/out
-BENCH_MODELS ?= mlp256,transformer,mlp1g,mlp4g
+BENCH_MODELS ?= mlp256,transformer,mlp1g,mlp4g,resnet50
 ## BENCH_SCRATCH: where the tools write their outputs (default BENCH_OUT); a tmpfs (e.g. /dev/shm/mlpkg-bench) takes
 ## the disk's write-back out of the times.
 BENCH_SCRATCH ?=
+## BENCH_BASELINE: another mlpkg binary (e.g. a release build of an older commit in a worktree) whose one-step Core ML
+## conversion (convert -o X.mlpackage, default and --weights int8, on mlp1g and resnet50) is timed beside this one's,
+## run for run; the report says whether this build is within 1.5x of its time (docs/bench/2026-12-07-coreml-time.md).
+BENCH_BASELINE ?=
 ## `mlpkg run` (the reference evaluator) vs onnxruntime's CPU provider on ResNet-50- and BERT-base-sized models
 ## generated with random weights (docs/bench/2026-12-07-run.md).
 bench-run: deps pydeps release
@@ -174,7 +179,7 @@ bench: deps pydeps release
 	@$(PYTHON) -c "import onnxconverter_common, onnx_ir, matplotlib" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
 	$(PYTHON) bench/bench.py --mlpkg $(RELEASE_BIN) --out $(BENCH_OUT) --models $(BENCH_MODELS) \
-	  $(if $(BENCH_SCRATCH),--scratch $(BENCH_SCRATCH))
+	  $(if $(BENCH_SCRATCH),--scratch $(BENCH_SCRATCH)) $(if $(BENCH_BASELINE),--baseline-mlpkg $(BENCH_BASELINE))
 
 ## Which weight format keeps a model's answers at which size, on generated MiniLM-like and conv models with
 ## realistic (heavy-tailed) weights: docs/QUANTIZATION.md quotes its table. Minutes, not part of `make test`.

@@ -4,7 +4,8 @@ committed; generated models are kept in the output folder and reused by later ru
 
 Models: mlp256 (an MLP of 8 × [1024×4096, 4096×1024] float32 weights, 256 MiB embedded in the protobuf);
 transformer (a [32000×1024] embedding table read by Gather plus 4 attention/MLP layers, about 320 MiB embedded);
-mlp1g and mlp4g (MLPs of 1 GiB and 4 GiB with their weights in an external data file).
+mlp1g and mlp4g (MLPs of 1 GiB and 4 GiB with their weights in an external data file); resnet50 (a ResNet-50-sized
+CNN, bench_run.py's generator, 98 MiB embedded; Core ML rows only).
 
 Per model: `cp` of the input (the floor); `mlpkg inspect` vs `onnx.load`; and per format
 - fp16: `mlpkg convert --weights fp16` vs onnxconverter_common's `convert_float_to_float16(keep_io_types=True)` + save;
@@ -12,7 +13,12 @@ Per model: `cp` of the input (the floor); `mlpkg inspect` vs `onnx.load`; and pe
   `quantize_dynamic(weight_type=QInt8, per_channel=True)`;
 - int4: `mlpkg convert --weights int4` (blocks of 32, symmetric) vs onnxruntime's
   `MatMulNBitsQuantizer(block_size=32, is_symmetric=True, bits=4)`.
-On mlp4g, `mlpkg verify` and `mlpkg export` of each package are timed too. Peers run only on models up to
+On mlp4g, `mlpkg verify` and `mlpkg export` of each package are timed too.
+Core ML (format `coreml`, on mlp1g and resnet50): the one-step conversion `mlpkg convert MODEL.onnx -o X.mlpackage`,
+with the default options (fp16 weights) and with `--weights int8` (mlp1g's dynamic batch pinned: --input-shape
+x=1,2048). With --baseline-mlpkg PATH the same commands run with a second binary too (an older build), alternating
+run by run with the current one so that a change in the machine's load falls on both, and the report says whether
+each is within 1.5× of the baseline's time. Their temporary files go to the scratch folder (TMPDIR), as the outputs do. Peers run only on models up to
 --peer-max-bytes (they hold several copies of the weights in memory). Weight SNR 10·log10(Σw²/Σ(w−ŵ)²) over all
 quantized weights is recomputed from each tool's output (packages read with tests/oracle/mlpkg_reader.py) for models up
 to --snr-max-bytes.
@@ -24,7 +30,8 @@ one run beyond).
 Writes bench.md (the table and the targets, met or not), bench.json (every number) and bench.png (time and memory per
 tool and format) into --out.
 
-Usage: bench/bench.py --mlpkg .build/release/mlpkg --out DIR [--models mlp256,transformer,mlp1g,mlp4g]
+Usage: bench/bench.py --mlpkg .build/release/mlpkg --out DIR [--models mlp256,transformer,mlp1g,mlp4g,resnet50]
+       [--baseline-mlpkg OLD/mlpkg]
 """
 import argparse
 import json
@@ -95,11 +102,11 @@ def run_tool(name: str, argv: list[str], runs: int) -> dict:
     }
 
 
-def try_measure(argv: list[str]) -> tuple[float, int] | str:
+def try_measure(argv: list[str], env: dict | None = None) -> tuple[float, int] | str:
     """Like measure(), but returns the failure (exit status and last stderr line) instead of exiting."""
     start = time.perf_counter()
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     except OSError as e:
         return f"cannot run: {e}"
     # drain stderr while waiting (a chatty tool must not block on a full pipe)
@@ -130,6 +137,28 @@ def try_tool(name: str, argv: list[str], runs: int, warmup: bool = True) -> dict
     times = [t for t, _ in samples]
     return {**result, "best_s": min(times), "median_s": statistics.median(times),
             "peak_rss_bytes": max(r for _, r in samples)}
+
+
+def try_tools_alternating(tools: list[tuple[str, list[str]]], runs: int, env: dict | None = None) -> list[dict]:
+    """try_tool for commands to be compared with each other: a warm-up run of each, then the runs taken in turn (A, B,
+    A, B, ...), so that a change in the machine's load during the measurement falls on all of them alike."""
+    results: list[dict] = [{"tool": name, "runs": runs} for name, _ in tools]
+    samples: list[list] = [[] for _ in tools]
+    for i in range(-1, runs):  # -1: the warm-up
+        for k, (_, argv) in enumerate(tools):
+            if "error" in results[k]:
+                continue
+            m = try_measure(argv, env)
+            if isinstance(m, str):
+                results[k]["error"] = m
+            elif i >= 0:
+                samples[k].append(m)
+    for result, taken in zip(results, samples):
+        if "error" not in result:
+            times = [t for t, _ in taken]
+            result.update({"best_s": min(times), "median_s": statistics.median(times), "times_s": times,
+                           "peak_rss_bytes": max(r for _, r in taken)})
+    return results
 
 
 def output_bytes(path: Path) -> int | None:
@@ -383,6 +412,11 @@ def make_transformer(path: Path, vocab: int = 32000, dim: int = 1024, layers: in
     onnx.save_model(model, str(path))
 
 
+def make_resnet50(path: Path) -> None:
+    from bench_run import resnet50  # the generator `make bench-run` uses (this script's folder is on sys.path)
+    resnet50(path)
+
+
 # name -> (file name, generator, description, external data?)
 MODELS = {
     "mlp256": ("mlp256.onnx", make_mlp, f"MLP, {BLOCKS} x [{HIDDEN}x{INNER}, {INNER}x{HIDDEN}] float32, embedded", False),
@@ -392,7 +426,16 @@ MODELS = {
               "MLP, 16 x [2048x4096, 4096x2048] float32, external data", True),
     "mlp4g": ("mlp4g.onnx", lambda p: make_mlp_external(p, 16, 4096, 8192),
               "MLP, 16 x [4096x8192, 8192x4096] float32, external data", True),
+    "resnet50": ("resnet50.onnx", make_resnet50,
+                 "ResNet-50-sized CNN (bench_run.py's): 1x3x224x224, bottlenecks [3, 4, 6, 3], 1000 classes, embedded", False),
 }
+# The formats a model is measured in, where not all of --formats (the CNN is here for its Core ML conversion).
+MODEL_FORMATS = {"resnet50": {"import", "coreml"}}
+# The models with Core ML conversion rows (format `coreml`), and the options that pin a dynamic input for them.
+COREML_PINS = {"mlp1g": ["--input-shape", "x=1,2048"], "resnet50": []}
+# The Core ML conversions timed: (label, extra options).
+COREML_VARIANTS = [("default", []), ("int8", ["--weights", "int8"])]
+COREML_BASELINE_RATIO = 1.5  # "conversion time stays within 1.5× of [the build before the MIL IR work]"
 
 
 def model_bytes(path: Path) -> int:
@@ -433,6 +476,8 @@ def clear(path: Path) -> None:
 
 def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
     file_name, generate, description, external = MODELS[key]
+    if key in MODEL_FORMATS:
+        formats = [f for f in formats if f in MODEL_FORMATS[key]]
     model = out / file_name
     scratch = Path(args.scratch) if args.scratch else out  # where outputs go
     if not model.exists():
@@ -455,6 +500,7 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
         rows.append(row)
 
     print(f"{key}: {description}, {size / 2**20:.0f} MiB", flush=True)
+    load_before = os.getloadavg()
     copy_target = scratch / f"{stem}.copy"
     src = model.with_suffix(".data") if external else model
     add(try_tool("cp (floor)", ["cp", str(src), str(copy_target)], runs), "-", "floor", None, None)
@@ -465,7 +511,9 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
             loader = "import onnx, sys; m = onnx.load(sys.argv[1]); print(len(m.graph.initializer))"
             add(try_tool("python onnx.load", [sys.executable, "-c", loader, str(model)], peer_runs), "import", "peer",
                 None, None)
-    for fmt in (f for f in formats if f != "import"):
+    if "coreml" in formats and key in COREML_PINS:
+        coreml_rows(args, key, model, scratch, runs, add)
+    for fmt in (f for f in formats if f not in ("import", "coreml")):
         pkg = scratch / f"{stem}.{fmt}.mlpkg"
         clear(pkg)
         print(f"  {fmt}: mlpkg ...", flush=True)
@@ -531,7 +579,28 @@ def bench_model(args, key: str, out: Path, formats: list[str]) -> dict:
             clear(peer_out)
         clear(pkg)
     return {"model": key, "file": file_name, "description": description, "bytes": size, "external_data": external,
-            "rows": rows}
+            "rows": rows, "load_average": {"start": list(load_before), "end": list(os.getloadavg())}}
+
+
+def coreml_rows(args, key: str, model: Path, scratch: Path, runs: int, add) -> None:
+    """`mlpkg convert MODEL.onnx -o X.mlpackage` per COREML_VARIANTS, and the same with --baseline-mlpkg, alternating."""
+    stem = model.stem
+    env = {**os.environ, "TMPDIR": str(scratch)}  # a temporary package (older builds write one) is an output too
+    for label, extra in COREML_VARIANTS:
+        tools, paths = [], []
+        for role, binary in (("coreml", args.mlpkg), ("coreml-baseline", args.baseline_mlpkg)):
+            if binary is None:
+                continue
+            target = scratch / f"{stem}.coreml-{label}{'.baseline' if role == 'coreml-baseline' else ''}.mlpackage"
+            clear(target)
+            name = ("baseline " if role == "coreml-baseline" else "") + "mlpkg convert -o X.mlpackage" + \
+                (" " + " ".join(extra) if extra else "")
+            tools.append((name, [binary, "convert", str(model), "-o", str(target), *extra, *COREML_PINS[key], "--quiet"]))
+            paths.append((role, target))
+        print(f"  coreml {label}: {', '.join(name for name, _ in tools)} ...", flush=True)
+        for result, (role, target) in zip(try_tools_alternating(tools, runs, env), paths):
+            add(result, label, role, target, None)
+            clear(target)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -545,9 +614,18 @@ def markdown(results: list[dict]) -> str:
     lines = ["# mlpkg benchmarks", "",
              "One `make bench` run: every tool on the same files, each command in its own process. Time is wall-clock "
              "(best of the runs; the file is in the page cache), peak RSS is wait4's ru_maxrss.", ""]
+    baseline = next((m["baseline_mlpkg"] for m in results if m.get("baseline_mlpkg")), None)
+    if baseline:
+        lines += [f"Baseline binary (`--baseline-mlpkg`, rows `coreml-baseline`): `{baseline}`; its runs alternate with "
+                  "the current binary's.", ""]
     for m in results:
         size = m["bytes"]
-        lines += [f"## {m['model']}: {m['description']} ({size / 2**20:.0f} MiB)", "",
+        load = m.get("load_average")
+        lines += [f"## {m['model']}: {m['description']} ({size / 2**20:.0f} MiB)", ""]
+        if load:
+            lines += [f"Load average (1, 5, 15 min) at the start: {', '.join(f'{x:.2f}' for x in load['start'])}; "
+                      f"at the end: {', '.join(f'{x:.2f}' for x in load['end'])} ({os.cpu_count()} CPUs).", ""]
+        lines += [
                   "| format | tool | best (s) | median (s) | × cp | peak RSS (MiB) | RSS / file | output (MiB) "
                   "| weight SNR (dB) | vs peer |",
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -563,6 +641,11 @@ def markdown(results: list[dict]) -> str:
                 continue
             peer = next((p for p in m["rows"] if p["role"] == "peer" and p["format"] == r["format"] and "best_s" in p), None)
             versus = ""
+            base = next((b for b in m["rows"] if b["role"] == "coreml-baseline" and b["format"] == r["format"]
+                         and "best_s" in b), None)
+            if r["role"] == "coreml" and base:
+                versus = (f"{r['best_s'] / base['best_s']:.2f}× the baseline's time (median "
+                          f"{r['median_s'] / base['median_s']:.2f}×), {r['peak_rss_bytes'] / base['peak_rss_bytes']:.2f}× RSS")
             if r["role"] in ("mlpkg", "mlpkg-equal-size") and peer:
                 versus = (f"{peer['best_s'] / r['best_s']:.1f}× faster, {r['peak_rss_bytes'] / peer['peak_rss_bytes']:.2f}× RSS")
                 if "snr_snr_db" in r and "snr_snr_db" in peer:
@@ -625,6 +708,15 @@ def targets(results: list[dict]) -> list[str]:
                 if rss:
                     check(f"1 GiB {fmt} Core ML export peak RSS ≤ 0.3× the weights", rss / by["mlp1g"]["bytes"] <= 0.3,
                           f"{rss / by['mlp1g']['bytes']:.3f}× ({rss / 2**20:.0f} MiB)")
+    for key in COREML_PINS:
+        for label, _ in COREML_VARIANTS:
+            now, base = row(key, label, "coreml"), row(key, label, "coreml-baseline")
+            if now and base:
+                ratio = now["best_s"] / base["best_s"]
+                check(f"{key} Core ML conversion ({label}) within {COREML_BASELINE_RATIO}× of the baseline's time",
+                      ratio <= COREML_BASELINE_RATIO,
+                      f"{ratio:.2f}× ({now['best_s']:.2f} s vs {base['best_s']:.2f} s best; median "
+                      f"{now['median_s']:.2f} s vs {base['median_s']:.2f} s, {now['median_s'] / base['median_s']:.2f}×)")
     for key in ("mlp256", "mlp1g"):
         lut, int4 = row(key, "lut4", "mlpkg"), row(key, "int4", "mlpkg")
         if lut and int4:
@@ -660,7 +752,7 @@ def chart(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(len(results), 2, figsize=(13, 3.2 * len(results)), squeeze=False)
     colours = {"mlpkg": "#2b7bba", "mlpkg-equal-size": "#6aaed6", "peer": "#e6550d", "floor": "#969696",
-               "verify": "#31a354", "export": "#74c476"}
+               "verify": "#31a354", "export": "#74c476", "coreml": "#756bb1", "coreml-baseline": "#bcbddc"}
     for (time_ax, rss_ax), m in zip(axes, results):
         rows = [r for r in m["rows"] if "best_s" in r]
         labels = [f"{r['format']} · {r['tool'][:38]}" for r in rows]
@@ -685,9 +777,13 @@ def main() -> None:
     parser.add_argument("--mlpkg", default=".build/release/mlpkg")
     parser.add_argument("--out", default="bench/out", help="folder for the models, bench.md, bench.json and bench.png")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--models", default="mlp256,transformer,mlp1g,mlp4g",
+    parser.add_argument("--models", default="mlp256,transformer,mlp1g,mlp4g,resnet50",
                         help="comma-separated subset of " + ",".join(MODELS))
-    parser.add_argument("--formats", default="import,fp16,int8,int4,lut4")
+    parser.add_argument("--formats", default="import,fp16,int8,int4,lut4,coreml",
+                        help="import, fp16, int8, int4, lut4, auto (.mlpkg conversions, peers), coreml (Core ML rows)")
+    parser.add_argument("--baseline-mlpkg", help="a second mlpkg binary (e.g. an older build) whose Core ML conversion "
+                        "is timed beside --mlpkg's; the report says whether --mlpkg is within "
+                        f"{COREML_BASELINE_RATIO}× of its time")
     parser.add_argument("--peer-max-bytes", type=int, default=3 * 2**29,
                         help="run the Python peers only on models up to this size (they need several times the "
                              "model in memory)")
@@ -726,6 +822,9 @@ def main() -> None:
         Path(args.scratch).mkdir(parents=True, exist_ok=True)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     results = [bench_model(args, key.strip(), out, formats) for key in args.models.split(",") if key.strip()]
+    if args.baseline_mlpkg:
+        for m in results:
+            m["baseline_mlpkg"] = args.baseline_mlpkg
     table = markdown(results)
     print(table)
     (out / "bench.md").write_text(table)
