@@ -83,7 +83,7 @@ let package = Package(
             dependencies: ["GraphIR", "Quantization", "SafeOutput", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Orchestration of `convert`: import, graph passes, optional audit, weight conversion, package writing.
-        .target(name: "Conversion", dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "MLPackage", "Audit", "CoreMLExport", "MIL", "Evaluate"]),
+        .target(name: "Conversion", dependencies: ["GraphIR", "ONNXImport", "Passes", "Quantization", "MLPackage", "Audit", "CoreMLExport", "MIL", "Evaluate", "SafeOutput"]),
         // The umbrella: `import MLPkgKit` re-exports the whole public API.
         .target(name: "MLPkgKit", dependencies: ["GraphIR", "ONNXImport", "Ops", "Passes", "Inspection", "Quantization",
                                                  "MLPackage", "Conversion", "ONNXExport", "MIL", "CoreMLExport", "CoreMLPackage", "Profiles",

@@ -7,10 +7,14 @@ import MLPackage
 import ONNXImport
 import Passes
 import Quantization
+import SafeOutput
 
 /// ONNX → Core ML `.mlpackage` in one call (`mlpkg convert model.onnx -o Model.mlpackage`): import, prepare once
-/// (inline functions, pin inputs, fold, infer), re-encode the weights in memory, lower, run the MIL passes, write.
-/// No intermediate `.mlpkg` is written, and the graph pipeline runs once.
+/// (inline functions, pin inputs, fold, infer), re-encode the weights, lower, run the MIL passes, write. The graph
+/// pipeline runs once. Weights up to `Options.inMemoryWeightLimit` are re-encoded in memory; a bigger model's are
+/// streamed into a scratch package beside the output (converted a window at a time, each window written and freed,
+/// as `convert -o X.mlpkg` does) which the export then reads mapped, so memory stays bounded by a window, not the
+/// model (a 1 GiB model peaked at 1.5 GiB in memory). Both ways write the same bytes.
 public enum CoreMLConverter {
     /// What to convert and how: the package conversion's weight options and the Core ML export's options.
     public struct Options: Sendable {
@@ -19,10 +23,15 @@ public enum CoreMLConverter {
         /// Target, compute precision, metadata, `optimize`; its `inputShapes` is replaced by the conversion's.
         public var export: CoreMLExporter.Options
 
+        /// Above this many bytes of weights (initializers, as the model stores them), the converted weights go
+        /// through a scratch package beside the output instead of memory. 0 streams every model.
+        public var inMemoryWeightLimit: Int
+
         /// Options for a conversion and an export.
-        public init(conversion: PackageConverter.Options, export: CoreMLExporter.Options) {
+        public init(conversion: PackageConverter.Options, export: CoreMLExporter.Options, inMemoryWeightLimit: Int = 256 << 20) {
             self.conversion = conversion
             self.export = export
+            self.inMemoryWeightLimit = inMemoryWeightLimit
         }
     }
 
@@ -87,9 +96,24 @@ public enum CoreMLConverter {
             }
             activations = Int8Activations(calibration: calibration, modelName: input)
         }
+        let streamed = original.graph.initializers.reduce(0) { $0 + $1.byteCount } > options.inMemoryWeightLimit
         func export(_ converter: WeightConverter, to path: String, final: Bool = false) throws -> (CoreMLExporter.Result, ConversionReport) {
-            let (converted, report) = converter.convert(original)
             var model = prepared
+            let converted: Model, report: ConversionReport
+            var scratch: ScratchDirectory?
+            defer { scratch?.remove() }
+            if streamed {
+                let folder = try ScratchDirectory(beside: path, purpose: "weights")
+                scratch = folder
+                let package = folder.path + "/weights.mlpkg"
+                let written = try PackageWriter.write(model: original, converting: converter, provenance: {
+                    Provenance(source: PackageConverter.sourceDescription(input: input, model: original, digest: digest))
+                }, to: package)
+                converted = try PackageReader.load(path: package, checksums: false).model
+                report = written.report
+            } else {
+                (converted, report) = converter.convert(original)
+            }
             model.model = converted
             var written = exportOptions
             if final, let activations {

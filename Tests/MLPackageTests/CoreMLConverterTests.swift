@@ -2,6 +2,7 @@ import CoreMLExport
 import Foundation
 import GraphIR
 import Passes
+import Quantization
 import Testing
 @testable import Conversion
 
@@ -28,6 +29,37 @@ struct CoreMLConverterTests {
         #expect(!result.conversion.converted.isEmpty)
         #expect(result.export.operations.values.reduce(0, +) > 0)
         #expect(FileManager.default.fileExists(atPath: dir + "/M.mlpackage/Data/com.apple.CoreML/weights/weight.bin"))
+    }
+
+    @Test("weights streamed through a scratch package give the same bytes as weights converted in memory; the scratch folder is gone",
+          arguments: [("transformer.onnx", WeightFormat.int8), ("cnn.onnx", .fp16), ("transformer.onnx", .lut4), ("bn_fold.onnx", .int4)])
+    func streamedEqualsInMemory(fixture: String, format: WeightFormat) throws {
+        let dir = scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let pins: [String: [Int]] = fixture == "cnn.onnx" ? ["input": [1, 3, 32, 32]] : fixture == "transformer.onnx" ? ["tokens": [1, 8, 64]] : [:]
+        func convert(limit: Int, to name: String) throws -> [String: Data] {
+            var options = CoreMLConverter.Options(
+                conversion: PackageConverter.Options(weights: format, inputShapes: try InputShapes(pins.mapValues { $0.map { Dim.value($0) } })),
+                export: CoreMLExporter.Options())
+            options.inMemoryWeightLimit = limit
+            let out = dir + "/" + name
+            _ = try CoreMLConverter.convert(input: Paths.fixture(fixture), output: out, options: options)
+            var files: [String: Data] = [:]
+            for case let file as String in FileManager.default.enumerator(atPath: out) ?? FileManager.DirectoryEnumerator() {
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: out + "/" + file, isDirectory: &isDirectory), !isDirectory.boolValue {
+                    files[file] = FileManager.default.contents(atPath: out + "/" + file)
+                }
+            }
+            return files
+        }
+        let inMemory = try convert(limit: Int.max, to: "A.mlpackage")
+        let streamed = try convert(limit: 0, to: "B.mlpackage")
+        #expect(inMemory.keys.sorted() == streamed.keys.sorted())
+        for (name, bytes) in inMemory { #expect(streamed[name] == bytes, "\(name) differs") }
+        #expect(inMemory["Data/com.apple.CoreML/weights/weight.bin"] != nil)
+        // Nothing left beside the outputs: the scratch package was removed.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["A.mlpackage", "B.mlpackage"])
     }
 
     @Test("a model the exporter refuses is named as the file at fault, not the output path; nothing is written")
