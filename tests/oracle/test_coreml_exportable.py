@@ -116,14 +116,22 @@ def test_mobilenet_channel_counts_export_at_default_target(mlpkg, tmp_path, fmt)
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_every_fixture_exports_in_default_formats(mlpkg, tmp_path, fmt):
-    """Default int4, int8, lut4 and auto packages of every fixture that converts to Core ML export at their default
-    target, and coremltools rebuilds each program."""
+    """Default int4, int8, lut4 and auto packages of every fixture that converts to Core ML (zoo/fixtures included)
+    export at their default target, and coremltools rebuilds each program."""
     # The fixtures are tiny (a few KB of weights): a fraction of them cannot hold the JSON around them (--max-size
     # bounds the whole package), so auto works to an SNR floor here; its candidates are the same.
     args = ["--weights", "auto", "--min-snr", "25"] if fmt == "auto" else FORMATS[fmt]
-    for name, pins in MODELS.items():
+    # Besides test_coreml's models: the other fixtures that convert to Core ML, and the committed real-exporter files.
+    # (Not here: constant_weights and typed_fields have string outputs, qdq quantizes activations at run time,
+    # dynamic_dims holds sequences and optionals, loop_scan a Scan, custom_domain a custom op: all refused for Core ML.)
+    tokens = {"input_ids": [1, 16], "attention_mask": [1, 16]}
+    more = {"bn_fold": {}, "if_branches": {}, "fp16": {"x": [1, 8]}}
+    zoo = {"bert_sdpa.dynamo": tokens, "bert_sdpa.torchscript": tokens, "llama.torchscript": tokens}
+    sources = [(FIXTURES / f"{n}.onnx", n, p) for n, p in {**MODELS, **more}.items()]
+    sources += [(FIXTURES.parent / "zoo" / "fixtures" / f"{n}.onnx", n, p) for n, p in zoo.items()]
+    for source, name, pins in sources:
         pkg = tmp_path / f"{name}.mlpkg"
-        r = run([str(mlpkg), "convert", str(FIXTURES / f"{name}.onnx"), "-o", str(pkg), *args, "--quiet"], tmp_path)
+        r = run([str(mlpkg), "convert", str(source), "-o", str(pkg), *args, "--quiet"], tmp_path)
         assert r.returncode == 0, f"{name}: {r.stderr}"
         out = tmp_path / f"{name}.mlpackage"
         r = run([str(mlpkg), "export", str(pkg), "--format", "coreml", "-o", str(out), *pin_args(pins), "--quiet"], tmp_path)
