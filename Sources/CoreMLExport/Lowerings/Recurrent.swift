@@ -407,7 +407,9 @@ struct RecurrentLayer {
         var rZR: MILVar, rH: MILVar, rbH: MILVar
     }
 
-    func cellWeights(_ e: Emitter, x: MILVar, direction d: Int, tag: String) -> CellWeights {
+    /// `merged`: one `linear` computes both projections (x·[W_zr; W_h] + [Wb_zr + Rb_zr; Wb_h], 3H wide; `xzr` and
+    /// `xh` are then the same variable, which the loop's body splits per step): one top-level op fewer.
+    func cellWeights(_ e: Emitter, x: MILVar, direction d: Int, tag: String, merged: Bool = false) -> CellWeights {
         let w = weights[d], H = hidden, f = computeType
         // The weights are in MIL's gate order (r, h, z): the z and r rows go together (ONNX's order), h apart.
         let rowsIH = { (gate: Int) -> ArraySlice<Float> in w.ih[(gate * H * input)..<((gate + 1) * H * input)] }
@@ -416,14 +418,23 @@ struct RecurrentLayer {
         let rZR = Array(rowsHH(2) + rowsHH(0)), rH = Array(rowsHH(1))
         let bZR = (0..<(2 * H)).map { w.wb[$0] + w.rb[$0] }
         let wbH = Array(w.wb[(2 * H)...]), rbH = Array(w.rb[(2 * H)...])
+        let recurrent = { (xzr: MILVar, xh: MILVar) in
+            CellWeights(xzr: xzr, xh: xh,
+                        rZR: e.builder.const(.floats(rZR, f, shape: [2 * H, H]), name: e.name() + tag + "_r_zr"),
+                        rH: e.builder.const(.floats(rH, f, shape: [H, H]), name: e.name() + tag + "_r_h"),
+                        rbH: e.builder.const(.floats(rbH, f, shape: [H]), name: e.name() + tag + "_rb_h"))
+        }
+        if merged {
+            let xzrh = e.op("linear", [("x", .v(x)), ("weight", .c(.floats(wZR + wH, f, shape: [3 * H, input]))),
+                                       ("bias", .c(.floats(bZR + wbH, f, shape: [3 * H])))],
+                            output: MILTensorType(f, [seq, batch, 3 * H]), suffix: tag + "_x_zrh")
+            return recurrent(xzrh, xzrh)
+        }
         let xzr = e.op("linear", [("x", .v(x)), ("weight", .c(.floats(wZR, f, shape: [2 * H, input]))), ("bias", .c(.floats(bZR, f, shape: [2 * H])))],
                        output: MILTensorType(f, [seq, batch, 2 * H]), suffix: tag + "_x_zr")
         let xh = e.op("linear", [("x", .v(x)), ("weight", .c(.floats(wH, f, shape: [H, input]))), ("bias", .c(.floats(wbH, f, shape: [H])))],
                       output: MILTensorType(f, [seq, batch, H]), suffix: tag + "_x_h")
-        return CellWeights(xzr: xzr, xh: xh,
-                           rZR: e.builder.const(.floats(rZR, f, shape: [2 * H, H]), name: e.name() + tag + "_r_zr"),
-                           rH: e.builder.const(.floats(rH, f, shape: [H, H]), name: e.name() + tag + "_r_h"),
-                           rbH: e.builder.const(.floats(rbH, f, shape: [H]), name: e.name() + tag + "_rb_h"))
+        return recurrent(xzr, xh)
     }
 
     /// One GRU step on h [1, batch, H], given the step's input projections xzr [1, batch, 2H] and xh [1, batch, H]:
@@ -487,14 +498,15 @@ struct RecurrentLayer {
     /// `_add_gru_layer` in frontend/torch/ops.py): the input projections of every step at once before the loop,
     /// then a loop over (t, h, Y) — t an int32 [1] step index (the condition block returns t < seq, or t ≥ 0 for
     /// the reverse direction: a bool [1], as coremltools' loop condition), h [1, batch, H], and Y [seq, batch, H]
-    /// (zeros from `fill`; only when Y is used). The body gathers step t's projections (`gather_nd`), runs the same
+    /// (zeros, a constant up to 1 MiB; only when Y is used). The body gathers step t's projections (`gather_nd`, one
+    /// [1, batch, 3H] slice of the one merged projection, split into z/r and h), runs the same
     /// cell as the unrolled form (same ops in the same order: the same values), writes h' into Y at t
     /// (`scatter_nd`, mode update) and moves t by one. The weights are constants defined before the loop, which
     /// the body reads. The ops written no longer grow with the sequence.
     func loop(_ e: Emitter, x: MILVar, h0: MILVar, direction d: Int) -> Result {
         let H = hidden, f = computeType
         let tag = "_" + (reverse[d] ? "backward" : "forward")
-        let c = cellWeights(e, x: x, direction: d, tag: tag)
+        let c = cellWeights(e, x: x, direction: d, tag: tag, merged: true)
         let step = MILTensorType(f, [1, batch, H]), step2 = MILTensorType(f, [1, batch, 2 * H])
         let index = MILTensorType(.int32, [1])
         let h = e.op("reshape", [("x", .v(h0)), ("shape", .c(.ints([1, batch, H])))], output: step, suffix: tag + "_h0_step")
@@ -503,8 +515,12 @@ struct RecurrentLayer {
         let move = e.builder.const(.ints([1]), name: e.name() + tag + "_t_step")
         var vars = [first, h]
         if used[0] {
-            vars.append(e.op("fill", [("shape", .c(.ints([seq, batch, H]))), ("value", .c(.float(0, f)))],
-                             output: MILTensorType(f, [seq, batch, H]), suffix: tag + "_y0"))
+            // Y's zeros are a constant (coremltools' const elimination folds its `fill` the same way) up to 1 MiB,
+            // else a `fill`: an op is dearer than a small blob, a big blob dearer than an op.
+            let count = seq * batch * H, type = MILTensorType(f, [seq, batch, H])
+            vars.append(count * 4 <= 1 << 20
+                ? e.builder.const(.floats([Float](repeating: 0, count: count), f, shape: [seq, batch, H]), name: e.name() + tag + "_y0")
+                : e.op("fill", [("shape", .c(.ints([seq, batch, H]))), ("value", .c(.float(0, f)))], output: type, suffix: tag + "_y0"))
         }
         let inputs = vars.enumerated().map { (name: e.name() + tag + ["_t", "_h", "_y"][$0.offset], type: $0.element.type) }
         let condition = e.builder.block(inputs: inputs) { v in
@@ -512,8 +528,11 @@ struct RecurrentLayer {
         }
         let body = e.builder.block(inputs: inputs) { v in
             let at = e.op("expand_dims", [("x", .v(v[0])), ("axes", .c(.ints([1])))], output: MILTensorType(.int32, [1, 1]), suffix: tag + "_at")
-            let xzr = e.op("gather_nd", [("x", .v(c.xzr)), ("indices", .v(at))], output: step2, suffix: tag + "_x_zr_t")
-            let xh = e.op("gather_nd", [("x", .v(c.xh)), ("indices", .v(at))], output: step, suffix: tag + "_x_h_t")
+            let xzrh = e.op("gather_nd", [("x", .v(c.xzr)), ("indices", .v(at))], output: MILTensorType(f, [1, batch, 3 * H]),
+                            suffix: tag + "_x_zrh_t")
+            let parts = e.builder.op("split", name: e.name() + tag + "_x_t", [("x", .v(xzrh)), ("split_sizes", .c(.ints([2 * H, H]))),
+                                                                              ("axis", .c(.scalar(Int32(2))))], outputs: [step2, step])
+            let (xzr, xh) = (parts[0], parts[1])
             let next = cell(e, xzr: xzr, xh: xh, h: v[1], weights: c, direction: d, suffix: tag + "_step")
             var out = [e.op(reverse[d] ? "sub" : "add", [("x", .v(v[0])), ("y", .v(move))], output: index, suffix: tag + "_t_next"), next]
             if used[0] {
