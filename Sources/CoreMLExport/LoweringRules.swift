@@ -422,7 +422,7 @@ extension DequantizeLowering {
 
 extension ControlFlowLowering {
     static let rule = LoweringRule(
-        "mil-control-flow", mil: "cond (If decided at run time), while_loop (Loop), squeeze, identity, less, logical_and, add",
+        "mil-control-flow", mil: "cond (If decided at run time), while_loop (Loop), squeeze, identity, less, logical_and, add, reshape, expand_dims, scatter_nd (scan outputs)",
         file: "iOS15/control_flow.py",
         says: "cond: pred a bool scalar, two blocks without inputs returning the same types; while_loop: a condition block returning one bool and a body block returning one value per loop variable, each of its loop variable's type")
 }

@@ -178,30 +178,36 @@ def if_case(name, cond_from_data=True):
     return Case(name, nodes, [("x", F, [3, 4])], [("y", F)], [("c", w(3, 4)), ("zero", np.array(0, np.float32))])
 
 
-def loop_case(name, condition):
+def loop_case(name, condition, scan=False, passed=False):
     """Loop with a constant trip count (5) and two loop-carried values reading an outer input; with `condition`, a
-    condition input and a body condition computed from the data (stop once the sum passes 40)."""
+    condition input and a body condition computed from the data (stop once the sum passes 40), or with `passed` one
+    the body passes on unchanged (PyTorch's `for` loops); with `scan`, a scan output stacking v each iteration."""
     body_nodes = [N("Mul", ["v_in", "half"], ["v_half"]), N("Add", ["v_half", "x"], ["v_out"]),
                   N("Cast", ["iter"], ["iter_f"], to=F), N("Add", ["s_in", "iter_f"], ["s_out"])]
-    if condition:
+    if condition and not passed:
         body_nodes += [N("ReduceSum", ["v_out"], ["v_total"], keepdims=0), N("Less", ["v_total", "limit"], ["cond_out"])]
     else:
         body_nodes += [N("Identity", ["cond_in"], ["cond_out"])]
+    outputs = [vi("cond_out", TensorProto.BOOL, []), vi("v_out", F, [2, 3]), vi("s_out", F, [1])]
+    if scan:
+        body_nodes += [N("Sigmoid", ["v_out"], ["v_scan"])]
+        outputs += [vi("v_scan", F, [2, 3])]
     body = helper.make_graph(body_nodes, "body",
                              [vi("iter", TensorProto.INT64, []), vi("cond_in", TensorProto.BOOL, []), vi("v_in", F, [2, 3]),
-                              vi("s_in", F, [1])],
-                             [vi("cond_out", TensorProto.BOOL, []), vi("v_out", F, [2, 3]), vi("s_out", F, [1])])
+                              vi("s_in", F, [1])], outputs)
     inits = [("trip", np.array(5, np.int64)), ("half", np.array(0.5, np.float32)), ("s0", np.zeros(1, np.float32))]
     inputs = ["trip", "go", "v0", "s0"] if condition else ["trip", "", "v0", "s0"]
     if condition:
         inits += [("go", np.array(True)), ("limit", np.array(40.0, np.float32))]
-    return Case(name, [N("Loop", inputs, ["v_final", "s_final"], body=body)], [("v0", F, [2, 3]), ("x", F, [2, 3])],
-                [("v_final", F), ("s_final", F)], inits)
+    return Case(name, [N("Loop", inputs, ["v_final", "s_final"] + (["v_all"] if scan else []), body=body)],
+                [("v0", F, [2, 3]), ("x", F, [2, 3])], [("v_final", F), ("s_final", F)] + ([("v_all", F)] if scan else []), inits)
 
 
 CASES = [
     # control flow: If decided at run time → cond, Loop → while_loop
     if_case("IfRuntime"), loop_case("LoopTripCount", condition=False), loop_case("LoopCondition", condition=True),
+    loop_case("LoopScanTripCount", condition=False, scan=True),
+    loop_case("LoopScanPassedCondition", condition=True, scan=True, passed=True),
     # elementwise
     binary("Add"), binary("Sub"), binary("Mul"), binary("Div"),
     Case("Pow", [N("Abs", ["a"], ["aa"]), N("Pow", ["aa", "b"], ["y"])], [("a", F, [2, 3]), ("b", F, [2, 3])], [("y", F)]),
@@ -679,11 +685,8 @@ REFUSALS = [
                          [("y", F)], [("W", w(1, 12, 3)), ("R", w(1, 12, 4))]), "B 'B' must be constant"),
     ("RNNHiddenSize", Case("RNNHiddenSize", [N("RNN", ["x", "W", "R"], ["y"], hidden_size=5)], [("x", F, [5, 2, 3])], [("y", F)],
                            [("W", w(1, 4, 3)), ("R", w(1, 4, 4))]), "hidden_size 5 contradicts R"),
-    ("LoopScanOutput", Case("LoopScanOutput", [N("Loop", ["trip", "", "v0"], ["v_final", "v_all"], body=helper.make_graph(
-        [N("Identity", ["cond_in"], ["cond_out"]), N("Add", ["v_in", "v_in"], ["v_out"]), N("Identity", ["v_out"], ["v_scan"])], "body",
-        [vi("i", TensorProto.INT64, []), vi("cond_in", TensorProto.BOOL, []), vi("v_in", F, [2])],
-        [vi("cond_out", TensorProto.BOOL, []), vi("v_out", F, [2]), vi("v_scan", F, [2])]))],
-        [("v0", F, [2])], [("v_final", F), ("v_all", F)], [("trip", np.array(3, np.int64))]), "scan outputs ('v_scan') are not lowered"),
+    # A scan output whose length a data-dependent condition decides.
+    ("LoopScanStops", loop_case("LoopScanStops", condition=True, scan=True), "lowered only when all 5 iterations run"),
     ("IfBranchNoLowering", Case("IfBranchNoLowering", [N("ReduceSum", ["x"], ["t"], keepdims=0), N("Greater", ["t", "zero"], ["flag"]),
         N("If", ["flag"], ["y"], then_branch=helper.make_graph([N("Add", ["x", "x"], ["a"])], "then", [], [vi("a", F, [3])]),
           else_branch=helper.make_graph([N("Hardmax", ["x"], ["b"])], "else", [], [vi("b", F, [3])]))],

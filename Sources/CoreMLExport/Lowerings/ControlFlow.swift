@@ -19,8 +19,10 @@ struct NestedLowering {
 ///   graph's inputs (iteration number, condition, carried values) to its inputs, lowers the body's nodes, and
 ///   returns i + 1, the body's condition (the incoming one when the Loop has no condition input: ONNX then ignores
 ///   it) and the carried values. Carried values must keep their type across iterations (MIL's while_loop refuses
-///   a loop variable that changes). Scan outputs (the body's extra outputs, stacked over iterations) are refused:
-///   their length is the iteration count, which a condition decides only at run time.
+///   a loop variable that changes). Scan outputs (the body's extra outputs, stacked over iterations) are lowered
+///   when every one of M iterations runs, M a constant (no condition input, or one that starts true and that the
+///   body passes on unchanged, as PyTorch's `for` loops export): each is one more loop variable, [M, ...] zeros
+///   written at row i by `scatter_nd`. Otherwise they are refused: their length would be known only at run time.
 ///
 /// A block returns only values its own ops define (a branch returning an outer value or a block input gets an
 /// `identity`), as coremltools' PyTorch frontend writes its loops (`mb.identity(x=cond)`).
@@ -130,9 +132,34 @@ enum ControlFlowLowering: OpLowering {
             throw LoweringRefusal("the body takes \(body.inputs.count) inputs and returns \(body.outputs.count) values for \(carried) loop-carried values")
         }
         let scans = body.outputs.count - 1 - carried
-        guard scans == 0 else {
+        var scanTypes: [MILTensorType] = []
+        if scans > 0 {
             let names = body.outputs.suffix(scans).map { "'\($0.name)'" }.joined(separator: ", ")
-            throw LoweringRefusal("scan outputs (\(names)) are not lowered: their length is the iteration count, known only at run time")
+            // Stacked over the iterations: exact when every one of M iterations runs, M a constant — no condition,
+            // or a condition that starts true and that the body passes on unchanged (PyTorch's `for` exports).
+            guard hasTrip, let trip = v.values.constant(v.node.inputs[0])?.ints, trip.count == 1, trip[0] >= 1 else {
+                throw LoweringRefusal("scan outputs (\(names)) are lowered only with a constant trip count of at least 1: their length is the iteration count")
+            }
+            if hasCond {
+                let passesOn = body.outputs[0].name == body.inputs[1].name || body.nodes.contains {
+                    $0.opType == "Identity" && $0.inputs == [body.inputs[1].name] && $0.outputs == [body.outputs[0].name]
+                }
+                guard v.values.constant(v.node.inputs[1])?.bools == [true], passesOn else {
+                    throw LoweringRefusal("scan outputs (\(names)) are lowered only when all \(trip[0]) iterations run (a condition that starts true and that the body passes on unchanged): their length is the iteration count")
+                }
+            }
+            for (j, output) in body.outputs.suffix(scans).enumerated() {
+                let each = try v.values.type(of: output.name)
+                guard each.isStatic, [.fp16, .fp32, .int32].contains(each.dtype), each.rank <= 4 else {
+                    throw LoweringRefusal("scan output '\(output.name)' is \(each); MIL's scatter_nd stacks static fp16, fp32 or int32 tensors of rank 4 at most")
+                }
+                let stacked = MILTensorType(each.dtype, [trip[0]] + each.shape)
+                if carried + j < v.node.outputs.count, !v.node.outputs[carried + j].isEmpty {
+                    let out = try v.outputType(carried + j)
+                    guard out == stacked else { throw LoweringRefusal("scan output \(j) is \(out), the stacked iterations \(stacked)") }
+                }
+                scanTypes.append(stacked)
+            }
         }
         var types: [MILTensorType] = []
         for k in 0..<carried {
@@ -164,7 +191,16 @@ enum ControlFlowLowering: OpLowering {
             let go = hasCond ? scalar(e, try e.input(1), suffix: "_cond") : e.builder.const(.scalar(true), name: e.name() + "_cond0")
             var initial = [start, go]
             for k in 0..<carried { initial.append(try e.input(k + 2)) }
-            let names = ["_i", "_go"] + body.inputs.dropFirst(2).map { "_" + $0.name }
+            // Each scan output is a loop variable too: the stack, zeros at first (a constant up to 1 MiB, else a
+            // fill), written at row i by the body (scatter_nd, mode update).
+            for (j, t) in scanTypes.enumerated() {
+                let zero: MILConst = t.dtype == .int32 ? MILConst(t, .ints([Int32](repeating: 0, count: t.count)))
+                    : .floats([Float](repeating: 0, count: t.count), t.dtype, shape: t.shape)
+                initial.append(t.count * 4 <= 1 << 20 ? e.builder.const(zero, name: e.name() + "_scan\(j)_0")
+                    : e.op("fill", [("shape", .c(.ints(t.shape))), ("value", .c(t.dtype == .int32 ? .scalar(Int32(0)) : .float(0, t.dtype)))],
+                           output: t, suffix: "_scan\(j)_0"))
+            }
+            let names = ["_i", "_go"] + body.inputs.dropFirst(2).map { "_" + $0.name } + scanTypes.indices.map { "_scan\($0)" }
             let inputs = zip(names, initial).map { (name: e.name() + $0, type: $1.type) }
             let condition = e.builder.block(inputs: inputs) { vars in
                 guard let trip else { return [e.op("identity", [("x", .v(vars[1]))], output: flag, suffix: "_go_on")] }
@@ -191,11 +227,22 @@ enum ControlFlowLowering: OpLowering {
                 } else {
                     returned.insert(e.op("identity", [("x", .v(vars[1]))], output: flag, suffix: "_go_same"), at: 0)
                 }
+                if !scanTypes.isEmpty {
+                    let row = e.op("reshape", [("x", .v(vars[0])), ("shape", .c(.ints([1, 1])))], output: MILTensorType(.int32, [1, 1]), suffix: "_row")
+                    for (j, t) in scanTypes.enumerated() {
+                        let value = returned[1 + carried + j]
+                        let update = e.op("expand_dims", [("x", .v(value)), ("axes", .c(.ints([0])))],
+                                          output: MILTensorType(t.dtype, [1] + value.type.shape), suffix: "_scan\(j)_row")
+                        returned[1 + carried + j] = e.op("scatter_nd", [("data", .v(vars[2 + carried + j])), ("indices", .v(row)),
+                                                                        ("updates", .v(update)), ("mode", .c(.scalar("update")))],
+                                                         output: t, suffix: "_scan\(j)")
+                    }
+                }
                 let next = e.op("add", [("x", .v(vars[0])), ("y", .c(.scalar(Int32(1))))], output: index, suffix: "_i_next")
                 return [next] + returned
             }
             let outs = e.builder.op("while_loop", name: e.name() + "_loop", [("loop_vars", .list(initial))],
-                                    outputs: [index, flag] + types, blocks: [condition, block])
+                                    outputs: [index, flag] + types + scanTypes, blocks: [condition, block])
             return Array(outs.dropFirst(2)).map { Optional($0) }
         }
     }
