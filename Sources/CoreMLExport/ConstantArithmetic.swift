@@ -20,8 +20,9 @@ enum ConstantArithmetic {
 
     /// The node's output as a constant, or nil when the node is not float arithmetic on float32 constants.
     static func evaluate(_ node: Node, table: ValueTable, opset: Int, outputDims: [Int]?) -> Tensor? {
-        guard let output = node.outputs.first, !output.isEmpty, let outDims = outputDims,
-              let count = Tensor.elementCount(of: outDims), count * 4 <= ConstantForwarding.maxBytes else { return nil }
+        guard unary.contains(node.opType) || binary.contains(node.opType) || reductions.contains(node.opType),
+              let output = node.outputs.first, !output.isEmpty, let outDims = outputDims,
+              let count = Tensor.elementCount(of: outDims), count <= ConstantForwarding.maxBytes / 4 else { return nil }
         if unary.contains(node.opType) {
             guard node.inputs.count == 1, let x = floats(node.inputs[0], table), x.dims == outDims else { return nil }
             let f: (Double) -> Double

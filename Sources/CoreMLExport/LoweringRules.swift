@@ -111,6 +111,16 @@ public enum CoreMLLimits {
             if t.shape.contains(where: { $0 > Int(Int32.max) }) {
                 throw LoweringRefusal("\(what) has a dim of 2^31 or more \(t.shape); MIL shapes are int32", rule: dims.id)
             }
+            // Every dim in range can still multiply past what any tensor holds (the MIL verifier's bound, 2^53
+            // elements): refused here, as the model's fault, not caught later as an invalid program.
+            var elements = 1
+            for d in t.shape where d > 0 {
+                let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+                guard !overflow, product <= 1 << 53 else {
+                    throw LoweringRefusal("\(what) \(t.shape) has more elements than any tensor Core ML holds (2^53 at most)", rule: dims.id)
+                }
+                elements = product
+            }
         }
         for (i, name) in v.node.inputs.enumerated() where !name.isEmpty {
             // Concat drops empty parts (exporters concatenate an empty slice of a shape), so they are no MIL tensor.

@@ -685,6 +685,10 @@ REFUSALS = [
                          [("y", F)], [("W", w(1, 12, 3)), ("R", w(1, 12, 4))]), "B 'B' must be constant"),
     ("RNNHiddenSize", Case("RNNHiddenSize", [N("RNN", ["x", "W", "R"], ["y"], hidden_size=5)], [("x", F, [5, 2, 3])], [("y", F)],
                            [("W", w(1, 4, 3)), ("R", w(1, 4, 4))]), "hidden_size 5 contradicts R"),
+    # Every dim below 2^31 but 4·(2^30+5)² elements: refused by the lowering, not caught later as an invalid program.
+    ("PadElementsBeyondCoreML", Case("PadElementsBeyondCoreML", [N("Pad", ["x", "p"], ["y"])], X4, [("y", F)],
+                                     [("p", np.array([0, 0, 1 << 30, 1 << 30, 0, 0, 0, 0], np.int64))]),
+     "more elements than any tensor Core ML holds"),
     # A scan output whose length a data-dependent condition decides.
     ("LoopScanStops", loop_case("LoopScanStops", condition=True, scan=True), "lowered only when all 5 iterations run"),
     ("IfBranchNoLowering", Case("IfBranchNoLowering", [N("ReduceSum", ["x"], ["t"], keepdims=0), N("Greater", ["t", "zero"], ["flag"]),

@@ -153,6 +153,14 @@ enum ControlFlowLowering: OpLowering {
                 guard each.isStatic, [.fp16, .fp32, .int32].contains(each.dtype), each.rank <= 4 else {
                     throw LoweringRefusal("scan output '\(output.name)' is \(each); MIL's scatter_nd stacks static fp16, fp32 or int32 tensors of rank 4 at most")
                 }
+                var elements = 1
+                for d in [trip[0]] + each.shape {
+                    let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+                    guard !overflow, product <= 1 << 53, d <= Int(Int32.max) else {
+                        throw LoweringRefusal("scan output '\(output.name)' stacked \(trip[0]) times has more elements than any tensor Core ML holds")
+                    }
+                    elements = product
+                }
                 let stacked = MILTensorType(each.dtype, [trip[0]] + each.shape)
                 if carried + j < v.node.outputs.count, !v.node.outputs[carried + j].isEmpty {
                     let out = try v.outputType(carried + j)
@@ -196,7 +204,7 @@ enum ControlFlowLowering: OpLowering {
             for (j, t) in scanTypes.enumerated() {
                 let zero: MILConst = t.dtype == .int32 ? MILConst(t, .ints([Int32](repeating: 0, count: t.count)))
                     : .floats([Float](repeating: 0, count: t.count), t.dtype, shape: t.shape)
-                initial.append(t.count * 4 <= 1 << 20 ? e.builder.const(zero, name: e.name() + "_scan\(j)_0")
+                initial.append(t.count <= (1 << 20) / 4 ? e.builder.const(zero, name: e.name() + "_scan\(j)_0")
                     : e.op("fill", [("shape", .c(.ints(t.shape))), ("value", .c(t.dtype == .int32 ? .scalar(Int32(0)) : .float(0, t.dtype)))],
                            output: t, suffix: "_scan\(j)_0"))
             }

@@ -518,7 +518,7 @@ struct RecurrentLayer {
             // Y's zeros are a constant (coremltools' const elimination folds its `fill` the same way) up to 1 MiB,
             // else a `fill`: an op is dearer than a small blob, a big blob dearer than an op.
             let count = seq * batch * H, type = MILTensorType(f, [seq, batch, H])
-            vars.append(count * 4 <= 1 << 20
+            vars.append(count <= (1 << 20) / 4
                 ? e.builder.const(.floats([Float](repeating: 0, count: count), f, shape: [seq, batch, H]), name: e.name() + tag + "_y0")
                 : e.op("fill", [("shape", .c(.ints([seq, batch, H]))), ("value", .c(.float(0, f)))], output: type, suffix: tag + "_y0"))
         }
