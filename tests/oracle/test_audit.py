@@ -43,10 +43,12 @@ EXPECTED = {
     # Everything static; Constant nodes follow their consumers.
     "constant_weights.onnx": {"*": NE},
     # Control flow: an If decided at run time lowers to MIL cond (mil-control-flow) and runs where its branches'
-    # static nodes run; the Loop has a scan output (refused, mil-control-flow) and Scan is not lowered
-    # (coreml-control-flow): the nodes of their bodies inherit the refusal (coreml-subgraph).
+    # static nodes run; the Loop (a constant trip count, its scan output stacked) lowers to while_loop, which no
+    # source places on the Neural Engine or the GPU (ane-no-while-loop: CPU), its body's nodes lowered with it; Scan
+    # is not lowered (coreml-control-flow) and the nodes of its body inherit the refusal (coreml-subgraph).
     "if_branches.onnx": {"*": NE},
-    "loop_scan.onnx": {"*": UNSUPPORTED},
+    "loop_scan.onnx": {"loop": CPU, "loop/body/loop_cond": NE, "loop/body/loop_mul": NE, "loop/body/loop_add": NE,
+                       "loop/body/loop_collect": NE, "*": UNSUPPORTED},
     # batch reaches every value (x [batch,64] → h, h_relu [batch,64] → h2, y [batch,32]): all fail ane-static-shapes.
     "external_data.onnx": {"*": GPU},
     "fp16.onnx": {"*": GPU},
@@ -79,7 +81,7 @@ NE_FAILURES = {
     ("transformer.onnx", "scores"): {"ane-static-shapes"},
     ("lstm.onnx", "lstm"): {"ane-static-shapes", "ane-no-recurrent"},
     ("gru.onnx", "gru"): {"ane-static-shapes", "ane-no-gru"},
-    ("loop_scan.onnx", "loop"): {"mil-control-flow", "ane-no-while-loop"},
+    ("loop_scan.onnx", "loop"): {"ane-no-while-loop"},
     ("loop_scan.onnx", "scan"): {"coreml-control-flow"},
     ("qdq.onnx", "q_x"): {"coreml-no-lowering"},
     ("dynamic_dims.onnx", "reduce"): {"ane-static-shapes"},
@@ -238,14 +240,13 @@ def test_markdown(mlpkg, tmp_path):
     assert proc.returncode == 0 and proc.stdout == "", proc.stderr
     text = out.read_text(encoding="utf-8")
     assert text.startswith("## Compute-unit audit:")
-    assert "**neural-engine coverage 0% (0 of 8 nodes; 0 constant or folded, not counted)**" in text
-    assert "8 node(s) block loading" in text
+    assert "**neural-engine coverage 50% (4 of 8 nodes; 0 constant or folded, not counted)**" in text
+    assert "3 node(s) block loading" in text
     assert text.index("### Blockers on neural-engine") < text.index("### Fallbacks")
-    assert "| `coreml-control-flow` | 1 | 1 |" in text and "| `mil-control-flow` | 1 | 1 |" in text
-    assert "| `coreml-subgraph` | 6 | 6 |" in text
-    assert "### Fallbacks (not on neural-engine): 8" in text
-    assert re.search(r"\| `loop` \| Loop \| unsupported \| neural-engine, gpu, cpu: scan outputs \('v_scan'\) are not lowered: .* — .*control_flow\.py\)", text)
-    assert re.search(r"\| `loop` \| Loop \| unsupported \| .*neural-engine: Loop — .*coremltools/issues/2208\)", text)
+    assert "| `coreml-control-flow` | 1 | 1 |" in text and "| `ane-no-while-loop` | 1 | 0 |" in text
+    assert "| `coreml-subgraph` | 2 | 2 |" in text
+    assert "### Fallbacks (not on neural-engine): 4" in text
+    assert re.search(r"\| `loop` \| Loop \| cpu \| neural-engine: Loop — .*coremltools/issues/2208\).*runs on cpu: Loop lowers to MIL .*while_loop .*control_flow\.py\)", text)
     assert "| `scan` | Scan | unsupported | neural-engine, gpu, cpu: Scan (an op holding subgraphs) is not lowered; If and Loop are" in text
     for node in ("loop/body/loop_mul", "scan/body/scan_add"):
         assert f"| `{node}` |" in text
@@ -319,11 +320,11 @@ def test_convert_records_units_and_audit_works_on_the_package(mlpkg, tmp_path):
     manifest = json.loads((pkg / "manifest.json").read_text())
     assert manifest["formatVersion"] == "1.1"
     nodes = manifest["graph"]["nodes"]
-    assert [n["computeUnit"] for n in nodes] == [UNSUPPORTED, UNSUPPORTED]  # a Loop with a scan output, a Scan: no lowering
+    assert [n["computeUnit"] for n in nodes] == [CPU, UNSUPPORTED]  # the Loop lowers (while_loop: CPU), Scan does not
     body = next(a["g"] for a in nodes[0]["attributes"] if a["name"] == "body")
-    assert [n["computeUnit"] for n in body["nodes"]] == [UNSUPPORTED] * 4
+    assert [n["computeUnit"] for n in body["nodes"]] == [NE] * 4
     report = json.loads((pkg / "report.json").read_text())
-    assert report["audit"]["summary"]["coverage"] == 0.0
+    assert report["audit"]["summary"]["coverage"] == 50
     assert {f["name"] for f in report["audit"]["fallbacks"]} >= {"loop", "scan"}
     assert manifest["provenance"]["options"]["profile"] == "neural-engine"
     assert run([str(mlpkg), "verify", str(pkg)], tmp_path).returncode == 0
@@ -428,7 +429,7 @@ def test_html_renders_in_chromium(mlpkg, tmp_path):
         key = node_key(node)
         assert re.search(rf'<g class="node" data-unit="{node["unit"]}" data-node="{re.escape(key)}">', text), key
     rows = re.findall(r'<tr class="fallback" data-node="([^"]+)">', text)
-    assert rows == [node_key(n) for n in report["nodes"]]  # control flow has no lowering: every node falls back
+    assert rows == [node_key(n) for n in report["nodes"] if n["unit"] != NE]  # the Loop (CPU) and the Scan's nodes fall back
     table = text[text.index('<table id="fallbacks">'):]
     table = table[:table.index("</table>")]
     assert "coremltools/issues/2208" in table and "Scan (an op holding subgraphs) is not lowered" in table
