@@ -202,9 +202,12 @@ enum ControlFlowLowering: OpLowering {
             // Each scan output is a loop variable too: the stack, zeros at first (a constant up to 1 MiB, else a
             // fill), written at row i by the body (scatter_nd, mode update).
             for (j, t) in scanTypes.enumerated() {
-                let zero: MILConst = t.dtype == .int32 ? MILConst(t, .ints([Int32](repeating: 0, count: t.count)))
-                    : .floats([Float](repeating: 0, count: t.count), t.dtype, shape: t.shape)
-                initial.append(t.count <= (1 << 20) / 4 ? e.builder.const(zero, name: e.name() + "_scan\(j)_0")
+                // The zeros are built only when they are small enough to be a constant (a big stack is a fill).
+                func zero() -> MILConst {
+                    t.dtype == .int32 ? MILConst(t, .ints([Int32](repeating: 0, count: t.count)))
+                        : .floats([Float](repeating: 0, count: t.count), t.dtype, shape: t.shape)
+                }
+                initial.append(t.count <= (1 << 20) / 4 ? e.builder.const(zero(), name: e.name() + "_scan\(j)_0")
                     : e.op("fill", [("shape", .c(.ints(t.shape))), ("value", .c(t.dtype == .int32 ? .scalar(Int32(0)) : .float(0, t.dtype)))],
                            output: t, suffix: "_scan\(j)_0"))
             }
