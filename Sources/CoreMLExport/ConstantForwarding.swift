@@ -76,7 +76,7 @@ enum ConstantForwarding {
         var value = Tensor(name: output, dataType: .float, dims: [1], data: .bytes(LittleEndian.bytes(of: [Float(0)])))
         if case .tensor(let t)? = node.attribute("value")?.value { value = t }
         guard value.elementCount == 1, value.encoding.isRaw, case .bytes(let one) = value.data,
-              let bits = value.dataType.bitWidth, bits % 8 == 0, one.count == bits / 8, count * one.count <= maxBytes else { return nil }
+              let bits = value.dataType.bitWidth, bits % 8 == 0, bits > 0, one.count == bits / 8, count <= maxBytes / one.count else { return nil }
         let width = one.count
         let out = OwnedBuffer(uninitializedCount: count * width)
         let dst = out.mutableBytes.baseAddress!
