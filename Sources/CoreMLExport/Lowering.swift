@@ -152,6 +152,19 @@ struct Emitter {
         builder.op1(type, name: name() + suffix, params, output: output)
     }
 
+    /// Zeros of `type` (a loop's initial state): a constant up to 1 MiB, as coremltools' const elimination folds a
+    /// `fill` of a constant shape, else a `fill` (an op is dearer than a small blob, a big blob dearer than an op).
+    /// The values are built only for the constant.
+    func zeros(_ type: MILTensorType, suffix: String) -> MILVar {
+        guard type.count <= (1 << 20) / 4 else {
+            let zero: MILConst = type.dtype == .int32 ? .scalar(Int32(0)) : .float(0, type.dtype)
+            return op("fill", [("shape", .c(.ints(type.shape))), ("value", .c(zero))], output: type, suffix: suffix)
+        }
+        let value: MILConst = type.dtype == .int32 ? MILConst(type, .ints([Int32](repeating: 0, count: type.count)))
+            : .floats([Float](repeating: 0, count: type.count), type.dtype, shape: type.shape)
+        return builder.const(value, name: name() + suffix)
+    }
+
     /// `v` broadcast to `shape` (numpy rules, which the caller has checked): reshape to the full rank, then tile.
     func broadcast(_ v: MILVar, to shape: [Int], suffix: String) -> MILVar {
         guard v.type.shape != shape else { return v }

@@ -1,3 +1,5 @@
+import GraphIR
+
 /// A lowering's conditions and the definition they come from: the MIL ops it emits, where coremltools defines them,
 /// what that definition says, and the element types and ranks it allows. The exporter checks them before a
 /// lowering's own preconditions, and the audit cites the rule for every node the lowering handles — converted or
@@ -113,13 +115,8 @@ public enum CoreMLLimits {
             }
             // Every dim in range can still multiply past what any tensor holds (the MIL verifier's bound, 2^53
             // elements): refused here, as the model's fault, not caught later as an invalid program.
-            var elements = 1
-            for d in t.shape where d > 0 {
-                let (product, overflow) = elements.multipliedReportingOverflow(by: d)
-                guard !overflow, product <= 1 << 53 else {
-                    throw LoweringRefusal("\(what) \(t.shape) has more elements than any tensor Core ML holds (2^53 at most)", rule: dims.id)
-                }
-                elements = product
+            guard let elements = Tensor.elementCount(of: t.shape.filter { $0 > 0 }), elements <= 1 << 53 else {
+                throw LoweringRefusal("\(what) \(t.shape) has more elements than any tensor Core ML holds (2^53 at most)", rule: dims.id)
             }
         }
         for (i, name) in v.node.inputs.enumerated() where !name.isEmpty {

@@ -153,13 +153,8 @@ enum ControlFlowLowering: OpLowering {
                 guard each.isStatic, [.fp16, .fp32, .int32].contains(each.dtype), each.rank <= 4 else {
                     throw LoweringRefusal("scan output '\(output.name)' is \(each); MIL's scatter_nd stacks static fp16, fp32 or int32 tensors of rank 4 at most")
                 }
-                var elements = 1
-                for d in [trip[0]] + each.shape {
-                    let (product, overflow) = elements.multipliedReportingOverflow(by: d)
-                    guard !overflow, product <= 1 << 53, d <= Int(Int32.max) else {
-                        throw LoweringRefusal("scan output '\(output.name)' stacked \(trip[0]) times has more elements than any tensor Core ML holds")
-                    }
-                    elements = product
+                guard let elements = Tensor.elementCount(of: [trip[0]] + each.shape), elements <= 1 << 53 else {
+                    throw LoweringRefusal("scan output '\(output.name)' stacked \(trip[0]) times has more elements than any tensor Core ML holds")
                 }
                 let stacked = MILTensorType(each.dtype, [trip[0]] + each.shape)
                 if carried + j < v.node.outputs.count, !v.node.outputs[carried + j].isEmpty {
@@ -199,18 +194,9 @@ enum ControlFlowLowering: OpLowering {
             let go = hasCond ? scalar(e, try e.input(1), suffix: "_cond") : e.builder.const(.scalar(true), name: e.name() + "_cond0")
             var initial = [start, go]
             for k in 0..<carried { initial.append(try e.input(k + 2)) }
-            // Each scan output is a loop variable too: the stack, zeros at first (a constant up to 1 MiB, else a
-            // fill), written at row i by the body (scatter_nd, mode update).
-            for (j, t) in scanTypes.enumerated() {
-                // The zeros are built only when they are small enough to be a constant (a big stack is a fill).
-                func zero() -> MILConst {
-                    t.dtype == .int32 ? MILConst(t, .ints([Int32](repeating: 0, count: t.count)))
-                        : .floats([Float](repeating: 0, count: t.count), t.dtype, shape: t.shape)
-                }
-                initial.append(t.count <= (1 << 20) / 4 ? e.builder.const(zero(), name: e.name() + "_scan\(j)_0")
-                    : e.op("fill", [("shape", .c(.ints(t.shape))), ("value", .c(t.dtype == .int32 ? .scalar(Int32(0)) : .float(0, t.dtype)))],
-                           output: t, suffix: "_scan\(j)_0"))
-            }
+            // Each scan output is a loop variable too: the stack, zeros at first, written at row i by the body
+            // (scatter_nd, mode update).
+            for (j, t) in scanTypes.enumerated() { initial.append(e.zeros(t, suffix: "_scan\(j)_0")) }
             let names = ["_i", "_go"] + body.inputs.dropFirst(2).map { "_" + $0.name } + scanTypes.indices.map { "_scan\($0)" }
             let inputs = zip(names, initial).map { (name: e.name() + $0, type: $1.type) }
             let condition = e.builder.block(inputs: inputs) { vars in

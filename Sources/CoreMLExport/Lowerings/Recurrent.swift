@@ -514,14 +514,7 @@ struct RecurrentLayer {
         let bound = e.builder.const(.ints([reverse[d] ? 0 : seq]), name: e.name() + tag + "_t_bound")
         let move = e.builder.const(.ints([1]), name: e.name() + tag + "_t_step")
         var vars = [first, h]
-        if used[0] {
-            // Y's zeros are a constant (coremltools' const elimination folds its `fill` the same way) up to 1 MiB,
-            // else a `fill`: an op is dearer than a small blob, a big blob dearer than an op.
-            let count = seq * batch * H, type = MILTensorType(f, [seq, batch, H])
-            vars.append(count <= (1 << 20) / 4
-                ? e.builder.const(.floats([Float](repeating: 0, count: count), f, shape: [seq, batch, H]), name: e.name() + tag + "_y0")
-                : e.op("fill", [("shape", .c(.ints([seq, batch, H]))), ("value", .c(.float(0, f)))], output: type, suffix: tag + "_y0"))
-        }
+        if used[0] { vars.append(e.zeros(MILTensorType(f, [seq, batch, H]), suffix: tag + "_y0")) }
         let inputs = vars.enumerated().map { (name: e.name() + tag + ["_t", "_h", "_y"][$0.offset], type: $0.element.type) }
         let condition = e.builder.block(inputs: inputs) { v in
             [e.op(reverse[d] ? "greater_equal" : "less", [("x", .v(v[0])), ("y", .v(bound))], output: MILTensorType(.bool, [1]), suffix: tag + "_more")]
