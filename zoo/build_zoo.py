@@ -457,6 +457,22 @@ def cosine(a, b) -> float:
     return float(a @ b / (na * nb))
 
 
+def output_agreement(names: list[str], expected: list, lookup) -> dict:
+    """Cosine per output against onnxruntime's `expected` (integer outputs: 1.0 when equal, else 0.0; an output
+    `lookup(i, name)` cannot find: NaN), and their minimum."""
+    import numpy as np
+    cos = {}
+    for i, name in enumerate(names):
+        got, want = lookup(i, name), expected[i]
+        if got is None:
+            cos[name] = float("nan")
+        elif np.asarray(want).dtype.kind != "f":
+            cos[name] = 1.0 if np.array_equal(np.asarray(got).astype(np.int64), want.astype(np.int64)) else 0.0
+        else:
+            cos[name] = cosine(got, want)
+    return {"cosine": cos, "minCosine": min(cos.values()) if cos else float("nan")}
+
+
 def coremltools_check(path: Path) -> dict:
     """coremltools opens the package and re-infers every op's output type; they must equal what mlpkg wrote."""
     import coremltools as ct
@@ -490,7 +506,6 @@ def coremltools_check(path: Path) -> dict:
 def reference_check(path: Path, feeds: dict, expected: list, names: list[str]) -> dict:
     """The repository's numpy MIL evaluator on the package against onnxruntime's outputs: cosine per output."""
     sys.path.insert(0, str(ORACLE))
-    import numpy as np
     from mil_reference import load_program, run_program
     prog = load_program(path)
     res = {"ops": sum(1 for op in prog.operations if op.type != "const"),
@@ -503,22 +518,11 @@ def reference_check(path: Path, feeds: dict, expected: list, names: list[str]) -
     except Exception as e:  # noqa: BLE001
         return {**res, "error": "reference evaluator: " + exception_line(e)}
     res["evalSeconds"] = round(time.perf_counter() - t0, 2)
-    cos = {}
-    for i, name in enumerate(names):
+
+    def lookup(i, name):
         got = outs.get(name)
-        if got is None and i < len(prog.outputs):
-            got = outs.get(prog.outputs[i])
-        if got is None:
-            cos[name] = float("nan")
-            continue
-        want = expected[i]
-        if np.asarray(want).dtype.kind != "f":
-            cos[name] = 1.0 if np.array_equal(np.asarray(got).astype(np.int64), want.astype(np.int64)) else 0.0
-        else:
-            cos[name] = cosine(got, want)
-    res["cosine"] = cos
-    res["minCosine"] = min(cos.values()) if cos else float("nan")
-    return res
+        return outs.get(prog.outputs[i]) if got is None and i < len(prog.outputs) else got
+    return {**res, **output_agreement(names, expected, lookup)}
 
 
 def mlpkg_run_check(mlpkg: str, path: Path, feeds: dict, expected: list, names: list[str]) -> dict:
@@ -543,16 +547,9 @@ def mlpkg_run_check(mlpkg: str, path: Path, feeds: dict, expected: list, names: 
         have = {k: got[k] for k in got.files}
     outputs.unlink(missing_ok=True)
     order = list(have)
-    cos = {}
-    for i, name in enumerate(names):
-        value = have.get(name, have[order[i]] if i < len(order) else None)
-        if value is None:
-            cos[name] = float("nan")
-        elif np.asarray(expected[i]).dtype.kind != "f":
-            cos[name] = 1.0 if np.array_equal(np.asarray(value).astype(np.int64), expected[i].astype(np.int64)) else 0.0
-        else:
-            cos[name] = cosine(value, expected[i])
-    return {"ok": True, "seconds": seconds, "cosine": cos, "minCosine": min(cos.values()) if cos else float("nan")}
+    agreement = output_agreement(names, expected,
+                                 lambda i, name: have.get(name, have[order[i]] if i < len(order) else None))
+    return {"ok": True, "seconds": seconds, **agreement}
 
 
 def coremltools_convert(built: Built, tmp: Path) -> dict:

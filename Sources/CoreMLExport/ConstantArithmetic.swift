@@ -107,20 +107,18 @@ enum ConstantArithmetic {
 
     /// A float32 constant's values and dims, and whether it is stored as halves (raw or float16 storage only).
     static func floats(_ name: String, _ table: ValueTable) -> (values: [Float], dims: [Int], half: Bool)? {
-        guard !name.isEmpty, let t = table.constant(name)?.tensor, t.dataType == .float, case .bytes(let view) = t.data else { return nil }
-        if t.encoding.isRaw, view.count == t.elementCount * 4 {
-            var values = [Float](repeating: 0, count: t.elementCount)
-            values.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(view.bytes)) }
-            return (values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) }, t.dims, false)
+        guard !name.isEmpty, let t = table.constant(name)?.tensor, t.dataType == .float, case .bytes = t.data else { return nil }
+        // Only raw and half storage: a linear or palette weight stays compressed rather than folded to float32.
+        let half: Bool
+        switch t.encoding {
+        case .raw: half = false
+        case .float16: half = true
+        default: return nil
         }
-        if case .float16 = t.encoding, view.count == t.elementCount * 2 {
-            let wide = OwnedBuffer(uninitializedCount: t.elementCount * 4)
-            Float16Codec.decode(view, into: wide)
-            var values = [Float](repeating: 0, count: t.elementCount)
-            values.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(wide.view.bytes)) }
-            return (values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) }, t.dims, true)
-        }
-        return nil
+        guard case .bytes(let wide) = t.decodedToRaw.data, wide.count == t.elementCount * 4 else { return nil }
+        var values = [Float](repeating: 0, count: t.elementCount)
+        values.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(wide.bytes)) }
+        return (values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) }, t.dims, half)
     }
 
     /// For each output element (row-major over `outDims`), the index of the input element numpy broadcasting reads.

@@ -753,25 +753,7 @@ public enum CoreMLExporter {
     /// Every compressed tensor decoded to floats (`--dequantize`).
     static func dequantized(_ model: Model) -> Model {
         var model = model
-        for i in model.graph.initializers.indices {
-            let t = model.graph.initializers[i]
-            switch t.encoding {
-            case .linear, .palette:
-                if let floats = LinearCodec.dequantize(t) ?? PaletteCodec.dequantize(t) {
-                    model.graph.initializers[i].data = .bytes(floats)
-                    model.graph.initializers[i].encoding = .raw
-                }
-            case .float16:
-                if case .bytes(let view) = t.data {
-                    let out = OwnedBuffer(uninitializedCount: t.elementCount * 4)
-                    Float16Codec.decode(view, into: out)
-                    model.graph.initializers[i].data = .bytes(out.view)
-                    model.graph.initializers[i].encoding = .raw
-                }
-            case .raw:
-                break
-            }
-        }
+        model.graph.initializers = model.graph.initializers.map(\.decodedToRaw)
         return model
     }
 }

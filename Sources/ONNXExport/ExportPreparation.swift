@@ -113,7 +113,7 @@ public struct ExportPreparation {
                 graph.initializers[i] = stored.renamed(storedName)
                 casts.append(castNode(from: storedName, to: tensor.name, names: &names))
             } else {
-                graph.initializers[i] = decoded(tensor)
+                graph.initializers[i] = tensor.decodedToRaw
             }
         }
         var nodes: [Node] = []
@@ -146,9 +146,9 @@ public struct ExportPreparation {
             for a in node.attributes.indices {
                 switch node.attributes[a].value {
                 case .tensor(let t) where !t.encoding.isRaw:
-                    node.attributes[a].value = .tensor(decoded(t))
+                    node.attributes[a].value = .tensor(t.decodedToRaw)
                 case .tensors(let ts):
-                    node.attributes[a].value = .tensors(ts.map { $0.encoding.isRaw ? $0 : decoded($0) })
+                    node.attributes[a].value = .tensors(ts.map { $0.decodedToRaw })
                 case .graph(let g):
                     node.attributes[a].value = .graph(prepare(g, castAllowed: castAllowed, quantized: quantized, names: &names))
                 case .graphs(let gs):
@@ -246,23 +246,6 @@ public struct ExportPreparation {
     private func castNode(from input: String, to output: String, names: inout NameAllocator) -> Node {
         Node(name: names.fresh("mlpkg_cast_" + output), opType: "Cast", inputs: [input], outputs: [output],
              attributes: [Attribute(name: "to", value: .int(Int64(DataType.float.rawValue)))])
-    }
-
-    /// Decodes an encoded tensor to its dtype's raw layout.
-    func decoded(_ tensor: Tensor) -> Tensor {
-        if let floats = LinearCodec.dequantize(tensor) ?? PaletteCodec.dequantize(tensor) {
-            var result = tensor
-            result.data = .bytes(floats)
-            result.encoding = .raw
-            return result
-        }
-        guard case .float16 = tensor.encoding, case .bytes(let view) = tensor.data else { return tensor }
-        let out = OwnedBuffer(uninitializedCount: tensor.elementCount * 4)
-        Float16Codec.decode(view, into: out)
-        var result = tensor
-        result.data = .bytes(out.view)
-        result.encoding = .raw
-        return result
     }
 }
 

@@ -35,12 +35,6 @@ public struct AtomicDirectory {
     /// The temporary's slot in the table the signal handlers clean up.
     private let slot: Int32
 
-    /// Prefix of temporary siblings: `.NAME.partial-PID`.
-    static func temporaryPrefix(for target: String) -> String {
-        let url = URL(fileURLWithPath: target)
-        return url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".partial-"
-    }
-
     /// Checks the target can be written and creates the temporary directory.
     /// `replaceable` says whether an existing directory at the target may be replaced.
     public init(target: String, replaceable: (String) -> Bool) throws(OutputError) {
@@ -59,10 +53,7 @@ public struct AtomicDirectory {
         guard stat(parent, &parentInfo) == 0, (parentInfo.st_mode & S_IFMT) == S_IFDIR else {
             throw OutputError(path: target, "the folder \(parent) does not exist")
         }
-        Temporaries.removeStale(prefix: Self.temporaryPrefix(for: target))
-        temporary = Self.temporaryPrefix(for: target) + Temporaries.suffix()
-        try? FileManager.default.removeItem(atPath: temporary)
-        slot = Temporaries.register(temporary)
+        (temporary, slot) = Temporaries.claim(beside: target)
         guard mkdir(temporary, 0o755) == 0 else {
             Temporaries.unregister(slot)
             throw OutputError(path: target, "cannot create a temporary folder beside it: \(String(cString: strerror(errno)))")

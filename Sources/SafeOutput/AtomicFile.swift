@@ -30,17 +30,13 @@ public final class AtomicFile {
                 throw OutputError(path: target, "exists and is not \(kind.isEmpty ? "what this command writes" : kind); refusing to replace it (--force replaces it)")
             }
         }
-        let url = URL(fileURLWithPath: target)
-        let parent = url.deletingLastPathComponent().path
+        let parent = URL(fileURLWithPath: target).deletingLastPathComponent().path
         var parentInfo = stat()
         guard stat(parent, &parentInfo) == 0, (parentInfo.st_mode & S_IFMT) == S_IFDIR else {
             throw OutputError(path: target, "the folder \(parent) does not exist")
         }
-        let prefix = parent + "/." + url.lastPathComponent + ".partial-"
-        Temporaries.removeStale(prefix: prefix)
-        let temporary = prefix + Temporaries.suffix()
-        unlink(temporary)
-        slot = Temporaries.register(temporary)
+        let temporary: String
+        (temporary, slot) = Temporaries.claim(beside: target)
         do {
             file = try OutputFile(path: temporary, reportedAs: target)
         } catch {

@@ -16,12 +16,7 @@ public final class ScratchDirectory {
 
     /// Creates the scratch folder for `target`; `purpose` tells it apart from the output's own temporary.
     public init(beside target: String, purpose: String) throws(OutputError) {
-        let url = URL(fileURLWithPath: target)
-        let prefix = url.deletingLastPathComponent().path + "/." + url.lastPathComponent + "." + purpose + ".partial-"
-        Temporaries.removeStale(prefix: prefix)
-        path = prefix + Temporaries.suffix()
-        try? FileManager.default.removeItem(atPath: path)
-        slot = Temporaries.register(path)
+        (path, slot) = Temporaries.claim(beside: target, purpose: purpose)
         guard mkdir(path, 0o755) == 0 else {
             Temporaries.unregister(slot)
             slot = -1

@@ -45,6 +45,19 @@ enum Temporaries {
         }
     }
 
+    /// Claims this process's temporary beside `target`, `DIR/.NAME[.PURPOSE].partial-NS-PID`: sweeps the ones dead
+    /// writers left under that stem, removes a leftover at the path itself (a previous process with the same PID),
+    /// and registers the path with the signal handlers. The caller creates it, and unregisters `slot` when done.
+    static func claim(beside target: String, purpose: String? = nil) -> (path: String, slot: Int32) {
+        let url = URL(fileURLWithPath: target)
+        let prefix = url.deletingLastPathComponent().path + "/." + url.lastPathComponent
+            + (purpose.map { "." + $0 } ?? "") + ".partial-"
+        removeStale(prefix: prefix)
+        let path = prefix + suffix()
+        try? FileManager.default.removeItem(atPath: path)
+        return (path, register(path))
+    }
+
     static func register(_ path: String) -> Int32 { mlpkg_register_temporary(path) }
     static func unregister(_ slot: Int32) { mlpkg_unregister_temporary(slot) }
 }
