@@ -49,8 +49,9 @@ MODELS = {
     "gru": {"X": [4, 1, 16]},  # linear_before_reset=1: a while_loop over the 4 steps
 }
 
-# Recurrent weights (LSTM/GRU/RNN W, R, B, P) are decoded and reordered into MIL's gate order at export time, so they
-# are written as float constants, not as the package stores them (docs/COREML.md).
+# Recurrent weights (LSTM/GRU/RNN W, R, B, P) are split per direction and reordered into MIL's gate order at export
+# time: W and R keep their encoding, rows picked from the stored integers or indices (test_coreml_recurrent_compressed),
+# B and P are written as floats. Their blobs are therefore not the package's blobs byte for byte (docs/COREML.md).
 RECURRENT = {"LSTM", "GRU", "RNN"}
 
 # (weights, target or None for the default, compute precision); "-asym" converts with --asymmetric (uint8/uint4

@@ -1,3 +1,6 @@
+import GraphIR
+import Quantization
+
 /// LSTM, GRU and RNN → MIL lstm, gru, rnn (iOS15/recurrent.py), one op per direction (a bidirectional LSTM whose
 /// directions share their activations is one `bidirectional` lstm). ONNX's W, R, B (and LSTM's P) are split per
 /// direction and reordered into MIL's gate order at export time; MIL's single bias is ONNX's Wb + Rb. Around the op:
@@ -80,6 +83,9 @@ struct RecurrentLayer {
     let linearBeforeReset: Bool
     let hasInitialH: Bool, hasInitialC: Bool
     let used: [Bool]
+    /// W and R as the package stores them when linear-quantized or palettized: each direction's rows are then
+    /// written in that encoding (see `compressed`); nil for float weights.
+    let storedW: Tensor?, storedR: Tensor?
 
     var directions: Int { reverse.count }
 
@@ -144,6 +150,8 @@ struct RecurrentLayer {
         hasInitialC = kind == .lstm && v.has(6)
 
         let rows = gates * hidden
+        storedW = Self.encoded(v, 1)
+        storedR = Self.encoded(v, 2)
         let wValues = try Self.weights(v, 1, "W", count: nd * rows * input)
         let rValues = try Self.weights(v, 2, "R", count: nd * rows * hidden)
         var bValues: [Float]? = nil
@@ -199,6 +207,15 @@ struct RecurrentLayer {
             throw LoweringRefusal("\(what) '\(v.node.inputs[i])' must be a constant float tensor of \(count) elements (at most 2^26)")
         }
         return values
+    }
+
+    /// Input `i`'s stored tensor when it is linear-quantized or palettized.
+    static func encoded(_ v: NodeView, _ i: Int) -> Tensor? {
+        guard let t = v.values.constant(v.node.inputs[i])?.tensor else { return nil }
+        switch t.encoding {
+        case .linear, .palette: return t
+        default: return nil
+        }
     }
 
     /// `values` cut into blocks of `block` elements, taken in `order`.
@@ -340,11 +357,35 @@ struct RecurrentLayer {
         }
     }
 
-    func weightParams(_ d: Int, suffix: String = "") -> [(String, MILArg)] {
+    /// Direction `d`'s `rows` (ONNX's order within the direction) of the stored W or R, kept in the package's
+    /// linear or palette encoding: a constexpr producing the compute type (the rows picked bit for bit, so it decodes
+    /// to what the float path writes), at the top level. Nil when the weight is stored as floats or the target cannot
+    /// write the encoding (the float constant is written then, as before iOS16).
+    func compressed(_ e: Emitter, _ stored: Tensor?, direction d: Int, rows: [Int], columns: Int, name: String) -> MILVar? {
+        guard let stored, let part = stored.selecting(slice: d, rows: rows), case .bytes(let view) = part.data else { return nil }
+        let type = MILTensorType(computeType, [rows.count, columns])
+        return try? e.builder.topLevel { () throws(LoweringRefusal) -> MILVar in
+            switch part.encoding {
+            case .linear(let q): return try CompressedWeights.emit(name: name, tensor: part, values: view, q, type: type, builder: e.builder)
+            case .palette(let p): return try CompressedWeights.emit(name: name, tensor: part, values: view, p, type: type, builder: e.builder)
+            default: throw LoweringRefusal("'\(name)' is not compressed")
+            }
+        }
+    }
+
+    /// ONNX rows `range` of one gate block layout, as a list.
+    func rows(_ range: Range<Int>) -> [Int] { Array(range) }
+
+    func weightParams(_ e: Emitter, _ d: Int, suffix: String = "") -> [(String, MILArg)] {
         let w = weights[d], rows = kind.gates * hidden
+        // MIL's gate order, as ONNX row indices within the direction.
+        let order = kind.order.flatMap { ($0 * hidden)..<(($0 + 1) * hidden) }
+        let tag = e.name() + (directions == 2 ? (d == 0 ? "_forward" : "_backward") : "")
+        let ih = compressed(e, storedW, direction: d, rows: order, columns: input, name: tag + "_weight_ih")
+        let hh = compressed(e, storedR, direction: d, rows: order, columns: hidden, name: tag + "_weight_hh")
         var params: [(String, MILArg)] = [
-            ("weight_ih" + suffix, .c(.floats(w.ih, computeType, shape: [rows, input]))),
-            ("weight_hh" + suffix, .c(.floats(w.hh, computeType, shape: [rows, hidden]))),
+            ("weight_ih" + suffix, ih.map { .v($0) } ?? .c(.floats(w.ih, computeType, shape: [rows, input]))),
+            ("weight_hh" + suffix, hh.map { .v($0) } ?? .c(.floats(w.hh, computeType, shape: [rows, hidden]))),
         ]
         if let b = w.bias { params.append(("bias" + suffix, .c(.floats(b, computeType, shape: [rows])))) }
         if let p = w.peephole { params.append(("peephole" + suffix, .c(.floats(p, computeType, shape: [3 * hidden])))) }
@@ -360,7 +401,7 @@ struct RecurrentLayer {
         let suffix = directions == 2 ? (d == 0 ? "_forward" : "_backward") : "_\(kind.milOp)"
         var params: [(String, MILArg)] = [("x", .v(x)), ("initial_h", .v(h0))]
         if let c0 { params.append(("initial_c", .v(c0))) }
-        params += weightParams(d)
+        params += weightParams(e, d)
         params += [("direction", .c(.scalar(reverse[d] ? "reverse" : "forward"))), ("output_sequence", .c(.scalar(used[0])))]
         params += activationParams(d)
         let state = MILTensorType(computeType, [batch, hidden])
@@ -382,7 +423,7 @@ struct RecurrentLayer {
             return e.op("concat", [("values", .list(v)), ("axis", .c(.scalar(Int32(1))))], output: both, suffix: suffix)
         }
         var params: [(String, MILArg)] = [("x", .v(x)), ("initial_h", .v(pair(h0, "_h0_both"))), ("initial_c", .v(pair(c0, "_c0_both")))]
-        params += weightParams(0) + weightParams(1, suffix: "_back")
+        params += weightParams(e, 0) + weightParams(e, 1, suffix: "_back")
         params += [("direction", .c(.scalar("bidirectional"))), ("output_sequence", .c(.scalar(used[0])))]
         params += activationParams(0)
         let outs = e.builder.op("lstm", name: e.name() + "_lstm", params,
@@ -418,21 +459,30 @@ struct RecurrentLayer {
         let rZR = Array(rowsHH(2) + rowsHH(0)), rH = Array(rowsHH(1))
         let bZR = (0..<(2 * H)).map { w.wb[$0] + w.rb[$0] }
         let wbH = Array(w.wb[(2 * H)...]), rbH = Array(w.rb[(2 * H)...])
+        // ONNX's z, r rows are its first 2H, h the last H: compressed weights are picked by those rows.
+        func weight(_ stored: Tensor?, _ range: Range<Int>, columns: Int, _ floats: [Float], _ suffix: String) -> MILArg {
+            compressed(e, stored, direction: d, rows: rows(range), columns: columns, name: e.name() + tag + suffix).map { .v($0) }
+                ?? .c(.floats(floats, f, shape: [range.count, columns]))
+        }
         let recurrent = { (xzr: MILVar, xh: MILVar) in
             CellWeights(xzr: xzr, xh: xh,
-                        rZR: e.builder.const(.floats(rZR, f, shape: [2 * H, H]), name: e.name() + tag + "_r_zr"),
-                        rH: e.builder.const(.floats(rH, f, shape: [H, H]), name: e.name() + tag + "_r_h"),
+                        rZR: self.compressed(e, self.storedR, direction: d, rows: self.rows(0..<(2 * H)), columns: H, name: e.name() + tag + "_r_zr")
+                            ?? e.builder.const(.floats(rZR, f, shape: [2 * H, H]), name: e.name() + tag + "_r_zr"),
+                        rH: self.compressed(e, self.storedR, direction: d, rows: self.rows((2 * H)..<(3 * H)), columns: H, name: e.name() + tag + "_r_h")
+                            ?? e.builder.const(.floats(rH, f, shape: [H, H]), name: e.name() + tag + "_r_h"),
                         rbH: e.builder.const(.floats(rbH, f, shape: [H]), name: e.name() + tag + "_rb_h"))
         }
         if merged {
-            let xzrh = e.op("linear", [("x", .v(x)), ("weight", .c(.floats(wZR + wH, f, shape: [3 * H, input]))),
+            let xzrh = e.op("linear", [("x", .v(x)), ("weight", weight(storedW, 0..<(3 * H), columns: input, wZR + wH, "_w_zrh")),
                                        ("bias", .c(.floats(bZR + wbH, f, shape: [3 * H])))],
                             output: MILTensorType(f, [seq, batch, 3 * H]), suffix: tag + "_x_zrh")
             return recurrent(xzrh, xzrh)
         }
-        let xzr = e.op("linear", [("x", .v(x)), ("weight", .c(.floats(wZR, f, shape: [2 * H, input]))), ("bias", .c(.floats(bZR, f, shape: [2 * H])))],
+        let xzr = e.op("linear", [("x", .v(x)), ("weight", weight(storedW, 0..<(2 * H), columns: input, wZR, "_w_zr")),
+                                  ("bias", .c(.floats(bZR, f, shape: [2 * H])))],
                        output: MILTensorType(f, [seq, batch, 2 * H]), suffix: tag + "_x_zr")
-        let xh = e.op("linear", [("x", .v(x)), ("weight", .c(.floats(wH, f, shape: [H, input]))), ("bias", .c(.floats(wbH, f, shape: [H])))],
+        let xh = e.op("linear", [("x", .v(x)), ("weight", weight(storedW, (2 * H)..<(3 * H), columns: input, wH, "_w_h")),
+                                 ("bias", .c(.floats(wbH, f, shape: [H])))],
                       output: MILTensorType(f, [seq, batch, H]), suffix: tag + "_x_h")
         return recurrent(xzr, xh)
     }
