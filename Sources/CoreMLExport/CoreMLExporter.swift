@@ -527,7 +527,7 @@ public enum CoreMLExporter {
                 throw LoweringRefusal("custom domain '\(node.domain)' has no Core ML lowering", rule: CoreMLLimits.customDomain.id)
             }
             guard view.nested != nil || !node.attributes.contains(where: { !$0.value.subgraphs.isEmpty }) else {
-                throw LoweringRefusal("\(node.opType) (an op holding subgraphs) is not lowered; If and Loop are", rule: CoreMLLimits.controlFlow.id)
+                throw LoweringRefusal("\(node.opType) (an op holding subgraphs) is not lowered; If, Loop and Scan are", rule: CoreMLLimits.controlFlow.id)
             }
             guard let lowering = LoweringRegistry.byOpType[node.opType] else {
                 throw LoweringRefusal("no Core ML lowering for \(node.opType)", rule: CoreMLLimits.noLowering.id)

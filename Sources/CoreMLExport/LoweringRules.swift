@@ -64,10 +64,10 @@ public enum CoreMLLimits {
     public static let noLowering = LoweringRule(
         "coreml-no-lowering", mil: "none", source: "docs/COREML.md#lowering-table",
         says: "mlpkg's exporter has no lowering for the op (docs/COREML.md lists every lowered op), so an ML Program cannot hold it")
-    /// Refuses If, Loop and Scan: mlpkg does not lower control flow.
+    /// Refuses ops holding subgraphs other than If, Loop and Scan (SequenceMap).
     public static let controlFlow = LoweringRule(
         "coreml-control-flow", mil: "none", source: "docs/COREML.md#lowering-table",
-        says: "Scan and other ops holding subgraphs (other than If and Loop) are not lowered; their subgraphs are not converted")
+        says: "ops holding subgraphs other than If, Loop and Scan (SequenceMap) are not lowered; their subgraphs are not converted")
     /// Refuses every node inside a subgraph, since its control-flow node is not lowered.
     public static let subgraph = LoweringRule(
         "coreml-subgraph", mil: "none", source: "docs/COREML.md#lowering-table",
@@ -429,7 +429,7 @@ extension DequantizeLowering {
 
 extension ControlFlowLowering {
     static let rule = LoweringRule(
-        "mil-control-flow", mil: "cond (If decided at run time), while_loop (Loop), squeeze, identity, less, logical_and, add, reshape, expand_dims, scatter_nd (scan outputs)",
+        "mil-control-flow", mil: "cond (If decided at run time), while_loop (Loop, Scan), squeeze, identity, less, logical_and, add, sub, reshape, expand_dims, gather (Scan's steps), scatter_nd (scan outputs), transpose (scan_output_axes)",
         file: "iOS15/control_flow.py",
         says: "cond: pred a bool scalar, two blocks without inputs returning the same types; while_loop: a condition block returning one bool and a body block returning one value per loop variable, each of its loop variable's type")
 }

@@ -44,11 +44,11 @@ EXPECTED = {
     "constant_weights.onnx": {"*": NE},
     # Control flow: an If decided at run time lowers to MIL cond (mil-control-flow) and runs where its branches'
     # static nodes run; the Loop (a constant trip count, its scan output stacked) lowers to while_loop, which no
-    # source places on the Neural Engine or the GPU (ane-no-while-loop: CPU), its body's nodes lowered with it; Scan
-    # is not lowered (coreml-control-flow) and the nodes of its body inherit the refusal (coreml-subgraph).
+    # source places on the Neural Engine or the GPU (ane-no-while-loop: CPU), its body's nodes lowered with it; so
+    # does the Scan (a while_loop over its steps). `loop_and_sequence_map` below keeps a refused op holding a
+    # subgraph (SequenceMap: coreml-control-flow, its body coreml-subgraph) for the report tests.
     "if_branches.onnx": {"*": NE},
-    "loop_scan.onnx": {"loop": CPU, "loop/body/loop_cond": NE, "loop/body/loop_mul": NE, "loop/body/loop_add": NE,
-                       "loop/body/loop_collect": NE, "*": UNSUPPORTED},
+    "loop_scan.onnx": {"loop": CPU, "scan": CPU, "*": NE},
     # batch reaches every value (x [batch,64] → h, h_relu [batch,64] → h2, y [batch,32]): all fail ane-static-shapes.
     "external_data.onnx": {"*": GPU},
     "fp16.onnx": {"*": GPU},
@@ -82,7 +82,7 @@ NE_FAILURES = {
     ("lstm.onnx", "lstm"): {"ane-static-shapes", "ane-no-recurrent"},
     ("gru.onnx", "gru"): {"ane-static-shapes", "ane-no-gru"},
     ("loop_scan.onnx", "loop"): {"ane-no-while-loop"},
-    ("loop_scan.onnx", "scan"): {"coreml-control-flow"},
+    ("loop_scan.onnx", "scan"): {"ane-no-while-loop"},
     ("qdq.onnx", "q_x"): {"coreml-no-lowering"},
     ("dynamic_dims.onnx", "reduce"): {"ane-static-shapes"},
     ("custom_domain.onnx", "fancy"): {"coreml-custom-domain"},
@@ -106,6 +106,32 @@ SOURCED = re.compile(r"\((documented|observed|community): https?://\S+\)$|\(`mlp
 
 def node_key(node: dict) -> str:
     return (node["graph"] + "/" if node["graph"] else "") + node["name"]
+
+
+def loop_and_sequence_map(path: Path) -> Path:
+    """loop_scan.onnx's Loop (lowered: a while_loop, CPU), with its Scan replaced by SequenceConstruct → SequenceMap
+    (a Relu body) → ConcatFromSequence: no lowering for the sequence ops, SequenceMap refused as an op holding a
+    subgraph (coreml-control-flow) and its body's Relu with it (coreml-subgraph); all four block loading."""
+    model = onnx.load(FIXTURES / "loop_scan.onnx")
+    graph = model.graph
+    keep = [n for n in graph.node if n.op_type != "Scan"]
+    del graph.node[:]
+    body = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["e"], ["r"], name="seqmap_relu")], "body",
+                                  [onnx.helper.make_tensor_value_info("e", onnx.TensorProto.FLOAT, [4])],
+                                  [onnx.helper.make_tensor_value_info("r", onnx.TensorProto.FLOAT, [4])])
+    graph.node.extend(keep + [
+        onnx.helper.make_node("SequenceConstruct", ["v_final", "v_final"], ["pair"], name="construct"),
+        onnx.helper.make_node("SequenceMap", ["pair"], ["mapped"], body=body, name="seqmap"),
+        onnx.helper.make_node("ConcatFromSequence", ["mapped"], ["joined"], axis=0, name="concat"),
+    ])
+    scan_values = {"acc0", "xs", "acc_final", "prefix_sums"}
+    inputs = [i for i in graph.input if i.name not in scan_values]
+    outputs = [o for o in graph.output if o.name not in scan_values]
+    del graph.input[:], graph.output[:]
+    graph.input.extend(inputs)
+    graph.output.extend(outputs + [onnx.helper.make_tensor_value_info("joined", onnx.TensorProto.FLOAT, [8])])
+    onnx.save(model, path)
+    return path
 
 
 def audit(mlpkg, model: Path | str, *args: str, cwd: Path | None = None) -> dict:
@@ -236,20 +262,27 @@ def test_min_coverage_compares_the_exact_fraction(mlpkg, tmp_path, threshold, co
 
 def test_markdown(mlpkg, tmp_path):
     out = tmp_path / "audit.md"
-    proc = run([str(mlpkg), "audit", str(FIXTURES / "loop_scan.onnx"), "--format", "markdown", "-o", str(out)], tmp_path)
+    model = loop_and_sequence_map(tmp_path / "loop_seqmap.onnx")
+    proc = run([str(mlpkg), "audit", str(model), "--format", "markdown", "-o", str(out)], tmp_path)
     assert proc.returncode == 0 and proc.stdout == "", proc.stderr
     text = out.read_text(encoding="utf-8")
     assert text.startswith("## Compute-unit audit:")
-    assert "**neural-engine coverage 50% (4 of 8 nodes; 0 constant or folded, not counted)**" in text
-    assert "3 node(s) block loading" in text
+    assert "**neural-engine coverage 44.44% (4 of 9 nodes; 0 constant or folded, not counted)**" in text
+    assert "4 node(s) block loading" in text
     assert text.index("### Blockers on neural-engine") < text.index("### Fallbacks")
     assert "| `coreml-control-flow` | 1 | 1 |" in text and "| `ane-no-while-loop` | 1 | 0 |" in text
-    assert "| `coreml-subgraph` | 2 | 2 |" in text
-    assert "### Fallbacks (not on neural-engine): 4" in text
+    assert "| `coreml-subgraph` | 1 | 1 |" in text and "| `coreml-no-lowering` | 2 | 2 |" in text
+    assert "### Fallbacks (not on neural-engine): 5" in text
     assert re.search(r"\| `loop` \| Loop \| cpu \| neural-engine: Loop — .*coremltools/issues/2208\).*runs on cpu: Loop lowers to MIL .*while_loop .*control_flow\.py\)", text)
-    assert "| `scan` | Scan | unsupported | neural-engine, gpu, cpu: Scan (an op holding subgraphs) is not lowered; If and Loop are" in text
-    for node in ("loop/body/loop_mul", "scan/body/scan_add"):
+    assert "| `seqmap` | SequenceMap | unsupported | neural-engine, gpu, cpu: SequenceMap (an op holding subgraphs) is not lowered; If, Loop and Scan are" in text
+    for node in ("loop/body/loop_mul", "seqmap/body/seqmap_relu"):
         assert f"| `{node}` |" in text
+    # The fixture's Scan lowers like the Loop (a while_loop, CPU): nothing blocks loading there.
+    proc = run([str(mlpkg), "audit", str(FIXTURES / "loop_scan.onnx"), "--format", "markdown", "-o", str(out)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text(encoding="utf-8")
+    assert "**neural-engine coverage 75% (6 of 8 nodes" in text and "block loading" not in text
+    assert re.search(r"\| `scan` \| Scan \| cpu \| neural-engine: Scan — .*coremltools/issues/2208\).*runs on cpu: Scan lowers to MIL .*while_loop", text)
 
 
 def test_text_and_usage_errors(mlpkg, tmp_path):
@@ -314,22 +347,25 @@ def test_profile_files(mlpkg, tmp_path):
 
 def test_convert_records_units_and_audit_works_on_the_package(mlpkg, tmp_path):
     pkg = tmp_path / "loop.mlpkg"
-    proc = run([str(mlpkg), "convert", str(FIXTURES / "loop_scan.onnx"), "-o", str(pkg), "--profile", "neural-engine"],
-               tmp_path)
+    model = loop_and_sequence_map(tmp_path / "loop_seqmap.onnx")
+    proc = run([str(mlpkg), "convert", str(model), "-o", str(pkg), "--profile", "neural-engine"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((pkg / "manifest.json").read_text())
     assert manifest["formatVersion"] == "1.1"
     nodes = manifest["graph"]["nodes"]
-    assert [n["computeUnit"] for n in nodes] == [CPU, UNSUPPORTED]  # the Loop lowers (while_loop: CPU), Scan does not
+    # The Loop lowers (while_loop: CPU); the sequence ops and SequenceMap do not.
+    assert [n["computeUnit"] for n in nodes] == [CPU, UNSUPPORTED, UNSUPPORTED, UNSUPPORTED]
     body = next(a["g"] for a in nodes[0]["attributes"] if a["name"] == "body")
     assert [n["computeUnit"] for n in body["nodes"]] == [NE] * 4
+    mapped = next(a["g"] for a in nodes[2]["attributes"] if a["name"] == "body")
+    assert [n["computeUnit"] for n in mapped["nodes"]] == [UNSUPPORTED]
     report = json.loads((pkg / "report.json").read_text())
-    assert report["audit"]["summary"]["coverage"] == 50
-    assert {f["name"] for f in report["audit"]["fallbacks"]} >= {"loop", "scan"}
+    assert report["audit"]["summary"]["coverage"] == 44.4
+    assert {f["name"] for f in report["audit"]["fallbacks"]} >= {"loop", "seqmap"}
     assert manifest["provenance"]["options"]["profile"] == "neural-engine"
     assert run([str(mlpkg), "verify", str(pkg)], tmp_path).returncode == 0
     from_package = audit(mlpkg, pkg)
-    from_model = audit(mlpkg, FIXTURES / "loop_scan.onnx")
+    from_model = audit(mlpkg, model)
     assert [n["unit"] for n in from_package["nodes"]] == [n["unit"] for n in from_model["nodes"]]
     # Without --profile nothing changes: format 1.0, no computeUnit, no audit.
     plain = tmp_path / "plain.mlpkg"
@@ -415,12 +451,13 @@ def decode_png(data: bytes) -> tuple[int, int, int, list[bytes]]:
 
 
 def test_html_renders_in_chromium(mlpkg, tmp_path):
-    html = tmp_path / "loop_scan.html"
-    proc = run([str(mlpkg), "audit", str(FIXTURES / "loop_scan.onnx"), "--format", "html", "-o", str(html)], tmp_path)
+    html = tmp_path / "loop_seqmap.html"
+    model = loop_and_sequence_map(tmp_path / "loop_seqmap.onnx")
+    proc = run([str(mlpkg), "audit", str(model), "--format", "html", "-o", str(html)], tmp_path)
     assert proc.returncode == 0, proc.stderr
     source = html.read_text(encoding="utf-8")
     assert "<script" not in source and not re.search(r"""(src|href)=["']?(https?:)?//[^"']*\.(css|js|png|svg)""", source)
-    report = audit(mlpkg, FIXTURES / "loop_scan.onnx")
+    report = audit(mlpkg, model)
 
     dom = chromium_run(["--dump-dom", html.as_uri()], tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -429,10 +466,10 @@ def test_html_renders_in_chromium(mlpkg, tmp_path):
         key = node_key(node)
         assert re.search(rf'<g class="node" data-unit="{node["unit"]}" data-node="{re.escape(key)}">', text), key
     rows = re.findall(r'<tr class="fallback" data-node="([^"]+)">', text)
-    assert rows == [node_key(n) for n in report["nodes"] if n["unit"] != NE]  # the Loop (CPU) and the Scan's nodes fall back
+    assert rows == [node_key(n) for n in report["nodes"] if n["unit"] != NE]  # the Loop (CPU) and the sequence nodes fall back
     table = text[text.index('<table id="fallbacks">'):]
     table = table[:table.index("</table>")]
-    assert "coremltools/issues/2208" in table and "Scan (an op holding subgraphs) is not lowered" in table
+    assert "coremltools/issues/2208" in table and "SequenceMap (an op holding subgraphs) is not lowered" in table
 
     png = tmp_path / "shot.png"
     # Tall enough for the graph below the blocker and fallback tables (the Loop refusal and its source URL are long).
@@ -472,9 +509,10 @@ def test_html_puts_blockers_and_fallbacks_above_the_graph(mlpkg, tmp_path):
                                                 'id="blockers"', 'id="fallbacks"', '<svg class="graph"', 'id="all-nodes"')]
     assert order == sorted(order), order
     assert "--input-shape input_ids=1,8 --input-shape attention_mask=1,8" in text
-    # Where nodes do block loading (Loop and Scan), their section comes right after the coverage.
-    blocked = tmp_path / "loop_scan.html"
-    proc = run([str(mlpkg), "audit", str(FIXTURES / "loop_scan.onnx"), "--format", "html", "-o", str(blocked)], tmp_path)
+    # Where nodes do block loading (the sequence ops and SequenceMap), their section comes right after the coverage.
+    blocked = tmp_path / "loop_seqmap.html"
+    model = loop_and_sequence_map(tmp_path / "loop_seqmap.onnx")
+    proc = run([str(mlpkg), "audit", str(model), "--format", "html", "-o", str(blocked)], tmp_path)
     assert proc.returncode == 0, proc.stderr
     dom2 = chromium_run(["--dump-dom", blocked.as_uri()], tmp_path)
     assert dom2.returncode == 0, dom2.stderr[-2000:]

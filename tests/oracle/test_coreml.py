@@ -47,6 +47,7 @@ MODELS = {
     "function": {},  # model-local function calls, inlined before lowering
     "lstm": {"X": [4, 1, 16]},  # MIL lstm
     "gru": {"X": [4, 1, 16]},  # linear_before_reset=1: a while_loop over the 4 steps
+    "loop_scan": {},  # a Loop with a scan output and a Scan: a while_loop each
 }
 
 # Recurrent weights (LSTM/GRU/RNN W, R, B, P) are split per direction and reordered into MIL's gate order at export
@@ -354,7 +355,6 @@ def test_interface_and_metadata(mlpkg, tmp_path):
     ("cnn", "int8", ["--deployment-target", "iOS15", "--input-shape", "input=1,3,32,32"], ["conv2.weight", "iOS16"]),
     ("cnn", "int4", ["--deployment-target", "iOS17", "--input-shape", "input=1,3,32,32"], ["iOS18"]),
     ("cnn", "fp16", [], ["input", "--input-shape"]),
-    ("loop_scan", "fp16", [], ["scan", "Scan (an op holding subgraphs)"]),
     ("custom_domain", "fp16", [], ["FancyOp", "com.example"]),
     ("constant_weights", "fp16", [], ["label", "string"]),
 ])

@@ -123,7 +123,7 @@ def test_every_fixture_exports_in_default_formats(mlpkg, tmp_path, fmt):
     args = ["--weights", "auto", "--min-snr", "25"] if fmt == "auto" else FORMATS[fmt]
     # Besides test_coreml's models: the other fixtures that convert to Core ML, and the committed real-exporter files.
     # (Not here: constant_weights and typed_fields have string outputs, qdq quantizes activations at run time,
-    # dynamic_dims holds sequences and optionals, loop_scan a Scan, custom_domain a custom op: all refused for Core ML.)
+    # dynamic_dims holds sequences and optionals, custom_domain a custom op: all refused for Core ML.)
     tokens = {"input_ids": [1, 16], "attention_mask": [1, 16]}
     more = {"bn_fold": {}, "if_branches": {}, "fp16": {"x": [1, 8]}}
     zoo = {"bert_sdpa.dynamo": tokens, "bert_sdpa.torchscript": tokens, "llama.torchscript": tokens}

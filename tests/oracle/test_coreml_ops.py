@@ -203,11 +203,36 @@ def loop_case(name, condition, scan=False, passed=False):
                 [("v0", F, [2, 3]), ("x", F, [2, 3])], [("v_final", F), ("s_final", F)] + ([("v_all", F)] if scan else []), inits)
 
 
+def scan_case(name, variant):
+    """Scan (opset 16) → while_loop. `cumulative`: one state and one scan input along axis 0, the running sums as
+    the scan output. `axes`: two states, a scan input along axis 1 read backwards and one along axis 0, a scan
+    output stacked along axis 2 written backwards and one of scalars. `map`: no state, a sigmoid per row."""
+    if variant == "cumulative":
+        body = helper.make_graph([N("Add", ["acc_in", "row"], ["acc_out"]), N("Identity", ["acc_out"], ["row_out"])], "body",
+                                 [vi("acc_in", F, [4]), vi("row", F, [4])], [vi("acc_out", F, [4]), vi("row_out", F, [4])])
+        return Case(name, [N("Scan", ["acc0", "xs"], ["acc", "sums"], body=body, num_scan_inputs=1)],
+                    [("acc0", F, [4]), ("xs", F, [5, 4])], [("acc", F), ("sums", F)], opset=16)
+    if variant == "axes":
+        body = helper.make_graph([N("Mul", ["s_in", "half"], ["s_half"]), N("Add", ["s_half", "x_t"], ["s_x"]),
+                                  N("Add", ["s_x", "y_t"], ["s_out"]), N("Add", ["c_in", "one"], ["c_out"]),
+                                  N("Tanh", ["s_out"], ["o_t"]), N("ReduceSum", ["s_out"], ["total_t"], keepdims=0)], "body",
+                                 [vi("s_in", F, [2, 3]), vi("c_in", F, [1]), vi("x_t", F, [2, 3]), vi("y_t", F, [3])],
+                                 [vi("s_out", F, [2, 3]), vi("c_out", F, [1]), vi("o_t", F, [2, 3]), vi("total_t", F, [])])
+        node = N("Scan", ["s0", "c0", "xs", "ys"], ["s", "c", "o", "totals"], body=body, num_scan_inputs=2,
+                 scan_input_axes=[1, 0], scan_input_directions=[1, 0], scan_output_axes=[2, -1], scan_output_directions=[1, 0])
+        return Case(name, [node], [("s0", F, [2, 3]), ("xs", F, [2, 6, 3]), ("ys", F, [6, 3])],
+                    [("s", F), ("c", F), ("o", F), ("totals", F)],
+                    [("c0", np.zeros(1, np.float32)), ("half", np.array(0.5, np.float32)), ("one", np.ones(1, np.float32))], opset=16)
+    body = helper.make_graph([N("Sigmoid", ["row"], ["row_out"])], "body", [vi("row", F, [3])], [vi("row_out", F, [3])])
+    return Case(name, [N("Scan", ["xs"], ["ys"], body=body, num_scan_inputs=1)], [("xs", F, [4, 3])], [("ys", F)], opset=16)
+
+
 CASES = [
     # control flow: If decided at run time → cond, Loop → while_loop
     if_case("IfRuntime"), loop_case("LoopTripCount", condition=False), loop_case("LoopCondition", condition=True),
     loop_case("LoopScanTripCount", condition=False, scan=True),
     loop_case("LoopScanPassedCondition", condition=True, scan=True, passed=True),
+    scan_case("ScanCumulative", "cumulative"), scan_case("ScanAxesDirections", "axes"), scan_case("ScanMap", "map"),
     # elementwise
     binary("Add"), binary("Sub"), binary("Mul"), binary("Div"),
     Case("Pow", [N("Abs", ["a"], ["aa"]), N("Pow", ["aa", "b"], ["y"])], [("a", F, [2, 3]), ("b", F, [2, 3])], [("y", F)]),
@@ -691,6 +716,11 @@ REFUSALS = [
      "more elements than any tensor Core ML holds"),
     # A scan output whose length a data-dependent condition decides.
     ("LoopScanStops", loop_case("LoopScanStops", condition=True, scan=True), "lowered only when all 5 iterations run"),
+    # Scan-8: a batch dim and sequence_lens, which MIL's while_loop has no form for.
+    ("ScanOpset8", Case("ScanOpset8", [N("Scan", ["", "acc0", "xs"], ["acc", "sums"], num_scan_inputs=1,
+        body=helper.make_graph([N("Add", ["a_in", "r"], ["a_out"]), N("Identity", ["a_out"], ["r_out"])], "body",
+                               [vi("a_in", F, [4]), vi("r", F, [4])], [vi("a_out", F, [4]), vi("r_out", F, [4])]))],
+        [("acc0", F, [1, 4]), ("xs", F, [1, 5, 4])], [("acc", F), ("sums", F)], opset=8), "Scan-8's batched form"),
     ("IfBranchNoLowering", Case("IfBranchNoLowering", [N("ReduceSum", ["x"], ["t"], keepdims=0), N("Greater", ["t", "zero"], ["flag"]),
         N("If", ["flag"], ["y"], then_branch=helper.make_graph([N("Add", ["x", "x"], ["a"])], "then", [], [vi("a", F, [3])]),
           else_branch=helper.make_graph([N("Hardmax", ["x"], ["b"])], "else", [], [vi("b", F, [3])]))],
@@ -729,7 +759,7 @@ def test_every_lowering_has_a_case():
         "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Expand", "Tile", "Gather",
         "GatherElements", "Where", "Cast", "Pad", "Resize", "Upsample", "Identity", "Dropout", "DequantizeLinear",
         "IsNaN", "IsInf", "GatherND", "CumSum", "TopK", "Trilu", "DepthToSpace", "SpaceToDepth", "LRN", "ScatterND", "ScatterElements",
-        "LSTM", "GRU", "RNN", "GroupNormalization", "Einsum", "GridSample", "If", "Loop",
+        "LSTM", "GRU", "RNN", "GroupNormalization", "Einsum", "GridSample", "If", "Loop", "Scan",
     }
     assert lowered - covered == set()
 

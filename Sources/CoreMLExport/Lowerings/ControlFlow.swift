@@ -24,14 +24,46 @@ struct NestedLowering {
 ///   body passes on unchanged, as PyTorch's `for` loops export): each is one more loop variable, [M, ...] zeros
 ///   written at row i by `scatter_nd`. Otherwise they are refused: their length would be known only at run time.
 ///
+/// - Scan (opset 9 on): a while_loop over (i, the states, one stack per scan output) whose condition block is
+///   i < T (T the static sequence length, the scan axis of every scan input) and whose body block gathers each
+///   scan input's slice at i (T − 1 − i for a reverse direction) along its scan axis, binds the states and the
+///   slices to the body graph's inputs, lowers its nodes, and writes each scan output at row i (T − 1 − i reversed)
+///   of its stack ([T, ...] zeros; `scatter_nd`, mode update). A stack is transposed after the loop when its
+///   scan_output_axes entry is not 0. States keep their type; scan outputs are static fp16, fp32 or int32 of rank
+///   4 at most. Scan-8's batched form (with sequence_lens) is refused.
+///
 /// A block returns only values its own ops define (a branch returning an outer value or a block input gets an
 /// `identity`), as coremltools' PyTorch frontend writes its loops (`mb.identity(x=cond)`).
 enum ControlFlowLowering: OpLowering {
-    static let opTypes = ["If", "Loop"]
+    static let opTypes = ["If", "Loop", "Scan"]
 
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
         guard let nested = v.nested else { throw LoweringRefusal("subgraphs cannot be lowered here") }
-        return v.opType == "If" ? try planIf(v, nested) : try planLoop(v, nested)
+        switch v.opType {
+        case "If": return try planIf(v, nested)
+        case "Loop": return try planLoop(v, nested)
+        default: return try planScan(v, nested)
+        }
+    }
+
+    /// The type of a stack of `count` values of `each` (a scan output): refused unless scatter_nd can write it.
+    static func stackType(_ each: MILTensorType, count: Int, _ what: String) throws(LoweringRefusal) -> MILTensorType {
+        guard each.isStatic, [.fp16, .fp32, .int32].contains(each.dtype), each.rank <= 4 else {
+            throw LoweringRefusal("\(what) is \(each); MIL's scatter_nd stacks static fp16, fp32 or int32 tensors of rank 4 at most")
+        }
+        guard let elements = Tensor.elementCount(of: [count] + each.shape), elements <= 1 << 53 else {
+            throw LoweringRefusal("\(what) stacked \(count) times has more elements than any tensor Core ML holds")
+        }
+        return MILTensorType(each.dtype, [count] + each.shape)
+    }
+
+    /// `value` written at row `row` (an int32 scalar) of `stack` (scatter_nd, mode update).
+    static func writeRow(_ e: Emitter, _ stack: MILVar, row: MILVar, _ value: MILVar, suffix: String) -> MILVar {
+        let at = e.op("reshape", [("x", .v(row)), ("shape", .c(.ints([1, 1])))], output: MILTensorType(.int32, [1, 1]), suffix: suffix + "_row")
+        let update = e.op("expand_dims", [("x", .v(value)), ("axes", .c(.ints([0])))],
+                          output: MILTensorType(value.type.dtype, [1] + value.type.shape), suffix: suffix + "_update")
+        return e.op("scatter_nd", [("data", .v(stack)), ("indices", .v(at)), ("updates", .v(update)), ("mode", .c(.scalar("update")))],
+                    output: stack.type, suffix: suffix)
     }
 
     /// The subgraph in attribute `name`.
@@ -149,14 +181,7 @@ enum ControlFlowLowering: OpLowering {
                 }
             }
             for (j, output) in body.outputs.suffix(scans).enumerated() {
-                let each = try v.values.type(of: output.name)
-                guard each.isStatic, [.fp16, .fp32, .int32].contains(each.dtype), each.rank <= 4 else {
-                    throw LoweringRefusal("scan output '\(output.name)' is \(each); MIL's scatter_nd stacks static fp16, fp32 or int32 tensors of rank 4 at most")
-                }
-                guard let elements = Tensor.elementCount(of: [trip[0]] + each.shape), elements <= 1 << 53 else {
-                    throw LoweringRefusal("scan output '\(output.name)' stacked \(trip[0]) times has more elements than any tensor Core ML holds")
-                }
-                let stacked = MILTensorType(each.dtype, [trip[0]] + each.shape)
+                let stacked = try stackType(try v.values.type(of: output.name), count: trip[0], "scan output '\(output.name)'")
                 if carried + j < v.node.outputs.count, !v.node.outputs[carried + j].isEmpty {
                     let out = try v.outputType(carried + j)
                     guard out == stacked else { throw LoweringRefusal("scan output \(j) is \(out), the stacked iterations \(stacked)") }
@@ -224,16 +249,8 @@ enum ControlFlowLowering: OpLowering {
                 } else {
                     returned.insert(e.op("identity", [("x", .v(vars[1]))], output: flag, suffix: "_go_same"), at: 0)
                 }
-                if !scanTypes.isEmpty {
-                    let row = e.op("reshape", [("x", .v(vars[0])), ("shape", .c(.ints([1, 1])))], output: MILTensorType(.int32, [1, 1]), suffix: "_row")
-                    for (j, t) in scanTypes.enumerated() {
-                        let value = returned[1 + carried + j]
-                        let update = e.op("expand_dims", [("x", .v(value)), ("axes", .c(.ints([0])))],
-                                          output: MILTensorType(t.dtype, [1] + value.type.shape), suffix: "_scan\(j)_row")
-                        returned[1 + carried + j] = e.op("scatter_nd", [("data", .v(vars[2 + carried + j])), ("indices", .v(row)),
-                                                                        ("updates", .v(update)), ("mode", .c(.scalar("update")))],
-                                                         output: t, suffix: "_scan\(j)")
-                    }
+                for j in scanTypes.indices {
+                    returned[1 + carried + j] = writeRow(e, vars[2 + carried + j], row: vars[0], returned[1 + carried + j], suffix: "_scan\(j)")
                 }
                 let next = e.op("add", [("x", .v(vars[0])), ("y", .c(.scalar(Int32(1))))], output: index, suffix: "_i_next")
                 return [next] + returned
@@ -241,6 +258,130 @@ enum ControlFlowLowering: OpLowering {
             let outs = e.builder.op("while_loop", name: e.name() + "_loop", [("loop_vars", .list(initial))],
                                     outputs: [index, flag] + types + scanTypes, blocks: [condition, block])
             return Array(outs.dropFirst(2)).map { Optional($0) }
+        }
+    }
+
+    // MARK: Scan
+
+    static func planScan(_ v: NodeView, _ nested: NestedLowering) throws(LoweringRefusal) -> Emission {
+        guard v.opset >= 9 else { throw LoweringRefusal("Scan-8's batched form (with sequence_lens) is not lowered") }
+        let body = try subgraph(v, "body")
+        let m = v.int("num_scan_inputs") ?? 0
+        let n = v.node.inputs.count - m
+        guard m >= 1, n >= 0, body.inputs.count == n + m, body.outputs.count >= n else {
+            throw LoweringRefusal("the body takes \(body.inputs.count) inputs and returns \(body.outputs.count) values for \(max(n, 0)) states and \(m) scan inputs")
+        }
+        let k = body.outputs.count - n
+        func list(_ name: String, _ count: Int) throws(LoweringRefusal) -> [Int] {
+            guard let values = v.ints(name) else { return Array(repeating: 0, count: count) }
+            guard values.count == count else { throw LoweringRefusal("\(name) has \(values.count) entries for \(count)") }
+            return values
+        }
+        let inputAxes = try list("scan_input_axes", m), inputReversed = try list("scan_input_directions", m).map { $0 != 0 }
+        let outputAxes = try list("scan_output_axes", k), outputReversed = try list("scan_output_directions", k).map { $0 != 0 }
+
+        // The sequence length: every scan input's (static) scan axis.
+        var length: Int?
+        var axes: [Int] = []
+        for j in 0..<m {
+            let t = try v.type(n + j)
+            guard t.isStatic, t.rank >= 1 else { throw LoweringRefusal("scan input '\(v.node.inputs[n + j])' is \(t); a static tensor is needed") }
+            let a = inputAxes[j] < 0 ? inputAxes[j] + t.rank : inputAxes[j]
+            guard a >= 0, a < t.rank else { throw LoweringRefusal("scan input axis \(inputAxes[j]) is out of range for \(t)") }
+            guard length == nil || length == t.shape[a] else {
+                throw LoweringRefusal("scan input '\(v.node.inputs[n + j])' has \(t.shape[a]) steps, an earlier one \(length!)")
+            }
+            length = t.shape[a]
+            axes.append(a)
+        }
+        guard let steps = length, steps >= 1, steps <= Int(Int32.max) else {
+            throw LoweringRefusal("the sequence has \(length ?? 0) steps; a Scan of at least one step is lowered")
+        }
+        var types: [MILTensorType] = []
+        for i in 0..<n {
+            let initial = try v.type(i)
+            let inside = try v.values.type(of: body.inputs[i].name), returned = try v.values.type(of: body.outputs[i].name)
+            guard initial == inside, returned == initial else {
+                throw LoweringRefusal("state '\(body.inputs[i].name)' is \(initial) before the scan and \(returned) after the body (MIL's while_loop keeps each loop variable's type)")
+            }
+            if i < v.node.outputs.count, !v.node.outputs[i].isEmpty, try v.outputType(i) != initial {
+                throw LoweringRefusal("output \(i) is \(try v.outputType(i)), its state \(initial)")
+            }
+            types.append(initial)
+        }
+        var stackTypes: [MILTensorType] = [], outputTypes: [MILTensorType] = [], stepAxes: [Int] = []
+        for j in 0..<k {
+            let output = body.outputs[n + j]
+            let stacked = try stackType(try v.values.type(of: output.name), count: steps, "scan output '\(output.name)'")
+            let a = outputAxes[j] < 0 ? outputAxes[j] + stacked.rank : outputAxes[j]
+            guard a >= 0, a < stacked.rank else { throw LoweringRefusal("scan output axis \(outputAxes[j]) is out of range for \(stacked)") }
+            stepAxes.append(a)
+            var shape = Array(stacked.shape.dropFirst())
+            shape.insert(steps, at: a)
+            let out = MILTensorType(stacked.dtype, shape)
+            if n + j < v.node.outputs.count, !v.node.outputs[n + j].isEmpty, try v.outputType(n + j) != out {
+                throw LoweringRefusal("scan output \(j) is \(try v.outputType(n + j)), the stacked steps \(out)")
+            }
+            stackTypes.append(stacked)
+            outputTypes.append(out)
+        }
+        try check(v, nested, body, "body")
+        return { e throws(LoweringRefusal) in
+            let index = MILTensorType(.int32, []), flag = MILTensorType(.bool, [])
+            let bound = e.builder.const(.scalar(Int32(steps)), name: e.name() + "_steps")
+            let last = e.builder.const(.scalar(Int32(steps - 1)), name: e.name() + "_last")
+            var initial = [e.builder.const(.scalar(Int32(0)), name: e.name() + "_i0")]
+            for i in 0..<n { initial.append(try e.input(i)) }
+            for (j, t) in stackTypes.enumerated() { initial.append(e.zeros(t, suffix: "_scan\(j)_0")) }
+            let sequences = try (0..<m).map { j throws(LoweringRefusal) in try e.input(n + j) }
+            let names = ["_i"] + body.inputs.prefix(n).map { "_" + $0.name } + stackTypes.indices.map { "_scan\($0)" }
+            let inputs = zip(names, initial).map { (name: e.name() + $0, type: $1.type) }
+            let condition = e.builder.block(inputs: inputs) { vars in
+                [e.op("less", [("x", .v(vars[0])), ("y", .v(bound))], output: flag, suffix: "_within")]
+            }
+            let block = try e.builder.block(inputs: inputs) { vars throws(LoweringRefusal) in
+                var backward: MILVar?
+                func position(_ reversed: Bool) -> MILVar {
+                    guard reversed else { return vars[0] }
+                    if backward == nil { backward = e.op("sub", [("x", .v(last)), ("y", .v(vars[0]))], output: index, suffix: "_i_reversed") }
+                    return backward!
+                }
+                var bind: [(String, MILVar)] = []
+                for i in 0..<n { bind.append((body.inputs[i].name, vars[1 + i])) }
+                for j in 0..<m {
+                    let x = sequences[j], a = axes[j]
+                    let at = e.op("reshape", [("x", .v(position(inputReversed[j]))), ("shape", .c(.ints([1])))],
+                                  output: MILTensorType(.int32, [1]), suffix: "_in\(j)_at")
+                    var one = x.type.shape
+                    one[a] = 1
+                    let row = e.op("gather", [("x", .v(x)), ("indices", .v(at)), ("axis", .c(.scalar(Int32(a))))],
+                                   output: x.type.with(shape: one), suffix: "_in\(j)_row")
+                    let want = try e.view.values.type(of: body.inputs[n + j].name)
+                    var slice = x.type.shape
+                    slice.remove(at: a)
+                    guard want.shape == slice, want.dtype == x.type.dtype else {
+                        throw LoweringRefusal("body input '\(body.inputs[n + j].name)' is \(want), a step of '\(v.node.inputs[n + j])' is \(x.type.dtype)\(slice)")
+                    }
+                    bind.append((body.inputs[n + j].name, e.op("squeeze", [("x", .v(row)), ("axes", .c(.ints([a])))], output: want, suffix: "_in\(j)")))
+                }
+                var returned = try emitBlock(e, nested, body, "body", outputs: body.outputs.map(\.name), bind: bind)
+                for j in 0..<k {
+                    returned[n + j] = writeRow(e, vars[1 + n + j], row: position(outputReversed[j]), returned[n + j], suffix: "_scan\(j)")
+                }
+                let next = e.op("add", [("x", .v(vars[0])), ("y", .c(.scalar(Int32(1))))], output: index, suffix: "_i_next")
+                return [next] + returned
+            }
+            let outs = e.builder.op("while_loop", name: e.name() + "_loop", [("loop_vars", .list(initial))],
+                                    outputs: [index] + types + stackTypes, blocks: [condition, block])
+            var results = Array(outs.dropFirst()).map { Optional($0) }
+            for j in 0..<k where stepAxes[j] != 0 {
+                // The steps axis moved from 0 to scan_output_axes[j].
+                var perm = Array(1..<stackTypes[j].rank)
+                perm.insert(0, at: stepAxes[j])
+                results[n + j] = e.op("transpose", [("x", .v(outs[1 + n + j])), ("perm", .c(.ints(perm)))],
+                                      output: outputTypes[j], suffix: "_scan\(j)_axis")
+            }
+            return results
         }
     }
 }
