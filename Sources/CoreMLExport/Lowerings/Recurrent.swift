@@ -373,9 +373,6 @@ struct RecurrentLayer {
         }
     }
 
-    /// ONNX rows `range` of one gate block layout, as a list.
-    func rows(_ range: Range<Int>) -> [Int] { Array(range) }
-
     func weightParams(_ e: Emitter, _ d: Int, suffix: String = "") -> [(String, MILArg)] {
         let w = weights[d], rows = kind.gates * hidden
         // MIL's gate order, as ONNX row indices within the direction.
@@ -459,32 +456,32 @@ struct RecurrentLayer {
         let rZR = Array(rowsHH(2) + rowsHH(0)), rH = Array(rowsHH(1))
         let bZR = (0..<(2 * H)).map { w.wb[$0] + w.rb[$0] }
         let wbH = Array(w.wb[(2 * H)...]), rbH = Array(w.rb[(2 * H)...])
-        // ONNX's z, r rows are its first 2H, h the last H: compressed weights are picked by those rows.
-        func weight(_ stored: Tensor?, _ range: Range<Int>, columns: Int, _ floats: [Float], _ suffix: String) -> MILArg {
-            compressed(e, stored, direction: d, rows: rows(range), columns: columns, name: e.name() + tag + suffix).map { .v($0) }
-                ?? .c(.floats(floats, f, shape: [range.count, columns]))
+        // ONNX's z, r rows are its first 2H, h the last H: stored (compressed) weights are picked by those rows.
+        func projectionWeight(_ range: Range<Int>, _ floats: [Float], _ suffix: String) -> MILArg {
+            compressed(e, storedW, direction: d, rows: Array(range), columns: input, name: e.name() + tag + suffix).map { .v($0) }
+                ?? .c(.floats(floats, f, shape: [range.count, input]))
         }
-        let recurrent = { (xzr: MILVar, xh: MILVar) in
-            CellWeights(xzr: xzr, xh: xh,
-                        rZR: self.compressed(e, self.storedR, direction: d, rows: self.rows(0..<(2 * H)), columns: H, name: e.name() + tag + "_r_zr")
-                            ?? e.builder.const(.floats(rZR, f, shape: [2 * H, H]), name: e.name() + tag + "_r_zr"),
-                        rH: self.compressed(e, self.storedR, direction: d, rows: self.rows((2 * H)..<(3 * H)), columns: H, name: e.name() + tag + "_r_h")
-                            ?? e.builder.const(.floats(rH, f, shape: [H, H]), name: e.name() + tag + "_r_h"),
+        func recurrentWeight(_ range: Range<Int>, _ floats: [Float], _ suffix: String) -> MILVar {
+            compressed(e, storedR, direction: d, rows: Array(range), columns: H, name: e.name() + tag + suffix)
+                ?? e.builder.const(.floats(floats, f, shape: [range.count, H]), name: e.name() + tag + suffix)
+        }
+        let cell = { (xzr: MILVar, xh: MILVar) in
+            CellWeights(xzr: xzr, xh: xh, rZR: recurrentWeight(0..<(2 * H), rZR, "_r_zr"), rH: recurrentWeight((2 * H)..<(3 * H), rH, "_r_h"),
                         rbH: e.builder.const(.floats(rbH, f, shape: [H]), name: e.name() + tag + "_rb_h"))
         }
         if merged {
-            let xzrh = e.op("linear", [("x", .v(x)), ("weight", weight(storedW, 0..<(3 * H), columns: input, wZR + wH, "_w_zrh")),
+            let xzrh = e.op("linear", [("x", .v(x)), ("weight", projectionWeight(0..<(3 * H), wZR + wH, "_w_zrh")),
                                        ("bias", .c(.floats(bZR + wbH, f, shape: [3 * H])))],
                             output: MILTensorType(f, [seq, batch, 3 * H]), suffix: tag + "_x_zrh")
-            return recurrent(xzrh, xzrh)
+            return cell(xzrh, xzrh)
         }
-        let xzr = e.op("linear", [("x", .v(x)), ("weight", weight(storedW, 0..<(2 * H), columns: input, wZR, "_w_zr")),
+        let xzr = e.op("linear", [("x", .v(x)), ("weight", projectionWeight(0..<(2 * H), wZR, "_w_zr")),
                                   ("bias", .c(.floats(bZR, f, shape: [2 * H])))],
                        output: MILTensorType(f, [seq, batch, 2 * H]), suffix: tag + "_x_zr")
-        let xh = e.op("linear", [("x", .v(x)), ("weight", weight(storedW, (2 * H)..<(3 * H), columns: input, wH, "_w_h")),
+        let xh = e.op("linear", [("x", .v(x)), ("weight", projectionWeight((2 * H)..<(3 * H), wH, "_w_h")),
                                  ("bias", .c(.floats(wbH, f, shape: [H])))],
                       output: MILTensorType(f, [seq, batch, H]), suffix: tag + "_x_h")
-        return recurrent(xzr, xh)
+        return cell(xzr, xh)
     }
 
     /// One GRU step on h [1, batch, H], given the step's input projections xzr [1, batch, 2H] and xh [1, batch, H]:
