@@ -8,7 +8,7 @@ in --work; nothing big is committed. Slow (a few seconds a limit): not part of `
 tests/oracle/test_hostile.py::test_address_space_limits_fail_with_one_line runs a small sample of limits.
 
 Usage: MLPKG=.build/debug/mlpkg python3 tests/sweep_ulimit.py [--from 300 --to 3000 --step 10] [--weights fp16]
-       [--coreml] [--work DIR] [--json OUT.json]
+       [--coreml] [--blocks 8] [--work DIR] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -131,12 +131,15 @@ def main() -> int:
     parser.add_argument("--coreml", action="store_true", help="convert to a Core ML .mlpackage (--input-shape x=1,1024)")
     parser.add_argument("--work", type=Path, help="folder for the model and the outputs (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="write every run's result here")
+    parser.add_argument("--blocks", type=int, default=8,
+                        help="MLP blocks of 32 MiB each (8: 256 MiB; 9 or more passes the 256 MiB above which a one-step "
+                             "Core ML conversion streams its weights through a scratch package)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="mlpkg-sweep-"))
     work.mkdir(parents=True, exist_ok=True)
-    model = work / "mlp256.onnx"
+    model = work / f"mlp{32 * args.blocks}.onnx"
     if not model.exists():
-        make_mlp(model)
+        make_mlp(model, blocks=args.blocks)
     out_dir = work / "out"
     out_dir.mkdir(exist_ok=True)
     mlpkg = str(Path(args.mlpkg).resolve())
