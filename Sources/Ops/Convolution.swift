@@ -160,6 +160,17 @@ public enum ConvTransposeOp: Operator {
 /// MaxPool (Indices output from 8, ceil_mode from 10, dilations from 10), AveragePool (ceil_mode 10,
 /// dilations 19), LpPool (ceil_mode and dilations 18): [N, C, out…].
 public enum PoolOp: Operator {
+    /// Whether a pool of `opset` has `dilations` and `ceil_mode`: MaxPool both from 10, AveragePool ceil_mode from 10 and
+    /// dilations from 19, LpPool both from 18. Before that the attribute is not part of the op and is ignored (ONNX
+    /// Runtime refuses such a model); shape inference and the Core ML lowering read the same answer.
+    public static func windowAttributes(_ opType: String, opset: Int) -> (dilations: Bool, ceilMode: Bool) {
+        switch opType {
+        case "MaxPool": return (opset >= 10, opset >= 10)
+        case "AveragePool": return (opset >= 19, opset >= 10)
+        default: return (opset >= 18, opset >= 18)
+        }
+    }
+
     /// `MaxPool`, `AveragePool` and `LpPool`, with the opsets their ONNX definitions changed at.
     public static let schemas = [OpSchema("MaxPool", [1, 8, 10, 11, 12, 22]), OpSchema("AveragePool", [1, 7, 10, 11, 19, 22]),
                                  OpSchema("LpPool", [1, 2, 11, 18, 22])]
@@ -176,13 +187,8 @@ public enum PoolOp: Operator {
         guard input.count >= 3 else { throw ctx.fail("X has rank \(input.count); pooling needs [N, C, spatial…]") }
         guard let kernel = try ctx.ints("kernel_shape") else { throw ctx.fail("attribute 'kernel_shape' is missing") }
         guard kernel.count == input.count - 2 else { throw ctx.fail("kernel_shape \(kernel) does not fit rank \(input.count)") }
-        let (dilations, ceil): (Bool, Bool)
-        switch ctx.opType {
-        case "MaxPool": (dilations, ceil) = (ctx.since >= 10, ctx.since >= 10)
-        case "AveragePool": (dilations, ceil) = (ctx.since >= 19, ctx.since >= 10)
-        default: (dilations, ceil) = (ctx.since >= 18, ctx.since >= 18)
-        }
-        let window = try SlidingWindow(ctx, kernel: kernel, dilations: dilations, ceilMode: ceil)
+        let reads = windowAttributes(ctx.opType, opset: ctx.since)
+        let window = try SlidingWindow(ctx, kernel: kernel, dilations: reads.dilations, ceilMode: reads.ceilMode)
         let out = try (0..<kernel.count).map { try window.output(input[$0 + 2], axis: $0, ctx) }
         let shape = [input[0], input[1]] + out
         return [tensorType(type, shape)] + Array(repeating: tensorType(.int64, shape), count: max(outputs - 1, 0))

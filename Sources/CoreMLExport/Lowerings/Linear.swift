@@ -1,3 +1,5 @@
+import Ops
+
 /// MatMul → matmul: numpy matmul semantics (rank-1 operands, broadcast batch dims) on both sides.
 enum MatMulLowering: OpLowering {
     static let opTypes = ["MatMul"]
@@ -203,7 +205,8 @@ enum PoolLowering: OpLowering {
             guard v.int("storage_order", default: 0) == 0 else { throw LoweringRefusal("storage_order=1") }
         }
         if v.opType == "LpPool" { guard v.int("p", default: 2) == 2 else { throw LoweringRefusal("LpPool with p=\(v.int("p", default: 2)); MIL has l2_pool only") } }
-        let ceil = v.int("ceil_mode", default: 0) != 0
+        // ceil_mode exists from the opset shape inference reads it at (MaxPool-7 carrying one computes with floor).
+        let ceil = PoolOp.windowAttributes(v.opType, opset: v.opset).ceilMode && v.int("ceil_mode", default: 0) != 0
         let excludePad = v.int("count_include_pad", default: 0) == 0
         var pads = window.pads
         if ceil {
