@@ -41,11 +41,14 @@ enum GemmLowering: OpLowering {
     static func plan(_ v: NodeView) throws(LoweringRefusal) -> Emission {
         let a = try v.requireFloat(0), b = try v.type(1), out = try v.outputType()
         guard a.rank == 2, b.rank == 2 else { throw LoweringRefusal("Gemm takes 2-D A and B, got ranks \(a.rank) and \(b.rank)") }
+        // ONNX binds A, B and C to one type T; MIL's matmul, mul and add need them alike too.
+        guard b.dtype == a.dtype else { throw LoweringRefusal("inputs are \(a.dtype) and \(b.dtype)") }
         let transA = v.int("transA", default: 0) != 0, transB = v.int("transB", default: 0) != 0
         let alpha = v.float("alpha", default: 1), beta = v.float("beta", default: 1)
         var cType: MILTensorType? = nil
         if v.has(2) {
             let c = try v.type(2)
+            guard c.dtype == a.dtype else { throw LoweringRefusal("C '\(v.node.inputs[2])' is \(c.dtype), A is \(a.dtype)") }
             _ = try broadcastType(c, out)
             cType = c
         }
