@@ -213,18 +213,23 @@ enum PoolLowering: OpLowering {
         let excludePad = v.int("count_include_pad", default: 0) == 0
         var pads = window.pads
         if ceil {
-            // ONNX's ceil_mode adds a last window that may start in the end padding (never past it). MIL's ceil rule
-            // differs at that edge, so the window is made explicit instead: extra end padding that the floor rule
-            // counts. Max pooling ignores padding; an average excluding padding divides by the real elements only.
+            // ONNX's ceil_mode adds a last window that may start in the end padding (never past it), and drops one
+            // that would. MIL's ceil rule differs at that edge, so the size shape inference gave the output is made
+            // explicit instead: end padding that MIL's floor rule turns into exactly that size (more for an added
+            // window, less for a dropped one). Max pooling ignores padding; an average excluding padding divides by
+            // the real elements only.
             for i in 0..<kernel.count {
-                let span = x.shape[2 + i] + window.pads[2 * i] + window.pads[2 * i + 1] - kernel[i]
-                guard span % window.strides[i] != 0 else { continue }
+                let padded = x.shape[2 + i] + window.pads[2 * i] + window.pads[2 * i + 1]
+                let floorSize = (padded - kernel[i]) / window.strides[i] + 1, want = out.shape[2 + i]
+                guard want != floorSize else { continue }
                 guard v.opType == "MaxPool" || (v.opType == "AveragePool" && excludePad) else {
                     throw LoweringRefusal("ceil_mode=1 changes the output size; only MaxPool and AveragePool with count_include_pad=0 are lowered then")
                 }
-                var outSize = span / window.strides[i] + 2
-                if (outSize - 1) * window.strides[i] >= x.shape[2 + i] + window.pads[2 * i] { outSize -= 1 }
-                pads[2 * i + 1] += max(0, (outSize - 1) * window.strides[i] + kernel[i] - (span + kernel[i]))
+                let end = window.pads[2 * i + 1] + (want - 1) * window.strides[i] + kernel[i] - padded
+                guard end >= 0 else {
+                    throw LoweringRefusal("ceil_mode=1 with end padding \(window.pads[2 * i + 1]) on spatial axis \(i) drops windows that start in the padding; no MIL padding gives \(want)")
+                }
+                pads[2 * i + 1] = end
             }
         }
         let op = ["MaxPool": "max_pool", "AveragePool": "avg_pool", "LpPool": "l2_pool"][v.opType]!
