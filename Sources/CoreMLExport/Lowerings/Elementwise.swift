@@ -15,6 +15,12 @@ enum BinaryLowering: OpLowering {
         let a = try v.type(0), b = try v.type(1)
         let out = try v.outputType()
         guard a.dtype == b.dtype else { throw LoweringRefusal("inputs are \(a.dtype) and \(b.dtype)") }
+        // The output type may be a declared one (a subgraph's output whose inference failed): the inputs must still
+        // broadcast to it.
+        let joined = try broadcastType(a, b)
+        guard !joined.isStatic || !out.isStatic || joined.shape == out.shape else {
+            throw LoweringRefusal("inputs \(a.shape) and \(b.shape) broadcast to \(joined.shape), the output is declared \(out.shape)")
+        }
         let logical = ["And", "Or", "Xor"].contains(v.opType)
         if logical { guard a.dtype == .bool else { throw LoweringRefusal("\(v.opType) takes booleans") } }
         else { guard a.dtype != .bool else { throw LoweringRefusal("\(v.opType) on booleans has no MIL op") } }
