@@ -216,13 +216,13 @@ extension BatchNormLowering {
     static let rule = LoweringRule(
         "mil-batch-norm", mil: "batch_norm (rank 2: expand_dims before, squeeze after)", file: "iOS15/normalization.py",
         says: "x: T = (fp16, fp32), 3 <= rank <= 5 (mlpkg gives a rank-2 x a trailing dim); mean and variance const, gamma, beta and epsilon const",
-        types: ["*": [0: float]], ranks: ["*": 2...5])
+        types: ["*": [0: float, 1: float, 2: float, 3: float, 4: float]], ranks: ["*": 2...5])
 }
 
 extension LayerNormLowering {
     static let rule = LoweringRule(
         "mil-layer-norm", mil: "layer_norm", file: "iOS15/normalization.py",
-        says: "x: T = (fp16, fp32); axes, gamma, beta and epsilon const (no rank limit stated)", types: ["*": [0: float]])
+        says: "x: T = (fp16, fp32); axes, gamma, beta and epsilon const (no rank limit stated)", types: ["*": [0: float, 1: float, 2: float]])
 }
 
 extension GridSampleLowering {
@@ -249,7 +249,7 @@ extension GroupNormLowering {
 extension InstanceNormLowering {
     static let rule = LoweringRule(
         "mil-instance-norm", mil: "instance_norm", file: "iOS15/normalization.py",
-        says: "x: T = (fp16, fp32), 3 <= rank(x) <= 4; gamma, beta and epsilon const", types: ["*": [0: float]], ranks: ["*": 3...4])
+        says: "x: T = (fp16, fp32), 3 <= rank(x) <= 4; gamma, beta and epsilon const", types: ["*": [0: float, 1: float, 2: float]], ranks: ["*": 3...4])
 }
 
 extension SoftmaxLowering {
