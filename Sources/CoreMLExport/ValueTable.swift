@@ -38,19 +38,11 @@ struct ConstantValue {
         }
         if let known, case .floats(let values) = known.elements { return values.map { Float($0) } }
         if let tensor, let v = TensorValue.decode(tensor, limit: limit), case .floats(let values) = v.elements { return values.map { Float($0) } }
-        guard let tensor, tensor.elementCount <= limit else { return nil }
-        if case .float16 = tensor.encoding, case .bytes(let view) = tensor.data {
-            return (0..<tensor.elementCount).map {
-                Float16Codec.float(fromHalf: view.bytes.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))
-            }
-        }
-        if case .linear = tensor.encoding, let bytes = LinearCodec.dequantize(tensor) {
-            return (0..<tensor.elementCount).map { bytes.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
-        }
-        if case .palette = tensor.encoding, let bytes = PaletteCodec.dequantize(tensor) {
-            return (0..<tensor.elementCount).map { bytes.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
-        }
-        return nil
+        // Half, linear or palette storage: decoded to float32 once (Tensor.decodedToRaw), then read.
+        guard let tensor, tensor.elementCount <= limit, !tensor.encoding.isRaw else { return nil }
+        let decoded = tensor.decodedToRaw
+        guard decoded.encoding.isRaw, case .bytes(let bytes) = decoded.data, bytes.count == tensor.elementCount * 4 else { return nil }
+        return (0..<tensor.elementCount).map { bytes.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
     }
 
     var bools: [Bool]? {

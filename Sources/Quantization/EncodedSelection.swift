@@ -17,30 +17,31 @@ extension Tensor {
             let width = q.bits ?? (q.storage == .int4 || q.storage == .uint4 ? 4 : 8)
             guard let values = Self.gather(stored, width: width, dims: dims, slice: index, rows: rows) else { return nil }
             result.data = .bytes(values)
+            // Scales and zero points picked alike (each once); nil when either does not read.
+            func pick(_ select: (Tensor) -> Tensor?) -> Bool {
+                guard let scale = select(q.scale) else { return false }
+                if let zeroPoint = q.zeroPoint {
+                    guard let picked = select(zeroPoint) else { return false }
+                    q.zeroPoint = picked
+                }
+                q.scale = scale
+                return true
+            }
             switch (q.axis, q.blockSize) {
             case (nil, _):
                 break
             case (0?, nil):
                 // One direction's channel: a single scale, per tensor.
-                guard let scale = q.scale.picking([index], as: []),
-                      q.zeroPoint == nil || q.zeroPoint!.picking([index], as: []) != nil else { return nil }
-                q.zeroPoint = q.zeroPoint?.picking([index], as: [])
-                q.scale = scale
+                guard pick({ $0.picking([index], as: []) }) else { return nil }
                 q.axis = nil
             case (1?, nil):
-                guard let scale = q.scale.picking(rows, as: [rows.count]),
-                      q.zeroPoint == nil || q.zeroPoint!.picking(rows, as: [rows.count]) != nil else { return nil }
-                q.zeroPoint = q.zeroPoint?.picking(rows, as: [rows.count])
-                q.scale = scale
+                guard pick({ $0.picking(rows, as: [rows.count]) }) else { return nil }
                 q.axis = 0
             case (let axis?, nil):
                 q.axis = axis - 1
             case (let axis?, _?) where axis >= 2:
                 // Scales and zero points are shaped like the data with the blocked axis divided: select alike.
-                guard let scale = q.scale.selectingPlain(slice: index, rows: rows),
-                      q.zeroPoint == nil || q.zeroPoint!.selectingPlain(slice: index, rows: rows) != nil else { return nil }
-                q.zeroPoint = q.zeroPoint?.selectingPlain(slice: index, rows: rows)
-                q.scale = scale
+                guard pick({ $0.selectingPlain(slice: index, rows: rows) }) else { return nil }
                 q.axis = axis - 1
             default:
                 return nil
